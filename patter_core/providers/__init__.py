@@ -1,0 +1,41 @@
+"""AI provider session protocols and their common events and commands."""
+
+from ._events import (
+    AudioOut,
+    Cancel,
+    ProviderCommand,
+    ProviderError,
+    ProviderEvent,
+    ResponseDone,
+    Say,
+    SendAudio,
+    SendText,
+    SessionReady,
+    ToolCall,
+    ToolResult,
+    Transcript,
+    Truncate,
+    UpdateInstructions,
+    UserSpeechStarted,
+    UserSpeechStopped,
+)
+
+__all__ = [
+    "AudioOut",
+    "Cancel",
+    "ProviderCommand",
+    "ProviderError",
+    "ProviderEvent",
+    "ResponseDone",
+    "Say",
+    "SendAudio",
+    "SendText",
+    "SessionReady",
+    "ToolCall",
+    "ToolResult",
+    "Transcript",
+    "Truncate",
+    "UpdateInstructions",
+    "UserSpeechStarted",
+    "UserSpeechStopped",
+]

@@ -1,0 +1,151 @@
+"""The one vocabulary spoken between the call bridge and every AI provider.
+
+Provider sessions (OpenAI Realtime, ElevenLabs Conversational AI, the
+speech-to-text -> LLM/handler -> text-to-speech pipeline) turn their wire
+messages into the *events* below, and turn the bridge's *commands* into wire
+messages. The bridge never sees a provider's JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "AudioOut",
+    "Cancel",
+    "ProviderCommand",
+    "ProviderError",
+    "ProviderEvent",
+    "ResponseDone",
+    "Say",
+    "SendAudio",
+    "SendText",
+    "SessionReady",
+    "ToolCall",
+    "ToolResult",
+    "Transcript",
+    "Truncate",
+    "UpdateInstructions",
+    "UserSpeechStarted",
+    "UserSpeechStopped",
+]
+
+# -- events: provider -> bridge ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionReady:
+    """The provider accepted the session; audio may flow."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AudioOut:
+    """Agent audio, in the session's ``output_format``."""
+
+    audio: bytes
+    item_id: str | None = None  # the item/response the audio belongs to (for truncation)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserSpeechStarted:
+    """The caller started speaking (the barge-in trigger)."""
+
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserSpeechStopped:
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transcript:
+    role: Literal["user", "assistant"]
+    text: str
+    final: bool = True
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: str  # JSON text, exactly as the model produced it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseDone:
+    """The agent finished (or abandoned) one answer."""
+
+    item_id: str | None = None
+    status: str = "completed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderError:
+    message: str
+    fatal: bool = False
+    code: str | None = None
+
+
+ProviderEvent = (
+    SessionReady
+    | AudioOut
+    | UserSpeechStarted
+    | UserSpeechStopped
+    | Transcript
+    | ToolCall
+    | ResponseDone
+    | ProviderError
+)
+
+# -- commands: bridge -> provider ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendAudio:
+    """Caller audio, in the session's ``input_format``."""
+
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancel:
+    """Stop the answer in progress (barge-in)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Truncate:
+    """Cut item ``item_id`` at ``played_ms``: what the caller actually heard."""
+
+    item_id: str
+    played_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolResult:
+    call_id: str
+    output: str  # JSON text or plain text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Say:
+    """Have the agent speak this text (first message, voicemail drop)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendText:
+    """Text from the caller's side that is not speech (DTMF keys as text)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateInstructions:
+    instructions: str
+
+
+ProviderCommand = SendAudio | Cancel | Truncate | ToolResult | Say | SendText | UpdateInstructions
