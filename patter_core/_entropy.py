@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Entropy", "CountingEntropy"]
+__all__ = ["CountingEntropy", "Entropy"]
 
 
 class Entropy(Protocol):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .._errors import LocalProtocolError
 
-__all__ = ["AudioFormat", "Encoding", "PCM16_16K", "PCM16_24K", "ULAW_8K", "ALAW_8K"]
+__all__ = ["ALAW_8K", "PCM16_16K", "PCM16_24K", "ULAW_8K", "AudioFormat", "Encoding"]
 
 
 class Encoding(enum.Enum):
@@ -34,7 +34,9 @@ class AudioFormat:
         if not isinstance(self.encoding, Encoding):
             raise LocalProtocolError(f"encoding must be an Encoding, not {self.encoding!r}")
         if not isinstance(self.sample_rate, int) or not 1000 <= self.sample_rate <= 192000:
-            raise LocalProtocolError(f"sample_rate must be an int in 1000..192000, not {self.sample_rate!r}")
+            raise LocalProtocolError(
+                f"sample_rate must be an int in 1000..192000, not {self.sample_rate!r}"
+            )
 
     @property
     def bytes_per_second(self) -> int:
