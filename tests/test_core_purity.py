@@ -40,9 +40,12 @@ def _violations(path: pathlib.Path) -> list[str]:
         found += [f"{path.name}:{node.lineno} imports {n}" for n in names if n in BANNED]
         if isinstance(node, ast.Attribute) and node.attr == "urandom":
             found.append(f"{path.name}:{node.lineno} uses urandom")
-        if isinstance(node, ast.ImportFrom) and node.module == "os":
-            if any(alias.name == "urandom" for alias in node.names):
-                found.append(f"{path.name}:{node.lineno} imports urandom")
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name == "urandom" for alias in node.names)
+        ):
+            found.append(f"{path.name}:{node.lineno} imports urandom")
     return found
 
 
