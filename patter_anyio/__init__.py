@@ -1,3 +1,50 @@
 """patter_anyio: the thin anyio runtime (sockets, timers, tasks) around patter_core."""
 
+from ._app import WebhookApp, WebhookHooks, read_until_close
+from ._cli import build_app, main, run_server
+from ._config import ConfigError, ServerConfig, config_from_args
+from ._httpclient import (
+    ClientConnectionError,
+    ClientError,
+    ClientProtocolError,
+    ClientTimeout,
+    RedirectRefused,
+    ResponseTooLarge,
+    StreamingResponse,
+    request,
+    stream_request,
+)
+from ._server import Application, Server, ServerRequest, StreamHandler, StreamRequest
+from ._websocket import WebSocket, WebSocketClosed
+from ._wsclient import connect_websocket
+
+__all__ = [
+    "Application",
+    "ClientConnectionError",
+    "ClientError",
+    "ClientProtocolError",
+    "ClientTimeout",
+    "ConfigError",
+    "RedirectRefused",
+    "ResponseTooLarge",
+    "Server",
+    "ServerConfig",
+    "ServerRequest",
+    "StreamHandler",
+    "StreamRequest",
+    "StreamingResponse",
+    "WebSocket",
+    "WebSocketClosed",
+    "WebhookApp",
+    "WebhookHooks",
+    "build_app",
+    "config_from_args",
+    "connect_websocket",
+    "main",
+    "read_until_close",
+    "request",
+    "run_server",
+    "stream_request",
+]
+
 __version__ = "0.1.0"

@@ -1,5 +1,43 @@
-"""Audio: G.711 codecs, streaming resamplers, transcoders and framing (pure numpy)."""
+"""Audio: G.711 codecs, streaming resamplers, transcoders and framing (pure numpy).
+
+The canonical bus is 16-bit little-endian mono PCM at 16 kHz
+(:data:`PCM16_16K`). Each leg of a call gets a :class:`Transcoder` from its
+own format to the bus and back; :class:`Framer` cuts provider audio into
+carrier-sized frames.
+"""
 
 from ._format import ALAW_8K, PCM16_16K, PCM16_24K, ULAW_8K, AudioFormat, Encoding
+from ._framer import Framer
+from ._g711 import (
+    alaw_decode,
+    alaw_decode_array,
+    alaw_encode,
+    alaw_encode_array,
+    ulaw_decode,
+    ulaw_decode_array,
+    ulaw_encode,
+    ulaw_encode_array,
+)
+from ._resample import StreamingResampler, resample_buffer
+from ._transcode import Transcoder
 
-__all__ = ["ALAW_8K", "PCM16_16K", "PCM16_24K", "ULAW_8K", "AudioFormat", "Encoding"]
+__all__ = [
+    "ALAW_8K",
+    "PCM16_16K",
+    "PCM16_24K",
+    "ULAW_8K",
+    "AudioFormat",
+    "Encoding",
+    "Framer",
+    "StreamingResampler",
+    "Transcoder",
+    "alaw_decode",
+    "alaw_decode_array",
+    "alaw_encode",
+    "alaw_encode_array",
+    "resample_buffer",
+    "ulaw_decode",
+    "ulaw_decode_array",
+    "ulaw_encode",
+    "ulaw_encode_array",
+]

@@ -1,5 +1,22 @@
 """HTTP values and routing decisions (pure)."""
 
+from ._clientip import TrustedProxies, client_ip
+from ._limits import ServerLimits
+from ._ratelimit import ConnectionLimiter
+from ._router import Endpoint, Reject, Route, Router, check_body_size, websocket_accept
 from ._types import HttpRequest, HttpResponse
 
-__all__ = ["HttpRequest", "HttpResponse"]
+__all__ = [
+    "ConnectionLimiter",
+    "Endpoint",
+    "HttpRequest",
+    "HttpResponse",
+    "Reject",
+    "Route",
+    "Router",
+    "ServerLimits",
+    "TrustedProxies",
+    "check_body_size",
+    "client_ip",
+    "websocket_accept",
+]

@@ -1,5 +1,7 @@
 """AI provider session protocols and their common events and commands."""
 
+from ._echo import EchoConfig, EchoSession
+from ._elevenlabs import ElevenLabsConfig, ElevenLabsSession
 from ._events import (
     AudioOut,
     Cancel,
@@ -19,6 +21,7 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
 from ._session import (
     CallHandler,
     CloseSocket,
@@ -27,6 +30,16 @@ from ._session import (
     ProviderSession,
     SendMessage,
     StartHttp,
+)
+from ._urls import elevenlabs_base_url_from_env, openai_base_url_from_env
+from .pipeline import (
+    DeepgramConfig,
+    ElevenLabsTtsConfig,
+    LlmConfig,
+    OpenAISttConfig,
+    OpenAITtsConfig,
+    PipelineConfig,
+    PipelineSession,
 )
 
 __all__ = [
@@ -55,3 +68,28 @@ __all__ = [
     "UserSpeechStarted",
     "UserSpeechStopped",
 ]
+
+# Realtime providers (OpenAI Realtime, ElevenLabs Conversational AI).
+__all__ += [
+    "ElevenLabsConfig",
+    "ElevenLabsSession",
+    "OpenAIRealtimeConfig",
+    "OpenAIRealtimeSession",
+    "OpenAITurnDetection",
+    "elevenlabs_base_url_from_env",
+    "openai_base_url_from_env",
+]
+
+# The speech-to-text -> handler or LLM -> text-to-speech pipeline.
+__all__ += [
+    "DeepgramConfig",
+    "ElevenLabsTtsConfig",
+    "LlmConfig",
+    "OpenAISttConfig",
+    "OpenAITtsConfig",
+    "PipelineConfig",
+    "PipelineSession",
+]
+
+# The echo agent (no network): repeats the caller, for trying a line out.
+__all__ += ["EchoConfig", "EchoSession"]

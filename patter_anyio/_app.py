@@ -1,0 +1,237 @@
+"""The webhook endpoints: what each carrier request gets back.
+
+:class:`WebhookApp` is the :class:`~patter_anyio.Application` the server
+calls. Every decision it makes comes from ``patter_core.webhooks``
+(signature checks, form and envelope parsing, TwiML, stream tokens); this
+module only glues them to the routes, reads the clock and awaits the
+application's hooks:
+
+* ``POST /webhooks/twilio/voice`` -> ``<Connect><Stream>`` to
+  ``wss://{webhook_host}/ws/stream/{CallSid}`` with the ``caller``,
+  ``callee`` and ``stream_token`` parameters;
+* ``/webhooks/twilio/{status,recording,amd}`` -> parsed, handed to a hook,
+  answered 200 with an empty ``<Response/>``;
+* ``POST /webhooks/telnyx/voice`` -> verified, parsed, handed to a hook
+  (which answers ``call.initiated`` through the REST API), empty 200.
+
+Signatures are checked whenever the credential is configured: the Twilio
+URL is rebuilt from the configured webhook host, never from ``Host``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from patter_core import PatterError, RemoteProtocolError
+from patter_core.http import Endpoint, HttpResponse, Reject, Route
+from patter_core.webhooks import (
+    TWIML_CONTENT_TYPE,
+    AmdCallback,
+    CallStatusCallback,
+    FormData,
+    IncomingCall,
+    RecordingStatusCallback,
+    StreamTokens,
+    TelnyxEvent,
+    TelnyxSignatureVerifier,
+    TwilioSignatureValidator,
+    connect_stream_twiml,
+    media_stream_url,
+    parse_amd_callback,
+    parse_call_status,
+    parse_form,
+    parse_incoming_call,
+    parse_recording_status,
+    parse_telnyx_webhook,
+    public_url,
+    twilio_stream_url,
+)
+
+from ._server import ServerRequest, StreamHandler, StreamRequest
+from ._websocket import WebSocket
+
+__all__ = ["WebhookApp", "WebhookHooks", "read_until_close"]
+
+log = logging.getLogger("patter_anyio.app")
+
+_EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+_HEALTH_BODY = json.dumps({"status": "ok", "mode": "local"}).encode()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookHooks:
+    """Optional async callbacks, one per kind of carrier event.
+
+    A hook that raises is logged; the carrier still gets its 200, because
+    an error answer only makes it retry the same event.
+    """
+
+    on_incoming_call: Callable[[IncomingCall], Awaitable[None]] | None = None
+    on_call_status: Callable[[CallStatusCallback], Awaitable[None]] | None = None
+    on_recording_status: Callable[[RecordingStatusCallback], Awaitable[None]] | None = None
+    on_amd_result: Callable[[AmdCallback], Awaitable[None]] | None = None
+    on_telnyx_event: Callable[[TelnyxEvent], Awaitable[None]] | None = None
+
+
+async def read_until_close(ws: WebSocket, request: StreamRequest) -> None:
+    """The default stream handler: accept and read until the carrier closes."""
+    del request
+    while True:
+        await ws.receive()
+
+
+class WebhookApp:
+    """Serves health, the carrier webhooks and hands media streams on."""
+
+    def __init__(
+        self,
+        *,
+        stream_secret: bytes,
+        webhook_host: str | None = None,
+        twilio_auth_token: str | None = None,
+        telnyx_public_key: str | None = None,
+        hooks: WebhookHooks | None = None,
+        stream_handler: StreamHandler | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if twilio_auth_token and not webhook_host:
+            raise PatterError("Twilio signature checks need the public webhook host")
+        self.webhook_host = webhook_host
+        self.tokens = StreamTokens(stream_secret)
+        self.twilio = TwilioSignatureValidator(twilio_auth_token) if twilio_auth_token else None
+        self.telnyx = TelnyxSignatureVerifier(telnyx_public_key) if telnyx_public_key else None
+        self.hooks = hooks if hooks is not None else WebhookHooks()
+        self.stream_handler: StreamHandler = stream_handler or read_until_close
+        # Wall clock: stream-token expiry and the Telnyx replay window are
+        # compared with other machines' clocks.
+        self.clock = clock
+
+    def startup_warnings(self) -> list[str]:
+        out = []
+        if self.twilio is None:
+            out.append("Twilio signature validation is OFF (no auth token configured)")
+        if self.telnyx is None:
+            out.append("Telnyx signature validation is OFF (no public key configured)")
+        return out
+
+    # ------------------------------------------------------------------ HTTP
+    async def handle_http(self, route: Route, request: ServerRequest) -> HttpResponse:
+        try:
+            if route.endpoint is Endpoint.HEALTH:
+                return HttpResponse(
+                    status=200,
+                    headers=(("content-type", "application/json"),),
+                    body=_HEALTH_BODY,
+                )
+            if route.endpoint is Endpoint.TELNYX_VOICE:
+                return await self._telnyx_voice(request)
+            form = self._twilio_form(request)
+            if route.endpoint is Endpoint.TWILIO_VOICE:
+                return await self._twilio_voice(request, form)
+            if route.endpoint is Endpoint.TWILIO_STATUS:
+                status = parse_call_status(form)
+                log.info("call status call=%s status=%s", status.call_sid, status.call_status)
+                await self._run_hook(self.hooks.on_call_status, status)
+            elif route.endpoint is Endpoint.TWILIO_RECORDING:
+                recording = parse_recording_status(form)
+                log.info(
+                    "recording call=%s status=%s",
+                    recording.call_sid,
+                    recording.recording_status,
+                )
+                await self._run_hook(self.hooks.on_recording_status, recording)
+            elif route.endpoint is Endpoint.TWILIO_AMD:
+                amd = parse_amd_callback(form)
+                log.info("amd call=%s answered_by=%s", amd.call_sid, amd.answered_by)
+                await self._run_hook(self.hooks.on_amd_result, amd)
+            else:
+                return _text(404, "not found")
+            return HttpResponse(
+                status=200,
+                headers=(("content-type", TWIML_CONTENT_TYPE),),
+                body=_EMPTY_TWIML.encode(),
+            )
+        except RemoteProtocolError as exc:
+            # SignatureError included: 403 with no detail beyond the reason.
+            log.warning("%s refused: %s (%d)", route.path, exc, exc.http_status)
+            return _text(exc.http_status, str(exc) if exc.http_status != 403 else "forbidden")
+
+    def _twilio_form(self, request: ServerRequest) -> FormData:
+        if self.twilio is None:
+            return parse_form(request.body)
+        assert self.webhook_host is not None
+        return self.twilio.validate_request(
+            url=public_url(self.webhook_host, request.target),
+            headers=request.headers,
+            body=request.body,
+        )
+
+    async def _twilio_voice(self, request: ServerRequest, form: FormData) -> HttpResponse:
+        call = parse_incoming_call(form)
+        log.info("incoming call call=%s direction=%s", call.call_sid, call.direction)
+        await self._run_hook(self.hooks.on_incoming_call, call)
+        host = self.webhook_host or request.header("host")
+        if not host:
+            return _text(400, "no webhook host configured and no Host header")
+        token = self.tokens.issue(call.call_sid, self.clock())
+        twiml = connect_stream_twiml(
+            twilio_stream_url(host, call.call_sid),
+            [
+                ("caller", call.from_ or ""),
+                ("callee", call.to or ""),
+                ("stream_token", token),
+            ],
+        )
+        return HttpResponse(
+            status=200,
+            headers=(("content-type", TWIML_CONTENT_TYPE),),
+            body=twiml.encode("utf-8"),
+        )
+
+    async def _telnyx_voice(self, request: ServerRequest) -> HttpResponse:
+        if self.telnyx is not None:
+            self.telnyx.verify(headers=request.headers, body=request.body, now=self.clock())
+        event = parse_telnyx_webhook(request.body)
+        log.info("telnyx event=%s call=%s", event.event_type, event.call_control_id)
+        await self._run_hook(self.hooks.on_telnyx_event, event)
+        return HttpResponse(status=200)
+
+    async def _run_hook(self, hook: Callable[[Any], Awaitable[None]] | None, event: Any) -> None:
+        if hook is None:
+            return
+        try:
+            await hook(event)
+        except Exception:
+            log.exception("webhook hook failed for %s", type(event).__name__)
+
+    # ---------------------------------------------------------------- streams
+    async def authorize_stream(self, request: StreamRequest) -> Reject | None:
+        """Twilio signs the upgrade over the ``wss://`` URL (PROTOCOLS.md
+        section 1.2 step 8); Telnyx does not sign it, its token arrives in a
+        header and is checked with the call's ``start`` frame."""
+        if request.carrier == "twilio" and self.twilio is not None:
+            assert self.webhook_host is not None
+            try:
+                self.twilio.validate_request(
+                    url=media_stream_url(self.webhook_host, request.target),
+                    headers=request.headers,
+                )
+            except RemoteProtocolError as exc:
+                return Reject(status=403, reason=f"forbidden: {exc}")
+        return None
+
+    async def handle_stream(self, ws: WebSocket, request: StreamRequest) -> None:
+        await self.stream_handler(ws, request)
+
+
+def _text(status: int, message: str) -> HttpResponse:
+    return HttpResponse(
+        status=status,
+        headers=(("content-type", "text/plain; charset=utf-8"),),
+        body=(message + "\n").encode("utf-8"),
+    )

@@ -1,0 +1,149 @@
+"""``python -m patter_anyio``: the command line.
+
+``serve`` runs the server in this process, or, with ``--workers N``, starts
+N copies of itself that share the port through SO_REUSEPORT and nothing
+else: the parent passes its stream secret down in the environment (so a
+token issued by one worker is accepted by another), forwards SIGINT and
+SIGTERM, and exits when they have. Sub-commands are argparse subparsers, so
+more (``dial``) slot in beside ``serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+import anyio
+
+from ._app import WebhookApp, WebhookHooks
+from ._config import ConfigError, ServerConfig, config_from_args
+from ._server import Server, StreamHandler
+
+__all__ = ["build_app", "main", "run_server"]
+
+log = logging.getLogger("patter_anyio")
+
+
+def build_app(
+    config: ServerConfig,
+    *,
+    stream_handler: StreamHandler | None = None,
+    hooks: WebhookHooks | None = None,
+) -> WebhookApp:
+    return WebhookApp(
+        stream_secret=config.stream_secret.encode("utf-8"),
+        webhook_host=config.webhook_host,
+        twilio_auth_token=config.twilio_auth_token,
+        telnyx_public_key=config.telnyx_public_key,
+        hooks=hooks,
+        stream_handler=stream_handler,
+    )
+
+
+async def run_server(
+    config: ServerConfig,
+    *,
+    stream_handler: StreamHandler | None = None,
+    hooks: WebhookHooks | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; a second signal skips the grace period."""
+    server = Server(
+        build_app(config, stream_handler=stream_handler, hooks=hooks),
+        host=config.host,
+        port=config.port,
+        limits=config.limits,
+        trusted_proxies=config.trusted_proxies,
+        reuse_port=config.reuse_port,
+    )
+    for warning in config.warnings():
+        log.warning("%s", warning)
+    async with anyio.create_task_group() as tg:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if server.stopping:
+                        log.warning("second signal: closing now")
+                        tg.cancel_scope.cancel()
+                        return
+                    log.info("signal %d: finishing live calls, then stopping", signum)
+                    server.stop()
+
+        tg.start_soon(watch_signals)
+        await server.serve()
+        tg.cancel_scope.cancel()
+
+
+def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
+    env = dict(os.environ)
+    env["PATTER_STREAM_SECRET"] = config.stream_secret
+    # argparse keeps the last value, so these override the parent's flags.
+    command = [sys.executable, "-m", "patter_anyio", *argv, "--workers", "1", "--reuse-port"]
+    children = [
+        # A session of its own: a terminal's Ctrl-C reaches only the parent,
+        # which forwards it once, so the children drain instead of seeing two.
+        subprocess.Popen(command, env=env, start_new_session=True)
+        for _ in range(config.workers)
+    ]
+    log.info("started %d workers on %s:%d", len(children), config.host, config.port)
+    stopping = False
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        del frame
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while any(child.poll() is None for child in children):
+            failed = [c for c in children if c.returncode not in (None, 0)]
+            if failed and not stopping:
+                log.error("a worker exited with %d: stopping the others", failed[0].returncode)
+                forward(signal.SIGTERM, None)
+            time.sleep(0.1)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    codes = [child.returncode for child in children]
+    return max((abs(code) for code in codes if code), default=0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command, config = config_from_args(args, os.environ)
+    except ConfigError as exc:
+        print(f"patter-local: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    if command != "serve":  # pragma: no cover - argparse only knows serve for now
+        print(f"patter-local: error: unknown command {command!r}", file=sys.stderr)
+        return 2
+    if config.workers > 1:
+        if config.stream_secret_generated:
+            log.info("workers share this process's generated stream secret")
+        return _run_workers(config, args)
+    try:
+        anyio.run(run_server, config, backend=config.backend)
+    except OSError as exc:
+        # Port in use, address not available: one line, not a traceback.
+        print(
+            f"patter-local: error: cannot listen on {config.host}:{config.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,326 @@
+"""Server configuration: one frozen value built from flags and environment.
+
+:func:`build_parser` describes every flag (and, in ``--help``, every
+environment variable); :func:`config_from_args` turns ``argv`` plus an
+environment mapping into a :class:`ServerConfig`, or raises
+:class:`ConfigError` with one line saying what is wrong. It reads nothing
+else (no ``os.environ``, no files), so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, NoReturn
+
+from patter_core import Entropy, PatterError
+from patter_core.http import ServerLimits, TrustedProxies
+
+__all__ = [
+    "PROVIDERS",
+    "ConfigError",
+    "ServerConfig",
+    "build_parser",
+    "config_from_args",
+    "normalise_webhook_host",
+]
+
+Provider = Literal["openai", "elevenlabs", "pipeline", "echo"]
+PROVIDERS: tuple[Provider, ...] = ("openai", "elevenlabs", "pipeline", "echo")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Each worker is a whole process with its own event loop; more than this on
+# one machine is a configuration mistake, not a need.
+MAX_WORKERS = 64
+# A stream secret shorter than this is guessable; 32 bytes are generated.
+MIN_SECRET_CHARS = 16
+
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+ENVIRONMENT = (
+    ("PATTER_WEBHOOK_URL", "public host for signatures and stream URLs (as --webhook-url)"),
+    ("PATTER_STREAM_SECRET", "stream-token secret shared by workers and instances"),
+    ("TWILIO_ACCOUNT_SID", "Twilio account (REST calls)"),
+    ("TWILIO_AUTH_TOKEN", "Twilio auth token: enables X-Twilio-Signature checks"),
+    ("TELNYX_API_KEY", "Telnyx API key (answers calls through Call Control)"),
+    ("TELNYX_PUBLIC_KEY", "Telnyx webhook public key: enables Ed25519 checks"),
+    ("OPENAI_API_KEY", "OpenAI key (provider openai; speech-to-text in pipeline)"),
+    ("ELEVENLABS_API_KEY", "ElevenLabs key (private agents; text-to-speech in pipeline)"),
+    ("ELEVENLABS_AGENT_ID", "ElevenLabs Conversational AI agent (provider elevenlabs)"),
+    ("DEEPGRAM_API_KEY", "Deepgram key (speech-to-text in pipeline)"),
+    ("OPENAI_BASE_URL", "override https://api.openai.com"),
+    ("ELEVENLABS_BASE_URL", "override https://api.elevenlabs.io"),
+    ("DEEPGRAM_BASE_URL", "override https://api.deepgram.com"),
+    ("TWILIO_API_BASE_URL", "override https://api.twilio.com"),
+    ("TELNYX_API_BASE_URL", "override https://api.telnyx.com"),
+)
+
+
+class ConfigError(PatterError):
+    """A bad flag or a missing setting; the message is one line for stderr."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Public ``host[:port]`` (no scheme) that carriers reach us on.
+    webhook_host: str | None = None
+    phone_number: str | None = None
+    provider: Provider = "echo"
+    system_prompt: str | None = None
+    first_message: str | None = None
+    voice: str | None = None
+    model: str | None = None
+    recording: bool = False
+    voicemail_message: str | None = None
+    workers: int = 1
+    trusted_proxies: tuple[str, ...] = ()
+    stream_secret: str = field(default="", repr=False)
+    #: True when the secret was drawn at start-up (not shared with anyone).
+    stream_secret_generated: bool = False
+    log_level: str = "INFO"
+    reuse_port: bool = False
+    #: The anyio backend to run on.
+    backend: Literal["asyncio", "trio"] = "asyncio"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    telnyx_api_key: str | None = field(default=None, repr=False)
+    telnyx_public_key: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    elevenlabs_api_key: str | None = field(default=None, repr=False)
+    elevenlabs_agent_id: str | None = None
+    deepgram_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str = "https://api.openai.com"
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    deepgram_base_url: str = "https://api.deepgram.com"
+    twilio_api_base_url: str = "https://api.twilio.com"
+    telnyx_api_base_url: str = "https://api.telnyx.com"
+    limits: ServerLimits = field(default_factory=ServerLimits)
+
+    def warnings(self) -> list[str]:
+        """What an operator should hear at start-up."""
+        out = []
+        if not self.twilio_auth_token:
+            out.append("TWILIO_AUTH_TOKEN is not set: Twilio signature validation is OFF")
+        if not self.telnyx_public_key:
+            out.append("TELNYX_PUBLIC_KEY is not set: Telnyx signature validation is OFF")
+        if not self.webhook_host:
+            out.append("no --webhook-url / PATTER_WEBHOOK_URL: stream URLs follow the Host header")
+        if self.stream_secret_generated:
+            out.append(
+                "PATTER_STREAM_SECRET is not set: a random secret is used; "
+                "several instances behind one load balancer need a shared one"
+            )
+        if self.host not in ("127.0.0.1", "::1", "localhost"):
+            out.append(f"listening on {self.host}: reachable from other machines")
+        return out
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, not {text!r}")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"workers must be 1-{MAX_WORKERS}, not {text!r}")
+    return int(text)
+
+
+def normalise_webhook_host(value: str) -> str:
+    """``https://abc.ngrok.app/`` -> ``abc.ngrok.app`` (scheme and slash dropped)."""
+    host = value.strip()
+    for prefix in ("https://", "http://", "wss://", "ws://"):
+        if host.lower().startswith(prefix):
+            host = host[len(prefix) :]
+            break
+    host = host.rstrip("/")
+    if not _HOST_PORT.fullmatch(host):
+        raise ConfigError(
+            f"--webhook-url must be a public host such as abc.ngrok.app, not {value!r}"
+        )
+    return host
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m patter_anyio",
+        description="Local mode for phone-call AI agents: answer Twilio and Telnyx calls "
+        "on this machine and connect them to an AI provider.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    env_help = "environment:\n" + "\n".join(f"  {name:<22} {text}" for name, text in ENVIRONMENT)
+    serve = commands.add_parser(
+        "serve",
+        help="run the webhook and media-stream server",
+        description="Run the webhook and media-stream server.",
+        epilog=env_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port to bind, 1-65535 (default 8000)"
+    )
+    serve.add_argument(
+        "--webhook-url",
+        help="public host carriers reach, e.g. abc.ngrok.app (env PATTER_WEBHOOK_URL)",
+    )
+    serve.add_argument("--phone-number", help="the number calls arrive on (E.164)")
+    serve.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        help="AI provider (default: openai or elevenlabs when its key is set, else echo)",
+    )
+    serve.add_argument("--system-prompt", help="instructions for the agent")
+    serve.add_argument("--first-message", help="what the agent says first")
+    serve.add_argument("--voice", help="provider voice id")
+    serve.add_argument("--model", help="provider model name")
+    serve.add_argument("--recording", action="store_true", help="record calls (Twilio)")
+    serve.add_argument("--voicemail-message", help="message to leave when a machine answers")
+    serve.add_argument(
+        "--workers", type=_workers, default=1, help="worker processes sharing the port (default 1)"
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="proxy whose X-Forwarded-For is believed (repeatable; IP or network)",
+    )
+    serve.add_argument("--stream-secret", help="stream-token secret (env PATTER_STREAM_SECRET)")
+    serve.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO"
+    )
+    serve.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop (default asyncio)",
+    )
+    # Internal: set by the parent of --workers on its children.
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _env(env, name)
+    if value is None:
+        return default
+    if not value.startswith(("https://", "http://", "wss://", "ws://")):
+        raise ConfigError(f"{name} must be an http(s) or ws(s) URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def config_from_args(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    entropy: Entropy = secrets,
+) -> tuple[str, ServerConfig]:
+    """Parse ``argv`` (without the program name) into ``(command, config)``."""
+    # --help prints and raises SystemExit(0), which the caller lets through.
+    args = build_parser().parse_args(list(argv))
+    webhook = args.webhook_url or _env(env, "PATTER_WEBHOOK_URL")
+    webhook_host = normalise_webhook_host(webhook) if webhook else None
+    try:
+        TrustedProxies(args.trusted_proxy)
+    except PatterError as exc:
+        raise ConfigError(f"--trusted-proxy: {exc}") from None
+
+    keys = {
+        "openai": _env(env, "OPENAI_API_KEY"),
+        "elevenlabs_key": _env(env, "ELEVENLABS_API_KEY"),
+        "elevenlabs_agent": _env(env, "ELEVENLABS_AGENT_ID"),
+        "deepgram": _env(env, "DEEPGRAM_API_KEY"),
+    }
+    provider: Provider
+    if args.provider is not None:
+        provider = args.provider
+    elif keys["openai"]:
+        provider = "openai"
+    elif keys["elevenlabs_agent"]:
+        provider = "elevenlabs"
+    else:
+        provider = "echo"
+    if provider == "openai" and not keys["openai"]:
+        raise ConfigError("--provider openai needs OPENAI_API_KEY")
+    if provider == "elevenlabs" and not keys["elevenlabs_agent"]:
+        raise ConfigError("--provider elevenlabs needs ELEVENLABS_AGENT_ID")
+    if provider == "pipeline" and not (keys["deepgram"] or keys["openai"]):
+        raise ConfigError(
+            "--provider pipeline needs DEEPGRAM_API_KEY or OPENAI_API_KEY for speech-to-text"
+        )
+
+    twilio_token = _env(env, "TWILIO_AUTH_TOKEN")
+    if twilio_token and not webhook_host:
+        raise ConfigError(
+            "TWILIO_AUTH_TOKEN is set but --webhook-url / PATTER_WEBHOOK_URL is not: "
+            "signatures are checked against the public URL"
+        )
+    telnyx_public_key = _env(env, "TELNYX_PUBLIC_KEY")
+    if telnyx_public_key:
+        from patter_core.webhooks import TelnyxSignatureVerifier
+
+        try:
+            TelnyxSignatureVerifier(telnyx_public_key)
+        except PatterError:
+            raise ConfigError("TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key") from None
+
+    secret = args.stream_secret or _env(env, "PATTER_STREAM_SECRET")
+    generated = secret is None
+    if secret is None:
+        secret = entropy.token_bytes(32).hex()
+    elif len(secret) < MIN_SECRET_CHARS:
+        raise ConfigError(f"the stream secret must be at least {MIN_SECRET_CHARS} characters")
+
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        webhook_host=webhook_host,
+        phone_number=args.phone_number,
+        provider=provider,
+        system_prompt=args.system_prompt,
+        first_message=args.first_message,
+        voice=args.voice,
+        model=args.model,
+        recording=args.recording,
+        voicemail_message=args.voicemail_message,
+        workers=args.workers,
+        trusted_proxies=tuple(args.trusted_proxy),
+        stream_secret=secret,
+        stream_secret_generated=generated,
+        log_level=args.log_level,
+        reuse_port=args.reuse_port or args.workers > 1,
+        backend=args.backend,
+        twilio_account_sid=_env(env, "TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=twilio_token,
+        telnyx_api_key=_env(env, "TELNYX_API_KEY"),
+        telnyx_public_key=telnyx_public_key,
+        openai_api_key=keys["openai"],
+        elevenlabs_api_key=keys["elevenlabs_key"],
+        elevenlabs_agent_id=keys["elevenlabs_agent"],
+        deepgram_api_key=keys["deepgram"],
+        openai_base_url=_base_url(env, "OPENAI_BASE_URL", "https://api.openai.com"),
+        elevenlabs_base_url=_base_url(env, "ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
+        deepgram_base_url=_base_url(env, "DEEPGRAM_BASE_URL", "https://api.deepgram.com"),
+        twilio_api_base_url=_base_url(env, "TWILIO_API_BASE_URL", "https://api.twilio.com"),
+        telnyx_api_base_url=_base_url(env, "TELNYX_API_BASE_URL", "https://api.telnyx.com"),
+    )
+    return str(args.command), config

@@ -1,0 +1,452 @@
+"""The embedded HTTP and WebSocket server: anyio sockets, h11, wsproto.
+
+Theory of operation: one task per TCP connection runs an h11 server state
+machine. Each request head is handed to the pure
+:class:`patter_core.http.Router`, which answers with a route or a
+rejection; this module only reads, writes and keeps time:
+
+* the head must arrive within ``header_timeout`` of accept (or
+  ``keepalive_timeout`` of the previous response), so a client trickling
+  bytes is cut off; the head is capped at ``max_head_bytes`` (431);
+* a body must arrive within ``body_timeout`` and stay under
+  ``max_body_bytes`` (413);
+* a WebSocket upgrade is answered through h11 (101), and the bytes h11 has
+  already read past the head go to a wsproto ``Connection``;
+* a client that pipelines (sends its next request before reading the
+  answer) gets its first answer with ``Connection: close``: carriers never
+  pipeline, and refusing it keeps one request in flight per connection.
+
+Shutdown: :meth:`Server.stop` stops accepting, closes idle keep-alive
+connections, lets live requests and calls finish for ``shutdown_grace``
+seconds, then closes every WebSocket still open with 1001 (going away).
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import anyio
+import anyio.abc
+import h11
+from anyio.abc import SocketAttribute
+from wsproto.connection import Connection, ConnectionType
+
+from patter_core import RemoteProtocolError
+from patter_core.http import HttpResponse, Reject, Route, Router, ServerLimits, check_body_size
+
+from ._websocket import WebSocket, WebSocketClosed
+
+__all__ = [
+    "Application",
+    "Server",
+    "ServerRequest",
+    "StreamHandler",
+    "StreamRequest",
+]
+
+log = logging.getLogger("patter_anyio.server")
+
+_READ_SIZE = 65536
+# A short write deadline for error answers to a client we are about to drop.
+_ERROR_SEND_TIMEOUT = 2.0
+# After the 1001 closes, how long to wait for handlers to return.
+_CLOSE_WAIT = 3.0
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerRequest:
+    """An HTTP request as the application sees it (body already read)."""
+
+    method: str
+    target: str
+    headers: Headers
+    body: bytes
+    client_ip: str
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamRequest:
+    """A media WebSocket upgrade: which carrier, which call, from whom."""
+
+    carrier: Literal["twilio", "telnyx"]
+    call_id: str
+    target: str
+    headers: Headers
+    client_ip: str
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+StreamHandler = Callable[[WebSocket, StreamRequest], Awaitable[None]]
+
+
+class Application(Protocol):
+    """What the server calls; :class:`patter_anyio.WebhookApp` is the real one."""
+
+    async def handle_http(self, route: Route, request: ServerRequest) -> HttpResponse: ...
+
+    async def authorize_stream(self, request: StreamRequest) -> Reject | None: ...
+
+    async def handle_stream(self, ws: WebSocket, request: StreamRequest) -> None: ...
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _decode_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    # h11 lower-cases names; latin-1 maps every byte, so decoding cannot fail.
+    return tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
+
+
+class _Timeout(Exception):
+    pass
+
+
+class Server:
+    """Serve ``app`` on ``host:port`` until :meth:`stop` is called."""
+
+    def __init__(
+        self,
+        app: Application,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        limits: ServerLimits | None = None,
+        trusted_proxies: Iterable[str] = (),
+        reuse_port: bool = False,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.limits = limits if limits is not None else ServerLimits()
+        self.router = Router(self.limits, trusted_proxies)
+        self.reuse_port = reuse_port
+        self._stop = anyio.Event()
+        self._stopping = False
+        self._live = 0
+        self._waiting: set[anyio.CancelScope] = set()
+        self._websockets: set[WebSocket] = set()
+
+    # --------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Begin a graceful shutdown (safe to call more than once)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def live_connections(self) -> int:
+        return self._live
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen, report the bound port through ``task_status``, serve until
+        stopped, then drain."""
+        listener = await anyio.create_tcp_listener(
+            local_host=self.host, local_port=self.port, reuse_port=self.reuse_port
+        )
+        self.port = listener.listeners[0].extra(SocketAttribute.local_port)
+        log.info("listening on %s:%d", self.host, self.port)
+        task_status.started(self.port)
+        async with anyio.create_task_group() as tg:
+            accept_scope = anyio.CancelScope()
+            tg.start_soon(self._accept_loop, listener, tg, accept_scope)
+            await self._stop.wait()
+            self._stopping = True
+            accept_scope.cancel()
+            for scope in list(self._waiting):
+                scope.cancel()
+            log.info("shutting down: %d live connection(s)", self._live)
+            with anyio.move_on_after(self.limits.shutdown_grace):
+                while self._live:
+                    await anyio.sleep(0.05)
+            for ws in list(self._websockets):
+                tg.start_soon(ws.close, 1001, "server shutting down")
+            with anyio.move_on_after(_CLOSE_WAIT):
+                while self._live:
+                    await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+        log.info("stopped")
+
+    async def _accept_loop(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.SocketStream],
+        tg: anyio.abc.TaskGroup,
+        scope: anyio.CancelScope,
+    ) -> None:
+        try:
+            with scope:
+                await listener.serve(self._connection, task_group=tg)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+
+    # ------------------------------------------------------------ connection
+    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+        self._live += 1
+        try:
+            address = stream.extra(SocketAttribute.remote_address)
+            peer = str(address[0]) if isinstance(address, tuple) else str(address)
+            await self._http_loop(stream, peer)
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            self._live -= 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _read_event(
+        self, conn: h11.Connection, stream: anyio.abc.ByteStream
+    ) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            try:
+                data = await stream.receive(_READ_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                data = b""
+            conn.receive_data(data)
+
+    async def _http_loop(self, stream: anyio.abc.SocketStream, peer: str) -> None:
+        limits = self.limits
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head_bytes)
+        deadline = limits.header_timeout
+        while True:
+            # Waiting for a head: shutdown may cancel this wait at any time.
+            scope = anyio.CancelScope(deadline=anyio.current_time() + deadline)
+            self._waiting.add(scope)
+            try:
+                with scope:
+                    event = await self._read_event(conn, stream)
+            except h11.RemoteProtocolError as exc:
+                await self._send_error(conn, stream, exc.error_status_hint, str(exc))
+                return
+            finally:
+                self._waiting.discard(scope)
+            if scope.cancelled_caught:
+                if conn.trailing_data[0] and not self._stopping:
+                    # Part of a head arrived, too slowly.
+                    await self._send_error(conn, stream, 408, "request head timed out")
+                return
+            if not isinstance(event, h11.Request):
+                return  # ConnectionClosed, or the client hung up mid-head
+            keep_going = await self._handle_request(conn, stream, peer, event)
+            if not keep_going or conn.our_state is not h11.DONE or self._stopping:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+            deadline = limits.keepalive_timeout
+
+    async def _send_error(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.ByteStream,
+        status: int,
+        reason: str,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        body = (reason + "\n").encode("utf-8")
+        await self._send_response(
+            conn,
+            stream,
+            HttpResponse(
+                status=status,
+                headers=(*headers, ("content-type", "text/plain; charset=utf-8")),
+                body=body,
+            ),
+            close=True,
+            timeout=_ERROR_SEND_TIMEOUT,
+        )
+
+    async def _send_response(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.ByteStream,
+        response: HttpResponse,
+        *,
+        close: bool,
+        head_only: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        headers = [
+            (k, v) for k, v in response.headers if k.lower() not in ("content-length", "connection")
+        ]
+        headers.append(("content-length", str(len(response.body))))
+        if close:
+            headers.append(("connection", "close"))
+        try:
+            data = conn.send(
+                h11.Response(
+                    status_code=response.status, headers=headers, reason=_reason(response.status)
+                )
+            )
+            if response.body and not head_only:
+                data += conn.send(h11.Data(data=response.body)) or b""
+            data += conn.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:
+            log.exception("could not frame response")
+            return
+        try:
+            with anyio.fail_after(timeout if timeout is not None else self.limits.send_timeout):
+                await stream.send(data or b"")
+        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+
+    async def _handle_request(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        peer: str,
+        request: h11.Request,
+    ) -> bool:
+        """Answer one request; False when the connection must close."""
+        method = request.method.decode("ascii", "replace")
+        target = request.target.decode("ascii", "replace")
+        headers = _decode_headers(request.headers)
+        decision = self.router.route(method, target, headers, peer)
+        if isinstance(decision, Reject):
+            await self._send_error(conn, stream, decision.status, decision.reason, decision.headers)
+            return False
+        if decision.endpoint.is_websocket:
+            try:
+                await self._websocket(conn, stream, decision, headers)
+            finally:
+                self.router.release(decision)
+            return False
+        try:
+            with anyio.fail_after(self.limits.body_timeout):
+                body = await self._read_body(conn, stream)
+        except TimeoutError:
+            await self._send_error(conn, stream, 408, "request body timed out")
+            return False
+        except RemoteProtocolError as exc:
+            await self._send_error(conn, stream, exc.http_status, str(exc))
+            return False
+        except h11.RemoteProtocolError as exc:
+            await self._send_error(conn, stream, exc.error_status_hint, str(exc))
+            return False
+        if body is None:
+            return False
+        # Bytes of a next request already buffered: the client pipelines.
+        pipelined = bool(conn.trailing_data[0])
+        server_request = ServerRequest(
+            method=method, target=target, headers=headers, body=body, client_ip=decision.client_ip
+        )
+        try:
+            response = await self.app.handle_http(decision, server_request)
+        except Exception:
+            log.exception("handler failed for %s %s", method, decision.path)
+            response = HttpResponse(
+                status=500, headers=(("content-type", "text/plain"),), body=b"internal error\n"
+            )
+        close = pipelined or self._stopping or conn.their_state is h11.MUST_CLOSE
+        await self._send_response(conn, stream, response, close=close, head_only=method == "HEAD")
+        return not close
+
+    async def _read_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = await self._read_event(conn, stream)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                check_body_size(size, self.limits)
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            else:
+                return None  # the client went away mid-body
+
+    async def _websocket(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        route: Route,
+        headers: Headers,
+    ) -> None:
+        carrier: Literal["twilio", "telnyx"] = (
+            "telnyx" if route.endpoint.value == "telnyx_stream" else "twilio"
+        )
+        assert route.call_id is not None
+        request = StreamRequest(
+            carrier=carrier,
+            call_id=route.call_id,
+            target=route.target,
+            headers=headers,
+            client_ip=route.client_ip,
+        )
+        denied = await self.app.authorize_stream(request)
+        if denied is not None:
+            log.warning("stream %s refused: %s", route.call_id, denied.reason)
+            await self._send_error(conn, stream, denied.status, denied.reason, denied.headers)
+            return
+        try:
+            data = conn.send(
+                h11.InformationalResponse(
+                    status_code=101, headers=route.upgrade_headers(), reason=b"Switching Protocols"
+                )
+            )
+            with anyio.fail_after(self.limits.send_timeout):
+                await stream.send(data or b"")
+        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        trailing, _ = conn.trailing_data
+        ws = WebSocket(
+            stream,
+            Connection(ConnectionType.SERVER, trailing_data=bytes(trailing)),
+            max_message_bytes=self.limits.max_ws_message_bytes,
+            idle_timeout=self.limits.ws_idle_timeout,
+            send_timeout=self.limits.send_timeout,
+        )
+        self._websockets.add(ws)
+        log.info("stream open carrier=%s call=%s ip=%s", carrier, route.call_id, route.client_ip)
+        code = 1000
+        try:
+            await self.app.handle_stream(ws, request)
+        except WebSocketClosed:
+            pass
+        except Exception:
+            log.exception("stream handler failed for call %s", route.call_id)
+            code = 1011  # RFC 6455 section 7.4.1: unexpected condition
+        finally:
+            self._websockets.discard(ws)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):
+                if ws.is_open:
+                    await ws.close(code, "" if code == 1000 else "internal error")
+            closed = ws.closed
+            log.info(
+                "stream closed call=%s code=%s",
+                route.call_id,
+                closed.code if closed is not None else code,
+            )
+            await ws.aclose()

@@ -1,0 +1,299 @@
+"""One WebSocket over an anyio byte stream, driven by wsproto.
+
+The same class serves both sides: the server wraps an accepted upgrade
+(wsproto ``Connection`` in SERVER mode, fed h11's trailing bytes) and the
+client wraps a finished handshake. The application sees four calls:
+
+* ``await ws.receive()`` -> the next whole message (``str`` or ``bytes``);
+  pings are answered on the way; a close raises :class:`WebSocketClosed`.
+* ``await ws.send(data)`` and ``await ws.send_many([...])`` -- the latter
+  writes every frame a wake-up produced in one socket write.
+* ``await ws.close(code, reason)``.
+
+Limits: a message larger than ``max_message_bytes`` closes with 1009
+(RFC 6455 section 7.4.1; wsproto has no limit of its own, so we count as
+fragments arrive and never hold more than the limit); no traffic for
+``idle_timeout`` seconds closes with 1001; a peer that stops reading makes
+a send fail after ``send_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+
+import anyio
+import anyio.abc
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    TextMessage,
+)
+
+from patter_core import PatterError
+
+__all__ = ["WebSocket", "WebSocketClosed"]
+
+log = logging.getLogger("patter_anyio.websocket")
+
+# How long close() waits for the peer's answering Close frame before it
+# drops the TCP connection anyway (RFC 6455 section 7.1.1 lets either side
+# give up on a peer that never answers).
+_CLOSE_WAIT = 2.0
+# One socket read; media frames are a few hundred bytes.
+_READ_SIZE = 65536
+# What a dead or stalled peer raises on a write (TimeoutError from fail_after).
+_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class WebSocketClosed(PatterError):
+    """The WebSocket is closed; ``code`` and ``reason`` say how (1006 when
+    the TCP connection dropped without a Close frame)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed: {code} {reason}".rstrip())
+        self.code = code
+        self.reason = reason
+
+
+class WebSocket:
+    """A message-level WebSocket on top of an anyio byte stream."""
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        connection: Connection,
+        *,
+        max_message_bytes: int,
+        idle_timeout: float | None = None,
+        send_timeout: float = 10.0,
+    ) -> None:
+        self._stream = stream
+        self._conn = connection
+        self._events: deque[Event] = deque(connection.events())
+        self._max = max_message_bytes
+        self._idle_timeout = idle_timeout
+        self._send_timeout = send_timeout
+        self._send_lock = anyio.Lock()
+        self._receiving = False
+        self._closed: WebSocketClosed | None = None
+        self._text_parts: list[str] = []
+        self._byte_parts: list[bytes] = []
+        self._pending_size = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def closed(self) -> WebSocketClosed | None:
+        """None while open; else how it closed."""
+        return self._closed
+
+    @property
+    def is_open(self) -> bool:
+        return self._closed is None and self._conn.state is ConnectionState.OPEN
+
+    # ------------------------------------------------------------------- send
+    async def _write(self, data: bytes) -> None:
+        async with self._send_lock:
+            with anyio.fail_after(self._send_timeout):
+                await self._stream.send(data)
+
+    def _frame(self, data: str | bytes) -> bytes:
+        if self._closed is not None:
+            raise self._closed
+        if self._conn.state is not ConnectionState.OPEN:
+            raise WebSocketClosed(1006, "closing")
+        if isinstance(data, str):
+            return self._conn.send(TextMessage(data=data))
+        return self._conn.send(BytesMessage(data=data))
+
+    async def send(self, data: str | bytes) -> None:
+        await self._send_raw(self._frame(data))
+
+    async def send_many(self, messages: Sequence[str | bytes]) -> None:
+        """Send several messages in one socket write."""
+        if messages:
+            await self._send_raw(b"".join([self._frame(m) for m in messages]))
+
+    async def _send_raw(self, data: bytes) -> None:
+        try:
+            await self._write(data)
+        except TimeoutError as exc:
+            await self._finish(WebSocketClosed(1006, "send timed out"))
+            raise WebSocketClosed(1006, "send timed out") from exc
+        except _IO_ERRORS as exc:
+            await self._finish(WebSocketClosed(1006, "connection lost"))
+            raise WebSocketClosed(1006, "connection lost") from exc
+
+    # ---------------------------------------------------------------- receive
+    async def receive(self) -> str | bytes:
+        """The next message. Raises :class:`WebSocketClosed` once closed."""
+        if self._receiving:
+            raise PatterError("receive() is already running in another task")
+        self._receiving = True
+        try:
+            while True:
+                message = await self._process_events()
+                if message is not None:
+                    return message
+                if self._closed is not None:
+                    raise self._closed
+                await self._read()
+        finally:
+            self._receiving = False
+
+    async def _read(self) -> None:
+        try:
+            if self._idle_timeout is None:
+                data: bytes | None = await self._stream.receive(_READ_SIZE)
+            else:
+                with anyio.fail_after(self._idle_timeout):
+                    data = await self._stream.receive(_READ_SIZE)
+        except TimeoutError:
+            await self._fail(1001, "idle timeout")
+            return
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            data = None
+        if self._conn.state is ConnectionState.CLOSED:
+            # We already sent and got Close; any more bytes are ignored.
+            await self._finish(self._closed or WebSocketClosed(1006))
+            return
+        self._conn.receive_data(data)
+        self._events.extend(self._conn.events())
+
+    async def _process_events(self) -> str | bytes | None:
+        while self._events:
+            event = self._events.popleft()
+            if isinstance(event, Message):
+                result = self._collect(event)
+                if isinstance(result, WebSocketClosed):
+                    await self._fail(result.code, result.reason)
+                    return None
+                if result is not None:
+                    return result
+            elif isinstance(event, Ping):
+                # RFC 6455 section 5.5.2: answer with the same payload.
+                await self._send_control(event.response())
+            elif isinstance(event, Pong):
+                pass
+            elif isinstance(event, CloseConnection):
+                await self._on_close(event)
+                return None
+        return None
+
+    def _collect(self, event: Message) -> str | bytes | WebSocketClosed | None:  # type: ignore[type-arg]
+        if isinstance(event, TextMessage):
+            self._text_parts.append(event.data)
+            # A character is at most 4 UTF-8 bytes: count exactly only when
+            # the cheap bound says we might be over.
+            self._pending_size += len(event.data)
+            if self._pending_size * 4 > self._max:
+                size = sum(len(p.encode("utf-8", "surrogatepass")) for p in self._text_parts)
+                if size > self._max:
+                    return WebSocketClosed(1009, "message too big")
+            if event.message_finished:
+                text = (
+                    self._text_parts[0] if len(self._text_parts) == 1 else "".join(self._text_parts)
+                )
+                self._text_parts = []
+                self._pending_size = 0
+                return text
+            return None
+        assert isinstance(event, BytesMessage)
+        self._byte_parts.append(bytes(event.data))
+        self._pending_size += len(event.data)
+        if self._pending_size > self._max:
+            return WebSocketClosed(1009, "message too big")
+        if event.message_finished:
+            data = self._byte_parts[0] if len(self._byte_parts) == 1 else b"".join(self._byte_parts)
+            self._byte_parts = []
+            self._pending_size = 0
+            return data
+        return None
+
+    async def _send_control(self, event: Event) -> None:
+        if self._conn.state is not ConnectionState.OPEN:
+            return
+        try:
+            await self._write(self._conn.send(event))
+        except _IO_ERRORS:
+            await self._finish(WebSocketClosed(1006, "connection lost"))
+
+    async def _on_close(self, event: CloseConnection) -> None:
+        state = self._conn.state
+        if state is ConnectionState.REMOTE_CLOSING:
+            # The peer started the closing handshake: answer it (section 5.5.1).
+            with contextlib.suppress(*_IO_ERRORS):
+                await self._write(self._conn.send(event.response()))
+            await self._finish(WebSocketClosed(event.code, event.reason or ""))
+        elif state is ConnectionState.OPEN:
+            # wsproto reports a malformed frame as a CloseConnection event
+            # without changing state: we close with its code.
+            await self._fail(event.code, event.reason or "")
+        else:
+            # The answer to our own Close, or the TCP connection dropped.
+            if self._closed is None:
+                self._closed = WebSocketClosed(event.code, event.reason or "")
+            await self._finish(self._closed)
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """Close because of something the peer did; do not wait for its answer."""
+        if self._conn.state is ConnectionState.OPEN:
+            with contextlib.suppress(*_IO_ERRORS):
+                await self._write(self._conn.send(CloseConnection(code=code, reason=reason)))
+        await self._finish(WebSocketClosed(code, reason))
+
+    async def _finish(self, closed: WebSocketClosed) -> None:
+        if self._closed is None:
+            self._closed = closed
+        with anyio.CancelScope(shield=True):
+            await self._stream.aclose()
+
+    # ------------------------------------------------------------------ close
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake and wait briefly for the answer.
+
+        If another task is inside :meth:`receive`, that task sees the answer
+        and finishes the close; otherwise this call reads until it arrives.
+        """
+        if self._closed is not None:
+            return
+        if self._conn.state is ConnectionState.OPEN:
+            self._closed = WebSocketClosed(code, reason)
+            try:
+                await self._write(self._conn.send(CloseConnection(code=code, reason=reason)))
+            except _IO_ERRORS:
+                await self._finish(self._closed)
+                return
+        else:
+            self._closed = WebSocketClosed(code, reason)
+        if self._receiving:
+            return
+        with anyio.move_on_after(_CLOSE_WAIT):
+            while self._conn.state is ConnectionState.LOCAL_CLOSING:
+                try:
+                    data: bytes | None = await self._stream.receive(_READ_SIZE)
+                except (
+                    anyio.EndOfStream,
+                    anyio.BrokenResourceError,
+                    anyio.ClosedResourceError,
+                    OSError,
+                ):
+                    data = None
+                self._conn.receive_data(data)
+                # Messages after our Close are dropped (section 5.5.1).
+                for _ in self._conn.events():
+                    pass
+                if data is None:
+                    break
+        await self._finish(self._closed)
+
+    async def aclose(self) -> None:
+        """Drop the connection without a closing handshake."""
+        await self._finish(self._closed or WebSocketClosed(1006, "aborted"))

@@ -1,0 +1,95 @@
+"""What the call bridge asks the runtime to do.
+
+Every :class:`~patter_core.bridge.CallBridge` input returns a list of these.
+The runtime executes them in order and never decides anything itself: it
+writes frames, passes provider I/O to its socket and HTTP clients, awaits
+user callbacks and tools, makes carrier REST requests and arms one timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..http._types import HttpRequest
+from ..providers._session import IoAction
+
+__all__ = [
+    "Action",
+    "CallbackName",
+    "CloseCarrier",
+    "FireCallback",
+    "HttpCall",
+    "ProviderIo",
+    "RunTool",
+    "SendToCarrier",
+    "SetTimer",
+]
+
+CallbackName = Literal["on_call_start", "on_transcript", "on_call_end"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendToCarrier:
+    """Text frames for the carrier's media socket, in order.
+
+    Everything one input produced for the carrier is gathered in one action,
+    so the runtime can write it with one socket write (DESIGN.md, the hot path).
+    """
+
+    messages: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderIo:
+    """Pass the provider session's I/O request to the runtime unchanged."""
+
+    action: IoAction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FireCallback:
+    """Await a user callback with this payload (a plain dict of JSON-like values)."""
+
+    name: CallbackName
+    payload: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunTool:
+    """Run the user's tool ``name``; report with ``CallBridge.tool_result(call_id, ...)``."""
+
+    call_id: str
+    name: str
+    arguments: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpCall:
+    """A carrier REST request (``purpose``: "recording", "hangup", "transfer")."""
+
+    request: HttpRequest
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseCarrier:
+    """Close the carrier's media socket with this WebSocket close code."""
+
+    code: int = 1000
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetTimer:
+    """Call ``CallBridge.handle_timer`` at ``deadline`` (``None``: no timer).
+
+    Emitted whenever the bridge's next deadline changed; the runtime may also
+    simply ask ``next_deadline()`` after every input.
+    """
+
+    deadline: float | None
+
+
+Action = SendToCarrier | ProviderIo | FireCallback | RunTool | HttpCall | CloseCarrier | SetTimer

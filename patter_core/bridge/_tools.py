@@ -1,0 +1,127 @@
+"""Tool calls: the built-in tools and the checks on what the model asked for.
+
+The model's arguments are untrusted text. Whatever it sends -- malformed
+JSON, a list instead of an object, an unknown tool, a number not on the
+transfer allowlist -- becomes a ``ToolResult`` carrying an error the model
+can read and recover from, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ._config import BridgeConfig, ToolSpec, normalize_number
+
+__all__ = [
+    "END_CALL",
+    "TRANSFER_CALL",
+    "ToolDecision",
+    "decide",
+    "error_output",
+    "offered_tools",
+    "parse_arguments",
+]
+
+END_CALL = ToolSpec(
+    name="end_call",
+    description=(
+        "Hang up the phone call. Say goodbye first; the call ends once your goodbye has played."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {"reason": {"type": "string", "description": "Why the call ends."}},
+    },
+)
+
+TRANSFER_CALL = ToolSpec(
+    name="transfer_call",
+    description="Transfer the caller to another phone number (E.164, e.g. +14155550100).",
+    parameters={
+        "type": "object",
+        "properties": {"number": {"type": "string", "description": "The number to dial."}},
+        "required": ["number"],
+    },
+)
+
+#: Longest argument text we parse: a tool call's arguments are a few hundred
+#: bytes; this bounds the work a misbehaving model can cause.
+MAX_ARGUMENT_CHARS = 65_536
+
+
+def offered_tools(config: BridgeConfig) -> tuple[ToolSpec, ...]:
+    """The user's tools plus the built-ins this configuration offers."""
+    tools = list(config.tools)
+    if config.end_call_tool:
+        tools.append(END_CALL)
+    if config.transfer_allowlist:
+        tools.append(TRANSFER_CALL)
+    return tuple(tools)
+
+
+def error_output(message: str) -> str:
+    """A tool result telling the model what went wrong (JSON, as tools return)."""
+    return json.dumps({"error": message})
+
+
+def parse_arguments(text: str) -> Mapping[str, object] | str:
+    """The arguments as an object, or an error message for the model."""
+    if len(text) > MAX_ARGUMENT_CHARS:
+        return "arguments too long"
+    if text.strip() == "":
+        return {}  # some models send "" for a tool without parameters
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return "arguments are not valid JSON"
+    if not isinstance(value, dict):
+        return "arguments must be a JSON object"
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolDecision:
+    """What to do with one tool call.
+
+    ``kind``: "user" (run it), "end_call", "transfer" (to ``target``), or
+    "error" (answer ``output`` straight away).
+    """
+
+    kind: str
+    arguments: Mapping[str, object]
+    target: str = ""
+    output: str = ""
+
+
+def decide(config: BridgeConfig, name: str, arguments_text: str) -> ToolDecision:
+    """Check one tool call against the configuration."""
+    parsed = parse_arguments(arguments_text)
+    if isinstance(parsed, str):
+        return ToolDecision(kind="error", arguments={}, output=error_output(parsed))
+    if name == "end_call" and config.end_call_tool:
+        return ToolDecision(kind="end_call", arguments=parsed)
+    if name == "transfer_call":
+        return _decide_transfer(config, parsed)
+    if any(tool.name == name for tool in config.tools):
+        return ToolDecision(kind="user", arguments=parsed)
+    return ToolDecision(
+        kind="error", arguments=parsed, output=error_output(f"unknown tool {name!r}")
+    )
+
+
+def _decide_transfer(config: BridgeConfig, arguments: Mapping[str, object]) -> ToolDecision:
+    if not config.transfer_allowlist:
+        return ToolDecision(
+            kind="error", arguments=arguments, output=error_output("transfers are disabled")
+        )
+    number = arguments.get("number")
+    target = normalize_number(number) if isinstance(number, str) else None
+    allowed = {normalize_number(n) for n in config.transfer_allowlist}
+    if target is None or target not in allowed:
+        return ToolDecision(
+            kind="error",
+            arguments=arguments,
+            output=error_output("that number is not one the call may be transferred to"),
+        )
+    return ToolDecision(kind="transfer", arguments=arguments, target=target)

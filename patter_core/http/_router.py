@@ -1,0 +1,266 @@
+"""Routing decisions for the embedded server, made without I/O.
+
+Theory of operation: the runtime parses a request head (h11 does that) and
+asks :meth:`Router.route` what to do with it, passing the method, the raw
+request target, the headers and the socket's peer address. The answer is
+either a :class:`Route` (which endpoint; for a media WebSocket also the
+handshake answer and a held per-IP slot) or a :class:`Reject` (status,
+headers, why). Every protocol rule lives here -- which paths exist, which
+methods they take, what a valid WebSocket upgrade looks like (RFC 6455
+section 4.2.1), how large a body may be, how many streams one client may
+hold -- so the runtime only moves bytes.
+
+A :class:`Route` for a WebSocket holds a slot in the per-IP limiter; the
+runtime must hand it back with :meth:`Router.release` when the socket
+closes, whatever happened.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from .._errors import RemoteProtocolError
+from ._clientip import TrustedProxies, client_ip
+from ._limits import ServerLimits
+from ._ratelimit import ConnectionLimiter
+
+__all__ = [
+    "Endpoint",
+    "Reject",
+    "Route",
+    "Router",
+    "check_body_size",
+    "websocket_accept",
+]
+
+# RFC 6455 section 1.3: the fixed GUID appended to Sec-WebSocket-Key.
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+# Carrier call ids: Twilio "CA" + 32 hex, Telnyx "v3:" + base64url. Allow
+# that alphabet and nothing else, so an id is safe in logs, URLs and TwiML.
+_CALL_ID = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
+
+
+class Endpoint(enum.Enum):
+    HEALTH = "health"
+    TWILIO_VOICE = "twilio_voice"
+    TWILIO_RECORDING = "twilio_recording"
+    TWILIO_AMD = "twilio_amd"
+    TWILIO_STATUS = "twilio_status"
+    TELNYX_VOICE = "telnyx_voice"
+    TWILIO_STREAM = "twilio_stream"
+    TELNYX_STREAM = "telnyx_stream"
+
+    @property
+    def is_websocket(self) -> bool:
+        return self in (Endpoint.TWILIO_STREAM, Endpoint.TELNYX_STREAM)
+
+
+_EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
+    "/health": (Endpoint.HEALTH, ("GET", "HEAD")),
+    "/webhooks/twilio/voice": (Endpoint.TWILIO_VOICE, ("POST",)),
+    "/webhooks/twilio/recording": (Endpoint.TWILIO_RECORDING, ("POST",)),
+    "/webhooks/twilio/amd": (Endpoint.TWILIO_AMD, ("POST",)),
+    "/webhooks/twilio/status": (Endpoint.TWILIO_STATUS, ("POST",)),
+    "/webhooks/telnyx/voice": (Endpoint.TELNYX_VOICE, ("POST",)),
+}
+_PREFIXES: tuple[tuple[str, Endpoint], ...] = (
+    ("/ws/stream/", Endpoint.TWILIO_STREAM),
+    ("/ws/telnyx/stream/", Endpoint.TELNYX_STREAM),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Serve ``endpoint``. ``target`` is the raw request target (path and
+    query, exactly as sent: Twilio signs it that way)."""
+
+    endpoint: Endpoint
+    target: str
+    path: str
+    query: str
+    client_ip: str
+    call_id: str | None = None
+    # For a WebSocket: the Sec-WebSocket-Accept value to answer 101 with.
+    websocket_accept: str | None = None
+
+    def upgrade_headers(self) -> list[tuple[str, str]]:
+        """The headers of the 101 answer (RFC 6455 section 4.2.2)."""
+        if self.websocket_accept is None:
+            raise RemoteProtocolError("not a WebSocket route")
+        return [
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-accept", self.websocket_accept),
+        ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reject:
+    """Answer ``status`` with ``headers`` and close the connection."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def websocket_accept(key: str) -> str:
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
+    digest = hashlib.sha1(key.encode("ascii") + _WS_GUID).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def check_body_size(received: int, limits: ServerLimits) -> None:
+    """Raise 413 once a body has grown past the limit (chunked bodies
+    announce no length, so the runtime calls this as bytes arrive)."""
+    if received > limits.max_body_bytes:
+        raise RemoteProtocolError("request body too large", http_status=413)
+
+
+def _tokens(headers: Sequence[tuple[str, str]], name: str) -> set[str]:
+    out: set[str] = set()
+    for key, value in headers:
+        if key.lower() == name:
+            out.update(part.strip().lower() for part in value.split(","))
+    return out
+
+
+def _single(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    values = [value for key, value in headers if key.lower() == name]
+    if len(values) != 1:
+        return None
+    return values[0].strip()
+
+
+def _check_upgrade(headers: Sequence[tuple[str, str]]) -> str | Reject:
+    """Validate a WebSocket opening handshake (RFC 6455 section 4.2.1)."""
+    if "websocket" not in _tokens(headers, "upgrade") or "upgrade" not in _tokens(
+        headers, "connection"
+    ):
+        # Section 4.2.2: a plain GET to a WebSocket resource may be answered
+        # 426 with the Upgrade header (RFC 9110 section 15.5.22).
+        return Reject(
+            status=426,
+            reason="this endpoint takes a WebSocket upgrade",
+            headers=(("upgrade", "websocket"), ("connection", "Upgrade")),
+        )
+    if _single(headers, "sec-websocket-version") != "13":
+        # Section 4.4: answer with the versions we speak.
+        return Reject(
+            status=426,
+            reason="unsupported WebSocket version",
+            headers=(("sec-websocket-version", "13"),),
+        )
+    key = _single(headers, "sec-websocket-key")
+    if key is None:
+        return Reject(status=400, reason="missing Sec-WebSocket-Key")
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 16:
+        return Reject(status=400, reason="invalid Sec-WebSocket-Key")
+    return websocket_accept(key)
+
+
+class Router:
+    """Decides each request; owns the per-IP WebSocket limiter."""
+
+    __slots__ = ("_limiter", "_trusted", "limits")
+
+    def __init__(
+        self,
+        limits: ServerLimits | None = None,
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
+        self.limits = limits if limits is not None else ServerLimits()
+        self._trusted = TrustedProxies(trusted_proxies)
+        self._limiter = ConnectionLimiter(self.limits.max_ws_per_ip)
+
+    def client_ip(self, peer: str, headers: Sequence[tuple[str, str]]) -> str:
+        return client_ip(peer, headers, self._trusted)
+
+    def live_streams(self, ip: str) -> int:
+        return self._limiter.count(ip)
+
+    def route(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        peer: str,
+    ) -> Route | Reject:
+        """What to do with one request head."""
+        # h11 bounds only a head that arrives in pieces; one that arrives
+        # whole in a single read is measured here (request line plus
+        # "name: value\r\n" per header, as on the wire).
+        head_size = len(method) + len(target) + 12
+        head_size += sum(len(name) + len(value) + 4 for name, value in headers)
+        if head_size > self.limits.max_head_bytes:
+            return Reject(status=431, reason="request header fields too large")
+        if not target.startswith("/"):
+            # Only origin-form targets (RFC 9112 section 3.2.1) reach a server
+            # that is not a proxy.
+            return Reject(status=400, reason="request target must be a path")
+        path, _, query = target.partition("?")
+        endpoint: Endpoint | None = None
+        allowed: tuple[str, ...] = ()
+        call_id: str | None = None
+        exact = _EXACT.get(path)
+        if exact is not None:
+            endpoint, allowed = exact
+        else:
+            for prefix, candidate in _PREFIXES:
+                if path.startswith(prefix):
+                    # An undecodable escape becomes U+FFFD, which the id
+                    # pattern rejects: 404, never a decode error.
+                    segment = unquote(path[len(prefix) :], errors="replace")
+                    if _CALL_ID.fullmatch(segment) is None:
+                        return Reject(status=404, reason="not found")
+                    endpoint, allowed, call_id = candidate, ("GET",), segment
+                    break
+        if endpoint is None:
+            return Reject(status=404, reason="not found")
+        if method not in allowed:
+            return Reject(
+                status=405,
+                reason="method not allowed",
+                headers=(("allow", ", ".join(allowed)),),
+            )
+        ip = self.client_ip(peer, headers)
+        if not endpoint.is_websocket:
+            length = _single(headers, "content-length")
+            if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+                return Reject(status=413, reason="request body too large")
+            return Route(endpoint=endpoint, target=target, path=path, query=query, client_ip=ip)
+        accept = _check_upgrade(headers)
+        if isinstance(accept, Reject):
+            return accept
+        if not self._limiter.acquire(ip):
+            return Reject(
+                status=429,
+                reason="too many concurrent streams from this address",
+                # A hint only; a carrier retries on its own schedule.
+                headers=(("retry-after", "5"),),
+            )
+        return Route(
+            endpoint=endpoint,
+            target=target,
+            path=path,
+            query=query,
+            client_ip=ip,
+            call_id=call_id,
+            websocket_accept=accept,
+        )
+
+    def release(self, route: Route) -> None:
+        """Give back the slot a WebSocket route holds."""
+        if route.endpoint.is_websocket:
+            self._limiter.release(route.client_ip)

@@ -1,0 +1,233 @@
+"""Telnyx media streaming over a WebSocket, sans-IO.
+
+Wire format: PROTOCOLS.md section 4.4 (developers.telnyx.com, "stream call
+media over WebSocket"). Same shape as Twilio's with snake_case names:
+``stream_id`` is top-level, ``call_control_id`` sits in ``start``, and there is
+an ``error`` frame. Differences that matter here:
+
+* the inbound codec follows ``start.media_format``: PCMU (older docs:
+  ``audio/x-mulaw``), PCMA, or L16 at the configured rate;
+* "Media frame order is not guaranteed", so media frames pass through a
+  small reorder window per track (:mod:`._reorder`);
+* outgoing frames carry no ``stream_id`` and, in RTP mode, each chunk must
+  hold at least 20 ms of audio, so a flushed remainder is padded with silence.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar, Literal
+
+from .._errors import LocalProtocolError
+from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
+from ._base import FRAME_MS, CarrierStream
+from ._events import Connected, Mark, Media, MediaEvent, Start, Stop, StreamError
+from ._limits import MediaLimits
+from ._reorder import ReorderBuffer
+from ._twilio import parse_digit, parse_tracks
+from ._wire import (
+    CLOSE_POLICY,
+    CLOSE_UNSUPPORTED,
+    JsonObject,
+    bad,
+    decode_payload,
+    get_counter,
+    get_object,
+    get_str,
+)
+
+__all__ = ["TelnyxMediaStream"]
+
+# A stream carries the inbound track, the outbound track, or both
+# (``stream_track``); a few spare slots tolerate other names without letting
+# a peer make us keep a reorder buffer per arbitrary string.
+MAX_TRACKS = 4
+
+_G711 = {
+    "pcmu": ULAW_8K,
+    "audio/x-mulaw": ULAW_8K,
+    "pcma": ALAW_8K,
+    "audio/x-alaw": ALAW_8K,
+}
+_L16 = {"l16", "audio/l16"}
+
+
+def _custom_parameters(value: object) -> dict[str, str]:
+    """``custom_parameters``: an object, or the ``[{"name", "value"}]`` list the REST API takes."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = []
+        for entry in value:
+            if not isinstance(entry, dict):
+                raise bad("'custom_parameters' entries must be objects")
+            items.append((entry.get("name"), entry.get("value")))
+    else:
+        raise bad("'custom_parameters' must be an object or a list")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in items):
+        raise bad("custom parameter names and values must be strings")
+    return dict(items)
+
+
+class TelnyxMediaStream(CarrierStream):
+    """One Telnyx media streaming WebSocket, as a state machine.
+
+    ``l16_byte_order``: PROTOCOLS.md section 4.4 [R] -- the L16 byte order is
+    not stated in the Telnyx docs read; RFC 3551 says network order
+    (big-endian, as pipecat treats it) while another project claims
+    little-endian. So it is configurable and applies both ways; verify on a
+    live call. Payloads are passed through untouched and ``media_format``
+    says which order they are in.
+    """
+
+    _EVENTS: ClassVar[frozenset[str]] = frozenset(
+        {"connected", "start", "media", "dtmf", "mark", "stop", "error"}
+    )
+    _PAD_FLUSH: ClassVar[bool] = True  # RTP mode wants chunks of 20 ms or more
+
+    def __init__(
+        self,
+        *,
+        limits: MediaLimits = MediaLimits(),  # noqa: B008
+        l16_byte_order: Literal["big", "little"] = "big",
+    ) -> None:
+        super().__init__(limits=limits)
+        if l16_byte_order not in ("big", "little"):
+            raise LocalProtocolError("l16_byte_order must be 'big' or 'little'")
+        self._l16 = Encoding.PCM16BE if l16_byte_order == "big" else Encoding.PCM16LE
+        self._sample_bytes = 1
+        self._tracks: dict[str, ReorderBuffer] = {}
+
+    # -- counters of the reorder window --------------------------------------
+
+    @property
+    def frames_late(self) -> int:
+        """Frames dropped because they arrived after their slot had passed."""
+        return sum(t.late for t in self._tracks.values())
+
+    @property
+    def frames_duplicate(self) -> int:
+        """Frames dropped because their chunk had already arrived."""
+        return sum(t.duplicate for t in self._tracks.values())
+
+    @property
+    def frames_lost(self) -> int:
+        """Slots skipped because the frame had not come when the window filled."""
+        return sum(t.lost for t in self._tracks.values())
+
+    def drain_held(self) -> list[Media]:
+        """Deliver the frames held for reordering (done by itself on ``stop``)."""
+        out: list[Media] = []
+        for track in self._tracks.values():
+            out += track.drain()
+        return out
+
+    # -- receiving -----------------------------------------------------------
+
+    def _dispatch(self, event: str, obj: JsonObject) -> list[MediaEvent]:
+        if event == "mark":
+            name = get_str(get_object(obj, "mark"), "name")
+            self._on_mark_echo(name)
+            return [Mark(name=name)]
+        if event == "dtmf":
+            return [parse_digit(obj)]
+        if event == "error":
+            return [self._on_error(obj)]
+        if event == "start":
+            return [self._on_start(obj)]
+        if event == "connected":
+            token = obj.get("x-telnyx-streaming-auth-token")
+            if token is not None and not isinstance(token, str):
+                raise bad("'x-telnyx-streaming-auth-token' must be a string")
+            return [Connected(version=get_str(obj, "version", ""), auth_token=token)]
+        events: list[MediaEvent] = list(self.drain_held())  # "stop"
+        events.append(Stop())
+        return events
+
+    def _on_error(self, obj: JsonObject) -> StreamError:
+        body = get_object(obj, "error")
+        code = body.get("code", "")
+        if isinstance(code, int) and not isinstance(code, bool):
+            code = str(code)  # documented as a string ("100005"); tolerate a number
+        if not isinstance(code, str):
+            raise bad("'code' must be a string")
+        return StreamError(
+            title=get_str(body, "title", ""), code=code, detail=get_str(body, "detail", "")
+        )
+
+    def _parse_format(self, body: JsonObject) -> AudioFormat:
+        media_format = get_object(body, "media_format")
+        encoding = get_str(media_format, "encoding").lower()
+        rate = media_format.get("sample_rate")
+        channels = media_format.get("channels", 1)
+        if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool)):
+            raise bad("'sample_rate' must be an integer")
+        if channels != 1:
+            raise bad(f"{channels!r} channels: only mono is carried", CLOSE_UNSUPPORTED)
+        if encoding in _G711:
+            if rate not in (None, 8000):
+                raise bad(f"G.711 at {rate} Hz", CLOSE_UNSUPPORTED)
+            return _G711[encoding]
+        if encoding in _L16:
+            # 20 ms frames must be whole samples, and AudioFormat's range applies.
+            if rate is None or rate % (1000 // FRAME_MS) or not 8000 <= rate <= 48000:
+                raise bad(f"L16 at {rate!r} Hz is not supported", CLOSE_UNSUPPORTED)
+            return AudioFormat(encoding=self._l16, sample_rate=rate)
+        # G722, OPUS, AMR-WB: no codec for them in the core.
+        raise bad(f"media encoding {encoding!r} is not supported", CLOSE_UNSUPPORTED)
+
+    def _on_start(self, obj: JsonObject) -> Start:
+        body = get_object(obj, "start")
+        stream_id = get_str(obj, "stream_id", "") or get_str(body, "stream_id", "")
+        call_id = get_str(body, "call_control_id", "")
+        if not stream_id or not call_id:
+            raise bad("'start' needs a stream_id and a call_control_id")
+        client_state = body.get("client_state")
+        if client_state is not None and not isinstance(client_state, str):
+            raise bad("'client_state' must be a string")
+        start = Start(
+            stream_id=stream_id,
+            call_id=call_id,
+            media_format=self._parse_format(body),
+            account_id=get_str(body, "user_id", ""),
+            tracks=parse_tracks(body.get("tracks")),
+            custom_parameters=_custom_parameters(body.get("custom_parameters")),
+            caller=get_str(body, "from", ""),
+            callee=get_str(body, "to", ""),
+            client_state=client_state,
+        )
+        self._sample_bytes = start.media_format.encoding.bytes_per_sample
+        self._begin(start)
+        return start
+
+    def _on_media(self, obj: JsonObject) -> list[MediaEvent]:
+        # The top-level stream_id is not compared with start's: the docs' own
+        # examples spell one id in upper and lower case.
+        media = get_object(obj, "media")
+        frame = Media(
+            payload=decode_payload(media, self._limits.max_payload_bytes, self._sample_bytes),
+            track=get_str(media, "track", "inbound"),
+            chunk=get_counter(media, "chunk"),
+            timestamp=get_counter(media, "timestamp"),
+        )
+        if "chunk" not in media:
+            return [frame]  # nothing to order by: pass it on as it came
+        track = self._tracks.get(frame.track)
+        if track is None:
+            if len(self._tracks) >= MAX_TRACKS:
+                raise bad("too many media tracks", CLOSE_POLICY)
+            track = self._tracks[frame.track] = ReorderBuffer(self._limits.reorder_window)
+        return list(track.push(frame))
+
+    # -- outgoing (PROTOCOLS.md section 4.4: no stream_id on client frames) ----
+
+    def _media_template(self) -> tuple[str, str]:
+        return '{"event":"media","media":{"payload":"', '"}}'
+
+    def _render_mark(self, name: str) -> str:
+        return '{"event":"mark","mark":{"name":' + json.dumps(name) + "}}"
+
+    def _render_clear(self) -> str:
+        return '{"event":"clear"}'

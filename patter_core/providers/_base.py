@@ -1,0 +1,344 @@
+"""What the two realtime sessions (OpenAI, ElevenLabs) share.
+
+Theory of operation
+-------------------
+
+A realtime session owns one WebSocket channel, ``"main"``, and moves through::
+
+    IDLE --start--> CONNECTING --socket_opened--> OPEN --(provider accepts)--> READY
+      any state --close / socket_closed / fatal error--> CLOSED
+
+Outbound messages go into an I/O queue drained by :meth:`io_to_send`. Until
+the subclass declares the session *live* (OpenAI: once ``session.update`` is
+queued, since the server applies events in order; ElevenLabs: once the
+conversation metadata has told us the audio formats), commands are held in a
+bounded pending queue and flushed in order when it goes live.
+
+A provider's malformed message (bad JSON, wrong field types, bad base64) never
+raises: it becomes ``ProviderError(fatal=False, code="malformed_message")``
+and is counted in :attr:`malformed_messages`. Past
+``max_malformed_messages`` the stream is clearly not the protocol we speak,
+so the session reports a fatal error and closes the socket (1002).
+
+Nothing here reads a clock: ``start(now)`` arms a set-up deadline, exposed by
+:meth:`next_deadline` and fired by :meth:`handle_timer`, as in aioquic.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import json
+from typing import Any
+
+from .._errors import LocalProtocolError
+from ._events import ProviderCommand, ProviderError, ProviderEvent, SessionReady
+from ._session import CloseSocket, IoAction, OpenSocket, SendMessage
+
+__all__ = ["MAIN", "Malformed", "RealtimeSessionBase", "SessionState"]
+
+MAIN = "main"
+
+# Why these numbers:
+# - 8 MiB per message: OpenAI caps *client* events at 15 MiB, and server audio
+#   deltas are a few KiB; ElevenLabs audio events are tens of KiB. Anything
+#   bigger is a broken peer, and parsing it would stall every call on the loop.
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# - 512 KiB of pending messages: about 5 s of 24 kHz PCM16 in base64, 48 s of
+#   mu-law. A provider that takes longer than that to connect has failed, and
+#   the set-up timeout will say so.
+DEFAULT_MAX_PENDING_BYTES = 512 * 1024
+# - 100 malformed messages: a healthy provider sends none; a hundred means the
+#   stream is not the protocol we speak and carrying on only floods the logs.
+DEFAULT_MAX_MALFORMED_MESSAGES = 100
+# - 15 s to be ready: both providers accept a session in well under a second;
+#   past this the caller has been hearing silence for too long.
+DEFAULT_SETUP_TIMEOUT = 15.0
+
+
+class SessionState(enum.Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class Malformed(Exception):
+    """Internal: a provider message we cannot make sense of (never escapes)."""
+
+
+# -- small, strict readers for provider JSON -----------------------------------
+
+
+def parse_object(data: str | bytes, max_bytes: int) -> dict[str, Any]:
+    """Parse one WebSocket message into a JSON object, or raise :class:`Malformed`."""
+    # len() of a str counts code points, never more than its UTF-8 bytes, so the
+    # check errs on the side of accepting; it exists to bound the work done.
+    if len(data) > max_bytes:
+        raise Malformed(f"message of {len(data)} bytes exceeds {max_bytes}")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError (bytes frames)
+        # and over-long integers; RecursionError deeply nested arrays.
+        raise Malformed(f"not JSON: {type(exc).__name__}") from None
+    if not isinstance(obj, dict):
+        raise Malformed("message is not a JSON object")
+    return obj
+
+
+def get_obj(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        raise Malformed(f"{key!r} must be an object")
+    return value
+
+
+def get_str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise Malformed(f"{key!r} must be a string")
+    return value
+
+
+def opt_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Malformed(f"{key!r} must be a string or absent")
+    return value
+
+
+def get_int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    # bool is an int subclass in Python but not a number on the wire.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Malformed(f"{key!r} must be an integer")
+    return value
+
+
+def b64decode(text: str) -> bytes:
+    # Strict: the lenient mode silently skips characters outside the alphabet,
+    # which would turn a corrupted delta into a shorter, wrong one.
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except ValueError:  # binascii.Error subclasses ValueError; so do non-ASCII strs
+        raise Malformed("bad base64 audio") from None
+
+
+def b64encode(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def dumps(obj: object) -> str:
+    """Compact JSON, UTF-8 left as is (WebSocket text frames are UTF-8)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class RealtimeSessionBase:
+    """The I/O queue, pending queue, state, timers and error accounting."""
+
+    _provider_name = "provider"
+
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int,
+        max_pending_bytes: int,
+        max_malformed_messages: int,
+        setup_timeout: float,
+    ) -> None:
+        self._io: list[IoAction] = []
+        self._pending: list[tuple[str, bool]] = []  # (message, is_audio)
+        self._pending_bytes = 0
+        self._state = SessionState.IDLE
+        self._live = False
+        self._socket_requested = False
+        self._deadline: float | None = None
+        self._max_message_bytes = max_message_bytes
+        self._max_pending_bytes = max_pending_bytes
+        self._max_malformed = max_malformed_messages
+        self._setup_timeout = setup_timeout
+        #: Provider messages we could not parse or understand (see module doc).
+        self.malformed_messages = 0
+        #: Outbound messages dropped because the pending queue was full.
+        self.dropped_messages = 0
+
+    # -- the ProviderSession surface shared by both providers -----------------
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    def io_to_send(self) -> list[IoAction]:
+        out, self._io = self._io, []
+        return out
+
+    def send(self, command: ProviderCommand, now: float) -> None:
+        if self._state is SessionState.IDLE:
+            raise LocalProtocolError("send() before start()")
+        messages = self._encode(command)
+        if self._state is SessionState.CLOSED:
+            return  # the call is ending; a late command is not an error
+        for text, is_audio in messages:
+            self._send_text(text, is_audio)
+
+    def close(self, now: float) -> None:
+        self._shut(1000)
+
+    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+        self._check_channel(channel)
+        if self._state is not SessionState.CONNECTING or not self._socket_requested:
+            if self._state is SessionState.CLOSED:
+                return []  # we closed while the connect was in flight
+            raise LocalProtocolError(f"socket_opened in state {self._state.value}")
+        self._state = SessionState.OPEN
+        return self._on_open(now)
+
+    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+        self._check_channel(channel)
+        if self._state is SessionState.CLOSED:
+            return []  # late frames after our close are expected and meaningless
+        if self._state is not SessionState.OPEN and self._state is not SessionState.READY:
+            raise LocalProtocolError(f"socket_message in state {self._state.value}")
+        try:
+            message = parse_object(data, self._max_message_bytes)
+            kind = get_str(message, "type") if "type" in message else ""
+            return self._on_message(kind, message, now)
+        except Malformed as exc:
+            return self._malformed(str(exc))
+
+    def socket_closed(
+        self, channel: str, code: int, reason: str, now: float
+    ) -> list[ProviderEvent]:
+        self._check_channel(channel)
+        if self._state is SessionState.CLOSED:
+            return []  # we asked for it
+        self._state = SessionState.CLOSED
+        self._deadline = None
+        self._pending.clear()
+        detail = f"{code} {reason}".strip()
+        return [
+            ProviderError(
+                message=f"{self._provider_name} closed the connection ({detail})",
+                fatal=True,
+                code=str(code),
+            )
+        ]
+
+    def http_response_start(
+        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
+    ) -> list[ProviderEvent]:
+        return []
+
+    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
+        return []
+
+    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def next_deadline(self) -> float | None:
+        return self._deadline
+
+    def handle_timer(self, now: float) -> list[ProviderEvent]:
+        if self._deadline is None or now < self._deadline:
+            return []
+        return self._fail(
+            f"{self._provider_name} was not ready within {self._setup_timeout:g} s",
+            code="setup_timeout",
+        )
+
+    # -- for subclasses ---------------------------------------------------------
+
+    def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
+        raise NotImplementedError
+
+    def _on_open(self, now: float) -> list[ProviderEvent]:
+        raise NotImplementedError
+
+    def _on_message(self, kind: str, message: dict[str, Any], now: float) -> list[ProviderEvent]:
+        raise NotImplementedError
+
+    def _begin(self, now: float) -> None:
+        if self._state is not SessionState.IDLE:
+            raise LocalProtocolError("start() called twice")
+        self._state = SessionState.CONNECTING
+        self._deadline = now + self._setup_timeout
+
+    def _open_socket(self, url: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self._socket_requested = True
+        self._io.append(OpenSocket(channel=MAIN, url=url, headers=headers))
+
+    def _send_now(self, text: str) -> None:
+        self._io.append(SendMessage(channel=MAIN, data=text))
+
+    def _send_text(self, text: str, is_audio: bool) -> None:
+        if self._live:
+            self._io.append(SendMessage(channel=MAIN, data=text))
+            return
+        if self._pending_bytes + len(text) > self._max_pending_bytes:
+            self.dropped_messages += 1
+            return
+        self._pending.append((text, is_audio))
+        self._pending_bytes += len(text)
+
+    def _go_live(self, *, drop_audio: bool = False) -> None:
+        """Send everything held back, in order (minus stale audio if asked)."""
+        self._live = True
+        for text, is_audio in self._pending:
+            if drop_audio and is_audio:
+                self.dropped_messages += 1
+                continue
+            self._io.append(SendMessage(channel=MAIN, data=text))
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def _ready(self) -> SessionReady:
+        self._state = SessionState.READY
+        self._deadline = None
+        return SessionReady()
+
+    def _shut(self, close_code: int) -> None:
+        if self._state is SessionState.CLOSED:
+            return
+        self._state = SessionState.CLOSED
+        self._deadline = None
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self._socket_requested:
+            self._io.append(CloseSocket(channel=MAIN, code=close_code))
+
+    def _fail(self, message: str, *, code: str, close_code: int = 1000) -> list[ProviderEvent]:
+        """A fatal error found on our side: report it and close the socket."""
+        self._shut(close_code)
+        return [ProviderError(message=message, fatal=True, code=code)]
+
+    def _malformed(self, why: str) -> list[ProviderEvent]:
+        self.malformed_messages += 1
+        if self.malformed_messages > self._max_malformed:
+            # RFC 6455 §7.4.1: 1002 "terminating the connection due to a protocol error".
+            return self._fail(
+                f"{self._provider_name} sent more than {self._max_malformed} malformed messages",
+                code="too_many_malformed_messages",
+                close_code=1002,
+            )
+        return [
+            ProviderError(
+                message=f"malformed {self._provider_name} message: {why}",
+                fatal=False,
+                code="malformed_message",
+            )
+        ]
+
+    @staticmethod
+    def _check_channel(channel: str) -> None:
+        if channel != MAIN:
+            raise LocalProtocolError(f"unknown channel {channel!r}")

@@ -1,0 +1,252 @@
+"""The echo agent: a provider session with no network, for trying a line out.
+
+Theory of operation
+-------------------
+
+:class:`EchoSession` speaks PCM16 little-endian at 16 kHz both ways (the
+canonical bus) and repeats what the caller said once they pause. It opens no
+socket and never asks for I/O (:meth:`io_to_send` is always empty), so it
+talks to the bridge through its timer: every event it has to give is queued
+and :meth:`next_deadline` returns the time of the input that produced it, so
+the bridge, which runs due timers after every input, collects it at once
+with :meth:`handle_timer`. ``start(now)`` queues :class:`SessionReady` that
+way.
+
+Turn taking is an energy voice-activity detector over 20 ms frames:
+
+* a frame is *voiced* when its RMS is at least ``speech_rms`` (default 500
+  of 32767, about -36 dBFS: well above line noise and comfort noise, well
+  below speech at telephone levels, which sits around -20 dBFS);
+* after ``min_speech_ms`` (200 ms) of voiced frames the caller is speaking:
+  :class:`UserSpeechStarted` (so barge-in against the echo works as against
+  a real agent). Shorter bursts are clicks and are forgotten;
+* after ``silence_ms`` (600 ms) of unvoiced frames the turn is over:
+  :class:`UserSpeechStopped`, then the utterance, from its first voiced
+  frame to its last, as :class:`AudioOut` chunks of ``chunk_ms`` (200 ms,
+  so the bridge's marks give a fine playback position) with item ids
+  ``"echo-1"``, ``"echo-2"``, ..., then :class:`ResponseDone`;
+* an utterance is cut at ``max_utterance_ms`` (30 s) so memory stays bounded.
+
+``Say(text)`` has no text-to-speech behind it: it plays two short 440 Hz
+beeps (item ids ``"echo-say-1"``, ...), so a first message tells the caller
+the line is live. ``Cancel`` forgets the utterance being collected;
+``SendText``, ``ToolResult``, ``Truncate`` and ``UpdateInstructions`` are
+accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._errors import LocalProtocolError
+from ..audio._format import PCM16_16K, AudioFormat
+from ._events import (
+    AudioOut,
+    Cancel,
+    ProviderCommand,
+    ProviderEvent,
+    ResponseDone,
+    Say,
+    SendAudio,
+    SessionReady,
+    UserSpeechStarted,
+    UserSpeechStopped,
+)
+from ._session import IoAction
+
+__all__ = ["EchoConfig", "EchoSession"]
+
+_RATE = 16000
+_FRAME_MS = 20
+_FRAME_BYTES = _RATE * _FRAME_MS // 1000 * 2  # 640
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EchoConfig:
+    """Voice-activity thresholds of the echo agent (see the module doc)."""
+
+    speech_rms: float = 500.0
+    min_speech_ms: int = 200
+    silence_ms: int = 600
+    chunk_ms: int = 200
+    max_utterance_ms: int = 30_000
+    beep_hz: float = 440.0
+    beep_ms: int = 150
+    beep_gap_ms: int = 100
+    beep_amplitude: int = 8000  # about -12 dBFS: clearly audible, never clipped
+
+    def __post_init__(self) -> None:
+        for name in ("min_speech_ms", "silence_ms", "chunk_ms", "max_utterance_ms"):
+            value = getattr(self, name)
+            if value < _FRAME_MS or value % _FRAME_MS:
+                raise LocalProtocolError(f"{name} must be a positive multiple of 20 ms")
+        if self.speech_rms <= 0 or not 0 < self.beep_amplitude <= 32767:
+            raise LocalProtocolError("speech_rms and beep_amplitude must be positive")
+
+
+class EchoSession:
+    """A :class:`~patter_core.providers.ProviderSession` that repeats the caller."""
+
+    def __init__(self, config: EchoConfig | None = None) -> None:
+        self._config = config if config is not None else EchoConfig()
+        self._events: list[ProviderEvent] = []
+        self._due: float | None = None
+        self._closed = False
+        self._partial = b""  # less than one frame of input
+        self._utterance = bytearray()  # from the first voiced frame
+        self._voiced_ms = 0
+        self._silent_ms = 0  # unvoiced run since the last voiced frame
+        self._speaking = False
+        self._turns = 0
+        self._says = 0
+
+    @property
+    def input_format(self) -> AudioFormat:
+        return PCM16_16K
+
+    @property
+    def output_format(self) -> AudioFormat:
+        return PCM16_16K
+
+    def start(self, now: float) -> None:
+        self._emit([SessionReady()], now)
+
+    def send(self, command: ProviderCommand, now: float) -> None:
+        if self._closed:
+            return
+        if isinstance(command, SendAudio):
+            self._emit(self._listen(command.audio), now)
+        elif isinstance(command, Say):
+            self._emit(self._beeps(), now)
+        elif isinstance(command, Cancel):
+            self._reset()
+
+    def close(self, now: float) -> None:
+        self._closed = True
+        self._events = []
+        self._due = None
+
+    def io_to_send(self) -> list[IoAction]:
+        return []  # no sockets, ever
+
+    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+        return []
+
+    def socket_closed(
+        self, channel: str, code: int, reason: str, now: float
+    ) -> list[ProviderEvent]:
+        return []
+
+    def http_response_start(
+        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
+    ) -> list[ProviderEvent]:
+        return []
+
+    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
+        return []
+
+    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def next_deadline(self) -> float | None:
+        return self._due
+
+    def handle_timer(self, now: float) -> list[ProviderEvent]:
+        if self._due is None or now < self._due:
+            return []
+        events, self._events, self._due = self._events, [], None
+        return events
+
+    # -- internals -------------------------------------------------------------
+
+    def _emit(self, events: list[ProviderEvent], now: float) -> None:
+        if events and not self._closed:
+            self._events.extend(events)
+            if self._due is None:
+                self._due = now
+
+    def _reset(self) -> None:
+        self._utterance = bytearray()
+        self._voiced_ms = 0
+        self._silent_ms = 0
+        self._speaking = False
+
+    def _listen(self, audio: bytes) -> list[ProviderEvent]:
+        data = self._partial + audio
+        whole = len(data) - len(data) % _FRAME_BYTES
+        self._partial = data[whole:]
+        if not whole:
+            return []
+        samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64)
+        frames = samples.reshape(-1, _FRAME_BYTES // 2)
+        rms = np.sqrt(np.mean(frames * frames, axis=1))
+        events: list[ProviderEvent] = []
+        config = self._config
+        for index, level in enumerate(rms.tolist()):
+            frame = data[index * _FRAME_BYTES : (index + 1) * _FRAME_BYTES]
+            if level >= config.speech_rms:
+                self._utterance += frame
+                self._voiced_ms += _FRAME_MS
+                self._silent_ms = 0
+                if not self._speaking and self._voiced_ms >= config.min_speech_ms:
+                    self._speaking = True
+                    events.append(UserSpeechStarted(item_id=f"echo-{self._turns + 1}"))
+            elif self._utterance:
+                self._utterance += frame
+                self._silent_ms += _FRAME_MS
+                if self._silent_ms >= config.silence_ms:
+                    events += self._end_turn()
+            if len(self._utterance) >= config.max_utterance_ms * _RATE // 1000 * 2:
+                events += self._end_turn()
+        return events
+
+    def _end_turn(self) -> list[ProviderEvent]:
+        speaking = self._speaking
+        # Drop the trailing silence: the echo is the speech, first to last voiced frame.
+        trailing = self._silent_ms * _RATE // 1000 * 2
+        audio = bytes(self._utterance[: len(self._utterance) - trailing])
+        self._reset()
+        if not speaking:
+            return []  # a click, not a turn
+        self._turns += 1
+        item = f"echo-{self._turns}"
+        events: list[ProviderEvent] = [UserSpeechStopped(item_id=item)]
+        events += _chunks(audio, item, self._config.chunk_ms)
+        events.append(ResponseDone(item_id=item))
+        return events
+
+    def _beeps(self) -> list[ProviderEvent]:
+        config = self._config
+        self._says += 1
+        item = f"echo-say-{self._says}"
+        n = config.beep_ms * _RATE // 1000
+        t = np.arange(n) / _RATE
+        # A 5 ms raised-cosine ramp at each end: an abrupt start clicks.
+        ramp = min(n // 2, 5 * _RATE // 1000)
+        envelope = np.ones(n)
+        if ramp:
+            fade = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+            envelope[:ramp] = fade
+            envelope[n - ramp :] = fade[::-1]
+        tone = config.beep_amplitude * envelope * np.sin(2 * np.pi * config.beep_hz * t)
+        beep = np.round(tone).astype("<i2").tobytes()
+        gap = bytes(config.beep_gap_ms * _RATE // 1000 * 2)
+        events: list[ProviderEvent] = [AudioOut(audio=beep + gap + beep, item_id=item)]
+        events.append(ResponseDone(item_id=item))
+        return events
+
+
+def _chunks(audio: bytes, item: str, chunk_ms: int) -> list[ProviderEvent]:
+    size = chunk_ms * _RATE // 1000 * 2
+    return [AudioOut(audio=audio[i : i + size], item_id=item) for i in range(0, len(audio), size)]

@@ -1,0 +1,179 @@
+"""Loopback servers for end-to-end tests, each on its own thread.
+
+The fakes run in a background thread with their own asyncio loop (WebSocket
+fakes use the independent ``websockets`` package; REST fakes use the stdlib
+``http.server``), so the code under test can run on either anyio backend
+(asyncio or trio) in the test's own thread.
+
+Everything binds 127.0.0.1 on an ephemeral port and stops when the context
+manager exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+
+WsHandler = Callable[[ServerConnection], Awaitable[None]]
+
+
+@dataclass
+class RunningWsServer:
+    port: int
+    loop: asyncio.AbstractEventLoop
+    connections: list[ServerConnection] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def websocket_server(handler: WsHandler) -> Iterator[RunningWsServer]:
+    """Serve ``handler`` with the ``websockets`` package on a thread."""
+    ready = threading.Event()
+    stop: list[asyncio.Event] = []
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop.append(asyncio.Event())
+
+        async def wrapped(conn: ServerConnection) -> None:
+            box["server"].connections.append(conn)
+            await handler(conn)
+
+        async with serve(wrapped, "127.0.0.1", 0, compression=None, max_size=2**22) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            box["server"] = RunningWsServer(port=port, loop=asyncio.get_running_loop())
+            ready.set()
+            await stop[0].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("fake WebSocket server did not start")
+    running: RunningWsServer = box["server"]
+    try:
+        yield running
+    finally:
+        running.loop.call_soon_threadsafe(stop[0].set)
+        thread.join(10)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class RunningRestServer:
+    port: int
+    requests: list[RecordedRequest]
+    event: threading.Condition
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_for(
+        self, predicate: Callable[[RecordedRequest], bool], timeout: float = 5.0
+    ) -> RecordedRequest:
+        with self.event:
+            ok = self.event.wait_for(lambda: any(predicate(r) for r in self.requests), timeout)
+            if not ok:
+                raise AssertionError(
+                    f"no matching request; saw {[(r.method, r.path) for r in self.requests]}"
+                )
+            return next(r for r in self.requests if predicate(r))
+
+
+Responder = Callable[[RecordedRequest], tuple[int, dict[str, Any]]]
+
+
+@contextmanager
+def rest_server(responder: Responder) -> Iterator[RunningRestServer]:
+    """A JSON REST fake: records every request, answers with ``responder``."""
+    requests: list[RecordedRequest] = []
+    cond = threading.Condition()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            parts = urlsplit(self.path)
+            rec = RecordedRequest(
+                method=self.command,
+                path=parts.path,
+                query=dict(parse_qsl(parts.query)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+            status, payload = responder(rec)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            with cond:
+                requests.append(rec)
+                cond.notify_all()
+
+        do_GET = do_POST = do_DELETE = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield RunningRestServer(port=server.server_address[1], requests=requests, event=cond)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def twilio_responder(rec: RecordedRequest) -> tuple[int, dict[str, Any]]:
+    """Answers like Twilio's 2010-04-01 API for the calls we make."""
+    if rec.path.endswith("/Calls.json"):
+        return 201, {"sid": "CA" + "0" * 32, "status": "queued"}
+    if rec.path.endswith("/Recordings.json"):
+        return 201, {"sid": "RE" + "0" * 32, "status": "in-progress"}
+    if "/Calls/" in rec.path:
+        return 200, {
+            "sid": rec.path.rsplit("/", 1)[-1].removesuffix(".json"),
+            "status": "completed",
+        }
+    return 404, {"code": 20404, "message": "not found"}
+
+
+def telnyx_responder(rec: RecordedRequest) -> tuple[int, dict[str, Any]]:
+    """Answers like Telnyx's v2 Call Control API."""
+    if rec.path.endswith("/calls"):
+        return 200, {"data": {"call_control_id": "v3:fake-outbound", "record_type": "call"}}
+    return 200, {"data": {"result": "ok"}}

@@ -1,0 +1,181 @@
+"""The command line: configuration (pure) and real processes (short-lived)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from patter_anyio import ConfigError, config_from_args
+from patter_core import CountingEntropy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse(*argv: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return config_from_args(["serve", *argv], env or {}, entropy=CountingEntropy())
+
+
+def test_defaults() -> None:
+    command, config = parse()
+    assert command == "serve"
+    assert (config.host, config.port, config.provider, config.workers) == (
+        "127.0.0.1",
+        8000,
+        "echo",
+        1,
+    )
+    assert config.stream_secret_generated and len(config.stream_secret) == 64
+    assert any("Twilio signature validation is OFF" in w for w in config.warnings())
+    assert any("Telnyx signature validation is OFF" in w for w in config.warnings())
+
+
+def test_flags_and_environment() -> None:
+    _, config = parse(
+        "--host", "0.0.0.0", "--port", "9000", "--webhook-url", "https://abc.ngrok.app/",
+        "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "127.0.0.1", "--workers", "3",
+        "--recording", "--voicemail-message", "Call me back", "--log-level", "debug",
+        env={
+            "OPENAI_API_KEY": "sk-x",
+            "TWILIO_AUTH_TOKEN": "tok",
+            "PATTER_STREAM_SECRET": "0123456789abcdef0123",
+            "OPENAI_BASE_URL": "http://127.0.0.1:9/",
+        },
+    )  # fmt: skip
+    assert config.webhook_host == "abc.ngrok.app"
+    assert config.port == 9000 and config.workers == 3 and config.reuse_port
+    assert config.provider == "openai"  # default when its key is set
+    assert config.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert config.stream_secret == "0123456789abcdef0123" and not config.stream_secret_generated
+    assert config.openai_base_url == "http://127.0.0.1:9"
+    assert config.log_level == "DEBUG" and config.recording
+    assert "sk-x" not in repr(config) and "tok" not in repr(config)
+    _, config = parse(env={"PATTER_WEBHOOK_URL": "example.com:8443"})
+    assert config.webhook_host == "example.com:8443"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "needle"),
+    [
+        (["--port", "70000"], {}, "port must be 1-65535"),
+        (["--port", "0"], {}, "port must be 1-65535"),
+        (["--workers", "0"], {}, "workers"),
+        (["--provider", "openai"], {}, "OPENAI_API_KEY"),
+        (["--provider", "elevenlabs"], {}, "ELEVENLABS_AGENT_ID"),
+        (["--provider", "pipeline"], {}, "DEEPGRAM_API_KEY"),
+        (["--provider", "gemini"], {}, "invalid choice"),
+        (["--webhook-url", "https://a.b/path"], {}, "--webhook-url"),
+        (["--trusted-proxy", "not-an-ip"], {}, "--trusted-proxy"),
+        (["--stream-secret", "short"], {}, "at least 16"),
+        ([], {"TWILIO_AUTH_TOKEN": "t"}, "PATTER_WEBHOOK_URL"),
+        ([], {"TELNYX_PUBLIC_KEY": "bm90IGEga2V5"}, "TELNYX_PUBLIC_KEY"),
+        ([], {"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL"),
+        (["--bogus"], {}, "unrecognized"),
+    ],
+)
+def test_bad_settings_raise_config_error(argv: list[str], env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(*argv, env=env)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def _env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_PUBLIC_KEY"))
+    }
+    env.pop("ELEVENLABS_AGENT_ID", None)
+    env["PYTHONPATH"] = ROOT
+    return env
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "patter_anyio", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(),
+        cwd=ROOT,
+    )
+
+
+def test_bad_port_exits_2_with_one_line() -> None:
+    result = _run("serve", "--port", "70000")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "port must be 1-65535" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_key_exits_2() -> None:
+    result = _run("serve", "--provider", "openai")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "patter-local: error: --provider openai needs OPENAI_API_KEY"
+
+
+def test_help_lists_flags_and_environment() -> None:
+    result = _run("serve", "--help")
+    assert result.returncode == 0
+    for needle in (
+        "--webhook-url",
+        "--workers",
+        "--trusted-proxy",
+        "TWILIO_AUTH_TOKEN",
+        "DEEPGRAM_BASE_URL",
+    ):
+        assert needle in result.stdout
+    assert _run("--help").returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_health(port: int, proc: subprocess.Popen[str]) -> bytes:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                return bytes(resp.read())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_health_then_sigterm(workers: str) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "patter_anyio", "serve", "--port", str(port), "--workers", workers],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
+    try:
+        for _ in range(4):
+            assert _wait_health(port, proc) == b'{"status": "ok", "mode": "local"}'
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "signature validation is OFF" in err
+    assert err.count("listening on") == int(workers)
+    assert err.count(": stopped") == int(workers)

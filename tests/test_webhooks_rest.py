@@ -1,0 +1,192 @@
+"""Twilio and Telnyx REST request builders and response parsers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qsl
+
+import pytest
+
+from patter_core import LocalProtocolError
+from patter_core.http import HttpResponse
+from patter_core.webhooks import (
+    CarrierApiError,
+    TelnyxRest,
+    TwilioRest,
+    parse_telnyx_response,
+    parse_twilio_call,
+)
+
+ACCOUNT = "AC0123456789abcdef0123456789abcdef"
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_twilio_create_call() -> None:
+    rest = TwilioRest(ACCOUNT, "secret")
+    req = rest.create_call(
+        to="+15550001111",
+        from_="+15550002222",
+        url="https://h.example/webhooks/twilio/voice",
+        status_callback="https://h.example/webhooks/twilio/status",
+        machine_detection="DetectMessageEnd",
+        async_amd=True,
+        async_amd_status_callback="https://h.example/webhooks/twilio/amd",
+    )
+    assert req.method == "POST"
+    assert req.url == f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls.json"
+    headers = dict(req.headers)
+    assert headers["authorization"] == _basic(ACCOUNT, "secret")
+    assert headers["content-type"] == "application/x-www-form-urlencoded"
+    fields = parse_qsl(req.body.decode(), keep_blank_values=True)
+    assert fields == [
+        ("To", "+15550001111"),
+        ("From", "+15550002222"),
+        ("Url", "https://h.example/webhooks/twilio/voice"),
+        ("StatusCallback", "https://h.example/webhooks/twilio/status"),
+        ("StatusCallbackMethod", "POST"),
+        ("StatusCallbackEvent", "initiated"),
+        ("StatusCallbackEvent", "ringing"),
+        ("StatusCallbackEvent", "answered"),
+        ("StatusCallbackEvent", "completed"),
+        ("MachineDetection", "DetectMessageEnd"),
+        ("AsyncAmd", "true"),
+        ("AsyncAmdStatusCallback", "https://h.example/webhooks/twilio/amd"),
+        ("AsyncAmdStatusCallbackMethod", "POST"),
+    ]
+    assert b"%2B15550001111" in req.body  # '+' is percent-encoded, not a space
+
+
+def test_twilio_twiml_update_hangup_recording() -> None:
+    rest = TwilioRest(ACCOUNT, "secret", base_url="http://127.0.0.1:9999/", username="SK1")
+    assert dict(rest.hang_up("CA1").headers)["authorization"] == _basic("SK1", "secret")
+    twiml = '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>'
+    req = rest.create_call(to="+1", from_="+2", twiml=twiml)
+    assert dict(parse_qsl(req.body.decode()))["Twiml"] == twiml
+    update = rest.update_call_twiml("CA1", twiml)
+    assert update.url == f"http://127.0.0.1:9999/2010-04-01/Accounts/{ACCOUNT}/Calls/CA1.json"
+    assert parse_qsl(update.body.decode()) == [("Twiml", twiml)]
+    hang = rest.hang_up("CA/1")
+    assert hang.url.endswith("/Calls/CA%2F1.json")
+    assert hang.body == b"Status=completed"
+    rec = rest.start_recording("CA1", recording_status_callback="https://h/rec")
+    assert rec.url.endswith("/Calls/CA1/Recordings.json")
+    assert parse_qsl(rec.body.decode()) == [
+        ("RecordingStatusCallback", "https://h/rec"),
+        ("RecordingStatusCallbackMethod", "POST"),
+        ("RecordingStatusCallbackEvent", "completed"),
+    ]
+    with pytest.raises(LocalProtocolError):
+        rest.create_call(to="+1", from_="+2")
+    with pytest.raises(LocalProtocolError):
+        rest.create_call(to="+1", from_="+2", url="u", twiml="t")
+    with pytest.raises(LocalProtocolError):
+        rest.hang_up("")
+
+
+def test_parse_twilio_call() -> None:
+    call = parse_twilio_call(HttpResponse(status=201, body=b'{"sid": "CA1", "status": "queued"}'))
+    assert (call.sid, call.status) == ("CA1", "queued")
+    with pytest.raises(CarrierApiError) as info:
+        parse_twilio_call(
+            HttpResponse(
+                status=400, body=b'{"code": 21211, "message": "Invalid To", "status": 400}'
+            )
+        )
+    assert (info.value.api_status, info.value.api_code, info.value.api_message) == (
+        400,
+        "21211",
+        "Invalid To",
+    )
+    assert info.value.http_status == 502
+    for body in (b"", b"<html>", b"[]", b'{"sid": 5}', b'{"status": "queued"}', b"[" * 50000):
+        with pytest.raises(CarrierApiError):
+            parse_twilio_call(HttpResponse(status=200, body=body))
+    with pytest.raises(CarrierApiError):
+        parse_twilio_call(HttpResponse(status=500, body=b"oops"))
+
+
+def test_telnyx_answer_and_streaming_start() -> None:
+    rest = TelnyxRest("KEY123")
+    req = rest.answer(
+        "v3:abc/def",
+        stream_url="wss://h.example/ws/telnyx/v3:abc",
+        client_state="eyJ0ZW5hbnQiOiJhY21lIn0=",
+        command_id="891510ac-f3e4-11e8-af5b-de00688a4901",
+    )
+    assert req.url == "https://api.telnyx.com/v2/calls/v3%3Aabc%2Fdef/actions/answer"
+    assert dict(req.headers)["authorization"] == "Bearer KEY123"
+    assert dict(req.headers)["content-type"] == "application/json"
+    assert json.loads(req.body) == {
+        "stream_url": "wss://h.example/ws/telnyx/v3:abc",
+        "stream_track": "inbound_track",
+        "stream_codec": "PCMU",
+        "stream_bidirectional_mode": "rtp",
+        "stream_bidirectional_codec": "PCMU",
+        "client_state": "eyJ0ZW5hbnQiOiJhY21lIn0=",
+        "command_id": "891510ac-f3e4-11e8-af5b-de00688a4901",
+    }
+    assert json.loads(rest.answer("c").body) == {}
+    start = rest.streaming_start(
+        "c",
+        stream_url="wss://h/ws",
+        stream_auth_token="v1.1.abc",
+        custom_parameters={"tenant": "acme"},
+    )
+    assert start.url.endswith("/calls/c/actions/streaming_start")
+    assert json.loads(start.body) == {
+        "stream_url": "wss://h/ws",
+        "stream_track": "inbound_track",
+        "stream_codec": "L16",
+        "stream_bidirectional_mode": "rtp",
+        "stream_bidirectional_codec": "L16",
+        "stream_bidirectional_sampling_rate": 16000,
+        "stream_auth_token": "v1.1.abc",
+        "custom_parameters": [{"name": "tenant", "value": "acme"}],
+    }
+    with pytest.raises(LocalProtocolError):
+        rest.streaming_start("c", stream_url="https://h/ws")
+
+
+def test_telnyx_speak_hangup_dial() -> None:
+    rest = TelnyxRest("K", base_url="http://127.0.0.1:1/v2/")
+    speak = rest.speak("c", payload="Hello é", voice="female", command_id="x")
+    assert speak.url == "http://127.0.0.1:1/v2/calls/c/actions/speak"
+    assert json.loads(speak.body) == {"payload": "Hello é", "voice": "female", "command_id": "x"}
+    assert json.loads(rest.hangup("c").body) == {}
+    dial = rest.dial(
+        to="+1",
+        from_="+2",
+        connection_id="conn",
+        stream_url="wss://h/ws",
+        stream_auth_token="t",
+        answering_machine_detection="detect_beep",
+        webhook_url="https://h/webhooks/telnyx",
+    )
+    assert dial.url == "http://127.0.0.1:1/v2/calls"
+    body = json.loads(dial.body)
+    assert body["to"] == "+1" and body["from"] == "+2" and body["connection_id"] == "conn"
+    assert body["stream_bidirectional_sampling_rate"] == 16000
+    assert body["answering_machine_detection"] == "detect_beep"
+    assert body["webhook_url"] == "https://h/webhooks/telnyx"
+    assert body["stream_auth_token"] == "t"
+
+
+def test_parse_telnyx_response() -> None:
+    ok = parse_telnyx_response(
+        HttpResponse(status=200, body=b'{"data":{"call_control_id":"v3:x","result":"ok"}}')
+    )
+    assert (ok.call_control_id, ok.result) == ("v3:x", "ok")
+    with pytest.raises(CarrierApiError) as info:
+        parse_telnyx_response(
+            HttpResponse(
+                status=422, body=b'{"errors":[{"code":"90018","title":"Call has already ended"}]}'
+            )
+        )
+    assert (info.value.api_code, info.value.api_message) == ("90018", "Call has already ended")
+    for body in (b"", b"{}", b'{"data": 1}', b'{"data":{"call_control_id":1}}'):
+        with pytest.raises(CarrierApiError):
+            parse_telnyx_response(HttpResponse(status=200, body=body))
