@@ -97,14 +97,15 @@ json_values = st.recursive(
     | st.floats(allow_nan=True)
     | st.text(max_size=20)
     | st.sampled_from(["", "1", "-1", "1e3", "AAAA", "no+J==", "inbound", "PCMU", "L16"]),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 # Values that confuse a parser expecting a particular type.
-confusing = st.sampled_from(
+confusing: st.SearchStrategy[object] = st.sampled_from(
     [None, 0, -1, True, 1.5, "", " ", "x", "-1", "1e3", "\u00e9", "AAA", "====", [], {}, 2**70]
 )
 

@@ -136,7 +136,9 @@ OPS = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(CARRIERS, OPS)
-def test_send_play_echo_round_trip(carrier: tuple[str, str | None, int], ops: list[tuple[str, int]]) -> None:
+def test_send_play_echo_round_trip(
+    carrier: tuple[str, str | None, int], ops: list[tuple[str, int]]
+) -> None:
     kind, encoding, rate = carrier
     if kind == "twilio":
         stream: TwilioMediaStream | TelnyxMediaStream = TwilioMediaStream()

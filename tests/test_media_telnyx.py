@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 
 import pytest
 
@@ -136,7 +137,9 @@ def test_outgoing_frames_byte_for_byte() -> None:
     assert stream.send_media(frame) == [
         '{"event":"media","media":{"payload":"' + base64.b64encode(frame).decode() + '"}}'
     ]
-    assert stream.send_mark("resp_1:chunk_42") == '{"event":"mark","mark":{"name":"resp_1:chunk_42"}}'
+    assert (
+        stream.send_mark("resp_1:chunk_42") == '{"event":"mark","mark":{"name":"resp_1:chunk_42"}}'
+    )
     assert stream.send_clear() == '{"event":"clear"}'
 
 
@@ -221,7 +224,7 @@ def test_error_code_as_number_is_tolerated() -> None:
     assert close_code(stream, '{"event":"error","error":{"code":[]}}') == 1007
 
 
-def chunks(events: list[object]) -> list[int]:
+def chunks(events: Sequence[object]) -> list[int]:
     return [e.chunk for e in events if isinstance(e, Media)]
 
 

@@ -79,9 +79,7 @@ def test_documented_frames_parse() -> None:
     assert stream.media_format == ULAW_8K
     assert stream.stream_id == SID and stream.call_id == "CAXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
     assert stream.receive(MEDIA) == [
-        Media(
-            payload=bytes.fromhex("9e8f898686898e9cd2"), track="inbound", chunk=2, timestamp=5
-        )
+        Media(payload=bytes.fromhex("9e8f898686898e9cd2"), track="inbound", chunk=2, timestamp=5)
     ]
     assert stream.receive(DTMF) == [Dtmf(digit="1")]
     stream.send_mark("my label")

@@ -30,7 +30,10 @@ Latency and burstiness (the live call path needs both small):
 * the filter is linear phase, so its delay is ``(N-1)/2`` intermediate
   samples: about 1.7 ms for the 8 kHz pairs and under 1 ms for 16k <-> 24k
   (``delay_seconds`` reports it; the tests check an impulse is at most 5 ms
-  late). soxr's stream API, measured, holds back 30 to 100 ms instead.
+  late). soxr's stream API does not fit: measured with soxr 1.1 at
+  8 -> 16 kHz in 20 ms chunks, LQ returns nothing for 60 ms and then
+  ~940-sample bursts, MQ/HQ/VHQ nothing for 120 ms, and QQ, though prompt,
+  does not filter.
 
 The filter is a Kaiser-windowed sinc (Kaiser 1974; the length and beta
 formulas are Kaiser's, as in Oppenheim & Schafer, "Discrete-Time Signal
