@@ -159,7 +159,6 @@ def _allowed(fn: Callable[[], object]) -> None:
         fn()
 
 
-@given(body=_FORM_BYTES, which=st.integers(0, len(_PARSERS) - 1))
 def _fuzz_twilio_forms(body: bytes, which: int) -> None:
     try:
         form = parse_form(body)
@@ -168,22 +167,14 @@ def _fuzz_twilio_forms(body: bytes, which: int) -> None:
     _allowed(lambda: _PARSERS[which](form))
 
 
-@given(url=_URLS, headers=_HEADERS, body=_FORM_BYTES | st.binary(max_size=100))
 def _fuzz_twilio_request(url: str, headers: list[tuple[str, Any]], body: bytes) -> None:
     _allowed(lambda: _TWILIO.validate_request(url=url, headers=headers, body=body))
 
 
-@given(body=st.binary(max_size=200) | _ENVELOPE | _JSON.map(lambda j: json.dumps(j).encode()))
 def _fuzz_telnyx_envelope(body: bytes) -> None:
     _allowed(lambda: parse_telnyx_webhook(body))
 
 
-@given(
-    headers=_HEADERS,
-    body=st.binary(max_size=100),
-    now=st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 2**40),
-    key=st.just(_TELNYX_KEY) | st.text(max_size=50) | st.binary(max_size=40),
-)
 def _fuzz_telnyx_signature(
     headers: list[tuple[str, Any]], body: bytes, now: float, key: Any
 ) -> None:
@@ -191,60 +182,86 @@ def _fuzz_telnyx_signature(
     _allowed(lambda: verify_telnyx_signature(public_key=key, headers=headers, body=body, now=now))
 
 
-@given(
-    token=st.text(max_size=100) | st.just(_TOKENS.issue("CA1", 1.0)),
-    call_id=st.text(max_size=20),
-    now=st.floats(allow_nan=True),
-    state=st.text(max_size=30),
-)
 def _fuzz_tokens(token: str, call_id: str, now: float, state: str) -> None:
     _allowed(lambda: _TOKENS.verify(token, call_id, now))
     _allowed(lambda: decode_client_state(state))
 
 
-@given(
-    status=st.integers(0, 999),
-    body=st.binary(max_size=100) | _JSON.map(lambda j: json.dumps(j).encode()),
-)
 def _fuzz_rest_responses(status: int, body: bytes) -> None:
     response = HttpResponse(status=status, body=body)
     _allowed(lambda: parse_twilio_call(response))
     _allowed(lambda: parse_telnyx_response(response))
 
 
-TARGETS: dict[str, Any] = {
-    "twilio_forms": _fuzz_twilio_forms,
-    "twilio_request": _fuzz_twilio_request,
-    "telnyx_envelope": _fuzz_telnyx_envelope,
-    "telnyx_signature": _fuzz_telnyx_signature,
-    "tokens": _fuzz_tokens,
-    "rest_responses": _fuzz_rest_responses,
+# name -> (property, its strategies). Each run wraps them afresh, since
+# Hypothesis refuses settings applied twice to one test.
+TARGETS: dict[str, tuple[Callable[..., None], dict[str, Any]]] = {
+    "twilio_forms": (
+        _fuzz_twilio_forms,
+        dict(body=_FORM_BYTES, which=st.integers(0, len(_PARSERS) - 1)),
+    ),
+    "twilio_request": (
+        _fuzz_twilio_request,
+        dict(url=_URLS, headers=_HEADERS, body=_FORM_BYTES | st.binary(max_size=100)),
+    ),
+    "telnyx_envelope": (
+        _fuzz_telnyx_envelope,
+        dict(
+            body=st.binary(max_size=200) | _ENVELOPE | _JSON.map(lambda j: json.dumps(j).encode())
+        ),
+    ),
+    "telnyx_signature": (
+        _fuzz_telnyx_signature,
+        dict(
+            headers=_HEADERS,
+            body=st.binary(max_size=100),
+            now=st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 2**40),
+            key=st.just(_TELNYX_KEY) | st.text(max_size=50) | st.binary(max_size=40),
+        ),
+    ),
+    "tokens": (
+        _fuzz_tokens,
+        dict(
+            token=st.text(max_size=100) | st.just(_TOKENS.issue("CA1", 1.0)),
+            call_id=st.text(max_size=20),
+            now=st.floats(allow_nan=True),
+            state=st.text(max_size=30),
+        ),
+    ),
+    "rest_responses": (
+        _fuzz_rest_responses,
+        dict(
+            status=st.integers(0, 999),
+            body=st.binary(max_size=100) | _JSON.map(lambda j: json.dumps(j).encode()),
+        ),
+    ),
 }
 
 
+def run_target(name: str, examples: int) -> None:
+    """Run one target for ``examples`` examples; raise on the first bug."""
+    body, strategies = TARGETS[name]
+    settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )(given(**strategies)(body))()
+
+
 def check(examples: int) -> None:
-    """Run every target for ``examples`` examples; raise on the first bug."""
-    for target in TARGETS.values():
-        settings(
-            max_examples=examples,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )(target)()
+    """Run every target; raise on the first bug."""
+    for name in TARGETS:
+        run_target(name, examples)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=3000, help="examples per target")
     args = parser.parse_args(argv)
-    for name, target in TARGETS.items():
+    for name in TARGETS:
         try:
-            settings(
-                max_examples=args.examples,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )(target)()
+            run_target(name, args.examples)
         except Exception:
             print(f"FAIL {name}: an undeclared exception escaped", file=sys.stderr)
             traceback.print_exc()

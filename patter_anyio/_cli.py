@@ -113,7 +113,10 @@ def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    codes = [child.returncode for child in children]
+    # A worker our forwarded signal caught before it had set up its own
+    # handler (still starting) died of that signal: a clean stop too.
+    forwarded = (-signal.SIGINT, -signal.SIGTERM) if stopping else ()
+    codes = [child.returncode for child in children if child.returncode not in forwarded]
     return max((abs(code) for code in codes if code), default=0)
 
 

@@ -36,7 +36,15 @@ from anyio.abc import SocketAttribute
 from wsproto.connection import Connection, ConnectionType
 
 from patter_core import RemoteProtocolError
-from patter_core.http import HttpResponse, Reject, Route, Router, ServerLimits, check_body_size
+from patter_core.http import (
+    Endpoint,
+    HttpResponse,
+    Reject,
+    Route,
+    Router,
+    ServerLimits,
+    check_body_size,
+)
 
 from ._websocket import WebSocket, WebSocketClosed
 
@@ -175,7 +183,18 @@ class Server:
         task_status.started(self.port)
         async with anyio.create_task_group() as tg:
             accept_scope = anyio.CancelScope()
-            tg.start_soon(self._accept_loop, listener, tg, accept_scope)
+
+            async def accept_all() -> None:
+                try:
+                    with accept_scope:
+                        async with anyio.create_task_group() as accepting:
+                            for sub in listener.listeners:
+                                accepting.start_soon(self._accept_loop, sub, tg)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await listener.aclose()
+
+            tg.start_soon(accept_all)
             await self._stop.wait()
             self._stopping = True
             accept_scope.cancel()
@@ -197,14 +216,19 @@ class Server:
         self,
         listener: anyio.abc.Listener[anyio.abc.SocketStream],
         tg: anyio.abc.TaskGroup,
-        scope: anyio.CancelScope,
     ) -> None:
-        try:
-            with scope:
-                await listener.serve(self._connection, task_group=tg)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await listener.aclose()
+        # create_tcp_listener builds one SocketListener per bound address.
+        assert isinstance(listener, anyio.abc.SocketListener)
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                # Out of file descriptors and the like: back off and keep
+                # serving the connections we have, instead of dying.
+                log.warning("accept failed: %s", exc)
+                await anyio.sleep(0.1)
+                continue
+            tg.start_soon(self._connection, stream)
 
     # ------------------------------------------------------------ connection
     async def _connection(self, stream: anyio.abc.SocketStream) -> None:
@@ -395,7 +419,7 @@ class Server:
         headers: Headers,
     ) -> None:
         carrier: Literal["twilio", "telnyx"] = (
-            "telnyx" if route.endpoint.value == "telnyx_stream" else "twilio"
+            "telnyx" if route.endpoint is Endpoint.TELNYX_STREAM else "twilio"
         )
         assert route.call_id is not None
         request = StreamRequest(

@@ -1,4 +1,4 @@
-"""Shared helpers for the call bridge tests: Twilio frames, a scripted provider
+"""Shared pieces of the call bridge tests: Twilio frames, a scripted provider
 session, a carrier control, and an independent G.711 mu-law oracle."""
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def http_calls(actions: list[Action]) -> list[HttpCall]:
     return [a for a in actions if isinstance(a, HttpCall)]
 
 
-def test_ulaw_helpers_round_trip() -> None:
+def test_ulaw_oracle_round_trip() -> None:
     pcm = tone(300, 100, rate=8000)
     back = np.frombuffer(ulaw_decode(ulaw_encode(pcm)), dtype="<i2").astype(float)
     original = np.frombuffer(pcm, dtype="<i2").astype(float)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -146,7 +147,7 @@ def _free_port() -> int:
 def _wait_health(port: int, proc: subprocess.Popen[str]) -> bytes:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert proc.poll() is None
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
                 return bytes(resp.read())
@@ -156,25 +157,41 @@ def _wait_health(port: int, proc: subprocess.Popen[str]) -> bytes:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_serve_health_then_sigterm(workers: str) -> None:
+def test_serve_health_then_sigterm(workers: str, tmp_path: pathlib.Path) -> None:
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "patter_anyio", "serve", "--port", str(port), "--workers", workers],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        cwd=ROOT,
-    )
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "patter_anyio",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                workers,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+            env=_env(),
+            cwd=ROOT,
+        )
     try:
+        deadline = time.monotonic() + 15
+        while log_path.read_text().count("listening on") < int(workers):
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
         for _ in range(4):
             assert _wait_health(port, proc) == b'{"status": "ok", "mode": "local"}'
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    err = log_path.read_text()
     assert proc.returncode == 0, err
     assert "signature validation is OFF" in err
     assert err.count("listening on") == int(workers)

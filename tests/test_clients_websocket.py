@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -110,10 +111,8 @@ async def test_oversize_message_closes_1009(peer_factory: Callable[..., PeerServ
 
     def big(conn: ServerConnection) -> None:
         conn.send("x" * 5000)
-        try:
+        with contextlib.suppress(Exception):
             conn.recv()
-        except Exception:
-            pass
         codes.append(conn.close_code)
 
     peer = peer_factory(big)

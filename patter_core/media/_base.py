@@ -176,7 +176,7 @@ class CarrierStream:
         if event == "media" and state is _STREAMING:  # the hot path
             return self._on_media(obj)
         if state is _STOPPED:
-            raise bad(f"{event!r} message after stop", CLOSE_PROTOCOL)
+            raise bad(f"{event[:40]!r} message after stop", CLOSE_PROTOCOL)
         if event not in self._EVENTS:
             self.unknown_events += 1
             return []

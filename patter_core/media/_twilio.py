@@ -73,7 +73,7 @@ def _twilio_format(obj: JsonObject) -> AudioFormat:
     encoding = get_str(media_format, "encoding", "audio/x-mulaw")
     rate = media_format.get("sampleRate", 8000)
     channels = media_format.get("channels", 1)
-    if encoding != "audio/x-mulaw" or rate != 8000 or channels != 1 or isinstance(rate, bool):
+    if encoding != "audio/x-mulaw" or rate != 8000 or channels != 1:
         raise bad(
             f"unsupported Twilio media format {encoding!r} {rate!r} Hz x{channels!r}",
             CLOSE_UNSUPPORTED,

@@ -58,12 +58,10 @@ def load_message(message: str | bytes, max_bytes: int) -> JsonObject:
     if isinstance(message, str):
         size = len(message)
         # A str of n characters is between n and 4n UTF-8 bytes; only encode
-        # (to measure) when the cheap bound cannot decide.
+        # (to measure) when the cheap bound cannot decide. "surrogatepass"
+        # only measures: a WebSocket layer never hands us lone surrogates.
         if size > max_bytes // 4:
-            try:
-                size = len(message.encode("utf-8"))
-            except UnicodeEncodeError:
-                raise bad("message is not valid UTF-8 text") from None
+            size = len(message.encode("utf-8", "surrogatepass"))
         if size > max_bytes:
             raise bad(f"message of {size} bytes exceeds {max_bytes}", CLOSE_TOO_BIG)
         text = message
