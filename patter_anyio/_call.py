@@ -1,0 +1,389 @@
+"""Runs one call: moves bytes between the carrier socket, the provider and the bridge.
+
+Theory of operation
+-------------------
+
+Everything a call decides lives in :class:`patter_core.bridge.CallBridge`.
+:class:`CallRunner` only does I/O for it:
+
+* a *reader* task per socket (the carrier's media WebSocket, every provider
+  WebSocket the session opens) and per provider HTTP request turns what
+  arrives into a bridge input; the timer task calls ``handle_timer`` when
+  ``next_deadline()`` is due;
+* every bridge input returns actions; they go, in order, to one *executor*
+  task through a bounded queue, so frames for a socket are written in the
+  order the bridge produced them (a ``clear`` never overtakes the media
+  before it);
+* actions that wait on the outside world (user callbacks, tools, the
+  ``on_message`` handler, carrier REST calls, opening a socket) run in tasks
+  of their own, so a slow callback never stalls the audio.
+
+When the bridge has ended, the runner finishes the work the ending asked for
+(``on_call_end``, the REST hangup), bounded by ``finish_timeout``, closes
+every provider connection and returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from patter_core import PatterError
+from patter_core.bridge import (
+    Action,
+    CallBridge,
+    CloseCarrier,
+    FireCallback,
+    HttpCall,
+    ProviderIo,
+    RunTool,
+    SendToCarrier,
+    SetTimer,
+)
+from patter_core.http import HttpRequest
+from patter_core.providers import (
+    CallHandler,
+    CloseSocket,
+    OpenSocket,
+    SendMessage,
+    StartHttp,
+)
+
+from ._httpclient import ClientError, request, stream_request
+from ._websocket import WebSocket, WebSocketClosed
+from ._wsclient import connect_websocket
+
+__all__ = ["CallHooks", "CallRunner", "maybe_await"]
+
+log = logging.getLogger("patter_anyio.call")
+
+# A user callback: sync or async, one dict argument.
+Callback = Callable[[dict[str, Any]], Any]
+# A user tool: sync or async, (arguments, call) -> anything JSON-able or text.
+ToolHandler = Callable[[dict[str, Any], dict[str, Any]], Any]
+# on_message: sync or async, (message dict) -> reply text.
+MessageHandler = Callable[[dict[str, Any]], Any]
+
+# Bridge inputs queued for the executor. A call produces ~150 a second; a
+# backlog of 256 is over a second of audio, after which readers wait (back
+# pressure) rather than memory growing without bound.
+_QUEUE_DEPTH = 256
+# Provider responses (LLM streams, TTS audio) are bounded: 64 MiB is minutes
+# of 24 kHz audio, far beyond a sentence.
+_MAX_PROVIDER_HTTP_BYTES = 64 * 1024 * 1024
+# Carrier REST answers are small JSON documents.
+_MAX_REST_BYTES = 1024 * 1024
+
+
+def _swap(fn: Callable[[Any, float], list[Action]], arg: Any, now: float) -> list[Action]:
+    return fn(arg, now)
+
+
+def _swap2(
+    fn: Callable[[str, Any, float], list[Action]], channel: str, arg: Any, now: float
+) -> list[Action]:
+    return fn(channel, arg, now)
+
+
+async def maybe_await(value: Any) -> Any:
+    """The value, awaited if the user's function turned out to be async."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallHooks:
+    """The application's side of a call: callbacks, tools and timeouts."""
+
+    on_call_start: Callback | None = None
+    on_call_end: Callback | None = None
+    on_transcript: Callback | None = None
+    on_message: MessageHandler | None = None
+    tools: Mapping[str, ToolHandler] = field(default_factory=dict)
+    #: Provider/carrier HTTP requests: connect + head within this many seconds.
+    http_timeout: float = 15.0
+    #: Provider WebSocket connect + handshake.
+    connect_timeout: float = 10.0
+    #: After the call ended: longest wait for on_call_end and the REST hangup.
+    finish_timeout: float = 10.0
+    #: A user tool that runs longer than this answers the model with an error.
+    tool_timeout: float = 30.0
+
+
+class CallRunner:
+    """Drive one :class:`CallBridge` over a carrier WebSocket until the call ends."""
+
+    def __init__(
+        self,
+        bridge: CallBridge,
+        carrier: WebSocket,
+        hooks: CallHooks,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._bridge = bridge
+        self._carrier = carrier
+        self._hooks = hooks
+        self._clock = clock
+        self._sockets: dict[str, WebSocket] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._send: MemoryObjectSendStream[list[Action]]
+        self._recv: MemoryObjectReceiveStream[list[Action]]
+        self._send, self._recv = anyio.create_memory_object_stream[list[Action]](_QUEUE_DEPTH)
+        self._timer_changed = anyio.Event()
+        self._finishing: set[object] = set()
+        self._finished = anyio.Event()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- the call ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until the bridge has ended and its last actions are done."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._execute)
+                tg.start_soon(self._timers)
+                tg.start_soon(self._read_carrier)
+                await self._finished.wait()
+                with anyio.move_on_after(self._hooks.finish_timeout):
+                    while self._finishing:
+                        await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for ws in list(self._sockets.values()):
+                    with anyio.move_on_after(1.0):
+                        await ws.close(1000)
+
+    async def _input(self, produce: Callable[[float], list[Action]]) -> None:
+        """Feed one input to the bridge and queue what it asks for."""
+        actions = produce(self._clock())
+        if actions:
+            await self._send.send(actions)
+        elif self._bridge.ended and not self._finished.is_set():
+            await self._send.send([])
+
+    # -- readers -------------------------------------------------------------------
+
+    async def _read_carrier(self) -> None:
+        bridge = self._bridge
+        while True:
+            try:
+                message = await self._carrier.receive()
+            except WebSocketClosed:
+                await self._input(bridge.carrier_closed)
+                return
+            await self._input(partial(_swap, bridge.carrier_message, message))
+            if bridge.ended:
+                return
+
+    async def _timers(self) -> None:
+        while True:
+            deadline = self._bridge.next_deadline()
+            delay = math.inf if deadline is None else deadline - self._clock()
+            if delay <= 0:
+                await self._input(self._bridge.handle_timer)
+                await anyio.sleep(0)  # let the executor run between rounds
+                continue
+            changed = self._timer_changed
+            with anyio.move_on_after(delay):
+                await changed.wait()
+            if changed.is_set():
+                self._timer_changed = anyio.Event()
+
+    async def _provider_socket(self, action: OpenSocket) -> None:
+        bridge = self._bridge
+        channel = action.channel
+        try:
+            async with connect_websocket(
+                action.url, headers=action.headers, timeout=self._hooks.connect_timeout
+            ) as ws:
+                self._sockets[channel] = ws
+                await self._input(lambda now: bridge.provider_socket_opened(channel, now))
+                while True:
+                    try:
+                        data = await ws.receive()
+                    except WebSocketClosed as closed:
+                        code, reason = closed.code, closed.reason
+                        break
+                    await self._input(
+                        partial(_swap2, bridge.provider_socket_message, channel, data)
+                    )
+        except ClientError as exc:
+            log.warning("provider connection %s failed: %s", channel, exc)
+            code, reason = 1006, str(exc)
+        finally:
+            self._sockets.pop(channel, None)
+        await self._input(lambda now: bridge.provider_socket_closed(channel, code, reason, now))
+
+    async def _provider_http(self, action: StartHttp) -> None:
+        bridge = self._bridge
+        channel = action.channel
+        with anyio.CancelScope() as scope:
+            self._scopes[channel] = scope
+            try:
+                async with stream_request(
+                    action.request,
+                    timeout=self._hooks.http_timeout,
+                    max_response_bytes=_MAX_PROVIDER_HTTP_BYTES,
+                ) as response:
+                    await self._input(
+                        lambda now: bridge.provider_http_response_start(
+                            channel, response.status, response.headers, now
+                        )
+                    )
+                    async for chunk in response:
+                        await self._input(
+                            partial(_swap2, bridge.provider_http_data, channel, chunk)
+                        )
+                await self._input(lambda now: bridge.provider_http_done(channel, now))
+            except ClientError as exc:
+                message = str(exc)
+                await self._input(lambda now: bridge.provider_http_failed(channel, message, now))
+            finally:
+                self._scopes.pop(channel, None)
+
+    # -- the executor ------------------------------------------------------------------
+
+    async def _execute(self) -> None:
+        async for actions in self._recv:
+            for action in actions:
+                await self._do(action)
+            if self._bridge.ended:
+                self._finished.set()
+
+    async def _do(self, action: Action) -> None:
+        if isinstance(action, SendToCarrier):
+            # A lost socket is the reader's to report to the bridge.
+            with contextlib.suppress(WebSocketClosed):
+                await self._carrier.send_many(action.messages)
+        elif isinstance(action, ProviderIo):
+            await self._do_io(action.action)
+        elif isinstance(action, SetTimer):
+            self._timer_changed.set()
+        elif isinstance(action, FireCallback):
+            self._spawn(self._callback(action), must_finish=True)
+        elif isinstance(action, RunTool):
+            self._spawn(self._tool(action), must_finish=False)
+        elif isinstance(action, HttpCall):
+            self._spawn(self._rest(action.request, action.purpose), must_finish=True)
+        elif isinstance(action, CloseCarrier):
+            with contextlib.suppress(WebSocketClosed):
+                await self._carrier.close(action.code, action.reason)
+
+    async def _do_io(self, io: object) -> None:
+        if isinstance(io, SendMessage):
+            ws = self._sockets.get(io.channel)
+            if ws is None:
+                log.debug("dropping a message for closed channel %s", io.channel)
+                return
+            with contextlib.suppress(WebSocketClosed):
+                await ws.send(io.data)  # a close is its reader's to report
+        elif isinstance(io, OpenSocket):
+            self._spawn(self._provider_socket(io), must_finish=False)
+        elif isinstance(io, CloseSocket):
+            ws = self._sockets.get(io.channel)
+            if ws is not None:
+                self._spawn(ws.close(io.code), must_finish=False)
+            scope = self._scopes.get(io.channel)
+            if scope is not None:
+                scope.cancel()
+        elif isinstance(io, StartHttp):
+            self._spawn(self._provider_http(io), must_finish=False)
+        elif isinstance(io, CallHandler):
+            self._spawn(self._handler(io), must_finish=False)
+
+    def _spawn(self, work: Awaitable[None], *, must_finish: bool) -> None:
+        assert self._tg is not None
+        token = object()
+
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                self._finishing.discard(token)
+
+        if must_finish:
+            self._finishing.add(token)
+        self._tg.start_soon(run)
+
+    # -- work that waits on the outside world -------------------------------------------
+
+    async def _callback(self, action: FireCallback) -> None:
+        callback = getattr(self._hooks, action.name, None)
+        if callback is None:
+            return
+        try:
+            await maybe_await(callback(dict(action.payload)))
+        except Exception:
+            log.exception("%s callback failed", action.name)
+
+    async def _tool(self, action: RunTool) -> None:
+        handler = self._hooks.tools.get(action.name)
+        info = self._bridge.call_info
+        call = (
+            {"call_id": info.call_id, "caller": info.caller, "callee": info.callee} if info else {}
+        )
+        if handler is None:
+            output = json.dumps({"error": f"no handler for tool {action.name!r}"})
+        else:
+            try:
+                with anyio.fail_after(self._hooks.tool_timeout):
+                    result = await maybe_await(handler(dict(action.arguments), call))
+                output = result if isinstance(result, str) else json.dumps(result, default=str)
+            except TimeoutError:
+                output = json.dumps({"error": f"tool {action.name} timed out"})
+            except Exception as exc:
+                log.exception("tool %s failed", action.name)
+                output = json.dumps({"error": f"tool {action.name} failed: {exc}"})
+        await self._input(lambda now: self._bridge.tool_result(action.call_id, output, now))
+
+    async def _handler(self, io: CallHandler) -> None:
+        handler = self._hooks.on_message
+        info = self._bridge.call_info
+        text = ""
+        if handler is not None:
+            message = {
+                "text": io.text,
+                "call_id": info.call_id if info else "",
+                "caller": info.caller if info else "",
+                "callee": info.callee if info else "",
+            }
+            try:
+                reply = await maybe_await(handler(message))
+                text = "" if reply is None else str(reply)
+            except Exception:
+                log.exception("on_message handler failed")
+        await self._input(lambda now: self._bridge.handler_result(io.request_id, text, now))
+
+    async def _rest(self, req: HttpRequest, purpose: str) -> None:
+        try:
+            response = await request(
+                req, timeout=self._hooks.http_timeout, max_response_bytes=_MAX_REST_BYTES
+            )
+        except (ClientError, PatterError) as exc:
+            log.warning("carrier %s request failed: %s", purpose, exc)
+            return
+        if response.status >= 300:
+            log.warning(
+                "carrier %s request answered %d: %s",
+                purpose,
+                response.status,
+                response.body[:200].decode("utf-8", "replace"),
+            )
+        else:
+            log.info("carrier %s request done (%d)", purpose, response.status)
