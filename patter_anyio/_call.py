@@ -177,6 +177,16 @@ class CallRunner:
         elif self._bridge.ended and not self._finished.is_set():
             await self._send.send([])
 
+    async def amd_result(self, answered_by: str) -> None:
+        """Answering-machine detection for this call (from a webhook)."""
+        bridge = self._bridge
+        await self._input(lambda now: bridge.amd_result(answered_by, now))
+
+    async def hangup(self, reason: str) -> None:
+        """End the call from the application's side."""
+        bridge = self._bridge
+        await self._input(lambda now: bridge.hangup(reason, now))
+
     # -- readers -------------------------------------------------------------------
 
     async def _read_carrier(self) -> None:

@@ -55,12 +55,14 @@ def read_wav_as_ulaw(path: str) -> bytes:
     except OSError as exc:
         raise WavError(f"{path}: cannot read ({exc.strerror or exc})") from None
     usable = len(raw) - len(raw) % (2 * channels)  # a truncated last frame is dropped
-    samples = np.frombuffer(raw[:usable], dtype="<i2")
+    # wave hands frames over in native byte order (it swaps on big-endian
+    # machines); the codecs take little-endian.
+    samples = np.frombuffer(raw[:usable], dtype=np.int16)
     if channels == 2:
         # Mix to mono in 32 bits so two loud channels do not wrap around.
         mixed = samples.reshape(-1, 2).astype(np.int32).sum(axis=1) // 2
         samples = mixed.astype("<i2")
-    pcm = samples.tobytes()
+    pcm = samples.astype("<i2").tobytes()
     if rate != TELEPHONE_RATE:
         pcm = resample_buffer(pcm, rate, TELEPHONE_RATE)
     return ulaw_encode(pcm)
@@ -72,4 +74,4 @@ def write_wav_pcm16(path: str, pcm: bytes, *, sample_rate: int = TELEPHONE_RATE)
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
+        wav.writeframes(np.frombuffer(pcm, dtype="<i2").astype(np.int16).tobytes())

@@ -81,7 +81,8 @@ class WebSocket:
         self._max = max_message_bytes
         self._idle_timeout = idle_timeout
         self._send_timeout = send_timeout
-        self._send_lock = anyio.Lock()
+        # fast_acquire: an uncontended send does not yield to the loop first.
+        self._send_lock = anyio.Lock(fast_acquire=True)
         self._receiving = False
         self._closed: WebSocketClosed | None = None
         self._text_parts: list[str] = []

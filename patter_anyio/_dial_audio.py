@@ -1,0 +1,209 @@
+"""The dial tool's audio: test signals and a model of the caller's earpiece.
+
+:class:`PlaybackModel` is what a carrier does with the audio an agent sends
+on a bidirectional stream: it queues it and plays it out in real time, so
+a ``mark`` comes back only when the audio sent before it has played, and a
+``clear`` throws away what is still queued and returns every pending mark
+at once (PROTOCOLS.md §3). It is pure -- every call takes ``now``, seconds
+since the stream started -- so the runtime drives it from a clock and the
+tests from plain numbers.
+
+Theory of operation. ``play_end`` is the moment the queued audio runs out.
+Audio arriving while something is queued plays right after it; audio
+arriving to an empty queue starts a new talk spurt ``jitter_buffer`` seconds
+later, as a real jitter buffer would, so frames that arrive with less
+jitter than that still play back to back. The heard audio is written into a
+PCM16 8 kHz timeline at the position it plays; a ``clear`` cuts the
+timeline at ``now`` (what was queued was never heard). A chunk that arrives
+after the queue ran dry, less than ``spurt_gap`` after it did, is a late
+frame in the middle of speech: how late it was is the latency figure the
+report gives percentiles of.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import numpy.typing as npt
+
+from patter_core.audio import ulaw_decode, ulaw_encode
+
+__all__ = ["PlaybackModel", "percentiles", "tone_ulaw"]
+
+RATE = 8000
+# Audio the carrier will hold for one call beyond its planned length; an
+# agent streaming far ahead of real time is cut off here rather than
+# growing memory without bound (10 minutes of PCM16 8 kHz is 9.6 MB).
+DEFAULT_MAX_TIMELINE_SECONDS = 600.0
+# A talk spurt starts this long after its first audio arrives. 60 ms is a
+# typical adaptive jitter-buffer depth for a well-behaved network path; the
+# exact figure a carrier uses is not published.
+DEFAULT_JITTER_BUFFER_S = 0.06
+# A queue that ran dry for longer than this was a pause between utterances,
+# not a late frame.
+DEFAULT_SPURT_GAP_S = 0.5
+# Fade tone bursts in and out over 10 ms: a hard edge is a click that
+# spreads energy over the whole band.
+_FADE_S = 0.01
+
+
+def tone_ulaw(
+    hz: float,
+    seconds: float,
+    *,
+    amplitude: float = 0.3,
+    burst: float | None = 0.6,
+    pause: float = 0.4,
+    rate: int = RATE,
+) -> bytes:
+    """μ-law 8 kHz: ``seconds`` of a ``hz`` tone, in bursts with pauses.
+
+    ``burst=None`` (or ``pause=0``) gives one continuous tone. Each burst is
+    faded in and out. ``amplitude`` is a fraction of full scale.
+    """
+    total = max(0, round(seconds * rate))
+    t = np.arange(total, dtype=np.float64) / rate
+    signal = amplitude * 32767.0 * np.sin(2.0 * math.pi * hz * t)
+    envelope = np.ones(total, dtype=np.float64)
+    if burst is not None and pause > 0:
+        period = burst + pause
+        envelope = ((t % period) < burst).astype(np.float64)
+    fade = max(1, round(_FADE_S * rate))
+    # Raised-cosine ramps at every on/off edge (and at the very ends).
+    padded = np.concatenate(([0.0], envelope, [0.0]))
+    edges = np.flatnonzero(np.diff(padded))
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, fade))
+    for i, edge in enumerate(edges):
+        if i % 2 == 0:  # rising edge at sample `edge`
+            n = min(fade, total - edge)
+            envelope[edge : edge + n] *= ramp[:n]
+        else:  # falling edge: the burst ends before sample `edge`
+            n = min(fade, edge)
+            envelope[edge - n : edge] *= ramp[::-1][fade - n :]
+    pcm = np.round(signal * envelope).astype("<i2").tobytes()
+    return ulaw_encode(pcm)
+
+
+def percentiles(values: list[float], qs: tuple[float, ...] = (50, 95, 99)) -> tuple[float, ...]:
+    """The ``qs`` percentiles of ``values`` (linear interpolation); NaNs if empty."""
+    if not values:
+        return tuple(math.nan for _ in qs)
+    arr = np.asarray(values, dtype=np.float64)
+    return tuple(float(np.percentile(arr, q)) for q in qs)
+
+
+class PlaybackModel:
+    """A carrier's playback queue for one stream; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        jitter_buffer: float = DEFAULT_JITTER_BUFFER_S,
+        spurt_gap: float = DEFAULT_SPURT_GAP_S,
+        max_seconds: float = DEFAULT_MAX_TIMELINE_SECONDS,
+    ) -> None:
+        self._jitter = jitter_buffer
+        self._spurt_gap = spurt_gap
+        self._max_samples = round(max_seconds * RATE)
+        self._timeline = np.zeros(0, dtype=np.int16)
+        self._written = 0  # samples of the timeline in use
+        self._end_sample = 0
+        self._marks: deque[tuple[float, str]] = deque()
+        self._last_arrival: float | None = None
+        self.first_audio_at: float | None = None
+        self.frames_received = 0
+        self.bytes_received = 0
+        self.dropped_samples = 0  # over the timeline limit, or cleared unheard
+        self.gaps_ms: list[float] = []  # inter-arrival gaps of agent media
+        self.late_ms: list[float] = []  # lateness against the playback slot
+
+    # ----------------------------------------------------------------- audio
+    def add_audio(self, ulaw: bytes, now: float) -> None:
+        """Queue agent audio (μ-law 8 kHz) that arrived at ``now``."""
+        self.frames_received += 1
+        self.bytes_received += len(ulaw)
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+        if self._last_arrival is not None:
+            self.gaps_ms.append((now - self._last_arrival) * 1000.0)
+        self._last_arrival = now
+        if now < self.play_end:
+            first = self._end_sample  # queued right behind what is playing
+            self.late_ms.append(0.0)
+        else:
+            dry_for = now - self.play_end
+            if self.frames_received > 1 and dry_for < self._spurt_gap:
+                self.late_ms.append(dry_for * 1000.0)
+            first = max(self._end_sample, round((now + self._jitter) * RATE))
+        if not ulaw:
+            return
+        pcm = np.frombuffer(ulaw_decode(ulaw), dtype="<i2")
+        room = max(0, self._max_samples - first)
+        if len(pcm) > room:
+            self.dropped_samples += len(pcm) - room
+            pcm = pcm[:room]
+        self._write(first, pcm)
+        # Whole samples throughout, so back-to-back chunks neither overlap
+        # nor leave a one-sample hole to float rounding.
+        self._end_sample = first + len(pcm)
+
+    @property
+    def play_end(self) -> float:
+        """When the queued audio runs out (seconds since the stream started)."""
+        return self._end_sample / RATE
+
+    def _write(self, first: int, pcm: npt.NDArray[np.int16]) -> None:
+        end = first + len(pcm)
+        if end > len(self._timeline):
+            grown = np.zeros(max(end, 2 * len(self._timeline), RATE), dtype=np.int16)
+            grown[: self._written] = self._timeline[: self._written]
+            self._timeline = grown
+        if first > self._written:
+            self._timeline[self._written : first] = 0
+        self._timeline[first:end] = pcm
+        self._written = max(self._written, end)
+
+    def buffered_seconds(self, now: float) -> float:
+        return max(0.0, self.play_end - now)
+
+    # ----------------------------------------------------------------- marks
+    def add_mark(self, name: str, now: float) -> list[str]:
+        """Queue a mark; returns it at once if nothing is left to play."""
+        if self.play_end <= now and not self._marks:
+            return [name]
+        self._marks.append((max(self.play_end, now), name))
+        return []
+
+    def due_marks(self, now: float) -> list[str]:
+        """Marks whose audio has finished playing by ``now``, in order."""
+        out: list[str] = []
+        while self._marks and self._marks[0][0] <= now:
+            out.append(self._marks.popleft()[1])
+        return out
+
+    @property
+    def pending_marks(self) -> int:
+        return len(self._marks)
+
+    def clear(self, now: float) -> list[str]:
+        """Drop what is still queued; return every pending mark (Twilio's ``clear``)."""
+        cut = max(0, round(now * RATE))
+        if self._written > cut:
+            self.dropped_samples += self._written - cut
+            self._timeline[cut : self._written] = 0
+            self._written = cut
+        self._end_sample = min(self._end_sample, cut)
+        marks = [name for _, name in self._marks]
+        self._marks.clear()
+        return marks
+
+    # ---------------------------------------------------------------- result
+    def heard(self, until: float) -> bytes:
+        """PCM16 8 kHz of what played from 0 to ``until`` (silence elsewhere)."""
+        total = max(0, round(until * RATE))
+        out = np.zeros(total, dtype="<i2")
+        n = min(total, self._written)
+        out[:n] = self._timeline[:n]
+        return out.tobytes()

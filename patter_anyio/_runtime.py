@@ -1,0 +1,506 @@
+"""The local runtime: turns the webhook app's events into calls.
+
+:class:`LocalRuntime` is what ``Patter.serve`` and ``python -m patter_anyio
+serve`` plug into the server: the media-stream handler (one
+:class:`~patter_core.bridge.CallBridge` driven by a :class:`CallRunner` per
+stream) and the webhook hooks that need I/O (Telnyx answers through its REST
+API, answering-machine results, recording and status logs). Every protocol
+decision stays in ``patter_core``; this module only picks the configured
+pieces and wires them together.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from patter_core import Entropy
+from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
+from patter_core.http import HttpRequest
+from patter_core.media import TelnyxMediaStream, TwilioMediaStream
+from patter_core.providers import (
+    DeepgramConfig,
+    EchoSession,
+    ElevenLabsConfig,
+    ElevenLabsSession,
+    ElevenLabsTtsConfig,
+    LlmConfig,
+    OpenAIRealtimeConfig,
+    OpenAIRealtimeSession,
+    OpenAISttConfig,
+    OpenAITtsConfig,
+    PipelineConfig,
+    PipelineSession,
+    ProviderSession,
+)
+from patter_core.webhooks import (
+    AmdCallback,
+    CallStatusCallback,
+    RecordingStatusCallback,
+    StreamTokens,
+    TelnyxCallAnswered,
+    TelnyxCallHangup,
+    TelnyxCallInitiated,
+    TelnyxEvent,
+    TelnyxMachineDetectionEnded,
+    TelnyxMachineGreetingEnded,
+    TelnyxRest,
+    TwilioRest,
+    is_machine_end,
+    say_hangup_twiml,
+    xml_text,
+)
+
+from ._agent import Agent
+from ._app import WebhookHooks
+from ._call import CallHooks, CallRunner
+from ._httpclient import ClientError, request
+from ._server import StreamRequest
+from ._websocket import WebSocket
+
+__all__ = ["CarrierSettings", "LocalRuntime", "ProviderSettings"]
+
+log = logging.getLogger("patter_anyio.runtime")
+
+# Carrier REST answers are small JSON documents.
+_MAX_REST_BYTES = 1024 * 1024
+# Outbound-call overrides waiting for their stream; a dialler that never gets
+# its calls answered must not grow this without bound.
+_MAX_PENDING_OUTBOUND = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarrierSettings:
+    """Carrier accounts and the public host they reach us on."""
+
+    webhook_host: str | None = None
+    phone_number: str | None = None
+    twilio_sid: str | None = None
+    twilio_token: str | None = field(default=None, repr=False)
+    telnyx_key: str | None = field(default=None, repr=False)
+    telnyx_public_key: str | None = None
+    telnyx_connection_id: str | None = None
+    #: "PCMU" (default: G.711 both ways, certain on every leg) or "L16" (16 kHz).
+    telnyx_codec: str = "PCMU"
+    #: [R] PROTOCOLS.md §4.4: L16 byte order unverified; big-endian per RFC 3551.
+    telnyx_l16_byte_order: str = "big"
+    twilio_api_base_url: str = "https://api.twilio.com"
+    telnyx_api_base_url: str = "https://api.telnyx.com/v2"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderSettings:
+    """AI provider keys and endpoints."""
+
+    openai_key: str | None = field(default=None, repr=False)
+    elevenlabs_key: str | None = field(default=None, repr=False)
+    elevenlabs_agent_id: str | None = None
+    deepgram_key: str | None = field(default=None, repr=False)
+    openai_base_url: str = "https://api.openai.com/v1"
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    deepgram_base_url: str = "wss://api.deepgram.com"
+
+
+def missing_settings(agent: Agent, providers: ProviderSettings, *, handler: bool) -> str | None:
+    """Why ``agent`` cannot run with these keys, or None when it can."""
+    if agent.provider == "openai" and not providers.openai_key:
+        return "provider openai needs an OpenAI key (OPENAI_API_KEY)"
+    if agent.provider == "elevenlabs" and not (agent.agent_id or providers.elevenlabs_agent_id):
+        return "provider elevenlabs needs an agent id (ELEVENLABS_AGENT_ID)"
+    if agent.provider == "pipeline":
+        stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
+        tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
+        if stt == "deepgram" and not providers.deepgram_key:
+            return "pipeline speech-to-text with Deepgram needs DEEPGRAM_API_KEY"
+        if tts == "elevenlabs" and not providers.elevenlabs_key:
+            return "pipeline text-to-speech with ElevenLabs needs ELEVENLABS_API_KEY"
+        needs_openai = stt == "openai" or tts == "openai" or not handler
+        if needs_openai and not providers.openai_key:
+            return (
+                "pipeline needs OPENAI_API_KEY (speech or the LLM; give on_message to skip the LLM)"
+            )
+    return None
+
+
+def make_session_factory(
+    agent: Agent,
+    providers: ProviderSettings,
+    *,
+    use_handler: bool,
+    entropy: Entropy,
+) -> Callable[[CallInfo], ProviderSession]:
+    """The session each call of ``agent`` talks to."""
+
+    def tools(info: CallInfo) -> list[dict[str, Any]]:
+        return [
+            {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
+            for t in info.tools
+        ]
+
+    def factory(info: CallInfo) -> ProviderSession:
+        if agent.provider == "openai":
+            assert providers.openai_key
+            return OpenAIRealtimeSession(
+                OpenAIRealtimeConfig(
+                    api_key=providers.openai_key,
+                    model=agent.model or "gpt-realtime",
+                    voice=agent.voice or "marin",
+                    instructions=info.instructions,
+                    first_message=info.first_message or None,
+                    tools=tools(info),
+                    audio_format="pcmu",  # G.711 passthrough: no transcoding at all
+                    base_url=providers.openai_base_url,
+                )
+            )
+        if agent.provider == "elevenlabs":
+            agent_id = agent.agent_id or providers.elevenlabs_agent_id
+            assert agent_id
+            return ElevenLabsSession(
+                ElevenLabsConfig(
+                    agent_id=agent_id,
+                    api_key=providers.elevenlabs_key,
+                    base_url=providers.elevenlabs_base_url,
+                    prompt=info.instructions or None,
+                    first_message=info.first_message or None,
+                    language=agent.language,
+                    voice_id=agent.voice,
+                    dynamic_variables={"caller": info.caller, "callee": info.callee},
+                )
+            )
+        if agent.provider == "pipeline":
+            stt_name = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
+            tts_name = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
+            stt: DeepgramConfig | OpenAISttConfig
+            if stt_name == "deepgram":
+                assert providers.deepgram_key
+                stt = DeepgramConfig(
+                    api_key=providers.deepgram_key,
+                    base_url=providers.deepgram_base_url,
+                    language=agent.language or "en",
+                )
+            else:
+                assert providers.openai_key
+                stt = OpenAISttConfig(
+                    api_key=providers.openai_key,
+                    base_url=providers.openai_base_url,
+                    language=agent.language,
+                )
+            tts: ElevenLabsTtsConfig | OpenAITtsConfig
+            if tts_name == "elevenlabs":
+                assert providers.elevenlabs_key
+                if agent.voice:
+                    tts = ElevenLabsTtsConfig(
+                        api_key=providers.elevenlabs_key,
+                        voice_id=agent.voice,
+                        base_url=providers.elevenlabs_base_url,
+                    )
+                else:
+                    tts = ElevenLabsTtsConfig(
+                        api_key=providers.elevenlabs_key, base_url=providers.elevenlabs_base_url
+                    )
+            else:
+                assert providers.openai_key
+                tts = OpenAITtsConfig(
+                    api_key=providers.openai_key,
+                    base_url=providers.openai_base_url,
+                    voice=agent.voice or "alloy",
+                )
+            llm = None
+            if not use_handler:
+                assert providers.openai_key
+                llm = LlmConfig(
+                    api_key=providers.openai_key,
+                    model=agent.model or "gpt-4o-mini",
+                    base_url=providers.openai_base_url,
+                    tools=tuple(tools(info)),
+                )
+            return PipelineSession(
+                PipelineConfig(
+                    stt=stt,
+                    tts=tts,
+                    llm=llm,
+                    use_handler=use_handler,
+                    system_prompt=info.instructions,
+                    first_message=info.first_message,
+                ),
+                entropy=entropy,
+            )
+        return EchoSession()
+
+    return factory
+
+
+def dial_twiml(target: str) -> str:
+    """``<Dial>`` the target: the transfer of a live call (escaped as data)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Response><Dial>{xml_text(target)}</Dial></Response>"
+    )
+
+
+class TwilioControl:
+    """:class:`~patter_core.bridge.CarrierControl` over Twilio's REST API."""
+
+    def __init__(self, rest: TwilioRest, webhook_host: str | None) -> None:
+        self._rest = rest
+        self._host = webhook_host
+
+    def hangup(self, call_id: str) -> HttpRequest | None:
+        return self._rest.hang_up(call_id)
+
+    def transfer(self, call_id: str, target: str) -> HttpRequest | None:
+        return self._rest.update_call_twiml(call_id, dial_twiml(target))
+
+    def start_recording(self, call_id: str) -> HttpRequest | None:
+        callback = f"https://{self._host}/webhooks/twilio/recording" if self._host else None
+        return self._rest.start_recording(call_id, recording_status_callback=callback)
+
+
+class TelnyxControl:
+    """:class:`~patter_core.bridge.CarrierControl` over Telnyx Call Control."""
+
+    def __init__(self, rest: TelnyxRest) -> None:
+        self._rest = rest
+
+    def hangup(self, call_id: str) -> HttpRequest | None:
+        return self._rest.hangup(call_id)
+
+    def transfer(self, call_id: str, target: str) -> HttpRequest | None:
+        del call_id, target
+        return None  # not offered on Telnyx yet: the tool answers with an error
+
+    def start_recording(self, call_id: str) -> HttpRequest | None:
+        del call_id
+        return None
+
+
+@dataclass(slots=True)
+class _Outbound:
+    agent: Agent | None
+    voicemail_message: str | None
+
+
+class LocalRuntime:
+    """Everything a running server needs to carry calls."""
+
+    def __init__(
+        self,
+        *,
+        agent: Agent,
+        carriers: CarrierSettings,
+        providers: ProviderSettings,
+        hooks: CallHooks,
+        stream_secret: bytes,
+        recording: bool = False,
+        voicemail_message: str | None = None,
+        entropy: Entropy = secrets,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.agent = agent
+        self.carriers = carriers
+        self.providers = providers
+        self.hooks = hooks
+        self.tokens = StreamTokens(stream_secret)
+        self.recording = recording
+        self.voicemail_message = voicemail_message
+        self._entropy = entropy
+        self._clock = clock
+        self.twilio = (
+            TwilioRest(
+                carriers.twilio_sid, carriers.twilio_token, base_url=carriers.twilio_api_base_url
+            )
+            if carriers.twilio_sid and carriers.twilio_token
+            else None
+        )
+        self.telnyx = (
+            TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
+            if carriers.telnyx_key
+            else None
+        )
+        #: Live calls of this process, by carrier call id.
+        self.live: dict[str, CallRunner] = {}
+        self._outbound: dict[str, _Outbound] = {}
+
+    # -- the pieces the server takes ---------------------------------------------
+
+    def webhook_hooks(self) -> WebhookHooks:
+        return WebhookHooks(
+            on_call_status=self._on_call_status,
+            on_recording_status=self._on_recording_status,
+            on_amd_result=self._on_amd_result,
+            on_telnyx_event=self._on_telnyx_event,
+        )
+
+    def expect_outbound(
+        self, call_id: str, agent: Agent | None, voicemail_message: str | None
+    ) -> None:
+        """Remember per-call settings of an outbound call until its stream starts."""
+        if len(self._outbound) >= _MAX_PENDING_OUTBOUND:
+            self._outbound.pop(next(iter(self._outbound)))
+        self._outbound[call_id] = _Outbound(agent=agent, voicemail_message=voicemail_message)
+
+    async def handle_stream(self, ws: WebSocket, req: StreamRequest) -> None:
+        """One media stream, start to end."""
+        outbound = self._outbound.pop(req.call_id, None)
+        agent = outbound.agent if outbound and outbound.agent else self.agent
+        voicemail = (
+            outbound.voicemail_message
+            if outbound and outbound.voicemail_message is not None
+            else self.voicemail_message
+        )
+        stream: TwilioMediaStream | TelnyxMediaStream
+        control: TwilioControl | TelnyxControl | None
+        if req.carrier == "twilio":
+            stream = TwilioMediaStream()
+            control = (
+                TwilioControl(self.twilio, self.carriers.webhook_host) if self.twilio else None
+            )
+        else:
+            if self.carriers.telnyx_l16_byte_order == "little":
+                stream = TelnyxMediaStream(l16_byte_order="little")
+            else:
+                stream = TelnyxMediaStream(l16_byte_order="big")
+            control = TelnyxControl(self.telnyx) if self.telnyx else None
+        config = BridgeConfig(
+            instructions=agent.system_prompt,
+            first_message=agent.first_message,
+            # Realtime sessions and the pipeline greet by themselves; the echo
+            # agent is handed a Say by the bridge.
+            first_message_native=agent.provider != "echo",
+            tools=tuple(tool.spec for tool in agent.tools),
+            end_call_tool=agent.end_call_tool,
+            transfer_allowlist=frozenset(agent.transfer_allowlist),
+            record=self.recording and req.carrier == "twilio" and control is not None,
+            voicemail_message=voicemail or "",
+        )
+        bridge = CallBridge(
+            stream=stream,
+            carrier=req.carrier,
+            session_factory=make_session_factory(
+                agent,
+                self.providers,
+                use_handler=self.hooks.on_message is not None,
+                entropy=self._entropy,
+            ),
+            verify_token=self.tokens.verify,
+            config=config,
+            control=control,
+            stream_token=req.header("x-telnyx-streaming-auth-token"),
+        )
+        call_hooks = self.hooks
+        if agent.tools:
+            merged = dict(self.hooks.tools)
+            merged.update({tool.name: tool.handler for tool in agent.tools})
+            call_hooks = _replace_tools(self.hooks, merged)
+        runner = CallRunner(bridge, ws, call_hooks, clock=self._clock)
+        self.live[req.call_id] = runner
+        log.info("media stream opened carrier=%s call=%s", req.carrier, req.call_id)
+        try:
+            await runner.run()
+        finally:
+            if self.live.get(req.call_id) is runner:
+                del self.live[req.call_id]
+            info = bridge.call_info
+            log.info(
+                "media stream closed carrier=%s call=%s started=%s",
+                req.carrier,
+                req.call_id,
+                info is not None,
+            )
+
+    # -- webhook hooks ----------------------------------------------------------------
+
+    async def _on_call_status(self, status: CallStatusCallback) -> None:
+        log.info("call %s is %s", status.call_sid, status.call_status)
+
+    async def _on_recording_status(self, recording: RecordingStatusCallback) -> None:
+        log.info(
+            "recording %s of call %s is %s",
+            recording.recording_sid,
+            recording.call_sid,
+            recording.recording_status,
+        )
+
+    async def _on_amd_result(self, amd: AmdCallback) -> None:
+        await self._machine_answered(amd.call_sid, amd.answered_by, carrier="twilio")
+
+    async def _machine_answered(self, call_id: str, answered_by: str, *, carrier: str) -> None:
+        runner = self.live.get(call_id)
+        if runner is not None:
+            await runner.amd_result(answered_by)
+            return
+        # The stream lives in another process (or never started): the drop
+        # needs no state, so say it with TwiML through the REST API.
+        message = self.voicemail_message
+        if not (message and is_machine_end(answered_by)):
+            return
+        if carrier == "twilio" and self.twilio is not None:
+            await self.send_rest(
+                self.twilio.update_call_twiml(call_id, say_hangup_twiml(message)), "voicemail"
+            )
+
+    async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
+        if self.telnyx is None:
+            log.warning("Telnyx %s received but TELNYX_API_KEY is not set", event.event_type)
+            return
+        call_id = event.call_control_id
+        if not call_id:
+            log.info("Telnyx %s without a call_control_id ignored", event.event_type)
+            return
+        if isinstance(event, TelnyxCallInitiated):
+            if str(event.payload.get("direction", "incoming")) == "incoming":
+                # Telnyx ignores commands in webhook replies: answer via REST.
+                await self.send_rest(self.telnyx.answer(call_id, stream_url=None), "answer")
+        elif isinstance(event, TelnyxCallAnswered):
+            await self._telnyx_stream(call_id)
+        elif isinstance(event, TelnyxMachineGreetingEnded | TelnyxMachineDetectionEnded):
+            result = str(event.payload.get("result", ""))
+            if isinstance(event, TelnyxMachineGreetingEnded) or result == "machine":
+                await self._machine_answered(call_id, "machine_end_other", carrier="telnyx")
+        elif isinstance(event, TelnyxCallHangup):
+            log.info("telnyx call %s hung up (%s)", call_id, event.payload.get("hangup_cause"))
+
+    async def _telnyx_stream(self, call_id: str) -> None:
+        assert self.telnyx is not None
+        host = self.carriers.webhook_host
+        if not host:
+            log.error("cannot stream Telnyx call %s: no webhook host configured", call_id)
+            return
+        token = self.tokens.issue(call_id, self._clock())
+        l16 = self.carriers.telnyx_codec == "L16"
+        await self.send_rest(
+            self.telnyx.streaming_start(
+                call_id,
+                stream_url=f"wss://{host}/ws/telnyx/stream/{call_id}",
+                stream_codec="L16" if l16 else "PCMU",
+                stream_bidirectional_codec="L16" if l16 else "PCMU",
+                stream_bidirectional_sampling_rate=16000 if l16 else None,
+                stream_auth_token=token,
+            ),
+            "streaming_start",
+        )
+
+    async def send_rest(self, req: HttpRequest, purpose: str) -> tuple[int, bytes] | None:
+        try:
+            response = await request(req, timeout=15.0, max_response_bytes=_MAX_REST_BYTES)
+        except ClientError as exc:
+            log.warning("carrier %s request failed: %s", purpose, exc)
+            return None
+        if response.status >= 300:
+            log.warning(
+                "carrier %s request answered %d: %s",
+                purpose,
+                response.status,
+                response.body[:200].decode("utf-8", "replace"),
+            )
+        return response.status, response.body
+
+
+def _replace_tools(hooks: CallHooks, tools: Mapping[str, Any]) -> CallHooks:
+    from dataclasses import replace
+
+    return replace(hooks, tools=tools)
