@@ -21,8 +21,11 @@ from types import FrameType
 
 import anyio
 
+from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
+from ._call import CallHooks
 from ._config import ConfigError, ServerConfig, config_from_args
+from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings
 from ._server import Server, StreamHandler
 
 __all__ = ["build_app", "main", "run_server"]
@@ -52,7 +55,15 @@ async def run_server(
     stream_handler: StreamHandler | None = None,
     hooks: WebhookHooks | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; a second signal skips the grace period."""
+    """Serve until SIGINT/SIGTERM; a second signal skips the grace period.
+
+    Without a ``stream_handler`` and ``hooks`` the configured agent answers
+    every call (:func:`runtime_from_config`).
+    """
+    if stream_handler is None and hooks is None:
+        runtime = runtime_from_config(config)
+        stream_handler = runtime.handle_stream
+        hooks = runtime.webhook_hooks()
     server = Server(
         build_app(config, stream_handler=stream_handler, hooks=hooks),
         host=config.host,
@@ -78,6 +89,43 @@ async def run_server(
         tg.start_soon(watch_signals)
         await server.serve()
         tg.cancel_scope.cancel()
+
+
+def runtime_from_config(config: ServerConfig) -> LocalRuntime:
+    """The call runtime for ``serve``: one agent, as the flags describe it."""
+    agent = Agent(
+        provider=config.provider,
+        system_prompt=config.system_prompt or "",
+        first_message=config.first_message or "",
+        voice=config.voice,
+        model=config.model,
+    )
+    return LocalRuntime(
+        agent=agent,
+        carriers=CarrierSettings(
+            webhook_host=config.webhook_host,
+            phone_number=config.phone_number,
+            twilio_sid=config.twilio_account_sid,
+            twilio_token=config.twilio_auth_token,
+            telnyx_key=config.telnyx_api_key,
+            telnyx_public_key=config.telnyx_public_key,
+            twilio_api_base_url=config.twilio_api_base_url,
+            telnyx_api_base_url=config.telnyx_api_base_url,
+        ),
+        providers=ProviderSettings(
+            openai_key=config.openai_api_key,
+            elevenlabs_key=config.elevenlabs_api_key,
+            elevenlabs_agent_id=config.elevenlabs_agent_id,
+            deepgram_key=config.deepgram_api_key,
+            openai_base_url=config.openai_base_url,
+            elevenlabs_base_url=config.elevenlabs_base_url,
+            deepgram_base_url=config.deepgram_base_url,
+        ),
+        hooks=CallHooks(),
+        stream_secret=config.stream_secret.encode("utf-8"),
+        recording=config.recording,
+        voicemail_message=config.voicemail_message,
+    )
 
 
 def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:

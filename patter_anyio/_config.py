@@ -50,11 +50,11 @@ ENVIRONMENT = (
     ("ELEVENLABS_API_KEY", "ElevenLabs key (private agents; text-to-speech in pipeline)"),
     ("ELEVENLABS_AGENT_ID", "ElevenLabs Conversational AI agent (provider elevenlabs)"),
     ("DEEPGRAM_API_KEY", "Deepgram key (speech-to-text in pipeline)"),
-    ("OPENAI_BASE_URL", "override https://api.openai.com"),
+    ("OPENAI_BASE_URL", "override https://api.openai.com/v1"),
     ("ELEVENLABS_BASE_URL", "override https://api.elevenlabs.io"),
     ("DEEPGRAM_BASE_URL", "override https://api.deepgram.com"),
     ("TWILIO_API_BASE_URL", "override https://api.twilio.com"),
-    ("TELNYX_API_BASE_URL", "override https://api.telnyx.com"),
+    ("TELNYX_API_BASE_URL", "override https://api.telnyx.com/v2"),
 )
 
 
@@ -93,11 +93,11 @@ class ServerConfig:
     elevenlabs_api_key: str | None = field(default=None, repr=False)
     elevenlabs_agent_id: str | None = None
     deepgram_api_key: str | None = field(default=None, repr=False)
-    openai_base_url: str = "https://api.openai.com"
+    openai_base_url: str = "https://api.openai.com/v1"
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     deepgram_base_url: str = "https://api.deepgram.com"
     twilio_api_base_url: str = "https://api.twilio.com"
-    telnyx_api_base_url: str = "https://api.telnyx.com"
+    telnyx_api_base_url: str = "https://api.telnyx.com/v2"
     limits: ServerLimits = field(default_factory=ServerLimits)
 
     def warnings(self) -> list[str]:
@@ -263,10 +263,11 @@ def config_from_args(
         raise ConfigError("--provider openai needs OPENAI_API_KEY")
     if provider == "elevenlabs" and not keys["elevenlabs_agent"]:
         raise ConfigError("--provider elevenlabs needs ELEVENLABS_AGENT_ID")
-    if provider == "pipeline" and not (keys["deepgram"] or keys["openai"]):
-        raise ConfigError(
-            "--provider pipeline needs DEEPGRAM_API_KEY or OPENAI_API_KEY for speech-to-text"
-        )
+    # The CLI has no on_message handler: the pipeline's replies come from the LLM.
+    if provider == "pipeline" and not keys["openai"]:
+        raise ConfigError("--provider pipeline needs OPENAI_API_KEY (its LLM)")
+    if args.recording and not (_env(env, "TWILIO_ACCOUNT_SID") and _env(env, "TWILIO_AUTH_TOKEN")):
+        raise ConfigError("--recording needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
 
     twilio_token = _env(env, "TWILIO_AUTH_TOKEN")
     if twilio_token and not webhook_host:
@@ -317,10 +318,10 @@ def config_from_args(
         elevenlabs_api_key=keys["elevenlabs_key"],
         elevenlabs_agent_id=keys["elevenlabs_agent"],
         deepgram_api_key=keys["deepgram"],
-        openai_base_url=_base_url(env, "OPENAI_BASE_URL", "https://api.openai.com"),
+        openai_base_url=_base_url(env, "OPENAI_BASE_URL", "https://api.openai.com/v1"),
         elevenlabs_base_url=_base_url(env, "ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
         deepgram_base_url=_base_url(env, "DEEPGRAM_BASE_URL", "https://api.deepgram.com"),
         twilio_api_base_url=_base_url(env, "TWILIO_API_BASE_URL", "https://api.twilio.com"),
-        telnyx_api_base_url=_base_url(env, "TELNYX_API_BASE_URL", "https://api.telnyx.com"),
+        telnyx_api_base_url=_base_url(env, "TELNYX_API_BASE_URL", "https://api.telnyx.com/v2"),
     )
     return str(args.command), config

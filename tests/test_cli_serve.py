@@ -44,6 +44,7 @@ def test_flags_and_environment() -> None:
         "--recording", "--voicemail-message", "Call me back", "--log-level", "debug",
         env={
             "OPENAI_API_KEY": "sk-x",
+            "TWILIO_ACCOUNT_SID": "AC123",
             "TWILIO_AUTH_TOKEN": "tok",
             "PATTER_STREAM_SECRET": "0123456789abcdef0123",
             "OPENAI_BASE_URL": "http://127.0.0.1:9/",
@@ -69,7 +70,8 @@ def test_flags_and_environment() -> None:
         (["--workers", "0"], {}, "workers"),
         (["--provider", "openai"], {}, "OPENAI_API_KEY"),
         (["--provider", "elevenlabs"], {}, "ELEVENLABS_AGENT_ID"),
-        (["--provider", "pipeline"], {}, "DEEPGRAM_API_KEY"),
+        (["--provider", "pipeline"], {}, "OPENAI_API_KEY"),
+        (["--recording"], {}, "TWILIO_ACCOUNT_SID"),
         (["--provider", "gemini"], {}, "invalid choice"),
         (["--webhook-url", "https://a.b/path"], {}, "--webhook-url"),
         (["--trusted-proxy", "not-an-ip"], {}, "--trusted-proxy"),

@@ -1,0 +1,399 @@
+"""The Python API: ``Patter(mode="local", ...)``, ``agent()``, ``serve()``, ``call()``.
+
+::
+
+    phone = Patter(mode="local", twilio_sid=..., twilio_token=..., openai_key=...,
+                   phone_number="+15550001111", webhook_url="abc.ngrok.app")
+    agent = phone.agent(system_prompt="You are a friendly receptionist.",
+                        first_message="Hello! How can I help?", provider="openai")
+    anyio.run(phone.serve, agent)          # asyncio or trio
+
+Every option is checked when it is given, so a mistake is a clear
+``ValueError`` before any socket is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from patter_core.webhooks import (
+    CarrierApiError,
+    TelnyxRest,
+    TwilioRest,
+    parse_telnyx_response,
+    parse_twilio_call,
+)
+
+from ._agent import PROVIDER_NAMES, Agent, Tool, as_tools
+from ._app import WebhookApp
+from ._call import CallHooks
+from ._config import normalise_webhook_host
+from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, missing_settings
+from ._server import Server
+
+__all__ = ["Patter"]
+
+log = logging.getLogger("patter_anyio")
+
+
+def _check_port(port: int | None) -> None:
+    if port is None:
+        return  # an ephemeral port, for tests and embedding
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"port must be an integer in 1-65535, not {port!r}")
+
+
+def _check_callback(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be callable, not {type(value).__name__}")
+
+
+class Patter:
+    """One phone line (or several), served locally."""
+
+    def __init__(
+        self,
+        mode: str = "local",
+        *,
+        twilio_sid: str | None = None,
+        twilio_token: str | None = None,
+        telnyx_key: str | None = None,
+        telnyx_public_key: str | None = None,
+        telnyx_connection_id: str | None = None,
+        openai_key: str | None = None,
+        elevenlabs_key: str | None = None,
+        elevenlabs_agent_id: str | None = None,
+        deepgram_key: str | None = None,
+        phone_number: str | None = None,
+        webhook_url: str | None = None,
+        openai_base_url: str = "https://api.openai.com/v1",
+        elevenlabs_base_url: str = "https://api.elevenlabs.io",
+        deepgram_base_url: str = "wss://api.deepgram.com",
+        twilio_api_base_url: str = "https://api.twilio.com",
+        telnyx_api_base_url: str = "https://api.telnyx.com/v2",
+        stream_secret: str | None = None,
+        telnyx_codec: str = "PCMU",
+    ) -> None:
+        if mode != "local":
+            raise ValueError(f"only mode='local' is available here, not {mode!r}")
+        if bool(twilio_sid) != bool(twilio_token):
+            raise ValueError("twilio_sid and twilio_token go together")
+        if telnyx_codec not in ("PCMU", "L16"):
+            raise ValueError(f"telnyx_codec must be 'PCMU' or 'L16', not {telnyx_codec!r}")
+        host = normalise_webhook_host(webhook_url) if webhook_url else None
+        if stream_secret is not None and len(stream_secret) < 16:
+            raise ValueError("stream_secret must be at least 16 characters")
+        for name, url in (
+            ("openai_base_url", openai_base_url),
+            ("elevenlabs_base_url", elevenlabs_base_url),
+            ("twilio_api_base_url", twilio_api_base_url),
+            ("telnyx_api_base_url", telnyx_api_base_url),
+        ):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must start with http:// or https://: {url!r}")
+        if not deepgram_base_url.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(
+                f"deepgram_base_url must be an http(s) or ws(s) URL: {deepgram_base_url!r}"
+            )
+        self.carriers = CarrierSettings(
+            webhook_host=host,
+            phone_number=phone_number,
+            twilio_sid=twilio_sid,
+            twilio_token=twilio_token,
+            telnyx_key=telnyx_key,
+            telnyx_public_key=telnyx_public_key,
+            telnyx_connection_id=telnyx_connection_id,
+            telnyx_codec=telnyx_codec,
+            twilio_api_base_url=twilio_api_base_url.rstrip("/"),
+            telnyx_api_base_url=telnyx_api_base_url.rstrip("/"),
+        )
+        self.providers = ProviderSettings(
+            openai_key=openai_key,
+            elevenlabs_key=elevenlabs_key,
+            elevenlabs_agent_id=elevenlabs_agent_id,
+            deepgram_key=deepgram_key,
+            openai_base_url=openai_base_url.rstrip("/"),
+            elevenlabs_base_url=elevenlabs_base_url.rstrip("/"),
+            deepgram_base_url=deepgram_base_url.rstrip("/"),
+        )
+        self._secret = (stream_secret or secrets.token_urlsafe(32)).encode("utf-8")
+        self._secret_generated = stream_secret is None
+        self._runtime: LocalRuntime | None = None
+        self._server: Server | None = None
+
+    # -- agents --------------------------------------------------------------------
+
+    def agent(
+        self,
+        *,
+        system_prompt: str = "",
+        voice: str | None = None,
+        model: str | None = None,
+        first_message: str = "",
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        provider: str | None = None,
+        language: str | None = None,
+        transfer_allowlist: Sequence[str] = (),
+        end_call_tool: bool = True,
+        agent_id: str | None = None,
+        stt: str | None = None,
+        tts: str | None = None,
+    ) -> Agent:
+        """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
+        if provider is None:
+            provider = "openai" if self.providers.openai_key else "echo"
+        if provider not in PROVIDER_NAMES:
+            raise ValueError(
+                f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}"
+            )
+        if stt not in (None, "deepgram", "openai"):
+            raise ValueError(f"stt must be 'deepgram' or 'openai', not {stt!r}")
+        if tts not in (None, "elevenlabs", "openai"):
+            raise ValueError(f"tts must be 'elevenlabs' or 'openai', not {tts!r}")
+        agent = Agent(
+            provider=provider,
+            system_prompt=system_prompt,
+            voice=voice,
+            model=model,
+            first_message=first_message,
+            tools=as_tools(tools),
+            language=language,
+            transfer_allowlist=tuple(transfer_allowlist),
+            end_call_tool=end_call_tool,
+            agent_id=agent_id,
+            stt=stt,  # type: ignore[arg-type]
+            tts=tts,  # type: ignore[arg-type]
+        )
+        return agent
+
+    # -- serving -------------------------------------------------------------------------
+
+    def _runtime_for(
+        self,
+        agent: Agent,
+        *,
+        on_call_start: Callable[..., Any] | None,
+        on_call_end: Callable[..., Any] | None,
+        on_transcript: Callable[..., Any] | None,
+        on_message: Callable[..., Any] | None,
+        recording: bool,
+        voicemail_message: str | None,
+    ) -> LocalRuntime:
+        if not isinstance(agent, Agent):
+            raise ValueError("agent must come from phone.agent(...)")
+        for name, value in (
+            ("on_call_start", on_call_start),
+            ("on_call_end", on_call_end),
+            ("on_transcript", on_transcript),
+            ("on_message", on_message),
+        ):
+            _check_callback(name, value)
+        if on_message is not None and agent.provider != "pipeline":
+            raise ValueError(
+                "on_message is for provider='pipeline' (speech-to-text, your handler, "
+                f"text-to-speech); a {agent.provider} agent answers by itself"
+            )
+        problem = missing_settings(agent, self.providers, handler=on_message is not None)
+        if problem:
+            raise ValueError(problem)
+        if recording and not (self.carriers.twilio_sid and self.carriers.twilio_token):
+            raise ValueError("recording=True needs twilio_sid and twilio_token (the REST API)")
+        if voicemail_message is not None and not isinstance(voicemail_message, str):
+            raise ValueError("voicemail_message must be text")
+        hooks = CallHooks(
+            on_call_start=on_call_start,
+            on_call_end=on_call_end,
+            on_transcript=on_transcript,
+            on_message=on_message,
+            tools={tool.name: tool.handler for tool in agent.tools},
+        )
+        return LocalRuntime(
+            agent=agent,
+            carriers=self.carriers,
+            providers=self.providers,
+            hooks=hooks,
+            stream_secret=self._secret,
+            recording=recording,
+            voicemail_message=voicemail_message,
+        )
+
+    async def serve(
+        self,
+        agent: Agent | None = None,
+        port: int | None = 8000,
+        *,
+        host: str = "127.0.0.1",
+        on_call_start: Callable[..., Any] | None = None,
+        on_call_end: Callable[..., Any] | None = None,
+        on_transcript: Callable[..., Any] | None = None,
+        on_message: Callable[..., Any] | None = None,
+        recording: bool = False,
+        voicemail_message: str | None = None,
+        handle_signals: bool = True,
+        server: Server | None = None,
+        task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve calls until SIGINT/SIGTERM (or ``stop()``); reports the port to ``task_status``.
+
+        ``port=None`` binds an ephemeral port (embedding, tests).
+        """
+        _check_port(port)
+        if agent is None:
+            agent = self.agent()
+        runtime = self._runtime_for(
+            agent,
+            on_call_start=on_call_start,
+            on_call_end=on_call_end,
+            on_transcript=on_transcript,
+            on_message=on_message,
+            recording=recording,
+            voicemail_message=voicemail_message,
+        )
+        app = WebhookApp(
+            stream_secret=self._secret,
+            webhook_host=self.carriers.webhook_host,
+            twilio_auth_token=self.carriers.twilio_token,
+            telnyx_public_key=self.carriers.telnyx_public_key,
+            hooks=runtime.webhook_hooks(),
+            stream_handler=runtime.handle_stream,
+        )
+        if server is None:
+            server = Server(app, host=host, port=port or 0)
+        else:
+            server.app = app
+        for warning in app.startup_warnings():
+            log.warning("%s", warning)
+        if self._secret_generated:
+            log.info("stream tokens use a per-process secret (set stream_secret to share it)")
+        self._runtime = runtime
+        self._server = server
+        try:
+            async with anyio.create_task_group() as tg:
+                if handle_signals and threading.current_thread() is threading.main_thread():
+                    tg.start_soon(self._watch_signals, server, tg.cancel_scope)
+                await tg.start(server.serve)
+                task_status.started(server.port)
+                await _wait_stopped(server)
+                tg.cancel_scope.cancel()
+        finally:
+            self._runtime = None
+            self._server = None
+
+    async def _watch_signals(self, server: Server, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if server.stopping:
+                    log.warning("second signal: closing now")
+                    scope.cancel()
+                    return
+                log.info("signal %d: finishing live calls, then stopping", signum)
+                server.stop()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown of a running ``serve()``."""
+        if self._server is not None:
+            self._server.stop()
+
+    # -- outbound calls ---------------------------------------------------------------------
+
+    async def call(
+        self,
+        to: str,
+        agent: Agent | None = None,
+        *,
+        machine_detection: bool = False,
+        voicemail_message: str | None = None,
+        from_: str | None = None,
+    ) -> str:
+        """Place an outbound call; returns the carrier's call id.
+
+        The call's audio reaches the running ``serve()`` (Twilio fetches our
+        TwiML; Telnyx streams once answered). With ``machine_detection``, an
+        answering machine gets ``voicemail_message`` after its beep, then the
+        call hangs up.
+        """
+        number = from_ or self.carriers.phone_number
+        if not number:
+            raise ValueError("an outbound call needs phone_number (or from_)")
+        if not to:
+            raise ValueError("an outbound call needs a number to call")
+        host = self.carriers.webhook_host
+        if not host:
+            raise ValueError("an outbound call needs webhook_url: the carrier must reach us")
+        if agent is not None and not isinstance(agent, Agent):
+            raise ValueError("agent must come from phone.agent(...)")
+        runtime = self._runtime
+        if self.carriers.twilio_sid and self.carriers.twilio_token:
+            rest = TwilioRest(
+                self.carriers.twilio_sid,
+                self.carriers.twilio_token,
+                base_url=self.carriers.twilio_api_base_url,
+            )
+            req = rest.create_call(
+                to=to,
+                from_=number,
+                url=f"https://{host}/webhooks/twilio/voice",
+                status_callback=f"https://{host}/webhooks/twilio/status",
+                machine_detection="DetectMessageEnd" if machine_detection else None,
+                async_amd=True if machine_detection else None,
+                async_amd_status_callback=(
+                    f"https://{host}/webhooks/twilio/amd" if machine_detection else None
+                ),
+            )
+            response = await _send(req)
+            call_id = parse_twilio_call(response).sid
+        elif self.carriers.telnyx_key:
+            if not self.carriers.telnyx_connection_id:
+                raise ValueError("Telnyx outbound calls need telnyx_connection_id")
+            rest_t = TelnyxRest(
+                self.carriers.telnyx_key, base_url=self.carriers.telnyx_api_base_url
+            )
+            req = rest_t.dial(
+                to=to,
+                from_=number,
+                connection_id=self.carriers.telnyx_connection_id,
+                stream_url=None,
+                stream_codec=None,
+                stream_bidirectional_mode=None,
+                stream_bidirectional_codec=None,
+                stream_bidirectional_sampling_rate=None,
+                answering_machine_detection="detect_words" if machine_detection else None,
+                webhook_url=f"https://{host}/webhooks/telnyx/voice",
+            )
+            response = await _send(req)
+            telnyx_id = parse_telnyx_response(response).call_control_id
+            if not telnyx_id:
+                raise CarrierApiError(
+                    "Telnyx answered the dial without a call_control_id", api_status=response.status
+                )
+            call_id = telnyx_id
+        else:
+            raise ValueError(
+                "an outbound call needs Twilio (twilio_sid, twilio_token) or Telnyx (telnyx_key)"
+            )
+        if runtime is not None:
+            runtime.expect_outbound(call_id, agent, voicemail_message)
+        log.info("outbound call %s to %s placed", call_id, to)
+        return call_id
+
+
+async def _send(req: Any) -> Any:
+    from ._httpclient import request
+
+    return await request(req, timeout=15.0, max_response_bytes=1024 * 1024)
+
+
+async def _wait_stopped(server: Server) -> None:
+    """Return once the server's serve() has finished draining."""
+    while not server.stopping:
+        await anyio.sleep(0.1)
+    while server.live_connections:
+        await anyio.sleep(0.05)
