@@ -73,7 +73,7 @@ def tone_ulaw(
     fade = max(1, round(_FADE_S * rate))
     # Raised-cosine ramps at every on/off edge (and at the very ends).
     padded = np.concatenate(([0.0], envelope, [0.0]))
-    edges = np.flatnonzero(np.diff(padded))
+    edges: list[int] = np.flatnonzero(np.diff(padded)).tolist()
     ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, fade))
     for i, edge in enumerate(edges):
         if i % 2 == 0:  # rising edge at sample `edge`
