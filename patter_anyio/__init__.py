@@ -1,6 +1,8 @@
 """patter_anyio: the thin anyio runtime (sockets, timers, tasks) around patter_core."""
 
+from ._agent import Agent, Tool
 from ._app import WebhookApp, WebhookHooks, read_until_close
+from ._call import CallHooks, CallRunner
 from ._cli import build_app, main, run_server
 from ._config import ConfigError, ServerConfig, config_from_args
 from ._httpclient import (
@@ -14,17 +16,26 @@ from ._httpclient import (
     request,
     stream_request,
 )
+from ._patter import Patter
+from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings
 from ._server import Application, Server, ServerRequest, StreamHandler, StreamRequest
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
 __all__ = [
+    "Agent",
     "Application",
+    "CallHooks",
+    "CallRunner",
+    "CarrierSettings",
     "ClientConnectionError",
     "ClientError",
     "ClientProtocolError",
     "ClientTimeout",
     "ConfigError",
+    "LocalRuntime",
+    "Patter",
+    "ProviderSettings",
     "RedirectRefused",
     "ResponseTooLarge",
     "Server",
@@ -33,6 +44,7 @@ __all__ = [
     "StreamHandler",
     "StreamRequest",
     "StreamingResponse",
+    "Tool",
     "WebSocket",
     "WebSocketClosed",
     "WebhookApp",

@@ -112,6 +112,9 @@ class PlaybackModel:
         self._end_sample = 0
         self._marks: deque[tuple[float, str]] = deque()
         self._last_arrival: float | None = None
+        # The first audio, and the first after a clear, begins a talk spurt:
+        # it cannot be late for a slot.
+        self._new_spurt = True
         self.first_audio_at: float | None = None
         self.frames_received = 0
         self.bytes_received = 0
@@ -134,9 +137,10 @@ class PlaybackModel:
             self.late_ms.append(0.0)
         else:
             dry_for = now - self.play_end
-            if self.frames_received > 1 and dry_for < self._spurt_gap:
+            if not self._new_spurt and dry_for < self._spurt_gap:
                 self.late_ms.append(dry_for * 1000.0)
             first = max(self._end_sample, round((now + self._jitter) * RATE))
+        self._new_spurt = False
         if not ulaw:
             return
         pcm = np.frombuffer(ulaw_decode(ulaw), dtype="<i2")
@@ -195,6 +199,7 @@ class PlaybackModel:
             self._timeline[cut : self._written] = 0
             self._written = cut
         self._end_sample = min(self._end_sample, cut)
+        self._new_spurt = True
         marks = [name for _, name in self._marks]
         self._marks.clear()
         return marks
