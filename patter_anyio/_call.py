@@ -207,7 +207,11 @@ class CallRunner:
             delay = math.inf if deadline is None else deadline - self._clock()
             if delay <= 0:
                 await self._input(self._bridge.handle_timer)
-                await anyio.sleep(0)  # let the executor run between rounds
+                # Let the executor run; a deadline still due (a session that
+                # keeps asking for "now") must not spin the loop.
+                again = self._bridge.next_deadline()
+                due = again is not None and again <= self._clock()
+                await anyio.sleep(0.001 if due else 0)
                 continue
             changed = self._timer_changed
             with anyio.move_on_after(delay):
