@@ -193,7 +193,7 @@ class PlaybackModel:
 
     def clear(self, now: float) -> list[str]:
         """Drop what is still queued; return every pending mark (Twilio's ``clear``)."""
-        cut = max(0, round(now * RATE))
+        cut = max(0, math.floor(now * RATE))  # what has played by now, whole samples
         if self._written > cut:
             self.dropped_samples += self._written - cut
             self._timeline[cut : self._written] = 0

@@ -49,6 +49,8 @@ class FakeAgent:
     twiml: str | None = None  # answer with this instead
     refuse_ws_status: int | None = None
     stream_token: str = "tok-123"
+    close_after_start: int | None = None  # close code to hang up with at once
+    garbage_after_start: bool = False  # send a frame that is not JSON
     # Filled in while running:
     port: int = 0
     webhook_forms: list[dict[str, str]] = field(default_factory=list)
@@ -124,7 +126,9 @@ class FakeAgent:
         async def send_audio(audio: bytes, mark: str) -> None:
             sid = self.start["streamSid"] if self.start else ""
             payload = base64.b64encode(audio).decode()
-            await conn.send(json.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}}))
+            await conn.send(
+                json.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}})
+            )
             self.marks_sent.append(mark)
             await conn.send(json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": mark}}))
 
@@ -137,6 +141,11 @@ class FakeAgent:
                 if event == "start":
                     t0 = loop.time()
                     self.start = frame
+                    if self.garbage_after_start:
+                        await conn.send("this is not json")
+                    if self.close_after_start is not None:
+                        await conn.close(self.close_after_start, "bye")
+                        return
                     if self.greeting_hz:
                         tone = _tone(self.greeting_hz, self.greeting_seconds, 0.3)
                         # Ahead of real time, as TTS arrives: 100 ms messages.
@@ -144,12 +153,22 @@ class FakeAgent:
                             payload = base64.b64encode(tone[i : i + 800]).decode()
                             await conn.send(
                                 json.dumps(
-                                    {"event": "media", "streamSid": frame["streamSid"], "media": {"payload": payload}}
+                                    {
+                                        "event": "media",
+                                        "streamSid": frame["streamSid"],
+                                        "media": {"payload": payload},
+                                    }
                                 )
                             )
                         self.marks_sent.append("greeting")
                         await conn.send(
-                            json.dumps({"event": "mark", "streamSid": frame["streamSid"], "mark": {"name": "greeting"}})
+                            json.dumps(
+                                {
+                                    "event": "mark",
+                                    "streamSid": frame["streamSid"],
+                                    "mark": {"name": "greeting"},
+                                }
+                            )
                         )
                 elif event == "media":
                     audio = base64.b64decode(frame["media"]["payload"])
@@ -160,7 +179,9 @@ class FakeAgent:
                             in_barge = True
                             pending.clear()
                             self.clears_sent.append(now)
-                            await conn.send(json.dumps({"event": "clear", "streamSid": frame["streamSid"]}))
+                            await conn.send(
+                                json.dumps({"event": "clear", "streamSid": frame["streamSid"]})
+                            )
                         continue
                     in_barge = False
                     if audio.count(0xFF) == len(audio):
@@ -238,7 +259,8 @@ def fake_agent(**config: Any) -> Iterator[FakeAgent]:
                     ctype = "text/xml" if status == 200 else "text/plain"
                     writer.write(
                         f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\n"
-                        f"content-length: {len(data)}\r\nconnection: close\r\n\r\n".encode() + data
+                        f"content-length: {len(data)}\r\nconnection: close\r\n\r\n".encode()
+                        + data
                     )
                     await writer.drain()
                     writer.close()
