@@ -97,6 +97,27 @@ def _swap2(
     return fn(channel, arg, now)
 
 
+def _log_call_event(action: FireCallback) -> None:
+    """One log line per call event (never the transcript's text above DEBUG)."""
+    p = action.payload
+    if action.name == "on_call_start":
+        log.info(
+            "call started call=%s caller=%s callee=%s",
+            p.get("call_id"),
+            p.get("caller"),
+            p.get("callee"),
+        )
+    elif action.name == "on_call_end":
+        log.info(
+            "call ended call=%s reason=%s segments=%d",
+            p.get("call_id"),
+            p.get("reason"),
+            len(p.get("transcript") or ()),  # type: ignore[arg-type]
+        )
+    else:
+        log.debug("transcript call=%s %s: %s", p.get("call_id"), p.get("role"), p.get("text"))
+
+
 async def maybe_await(value: Any) -> Any:
     """The value, awaited if the user's function turned out to be async."""
     if inspect.isawaitable(value):
@@ -290,6 +311,7 @@ class CallRunner:
         elif isinstance(action, SetTimer):
             self._timer_changed.set()
         elif isinstance(action, FireCallback):
+            _log_call_event(action)
             self._spawn(self._callback(action), must_finish=True)
         elif isinstance(action, RunTool):
             self._spawn(self._tool(action), must_finish=False)

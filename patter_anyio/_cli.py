@@ -24,7 +24,7 @@ import anyio
 from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
 from ._call import CallHooks
-from ._config import ConfigError, ServerConfig, config_from_args
+from ._config import ConfigError, ServerConfig, build_parser, config_from_args
 from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings
 from ._server import Server, StreamHandler
 
@@ -170,6 +170,13 @@ def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["dial"]:
+        try:
+            namespace = build_parser().parse_args(args)
+        except ConfigError as exc:
+            print(f"patter-local: error: {exc}", file=sys.stderr)
+            return 2
+        return int(namespace.handler(namespace))
     try:
         command, config = config_from_args(args, os.environ)
     except ConfigError as exc:

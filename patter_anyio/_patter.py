@@ -35,7 +35,7 @@ from patter_core.webhooks import (
 from ._agent import PROVIDER_NAMES, Agent, Tool, as_tools
 from ._app import WebhookApp
 from ._call import CallHooks
-from ._config import normalise_webhook_host
+from ._config import ConfigError, normalise_webhook_host
 from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, missing_settings
 from ._server import Server
 
@@ -88,7 +88,13 @@ class Patter:
             raise ValueError("twilio_sid and twilio_token go together")
         if telnyx_codec not in ("PCMU", "L16"):
             raise ValueError(f"telnyx_codec must be 'PCMU' or 'L16', not {telnyx_codec!r}")
-        host = normalise_webhook_host(webhook_url) if webhook_url else None
+        try:
+            host = normalise_webhook_host(webhook_url) if webhook_url else None
+        except ConfigError:
+            # The CLI's wording names its flag; the API names the argument.
+            raise ValueError(
+                f"webhook_url must be a public host such as abc.ngrok.app, not {webhook_url!r}"
+            ) from None
         if stream_secret is not None and len(stream_secret) < 16:
             raise ValueError("stream_secret must be at least 16 characters")
         for name, url in (

@@ -434,8 +434,13 @@ class LocalRuntime:
             await runner.amd_result(answered_by)
             return
         # The stream lives in another process (or never started): the drop
-        # needs no state, so say it with TwiML through the REST API.
+        # needs no state, so say it with TwiML through the REST API. An
+        # outbound call placed here with its own message still waits in
+        # _outbound: that message wins over the default.
+        pending = self._outbound.get(call_id)
         message = self.voicemail_message
+        if pending is not None and pending.voicemail_message is not None:
+            message = pending.voicemail_message
         if not (message and is_machine_end(answered_by)):
             return
         if carrier == "twilio" and self.twilio is not None:

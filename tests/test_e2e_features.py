@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from patter_anyio._patter import Patter
+from patter_anyio import Patter
 from tests.fakes.http_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
@@ -288,3 +288,25 @@ async def test_status_callbacks_are_checked() -> None:
             assert (await post_twilio_form(port, path, form, host="evil.example"))[0] == 403
             phone.stop()
     assert rest.requests == []
+
+
+async def test_amd_before_the_stream_uses_the_calls_own_message() -> None:
+    """An outbound call's own voicemail message, even with no stream live yet."""
+    with rest_server(twilio_responder) as rest:
+        phone = _twilio_phone(rest)
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                partial(phone.serve, phone.agent(provider="echo"), None, handle_signals=False)
+            )
+            call_sid = await phone.call(
+                to=THEIR_NUMBER, machine_detection=True, voicemail_message="Call back soon."
+            )
+            status, _ = await post_twilio_form(
+                port,
+                "/webhooks/twilio/amd",
+                {"CallSid": call_sid, "AccountSid": TWILIO_SID, "AnsweredBy": "machine_end_beep"},
+            )
+            assert status == 200
+            update = await _wait_rest(rest, lambda r: r.path == f"{CALLS_PATH}/{call_sid}.json")
+            phone.stop()
+    assert update.form["Twiml"].endswith("<Say>Call back soon.</Say><Hangup /></Response>")

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from patter_anyio._patter import Patter
+from patter_anyio import Patter
 from tests.fakes.http_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,

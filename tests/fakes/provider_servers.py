@@ -1,74 +1,43 @@
-"""Loopback provider servers, the carrier's end of a media stream, and tone checks.
+"""Loopback servers for the realtime provider fakes, scriptable from a test.
 
-The pieces the end-to-end tests put around a real ``Patter.serve``, each
-independent of the code under test:
+:func:`provider_server` serves a pure fake provider peer
+(:class:`~tests.fakes.fake_openai_realtime.FakeOpenAIRealtime`,
+:class:`~tests.fakes.fake_elevenlabs.FakeElevenLabs`) over a real WebSocket
+with the ``websockets`` package, on a thread with its own asyncio loop, so
+the server under test may run on asyncio or trio. The same port answers
+plain HTTP ``GET`` requests with the peer's ``http_request`` (the ElevenLabs
+signed-URL endpoint), and a refused handshake is a real HTTP refusal.
 
-* :func:`provider_server` serves a pure fake provider peer
-  (:class:`~tests.fakes.fake_openai_realtime.FakeOpenAIRealtime`,
-  :class:`~tests.fakes.fake_elevenlabs.FakeElevenLabs`) over a real WebSocket
-  with the ``websockets`` package, on a thread with its own asyncio loop, so
-  the server under test may run on asyncio or trio. The same port answers
-  plain HTTP ``GET`` requests with the peer's ``http_request`` (the
-  ElevenLabs signed-URL endpoint). Tests script it with rules ("when the
-  first ``input_audio_buffer.append`` arrives, answer with a tone") and
-  pushes ("send ``speech_started`` now"); every call into the peer happens on
-  the server's own thread.
-* :class:`CarrierStream` is Twilio's or Telnyx's end of a media stream, a
-  ``websockets`` client on an asyncio loop (run it in a worker thread with
-  :func:`run_in_asyncio_thread`). It sends ``connected``/``start``/``media``/
-  ``stop`` in each carrier's wire shape (PROTOCOLS.md sections 3 and 4.4) and
-  plays what comes back in real time: a mark is echoed once the audio before
-  it has played, a ``clear`` drops the unplayed audio and echoes every
-  pending mark at once, as the carriers document.
-* :func:`ulaw_tone` and :func:`tone_report`: a test tone, and the frequency
-  and signal-to-noise ratio of what came back.
+Tests script it two ways, and every call into the peer happens on the
+server's own thread:
+
+* rules, set before the call: ``when(predicate, respond)`` -- "when the first
+  ``input_audio_buffer.append`` arrives, close the socket";
+* pushes, at any time from any thread: ``push(lambda: fake.speech_started())``.
+
+The carrier's end of a call is in :mod:`tests.fakes.carrier`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import http.client
 import json
 import threading
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import anyio
-import numpy as np
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from patter_core.audio import ulaw_decode_array, ulaw_encode_array
 from patter_core.http import HttpRequest
 
-__all__ = [
-    "CarrierStream",
-    "Close",
-    "Pause",
-    "ProviderServer",
-    "ToneReport",
-    "carrier_stream",
-    "http_post",
-    "provider_server",
-    "run_in_asyncio_thread",
-    "tone_report",
-    "ulaw_tone",
-]
-
-T = TypeVar("T")
-
-# mu-law at 8 kHz: one byte per sample, so 8 bytes a millisecond.
-ULAW_BYTES_PER_MS = 8
-FRAME_BYTES = 160  # 20 ms, what both carriers send
+__all__ = ["Close", "Pause", "ProviderServer", "provider_server"]
 
 
 class Peer(Protocol):
@@ -79,9 +48,6 @@ class Peer(Protocol):
     def on_connect(self) -> list[str]: ...
 
     def on_message(self, data: str | bytes) -> list[str]: ...
-
-
-# -- the provider side --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -119,6 +85,8 @@ class ProviderServer:
     loop: asyncio.AbstractEventLoop | None = None
     #: Every upgrade attempted (path), refused ones included.
     handshakes: list[str] = field(default_factory=list)
+    #: The headers of each of those upgrades, names lower-cased.
+    handshake_headers: list[dict[str, str]] = field(default_factory=list)
     #: WebSocket connections accepted.
     connections: int = 0
     #: Plain HTTP requests served (the signed-URL endpoint).
@@ -158,7 +126,9 @@ class ProviderServer:
     def close(self, code: int = 1011, reason: str = "fake provider closing") -> None:
         self.push([Close(code, reason)])
 
-    def received_matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    def received_matching(
+        self, predicate: Callable[[dict[str, Any]], bool]
+    ) -> list[dict[str, Any]]:
         return [m for m in list(self.peer.received) if predicate(m)]
 
     async def wait_for(
@@ -199,6 +169,7 @@ class ProviderServer:
             out["Connection"] = "close"
             return Response(status, "OK" if status == 200 else "Error", out, body)
         self.handshakes.append(request.path)
+        self.handshake_headers.append({k.lower(): v for k, v in headers})
         status = self.peer.check_handshake(request.path, headers)
         if status is not None:
             return connection.respond(status, "refused by the fake provider\n")
@@ -293,380 +264,3 @@ def provider_server(peer: Peer) -> Iterator[ProviderServer]:
         assert server.loop is not None
         server.loop.call_soon_threadsafe(stop[0].set)
         thread.join(10)
-
-
-# -- the carrier side ------------------------------------------------------------------
-
-
-async def run_in_asyncio_thread(fn: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Run the coroutine function ``fn`` on a fresh asyncio loop in a worker thread.
-
-    The carrier's ``websockets`` client is asyncio-only; this keeps it off the
-    test's own loop (which may be trio), as a real carrier is off our machine.
-    """
-
-    def main() -> Any:
-        return asyncio.run(asyncio.wait_for(fn(), timeout))
-
-    return await anyio.to_thread.run_sync(main)
-
-
-@dataclass(frozen=True)
-class EchoedMark:
-    name: str
-    position: int  # bytes of audio received before the mark
-    cleared: bool  # echoed because a clear flushed it, not because it played
-
-
-class CarrierStream:
-    """Twilio's or Telnyx's end of one media stream (PCMU 8 kHz), on an asyncio loop.
-
-    ``audio`` holds the agent's audio as received, less what a ``clear``
-    dropped before it played, so positions in it are the bridge's "sent"
-    positions; ``heard`` is what was played out. ``play_speed`` scales the
-    playback clock (1.0 is real time).
-    """
-
-    def __init__(
-        self, ws: ClientConnection, *, carrier: str = "twilio", play_speed: float = 1.0
-    ) -> None:
-        self.ws = ws
-        self.carrier = carrier
-        self.play_speed = play_speed
-        self.stream_id = "MZ" + "5" * 32 if carrier == "twilio" else "stream-e2e-1"
-        self.received: list[dict[str, Any]] = []
-        self.audio = bytearray()
-        self.heard = bytearray()
-        self.marks: list[EchoedMark] = []
-        self.clears: list[int] = []  # audio position of each clear
-        self.media_messages = 0
-        self.close_code: int | None = None
-        self.closed = asyncio.Event()
-        self._pending: deque[tuple[str, int]] = deque()
-        self._played = 0
-        self._frozen = False
-        self._seq = 0
-        self._chunk = 0
-
-    # -- what we send ----------------------------------------------------------
-
-    def _next_seq(self) -> str:
-        self._seq += 1
-        return str(self._seq)
-
-    async def _send(self, obj: dict[str, Any]) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(json.dumps(obj))
-
-    async def start(
-        self,
-        *,
-        call_id: str,
-        caller: str = "",
-        callee: str = "",
-        custom_parameters: dict[str, str] | None = None,
-        connected_token: str | None = None,
-    ) -> None:
-        """``connected`` then ``start``, as the carrier sends them."""
-        params = dict(custom_parameters or {})
-        if self.carrier == "twilio":
-            await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-            start = {
-                "accountSid": "AC" + "0" * 32,
-                "streamSid": self.stream_id,
-                "callSid": call_id,
-                "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": params,
-            }
-            await self._send(
-                {
-                    "event": "start",
-                    "sequenceNumber": self._next_seq(),
-                    "start": start,
-                    "streamSid": self.stream_id,
-                }
-            )
-            return
-        connected: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
-        if connected_token is not None:
-            connected["x-telnyx-streaming-auth-token"] = connected_token
-        await self._send(connected)
-        await self._send(
-            {
-                "event": "start",
-                "sequence_number": self._next_seq(),
-                "stream_id": self.stream_id,
-                "start": {
-                    "user_id": "user-e2e",
-                    "call_control_id": call_id,
-                    "call_session_id": "session-e2e",
-                    "from": caller,
-                    "to": callee,
-                    "custom_parameters": params,
-                    "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
-                },
-            }
-        )
-
-    async def send_audio(self, ulaw: bytes, *, speed: float = 1.0) -> None:
-        """Caller audio as 20 ms media frames, paced at ``speed`` times real time."""
-        loop = asyncio.get_running_loop()
-        begin = loop.time()
-        for index, offset in enumerate(range(0, len(ulaw), FRAME_BYTES)):
-            self._chunk += 1
-            payload = base64.b64encode(ulaw[offset : offset + FRAME_BYTES]).decode()
-            timestamp = str((self._chunk - 1) * 20)
-            if self.carrier == "twilio":
-                frame = {
-                    "event": "media",
-                    "sequenceNumber": self._next_seq(),
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": timestamp,
-                        "payload": payload,
-                    },
-                    "streamSid": self.stream_id,
-                }
-            else:
-                frame = {
-                    "event": "media",
-                    "sequence_number": self._next_seq(),
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": timestamp,
-                        "payload": payload,
-                    },
-                    "stream_id": self.stream_id,
-                }
-            await self._send(frame)
-            due = begin + (index + 1) * 0.020 / speed
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
-    async def stop(self) -> None:
-        if self.carrier == "twilio":
-            await self._send(
-                {
-                    "event": "stop",
-                    "sequenceNumber": self._next_seq(),
-                    "stop": {"accountSid": "AC" + "0" * 32, "callSid": "CA"},
-                    "streamSid": self.stream_id,
-                }
-            )
-        else:
-            await self._send(
-                {
-                    "event": "stop",
-                    "sequence_number": self._next_seq(),
-                    "stop": {"user_id": "user-e2e", "call_control_id": "v3:e2e"},
-                    "stream_id": self.stream_id,
-                }
-            )
-
-    async def _echo_mark(self, name: str) -> None:
-        if self.carrier == "twilio":
-            await self._send(
-                {
-                    "event": "mark",
-                    "sequenceNumber": self._next_seq(),
-                    "streamSid": self.stream_id,
-                    "mark": {"name": name},
-                }
-            )
-        else:
-            await self._send(
-                {
-                    "event": "mark",
-                    "sequence_number": self._next_seq(),
-                    "stream_id": self.stream_id,
-                    "mark": {"name": name},
-                }
-            )
-
-    # -- playback ------------------------------------------------------------------
-
-    def freeze(self) -> None:
-        """Stop the playback clock: no audio plays and no mark is echoed until ``resume``."""
-        self._frozen = True
-
-    def resume(self) -> None:
-        self._frozen = False
-
-    @property
-    def played_ms(self) -> float:
-        return self._played / ULAW_BYTES_PER_MS
-
-    @property
-    def audio_ms(self) -> float:
-        return len(self.audio) / ULAW_BYTES_PER_MS
-
-    @property
-    def pending_marks(self) -> int:
-        return len(self._pending)
-
-    def played_marks(self) -> list[EchoedMark]:
-        return [m for m in self.marks if not m.cleared]
-
-    async def _read(self) -> None:
-        try:
-            async for data in self.ws:
-                msg = json.loads(data)
-                self.received.append(msg)
-                event = msg.get("event")
-                if event == "media":
-                    self.media_messages += 1
-                    self.audio += base64.b64decode(msg["media"]["payload"])
-                elif event == "mark":
-                    self._pending.append((msg["mark"]["name"], len(self.audio)))
-                elif event == "clear":
-                    self.clears.append(self._played)
-                    del self.audio[self._played :]
-                    while self._pending:
-                        name, position = self._pending.popleft()
-                        self.marks.append(EchoedMark(name, position, cleared=True))
-                        await self._echo_mark(name)
-        except ConnectionClosed:
-            pass
-        finally:
-            rcvd = self.ws.protocol.close_rcvd
-            self.close_code = rcvd.code if rcvd is not None else None
-            self.closed.set()
-
-    async def _play(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
-        while True:
-            await asyncio.sleep(0.005)
-            now = loop.time()
-            elapsed, last = now - last, now
-            if self._frozen:
-                continue
-            target = self._played + elapsed * 1000 * ULAW_BYTES_PER_MS * self.play_speed
-            new = min(len(self.audio), int(target))
-            if new > self._played:
-                self.heard += self.audio[self._played : new]
-                self._played = new
-            while self._pending and self._pending[0][1] <= self._played:
-                name, position = self._pending.popleft()
-                self.marks.append(EchoedMark(name, position, cleared=False))
-                await self._echo_mark(name)
-
-    # -- waiting -------------------------------------------------------------------
-
-    async def wait(self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await asyncio.sleep(0.005)
-        except TimeoutError:
-            raise AssertionError(f"carrier: timed out waiting for {what or predicate}") from None
-
-    async def wait_played_out(self, min_audio_ms: float, timeout: float = 5.0) -> None:
-        """Until at least ``min_audio_ms`` arrived, all of it played and every mark was echoed."""
-        await self.wait(
-            lambda: self.audio_ms >= min_audio_ms
-            and self._played >= len(self.audio)
-            and not self._pending,
-            timeout,
-            f"{min_audio_ms} ms of agent audio played out",
-        )
-
-
-@asynccontextmanager
-async def carrier_stream(
-    url: str,
-    *,
-    headers: dict[str, str] | None = None,
-    carrier: str = "twilio",
-    play_speed: float = 1.0,
-) -> AsyncIterator[CarrierStream]:
-    """Connect as the carrier (``websockets`` client) and play what comes back."""
-    async with connect(
-        url, additional_headers=headers or {}, compression=None, open_timeout=5
-    ) as ws:
-        stream = CarrierStream(ws, carrier=carrier, play_speed=play_speed)
-        reader = asyncio.create_task(stream._read())
-        player = asyncio.create_task(stream._play())
-        try:
-            yield stream
-        finally:
-            player.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await player
-            await ws.close()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-
-
-# -- HTTP, as the carrier's webhook client ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def _post(port: int, path: str, body: bytes, headers: dict[str, str]) -> HttpAnswer:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        return HttpAnswer(
-            response.status, {k.lower(): v for k, v in response.getheaders()}, data
-        )
-    finally:
-        conn.close()
-
-
-async def http_post(port: int, path: str, body: bytes, headers: dict[str, str]) -> HttpAnswer:
-    """POST with the stdlib client in a worker thread (the server runs on this loop)."""
-    return await anyio.to_thread.run_sync(partial(_post, port, path, body, headers))
-
-
-# -- audio ------------------------------------------------------------------------------------
-
-
-def ulaw_tone(hz: float, ms: int, amplitude: int = 8000) -> bytes:
-    """A sine tone as mu-law 8 kHz."""
-    n = 8 * ms
-    pcm = (amplitude * np.sin(2 * np.pi * hz * np.arange(n) / 8000)).astype(np.int16)
-    return bytes(ulaw_encode_array(pcm).tobytes())
-
-
-def ulaw_silence(ms: int) -> bytes:
-    return b"\xff" * (8 * ms)
-
-
-@dataclass(frozen=True)
-class ToneReport:
-    peak_hz: float
-    snr_db: float
-    duration_ms: float
-
-
-def tone_report(ulaw: bytes, rate: int = 8000, threshold: float = 0.05) -> ToneReport:
-    """Frequency and SNR of the tone in ``ulaw``, leading and trailing silence trimmed.
-
-    SNR is the power in the peak's main lobe (+-4 bins of a Hann-windowed
-    FFT) over the power everywhere else, DC excluded.
-    """
-    x = ulaw_decode_array(np.frombuffer(ulaw, dtype=np.uint8)).astype(np.float64)
-    if not len(x) or not np.any(x):
-        return ToneReport(0.0, float("-inf"), 0.0)
-    loud = np.flatnonzero(np.abs(x) > threshold * np.max(np.abs(x)))
-    x = x[loud[0] : loud[-1] + 1]
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-    spectrum[:3] = 0.0  # DC and the window's leakage of it
-    peak = int(np.argmax(spectrum))
-    lo, hi = max(peak - 4, 0), peak + 5
-    signal = float(np.sum(spectrum[lo:hi]))
-    noise = float(np.sum(spectrum)) - signal
-    snr = float("inf") if noise <= 0 else 10 * np.log10(signal / noise)
-    return ToneReport(peak * rate / len(x), snr, 1000 * len(x) / rate)
