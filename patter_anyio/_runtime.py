@@ -398,19 +398,11 @@ class LocalRuntime:
             call_hooks = _replace_tools(self.hooks, merged)
         runner = CallRunner(bridge, ws, call_hooks, clock=self._clock)
         self.live[req.call_id] = runner
-        log.info("media stream opened carrier=%s call=%s", req.carrier, req.call_id)
         try:
             await runner.run()
         finally:
             if self.live.get(req.call_id) is runner:
                 del self.live[req.call_id]
-            info = bridge.call_info
-            log.info(
-                "media stream closed carrier=%s call=%s started=%s",
-                req.carrier,
-                req.call_id,
-                info is not None,
-            )
 
     # -- webhook hooks ----------------------------------------------------------------
 

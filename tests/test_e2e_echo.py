@@ -10,21 +10,21 @@ must be the same tone, clean.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from functools import partial
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import anyio
 import pytest
-from twilio.request_validator import RequestValidator
 
 from patter_anyio import Patter
-from tests.fakes.provider_servers import (
+from tests.fakes.carrier import (
     carrier_stream,
-    http_post,
+    local_ws_url,
+    parse_stream_twiml,
     run_in_asyncio_thread,
+    stream_signature,
     tone_report,
+    twilio_voice_webhook,
     ulaw_silence,
     ulaw_tone,
 )
@@ -41,6 +41,7 @@ CALLEE = "+18005550199"
 
 
 def incoming_call_form(call_sid: str = CALL_SID) -> dict[str, str]:
+    """What Twilio posts for a ringing inbound call (PROTOCOLS.md section 2.1)."""
     return {
         "AccountSid": ACCOUNT_SID,
         "ApiVersion": "2010-04-01",
@@ -53,44 +54,6 @@ def incoming_call_form(call_sid: str = CALL_SID) -> dict[str, str]:
         "Called": CALLEE,
         "FromCity": "",
     }
-
-
-async def twilio_webhook(
-    port: int, form: dict[str, str], *, token: str = AUTH_TOKEN, tamper: bool = False
-) -> tuple[int, bytes]:
-    """POST /webhooks/twilio/voice signed by the official validator (over the public URL)."""
-    signature = RequestValidator(token).compute_signature(
-        f"https://{HOST}/webhooks/twilio/voice", form
-    )
-    body = dict(form)
-    if tamper:
-        body["From"] = "+19005550000"
-    answer = await http_post(
-        port,
-        "/webhooks/twilio/voice",
-        urlencode(body).encode(),
-        {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
-    )
-    return answer.status, answer.body
-
-
-def parse_stream_twiml(body: bytes) -> tuple[str, dict[str, str]]:
-    """``<Connect><Stream url>`` and its ``<Parameter>`` pairs."""
-    root = ET.fromstring(body)
-    stream = root.find("./Connect/Stream")
-    assert stream is not None, body
-    params = {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
-    return stream.attrib["url"], params
-
-
-def stream_signature(stream_url: str, token: str = AUTH_TOKEN) -> str:
-    """Twilio signs the upgrade over the wss:// URL, with no parameters."""
-    return str(RequestValidator(token).compute_signature(stream_url, {}))
-
-
-def local_ws_url(port: int, stream_url: str) -> str:
-    """The public wss:// URL of the TwiML, reached on the loopback server."""
-    return f"ws://127.0.0.1:{port}{urlsplit(stream_url).path}"
 
 
 async def test_echo_call_over_twilio(anyio_backend: str) -> None:
@@ -116,9 +79,12 @@ async def test_echo_call_over_twilio(anyio_backend: str) -> None:
                         on_call_end=ends.append,
                     )
                 )
-                status, body = await twilio_webhook(port, incoming_call_form())
-                assert status == 200, body
-                stream_url, params = parse_stream_twiml(body)
+                answer = await twilio_voice_webhook(
+                    port, host=HOST, auth_token=AUTH_TOKEN, form=incoming_call_form()
+                )
+                assert answer.status == 200, answer.body
+                assert answer.headers["content-type"].startswith(("text/xml", "application/xml"))
+                stream_url, params = parse_stream_twiml(answer.body)
                 assert stream_url == f"wss://{HOST}/ws/stream/{CALL_SID}"
                 assert params["caller"] == CALLER and params["callee"] == CALLEE
                 assert params["stream_token"]
@@ -128,7 +94,7 @@ async def test_echo_call_over_twilio(anyio_backend: str) -> None:
                 async def carrier() -> Any:
                     async with carrier_stream(
                         local_ws_url(port, stream_url),
-                        headers={"X-Twilio-Signature": stream_signature(stream_url)},
+                        headers={"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)},
                     ) as call:
                         await call.start(call_id=CALL_SID, custom_parameters=params)
                         # The echo agent counts 20 ms frames, not seconds: twice
