@@ -35,27 +35,40 @@ import base64
 import json
 import os
 import signal
+import socket
 import struct
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import IO, Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import Request, Response, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 __all__ = [
     "FRAME_BYTES",
     "MAGIC",
+    "ROOT",
     "STAMP",
+    "Child",
+    "Children",
+    "clean_env",
     "cpu_seconds",
     "die_with_parent",
+    "free_port",
     "main",
+    "read_port_line",
     "read_stamp",
+    "wait_http",
 ]
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: 20 ms of G.711 at 8 kHz: one Twilio media frame.
 FRAME_BYTES = 160
 #: Start of every stamped frame the fake sends; four unlikely mu-law codes.
@@ -114,6 +127,113 @@ def die_with_parent() -> None:
         pass  # not Linux: the benchmark's own finally still stops us
 
 
+# -- the benchmark's child processes ------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    port: int = 0
+
+    def log_tail(self, lines: int = 15) -> str:
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """Our environment minus every carrier or provider key, and no proxies."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_PUBLIC_KEY", "_ACCOUNT_SID"))
+        and not k.lower().endswith("_proxy")
+        and not k.startswith(("PATTER_", "ELEVENLABS_", "OPENAI_", "DEEPGRAM_"))
+    }
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class Children:
+    """Starts the child processes and stops every one of them on exit."""
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir = workdir
+        self.children: list[Child] = []
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> Child:
+        log = open(os.path.join(self.workdir, f"{name}.log"), "w+b")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            stdout=subprocess.PIPE if name != "server" else log,
+            stderr=log,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,  # a Ctrl-C here is ours to forward, not theirs
+            preexec_fn=die_with_parent,
+        )
+        child = Child(name, proc, log)
+        self.children.append(child)
+        return child
+
+    def stop(self, child: Child, timeout: float = 15.0) -> int | None:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+        return child.proc.returncode
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            with suppress(OSError):
+                self.stop(child, timeout=5.0)
+            if child.proc.stdout is not None:
+                child.proc.stdout.close()
+            child.log.close()
+
+
+def read_port_line(child: Child, timeout: float = 20.0) -> int:
+    assert child.proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = child.proc.stdout.readline().decode("ascii", "replace")
+        if line.startswith("PORT "):
+            return int(line.split()[1])
+        if not line and child.proc.poll() is not None:
+            break
+    raise RuntimeError(f"{child.name} did not start:\n{child.log_tail()}")
+
+
+def wait_http(child: Child, path: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", child.port), timeout=1) as s:
+                s.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+                )
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{child.name} did not come up:\n{child.log_tail()}")
+
+
 # -- the fake OpenAI Realtime server ------------------------------------------------------
 
 
@@ -144,8 +264,15 @@ class FakeRealtime:
         self.stats["open"] += 1
         audio: asyncio.Task[None] | None = None
         try:
-            await ws.send(json.dumps({"type": "session.created", "event_id": self._id("event"),
-                                      "session": {"id": self._id("sess"), "type": "realtime"}}))  # fmt: skip
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "session.created",
+                        "event_id": self._id("event"),
+                        "session": {"id": self._id("sess"), "type": "realtime"},
+                    }
+                )
+            )
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 # The hot message is not parsed: the fake's CPU shares the cores.
@@ -154,8 +281,15 @@ class FakeRealtime:
                     continue
                 kind = json.loads(text).get("type")
                 if kind == "session.update":
-                    await ws.send(json.dumps({"type": "session.updated",
-                                              "event_id": self._id("event"), "session": {}}))  # fmt: skip
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "type": "session.updated",
+                                "event_id": self._id("event"),
+                                "session": {},
+                            }
+                        )
+                    )
                     if audio is None:
                         audio = asyncio.create_task(self._speak(ws))
         except ConnectionClosed:
@@ -175,10 +309,19 @@ class FakeRealtime:
         try:
             while seq < total:
                 response, item = self._id("resp"), self._id("item")
-                head = (f'"response_id":"{response}","item_id":"{item}",'
-                        '"output_index":0,"content_index":0')  # fmt: skip
-                await ws.send(json.dumps({"type": "response.created", "event_id": self._id("event"),
-                                          "response": {"id": response, "status": "in_progress"}}))  # fmt: skip
+                head = (
+                    f'"response_id":"{response}","item_id":"{item}",'
+                    '"output_index":0,"content_index":0'
+                )
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "response.created",
+                            "event_id": self._id("event"),
+                            "response": {"id": response, "status": "in_progress"},
+                        }
+                    )
+                )
                 turn_end = min(total, seq + per_turn)
                 while seq < turn_end:
                     delay = due - time.monotonic()
@@ -198,9 +341,20 @@ class FakeRealtime:
                     )
                     self.stats["frames_sent"] += count
                 await ws.send(f'{{"type":"response.output_audio.done","event_id":"e",{head}}}')
-                await ws.send(json.dumps({"type": "response.done", "event_id": self._id("event"),
-                                          "response": {"id": response, "status": "completed",
-                                                       "status_details": None, "output": []}}))  # fmt: skip
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "response.done",
+                            "event_id": self._id("event"),
+                            "response": {
+                                "id": response,
+                                "status": "completed",
+                                "status_details": None,
+                                "output": [],
+                            },
+                        }
+                    )
+                )
         except ConnectionClosed:
             pass
 
@@ -214,8 +368,9 @@ async def _relay_provider(provider: ClientConnection, caller: ServerConnection, 
         message = json.loads(raw)
         if message.get("type") == "response.output_audio.delta":
             await caller.send(
-                json.dumps({"event": "media", "streamSid": sid,
-                            "media": {"payload": message["delta"]}})  # fmt: skip
+                json.dumps(
+                    {"event": "media", "streamSid": sid, "media": {"payload": message["delta"]}}
+                )
             )
             marks += 1
             await caller.send(
@@ -246,8 +401,12 @@ def relay_handler(provider_url: str) -> Callable[[ServerConnection], Any]:
                 event = message.get("event")
                 if event == "media" and provider is not None:
                     await provider.send(
-                        json.dumps({"type": "input_audio_buffer.append",
-                                    "audio": message["media"]["payload"]})  # fmt: skip
+                        json.dumps(
+                            {
+                                "type": "input_audio_buffer.append",
+                                "audio": message["media"]["payload"],
+                            }
+                        )
                     )
                 elif event == "start" and provider is None:
                     sid = message["start"]["streamSid"]

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_calls [--calls 1,10,50,100] [--seconds 4] [--runs 3]
                                      [--provider echo|openai] [--no-baseline]
-    python -m benchmarks.bench_calls --profile [--calls 50] [--provider openai]
+    python -m benchmarks.bench_calls --profile [--calls 50] [--provider openai] [--profile-out F]
 
 What runs (all on 127.0.0.1, each in a process of its own):
 
@@ -60,10 +60,9 @@ import math
 import os
 import pstats
 import re
+import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +70,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import IO, Literal
+from typing import Literal
 from urllib.parse import urlencode, urlsplit
 
 import numpy as np
@@ -80,9 +79,18 @@ from websockets.exceptions import ConnectionClosed
 
 from patter_core.audio import ulaw_encode
 
-from ._load_helpers import FRAME_BYTES, cpu_seconds, die_with_parent, read_stamp
+from ._load_helpers import (
+    FRAME_BYTES,
+    Child,
+    Children,
+    clean_env,
+    cpu_seconds,
+    free_port,
+    read_port_line,
+    read_stamp,
+    wait_http,
+)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAME_S = 0.02
 # Talk spurt and pause of the simulated caller. The pause must outlast the
 # echo agent's 600 ms end-of-turn silence plus the echo's own playback
@@ -104,111 +112,6 @@ MAX_RAMP_S = 1.0
 TICK_S = 0.005
 
 Target = Literal["patter", "relay"]
-
-
-# -- child processes ------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: IO[bytes]
-    port: int = 0
-
-    def log_tail(self, lines: int = 15) -> str:
-        self.log.flush()
-        with open(self.log.name, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _clean_env() -> dict[str, str]:
-    """Our environment minus every carrier or provider key, and no proxies."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_PUBLIC_KEY", "_ACCOUNT_SID"))
-        and not k.lower().endswith("_proxy")
-        and not k.startswith(("PATTER_", "ELEVENLABS_", "OPENAI_", "DEEPGRAM_"))
-    }
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-class Children:
-    """Starts the child processes and stops every one of them on exit."""
-
-    def __init__(self, workdir: str) -> None:
-        self.workdir = workdir
-        self.children: list[Child] = []
-
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> Child:
-        log = open(os.path.join(self.workdir, f"{name}.log"), "w+b")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, *argv],
-            stdout=subprocess.PIPE if name != "server" else log,
-            stderr=log,
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,  # a Ctrl-C here is ours to forward, not theirs
-            preexec_fn=die_with_parent,
-        )
-        child = Child(name, proc, log)
-        self.children.append(child)
-        return child
-
-    def stop(self, child: Child, timeout: float = 15.0) -> int | None:
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
-            try:
-                child.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
-        return child.proc.returncode
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            with suppress(OSError):
-                self.stop(child, timeout=5.0)
-            if child.proc.stdout is not None:
-                child.proc.stdout.close()
-            child.log.close()
-
-
-def _read_port_line(child: Child, timeout: float = 20.0) -> int:
-    assert child.proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = child.proc.stdout.readline().decode("ascii", "replace")
-        if line.startswith("PORT "):
-            return int(line.split()[1])
-        if not line and child.proc.poll() is not None:
-            break
-    raise RuntimeError(f"{child.name} did not start:\n{child.log_tail()}")
-
-
-def _wait_http(child: Child, path: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.proc.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", child.port), timeout=1) as s:
-                s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{child.name} did not come up:\n{child.log_tail()}")
 
 
 # -- the simulated callers ----------------------------------------------------------------
@@ -245,7 +148,9 @@ class Plan:
             return round(max(0.0, self.seconds - FAKE_SHORTFALL_S) * 50)
         # Each spurt whose end-of-turn silence was fully sent comes back.
         due = TONE_FRAMES + ECHO_TAIL_FRAMES + round(ECHO_SILENCE_S / FRAME_S)
-        spurts = sum(1 for start in range(0, self.frames, CYCLE_FRAMES) if start + due <= self.frames)
+        spurts = sum(
+            1 for start in range(0, self.frames, CYCLE_FRAMES) if start + due <= self.frames
+        )
         return spurts * (TONE_FRAMES + ECHO_TAIL_FRAMES)
 
 
@@ -329,7 +234,9 @@ class SimCall:
                 max_size=1 << 20,
                 local_addr=(self.source, 0),
             )
-            await self.ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+            await self.ws.send(
+                json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            )
             start = {
                 "event": "start",
                 "sequenceNumber": str(self._next_seq()),
@@ -348,14 +255,19 @@ class SimCall:
             self.next_frame = time.monotonic()  # the ticker takes over
             await self.finished.wait()
             await self.ws.send(
-                json.dumps({"event": "stop", "sequenceNumber": str(self._next_seq()),
-                            "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid},
-                            "streamSid": self.stream_sid})  # fmt: skip
+                json.dumps(
+                    {
+                        "event": "stop",
+                        "sequenceNumber": str(self._next_seq()),
+                        "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid},
+                        "streamSid": self.stream_sid,
+                    }
+                )
             )
             await self.ws.close()
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(reader, 10)
-        except Exception as exc:  # noqa: BLE001 - reported per call, the run goes on
+        except Exception as exc:  # reported per call; the run goes on
             self.result.error = f"{type(exc).__name__}: {exc}"
         finally:
             self.next_frame = self.drain_until = math.inf
@@ -535,19 +447,24 @@ def _stop_on_signals() -> Iterator[None]:
 def _start_fake(children: Children, seconds: float) -> Child:
     fake = children.start(
         "fake",
-        ["-m", "benchmarks._load_helpers", "fake",
-         "--audio-seconds", str(max(0.0, seconds - FAKE_SHORTFALL_S))],
-        _clean_env(),
-    )  # fmt: skip
-    fake.port = _read_port_line(fake)
+        [
+            "-m",
+            "benchmarks._load_helpers",
+            "fake",
+            "--audio-seconds",
+            str(max(0.0, seconds - FAKE_SHORTFALL_S)),
+        ],
+        clean_env(),
+    )
+    fake.port = read_port_line(fake)
     return fake
 
 
 def _start_server(
     children: Children, provider: str, fake: Child | None, profile_path: str | None
 ) -> Child:
-    env = _clean_env()
-    port = _free_port()
+    env = clean_env()
+    port = free_port()
     argv = ["-m", "patter_anyio", "serve", "--port", str(port), "--log-level", "WARNING"]
     if provider == "openai":
         assert fake is not None
@@ -558,7 +475,7 @@ def _start_server(
         argv = ["-m", "cProfile", "-o", profile_path, *argv]
     server = children.start("server", argv, env)
     server.port = port
-    _wait_http(server, "/health")
+    wait_http(server, "/health")
     return server
 
 
@@ -590,16 +507,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_calls", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--calls", type=_parse_calls, default=[1, 10, 50, 100],
-                        help="concurrent calls, comma-separated (default 1,10,50,100)")  # fmt: skip
+    parser.add_argument(
+        "--calls",
+        type=_parse_calls,
+        default=[1, 10, 50, 100],
+        help="concurrent calls, comma-separated (default 1,10,50,100)",
+    )
     parser.add_argument("--seconds", type=float, default=4.0, help="media per call (default 4)")
     parser.add_argument("--runs", type=int, default=3, help="runs per N and target (default 3)")
     parser.add_argument("--drain", type=float, default=0.8, help="wait after the last frame")
-    parser.add_argument("--provider", choices=("echo", "openai"), default="echo",
-                        help="the server's agent: echo, or openai against the fake")  # fmt: skip
+    parser.add_argument(
+        "--provider",
+        choices=("echo", "openai"),
+        default="echo",
+        help="the server's agent: echo, or openai against the fake",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive relay")
-    parser.add_argument("--profile", action="store_true",
-                        help="run the server under cProfile (no baseline) and print the top")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the server under cProfile (no baseline) and print the top",
+    )
+    parser.add_argument("--profile-out", metavar="PATH", help="also keep the profile (pstats) here")
     args = parser.parse_args(argv)
     if not 1.0 <= args.seconds <= 600 or not 1 <= args.runs <= 20 or not 0 <= args.drain <= 10:
         parser.error("--seconds 1-600, --runs 1-20, --drain 0-10")
@@ -615,11 +544,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if baseline:
                 relay = children.start(
                     "relay",
-                    ["-m", "benchmarks._load_helpers", "relay", "--provider-url",
-                     f"ws://127.0.0.1:{fake.port}/v1/realtime?model=gpt-realtime"],
-                    _clean_env(),
-                )  # fmt: skip
-                relay.port = _read_port_line(relay)
+                    [
+                        "-m",
+                        "benchmarks._load_helpers",
+                        "relay",
+                        "--provider-url",
+                        f"ws://127.0.0.1:{fake.port}/v1/realtime?model=gpt-realtime",
+                    ],
+                    clean_env(),
+                )
+                relay.port = read_port_line(relay)
             print(
                 f"server: patter_anyio, agent {args.provider}{' (cProfile)' if args.profile else ''};"
                 f" baseline: {'naive websockets relay to the fake provider' if relay else 'none'};"
@@ -640,12 +574,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(header)
             print("-" * len(header))
+            # One unmeasured call each first: a long-running server has
+            # imported, compiled and cached what a first call touches.
+            warm = [Plan("patter", server.port, 1.0, 0.2, args.provider == "openai")]
+            if relay is not None:
+                warm.append(Plan("relay", relay.port, 1.0, 0.2, True))
+            for plan in warm:
+                asyncio.run(run_calls(plan, 1))
             problems: list[str] = []
             for n in args.calls:
                 mine: list[RunFigures] = []
                 theirs: list[RunFigures] = []
                 for _ in range(args.runs):
-                    plan = Plan("patter", server.port, args.seconds, args.drain, args.provider == "openai")
+                    plan = Plan(
+                        "patter", server.port, args.seconds, args.drain, args.provider == "openai"
+                    )
                     mine.append(measure(plan, n, server.proc.pid))
                     if relay is not None:
                         plan = Plan("relay", relay.port, args.seconds, args.drain, True)
@@ -666,7 +609,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 for name, row in (("patter", a), ("relay", b)):
                     if row and row.errors:
-                        problems.append(f"N={n} {name}: {len(row.errors)} call(s) failed, e.g. {row.errors[0]}")
+                        problems.append(
+                            f"N={n} {name}: {len(row.errors)} call(s) failed, e.g. {row.errors[0]}"
+                        )
+            print("ratio: patter's CPU per call-second over the naive relay's (lower is better)")
             for line in problems:
                 print(line)
             code = children.stop(server)
@@ -675,6 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if profile_path:
                 if os.path.exists(profile_path):
                     _print_profile(profile_path)
+                    if args.profile_out:
+                        shutil.copyfile(profile_path, args.profile_out)
                 else:
                     print(f"no profile written:\n{server.log_tail()}")
             return 1 if problems else 0
