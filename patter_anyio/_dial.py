@@ -1,7 +1,13 @@
 """``python -m patter_anyio dial``: a carrier in a box, on the command line.
 
 The call itself is :func:`dial` (in ``_dial_call``, re-exported here with
-its options and report); this module is its command line.
+its options and report); this module is its command line, and
+:func:`spawned_server`: with ``--spawn-server`` the tool starts ``python -m
+patter_anyio serve`` itself on a free port, configured to trust it (a
+generated Twilio Auth Token, or a Telnyx API key, the fake Call Control
+API's URL and a generated Ed25519 key pair whose public half the server
+checks), places the call and stops the server -- one command for a whole
+call.
 
 :func:`register_dial` adds the sub-command to the program's argparse
 sub-parsers and sets ``handler`` on the parsed namespace; the handler runs
@@ -14,16 +20,27 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import base64
+import dataclasses
 import math
 import os
+import secrets
+import socket
+import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from typing import NoReturn, TextIO
+import tempfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import IO, NoReturn, TextIO
 
 import anyio
 
-from ._config import ConfigError
+from patter_core.http import HttpRequest
+
+from ._config import PROVIDERS, ConfigError
 from ._dial_call import DialError, DialOptions, DialProgress, DialReport, dial
+from ._dial_telnyx import DEFAULT_TELNYX_API_PORT, SetupFailed, load_signing_key, public_key_b64
+from ._httpclient import ClientError, request
 from ._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 
 __all__ = [
@@ -37,10 +54,29 @@ __all__ = [
     "format_summary",
     "register_dial",
     "run_dial_args",
+    "spawned_server",
 ]
 
 _PROG = "patter-local"
 _DTMF_DIGITS = "0123456789*#ABCD"
+# A spawned server imports numpy and soxr before it listens; on a busy
+# machine that takes seconds, and more than this means it will not start.
+_SPAWN_START_S = 30.0
+# After SIGTERM the server finishes live calls (none are left) and exits.
+_SPAWN_STOP_S = 5.0
+# How much of a failed server's log an error line shows.
+_LOG_TAIL_CHARS = 300
+# Carrier settings a spawned server must not take from our environment: it
+# trusts only what dial sets, and never calls a real carrier account.
+_SPAWN_DROP_ENV = (
+    "PATTER_WEBHOOK_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_API_BASE_URL",
+    "TELNYX_API_KEY",
+    "TELNYX_PUBLIC_KEY",
+    "TELNYX_API_BASE_URL",
+)
 
 
 def _positive(text: str) -> float:
@@ -74,6 +110,16 @@ def _hertz(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, not {text!r}")
+    return value
+
+
 def _dtmf(text: str) -> tuple[str, float]:
     digit, sep, at = text.partition("@")
     if not sep or len(digit) != 1 or digit.upper() not in _DTMF_DIGITS:
@@ -87,12 +133,18 @@ def register_dial(subparsers: argparse._SubParsersAction) -> None:  # type: igno
     """Add ``dial`` and its flags; the parsed namespace gets ``handler``."""
     p = subparsers.add_parser(
         "dial",
-        help="play Twilio against a running server: place a test call",
-        description="Play Twilio against a running server: post a signed incoming-call "
-        "webhook, follow the TwiML to the media stream, send audio in real time, echo "
-        "marks, and report what a caller would notice.",
+        help="play Twilio or Telnyx against a server: place a test call",
+        description="Play Twilio or Telnyx against a server: post a signed incoming-call "
+        "webhook, follow the TwiML (Twilio) or the Call Control commands (Telnyx, through "
+        "a fake API on 127.0.0.1) to the media stream, send audio in real time, echo "
+        "marks, and report what a caller would notice. With --spawn-server the tool starts "
+        "the server itself.",
         epilog="environment:\n  TWILIO_AUTH_TOKEN      signs the webhook and the stream upgrade\n"
-        "  PATTER_WEBHOOK_URL     default for --webhook-url",
+        "  PATTER_WEBHOOK_URL     default for --webhook-url\n\n"
+        "Telnyx against a running server: start it with\n"
+        f"  TELNYX_API_KEY=test TELNYX_API_BASE_URL=http://127.0.0.1:{DEFAULT_TELNYX_API_PORT}\n"
+        "(and TELNYX_PUBLIC_KEY=<the public half of --telnyx-signing-key>), or use "
+        "--spawn-server.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
@@ -102,11 +154,36 @@ def register_dial(subparsers: argparse._SubParsersAction) -> None:  # type: igno
         "--webhook-url",
         help="public host the server is configured with (default: the --server host:port)",
     )
-    p.add_argument("--webhook-path", default="/webhooks/twilio/voice", help=argparse.SUPPRESS)
+    p.add_argument("--webhook-path", help=argparse.SUPPRESS)
     p.add_argument("--auth-token", help="Twilio Auth Token to sign with (env TWILIO_AUTH_TOKEN)")
     p.add_argument("--from", dest="from_number", default="+15005550006", help="caller number")
     p.add_argument("--to", dest="to_number", default="+15005550001", help="called number")
-    p.add_argument("--carrier", choices=("twilio",), default="twilio", help="carrier to play")
+    p.add_argument(
+        "--carrier", choices=("twilio", "telnyx"), default="twilio", help="carrier to play"
+    )
+    p.add_argument(
+        "--spawn-server",
+        action="store_true",
+        help="start `serve` on a free port for this call, configured to trust dial, and stop it",
+    )
+    p.add_argument("--provider", choices=PROVIDERS, help="--spawn-server: the server's AI provider")
+    p.add_argument(
+        "--telnyx-api-port", type=_port, metavar="PORT",
+        help="port of the fake Telnyx Call Control API on 127.0.0.1 "
+        f"(default {DEFAULT_TELNYX_API_PORT}; with --spawn-server a free one)",
+    )  # fmt: skip
+    p.add_argument(
+        "--telnyx-api-key", metavar="KEY",
+        help="Bearer key the server must send to the fake API (default: any)",
+    )  # fmt: skip
+    p.add_argument(
+        "--telnyx-signing-key", metavar="B64",
+        help="base64 Ed25519 seed to sign Telnyx webhooks with (default: unsigned)",
+    )  # fmt: skip
+    p.add_argument(
+        "--telnyx-l16-byte-order", choices=("big", "little"), default="big",
+        help="byte order of L16 audio, as the server is configured (default big)",
+    )  # fmt: skip
     source = p.add_mutually_exclusive_group()
     source.add_argument("--audio", metavar="WAV", help="16-bit PCM WAV to speak (any rate)")
     source.add_argument(
@@ -190,11 +267,12 @@ def _pct(values: tuple[float, float, float]) -> str:
 def format_summary(report: DialReport, *, record_path: str | None = None) -> str:
     """The human summary printed after a call."""
     signed = "signed" if report.signed else "unsigned"
+    via = "" if report.carrier == "twilio" else f"{report.carrier}, "
     ended = "we sent stop" if report.ended_by == "carrier" else "the agent closed the stream"
     if report.ended_by == "agent" and report.close_code is not None:
         ended += f" ({report.close_code})"
     lines = [
-        f"call {report.call_sid}  stream {report.stream_sid}  ({signed})",
+        f"call {report.call_sid}  stream {report.stream_sid}  ({via}{signed})",
         f"  stream url          {report.stream_url}",
         f"  duration            {report.duration_s:.2f} s, ended because {ended}",
         f"  frames sent         {report.frames_sent}",
@@ -216,6 +294,12 @@ def format_summary(report: DialReport, *, record_path: str | None = None) -> str
     if report.dtmf_sent:
         pressed = ", ".join(f"{d} at {t:.2f} s" for d, t in report.dtmf_sent)
         lines.append(f"  dtmf                {pressed}")
+    if report.carrier_commands:
+        commands = ", ".join(
+            c.action + ("" if c.accepted else " (refused: no valid Bearer key)")
+            for c in report.carrier_commands
+        )
+        lines.append(f"  api commands        {commands}")
     if report.ignored_events:
         lines.append(f"  ignored events      {', '.join(sorted(set(report.ignored_events)))}")
     if record_path:
@@ -232,6 +316,119 @@ def _error(message: str) -> None:
     print(f"{_PROG}: error: {message}", file=sys.stderr)
 
 
+def _free_port() -> int:
+    # The port is free now; the child binds it a moment later. Another
+    # process taking it in between makes the child fail, which is reported.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(log: IO[bytes]) -> str:
+    log.seek(0)
+    lines = log.read().decode("utf-8", "replace").strip().splitlines()
+    text = lines[-1].strip() if lines else "no output"
+    return text[-_LOG_TAIL_CHARS:]
+
+
+async def _healthy(base: str) -> bool:
+    probe = HttpRequest(method="GET", url=base + "/health")
+    try:
+        response = await request(probe, timeout=1.0, max_response_bytes=4096)
+    except ClientError:
+        return False
+    return response.status == 200
+
+
+@asynccontextmanager
+async def spawned_server(
+    options: DialOptions,
+    *,
+    provider: str | None = None,
+    env: Mapping[str, str] | None = None,
+    start_timeout: float = _SPAWN_START_S,
+) -> AsyncIterator[DialOptions]:
+    """Run ``python -m patter_anyio serve`` for one call; yields the options to dial it with.
+
+    The server listens on a free port of 127.0.0.1, which is also its public
+    host. Twilio: it checks signatures with ``options.auth_token`` (or a
+    generated one). Telnyx: it answers through the fake API
+    (``TELNYX_API_BASE_URL``, with ``options.telnyx_api_key`` or ``test``),
+    and checks Ed25519 signatures against the public half of
+    ``options.telnyx_signing_key`` (or of a generated seed). Raises
+    :class:`DialError` when it does not come up; stops it on the way out.
+    """
+    port = _free_port()
+    host = f"127.0.0.1:{port}"
+    base = f"http://{host}"
+    source = os.environ if env is None else env
+    child_env = {k: v for k, v in source.items() if k not in _SPAWN_DROP_ENV}
+    child_env["PATTER_WEBHOOK_URL"] = host
+    updates: dict[str, object] = {"server": base, "webhook_host": host}
+    if options.carrier == "telnyx":
+        api_port = options.telnyx_api_port or _free_port()
+        seed = options.telnyx_signing_key or base64.b64encode(
+            options.entropy.token_bytes(32)
+        ).decode("ascii")
+        try:
+            public_key = public_key_b64(load_signing_key(seed))
+        except SetupFailed as exc:
+            raise DialError(str(exc), exit_code=exc.exit_code) from None
+        child_env["TELNYX_API_KEY"] = options.telnyx_api_key or "test"
+        child_env["TELNYX_API_BASE_URL"] = f"http://127.0.0.1:{api_port}"
+        child_env["TELNYX_PUBLIC_KEY"] = public_key
+        updates.update(telnyx_api_port=api_port, telnyx_signing_key=seed)
+    else:
+        token = options.auth_token or secrets.token_hex(16)
+        child_env["TWILIO_AUTH_TOKEN"] = token
+        updates["auth_token"] = token
+    command = [
+        *(sys.executable, "-m", "patter_anyio", "serve"),
+        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"),
+    ]
+    if provider:
+        command += ["--provider", provider]
+    with tempfile.TemporaryFile() as log:
+        try:
+            process = await anyio.open_process(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                env=child_env,
+            )  # fmt: skip
+        except OSError as exc:
+            raise DialError(f"cannot start the server: {exc.strerror or exc}") from None
+        try:
+            with anyio.move_on_after(start_timeout) as waited:
+                while not await _healthy(base):
+                    if process.returncode is not None:
+                        raise DialError(
+                            f"the spawned server exited with {process.returncode}: {_tail(log)}"
+                        )
+                    await anyio.sleep(0.1)
+            if waited.cancelled_caught:
+                raise DialError(
+                    f"the spawned server did not answer on {base} within {start_timeout:g} s: "
+                    f"{_tail(log)}"
+                )
+            yield dataclasses.replace(options, **updates)  # type: ignore[arg-type]
+        finally:
+            with anyio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.terminate()
+                    with anyio.move_on_after(_SPAWN_STOP_S):
+                        await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                await process.aclose()
+
+
+async def _dial_spawned(
+    options: DialOptions, provider: str | None, env: Mapping[str, str]
+) -> DialReport:
+    async with spawned_server(options, provider=provider, env=env) as spawned:
+        return await dial(spawned)
+
+
 def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
     """Run a parsed ``dial`` command; returns the exit code."""
     env = os.environ if env is None else env
@@ -242,12 +439,26 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         except WavError as exc:
             _error(str(exc))
             return 2
+    if args.provider and not args.spawn_server:
+        _error("--provider chooses the spawned server's agent: it needs --spawn-server")
+        return 2
     progress = None if args.quiet else _ProgressLine(sys.stderr)
     options = DialOptions(
         server=args.server,
+        carrier=args.carrier,
         webhook_host=args.webhook_url or env.get("PATTER_WEBHOOK_URL") or None,
         webhook_path=args.webhook_path,
         auth_token=args.auth_token or env.get("TWILIO_AUTH_TOKEN") or None,
+        telnyx_api_port=(
+            args.telnyx_api_port
+            if args.telnyx_api_port is not None
+            else 0
+            if args.spawn_server
+            else DEFAULT_TELNYX_API_PORT
+        ),
+        telnyx_api_key=args.telnyx_api_key,
+        telnyx_signing_key=args.telnyx_signing_key,
+        telnyx_l16_byte_order=args.telnyx_l16_byte_order,
         from_number=args.from_number,
         to_number=args.to_number,
         caller_audio=caller_audio,
@@ -260,8 +471,17 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         timeout=args.timeout,
         progress=progress,
     )
+    if options.carrier == "telnyx" and not args.spawn_server and not args.quiet:
+        try:
+            _print_telnyx_setup(options)
+        except SetupFailed as exc:
+            _error(str(exc))
+            return exc.exit_code
     try:
-        report = anyio.run(dial, options, backend=args.backend)
+        if args.spawn_server:
+            report = anyio.run(_dial_spawned, options, args.provider, env, backend=args.backend)
+        else:
+            report = anyio.run(dial, options, backend=args.backend)
     except DialError as exc:
         if progress is not None:
             progress.finish()
@@ -281,6 +501,18 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
     if report.ended_by == "agent" and report.close_code not in (None, 1000):
         return 1
     return 0
+
+
+def _print_telnyx_setup(options: DialOptions) -> None:
+    """Tell the user what the running server needs to reach the fake API."""
+    line = (
+        f"fake Telnyx API on 127.0.0.1:{options.telnyx_api_port}; the server needs "
+        f"TELNYX_API_KEY={options.telnyx_api_key or '<any>'} "
+        f"TELNYX_API_BASE_URL=http://127.0.0.1:{options.telnyx_api_port}"
+    )
+    if options.telnyx_signing_key:
+        line += f" TELNYX_PUBLIC_KEY={public_key_b64(load_signing_key(options.telnyx_signing_key))}"
+    print(line, file=sys.stderr)
 
 
 def dial_main(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:

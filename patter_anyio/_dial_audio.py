@@ -1,4 +1,4 @@
-"""The dial tool's audio: test signals and a model of the caller's earpiece.
+"""The dial tool's audio: test signals, a model of the caller's earpiece, and the call loop.
 
 :class:`PlaybackModel` is what a carrier does with the audio an agent sends
 on a bidirectional stream: it queues it and plays it out in real time, so
@@ -6,7 +6,9 @@ a ``mark`` comes back only when the audio sent before it has played, and a
 ``clear`` throws away what is still queued and returns every pending mark
 at once (PROTOCOLS.md §3). It is pure -- every call takes ``now``, seconds
 since the stream started -- so the runtime drives it from a clock and the
-tests from plain numbers.
+tests from plain numbers. :class:`CallStream` is that runtime: the
+real-time loop that sends the caller's audio and plays the agent's, for
+either carrier (the frames come from a ``_dial_frames`` builder).
 
 Theory of operation. ``play_end`` is the moment the queued audio runs out.
 Audio arriving while something is queued plays right after it; audio
@@ -24,13 +26,29 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
+import anyio
+import anyio.abc
 import numpy as np
 import numpy.typing as npt
 
+from patter_core import RemoteProtocolError
 from patter_core.audio import ulaw_decode, ulaw_encode
 
-__all__ = ["PlaybackModel", "percentiles", "tone_ulaw"]
+from ._dial_frames import AgentClear, AgentMark, AgentMedia, CarrierFrames, parse_agent_message
+from ._websocket import WebSocket, WebSocketClosed
+
+__all__ = [
+    "CallStream",
+    "DialProgress",
+    "PlaybackModel",
+    "StreamSettings",
+    "percentiles",
+    "tone_ulaw",
+]
 
 RATE = 8000
 # Audio the carrier will hold for one call beyond its planned length; an
@@ -44,6 +62,11 @@ DEFAULT_JITTER_BUFFER_S = 0.06
 # A queue that ran dry for longer than this was a pause between utterances,
 # not a late frame.
 DEFAULT_SPURT_GAP_S = 0.5
+FRAME_SECONDS = 0.02  # both carriers send 20 ms frames (PROTOCOLS.md §3, §4.4)
+FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
+SILENCE = b"\xff"  # μ-law silence (§3)
+# After our own close, how long to wait for the agent's side to finish.
+_CLOSE_GRACE_S = 2.0
 # Fade tone bursts in and out over 10 ms: a hard edge is a click that
 # spreads energy over the whole band.
 _FADE_S = 0.01
@@ -212,3 +235,177 @@ class PlaybackModel:
         n = min(total, self._written)
         out[:n] = self._timeline[:n]
         return out.tobytes()
+
+
+# ------------------------------------------------------------------ the call
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialProgress:
+    """A snapshot, about once a second, for a progress line."""
+
+    elapsed_s: float
+    duration_s: float
+    frames_sent: int
+    frames_received: int
+    buffered_s: float
+    marks_echoed: int
+    clears_received: int
+
+
+class StreamSettings(Protocol):
+    """What :class:`CallStream` reads of a call's options (``DialOptions`` has it)."""
+
+    @property
+    def jitter_buffer_s(self) -> float: ...
+    @property
+    def barge_in_at(self) -> float | None: ...
+    @property
+    def dtmf(self) -> tuple[tuple[str, float], ...]: ...
+    @property
+    def progress(self) -> Callable[[DialProgress], None] | None: ...
+
+
+class CallStream:
+    """One media stream: a real-time sender and a receiver sharing a clock.
+
+    ``run_sender`` writes the caller's frames on the 20 ms grid of the
+    event loop's clock (``t0`` is when ``start`` went out); ``run_receiver``
+    plays the agent's audio into a :class:`PlaybackModel`, echoes marks when
+    their audio has played and answers ``clear``. Either ending cancels the
+    other through the task group they share.
+    """
+
+    def __init__(self, options: StreamSettings, ws: WebSocket, frames: CarrierFrames) -> None:
+        self.options = options
+        self.ws = ws
+        self.frames = frames
+        self.playback = PlaybackModel(jitter_buffer=options.jitter_buffer_s)
+        self.send_lock = anyio.Lock()
+        self.t0 = 0.0
+        self.frames_sent = 0
+        self.marks_received = 0
+        self.marks_echoed: list[str] = []
+        self.clears = 0
+        self.barge_reaction: float | None = None
+        self.dtmf_sent: list[tuple[str, float]] = []
+        self.ignored: list[str] = []
+        self.stop_sent = False
+        self.ended_by = "carrier"
+        self.close_code: int | None = None
+        self.failure: str | None = None
+        self.receiver_done = anyio.Event()
+
+    def now(self) -> float:
+        return anyio.current_time() - self.t0
+
+    def echo(self, names: list[str]) -> list[str]:
+        self.marks_echoed.extend(names)
+        return [self.frames.mark(name) for name in names]
+
+    async def send_echoes(self, names: list[str]) -> None:
+        if names:
+            async with self.send_lock:
+                await self.ws.send_many(self.echo(names))
+
+    # ------------------------------------------------------------------ send
+    async def run_sender(
+        self, caller: bytes, duration: float, barge: bytes, tg: anyio.abc.TaskGroup
+    ) -> None:
+        try:
+            await self._stream_frames(caller, duration, barge)
+        except WebSocketClosed as closed:
+            if not self.stop_sent:
+                self.ended_by = "agent"
+                self.close_code = closed.code
+            tg.cancel_scope.cancel()
+            return
+        with anyio.move_on_after(_CLOSE_GRACE_S):
+            await self.receiver_done.wait()
+        tg.cancel_scope.cancel()
+
+    async def _stream_frames(self, caller: bytes, duration: float, barge: bytes) -> None:
+        opts = self.options
+        total_frames = round(duration / FRAME_SECONDS)
+        barge_first = None if opts.barge_in_at is None else round(opts.barge_in_at / FRAME_SECONDS)
+        dtmf = sorted(opts.dtmf, key=lambda item: item[1])
+        next_progress = 1.0
+        for index in range(total_frames):
+            await anyio.sleep_until(self.t0 + index * FRAME_SECONDS)
+            now = self.now()
+            offset = index * FRAME_BYTES
+            payload = caller[offset : offset + FRAME_BYTES]
+            if barge_first is not None and index >= barge_first:
+                at = (index - barge_first) * FRAME_BYTES
+                if at < len(barge):
+                    payload = barge[at : at + FRAME_BYTES]
+            payload = payload.ljust(FRAME_BYTES, SILENCE)
+            # Frames are numbered and written under one lock, so sequence
+            # numbers reach the agent in order.
+            async with self.send_lock:
+                out: list[str] = []
+                while dtmf and dtmf[0][1] <= index * FRAME_SECONDS + 1e-9:
+                    digit, _ = dtmf.pop(0)
+                    self.dtmf_sent.append((digit, now))
+                    out.append(self.frames.dtmf(digit))
+                out.append(self.frames.media(payload, round(index * FRAME_SECONDS * 1000)))
+                out.extend(self.echo(self.playback.due_marks(now)))
+                await self.ws.send_many(out)
+            self.frames_sent += 1
+            if opts.progress is not None and now >= next_progress:
+                next_progress += 1.0
+                opts.progress(self.snapshot(now, duration))
+        await anyio.sleep_until(self.t0 + total_frames * FRAME_SECONDS)
+        now = self.now()
+        async with self.send_lock:
+            messages = [*self.echo(self.playback.due_marks(now)), self.frames.stop()]
+            self.stop_sent = True
+            await self.ws.send_many(messages)
+        await self.ws.close(1000)
+
+    def snapshot(self, now: float, duration: float) -> DialProgress:
+        return DialProgress(
+            elapsed_s=now,
+            duration_s=duration,
+            frames_sent=self.frames_sent,
+            frames_received=self.playback.frames_received,
+            buffered_s=self.playback.buffered_seconds(now),
+            marks_echoed=len(self.marks_echoed),
+            clears_received=self.clears,
+        )
+
+    # --------------------------------------------------------------- receive
+    async def run_receiver(self, tg: anyio.abc.TaskGroup) -> None:
+        try:
+            while True:
+                message = await self.ws.receive()
+                now = self.now()
+                try:
+                    event = parse_agent_message(message)
+                except RemoteProtocolError as exc:
+                    self.failure = f"the agent sent a bad frame: {exc}"
+                    await self.ws.close(exc.close_code or 1007)
+                    tg.cancel_scope.cancel()
+                    return
+                if isinstance(event, AgentMedia):
+                    self.playback.add_audio(self.frames.agent_audio(event.payload), now)
+                elif isinstance(event, AgentMark):
+                    self.marks_received += 1
+                    await self.send_echoes(self.playback.add_mark(event.name, now))
+                elif isinstance(event, AgentClear):
+                    self.clears += 1
+                    barge_at = self.options.barge_in_at
+                    if barge_at is not None and now >= barge_at and self.barge_reaction is None:
+                        self.barge_reaction = now - barge_at
+                    await self.send_echoes(self.playback.clear(now))
+                else:
+                    self.ignored.append(event.event)
+        except WebSocketClosed as closed:
+            if not self.stop_sent:
+                self.ended_by = "agent"
+                self.close_code = closed.code
+                tg.cancel_scope.cancel()
+            else:
+                self.close_code = self.close_code or closed.code
+        finally:
+            self.receiver_done.set()

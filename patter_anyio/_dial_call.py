@@ -1,7 +1,8 @@
-"""A carrier in a box: place a Twilio call against a running server.
+"""A carrier in a box: place a Twilio or Telnyx call against a running server.
 
 :func:`dial` does what Twilio does when a caller rings a number whose voice
-webhook points at the server under test:
+webhook points at the server under test (Telnyx: see ``_dial_telnyx``, the
+webhooks and the fake Call Control API replace steps 1 and 2):
 
 1. POST the incoming-call webhook (form fields as Twilio sends them, signed
    with ``X-Twilio-Signature`` over ``https://{public host}{path}`` when an
@@ -26,24 +27,36 @@ from __future__ import annotations
 
 import secrets
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlencode, urlsplit
 
 import anyio
 import anyio.abc
 
-from patter_core import Entropy, LocalProtocolError, PatterError, RemoteProtocolError
+from patter_core import Entropy, LocalProtocolError, PatterError
 from patter_core.http import HttpRequest
 from patter_core.webhooks import TwilioSignatureValidator, public_url
 
-from ._dial_audio import DEFAULT_JITTER_BUFFER_S, PlaybackModel, percentiles, tone_ulaw
-from ._dial_frames import (
-    AgentClear,
-    AgentMark,
-    AgentMedia,
-    TwilioCarrierFrames,
-    parse_agent_message,
+from ._dial_audio import (
+    DEFAULT_JITTER_BUFFER_S,
+    CallStream,
+    DialProgress,
+    percentiles,
+    tone_ulaw,
+)
+from ._dial_frames import CarrierFrames, TelnyxCarrierFrames, TwilioCarrierFrames
+from ._dial_telnyx import (
+    DEFAULT_TELNYX_API_PORT,
+    TELNYX_WEBHOOK_PATH,
+    SetupFailed,
+    TelnyxCommand,
+    TelnyxWebhooks,
+    load_signing_key,
+    post_hangup,
+    run_fake_telnyx_api,
+    set_up_telnyx_call,
 )
 from ._httpclient import (
     ClientConnectionError,
@@ -53,22 +66,18 @@ from ._httpclient import (
     RedirectRefused,
     request,
 )
-from ._websocket import WebSocket, WebSocketClosed
+from ._websocket import WebSocketClosed
 from ._wsclient import connect_websocket
 
 __all__ = ["DialError", "DialOptions", "DialProgress", "DialReport", "dial"]
 
-FRAME_SECONDS = 0.02  # Twilio sends 20 ms frames (§3)
-FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
-SILENCE = b"\xff"  # μ-law silence (§3)
 # The TwiML answer is a few hundred bytes; 64 KiB is generous and keeps a
 # misbehaving server from making the tool read without end.
 MAX_WEBHOOK_ANSWER_BYTES = 64 * 1024
 # How much of a failed answer's body an error line shows.
 _SNIPPET_CHARS = 200
-# After our own close, how long to wait for the agent's side to finish.
-_CLOSE_GRACE_S = 2.0
 _API_VERSION = "2010-04-01"
+TWILIO_WEBHOOK_PATH = "/webhooks/twilio/voice"
 # Twilio's geographic fields are sent even when empty, and empty fields are
 # still signed (§2.1): sending them exercises that part of the check.
 _GEO_FIELDS = ("City", "State", "Zip", "Country")
@@ -83,28 +92,22 @@ class DialError(PatterError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DialProgress:
-    """A snapshot, about once a second, for a progress line."""
-
-    elapsed_s: float
-    duration_s: float
-    frames_sent: int
-    frames_received: int
-    buffered_s: float
-    marks_echoed: int
-    clears_received: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DialOptions:
     """One call. Times are seconds after the ``start`` frame."""
 
     server: str = "http://127.0.0.1:8000"
+    carrier: Literal["twilio", "telnyx"] = "twilio"
     # The public host the server is configured with (its --webhook-url);
     # default: the host:port of ``server``.
     webhook_host: str | None = None
-    webhook_path: str = "/webhooks/twilio/voice"
-    auth_token: str | None = None  # None: send the webhook unsigned
+    webhook_path: str | None = None  # None: the carrier's webhook path on our server
+    auth_token: str | None = None  # Twilio; None: send the webhook unsigned
+    # Telnyx: the fake Call Control API listens on 127.0.0.1 at this port
+    # (0: any free port); the server needs TELNYX_API_BASE_URL pointing there.
+    telnyx_api_port: int = DEFAULT_TELNYX_API_PORT
+    telnyx_api_key: str | None = None  # required Bearer key; None: any Bearer key
+    telnyx_signing_key: str | None = field(default=None, repr=False)  # base64 Ed25519 seed
+    telnyx_l16_byte_order: Literal["big", "little"] = "big"
     from_number: str = "+15005550006"
     to_number: str = "+15005550001"
     account_sid: str | None = None  # generated when None
@@ -156,6 +159,9 @@ class DialReport:
     ignored_events: tuple[str, ...]
     audio: bytes = field(repr=False)
     transcript: tuple[str, ...] = ()  # the carrier sees audio only
+    carrier: str = "twilio"
+    # Telnyx: what the server asked of the fake Call Control API, in order.
+    carrier_commands: tuple[TelnyxCommand, ...] = ()
 
 
 # --------------------------------------------------------------------- webhook
@@ -214,16 +220,17 @@ async def _answer_webhook(
 ) -> tuple[str, dict[str, str]]:
     form = _incoming_call_form(options, account_sid, call_sid)
     headers = [("content-type", "application/x-www-form-urlencoded")]
+    webhook_path = options.webhook_path or TWILIO_WEBHOOK_PATH
     if options.auth_token:
         signer = TwilioSignatureValidator(options.auth_token)
-        url = public_url(webhook_host, options.webhook_path)
+        url = public_url(webhook_host, webhook_path)
         params: dict[str, list[str]] = {}
         for name, value in form:
             params.setdefault(name, []).append(value)
         headers.append(("x-twilio-signature", signer.compute_signature(url, params)))
     req = HttpRequest(
         method="POST",
-        url=server + options.webhook_path,
+        url=server + webhook_path,
         headers=tuple(headers),
         body=urlencode(form).encode("ascii"),
     )
@@ -248,151 +255,12 @@ async def _answer_webhook(
     return _twiml_stream(response.body)
 
 
-# ----------------------------------------------------------------------- call
-
-
-class _Call:
-    """One media stream: a real-time sender and a receiver sharing a clock."""
-
-    def __init__(self, options: DialOptions, ws: WebSocket, frames: TwilioCarrierFrames) -> None:
-        self.options = options
-        self.ws = ws
-        self.frames = frames
-        self.playback = PlaybackModel(jitter_buffer=options.jitter_buffer_s)
-        self.send_lock = anyio.Lock()
-        self.t0 = 0.0
-        self.frames_sent = 0
-        self.marks_received = 0
-        self.marks_echoed: list[str] = []
-        self.clears = 0
-        self.barge_reaction: float | None = None
-        self.dtmf_sent: list[tuple[str, float]] = []
-        self.ignored: list[str] = []
-        self.stop_sent = False
-        self.ended_by = "carrier"
-        self.close_code: int | None = None
-        self.failure: str | None = None
-        self.receiver_done = anyio.Event()
-
-    def now(self) -> float:
-        return anyio.current_time() - self.t0
-
-    def echo(self, names: list[str]) -> list[str]:
-        self.marks_echoed.extend(names)
-        return [self.frames.mark(name) for name in names]
-
-    async def send_echoes(self, names: list[str]) -> None:
-        if names:
-            async with self.send_lock:
-                await self.ws.send_many(self.echo(names))
-
-    # ------------------------------------------------------------------ send
-    async def run_sender(
-        self, caller: bytes, duration: float, barge: bytes, tg: anyio.abc.TaskGroup
-    ) -> None:
-        try:
-            await self._stream_frames(caller, duration, barge)
-        except WebSocketClosed as closed:
-            if not self.stop_sent:
-                self.ended_by = "agent"
-                self.close_code = closed.code
-            tg.cancel_scope.cancel()
-            return
-        with anyio.move_on_after(_CLOSE_GRACE_S):
-            await self.receiver_done.wait()
-        tg.cancel_scope.cancel()
-
-    async def _stream_frames(self, caller: bytes, duration: float, barge: bytes) -> None:
-        opts = self.options
-        total_frames = round(duration / FRAME_SECONDS)
-        barge_first = None if opts.barge_in_at is None else round(opts.barge_in_at / FRAME_SECONDS)
-        dtmf = sorted(opts.dtmf, key=lambda item: item[1])
-        next_progress = 1.0
-        for index in range(total_frames):
-            await anyio.sleep_until(self.t0 + index * FRAME_SECONDS)
-            now = self.now()
-            offset = index * FRAME_BYTES
-            payload = caller[offset : offset + FRAME_BYTES]
-            if barge_first is not None and index >= barge_first:
-                at = (index - barge_first) * FRAME_BYTES
-                if at < len(barge):
-                    payload = barge[at : at + FRAME_BYTES]
-            payload = payload.ljust(FRAME_BYTES, SILENCE)
-            # Frames are numbered and written under one lock, so sequence
-            # numbers reach the agent in order.
-            async with self.send_lock:
-                out: list[str] = []
-                while dtmf and dtmf[0][1] <= index * FRAME_SECONDS + 1e-9:
-                    digit, _ = dtmf.pop(0)
-                    self.dtmf_sent.append((digit, now))
-                    out.append(self.frames.dtmf(digit))
-                out.append(self.frames.media(payload, round(index * FRAME_SECONDS * 1000)))
-                out.extend(self.echo(self.playback.due_marks(now)))
-                await self.ws.send_many(out)
-            self.frames_sent += 1
-            if opts.progress is not None and now >= next_progress:
-                next_progress += 1.0
-                opts.progress(self.snapshot(now, duration))
-        await anyio.sleep_until(self.t0 + total_frames * FRAME_SECONDS)
-        now = self.now()
-        async with self.send_lock:
-            messages = [*self.echo(self.playback.due_marks(now)), self.frames.stop()]
-            self.stop_sent = True
-            await self.ws.send_many(messages)
-        await self.ws.close(1000)
-
-    def snapshot(self, now: float, duration: float) -> DialProgress:
-        return DialProgress(
-            elapsed_s=now,
-            duration_s=duration,
-            frames_sent=self.frames_sent,
-            frames_received=self.playback.frames_received,
-            buffered_s=self.playback.buffered_seconds(now),
-            marks_echoed=len(self.marks_echoed),
-            clears_received=self.clears,
-        )
-
-    # --------------------------------------------------------------- receive
-    async def run_receiver(self, tg: anyio.abc.TaskGroup) -> None:
-        try:
-            while True:
-                message = await self.ws.receive()
-                now = self.now()
-                try:
-                    event = parse_agent_message(message)
-                except RemoteProtocolError as exc:
-                    self.failure = f"the agent sent a bad frame: {exc}"
-                    await self.ws.close(exc.close_code or 1007)
-                    tg.cancel_scope.cancel()
-                    return
-                if isinstance(event, AgentMedia):
-                    self.playback.add_audio(event.payload, now)
-                elif isinstance(event, AgentMark):
-                    self.marks_received += 1
-                    await self.send_echoes(self.playback.add_mark(event.name, now))
-                elif isinstance(event, AgentClear):
-                    self.clears += 1
-                    barge_at = self.options.barge_in_at
-                    if barge_at is not None and now >= barge_at and self.barge_reaction is None:
-                        self.barge_reaction = now - barge_at
-                    await self.send_echoes(self.playback.clear(now))
-                else:
-                    self.ignored.append(event.event)
-        except WebSocketClosed as closed:
-            if not self.stop_sent:
-                self.ended_by = "agent"
-                self.close_code = closed.code
-                tg.cancel_scope.cancel()
-            else:
-                self.close_code = self.close_code or closed.code
-        finally:
-            self.receiver_done.set()
-
-
 def _check_options(options: DialOptions) -> None:
     def bad(message: str) -> DialError:
         return DialError(message, exit_code=2)
 
+    if options.carrier not in ("twilio", "telnyx"):
+        raise bad(f"carrier must be 'twilio' or 'telnyx', not {options.carrier!r}")
     if options.duration is not None and not 0 < options.duration <= 3600:
         raise bad(f"duration must be in (0, 3600] seconds, not {options.duration}")
     if not 0 < options.tone_hz < 4000:
@@ -408,8 +276,14 @@ def _check_options(options: DialOptions) -> None:
             raise bad(f"DTMF time must not be negative, not {at}")
     if options.barge_in_at is not None and options.barge_in_at < 0:
         raise bad(f"barge-in time must not be negative, not {options.barge_in_at}")
-    if not options.webhook_path.startswith("/"):
+    if options.webhook_path is not None and not options.webhook_path.startswith("/"):
         raise bad(f"webhook path must start with '/', not {options.webhook_path!r}")
+    if not 0 <= options.telnyx_api_port <= 65535:
+        raise bad(f"the Telnyx API port must be 0-65535, not {options.telnyx_api_port}")
+    if options.telnyx_l16_byte_order not in ("big", "little"):
+        raise bad(
+            f"L16 byte order must be 'big' or 'little', not {options.telnyx_l16_byte_order!r}"
+        )
 
 
 def _server_base(server: str) -> tuple[str, str, str]:
@@ -421,15 +295,14 @@ def _server_base(server: str) -> tuple[str, str, str]:
     return base, parts.netloc, "wss" if parts.scheme == "https" else "ws"
 
 
-async def dial(options: DialOptions) -> DialReport:
-    """Place one call; return what it measured, or raise :class:`DialError`."""
-    _check_options(options)
-    base, netloc, ws_scheme = _server_base(options.server)
-    webhook_host = options.webhook_host or netloc
-    entropy = options.entropy
-    account_sid = options.account_sid or "AC" + entropy.token_bytes(16).hex()
-    call_sid = options.call_sid or "CA" + entropy.token_bytes(16).hex()
-    stream_sid = "MZ" + entropy.token_bytes(16).hex()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Audio:
+    caller: bytes  # μ-law 8 kHz
+    duration: float
+    barge: bytes
+
+
+def _audio(options: DialOptions) -> _Audio:
     if options.caller_audio is not None:
         caller = options.caller_audio
     else:
@@ -449,30 +322,28 @@ async def dial(options: DialOptions) -> DialReport:
             amplitude=options.barge_in_amplitude,
             burst=None,
         )
-    try:
-        public_url(webhook_host, options.webhook_path)
-    except LocalProtocolError as exc:
-        raise DialError(f"--webhook-url: {exc}", exit_code=2) from None
+    return _Audio(caller=caller, duration=duration, barge=barge)
 
-    stream_url, params = await _answer_webhook(options, base, webhook_host, account_sid, call_sid)
-    path = urlsplit(stream_url).path or "/"
-    headers: list[tuple[str, str]] = []
-    if options.auth_token:
-        # §1.2 step 8: the wss:// URL exactly as in <Stream url>, no params.
-        signer = TwilioSignatureValidator(options.auth_token)
-        headers.append(("x-twilio-signature", signer.compute_signature(stream_url, {})))
-    frames = TwilioCarrierFrames(account_sid=account_sid, call_sid=call_sid, stream_sid=stream_sid)
+
+async def _run_stream(
+    options: DialOptions,
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    frames: CarrierFrames,
+    params: dict[str, str],
+    audio: _Audio,
+) -> CallStream:
+    """Open the media stream at ``url``, play the call on it, return its record."""
+    path = urlsplit(url).path or "/"
     try:
-        async with connect_websocket(
-            f"{ws_scheme}://{netloc}{path}", headers=headers, timeout=options.timeout
-        ) as ws:
-            call = _Call(options, ws, frames)
+        async with connect_websocket(url, headers=list(headers), timeout=options.timeout) as ws:
+            call = CallStream(options, ws, frames)
             await ws.send(frames.connected())
             call.t0 = anyio.current_time()
             await ws.send(frames.start(params))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(call.run_receiver, tg)
-                tg.start_soon(call.run_sender, caller, duration, barge, tg)
+                tg.start_soon(call.run_sender, audio.caller, audio.duration, audio.barge, tg)
     except ClientProtocolError as exc:
         if exc.status is not None:
             raise DialError(
@@ -489,6 +360,137 @@ async def dial(options: DialOptions) -> DialReport:
         ) from None
     if call.failure is not None:
         raise DialError(call.failure)
+    return call
+
+
+async def _dial_twilio(
+    options: DialOptions, base: str, netloc: str, ws_scheme: str, audio: _Audio
+) -> DialReport:
+    webhook_host = options.webhook_host or netloc
+    entropy = options.entropy
+    account_sid = options.account_sid or "AC" + entropy.token_bytes(16).hex()
+    call_sid = options.call_sid or "CA" + entropy.token_bytes(16).hex()
+    stream_sid = "MZ" + entropy.token_bytes(16).hex()
+    try:
+        public_url(webhook_host, options.webhook_path or TWILIO_WEBHOOK_PATH)
+    except LocalProtocolError as exc:
+        raise DialError(f"--webhook-url: {exc}", exit_code=2) from None
+
+    stream_url, params = await _answer_webhook(options, base, webhook_host, account_sid, call_sid)
+    path = urlsplit(stream_url).path or "/"
+    headers: list[tuple[str, str]] = []
+    if options.auth_token:
+        # §1.2 step 8: the wss:// URL exactly as in <Stream url>, no params.
+        signer = TwilioSignatureValidator(options.auth_token)
+        headers.append(("x-twilio-signature", signer.compute_signature(stream_url, {})))
+    frames = TwilioCarrierFrames(account_sid=account_sid, call_sid=call_sid, stream_sid=stream_sid)
+    call = await _run_stream(
+        options, f"{ws_scheme}://{netloc}{path}", headers, frames, params, audio
+    )
+    return _report(
+        options,
+        call,
+        audio,
+        call_sid=call_sid,
+        stream_sid=stream_sid,
+        stream_url=stream_url,
+        params=params,
+        signed=bool(options.auth_token),
+    )
+
+
+async def _dial_telnyx(
+    options: DialOptions, base: str, netloc: str, ws_scheme: str, audio: _Audio
+) -> DialReport:
+    webhook_host = options.webhook_host or netloc
+    path = options.webhook_path or TELNYX_WEBHOOK_PATH
+    try:
+        key = load_signing_key(options.telnyx_signing_key) if options.telnyx_signing_key else None
+        async with run_fake_telnyx_api(
+            port=options.telnyx_api_port, api_key=options.telnyx_api_key
+        ) as api:
+            webhooks = TelnyxWebhooks(
+                server=base,
+                path=path,
+                delivered_to=f"https://{webhook_host}{path}",
+                key=key,
+                from_number=options.from_number,
+                to_number=options.to_number,
+                timeout=options.timeout,
+                entropy=options.entropy,
+            )
+            plan = await set_up_telnyx_call(webhooks, api)
+            target = urlsplit(plan.stream_url)
+            # Telnyx connects to the stream_url as given; we reach the same
+            # path at the server's real address.
+            query = f"?{target.query}" if target.query else ""
+            headers: list[tuple[str, str]] = []
+            if plan.auth_token is not None:
+                headers.append(("x-telnyx-streaming-auth-token", plan.auth_token))
+            frames = TelnyxCarrierFrames(
+                call_control_id=plan.call_control_id,
+                call_session_id=plan.call_session_id,
+                user_id=plan.user_id,
+                stream_id=plan.stream_id,
+                from_number=options.from_number,
+                to_number=options.to_number,
+                auth_token=plan.auth_token,
+                codec=plan.codec,
+                sample_rate=plan.sample_rate,
+                l16_byte_order=options.telnyx_l16_byte_order,
+            )
+            try:
+                call = await _run_stream(
+                    options,
+                    f"{ws_scheme}://{netloc}{target.path or '/'}{query}",
+                    headers,
+                    frames,
+                    plan.custom_parameters,
+                    audio,
+                )
+            finally:
+                await post_hangup(webhooks)
+            commands = tuple(api.commands)
+    except SetupFailed as exc:
+        raise DialError(str(exc), exit_code=exc.exit_code) from None
+    return _report(
+        options,
+        call,
+        audio,
+        call_sid=plan.call_control_id,
+        stream_sid=plan.stream_id,
+        stream_url=plan.stream_url,
+        params=plan.custom_parameters,
+        signed=key is not None,
+        carrier="telnyx",
+        commands=commands,
+    )
+
+
+async def dial(options: DialOptions) -> DialReport:
+    """Place one call; return what it measured, or raise :class:`DialError`."""
+    _check_options(options)
+    base, netloc, ws_scheme = _server_base(options.server)
+    audio = _audio(options)
+    if options.carrier == "telnyx":
+        return await _dial_telnyx(options, base, netloc, ws_scheme, audio)
+    return await _dial_twilio(options, base, netloc, ws_scheme, audio)
+
+
+def _report(
+    options: DialOptions,
+    call: CallStream,
+    audio: _Audio,
+    *,
+    call_sid: str,
+    stream_sid: str,
+    stream_url: str,
+    params: dict[str, str],
+    signed: bool,
+    carrier: str = "twilio",
+    commands: tuple[TelnyxCommand, ...] = (),
+) -> DialReport:
+    duration = audio.duration
     elapsed = min(call.now(), duration) if call.ended_by == "agent" else duration
     pb = call.playback
     return DialReport(
@@ -496,7 +498,7 @@ async def dial(options: DialOptions) -> DialReport:
         stream_sid=stream_sid,
         stream_url=stream_url,
         custom_parameters=params,
-        signed=bool(options.auth_token),
+        signed=signed,
         duration_s=elapsed,
         ended_by=call.ended_by,
         close_code=call.close_code,
@@ -515,6 +517,8 @@ async def dial(options: DialOptions) -> DialReport:
         dtmf_sent=tuple(call.dtmf_sent),
         ignored_events=tuple(call.ignored),
         audio=pb.heard(elapsed),
+        carrier=carrier,
+        carrier_commands=commands,
     )
 
 

@@ -1,12 +1,17 @@
-"""The carrier's side of a Twilio Media Stream: frames Twilio writes, frames it reads.
+"""The carrier's side of a media stream: frames Twilio or Telnyx writes, frames it reads.
 
-``patter_core.media.TwilioMediaStream`` is the agent's side. The dial tool
-plays Twilio, so it writes ``connected``, ``start``, ``media``, ``dtmf``,
-``mark`` (echoes) and ``stop`` exactly as PROTOCOLS.md §3 shows them --
-sequence numbers, chunks and timestamps as strings, ``mediaFormat``
-numbers as numbers -- and reads the agent's ``media``, ``mark`` and
-``clear``. The carrier side is not a hot path (50 frames a second, one
-call), so frames go through ``json.dumps``.
+``patter_core.media.TwilioMediaStream`` / ``TelnyxMediaStream`` are the
+agent's side. The dial tool plays the carrier, so it writes ``connected``,
+``start``, ``media``, ``dtmf``, ``mark`` (echoes) and ``stop`` exactly as
+PROTOCOLS.md §3 (Twilio) and §4.4 (Telnyx) show them -- sequence numbers,
+chunks and timestamps as strings, media-format numbers as numbers -- and
+reads the agent's ``media``, ``mark`` and ``clear``, which both carriers
+spell the same way. The carrier side is not a hot path (50 frames a
+second, one call), so frames go through ``json.dumps``.
+
+Both frame builders take and give the caller's audio as μ-law 8 kHz, the
+dial tool's own format; :class:`TelnyxCarrierFrames` converts to and from
+L16 when the server asked for it.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from patter_core import RemoteProtocolError
+from patter_core.audio import ULAW_8K, AudioFormat, Encoding, Transcoder
 
 __all__ = [
     "AgentClear",
@@ -26,6 +32,8 @@ __all__ = [
     "AgentMedia",
     "AgentMessage",
     "AgentOther",
+    "CarrierFrames",
+    "TelnyxCarrierFrames",
     "TwilioCarrierFrames",
     "parse_agent_message",
 ]
@@ -70,7 +78,7 @@ def _bad(message: str) -> RemoteProtocolError:
 def parse_agent_message(message: str | bytes) -> AgentMessage:
     """One message from the agent; bad input raises RemoteProtocolError (1007)."""
     if isinstance(message, bytes):
-        raise _bad("agent sent a binary frame; Twilio expects JSON text")
+        raise _bad("agent sent a binary frame; the carrier expects JSON text")
     if len(message) > MAX_AGENT_MESSAGE_CHARS:
         raise _bad(f"agent message over {MAX_AGENT_MESSAGE_CHARS} characters")
     try:
@@ -101,6 +109,18 @@ def parse_agent_message(message: str | bytes) -> AgentMessage:
     return AgentOther(event=event)
 
 
+class CarrierFrames(Protocol):
+    """What the call loop needs from a carrier's frame builder."""
+
+    def connected(self) -> str: ...
+    def start(self, custom_parameters: Mapping[str, str]) -> str: ...
+    def media(self, payload: bytes, timestamp_ms: int) -> str: ...
+    def dtmf(self, digit: str) -> str: ...
+    def mark(self, name: str) -> str: ...
+    def stop(self) -> str: ...
+    def agent_audio(self, payload: bytes) -> bytes: ...
+
+
 class TwilioCarrierFrames:
     """Builds the frames Twilio sends for one stream, numbering them as it does.
 
@@ -125,6 +145,9 @@ class TwilioCarrierFrames:
 
     def connected(self) -> str:
         return self._dump({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    def agent_audio(self, payload: bytes) -> bytes:
+        return payload  # Twilio streams are μ-law 8 kHz both ways (§3)
 
     def start(self, custom_parameters: Mapping[str, str]) -> str:
         return self._dump(
@@ -187,5 +210,145 @@ class TwilioCarrierFrames:
                 "sequenceNumber": self._next(),
                 "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
                 "streamSid": self.stream_sid,
+            }
+        )
+
+
+class TelnyxCarrierFrames:
+    """Builds the frames Telnyx sends for one stream (PROTOCOLS.md §4.4).
+
+    ``stream_id`` is top-level, ``call_control_id`` sits in ``start``;
+    ``sequence_number`` counts frames after ``connected`` from 1 and
+    ``media.chunk`` counts media frames from 1, as strings. With ``codec``
+    ``"L16"`` the caller's μ-law is sent as 16-bit PCM at ``sample_rate`` in
+    ``l16_byte_order`` (the docs do not state it, §4.4; the server's default
+    is big-endian), and the agent's L16 comes back to μ-law 8 kHz.
+    """
+
+    def __init__(
+        self,
+        *,
+        call_control_id: str,
+        call_session_id: str,
+        user_id: str,
+        stream_id: str,
+        from_number: str,
+        to_number: str,
+        auth_token: str | None = None,
+        codec: Literal["PCMU", "L16"] = "PCMU",
+        sample_rate: int = 8000,
+        l16_byte_order: Literal["big", "little"] = "big",
+    ) -> None:
+        self.call_control_id = call_control_id
+        self.call_session_id = call_session_id
+        self.user_id = user_id
+        self.stream_id = stream_id
+        self.from_number = from_number
+        self.to_number = to_number
+        self.auth_token = auth_token
+        self.codec = codec
+        self.sample_rate = sample_rate if codec == "L16" else 8000
+        self._sequence = 0
+        self._chunk = 0
+        self._to_carrier: Transcoder | None = None
+        self._from_agent: Transcoder | None = None
+        if codec == "L16":
+            order = Encoding.PCM16BE if l16_byte_order == "big" else Encoding.PCM16LE
+            l16 = AudioFormat(encoding=order, sample_rate=self.sample_rate)
+            self._to_carrier = Transcoder(ULAW_8K, l16)
+            # An agent may split a sample across messages; keep the odd byte.
+            self._from_agent = Transcoder(l16, ULAW_8K, carry_odd_byte=True)
+
+    def _next(self) -> str:
+        self._sequence += 1
+        return str(self._sequence)
+
+    @staticmethod
+    def _dump(frame: Mapping[str, Any]) -> str:
+        return json.dumps(frame, separators=(",", ":"))
+
+    def agent_audio(self, payload: bytes) -> bytes:
+        """The agent's media payload as μ-law 8 kHz."""
+        if self._from_agent is None:
+            return payload
+        return self._from_agent.convert(payload)
+
+    def connected(self) -> str:
+        frame: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
+        if self.auth_token is not None:
+            # §4.3: the stream_auth_token rides in this frame as well as in
+            # the upgrade's header.
+            frame["x-telnyx-streaming-auth-token"] = self.auth_token
+        return self._dump(frame)
+
+    def start(self, custom_parameters: Mapping[str, str]) -> str:
+        return self._dump(
+            {
+                "event": "start",
+                "sequence_number": self._next(),
+                "start": {
+                    "user_id": self.user_id,
+                    "call_control_id": self.call_control_id,
+                    "call_session_id": self.call_session_id,
+                    "from": self.from_number,
+                    "to": self.to_number,
+                    "tags": [],
+                    "custom_parameters": dict(custom_parameters),
+                    "media_format": {
+                        "encoding": self.codec,
+                        "sample_rate": self.sample_rate,
+                        "channels": 1,
+                    },
+                },
+                "stream_id": self.stream_id,
+            }
+        )
+
+    def media(self, payload: bytes, timestamp_ms: int) -> str:
+        """One 20 ms frame of the caller's μ-law (converted for L16)."""
+        if self._to_carrier is not None:
+            payload = self._to_carrier.convert(payload)
+        self._chunk += 1
+        return self._dump(
+            {
+                "event": "media",
+                "sequence_number": self._next(),
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(self._chunk),
+                    "timestamp": str(timestamp_ms),
+                    "payload": base64.b64encode(payload).decode("ascii"),
+                },
+                "stream_id": self.stream_id,
+            }
+        )
+
+    def dtmf(self, digit: str) -> str:
+        return self._dump(
+            {
+                "event": "dtmf",
+                "sequence_number": self._next(),
+                "dtmf": {"digit": digit},
+                "stream_id": self.stream_id,
+            }
+        )
+
+    def mark(self, name: str) -> str:
+        return self._dump(
+            {
+                "event": "mark",
+                "sequence_number": self._next(),
+                "mark": {"name": name},
+                "stream_id": self.stream_id,
+            }
+        )
+
+    def stop(self) -> str:
+        return self._dump(
+            {
+                "event": "stop",
+                "sequence_number": self._next(),
+                "stop": {"user_id": self.user_id, "call_control_id": self.call_control_id},
+                "stream_id": self.stream_id,
             }
         )

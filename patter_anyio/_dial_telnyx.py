@@ -1,0 +1,573 @@
+"""The dial tool playing Telnyx: webhooks out, a fake Call Control API in.
+
+A Telnyx call reaches a server in two halves (PROTOCOLS.md §4): Telnyx
+POSTs signed JSON webhooks, and the server acts on the call by POSTing
+commands to the Call Control REST API. So the carrier in a box needs both
+sides:
+
+* :class:`FakeTelnyxApi` -- ``POST .../calls/{call_control_id}/actions/{action}``
+  on 127.0.0.1, answering ``{"data":{"result":"ok"}}`` as Telnyx does and
+  recording every command (with its ``Authorization``). The server under
+  test is pointed at it with ``TELNYX_API_BASE_URL``.
+* :func:`set_up_telnyx_call` -- the dance an incoming call makes: post
+  ``call.initiated`` (signed with Ed25519 over ``{timestamp}|{body}`` when
+  a key is given, §4.2), wait for the server's ``answer``, post
+  ``call.answered``, wait for ``streaming_start`` and read from it where
+  and how to stream (§4.3).
+
+Errors here are :class:`SetupFailed` with an exit code; the caller turns
+them into its own error type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import unquote
+
+import anyio
+import anyio.abc
+import h11
+from nacl.exceptions import CryptoError
+from nacl.signing import SigningKey
+
+from patter_core import Entropy, PatterError
+from patter_core.http import HttpRequest
+
+from ._httpclient import (
+    ClientConnectionError,
+    ClientError,
+    ClientTimeout,
+    RedirectRefused,
+    request,
+)
+
+__all__ = [
+    "DEFAULT_TELNYX_API_PORT",
+    "TELNYX_WEBHOOK_PATH",
+    "FakeTelnyxApi",
+    "SetupFailed",
+    "TelnyxCommand",
+    "TelnyxStreamPlan",
+    "TelnyxWebhooks",
+    "load_signing_key",
+    "post_hangup",
+    "public_key_b64",
+    "run_fake_telnyx_api",
+    "set_up_telnyx_call",
+    "telnyx_event_body",
+]
+
+DEFAULT_TELNYX_API_PORT = 8766
+TELNYX_WEBHOOK_PATH = "/webhooks/telnyx/voice"
+# A Call Control command is a small JSON object (streaming_start with a
+# token and a few custom parameters is well under 8 KiB); 64 KiB is generous
+# and bounds what a runaway client can make us buffer.
+MAX_COMMAND_BYTES = 64 * 1024
+# A request head (line and headers) larger than this is not an API client.
+_MAX_HEAD_BYTES = 16 * 1024
+# A client that has not finished its request in this long never will.
+_REQUEST_TIMEOUT_S = 10.0
+# One call makes two or three commands; keeping more than this would only
+# record a loop.
+MAX_COMMANDS = 256
+# The webhook answer is an empty 200; anything bigger is only shown.
+_MAX_WEBHOOK_ANSWER_BYTES = 64 * 1024
+_SNIPPET_CHARS = 200
+# Rates the streaming_start docs list for stream_bidirectional_sampling_rate (§4.3).
+_L16_RATES = (8000, 16000, 22050, 24000, 48000)
+_ACTION_PATH = re.compile(r"(?:/.*)?/calls/([^/]+)/actions/([A-Za-z_]+)")
+
+
+class SetupFailed(PatterError):
+    """The call could not be set up; ``exit_code`` 1, or 2 for bad options."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelnyxCommand:
+    """One request the server made to the fake Call Control API."""
+
+    action: str  # "answer", "streaming_start", "hangup", ...
+    call_control_id: str
+    authorization: str | None  # the Authorization header as sent
+    body: Mapping[str, Any]  # the JSON object ({} when it was not one)
+    accepted: bool  # False: answered 401 (no or wrong Bearer key)
+
+
+def _snippet(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
+    return text[:_SNIPPET_CHARS] + ("..." if len(text) > _SNIPPET_CHARS else "")
+
+
+# ------------------------------------------------------------ the fake REST API
+
+
+class FakeTelnyxApi:
+    """Records Call Control commands and answers them as Telnyx does.
+
+    ``api_key``: when set, a command must carry ``Authorization: Bearer
+    <api_key>``; when None any Bearer key is accepted. A command without a
+    Bearer key is always refused with 401, as Telnyx refuses it.
+    """
+
+    def __init__(self, *, api_key: str | None = None, host: str = "127.0.0.1") -> None:
+        self.api_key = api_key
+        self.host = host
+        self.port = 0
+        self.commands: list[TelnyxCommand] = []
+        # Made on first use: an anyio Event belongs to a running event loop.
+        self._changed: anyio.Event | None = None
+
+    def _event(self) -> anyio.Event:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        return self._changed
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def wait_for(self, action: str, timeout: float) -> TelnyxCommand | None:
+        """The first ``action`` command received (now or within ``timeout``)."""
+        with anyio.move_on_after(timeout):
+            while True:
+                for command in self.commands:
+                    if command.action == action:
+                        return command
+                await self._event().wait()
+        return None
+
+    def _record(self, command: TelnyxCommand) -> None:
+        if len(self.commands) < MAX_COMMANDS:
+            self.commands.append(command)
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    def _answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        path = target.split("?", 1)[0]
+        match = _ACTION_PATH.fullmatch(path)
+        if match is None:
+            return 404, _api_error("10005", "Resource not found", f"no route for {path}")
+        if method != "POST":
+            return 405, _api_error("10015", "Method not allowed", f"{method} {path}")
+        call_id, action = unquote(match.group(1)), match.group(2)
+        try:
+            parsed = json.loads(body.decode("utf-8")) if body else {}
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            parsed = None
+        authorization = headers.get("authorization")
+        scheme, _, key = (authorization or "").partition(" ")
+        accepted = scheme.lower() == "bearer" and bool(key.strip())
+        if accepted and self.api_key is not None:
+            accepted = key.strip() == self.api_key
+        self._record(
+            TelnyxCommand(
+                action=action,
+                call_control_id=call_id,
+                authorization=authorization,
+                body=parsed if isinstance(parsed, dict) else {},
+                accepted=accepted,
+            )
+        )
+        if not accepted:
+            return 401, _api_error("10009", "Authentication failed", "missing or wrong API key")
+        if not isinstance(parsed, dict):
+            return 422, _api_error("10002", "Invalid parameter", "the body is not a JSON object")
+        return 200, {"data": {"result": "ok"}}
+
+    async def handle(self, stream: anyio.abc.ByteStream) -> None:
+        """One connection: one request, one answer, close."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD_BYTES)
+        async with stream:
+            try:
+                with anyio.fail_after(_REQUEST_TIMEOUT_S):
+                    status, answer = await self._serve_one(conn, stream)
+                    payload = json.dumps(answer, separators=(",", ":")).encode("utf-8")
+                    out = conn.send(
+                        h11.Response(
+                            status_code=status,
+                            headers=[
+                                ("content-type", "application/json"),
+                                ("content-length", str(len(payload))),
+                                ("connection", "close"),
+                            ],
+                        )
+                    )
+                    out = (out or b"") + (conn.send(h11.Data(data=payload)) or b"")
+                    out += conn.send(h11.EndOfMessage()) or b""
+                    await stream.send(out)
+            except (
+                TimeoutError,
+                h11.ProtocolError,
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ):
+                return  # a client that went away or spoke no HTTP: nothing to answer
+
+    async def _serve_one(
+        self, conn: h11.Connection, stream: anyio.abc.ByteStream
+    ) -> tuple[int, dict[str, Any]]:
+        head: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    data = await stream.receive(65536)
+                except anyio.EndOfStream:
+                    data = b""
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_COMMAND_BYTES:
+                    return 413, _api_error("10011", "Request too large", "body over 64 KiB")
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                headers = {
+                    name.decode("latin-1").lower(): value.decode("latin-1")
+                    for name, value in head.headers
+                }
+                return self._answer(
+                    head.method.decode("ascii", "replace"),
+                    head.target.decode("latin-1"),
+                    headers,
+                    bytes(body),
+                )
+            elif isinstance(event, h11.ConnectionClosed):
+                raise anyio.EndOfStream
+
+
+def _api_error(code: str, title: str, detail: str) -> dict[str, Any]:
+    # Telnyx v2 errors: {"errors":[{"code","title","detail"}]}.
+    return {"errors": [{"code": code, "title": title, "detail": detail}]}
+
+
+@asynccontextmanager
+async def run_fake_telnyx_api(
+    *, port: int = DEFAULT_TELNYX_API_PORT, host: str = "127.0.0.1", api_key: str | None = None
+) -> AsyncIterator[FakeTelnyxApi]:
+    """Serve a :class:`FakeTelnyxApi` on ``host:port`` (0: any free port) while inside."""
+    api = FakeTelnyxApi(api_key=api_key, host=host)
+    try:
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    except OSError as exc:
+        raise SetupFailed(
+            f"cannot listen on {host}:{port} for the fake Telnyx API: {exc.strerror or exc}"
+        ) from None
+    failure: Exception | None = None
+    async with listener, anyio.create_task_group() as tg:
+        api.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+        tg.start_soon(listener.serve, api.handle, tg)
+        try:
+            yield api
+        except Exception as exc:
+            # Raised again below, outside the task group, so the caller
+            # sees the error itself rather than an exception group.
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+# ------------------------------------------------------------------- webhooks
+
+
+def load_signing_key(text: str) -> SigningKey:
+    """A base64 Ed25519 private key: the 32-byte seed (or seed + public half)."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SetupFailed("--telnyx-signing-key is not base64", exit_code=2) from None
+    if len(raw) not in (32, 64):
+        raise SetupFailed(
+            f"--telnyx-signing-key must be a 32-byte Ed25519 seed, not {len(raw)} bytes",
+            exit_code=2,
+        )
+    try:
+        return SigningKey(raw[:32])
+    except CryptoError:  # pragma: no cover - every 32-byte seed is a key
+        raise SetupFailed("--telnyx-signing-key is not an Ed25519 key", exit_code=2) from None
+
+
+def public_key_b64(key: SigningKey) -> str:
+    """The base64 public key a server needs as ``TELNYX_PUBLIC_KEY``."""
+    return base64.b64encode(bytes(key.verify_key)).decode("ascii")
+
+
+def _iso(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def telnyx_event_body(
+    event_type: str,
+    payload: Mapping[str, Any],
+    *,
+    event_id: str,
+    occurred_at: str,
+    delivered_to: str,
+) -> bytes:
+    """A webhook envelope exactly as §4.1 shows it (compact JSON)."""
+    envelope = {
+        "data": {
+            "event_type": event_type,
+            "id": event_id,
+            "occurred_at": occurred_at,
+            "payload": dict(payload),
+            "record_type": "event",
+        },
+        "meta": {"attempt": 1, "delivered_to": delivered_to},
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+
+
+def _uuid(entropy: Entropy) -> str:
+    h = entropy.token_bytes(16).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelnyxStreamPlan:
+    """Where and how the server asked Telnyx to stream (its ``streaming_start``)."""
+
+    call_control_id: str
+    call_session_id: str
+    user_id: str
+    stream_id: str
+    stream_url: str
+    auth_token: str | None
+    codec: Literal["PCMU", "L16"]
+    sample_rate: int
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _CallIds:
+    call_control_id: str
+    call_leg_id: str
+    call_session_id: str
+    connection_id: str
+    user_id: str
+    stream_id: str
+    client_state: str | None = None
+
+
+class TelnyxWebhooks:
+    """Posts the webhooks of one call to the server, signed when a key is given."""
+
+    def __init__(
+        self,
+        *,
+        server: str,
+        path: str,
+        delivered_to: str,
+        key: SigningKey | None,
+        from_number: str,
+        to_number: str,
+        timeout: float,
+        entropy: Entropy,
+    ) -> None:
+        self.server = server
+        self.path = path
+        self.delivered_to = delivered_to
+        self.key = key
+        self.from_number = from_number
+        self.to_number = to_number
+        self.timeout = timeout
+        self.entropy = entropy
+        self.started_at = _iso(_wall_clock())
+        self.ids = _CallIds(
+            call_control_id="v3:"
+            + base64.urlsafe_b64encode(entropy.token_bytes(30)).decode("ascii"),
+            call_leg_id=_uuid(entropy),
+            call_session_id=_uuid(entropy),
+            connection_id=str(int.from_bytes(entropy.token_bytes(8), "big")),
+            user_id=_uuid(entropy),
+            stream_id=_uuid(entropy).upper(),
+        )
+
+    def _payload(self, **extra: Any) -> dict[str, Any]:
+        ids = self.ids
+        return {
+            "call_control_id": ids.call_control_id,
+            "call_leg_id": ids.call_leg_id,
+            "call_session_id": ids.call_session_id,
+            "client_state": ids.client_state,
+            "connection_id": ids.connection_id,
+            "from": self.from_number,
+            "to": self.to_number,
+            "start_time": self.started_at,
+            **extra,
+        }
+
+    async def post(self, event_type: str, **extra: Any) -> None:
+        now = _wall_clock()
+        body = telnyx_event_body(
+            event_type,
+            self._payload(**extra),
+            event_id=_uuid(self.entropy),
+            occurred_at=_iso(now),
+            delivered_to=self.delivered_to,
+        )
+        headers = [("content-type", "application/json")]
+        if self.key is not None:
+            # §4.2: Ed25519 over the UTF-8 of "{timestamp}|{raw body}".
+            timestamp = str(int(now))
+            signature = self.key.sign(timestamp.encode("ascii") + b"|" + body).signature
+            headers.append(("telnyx-signature-ed25519", base64.b64encode(signature).decode()))
+            headers.append(("telnyx-timestamp", timestamp))
+        req = HttpRequest(
+            method="POST", url=self.server + self.path, headers=tuple(headers), body=body
+        )
+        try:
+            response = await request(
+                req, timeout=self.timeout, max_response_bytes=_MAX_WEBHOOK_ANSWER_BYTES
+            )
+        except ClientConnectionError as exc:
+            raise SetupFailed(f"cannot reach the server at {self.server}: {exc}") from None
+        except ClientTimeout:
+            raise SetupFailed(
+                f"the server at {self.server} did not answer the {event_type} webhook "
+                f"within {self.timeout:g} s"
+            ) from None
+        except RedirectRefused as exc:
+            raise SetupFailed(
+                f"the {event_type} webhook answered {exc.status} (redirect to {exc.location}); "
+                "Telnyx would not follow it"
+            ) from None
+        except ClientError as exc:
+            raise SetupFailed(f"the {event_type} webhook failed: {exc}") from None
+        if response.status >= 300:
+            hint = ""
+            if response.status == 403:
+                hint = (
+                    " (the signing key is not the pair of the server's TELNYX_PUBLIC_KEY)"
+                    if self.key is not None
+                    else " (the server checks signatures: give --telnyx-signing-key)"
+                )
+            raise SetupFailed(
+                f"the {event_type} webhook answered {response.status}: "
+                f"{_snippet(response.body)}{hint}".rstrip()
+            )
+
+
+def _wall_clock() -> float:
+    # Telnyx timestamps are wall-clock seconds: the server compares them
+    # with its own clock (a ±300 s window, §4.2).
+    return time.time()
+
+
+async def _command(api: FakeTelnyxApi, action: str, call_id: str, timeout: float) -> TelnyxCommand:
+    command = await api.wait_for(action, timeout)
+    if command is None:
+        raise SetupFailed(
+            f"no {action} command reached the fake Telnyx API within {timeout:g} s: start the "
+            f"server with TELNYX_API_KEY set and TELNYX_API_BASE_URL={api.base_url}"
+        )
+    if not command.accepted:
+        raise SetupFailed(
+            f"the server's {action} command had no valid Bearer key "
+            f"(Authorization: {command.authorization or 'missing'})"
+        )
+    if command.call_control_id != call_id:
+        raise SetupFailed(
+            f"the server sent {action} for call {command.call_control_id!r}, not ours"
+        )
+    return command
+
+
+def _plan(command: TelnyxCommand, ids: _CallIds) -> TelnyxStreamPlan:
+    body = command.body
+    url = body.get("stream_url")
+    if not isinstance(url, str) or not url.startswith(("wss://", "ws://")):
+        raise SetupFailed(
+            f"streaming_start has no wss:// stream_url: {json.dumps(dict(body))[:200]}"
+        )
+    codec = body.get("stream_codec", "PCMU")
+    codec = "PCMU" if codec == "default" else codec
+    back = body.get("stream_bidirectional_codec", codec)
+    if body.get("stream_bidirectional_mode") != "rtp":
+        raise SetupFailed(
+            "streaming_start without stream_bidirectional_mode 'rtp': Telnyx would not "
+            "play the agent's audio to the caller"
+        )
+    if codec not in ("PCMU", "L16") or back != codec:
+        raise SetupFailed(
+            f"streaming_start asks for {codec!r} in and {back!r} back; dial carries PCMU or "
+            "L16, the same both ways"
+        )
+    rate = 8000
+    if codec == "L16":
+        rate = body.get("stream_bidirectional_sampling_rate", 8000)
+        if rate not in _L16_RATES:
+            raise SetupFailed(f"streaming_start asks for L16 at {rate!r} Hz")
+    token = body.get("stream_auth_token")
+    params: dict[str, str] = {}
+    raw_params = body.get("custom_parameters")
+    if isinstance(raw_params, list):
+        for entry in raw_params:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                params[entry["name"]] = str(entry.get("value", ""))
+    return TelnyxStreamPlan(
+        call_control_id=ids.call_control_id,
+        call_session_id=ids.call_session_id,
+        user_id=ids.user_id,
+        stream_id=ids.stream_id,
+        stream_url=url,
+        auth_token=token if isinstance(token, str) else None,
+        codec="L16" if codec == "L16" else "PCMU",
+        sample_rate=int(rate),
+        custom_parameters=params,
+    )
+
+
+async def set_up_telnyx_call(webhooks: TelnyxWebhooks, api: FakeTelnyxApi) -> TelnyxStreamPlan:
+    """``call.initiated`` -> answer -> ``call.answered`` -> streaming_start."""
+    ids = webhooks.ids
+    # The server answers through the REST API, usually before its 200 to
+    # the webhook (it awaits the command), but a server may do it later.
+    await webhooks.post("call.initiated", direction="incoming", state="parked")
+    answer = await _command(api, "answer", ids.call_control_id, webhooks.timeout)
+    state = answer.body.get("client_state")
+    ids.client_state = state if isinstance(state, str) else None
+    await webhooks.post("call.answered")
+    start = await _command(api, "streaming_start", ids.call_control_id, webhooks.timeout)
+    state = start.body.get("client_state")
+    if isinstance(state, str):
+        ids.client_state = state
+    return _plan(start, ids)
+
+
+async def post_hangup(webhooks: TelnyxWebhooks) -> None:
+    """``call.hangup`` after the stream ended; best effort, as the call is over."""
+    try:
+        with anyio.move_on_after(min(webhooks.timeout, 2.0)):
+            await webhooks.post(
+                "call.hangup",
+                hangup_cause="normal_clearing",
+                hangup_source="caller",
+                sip_hangup_cause="200",
+                end_time=_iso(_wall_clock()),
+            )
+    except SetupFailed:
+        pass
