@@ -161,9 +161,13 @@ class CallRunner:
         self._clock = clock
         self._sockets: dict[str, WebSocket] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
-        self._send: MemoryObjectSendStream[list[Action]]
-        self._recv: MemoryObjectReceiveStream[list[Action]]
-        self._send, self._recv = anyio.create_memory_object_stream[list[Action]](_QUEUE_DEPTH)
+        # Each batch carries whether the bridge had ended once it was produced,
+        # so the executor finishes only after running the ending's own actions.
+        self._send: MemoryObjectSendStream[tuple[list[Action], bool]]
+        self._recv: MemoryObjectReceiveStream[tuple[list[Action], bool]]
+        self._send, self._recv = anyio.create_memory_object_stream[tuple[list[Action], bool]](
+            _QUEUE_DEPTH
+        )
         self._timer_changed = anyio.Event()
         self._finishing: set[object] = set()
         self._finished = anyio.Event()
@@ -193,10 +197,13 @@ class CallRunner:
     async def _input(self, produce: Callable[[float], list[Action]]) -> None:
         """Feed one input to the bridge and queue what it asks for."""
         actions = produce(self._clock())
+        # Read now: ``send`` may yield, and the bridge can end meanwhile
+        # through another input whose batch then comes after this one.
+        ended = self._bridge.ended
         if actions:
-            await self._send.send(actions)
-        elif self._bridge.ended and not self._finished.is_set():
-            await self._send.send([])
+            await self._send.send((actions, ended))
+        elif ended and not self._finished.is_set():
+            await self._send.send(([], True))
 
     async def amd_result(self, answered_by: str) -> None:
         """Answering-machine detection for this call (from a webhook)."""
@@ -295,10 +302,10 @@ class CallRunner:
     # -- the executor ------------------------------------------------------------------
 
     async def _execute(self) -> None:
-        async for actions in self._recv:
+        async for actions, ended in self._recv:
             for action in actions:
                 await self._do(action)
-            if self._bridge.ended:
+            if ended:
                 self._finished.set()
 
     async def _do(self, action: Action) -> None:

@@ -168,6 +168,13 @@ def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
     return max((abs(code) for code in codes if code), default=0)
 
 
+def _bind_error(exc: BaseException) -> OSError | None:
+    """The OSError inside ``exc`` when it is the only error there, else None."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["dial"]:
@@ -195,10 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_workers(config, args)
     try:
         anyio.run(run_server, config, backend=config.backend)
-    except OSError as exc:
-        # Port in use, address not available: one line, not a traceback.
+    except (OSError, BaseExceptionGroup) as exc:
+        # Port in use, address not available: one line, not a traceback. The
+        # bind fails inside a task group, which wraps it in an exception group.
+        error = _bind_error(exc)
+        if error is None:
+            raise
         print(
-            f"patter-local: error: cannot listen on {config.host}:{config.port}: {exc}",
+            f"patter-local: error: cannot listen on {config.host}:{config.port}: {error}",
             file=sys.stderr,
         )
         return 1

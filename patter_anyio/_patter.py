@@ -51,6 +51,14 @@ def _check_port(port: int | None) -> None:
         raise ValueError(f"port must be an integer in 1-65535, not {port!r}")
 
 
+def _check_agent_text(**fields: object) -> None:
+    for name, value in fields.items():
+        optional = name not in ("system_prompt", "first_message")
+        if not (isinstance(value, str) or (optional and value is None)):
+            kind = "text or None" if optional else "text"
+            raise ValueError(f"{name} must be {kind}, not {type(value).__name__}")
+
+
 def _check_callback(name: str, value: object) -> None:
     if value is not None and not callable(value):
         raise ValueError(f"{name} must be callable, not {type(value).__name__}")
@@ -164,6 +172,24 @@ class Patter:
             raise ValueError(f"stt must be 'deepgram' or 'openai', not {stt!r}")
         if tts not in (None, "elevenlabs", "openai"):
             raise ValueError(f"tts must be 'elevenlabs' or 'openai', not {tts!r}")
+        _check_agent_text(
+            system_prompt=system_prompt,
+            first_message=first_message,
+            voice=voice,
+            model=model,
+            language=language,
+            agent_id=agent_id,
+        )
+        # A lone string or dict would be iterated character by character or
+        # key by key, giving a baffling error about one character.
+        if isinstance(transfer_allowlist, str | bytes) or not isinstance(
+            transfer_allowlist, Sequence
+        ):
+            raise ValueError("transfer_allowlist must be a list of phone numbers")
+        if tools is not None and (
+            isinstance(tools, str | bytes) or not isinstance(tools, Sequence)
+        ):
+            raise ValueError("tools must be a list of Tool values or dicts")
         agent = Agent(
             provider=provider,
             system_prompt=system_prompt,
@@ -281,14 +307,24 @@ class Patter:
             log.info("stream tokens use a per-process secret (set stream_secret to share it)")
         self._runtime = runtime
         self._server = server
+        # A failed bind (port in use, bad host) is raised as the OSError
+        # itself, not wrapped in the task group's exception group.
+        bind_error: OSError | None = None
         try:
             async with anyio.create_task_group() as tg:
                 if handle_signals and threading.current_thread() is threading.main_thread():
                     tg.start_soon(self._watch_signals, server, tg.cancel_scope)
-                await tg.start(server.serve)
-                task_status.started(server.port)
-                await _wait_stopped(server)
-                tg.cancel_scope.cancel()
+                try:
+                    await tg.start(server.serve)
+                except OSError as exc:
+                    bind_error = exc
+                    tg.cancel_scope.cancel()
+                else:
+                    task_status.started(server.port)
+                    await _wait_stopped(server)
+                    tg.cancel_scope.cancel()
+            if bind_error is not None:
+                raise bind_error
         finally:
             self._runtime = None
             self._server = None
@@ -336,6 +372,8 @@ class Patter:
             raise ValueError("an outbound call needs webhook_url: the carrier must reach us")
         if agent is not None and not isinstance(agent, Agent):
             raise ValueError("agent must come from phone.agent(...)")
+        if voicemail_message is not None and not isinstance(voicemail_message, str):
+            raise ValueError("voicemail_message must be text")
         runtime = self._runtime
         if self.carriers.twilio_sid and self.carriers.twilio_token:
             rest = TwilioRest(
@@ -371,7 +409,7 @@ class Patter:
                 stream_bidirectional_mode=None,
                 stream_bidirectional_codec=None,
                 stream_bidirectional_sampling_rate=None,
-                answering_machine_detection="detect_words" if machine_detection else None,
+                answering_machine_detection="detect_beep" if machine_detection else None,
                 webhook_url=f"https://{host}/webhooks/telnyx/voice",
             )
             response = await _send(req)

@@ -454,10 +454,15 @@ class LocalRuntime:
                 await self.send_rest(self.telnyx.answer(call_id, stream_url=None), "answer")
         elif isinstance(event, TelnyxCallAnswered):
             await self._telnyx_stream(call_id)
-        elif isinstance(event, TelnyxMachineGreetingEnded | TelnyxMachineDetectionEnded):
-            result = str(event.payload.get("result", ""))
-            if isinstance(event, TelnyxMachineGreetingEnded) or result == "machine":
-                await self._machine_answered(call_id, "machine_end_other", carrier="telnyx")
+        elif isinstance(event, TelnyxMachineGreetingEnded):
+            # Outbound calls dial with "detect_beep": this event says the
+            # machine's greeting (and its beep) is over, the moment to speak.
+            # [R] result values beep_detected / ended / not_sure.
+            await self._machine_answered(call_id, "machine_end_other", carrier="telnyx")
+        elif isinstance(event, TelnyxMachineDetectionEnded):
+            # "machine" here comes while the greeting still plays: wait for
+            # call.machine.greeting.ended rather than talk over it.
+            log.info("telnyx call %s answered by %s", call_id, event.payload.get("result"))
         elif isinstance(event, TelnyxCallHangup):
             log.info("telnyx call %s hung up (%s)", call_id, event.payload.get("hangup_cause"))
 

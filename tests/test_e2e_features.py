@@ -102,7 +102,8 @@ async def test_outbound_call_with_voicemail_drop() -> None:
             assert call_sid == "CA" + "0" * 32
 
             # The exact create-call form, with Basic auth.
-            (create,) = rest.requests
+            create = await _wait_rest(rest, lambda r: r.path.endswith("/Calls.json"))
+            assert len(rest.requests) == 1
             assert (create.method, create.path) == ("POST", CALLS_PATH + ".json")
             assert create.headers["authorization"] == BASIC
             assert create.headers["content-type"] == "application/x-www-form-urlencoded"
@@ -180,7 +181,9 @@ async def test_amd_for_a_call_without_a_stream_says_twiml_and_hangs_up() -> None
                 port, "/webhooks/twilio/amd", {**form, "AnsweredBy": "machine_end_silence"}
             )
             assert status == 200
-            update = await _wait_rest(rest, lambda r: r.path.endswith(f"/Calls/{'CA' + 'f' * 32}.json"))
+            update = await _wait_rest(
+                rest, lambda r: r.path.endswith(f"/Calls/{'CA' + 'f' * 32}.json")
+            )
             phone.stop()
     assert len(rest.requests) == 1
     assert update.headers["authorization"] == BASIC
@@ -201,15 +204,16 @@ async def test_telnyx_outbound_dial_request() -> None:
             telnyx_api_base_url=rest.base_url + "/v2",
         )
         call_id = await phone.call(to=THEIR_NUMBER, machine_detection=True)
+        dial = await _wait_rest(rest, lambda r: r.path.endswith("/calls"))
     assert call_id == "v3:fake-outbound"
-    (dial,) = rest.requests
+    assert len(rest.requests) == 1
     assert (dial.method, dial.path) == ("POST", "/v2/calls")
     assert dial.headers["authorization"] == "Bearer KEY-telnyx-test"
     assert dial.json == {
         "to": THEIR_NUMBER,
         "from": OUR_NUMBER,
         "connection_id": "conn-123",
-        "answering_machine_detection": "detect_words",
+        "answering_machine_detection": "detect_beep",
         "webhook_url": f"https://{WEBHOOK_HOST}/webhooks/telnyx/voice",
     }
 
@@ -248,9 +252,9 @@ async def test_recording_starts_with_the_stream() -> None:
                 "RecordingSource": "StartCallRecordingAPI",
             }
             assert (await post_twilio_form(port, "/webhooks/twilio/recording", form))[0] == 200
-            assert (
-                await post_twilio_form(port, "/webhooks/twilio/recording", form, sign=False)
-            )[0] == 403
+            assert (await post_twilio_form(port, "/webhooks/twilio/recording", form, sign=False))[
+                0
+            ] == 403
             await rec.wait_for("on_call_end")
             phone.stop()
     assert recording.path == f"{CALLS_PATH}/{call_sid}/Recordings.json"

@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -508,9 +508,7 @@ class TwilioCarrier:
                         self.log.unmarked.clear()
                     self._cond.notify_all()
                 if kind == "mark" and self.echo_marks:
-                    await self._send(
-                        {"event": "mark", "mark": {"name": message["mark"]["name"]}}
-                    )
+                    await self._send({"event": "mark", "mark": {"name": message["mark"]["name"]}})
         except ConnectionClosed:
             pass
         finally:
@@ -531,10 +529,8 @@ class TwilioCarrier:
         assert self._ws is not None
         self._seq += 1
         frame = {**message, "sequenceNumber": str(self._seq), "streamSid": self.stream_sid}
-        try:
+        with suppress(ConnectionClosed):  # the reader reports the close
             await self._ws.send(json.dumps(frame))
-        except ConnectionClosed:
-            pass
 
     async def _send_start(self) -> None:
         await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
@@ -596,7 +592,9 @@ class TwilioCarrier:
 
         if not await anyio.to_thread.run_sync(wait):
             kinds = [m.get("event") for m in self.log.messages]
-            raise AssertionError(f"carrier: timed out waiting for {what or predicate}; got {kinds[-20:]}")
+            raise AssertionError(
+                f"carrier: timed out waiting for {what or predicate}; got {kinds[-20:]}"
+            )
 
     async def wait_closed(self, timeout: float = 10.0) -> int | None:
         await self.wait_for(lambda log: log.closed, timeout, "the server to close the stream")
@@ -604,9 +602,7 @@ class TwilioCarrier:
 
 
 @asynccontextmanager
-async def twilio_stream(
-    port: int, call_sid: str, parameters: dict[str, str], **kwargs: Any
-) -> Any:
+async def twilio_stream(port: int, call_sid: str, parameters: dict[str, str], **kwargs: Any) -> Any:
     """Connect a :class:`TwilioCarrier` (signed upgrade) and close it on exit."""
     carrier = TwilioCarrier(port, call_sid, parameters, **kwargs)
     await anyio.to_thread.run_sync(carrier._open)
@@ -648,7 +644,10 @@ class Recorder:
             return list(self.calls.get(name, []))
 
     async def wait_for(
-        self, name: str, predicate: Callable[[dict[str, Any]], bool] = lambda p: True, timeout: float = 10.0
+        self,
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool] = lambda p: True,
+        timeout: float = 10.0,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:

@@ -134,6 +134,11 @@ def rest_server(responder: Responder) -> Iterator[RunningRestServer]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
             )
+            # Recorded before answering: a client that has the reply must
+            # find its request in ``requests``.
+            with cond:
+                requests.append(rec)
+                cond.notify_all()
             status, payload = responder(rec)
             data = json.dumps(payload).encode()
             self.send_response(status)
@@ -141,9 +146,6 @@ def rest_server(responder: Responder) -> Iterator[RunningRestServer]:
             self.send_header("content-length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-            with cond:
-                requests.append(rec)
-                cond.notify_all()
 
         do_GET = do_POST = do_DELETE = _handle
 
