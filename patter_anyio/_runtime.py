@@ -270,12 +270,10 @@ class TelnyxControl:
         return self._rest.hangup(call_id)
 
     def transfer(self, call_id: str, target: str) -> HttpRequest | None:
-        del call_id, target
-        return None  # not offered on Telnyx yet: the tool answers with an error
+        return self._rest.transfer(call_id, to=target)
 
     def start_recording(self, call_id: str) -> HttpRequest | None:
-        del call_id
-        return None
+        return self._rest.record_start(call_id)
 
 
 @dataclass(slots=True)
@@ -374,7 +372,7 @@ class LocalRuntime:
             tools=tuple(tool.spec for tool in agent.tools),
             end_call_tool=agent.end_call_tool,
             transfer_allowlist=frozenset(agent.transfer_allowlist),
-            record=self.recording and req.carrier == "twilio" and control is not None,
+            record=self.recording and control is not None,
             voicemail_message=voicemail or "",
         )
         bridge = CallBridge(

@@ -190,3 +190,15 @@ def test_parse_telnyx_response() -> None:
     for body in (b"", b"{}", b'{"data": 1}', b'{"data":{"call_control_id":1}}'):
         with pytest.raises(CarrierApiError):
             parse_telnyx_response(HttpResponse(status=200, body=body))
+
+
+def test_telnyx_transfer_and_record_start() -> None:
+    rest = TelnyxRest("KEY", base_url="https://api.example/v2")
+    req = rest.transfer("v3:abc", to="+15550001111")
+    assert req.method == "POST"
+    assert req.url == "https://api.example/v2/calls/v3%3Aabc/actions/transfer"
+    assert dict(req.headers)["authorization"] == "Bearer KEY"
+    assert req.body == b'{"to":"+15550001111"}'
+    req = rest.record_start("v3:abc")
+    assert req.url == "https://api.example/v2/calls/v3%3Aabc/actions/record_start"
+    assert json.loads(req.body) == {"format": "mp3", "channels": "single"}

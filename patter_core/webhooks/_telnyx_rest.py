@@ -203,6 +203,34 @@ class TelnyxRest:
             call_control_id, "hangup", {"client_state": client_state, "command_id": command_id}
         )
 
+    def transfer(
+        self,
+        call_control_id: str,
+        *,
+        to: str,
+        from_: str | None = None,
+        command_id: str | None = None,
+    ) -> HttpRequest:
+        """Transfer the call to ``to`` (a number or SIP URI); the stream ends."""
+        return self._action(
+            call_control_id, "transfer", {"to": to, "from": from_, "command_id": command_id}
+        )
+
+    def record_start(
+        self,
+        call_control_id: str,
+        *,
+        audio_format: str = "mp3",
+        channels: str = "single",
+        command_id: str | None = None,
+    ) -> HttpRequest:
+        """Start recording the call (``call.recording.saved`` follows the hang-up)."""
+        return self._action(
+            call_control_id,
+            "record_start",
+            {"format": audio_format, "channels": channels, "command_id": command_id},
+        )
+
     def dial(
         self,
         *,
