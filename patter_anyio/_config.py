@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--first-message", help="what the agent says first")
     serve.add_argument("--voice", help="provider voice id")
     serve.add_argument("--model", help="provider model name")
-    serve.add_argument("--recording", action="store_true", help="record calls (Twilio)")
+    serve.add_argument(
+        "--recording", action="store_true", help="record calls (through the carrier's REST API)"
+    )
     serve.add_argument("--voicemail-message", help="message to leave when a machine answers")
     serve.add_argument(
         "--workers", type=_workers, default=1, help="worker processes sharing the port (default 1)"
@@ -269,8 +271,11 @@ def config_from_args(
     # The CLI has no on_message handler: the pipeline's replies come from the LLM.
     if provider == "pipeline" and not keys["openai"]:
         raise ConfigError("--provider pipeline needs OPENAI_API_KEY (its LLM)")
-    if args.recording and not (_env(env, "TWILIO_ACCOUNT_SID") and _env(env, "TWILIO_AUTH_TOKEN")):
-        raise ConfigError("--recording needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+    twilio_rest = _env(env, "TWILIO_ACCOUNT_SID") and _env(env, "TWILIO_AUTH_TOKEN")
+    if args.recording and not (twilio_rest or _env(env, "TELNYX_API_KEY")):
+        raise ConfigError(
+            "--recording needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or TELNYX_API_KEY"
+        )
 
     twilio_token = _env(env, "TWILIO_AUTH_TOKEN")
     if twilio_token and not webhook_host:

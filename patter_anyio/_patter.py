@@ -236,8 +236,11 @@ class Patter:
         problem = missing_settings(agent, self.providers, handler=on_message is not None)
         if problem:
             raise ValueError(problem)
-        if recording and not (self.carriers.twilio_sid and self.carriers.twilio_token):
-            raise ValueError("recording=True needs twilio_sid and twilio_token (the REST API)")
+        twilio = bool(self.carriers.twilio_sid and self.carriers.twilio_token)
+        if recording and not (twilio or self.carriers.telnyx_key):
+            raise ValueError(
+                "recording=True needs twilio_sid and twilio_token, or telnyx_key (a REST API)"
+            )
         if voicemail_message is not None and not isinstance(voicemail_message, str):
             raise ValueError("voicemail_message must be text")
         hooks = CallHooks(
