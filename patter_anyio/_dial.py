@@ -24,6 +24,7 @@ import base64
 import dataclasses
 import math
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -308,7 +309,10 @@ def format_summary(report: DialReport, *, record_path: str | None = None) -> str
         lines.append("  transcript")
         lines.extend(f"    {line}" for line in report.transcript)
     else:
-        lines.append("  transcript          none: a carrier hears audio only (external server)")
+        lines.append(
+            "  transcript          none (a carrier hears audio only: with --spawn-server "
+            "dial reads it from the server's log)"
+        )
     return "\n".join(lines)
 
 
@@ -347,6 +351,7 @@ async def spawned_server(
     provider: str | None = None,
     env: Mapping[str, str] | None = None,
     start_timeout: float = _SPAWN_START_S,
+    transcript: list[str] | None = None,
 ) -> AsyncIterator[DialOptions]:
     """Run ``python -m patter_anyio serve`` for one call; yields the options to dial it with.
 
@@ -357,6 +362,8 @@ async def spawned_server(
     and checks Ed25519 signatures against the public half of
     ``options.telnyx_signing_key`` (or of a generated seed). Raises
     :class:`DialError` when it does not come up; stops it on the way out.
+    With ``transcript`` given, the server logs at DEBUG and, once it has
+    stopped, the call's transcript lines from its log are appended there.
     """
     port = _free_port()
     host = f"127.0.0.1:{port}"
@@ -384,7 +391,8 @@ async def spawned_server(
         updates["auth_token"] = token
     command = [
         *(sys.executable, "-m", "patter_anyio", "serve"),
-        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--log-level", "WARNING" if transcript is None else "DEBUG"),
     ]
     if provider:
         command += ["--provider", provider]
@@ -420,13 +428,34 @@ async def spawned_server(
                     process.kill()
                     await process.wait()
                 await process.aclose()
+                if transcript is not None:
+                    transcript.extend(transcript_lines(log))
+
+
+# The runner's DEBUG line for each final transcript segment (``_call.py``).
+_TRANSCRIPT_LINE = re.compile(r"patter_anyio\.call: transcript call=\S+ (user|assistant): (.*)$")
+
+
+def transcript_lines(log: IO[bytes]) -> list[str]:
+    """``role: text`` for every transcript segment in a server log."""
+    log.seek(0)
+    out = []
+    for raw in log.read().decode("utf-8", "replace").splitlines():
+        match = _TRANSCRIPT_LINE.search(raw)
+        if match:
+            out.append(f"{match.group(1)}: {match.group(2)}")
+    return out
 
 
 async def _dial_spawned(
     options: DialOptions, provider: str | None, env: Mapping[str, str]
 ) -> DialReport:
-    async with spawned_server(options, provider=provider, env=env) as spawned:
-        return await dial(spawned)
+    transcript: list[str] = []
+    async with spawned_server(
+        options, provider=provider, env=env, transcript=transcript
+    ) as spawned:
+        report = await dial(spawned)
+    return dataclasses.replace(report, transcript=tuple(transcript))
 
 
 def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:

@@ -237,3 +237,18 @@ def test_wav_errors(tmp_path: Path) -> None:
         read_wav_as_ulaw(str(truncated))
     with pytest.raises(WavError, match="cannot read"):
         read_wav_as_ulaw(str(tmp_path))  # a directory
+
+
+def test_transcript_lines_from_a_server_log() -> None:
+    import io
+
+    from patter_anyio._dial import transcript_lines
+
+    log = io.BytesIO(
+        b"2026-11-25 16:01:57,841 INFO [1] patter_anyio.call: call started call=CA1 caller=+1 callee=+2\n"
+        b"2026-11-25 16:01:58,000 DEBUG [1] patter_anyio.call: transcript call=CA1 user: hello there\n"
+        b"2026-11-25 16:01:58,500 DEBUG [1] patter_anyio.call: transcript call=CA1 assistant: Hi: how can I help?\n"
+        b"2026-11-25 16:01:58,600 DEBUG [1] other.module: transcript call=CA1 user: not ours\n"
+        b"\xff\xfe broken bytes\n"
+    )
+    assert transcript_lines(log) == ["user: hello there", "assistant: Hi: how can I help?"]

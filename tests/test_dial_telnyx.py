@@ -372,12 +372,14 @@ def test_spawn_server_twilio_one_command(
     out = tmp_path / "heard.wav"
     argv = [
         *("--spawn-server", "--provider", "echo", "--tone", "500", "--tone-seconds", "0.6"),
-        *("--duration", "2.4", "--record", str(out), "--quiet"),
+        *("--duration", "2.4", "--record", str(out), "--quiet", "--dtmf", "7@1.5"),
     ]
     code = dial_main(argv, env)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "(signed)" in captured.out and "ended because we sent stop" in captured.out
+    # The transcript comes from the spawned server's log: the key press, once.
+    assert captured.out.count("user: [DTMF 7]") == 1, captured.out
     with wave.open(str(out), "rb") as wav:
         assert wav.getframerate() == 8000
         pcm = wav.readframes(wav.getnframes())
