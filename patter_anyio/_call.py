@@ -10,10 +10,15 @@ Everything a call decides lives in :class:`patter_core.bridge.CallBridge`.
   WebSocket the session opens) and per provider HTTP request turns what
   arrives into a bridge input; the timer task calls ``handle_timer`` when
   ``next_deadline()`` is due;
-* every bridge input returns actions; they go, in order, to one *executor*
-  task through a bounded queue, so frames for a socket are written in the
-  order the bridge produced them (a ``clear`` never overtakes the media
-  before it);
+* every bridge input returns actions, which the task that fed the input
+  runs at once, under one lock held from the bridge call to the last
+  action: batches run whole and in the order the bridge produced them, so
+  frames for a socket are written in that order (a ``clear`` never
+  overtakes the media before it). No queue and no executor task sit in
+  between: a hop through a task costs more than the message itself on a
+  call's ~300 messages a second (DESIGN.md, "The hot path"); a reader
+  whose write waits on a slow peer waits in turn, which is the back
+  pressure a bounded queue used to give;
 * actions that wait on the outside world (user callbacks, tools, the
   ``on_message`` handler, carrier REST calls, opening a socket) run in tasks
   of their own, so a slow callback never stalls the audio.
@@ -31,14 +36,13 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from patter_core import PatterError
 from patter_core.bridge import (
@@ -76,10 +80,6 @@ ToolHandler = Callable[[dict[str, Any], dict[str, Any]], Any]
 # on_message: sync or async, (message dict) -> reply text.
 MessageHandler = Callable[[dict[str, Any]], Any]
 
-# Bridge inputs queued for the executor. A call produces ~150 a second; a
-# backlog of 256 is over a second of audio, after which readers wait (back
-# pressure) rather than memory growing without bound.
-_QUEUE_DEPTH = 256
 # Provider responses (LLM streams, TTS audio) are bounded: 64 MiB is minutes
 # of 24 kHz audio, far beyond a sentence.
 _MAX_PROVIDER_HTTP_BYTES = 64 * 1024 * 1024
@@ -161,17 +161,13 @@ class CallRunner:
         self._clock = clock
         self._sockets: dict[str, WebSocket] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
-        # Each batch carries whether the bridge had ended once it was produced,
-        # so the executor finishes only after running the ending's own actions.
-        self._send: MemoryObjectSendStream[tuple[list[Action], bool]]
-        self._recv: MemoryObjectReceiveStream[tuple[list[Action], bool]]
-        self._send, self._recv = anyio.create_memory_object_stream[tuple[list[Action], bool]](
-            _QUEUE_DEPTH
-        )
+        # Held from feeding an input to the bridge until its last action ran.
+        self._lock = anyio.Lock()
         self._timer_changed = anyio.Event()
         self._finishing: set[object] = set()
         self._finished = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
+        self._done = False
 
     # -- the call ----------------------------------------------------------------
 
@@ -180,7 +176,6 @@ class CallRunner:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._execute)
                 tg.start_soon(self._timers)
                 tg.start_soon(self._read_carrier)
                 await self._finished.wait()
@@ -189,21 +184,30 @@ class CallRunner:
                         await anyio.sleep(0.01)
                 tg.cancel_scope.cancel()
         finally:
+            self._done = True
             with anyio.CancelScope(shield=True):
                 for ws in list(self._sockets.values()):
                     with anyio.move_on_after(1.0):
                         await ws.close(1000)
 
     async def _input(self, produce: Callable[[float], list[Action]]) -> None:
-        """Feed one input to the bridge and queue what it asks for."""
-        actions = produce(self._clock())
-        # Read now: ``send`` may yield, and the bridge can end meanwhile
-        # through another input whose batch then comes after this one.
-        ended = self._bridge.ended
-        if actions:
-            await self._send.send((actions, ended))
-        elif ended and not self._finished.is_set():
-            await self._send.send(([], True))
+        """Feed one input to the bridge and run what it asks for, in order."""
+        lock = self._lock
+        try:
+            lock.acquire_nowait()  # uncontended: no checkpoint
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
+            actions = produce(self._clock())
+            # Read before running the batch: an action may yield, and the
+            # call's end is declared only once the ending's own actions ran.
+            ended = self._bridge.ended
+            for action in actions:
+                await self._do(action)
+        finally:
+            lock.release()
+        if ended:
+            self._finished.set()
 
     async def amd_result(self, answered_by: str) -> None:
         """Answering-machine detection for this call (from a webhook)."""
@@ -250,11 +254,16 @@ class CallRunner:
     async def _provider_socket(self, action: OpenSocket) -> None:
         bridge = self._bridge
         channel = action.channel
+        guard: anyio.CancelScope | None = None
         try:
             async with connect_websocket(
                 action.url, headers=action.headers, timeout=self._hooks.connect_timeout
             ) as ws:
                 self._sockets[channel] = ws
+                # The send timeout, enforced from one task instead of a
+                # timeout scope around every write.
+                guard = anyio.CancelScope()
+                self._spawn(self._guard(ws, guard), must_finish=False)
                 await self._input(lambda now: bridge.provider_socket_opened(channel, now))
                 while True:
                     try:
@@ -270,7 +279,14 @@ class CallRunner:
             code, reason = 1006, str(exc)
         finally:
             self._sockets.pop(channel, None)
+            if guard is not None:
+                guard.cancel()
         await self._input(lambda now: bridge.provider_socket_closed(channel, code, reason, now))
+
+    @staticmethod
+    async def _guard(ws: WebSocket, scope: anyio.CancelScope) -> None:
+        with scope:
+            await ws.guard()
 
     async def _provider_http(self, action: StartHttp) -> None:
         bridge = self._bridge
@@ -299,14 +315,7 @@ class CallRunner:
             finally:
                 self._scopes.pop(channel, None)
 
-    # -- the executor ------------------------------------------------------------------
-
-    async def _execute(self) -> None:
-        async for actions, ended in self._recv:
-            for action in actions:
-                await self._do(action)
-            if ended:
-                self._finished.set()
+    # -- actions ------------------------------------------------------------------------
 
     async def _do(self, action: Action) -> None:
         if isinstance(action, SendToCarrier):
@@ -350,8 +359,12 @@ class CallRunner:
         elif isinstance(io, CallHandler):
             self._spawn(self._handler(io), must_finish=False)
 
-    def _spawn(self, work: Awaitable[None], *, must_finish: bool) -> None:
-        assert self._tg is not None
+    def _spawn(self, work: Coroutine[Any, Any, None], *, must_finish: bool) -> None:
+        if self._tg is None or self._done:
+            # An input from outside (a webhook) after the call finished.
+            log.debug("dropping work for a finished call")
+            work.close()
+            return
         token = object()
 
         async def run() -> None:

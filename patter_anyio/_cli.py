@@ -60,6 +60,7 @@ async def run_server(
     Without a ``stream_handler`` and ``hooks`` the configured agent answers
     every call (:func:`runtime_from_config`).
     """
+    runtime = None
     if stream_handler is None and hooks is None:
         runtime = runtime_from_config(config)
         stream_handler = runtime.handle_stream
@@ -87,6 +88,8 @@ async def run_server(
                     server.stop()
 
         tg.start_soon(watch_signals)
+        if runtime is not None:
+            runtime.background = tg
         await server.serve()
         tg.cancel_scope.cancel()
 

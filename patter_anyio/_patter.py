@@ -315,6 +315,7 @@ class Patter:
         bind_error: OSError | None = None
         try:
             async with anyio.create_task_group() as tg:
+                runtime.background = tg
                 if handle_signals and threading.current_thread() is threading.main_thread():
                     tg.start_soon(self._watch_signals, server, tg.cancel_scope)
                 try:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.abc
+
 from patter_core import Entropy
 from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
 from patter_core.http import HttpRequest
@@ -319,6 +321,9 @@ class LocalRuntime:
             if carriers.telnyx_key
             else None
         )
+        #: Where webhook follow-up work runs (set by the server's owner);
+        #: without one it runs before the webhook is answered.
+        self.background: anyio.abc.TaskGroup | None = None
         #: Live calls of this process, by carrier call id.
         self.live: dict[str, CallRunner] = {}
         self._outbound: dict[str, _Outbound] = {}
@@ -439,6 +444,15 @@ class LocalRuntime:
             )
 
     async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
+        # Answer the webhook at once and send the REST commands it calls for
+        # in the background: a slow Call Control API must not make Telnyx
+        # time the webhook out and deliver it again.
+        if self.background is not None:
+            self.background.start_soon(self._telnyx_event, event)
+        else:
+            await self._telnyx_event(event)
+
+    async def _telnyx_event(self, event: TelnyxEvent) -> None:
         if self.telnyx is None:
             log.warning("Telnyx %s received but TELNYX_API_KEY is not set", event.event_type)
             return

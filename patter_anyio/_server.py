@@ -456,12 +456,18 @@ class Server:
         log.info("stream open carrier=%s call=%s ip=%s", carrier, route.call_id, route.client_ip)
         code = 1000
         try:
-            await self.app.handle_stream(ws, request)
-        except WebSocketClosed:
-            pass
-        except Exception:
-            log.exception("stream handler failed for call %s", route.call_id)
-            code = 1011  # RFC 6455 section 7.4.1: unexpected condition
+            # The guard task enforces the idle and send timeouts (far cheaper
+            # than a timeout scope around every read and write).
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ws.guard)
+                try:
+                    await self.app.handle_stream(ws, request)
+                except WebSocketClosed:
+                    pass
+                except Exception:
+                    log.exception("stream handler failed for call %s", route.call_id)
+                    code = 1011  # RFC 6455 section 7.4.1: unexpected condition
+                tg.cancel_scope.cancel()
         finally:
             self._websockets.discard(ws)
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):

@@ -15,14 +15,24 @@ Limits: a message larger than ``max_message_bytes`` closes with 1009
 fragments arrive and never hold more than the limit); no traffic for
 ``idle_timeout`` seconds closes with 1001; a peer that stops reading makes
 a send fail after ``send_timeout``.
+
+Timeouts are cheap when the owner runs :meth:`WebSocket.guard` in a task
+beside its reader: each read and write then only notes when it started,
+and the guard, asleep until the earliest deadline, closes the connection
+if one passes. Without a guard every read and write runs in a timeout
+scope of its own, which on a call's ~300 messages a second costs more
+than the framing (DESIGN.md, "The hot path").
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import struct
 from collections import deque
 from collections.abc import Sequence
+from time import monotonic
 
 import anyio
 import anyio.abc
@@ -49,6 +59,13 @@ log = logging.getLogger("patter_anyio.websocket")
 _CLOSE_WAIT = 2.0
 # One socket read; media frames are a few hundred bytes.
 _READ_SIZE = 65536
+# Headers of unmasked final frames (RFC 6455 section 5.2): FIN + opcode,
+# then the payload length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+_HEAD_7 = struct.Struct("!BB")
+_HEAD_16 = struct.Struct("!BBH")
+_HEAD_64 = struct.Struct("!BBQ")
+_FIN_TEXT = 0x81
+_FIN_BINARY = 0x82
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
 _IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -88,6 +105,20 @@ class WebSocket:
         self._text_parts: list[str] = []
         self._byte_parts: list[bytes] = []
         self._pending_size = 0
+        # Set while guard() runs; then reads and writes note when they
+        # started (monotonic seconds) instead of entering a timeout scope.
+        self._guarded = False
+        self._read_started: float | None = None
+        self._write_started: float | None = None
+        self._send_timed_out = False
+        self._stream_closed = False
+        # A server's frames are never masked (RFC 6455 section 5.1), and with
+        # no extension negotiated (we offer none) a whole message is one
+        # header and the payload: we build those frames ourselves, several
+        # times cheaper than wsproto's general path; wsproto still parses
+        # everything and does pings and the closing handshake.
+        extensions = getattr(getattr(connection, "_proto", None), "extensions", None)
+        self._plain_frames = not connection.client and extensions == []
 
     # ------------------------------------------------------------------ state
     @property
@@ -101,15 +132,44 @@ class WebSocket:
 
     # ------------------------------------------------------------------- send
     async def _write(self, data: bytes) -> None:
-        async with self._send_lock:
-            with anyio.fail_after(self._send_timeout):
-                await self._stream.send(data)
+        lock = self._send_lock
+        try:
+            # Uncontended (the usual case): no checkpoint, no wait; the
+            # stream's send checks for cancellation anyway.
+            lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
+            if self._guarded:
+                self._write_started = monotonic()
+                try:
+                    await self._stream.send(data)
+                finally:
+                    self._write_started = None
+            else:
+                with anyio.fail_after(self._send_timeout):
+                    await self._stream.send(data)
+        finally:
+            lock.release()
 
     def _frame(self, data: str | bytes) -> bytes:
         if self._closed is not None:
             raise self._closed
         if self._conn.state is not ConnectionState.OPEN:
             raise WebSocketClosed(1006, "closing")
+        if self._plain_frames:
+            if isinstance(data, str):
+                first = _FIN_TEXT
+                payload = data.encode("utf-8")
+            else:
+                first = _FIN_BINARY
+                payload = bytes(data)
+            size = len(payload)
+            if size < 126:
+                return _HEAD_7.pack(first, size) + payload
+            if size < 65536:
+                return _HEAD_16.pack(first, 126, size) + payload
+            return _HEAD_64.pack(first, 127, size) + payload
         if isinstance(data, str):
             return self._conn.send(TextMessage(data=data))
         return self._conn.send(BytesMessage(data=data))
@@ -129,8 +189,11 @@ class WebSocket:
             await self._finish(WebSocketClosed(1006, "send timed out"))
             raise WebSocketClosed(1006, "send timed out") from exc
         except _IO_ERRORS as exc:
-            await self._finish(WebSocketClosed(1006, "connection lost"))
-            raise WebSocketClosed(1006, "connection lost") from exc
+            # The guard closes the stream under a write that outlived
+            # send_timeout: the writer sees the close, we report the timeout.
+            reason = "send timed out" if self._send_timed_out else "connection lost"
+            await self._finish(WebSocketClosed(1006, reason))
+            raise WebSocketClosed(1006, reason) from exc
 
     # ---------------------------------------------------------------- receive
     async def receive(self) -> str | bytes:
@@ -153,6 +216,12 @@ class WebSocket:
         try:
             if self._idle_timeout is None:
                 data: bytes | None = await self._stream.receive(_READ_SIZE)
+            elif self._guarded:
+                self._read_started = monotonic()
+                try:
+                    data = await self._stream.receive(_READ_SIZE)
+                finally:
+                    self._read_started = None
             else:
                 with anyio.fail_after(self._idle_timeout):
                     data = await self._stream.receive(_READ_SIZE)
@@ -253,8 +322,63 @@ class WebSocket:
     async def _finish(self, closed: WebSocketClosed) -> None:
         if self._closed is None:
             self._closed = closed
+        self._stream_closed = True
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
+
+    # ------------------------------------------------------------------ guard
+    async def guard(self) -> None:
+        """Enforce the idle and send timeouts until the connection is closed.
+
+        Run it in a task of its own beside the reader and cancel it when done
+        with the socket. It sleeps until the earliest deadline of the read or
+        write in progress, or, when none is, for the shortest timeout: an
+        operation that starts meanwhile cannot be due any sooner, so every
+        deadline is met to the loop's precision with one wake-up per timeout
+        period instead of a timer per message.
+        """
+        if self._guarded:
+            raise PatterError("guard() is already running for this WebSocket")
+        self._guarded = True
+        send_timeout = self._send_timeout
+        idle_timeout = math.inf if self._idle_timeout is None else self._idle_timeout
+        try:
+            while not self._stream_closed:
+                now = monotonic()
+                wake = now + min(send_timeout, idle_timeout)
+                started = self._write_started
+                if started is not None:
+                    if now - started >= send_timeout:
+                        self._send_timed_out = True
+                        await self._finish(WebSocketClosed(1006, "send timed out"))
+                        return
+                    wake = min(wake, started + send_timeout)
+                started = self._read_started
+                if started is not None:
+                    if now - started >= idle_timeout:
+                        await self._idle_close()
+                        return
+                    wake = min(wake, started + idle_timeout)
+                await anyio.sleep(wake - now)
+        finally:
+            self._guarded = False
+
+    async def _idle_close(self) -> None:
+        # The reader waits in receive(): closing the stream under it wakes
+        # it, and it reports the 1001 recorded here (RFC 6455 section 7.4.1).
+        closed = WebSocketClosed(1001, "idle timeout")
+        if self._closed is None:
+            self._closed = closed
+        if self._conn.state is ConnectionState.OPEN:
+            frame = self._conn.send(CloseConnection(code=1001, reason="idle timeout"))
+            # Nobody watches this write but its own scope.
+            with (
+                contextlib.suppress(TimeoutError, *_IO_ERRORS),
+                anyio.fail_after(self._send_timeout),
+            ):
+                async with self._send_lock:
+                    await self._stream.send(frame)
+        await self._finish(closed)
 
     # ------------------------------------------------------------------ close
     async def close(self, code: int = 1000, reason: str = "") -> None:

@@ -76,18 +76,28 @@ def actions(rest: RunningRestServer, name: str, call_id: str = CALL_ID) -> list[
     return [r for r in list(rest.requests) if r.method == "POST" and unquote(r.path) == path]
 
 
+async def wait_actions(
+    rest: RunningRestServer, name: str, call_id: str = CALL_ID, timeout: float = 5.0
+) -> list[RecordedRequest]:
+    """The server answers the webhook first and sends its commands after."""
+    with anyio.fail_after(timeout):
+        while not (found := actions(rest, name, call_id)):
+            await anyio.sleep(0.01)
+    return found
+
+
 async def answer_and_stream(port: int, rest: RunningRestServer, call_id: str = CALL_ID) -> Any:
     """Deliver call.initiated and call.answered; return the streaming_start body."""
     initiated = await telnyx_webhook(port, SIGNING_KEY, "call.initiated", call_payload(call_id))
     assert initiated.status == 200, initiated
-    (answer,) = actions(rest, "answer", call_id)
+    (answer,) = await wait_actions(rest, "answer", call_id)
     assert answer.headers["authorization"] == f"Bearer {API_KEY}"
     assert actions(rest, "streaming_start", call_id) == []
     answered = await telnyx_webhook(
         port, SIGNING_KEY, "call.answered", dict(call_payload(call_id), state="answered")
     )
     assert answered.status == 200, answered
-    (start,) = actions(rest, "streaming_start", call_id)
+    (start,) = await wait_actions(rest, "streaming_start", call_id)
     return start.json
 
 

@@ -1,0 +1,189 @@
+"""The WebSocket's hot path: hand-built server frames and the guard task's timeouts.
+
+Frames the server builds itself must be byte for byte what wsproto would
+write (RFC 6455 section 5.2, unmasked); the guard must keep the idle (1001)
+and send timeouts of a timeout scope per operation, with or without it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
+
+from patter_anyio import WebSocket
+from patter_anyio._websocket import WebSocketClosed
+
+
+class _Sink:
+    """A byte stream that keeps what is sent and never delivers anything."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+
+    async def send(self, data: bytes) -> None:
+        self.sent += data
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _server_ws(sink: _Sink) -> WebSocket:
+    return WebSocket(
+        sink,  # type: ignore[arg-type]
+        Connection(ConnectionType.SERVER),
+        max_message_bytes=1 << 20,
+    )
+
+
+def _parse(data: bytes) -> list[object]:
+    client = Connection(ConnectionType.CLIENT)
+    client.receive_data(data)
+    return list(client.events())
+
+
+_SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70001]
+
+
+@pytest.mark.parametrize("size", _SIZES)
+def test_server_frames_match_wsproto_at_length_boundaries(size: int) -> None:
+    sink = _Sink()
+    ws = _server_ws(sink)
+    reference = Connection(ConnectionType.SERVER)
+    text = "é" * (size // 2) + "a" * (size % 2)  # exactly `size` UTF-8 bytes
+    data = bytes(i % 251 for i in range(size))
+    for message, event in ((text, TextMessage(data=text)), (data, BytesMessage(data=data))):
+        sink.sent.clear()
+        anyio.run(ws.send, message)
+        assert bytes(sink.sent) == reference.send(event)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=300), st.binary(max_size=300)), max_size=6))
+def test_send_many_is_one_write_of_whole_frames(messages: list[str | bytes]) -> None:
+    sink = _Sink()
+    ws = _server_ws(sink)
+    anyio.run(ws.send_many, messages)
+    got = [e.data for e in _parse(bytes(sink.sent))]  # type: ignore[attr-defined]
+    assert got == messages
+
+
+def test_client_frames_stay_masked() -> None:
+    sink = _Sink()
+    ws = WebSocket(
+        sink,  # type: ignore[arg-type]
+        Connection(ConnectionType.CLIENT),
+        max_message_bytes=1 << 20,
+    )
+    anyio.run(ws.send, "hello")
+    assert sink.sent[1] & 0x80  # RFC 6455 section 5.3: a client masks every frame
+    server = Connection(ConnectionType.SERVER)
+    server.receive_data(bytes(sink.sent))
+    assert [e.data for e in server.events()] == ["hello"]  # type: ignore[attr-defined]
+
+
+# -- timeouts over real loopback sockets ----------------------------------------------
+
+
+@asynccontextmanager
+async def _pair(
+    *, idle_timeout: float | None, send_timeout: float, guarded: bool
+) -> AsyncIterator[tuple[WebSocket, anyio.abc.SocketStream]]:
+    """A server WebSocket (guard running or not) and the raw peer socket."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, await anyio.connect_tcp("127.0.0.1", port) as peer:
+        accepted: list[anyio.abc.SocketStream] = []
+
+        async def accept() -> None:
+            async def keep(stream: anyio.abc.SocketStream) -> None:
+                accepted.append(stream)
+                await anyio.sleep_forever()
+
+            await listener.serve(keep)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(accept)
+            while not accepted:
+                await anyio.sleep(0.01)
+            ws = WebSocket(
+                accepted[0],
+                Connection(ConnectionType.SERVER),
+                max_message_bytes=1 << 24,
+                idle_timeout=idle_timeout,
+                send_timeout=send_timeout,
+            )
+            if guarded:
+                tg.start_soon(ws.guard)
+                await anyio.sleep(0.05)  # let it start, on either backend
+            yield ws, peer
+            tg.cancel_scope.cancel()
+
+
+async def _read_all(peer: anyio.abc.SocketStream) -> bytes:
+    data = bytearray()
+    with anyio.move_on_after(2):
+        while True:
+            try:
+                data += await peer.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+    return bytes(data)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("guarded", [True, False])
+async def test_idle_timeout_closes_1001(guarded: bool) -> None:
+    async with _pair(idle_timeout=0.3, send_timeout=2.0, guarded=guarded) as (ws, peer):
+        client = Connection(ConnectionType.CLIENT)
+        # Traffic every 0.1 s keeps the socket open past the 0.3 s timeout.
+        for _ in range(6):
+            await peer.send(client.send(TextMessage(data="ping")))
+            with anyio.fail_after(1):
+                assert await ws.receive() == "ping"
+            await anyio.sleep(0.1)
+        start = anyio.current_time()
+        with anyio.fail_after(3), pytest.raises(WebSocketClosed) as closed:
+            await ws.receive()
+        assert closed.value.code == 1001
+        assert 0.25 <= anyio.current_time() - start < 1.5
+        reply = await _read_all(peer)
+        assert reply == Connection(ConnectionType.SERVER).send(
+            CloseConnection(code=1001, reason="idle timeout")
+        )
+        assert reply[:4] == b"\x88\x0e" + struct.pack("!H", 1001)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("guarded", [True, False])
+async def test_send_to_a_peer_that_stops_reading_times_out(guarded: bool) -> None:
+    async with _pair(idle_timeout=None, send_timeout=0.3, guarded=guarded) as (ws, _peer):
+        chunk = b"\x00" * (1 << 20)
+        with anyio.fail_after(10), pytest.raises(WebSocketClosed) as closed:
+            while True:  # until the kernel's buffers are full and a send stalls
+                await ws.send(chunk)
+        assert (closed.value.code, closed.value.reason) == (1006, "send timed out")
+        assert ws.closed is not None and ws.closed.code == 1006
+
+
+@pytest.mark.anyio
+async def test_guard_runs_once_and_ends_with_the_connection() -> None:
+    async with _pair(idle_timeout=None, send_timeout=5.0, guarded=True) as (ws, peer):
+        with pytest.raises(Exception, match="already running"):
+            await ws.guard()
+        await peer.aclose()
+        with anyio.fail_after(2), pytest.raises(WebSocketClosed) as closed:
+            await ws.receive()
+        assert closed.value.code == 1006
