@@ -33,7 +33,7 @@ from typing import Any
 
 from .._errors import LocalProtocolError
 from ._events import ProviderCommand, ProviderError, ProviderEvent, SessionReady
-from ._session import CloseSocket, IoAction, OpenSocket, SendMessage
+from ._session import CloseSocket, IoAction, NoHttpMixin, OpenSocket, SendMessage
 
 __all__ = ["MAIN", "Malformed", "RealtimeSessionBase", "SessionState"]
 
@@ -137,7 +137,7 @@ def dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class RealtimeSessionBase:
+class RealtimeSessionBase(NoHttpMixin):
     """The I/O queue, pending queue, state, timers and error accounting."""
 
     _provider_name = "provider"
@@ -227,23 +227,6 @@ class RealtimeSessionBase:
                 code=str(code),
             )
         ]
-
-    def http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[ProviderEvent]:
-        return []
-
-    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
-        return []
-
-    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
-        return []
-
-    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
-        return []
-
-    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
-        return []
 
     def next_deadline(self) -> float | None:
         return self._deadline

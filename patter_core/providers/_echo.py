@@ -54,7 +54,7 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from ._session import IoAction
+from ._session import IoAction, NoHttpMixin
 
 __all__ = ["EchoConfig", "EchoSession"]
 
@@ -86,7 +86,7 @@ class EchoConfig:
             raise LocalProtocolError("speech_rms and beep_amplitude must be positive")
 
 
-class EchoSession:
+class EchoSession(NoHttpMixin):
     """A :class:`~patter_core.providers.ProviderSession` that repeats the caller."""
 
     def __init__(self, config: EchoConfig | None = None) -> None:
@@ -140,23 +140,6 @@ class EchoSession:
     def socket_closed(
         self, channel: str, code: int, reason: str, now: float
     ) -> list[ProviderEvent]:
-        return []
-
-    def http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[ProviderEvent]:
-        return []
-
-    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
-        return []
-
-    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
-        return []
-
-    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
-        return []
-
-    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
         return []
 
     def next_deadline(self) -> float | None:

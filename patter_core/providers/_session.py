@@ -38,6 +38,7 @@ __all__ = [
     "CallHandler",
     "CloseSocket",
     "IoAction",
+    "NoHttpMixin",
     "OpenSocket",
     "ProviderSession",
     "SendMessage",
@@ -136,3 +137,29 @@ class ProviderSession(Protocol):
     def next_deadline(self) -> float | None: ...
 
     def handle_timer(self, now: float) -> list[ProviderEvent]: ...
+
+
+class NoHttpMixin:
+    """The HTTP and handler inputs of a session that never asks for them.
+
+    The runtime only reports on I/O a session requested, so for a session
+    that starts no HTTP request and no handler call these inputs cannot
+    happen; they answer with no events rather than raise.
+    """
+
+    def http_response_start(
+        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
+    ) -> list[ProviderEvent]:
+        return []
+
+    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
+        return []
+
+    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
+        return []
