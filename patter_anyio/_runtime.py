@@ -324,8 +324,10 @@ class LocalRuntime:
         #: Where webhook follow-up work runs (set by the server's owner);
         #: without one it runs before the webhook is answered.
         self.background: anyio.abc.TaskGroup | None = None
-        #: Live calls of this process, by carrier call id.
-        self.live: dict[str, CallRunner] = {}
+        #: Live streams of this process, by carrier call id. A list: a second
+        #: connection for the same id (a retry, or someone guessing ids) must
+        #: not displace the call that passed its token check.
+        self.live: dict[str, list[CallRunner]] = {}
         self._outbound: dict[str, _Outbound] = {}
 
     # -- the pieces the server takes ---------------------------------------------
@@ -348,7 +350,9 @@ class LocalRuntime:
 
     async def handle_stream(self, ws: WebSocket, req: StreamRequest) -> None:
         """One media stream, start to end."""
-        outbound = self._outbound.pop(req.call_id, None)
+        # Looked up, not taken: a stream that fails its token check must not
+        # use up the settings of the real call.
+        outbound = self._outbound.get(req.call_id)
         agent = outbound.agent if outbound and outbound.agent else self.agent
         voicemail = (
             outbound.voicemail_message
@@ -400,12 +404,17 @@ class LocalRuntime:
             merged.update({tool.name: tool.handler for tool in agent.tools})
             call_hooks = _replace_tools(self.hooks, merged)
         runner = CallRunner(bridge, ws, call_hooks, clock=self._clock)
-        self.live[req.call_id] = runner
+        self.live.setdefault(req.call_id, []).append(runner)
         try:
             await runner.run()
         finally:
-            if self.live.get(req.call_id) is runner:
-                del self.live[req.call_id]
+            runners = self.live.get(req.call_id, [])
+            if runner in runners:
+                runners.remove(runner)
+            if not runners:
+                self.live.pop(req.call_id, None)
+            if bridge.call_info is not None:
+                self._outbound.pop(req.call_id, None)
 
     # -- webhook hooks ----------------------------------------------------------------
 
@@ -424,9 +433,9 @@ class LocalRuntime:
         await self._machine_answered(amd.call_sid, amd.answered_by, carrier="twilio")
 
     async def _machine_answered(self, call_id: str, answered_by: str, *, carrier: str) -> None:
-        runner = self.live.get(call_id)
-        if runner is not None:
-            await runner.amd_result(answered_by)
+        started = [r for r in self.live.get(call_id, ()) if r.started]
+        if started:
+            await started[-1].amd_result(answered_by)
             return
         # The stream lives in another process (or never started): the drop
         # needs no state, so say it with TwiML through the REST API. An
