@@ -212,7 +212,7 @@ class CallRunner:
     @property
     def started(self) -> bool:
         """True once the stream passed its token check (the call is live)."""
-        return self._bridge.call_info is not None and not self._bridge.ended
+        return self._bridge.accepted and not self._bridge.ended
 
     async def amd_result(self, answered_by: str) -> None:
         """Answering-machine detection for this call (from a webhook)."""

@@ -413,7 +413,7 @@ class LocalRuntime:
                 runners.remove(runner)
             if not runners:
                 self.live.pop(req.call_id, None)
-            if bridge.call_info is not None:
+            if bridge.accepted:
                 self._outbound.pop(req.call_id, None)
 
     # -- webhook hooks ----------------------------------------------------------------

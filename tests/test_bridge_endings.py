@@ -3,6 +3,7 @@ a stream with a bad token never reaches the provider."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -265,3 +266,50 @@ def test_normalize_number() -> None:
     assert normalize_number("+1 (415) 555-0123") == "+14155550123"
     assert normalize_number("<Dial>") is None
     assert normalize_number("+1234567890123456") is None  # over 15 digits
+
+
+def test_accepted_only_after_a_valid_token() -> None:
+    """``accepted`` tells the runtime which of two streams for one call is real."""
+    from patter_core.bridge import CallBridge
+    from patter_core.media import TwilioMediaStream
+    from patter_core.providers import EchoSession
+    from patter_core.webhooks import StreamTokens
+
+    tokens = StreamTokens(b"0123456789abcdef0123456789abcdef")
+
+    def start(token: str) -> str:
+        return json.dumps(
+            {
+                "event": "start",
+                "start": {
+                    "streamSid": "MZ1",
+                    "callSid": "CA1",
+                    "accountSid": "AC1",
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                    "customParameters": {"stream_token": token},
+                },
+                "streamSid": "MZ1",
+            }
+        )
+
+    forged = CallBridge(
+        stream=TwilioMediaStream(),
+        carrier="twilio",
+        session_factory=lambda info: EchoSession(),
+        verify_token=tokens.verify,
+    )
+    forged.carrier_message(start("v1.9999999999.forged"), 100.0)
+    assert forged.ended and not forged.accepted and forged.call_info is not None
+
+    real = CallBridge(
+        stream=TwilioMediaStream(),
+        carrier="twilio",
+        session_factory=lambda info: EchoSession(),
+        verify_token=tokens.verify,
+    )
+    assert not real.accepted
+    real.carrier_message(start(tokens.issue("CA1", 100.0)), 100.0)
+    assert real.accepted and not real.ended
+    real.carrier_closed(101.0)
+    assert real.accepted and real.ended

@@ -213,6 +213,11 @@ class CallBridge:
         return self._state is _State.ENDED
 
     @property
+    def accepted(self) -> bool:
+        """True once a ``start`` passed the token check (stays True after the end)."""
+        return self._started_at is not None
+
+    @property
     def call_info(self) -> CallInfo | None:
         return self._info
 
