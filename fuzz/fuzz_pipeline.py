@@ -6,7 +6,10 @@
   transcription reader: documented messages with fields deleted or replaced
   by arbitrary JSON, plus raw text and bytes -- results or RemoteProtocolError;
 * PipelineSession: the same messages delivered on its live channels must
-  never raise at all (bad provider input becomes a ProviderError event).
+  never raise at all (bad provider input becomes a ProviderError event);
+* the ElevenLabs stream-input reader and a session speaking through it:
+  audio/alignment/isFinal/error messages mutated, results or
+  RemoteProtocolError from the reader, nothing at all from the session.
 
     python -m fuzz.fuzz_pipeline --examples 5000
 """
@@ -24,10 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patter_core import CountingEntropy, RemoteProtocolError
-from patter_core.providers import StartHttp
+from patter_core.providers import CallHandler, OpenSocket, SendText, StartHttp
 from patter_core.providers.pipeline import (
     ChatStreamReader,
     DeepgramConfig,
+    ElevenLabsWsTtsConfig,
     LlmConfig,
     OpenAITtsConfig,
     PipelineConfig,
@@ -35,6 +39,7 @@ from patter_core.providers.pipeline import (
     SSEParser,
     parse_deepgram_message,
     parse_transcription,
+    parse_tts_ws_message,
 )
 
 DEEPGRAM: list[dict[str, Any]] = [
@@ -65,6 +70,17 @@ CHAT: list[dict[str, Any]] = [
     },
     {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
     {"error": {"message": "x"}},
+]
+
+TTS_WS: list[dict[str, Any]] = [
+    {
+        "audio": "AAABAAIA",
+        "isFinal": False,
+        "normalizedAlignment": {"chars": ["H", "i"], "charStartTimesMs": [0, 50]},
+        "alignment": {"chars": ["H", "i"], "charDurationsMs": [50, 50]},
+    },
+    {"isFinal": True},
+    {"message": "idle", "error": "input_timeout_exceeded", "code": 1008},
 ]
 
 json_values = st.recursive(
@@ -168,6 +184,28 @@ def check_session(deepgram: list[str], chat: list[str], tts: bytes) -> None:
     session.close(now)
 
 
+def check_tts_ws(messages: list[str], closes: list[bool]) -> None:
+    for message in messages:
+        with contextlib.suppress(RemoteProtocolError):
+            parse_tts_ws_message(message)
+    config = PipelineConfig(
+        stt=DeepgramConfig(api_key="k"), tts=ElevenLabsWsTtsConfig(api_key="k"), use_handler=True
+    )
+    session = PipelineSession(config, entropy=CountingEntropy())
+    session.start(0.0)
+    session.send(SendText(text="hi"), 0.0)
+    [call] = [a for a in session.io_to_send() if isinstance(a, CallHandler)]
+    session.handler_result(call.request_id, "One. Two.", 0.0)
+    channels = [a.channel for a in session.io_to_send() if isinstance(a, OpenSocket)]
+    for now, (message, close) in enumerate(zip(messages, closes, strict=False)):
+        session.socket_opened(channels[-1], now)
+        session.socket_message(channels[-1], message, now)
+        if close:
+            session.socket_closed(channels[-1], 1006, "", now)
+        channels += [a.channel for a in session.io_to_send() if isinstance(a, OpenSocket)]
+    session.close(0.0)
+
+
 def check(examples: int) -> None:
     """Run ``examples`` cases of each target; raises on a failure."""
     options = settings(
@@ -203,9 +241,15 @@ def check(examples: int) -> None:
     def fuzz_session(deepgram: list[str], chat: list[str], tts: bytes) -> None:
         check_session(deepgram, chat, tts)
 
+    @settings(options, max_examples=max(1, examples // 4))
+    @given(st.lists(messages(TTS_WS), max_size=5), st.lists(st.booleans(), max_size=5))
+    def fuzz_tts_ws(tts: list[str], closes: list[bool]) -> None:
+        check_tts_ws(tts, closes)
+
     fuzz_sse()
     fuzz_readers()
     fuzz_session()
+    fuzz_tts_ws()
 
 
 def run(examples: int) -> int:
@@ -216,7 +260,8 @@ def run(examples: int) -> int:
         return 1
     print(
         f"fuzz_pipeline: {examples} examples each over the SSE parser and the chat, Deepgram"
-        f" and transcription readers, {max(1, examples // 4)} session runs; no failure"
+        f" and transcription readers, {max(1, examples // 4)} session runs and as many"
+        " text-to-speech socket runs; no failure"
     )
     return 0
 

@@ -31,6 +31,13 @@ from ._tts import (
     build_elevenlabs_request,
     build_openai_speech_request,
 )
+from ._tts_ws import (
+    ElevenLabsWsTtsConfig,
+    elevenlabs_ws_init_message,
+    elevenlabs_ws_text_message,
+    elevenlabs_ws_url,
+    parse_tts_ws_message,
+)
 from ._vad import EnergyVad, VadConfig
 from ._wav import wav_bytes, wav_header
 
@@ -39,6 +46,7 @@ __all__ = [
     "ChatStreamReader",
     "DeepgramConfig",
     "ElevenLabsTtsConfig",
+    "ElevenLabsWsTtsConfig",
     "EnergyVad",
     "LlmConfig",
     "OpenAISttConfig",
@@ -57,9 +65,13 @@ __all__ = [
     "build_transcription_request",
     "deepgram_base_url_from_env",
     "deepgram_url",
+    "elevenlabs_ws_init_message",
+    "elevenlabs_ws_text_message",
+    "elevenlabs_ws_url",
     "multipart_body",
     "parse_deepgram_message",
     "parse_transcription",
+    "parse_tts_ws_message",
     "wav_bytes",
     "wav_header",
 ]

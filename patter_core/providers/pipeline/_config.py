@@ -8,6 +8,7 @@ from ..._errors import LocalProtocolError
 from ._deepgram import DeepgramConfig
 from ._llm import LlmConfig
 from ._tts import ElevenLabsTtsConfig, OpenAITtsConfig
+from ._tts_ws import ElevenLabsWsTtsConfig
 from ._vad import VadConfig
 
 __all__ = ["OpenAISttConfig", "PipelineConfig"]
@@ -31,7 +32,8 @@ class PipelineConfig:
     """
 
     stt: DeepgramConfig | OpenAISttConfig
-    tts: ElevenLabsTtsConfig | OpenAITtsConfig
+    # ElevenLabsWsTtsConfig: the stream-input WebSocket, one socket per answer
+    tts: ElevenLabsTtsConfig | OpenAITtsConfig | ElevenLabsWsTtsConfig
     llm: LlmConfig | None = None
     use_handler: bool = False
     system_prompt: str = ""

@@ -10,6 +10,7 @@ Channels (named I/O the runtime performs for us):
 ``stt-<n>``    one OpenAI transcription POST per utterance (energy VAD)
 ``llm-<n>``    one streamed chat-completions POST per LLM round
 ``tts-<n>``    one streamed text-to-speech POST per sentence
+``ttsws-<n>``  ElevenLabs stream-input WebSocket, one per answer (below)
 =============  =========================================================
 
 A ``CloseSocket`` on an HTTP channel means "abort that request"; data that
@@ -30,6 +31,15 @@ start emit ``UserSpeechStarted``. The bridge answers with ``Cancel`` (abort
 the LLM and the TTS requests, drop queued text) and ``Truncate(item_id,
 played_ms)``, which rewrites the answer's assistant messages in the history to
 the words the caller heard (see :func:`heard_text`).
+
+With :class:`ElevenLabsWsTtsConfig` the answer's sentences go instead, as
+they complete, on one WebSocket opened when the answer starts (its handshake
+hides behind the LLM's first token); audio comes back in order and is counted
+into sentences by its alignment; the end of the text sends ``{"text": ""}``
+and the server's ``isFinal`` ends the answer. ``Cancel`` closes the socket
+(late audio on it is dropped: its channel is gone). An unexpected close
+opens a new socket for the text whose audio never came, once in a row; a
+second close fails the answer with a ``ProviderError``.
 
 Events produced inside ``send``/``start`` (which return nothing) wait in a
 queue: :meth:`next_deadline` then returns the last ``now`` seen, so the
@@ -83,6 +93,8 @@ from ._deepgram import (
 from ._llm import ChatFinished, ChatStreamReader, TextDelta, build_chat_request
 from ._openai_stt import build_transcription_request, parse_transcription
 from ._tts import build_tts_request
+from ._tts_ws import ElevenLabsWsTtsConfig, SpeechSocket
+from ._tts_ws_session import SpeechSocketsMixin
 from ._vad import EnergyVad, VadSpeechStarted
 
 __all__ = ["PipelineSession"]
@@ -107,7 +119,7 @@ _TRANSCRIPTION = "transcription"  # owner tag of an stt-<n> channel
 MAX_QUEUED_SAYS = 8
 
 
-class PipelineSession:
+class PipelineSession(SpeechSocketsMixin):
     """Implements :class:`~patter_core.providers.ProviderSession`."""
 
     def __init__(self, config: PipelineConfig, *, entropy: Entropy) -> None:
@@ -140,6 +152,11 @@ class PipelineSession:
         self._utterance = UtteranceAssembler()
         self._vad = EnergyVad(config.stt.vad) if isinstance(config.stt, OpenAISttConfig) else None
         self._deepgram = config.stt if isinstance(config.stt, DeepgramConfig) else None
+        # text to speech over a WebSocket: answer item id -> its socket state,
+        # live channel -> answer
+        self._ws_tts = config.tts if isinstance(config.tts, ElevenLabsWsTtsConfig) else None
+        self._speech: dict[str, SpeechSocket] = {}
+        self._speech_channels: dict[str, Answer] = {}
 
     # -- ProviderSession ------------------------------------------------------
 
@@ -201,6 +218,8 @@ class PipelineSession:
             self._stt_open = False
         for channel in list(self._channels):
             self._abort(channel)
+        for channel in list(self._speech_channels):
+            self._drop_speech_channel(channel)
 
     def io_to_send(self) -> list[IoAction]:
         io, self._io = self._io, []
@@ -215,6 +234,8 @@ class PipelineSession:
                 self._io.append(SendMessage(channel="stt", data=bytes(self._early_audio)))
                 self._early_audio.clear()
             self._events.append(SessionReady())
+        elif channel in self._speech_channels and not self._closed:
+            self._speech_opened(channel)
         return self._take()
 
     def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
@@ -235,6 +256,8 @@ class PipelineSession:
                     self._user_utterance(text)
             elif isinstance(message, DeepgramError):
                 self._events.append(ProviderError(message=message.message, code=message.code))
+        elif channel in self._speech_channels and not self._closed:
+            self._speech_message(channel, data)
         return self._take()
 
     def socket_closed(
@@ -250,6 +273,8 @@ class PipelineSession:
                     code=reason or str(code),
                 )
             )
+        elif channel in self._speech_channels and not self._closed:
+            self._speech_closed(channel, code, reason)
         return self._take()
 
     def http_response_start(
@@ -421,6 +446,10 @@ class PipelineSession:
         self._counter += 1
         answer = Answer(f"answer-{self._counter}", source_open=source_open)
         self._answer = answer
+        if self._ws_tts is not None:
+            # connect now: the handshake runs while the LLM writes
+            speech = self._speech[answer.item_id] = SpeechSocket(self._ws_tts)
+            self._io.append(speech.connect(self._speech_channel(answer)))
         return answer
 
     def _append_history(self, message: dict[str, Any]) -> None:
@@ -535,10 +564,14 @@ class PipelineSession:
         """Start TTS requests for the next sentences; finish the answer when done."""
         if answer.finished:
             return
+        tts = self._config.tts
+        if isinstance(tts, ElevenLabsWsTtsConfig):
+            self._pump_speech(answer)
+            return
         limit = answer.head + self._config.max_parallel_tts
         for sentence in answer.sentences[answer.head : limit]:
             if sentence.channel is None and not sentence.done:
-                request = build_tts_request(self._config.tts, sentence.text)
+                request = build_tts_request(tts, sentence.text)
                 sentence.channel = self._start_http("tts", request, (answer, sentence))
         if answer.all_played_out():
             self._finish(answer, answer.status)
@@ -569,6 +602,9 @@ class PipelineSession:
 
     def _finish(self, answer: Answer, status: str) -> None:
         answer.finished = True
+        speech = self._speech.pop(answer.item_id, None)
+        if speech is not None and speech.channel is not None:
+            self._drop_speech_channel(speech.channel)
         if self._answer is answer:
             self._answer = None
         self._recent.append(answer)
@@ -581,7 +617,7 @@ class PipelineSession:
 
     # -- barge-in -------------------------------------------------------------
 
-    def _cancel(self, answer: Answer) -> None:
+    def _cancel(self, answer: Answer, status: str = "cancelled") -> None:
         if answer.finished:
             return
         if answer.llm_channel is not None:
@@ -608,7 +644,7 @@ class PipelineSession:
             sentence.buffered = []
         answer.source_open = False
         self._truncate_messages(answer, None)
-        self._finish(answer, "cancelled")
+        self._finish(answer, status)
 
     def _truncate(self, item_id: str, played_ms: int) -> None:
         if self._answer is not None and self._answer.item_id == item_id:
