@@ -70,8 +70,10 @@ class Agent:
     agent_id: str | None = None
     #: Pipeline: "deepgram" or "openai" speech-to-text; None picks by key.
     stt: Literal["deepgram", "openai"] | None = None
-    #: Pipeline: "elevenlabs" or "openai" text-to-speech; None picks by key.
-    tts: Literal["elevenlabs", "openai"] | None = None
+    #: Pipeline text-to-speech: "elevenlabs" (HTTP streaming, a request per
+    #: sentence), "elevenlabs-ws" (one stream-input WebSocket per answer: the
+    #: lowest latency) or "openai"; None picks by key.
+    tts: Literal["elevenlabs", "elevenlabs-ws", "openai"] | None = None
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDER_NAMES:

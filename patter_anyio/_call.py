@@ -65,7 +65,7 @@ from patter_core.providers import (
     StartHttp,
 )
 
-from ._httpclient import ClientError, request, stream_request
+from ._httpclient import ClientError, HttpPool, request, stream_request
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -154,8 +154,16 @@ class CallRunner:
         hooks: CallHooks,
         *,
         clock: Callable[[], float] = time.time,
+        http_pool: HttpPool | None = None,
     ) -> None:
         self._bridge = bridge
+        # Keep-alive connections for the provider and carrier HTTP requests:
+        # a pipeline call sends one per sentence and per LLM round to the
+        # same hosts. One pool per call unless the owner shares one: it
+        # lives and dies with the call's tasks, and an idle socket never
+        # outlives the call that opened it.
+        self._own_pool = http_pool is None
+        self._http_pool = http_pool if http_pool is not None else HttpPool()
         self._carrier = carrier
         self._hooks = hooks
         self._clock = clock
@@ -189,6 +197,8 @@ class CallRunner:
                 for ws in list(self._sockets.values()):
                     with anyio.move_on_after(1.0):
                         await ws.close(1000)
+                if self._own_pool:
+                    await self._http_pool.aclose()
 
     async def _input(self, produce: Callable[[float], list[Action]]) -> None:
         """Feed one input to the bridge and run what it asks for, in order."""
@@ -303,6 +313,7 @@ class CallRunner:
                     action.request,
                     timeout=self._hooks.http_timeout,
                     max_response_bytes=_MAX_PROVIDER_HTTP_BYTES,
+                    pool=self._http_pool,
                 ) as response:
                     await self._input(
                         lambda now: bridge.provider_http_response_start(
@@ -434,7 +445,10 @@ class CallRunner:
     async def _rest(self, req: HttpRequest, purpose: str) -> None:
         try:
             response = await request(
-                req, timeout=self._hooks.http_timeout, max_response_bytes=_MAX_REST_BYTES
+                req,
+                timeout=self._hooks.http_timeout,
+                max_response_bytes=_MAX_REST_BYTES,
+                pool=self._http_pool,
             )
         except (ClientError, PatterError) as exc:
             log.warning("carrier %s request failed: %s", purpose, exc)

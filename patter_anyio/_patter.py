@@ -170,8 +170,8 @@ class Patter:
             )
         if stt not in (None, "deepgram", "openai"):
             raise ValueError(f"stt must be 'deepgram' or 'openai', not {stt!r}")
-        if tts not in (None, "elevenlabs", "openai"):
-            raise ValueError(f"tts must be 'elevenlabs' or 'openai', not {tts!r}")
+        if tts not in (None, "elevenlabs", "elevenlabs-ws", "openai"):
+            raise ValueError(f"tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai', not {tts!r}")
         _check_agent_text(
             system_prompt=system_prompt,
             first_message=first_message,

@@ -11,6 +11,7 @@ pieces and wires them together.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -30,6 +31,7 @@ from patter_core.providers import (
     ElevenLabsConfig,
     ElevenLabsSession,
     ElevenLabsTtsConfig,
+    ElevenLabsWsTtsConfig,
     LlmConfig,
     OpenAIRealtimeConfig,
     OpenAIRealtimeSession,
@@ -118,7 +120,7 @@ def missing_settings(agent: Agent, providers: ProviderSettings, *, handler: bool
         tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
         if stt == "deepgram" and not providers.deepgram_key:
             return "pipeline speech-to-text with Deepgram needs DEEPGRAM_API_KEY"
-        if tts == "elevenlabs" and not providers.elevenlabs_key:
+        if tts in ("elevenlabs", "elevenlabs-ws") and not providers.elevenlabs_key:
             return "pipeline text-to-speech with ElevenLabs needs ELEVENLABS_API_KEY"
         needs_openai = stt == "openai" or tts == "openai" or not handler
         if needs_openai and not providers.openai_key:
@@ -191,8 +193,15 @@ def make_session_factory(
                     base_url=providers.openai_base_url,
                     language=agent.language,
                 )
-            tts: ElevenLabsTtsConfig | OpenAITtsConfig
-            if tts_name == "elevenlabs":
+            tts: ElevenLabsTtsConfig | ElevenLabsWsTtsConfig | OpenAITtsConfig
+            if tts_name == "elevenlabs-ws":
+                assert providers.elevenlabs_key
+                tts = ElevenLabsWsTtsConfig(
+                    api_key=providers.elevenlabs_key, base_url=providers.elevenlabs_base_url
+                )
+                if agent.voice:
+                    tts = dataclasses.replace(tts, voice_id=agent.voice)
+            elif tts_name == "elevenlabs":
                 assert providers.elevenlabs_key
                 if agent.voice:
                     tts = ElevenLabsTtsConfig(

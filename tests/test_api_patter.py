@@ -67,7 +67,7 @@ def test_webhook_url_forms_are_normalised() -> None:
     [
         ({"provider": "gemini"}, "provider must be one of openai, elevenlabs, pipeline, echo"),
         ({"stt": "whisper"}, "stt must be 'deepgram' or 'openai'"),
-        ({"tts": "polly"}, "tts must be 'elevenlabs' or 'openai'"),
+        ({"tts": "polly"}, "tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai'"),
         ({"tools": [{"name": "lookup"}]}, "needs a 'name' and a 'handler'"),
         ({"tools": [{"name": "lookup", "handler": 3}]}, "handler must be callable"),
         ({"tools": [{"name": "end_call", "handler": _handler}]}, "'end_call' is built in"),

@@ -287,3 +287,94 @@ async def test_pipeline_with_openai_transcription() -> None:
     assert said == [("user", "hello there"), ("assistant", "You said hello there.")]
     (item,) = carrier.log.audio_by_item
     _assert_tone(carrier.log.item_pcm(item), 8000, TTS_HZ, "the reply")
+
+
+async def test_pipeline_elevenlabs_websocket_tts() -> None:
+    """``tts="elevenlabs-ws"``: one stream-input socket per answer, over loopback."""
+    from websockets.asyncio.server import ServerConnection
+    from websockets.exceptions import ConnectionClosed
+
+    from tests.fakes.fake_elevenlabs_tts import FakeElevenLabsTtsSocket
+    from tests.fakes.servers import websocket_server
+
+    peers: list[FakeElevenLabsTtsSocket] = []
+    paths: list[str] = []
+
+    async def tts_socket(conn: ServerConnection) -> None:
+        peer = FakeElevenLabsTtsSocket(api_key="el-test")
+        assert conn.request is not None
+        headers = tuple((k.lower(), v) for k, v in conn.request.headers.raw_items())
+        paths.append(conn.request.path)
+        if not peer.accept("ws://fake" + conn.request.path, headers):
+            await conn.close(1008, "bad key")
+            return
+        peers.append(peer)
+        try:
+            async for message in conn:
+                for answer in peer.receive(message):
+                    await conn.send(answer)
+        except ConnectionClosed:
+            pass
+
+    rec = Recorder()
+    with (
+        pipeline_http_server() as http,
+        deepgram_server() as dg,
+        websocket_server(tts_socket) as tts,
+    ):
+        phone = Patter(
+            mode="local",
+            twilio_sid=TWILIO_SID,
+            twilio_token=TWILIO_TOKEN,
+            webhook_url=WEBHOOK_HOST,
+            openai_key="sk-test",
+            deepgram_key=dg.api_key,
+            elevenlabs_key="el-test",
+            openai_base_url=http.openai_base_url,
+            elevenlabs_base_url=f"http://127.0.0.1:{tts.port}",
+            deepgram_base_url=dg.base_url,
+            twilio_api_base_url="http://127.0.0.1:9",
+        )
+        agent = phone.agent(
+            provider="pipeline", stt="deepgram", tts="elevenlabs-ws", voice="voice-9"
+        )
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                partial(
+                    phone.serve,
+                    agent,
+                    None,
+                    handle_signals=False,
+                    on_message=lambda message: REPLY,
+                    on_transcript=rec.hook("on_transcript"),
+                    on_call_end=rec.hook("on_call_end"),
+                )
+            )
+            call_sid = "CA" + "e" * 32
+            params = await incoming_call(port, call_sid)
+            async with twilio_stream(port, call_sid, params) as carrier:
+                await carrier.start()
+                await carrier.media(ulaw_frames(CALLER_HZ, 1000))
+                await rec.wait_for(
+                    "on_transcript", lambda p: p["role"] == "assistant" and p["text"] == REPLY
+                )
+                await carrier.wait_for(
+                    lambda log: bool(log.events("mark")) and not log.unmarked,
+                    what="the answer's last mark",
+                )
+                await carrier.stop()
+                assert await carrier.wait_closed() == 1000
+            await rec.wait_for("on_call_end")
+            phone.stop()
+
+    # One socket for the answer, on the documented path, with our voice.
+    assert len(peers) == 1 and paths[0].startswith("/v1/text-to-speech/voice-9/stream-input?")
+    assert peers[0].spoken == ["Hi!", "How can I help?"]
+    assert peers[0].finished
+    # The caller heard the answer: the fake's 440 Hz tone, 50 ms a character.
+    items = sorted(carrier.log.audio_by_item)
+    assert len(items) == 1, items
+    pcm = carrier.log.item_pcm(items[0])
+    _assert_tone(pcm, 8000, 440.0, "stream-input TTS audio")
+    expected_ms = 50 * len("Hi!How can I help?")
+    assert expected_ms <= len(pcm) / 16 < expected_ms + 20 + 1, (len(pcm) / 16, expected_ms)

@@ -35,6 +35,7 @@ from ._urls import elevenlabs_base_url_from_env, openai_base_url_from_env
 from .pipeline import (
     DeepgramConfig,
     ElevenLabsTtsConfig,
+    ElevenLabsWsTtsConfig,
     LlmConfig,
     OpenAISttConfig,
     OpenAITtsConfig,
@@ -84,6 +85,7 @@ __all__ += [
 __all__ += [
     "DeepgramConfig",
     "ElevenLabsTtsConfig",
+    "ElevenLabsWsTtsConfig",
     "LlmConfig",
     "OpenAISttConfig",
     "OpenAITtsConfig",
