@@ -1,6 +1,6 @@
 """patter_anyio: the thin anyio runtime (sockets, timers, tasks) around patter_core."""
 
-from ._agent import Agent, Tool
+from ._agent import Agent, InvalidOption, Tool
 from ._app import WebhookApp, WebhookHooks, read_until_close
 from ._call import CallHooks, CallRunner
 from ._cli import build_app, main, run_server
@@ -35,6 +35,7 @@ __all__ = [
     "ClientTimeout",
     "ConfigError",
     "HttpPool",
+    "InvalidOption",
     "LocalRuntime",
     "Patter",
     "ProviderSettings",

@@ -6,12 +6,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from patter_core import PatterError
 from patter_core.bridge import ToolSpec, normalize_number
 
-__all__ = ["PROVIDER_NAMES", "Agent", "Tool"]
+__all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool"]
 
 ProviderName = Literal["openai", "elevenlabs", "pipeline", "echo"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("openai", "elevenlabs", "pipeline", "echo")
+
+
+class InvalidOption(PatterError, ValueError):
+    """An option of the Python API is wrong; raised before anything binds.
+
+    A :class:`ValueError`, so ``except ValueError`` catches it, and a
+    :class:`~patter_core.PatterError` like every error we raise on purpose.
+    """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,11 +43,11 @@ class Tool:
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"tool name must be letters, digits, _ or -: {self.name!r}")
+            raise InvalidOption(f"tool name must be letters, digits, _ or -: {self.name!r}")
         if not callable(self.handler):
-            raise ValueError(f"tool {self.name!r}: handler must be callable")
+            raise InvalidOption(f"tool {self.name!r}: handler must be callable")
         if not isinstance(self.parameters, Mapping):
-            raise ValueError(f"tool {self.name!r}: parameters must be a JSON schema object")
+            raise InvalidOption(f"tool {self.name!r}: parameters must be a JSON schema object")
 
     @property
     def spec(self) -> ToolSpec:
@@ -77,18 +86,18 @@ class Agent:
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDER_NAMES:
-            raise ValueError(
+            raise InvalidOption(
                 f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {self.provider!r}"
             )
         names = [tool.name for tool in self.tools]
         if len(set(names)) != len(names):
-            raise ValueError("tool names must be unique")
+            raise InvalidOption("tool names must be unique")
         for name in names:
             if name in ("end_call", "transfer_call"):
-                raise ValueError(f"tool name {name!r} is built in")
+                raise InvalidOption(f"tool name {name!r} is built in")
         for number in self.transfer_allowlist:
             if normalize_number(number) is None:
-                raise ValueError(f"transfer_allowlist: not a phone number: {number!r}")
+                raise InvalidOption(f"transfer_allowlist: not a phone number: {number!r}")
 
 
 def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:
@@ -100,9 +109,9 @@ def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ..
         elif isinstance(tool, Mapping):
             unknown = set(tool) - {"name", "description", "parameters", "handler"}
             if unknown:
-                raise ValueError(f"unknown tool keys: {', '.join(sorted(unknown))}")
+                raise InvalidOption(f"unknown tool keys: {', '.join(sorted(unknown))}")
             if "name" not in tool or "handler" not in tool:
-                raise ValueError("a tool needs a 'name' and a 'handler'")
+                raise InvalidOption("a tool needs a 'name' and a 'handler'")
             out.append(
                 Tool(
                     name=tool["name"],
@@ -112,5 +121,5 @@ def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ..
                 )
             )
         else:
-            raise ValueError(f"a tool must be a Tool or a dict, not {type(tool).__name__}")
+            raise InvalidOption(f"a tool must be a Tool or a dict, not {type(tool).__name__}")
     return tuple(out)

@@ -9,7 +9,7 @@
     anyio.run(phone.serve, agent)          # asyncio or trio
 
 Every option is checked when it is given, so a mistake is a clear
-``ValueError`` before any socket is opened.
+:class:`InvalidOption` (a ``ValueError``) before any socket is opened.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from patter_core.webhooks import (
     parse_twilio_call,
 )
 
-from ._agent import PROVIDER_NAMES, Agent, Tool, as_tools
+from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools
 from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
@@ -48,7 +48,7 @@ def _check_port(port: int | None) -> None:
     if port is None:
         return  # an ephemeral port, for tests and embedding
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"port must be an integer in 1-65535, not {port!r}")
+        raise InvalidOption(f"port must be an integer in 1-65535, not {port!r}")
 
 
 def _check_agent_text(**fields: object) -> None:
@@ -56,12 +56,12 @@ def _check_agent_text(**fields: object) -> None:
         optional = name not in ("system_prompt", "first_message")
         if not (isinstance(value, str) or (optional and value is None)):
             kind = "text or None" if optional else "text"
-            raise ValueError(f"{name} must be {kind}, not {type(value).__name__}")
+            raise InvalidOption(f"{name} must be {kind}, not {type(value).__name__}")
 
 
 def _check_callback(name: str, value: object) -> None:
     if value is not None and not callable(value):
-        raise ValueError(f"{name} must be callable, not {type(value).__name__}")
+        raise InvalidOption(f"{name} must be callable, not {type(value).__name__}")
 
 
 class Patter:
@@ -91,20 +91,20 @@ class Patter:
         telnyx_codec: str = "PCMU",
     ) -> None:
         if mode != "local":
-            raise ValueError(f"only mode='local' is available here, not {mode!r}")
+            raise InvalidOption(f"only mode='local' is available here, not {mode!r}")
         if bool(twilio_sid) != bool(twilio_token):
-            raise ValueError("twilio_sid and twilio_token go together")
+            raise InvalidOption("twilio_sid and twilio_token go together")
         if telnyx_codec not in ("PCMU", "L16"):
-            raise ValueError(f"telnyx_codec must be 'PCMU' or 'L16', not {telnyx_codec!r}")
+            raise InvalidOption(f"telnyx_codec must be 'PCMU' or 'L16', not {telnyx_codec!r}")
         try:
             host = normalise_webhook_host(webhook_url) if webhook_url else None
         except ConfigError:
             # The CLI's wording names its flag; the API names the argument.
-            raise ValueError(
+            raise InvalidOption(
                 f"webhook_url must be a public host such as abc.ngrok.app, not {webhook_url!r}"
             ) from None
         if stream_secret is not None and len(stream_secret) < 16:
-            raise ValueError("stream_secret must be at least 16 characters")
+            raise InvalidOption("stream_secret must be at least 16 characters")
         for name, url in (
             ("openai_base_url", openai_base_url),
             ("elevenlabs_base_url", elevenlabs_base_url),
@@ -112,9 +112,9 @@ class Patter:
             ("telnyx_api_base_url", telnyx_api_base_url),
         ):
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{name} must start with http:// or https://: {url!r}")
+                raise InvalidOption(f"{name} must start with http:// or https://: {url!r}")
         if not deepgram_base_url.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ValueError(
+            raise InvalidOption(
                 f"deepgram_base_url must be an http(s) or ws(s) URL: {deepgram_base_url!r}"
             )
         self.carriers = CarrierSettings(
@@ -165,13 +165,15 @@ class Patter:
         if provider is None:
             provider = "openai" if self.providers.openai_key else "echo"
         if provider not in PROVIDER_NAMES:
-            raise ValueError(
+            raise InvalidOption(
                 f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}"
             )
         if stt not in (None, "deepgram", "openai"):
-            raise ValueError(f"stt must be 'deepgram' or 'openai', not {stt!r}")
+            raise InvalidOption(f"stt must be 'deepgram' or 'openai', not {stt!r}")
         if tts not in (None, "elevenlabs", "elevenlabs-ws", "openai"):
-            raise ValueError(f"tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai', not {tts!r}")
+            raise InvalidOption(
+                f"tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai', not {tts!r}"
+            )
         _check_agent_text(
             system_prompt=system_prompt,
             first_message=first_message,
@@ -185,11 +187,11 @@ class Patter:
         if isinstance(transfer_allowlist, str | bytes) or not isinstance(
             transfer_allowlist, Sequence
         ):
-            raise ValueError("transfer_allowlist must be a list of phone numbers")
+            raise InvalidOption("transfer_allowlist must be a list of phone numbers")
         if tools is not None and (
             isinstance(tools, str | bytes) or not isinstance(tools, Sequence)
         ):
-            raise ValueError("tools must be a list of Tool values or dicts")
+            raise InvalidOption("tools must be a list of Tool values or dicts")
         agent = Agent(
             provider=provider,
             system_prompt=system_prompt,
@@ -220,7 +222,7 @@ class Patter:
         voicemail_message: str | None,
     ) -> LocalRuntime:
         if not isinstance(agent, Agent):
-            raise ValueError("agent must come from phone.agent(...)")
+            raise InvalidOption("agent must come from phone.agent(...)")
         for name, value in (
             ("on_call_start", on_call_start),
             ("on_call_end", on_call_end),
@@ -229,20 +231,20 @@ class Patter:
         ):
             _check_callback(name, value)
         if on_message is not None and agent.provider != "pipeline":
-            raise ValueError(
+            raise InvalidOption(
                 "on_message is for provider='pipeline' (speech-to-text, your handler, "
                 f"text-to-speech); a {agent.provider} agent answers by itself"
             )
         problem = missing_settings(agent, self.providers, handler=on_message is not None)
         if problem:
-            raise ValueError(problem)
+            raise InvalidOption(problem)
         twilio = bool(self.carriers.twilio_sid and self.carriers.twilio_token)
         if recording and not (twilio or self.carriers.telnyx_key):
-            raise ValueError(
+            raise InvalidOption(
                 "recording=True needs twilio_sid and twilio_token, or telnyx_key (a REST API)"
             )
         if voicemail_message is not None and not isinstance(voicemail_message, str):
-            raise ValueError("voicemail_message must be text")
+            raise InvalidOption("voicemail_message must be text")
         hooks = CallHooks(
             on_call_start=on_call_start,
             on_call_end=on_call_end,
@@ -368,16 +370,16 @@ class Patter:
         """
         number = from_ or self.carriers.phone_number
         if not number:
-            raise ValueError("an outbound call needs phone_number (or from_)")
+            raise InvalidOption("an outbound call needs phone_number (or from_)")
         if not to:
-            raise ValueError("an outbound call needs a number to call")
+            raise InvalidOption("an outbound call needs a number to call")
         host = self.carriers.webhook_host
         if not host:
-            raise ValueError("an outbound call needs webhook_url: the carrier must reach us")
+            raise InvalidOption("an outbound call needs webhook_url: the carrier must reach us")
         if agent is not None and not isinstance(agent, Agent):
-            raise ValueError("agent must come from phone.agent(...)")
+            raise InvalidOption("agent must come from phone.agent(...)")
         if voicemail_message is not None and not isinstance(voicemail_message, str):
-            raise ValueError("voicemail_message must be text")
+            raise InvalidOption("voicemail_message must be text")
         runtime = self._runtime
         if self.carriers.twilio_sid and self.carriers.twilio_token:
             rest = TwilioRest(
@@ -400,7 +402,7 @@ class Patter:
             call_id = parse_twilio_call(response).sid
         elif self.carriers.telnyx_key:
             if not self.carriers.telnyx_connection_id:
-                raise ValueError("Telnyx outbound calls need telnyx_connection_id")
+                raise InvalidOption("Telnyx outbound calls need telnyx_connection_id")
             rest_t = TelnyxRest(
                 self.carriers.telnyx_key, base_url=self.carriers.telnyx_api_base_url
             )
@@ -424,7 +426,7 @@ class Patter:
                 )
             call_id = telnyx_id
         else:
-            raise ValueError(
+            raise InvalidOption(
                 "an outbound call needs Twilio (twilio_sid, twilio_token) or Telnyx (telnyx_key)"
             )
         if runtime is not None:

@@ -209,3 +209,13 @@ async def test_serve_on_a_busy_port_raises_the_os_error() -> None:
         phone = Patter()
         with pytest.raises(OSError):
             await phone.serve(phone.agent(), port, handle_signals=False)
+
+
+def test_option_errors_are_our_own_type() -> None:
+    from patter_anyio import InvalidOption
+    from patter_core import PatterError
+
+    with pytest.raises(InvalidOption) as info:
+        Patter(mode="cloud")
+    assert isinstance(info.value, ValueError) and isinstance(info.value, PatterError)
+    assert "mode" in str(info.value)
