@@ -46,17 +46,13 @@ from patter_core.webhooks import (
     CallStatusCallback,
     RecordingStatusCallback,
     StreamTokens,
-    TelnyxCallAnswered,
-    TelnyxCallHangup,
-    TelnyxCallInitiated,
+    TelnyxCallFlow,
     TelnyxEvent,
-    TelnyxMachineDetectionEnded,
-    TelnyxMachineGreetingEnded,
     TelnyxRest,
     TwilioRest,
+    dial_twiml,
     is_machine_end,
     say_hangup_twiml,
-    xml_text,
 )
 
 from ._agent import Agent
@@ -245,14 +241,6 @@ def make_session_factory(
     return factory
 
 
-def dial_twiml(target: str) -> str:
-    """``<Dial>`` the target: the transfer of a live call (escaped as data)."""
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f"<Response><Dial>{xml_text(target)}</Dial></Response>"
-    )
-
-
 class TwilioControl:
     """:class:`~patter_core.bridge.CarrierControl` over Twilio's REST API."""
 
@@ -328,6 +316,16 @@ class LocalRuntime:
         self.telnyx = (
             TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
             if carriers.telnyx_key
+            else None
+        )
+        self.telnyx_flow = (
+            TelnyxCallFlow(
+                self.telnyx,
+                self.tokens,
+                webhook_host=carriers.webhook_host,
+                codec="L16" if carriers.telnyx_codec == "L16" else "PCMU",
+            )
+            if self.telnyx is not None
             else None
         )
         #: Where webhook follow-up work runs (set by the server's owner);
@@ -471,50 +469,18 @@ class LocalRuntime:
             await self._telnyx_event(event)
 
     async def _telnyx_event(self, event: TelnyxEvent) -> None:
-        if self.telnyx is None:
+        if self.telnyx_flow is None:
             log.warning("Telnyx %s received but TELNYX_API_KEY is not set", event.event_type)
             return
-        call_id = event.call_control_id
-        if not call_id:
-            log.info("Telnyx %s without a call_control_id ignored", event.event_type)
-            return
-        if isinstance(event, TelnyxCallInitiated):
-            if str(event.payload.get("direction", "incoming")) == "incoming":
-                # Telnyx ignores commands in webhook replies: answer via REST.
-                await self.send_rest(self.telnyx.answer(call_id, stream_url=None), "answer")
-        elif isinstance(event, TelnyxCallAnswered):
-            await self._telnyx_stream(call_id)
-        elif isinstance(event, TelnyxMachineGreetingEnded):
-            # Outbound calls dial with "detect_beep": this event says the
-            # machine's greeting (and its beep) is over, the moment to speak.
-            # [R] result values beep_detected / ended / not_sure.
-            await self._machine_answered(call_id, "machine_end_other", carrier="telnyx")
-        elif isinstance(event, TelnyxMachineDetectionEnded):
-            # "machine" here comes while the greeting still plays: wait for
-            # call.machine.greeting.ended rather than talk over it.
-            log.info("telnyx call %s answered by %s", call_id, event.payload.get("result"))
-        elif isinstance(event, TelnyxCallHangup):
-            log.info("telnyx call %s hung up (%s)", call_id, event.payload.get("hangup_cause"))
-
-    async def _telnyx_stream(self, call_id: str) -> None:
-        assert self.telnyx is not None
-        host = self.carriers.webhook_host
-        if not host:
-            log.error("cannot stream Telnyx call %s: no webhook host configured", call_id)
-            return
-        token = self.tokens.issue(call_id, self._clock())
-        l16 = self.carriers.telnyx_codec == "L16"
-        await self.send_rest(
-            self.telnyx.streaming_start(
-                call_id,
-                stream_url=f"wss://{host}/ws/telnyx/stream/{call_id}",
-                stream_codec="L16" if l16 else "PCMU",
-                stream_bidirectional_codec="L16" if l16 else "PCMU",
-                stream_bidirectional_sampling_rate=16000 if l16 else None,
-                stream_auth_token=token,
-            ),
-            "streaming_start",
-        )
+        follow_up = self.telnyx_flow.on_event(event, self._clock())
+        if follow_up.problem:
+            log.error("%s", follow_up.problem)
+        for purpose, req in follow_up.requests:
+            await self.send_rest(req, purpose)
+        if follow_up.machine_greeting_ended and event.call_control_id:
+            await self._machine_answered(
+                event.call_control_id, "machine_end_other", carrier="telnyx"
+            )
 
     async def send_rest(self, req: HttpRequest, purpose: str) -> tuple[int, bytes] | None:
         try:

@@ -43,6 +43,7 @@ from ._telnyx_events import (
     encode_client_state,
     parse_telnyx_webhook,
 )
+from ._telnyx_flow import TelnyxCallFlow, TelnyxFollowUp
 from ._telnyx_rest import DEFAULT_TELNYX_API, TelnyxCall, TelnyxRest, parse_telnyx_response
 from ._telnyx_signature import (
     DEFAULT_TELNYX_TOLERANCE_S,
@@ -76,6 +77,7 @@ from ._twilio_signature import (
 from ._twiml import (
     TWIML_CONTENT_TYPE,
     connect_stream_twiml,
+    dial_twiml,
     hangup_twiml,
     say_hangup_twiml,
     twilio_stream_url,
@@ -106,10 +108,12 @@ __all__ = [
     "StreamTokens",
     "TelnyxCall",
     "TelnyxCallAnswered",
+    "TelnyxCallFlow",
     "TelnyxCallHangup",
     "TelnyxCallInitiated",
     "TelnyxDtmfReceived",
     "TelnyxEvent",
+    "TelnyxFollowUp",
     "TelnyxMachineDetectionEnded",
     "TelnyxMachineGreetingEnded",
     "TelnyxRest",
@@ -123,6 +127,7 @@ __all__ = [
     "TwilioSignatureValidator",
     "connect_stream_twiml",
     "decode_client_state",
+    "dial_twiml",
     "encode_client_state",
     "hangup_twiml",
     "header_value",

@@ -33,6 +33,7 @@ from ._twilio_signature import _host_only
 __all__ = [
     "TWIML_CONTENT_TYPE",
     "connect_stream_twiml",
+    "dial_twiml",
     "hangup_twiml",
     "say_hangup_twiml",
     "twilio_stream_url",
@@ -140,3 +141,12 @@ def say_hangup_twiml(text: str, *, voice: str | None = None, language: str | Non
 def hangup_twiml() -> str:
     """``<Response><Hangup /></Response>``: end the call at once."""
     return f"{_DECLARATION}<Response><Hangup /></Response>"
+
+
+def dial_twiml(target: str) -> str:
+    """``<Response><Dial>target</Dial></Response>``: transfer the live call.
+
+    Updating a streaming call with this TwiML ends its ``<Connect><Stream>``
+    and connects the caller to ``target`` (escaped as data, never markup).
+    """
+    return f"{_DECLARATION}<Response>{_element('Dial', {}, xml_text(target))}</Response>"
