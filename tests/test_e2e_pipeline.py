@@ -38,22 +38,21 @@ FIRST_MESSAGE = "Thanks for calling."
 REPLY = "Hi! How can I help?"
 
 
-def _phone(http: Any, dg: DeepgramFake, **kwargs: Any) -> Patter:
-    return Patter(
-        mode="local",
-        twilio_sid=TWILIO_SID,
-        twilio_token=TWILIO_TOKEN,
-        webhook_url=WEBHOOK_HOST,
-        phone_number="+15550009999",
-        openai_key="sk-test",
-        deepgram_key=dg.api_key,
-        openai_base_url=http.openai_base_url,
-        elevenlabs_base_url=http.elevenlabs_base_url,
-        deepgram_base_url=dg.base_url,
+def _phone(http: Any, dg: DeepgramFake, **overrides: Any) -> Patter:
+    options: dict[str, Any] = {
+        "twilio_sid": TWILIO_SID,
+        "twilio_token": TWILIO_TOKEN,
+        "webhook_url": WEBHOOK_HOST,
+        "phone_number": "+15550009999",
+        "openai_key": "sk-test",
+        "deepgram_key": dg.api_key,
+        "openai_base_url": http.openai_base_url,
+        "elevenlabs_base_url": http.elevenlabs_base_url,
+        "deepgram_base_url": dg.base_url,
         # No real carrier REST is reachable; nothing here should need it.
-        twilio_api_base_url="http://127.0.0.1:9",
-        **kwargs,
-    )
+        "twilio_api_base_url": "http://127.0.0.1:9",
+    }
+    return Patter(mode="local", **(options | overrides))
 
 
 def _assert_tone(pcm: bytes, rate: int, hz: float, what: str) -> None:
@@ -322,18 +321,11 @@ async def test_pipeline_elevenlabs_websocket_tts() -> None:
         deepgram_server() as dg,
         websocket_server(tts_socket) as tts,
     ):
-        phone = Patter(
-            mode="local",
-            twilio_sid=TWILIO_SID,
-            twilio_token=TWILIO_TOKEN,
-            webhook_url=WEBHOOK_HOST,
-            openai_key="sk-test",
-            deepgram_key=dg.api_key,
+        phone = _phone(
+            http,
+            dg,
             elevenlabs_key="el-test",
-            openai_base_url=http.openai_base_url,
             elevenlabs_base_url=f"http://127.0.0.1:{tts.port}",
-            deepgram_base_url=dg.base_url,
-            twilio_api_base_url="http://127.0.0.1:9",
         )
         agent = phone.agent(
             provider="pipeline", stt="deepgram", tts="elevenlabs-ws", voice="voice-9"
