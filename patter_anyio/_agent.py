@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -9,7 +10,7 @@ from typing import Any, Literal
 from patter_core import PatterError
 from patter_core.bridge import ToolSpec, normalize_number
 
-__all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool"]
+__all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool", "check_seconds"]
 
 ProviderName = Literal["openai", "elevenlabs", "pipeline", "echo"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("openai", "elevenlabs", "pipeline", "echo")
@@ -21,6 +22,18 @@ class InvalidOption(PatterError, ValueError):
     A :class:`ValueError`, so ``except ValueError`` catches it, and a
     :class:`~patter_core.PatterError` like every error we raise on purpose.
     """
+
+
+def check_seconds(name: str, value: object) -> float:
+    """A positive, finite number of seconds, or :class:`InvalidOption`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidOption(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,8 +96,17 @@ class Agent:
     #: sentence), "elevenlabs-ws" (one stream-input WebSocket per answer: the
     #: lowest latency) or "openai"; None picks by key.
     tts: Literal["elevenlabs", "elevenlabs-ws", "openai"] | None = None
+    #: The provider must be connected and its session confirmed within this
+    #: many seconds of the stream's start, or the call ends as provider_error.
+    provider_timeout: float = 5.0
+    #: Said by the carrier before the hang-up when the provider fails ("" for
+    #: silence).
+    error_message: str = ""
 
     def __post_init__(self) -> None:
+        check_seconds("provider_timeout", self.provider_timeout)
+        if not isinstance(self.error_message, str):
+            raise InvalidOption("error_message must be text")
         if self.provider not in PROVIDER_NAMES:
             raise InvalidOption(
                 f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {self.provider!r}"

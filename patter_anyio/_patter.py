@@ -160,6 +160,8 @@ class Patter:
         agent_id: str | None = None,
         stt: str | None = None,
         tts: str | None = None,
+        provider_timeout: float = 5.0,
+        error_message: str = "",
     ) -> Agent:
         """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
         if provider is None:
@@ -205,6 +207,8 @@ class Patter:
             agent_id=agent_id,
             stt=stt,  # type: ignore[arg-type]
             tts=tts,  # type: ignore[arg-type]
+            provider_timeout=provider_timeout,
+            error_message=error_message,
         )
         return agent
 

@@ -43,6 +43,7 @@ from patter_core.providers import (
 )
 from patter_core.webhooks import (
     AmdCallback,
+    StreamAdmission,
     CallStatusCallback,
     RecordingStatusCallback,
     StreamTokens,
@@ -62,7 +63,7 @@ from ._httpclient import ClientError, request
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
-__all__ = ["CarrierSettings", "LocalRuntime", "ProviderSettings"]
+__all__ = ["CarrierSettings", "LocalRuntime", "ProviderSettings", "StreamTimeouts"]
 
 log = logging.getLogger("patter_anyio.runtime")
 
@@ -90,6 +91,17 @@ class CarrierSettings:
     telnyx_l16_byte_order: str = "big"
     twilio_api_base_url: str = "https://api.twilio.com"
     telnyx_api_base_url: str = "https://api.telnyx.com/v2"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamTimeouts:
+    """How long a media stream may go without ``start``, and a call without media."""
+
+    #: Seconds from the upgrade to a valid ``start`` (pings do not count).
+    start: float = 10.0
+    #: Seconds a started call may go without media (carriers send it
+    #: continuously, silence included).
+    media: float = 15.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -251,6 +263,9 @@ class TwilioControl:
     def hangup(self, call_id: str) -> HttpRequest | None:
         return self._rest.hang_up(call_id)
 
+    def say_and_hangup(self, call_id: str, text: str) -> HttpRequest | None:
+        return self._rest.update_call_twiml(call_id, say_hangup_twiml(text))
+
     def transfer(self, call_id: str, target: str) -> HttpRequest | None:
         return self._rest.update_call_twiml(call_id, dial_twiml(target))
 
@@ -266,6 +281,10 @@ class TelnyxControl:
         self._rest = rest
 
     def hangup(self, call_id: str) -> HttpRequest | None:
+        return self._rest.hangup(call_id)
+
+    def say_and_hangup(self, call_id: str, text: str) -> HttpRequest | None:
+        # PENDING: speak, then hang up on call.speak.ended.
         return self._rest.hangup(call_id)
 
     def transfer(self, call_id: str, target: str) -> HttpRequest | None:
@@ -294,6 +313,7 @@ class LocalRuntime:
         stream_secret: bytes,
         recording: bool = False,
         voicemail_message: str | None = None,
+        timeouts: StreamTimeouts | None = None,
         entropy: Entropy = secrets,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -302,6 +322,9 @@ class LocalRuntime:
         self.providers = providers
         self.hooks = hooks
         self.tokens = StreamTokens(stream_secret)
+        #: One live stream per call, no replayed tokens (per process).
+        self.admission = StreamAdmission(self.tokens)
+        self.timeouts = timeouts if timeouts is not None else StreamTimeouts()
         self.recording = recording
         self.voicemail_message = voicemail_message
         self._entropy = entropy
@@ -390,6 +413,10 @@ class LocalRuntime:
             transfer_allowlist=frozenset(agent.transfer_allowlist),
             record=self.recording and control is not None,
             voicemail_message=voicemail or "",
+            start_timeout_seconds=self.timeouts.start,
+            media_timeout_seconds=self.timeouts.media,
+            provider_timeout_seconds=agent.provider_timeout,
+            error_message=agent.error_message,
         )
         bridge = CallBridge(
             stream=stream,
@@ -400,10 +427,12 @@ class LocalRuntime:
                 use_handler=self.hooks.on_message is not None,
                 entropy=self._entropy,
             ),
-            verify_token=self.tokens.verify,
+            verify_token=self.admission.admit,
             config=config,
             control=control,
             stream_token=req.header("x-telnyx-streaming-auth-token"),
+            expected_call_id=req.call_id,
+            opened_at=self._clock(),
         )
         call_hooks = self.hooks
         if agent.tools:
@@ -422,6 +451,7 @@ class LocalRuntime:
                 self.live.pop(req.call_id, None)
             if bridge.accepted:
                 self._outbound.pop(req.call_id, None)
+                self.admission.release(req.call_id, self._clock())
 
     # -- webhook hooks ----------------------------------------------------------------
 

@@ -99,16 +99,37 @@ def test_native_first_message_is_left_to_the_session() -> None:
     assert rig.session.commands == []
 
 
-def test_caller_audio_is_converted_and_dropped_until_ready() -> None:
+def test_caller_audio_is_held_until_ready_then_sent_in_order() -> None:
     rig = Rig()
     rig.connect(ready=False)
-    frame = ulaw_encode(tone(300, 20, rate=8000))
-    assert provider_io(rig.carrier(media(frame), 0.1)) == []
-    rig.provider([SessionReady()], 0.2)
-    out = rig.carrier(media(frame), 0.3)
-    (command,) = rig.session.commands
-    assert isinstance(command, SendAudio) and len(command.audio) == 640  # 20 ms at 16 kHz
-    assert len(provider_io(out)) == 1
+    # Three frames of rising pitch before the session is ready: none is sent
+    # yet, all three go out, in order and converted, the moment it is.
+    frames = [ulaw_encode(tone(hz, 20, rate=8000)) for hz in (300, 500, 700)]
+    for i, frame in enumerate(frames):
+        assert provider_io(rig.carrier(media(frame), 0.1 + i * 0.02)) == []
+    assert rig.session.commands == []
+    out = rig.provider([SessionReady()], 0.2)
+    sent = [c for c in rig.session.commands if isinstance(c, SendAudio)]
+    assert [len(c.audio) for c in sent] == [640, 640, 640]  # 20 ms at 16 kHz each
+    assert len(provider_io(out)) == 3
+    out = rig.carrier(media(frames[0]), 0.3)
+    assert len(rig.session.commands) == 4 and len(provider_io(out)) == 1
+    ended = callbacks(rig.bridge.carrier_closed(0.4), "on_call_end")[0]
+    assert (ended["frames_in"], ended["frames_buffered"], ended["frames_dropped"]) == (4, 3, 0)
+
+
+def test_held_caller_audio_is_bounded_oldest_dropped_and_counted() -> None:
+    rig = Rig(BridgeConfig(max_held_audio_ms=100))
+    rig.connect(ready=False)
+    for i in range(8):  # 160 ms of audio, 100 ms kept
+        rig.carrier(media(ulaw_encode(tone(300 + 100 * i, 20, rate=8000))), 0.1 + i * 0.02)
+    rig.provider([SessionReady()], 0.5)
+    sent = [c.audio for c in rig.session.commands if isinstance(c, SendAudio)]
+    assert len(sent) == 5
+    # The newest five survive: the first one sent is the fourth frame's 600 Hz.
+    assert abs(peak_hz(sent[0], 16000) - 600) < 60
+    ended = callbacks(rig.bridge.carrier_closed(0.6), "on_call_end")[0]
+    assert (ended["frames_in"], ended["frames_buffered"], ended["frames_dropped"]) == (8, 8, 3)
 
 
 def test_agent_audio_reaches_carrier_as_frames_with_a_mark_per_chunk() -> None:
@@ -355,6 +376,9 @@ def test_full_transcript_reaches_on_call_end() -> None:
             {"role": "user", "text": "[DTMF 1]", "time": 12.0},
             {"role": "user", "text": "Bye", "time": 13.0},
         ],
+        "frames_in": 0,
+        "frames_buffered": 0,
+        "frames_dropped": 0,
     }
 
 

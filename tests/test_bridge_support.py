@@ -3,6 +3,8 @@ session, a carrier control, and an independent G.711 mu-law oracle."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import json
 from collections.abc import Mapping
@@ -228,7 +230,19 @@ def verify(token: str, call_id: str, now: float) -> None:
 class Rig:
     """A bridge on a Twilio stream with a fake session, plus what it produced."""
 
-    def __init__(self, config: BridgeConfig | None = None, session: Any = None) -> None:
+    def __init__(
+        self, config: BridgeConfig | None = None, session: Any = None, *, timeouts: bool = False
+    ) -> None:
+        config = config if config is not None else BridgeConfig()
+        if not timeouts:
+            # Scripts run on a float clock with long gaps; the watchdogs
+            # (no start, no media, provider set-up) have tests of their own.
+            config = dataclasses.replace(
+                config,
+                start_timeout_seconds=None,
+                media_timeout_seconds=None,
+                provider_timeout_seconds=None,
+            )
         self.session = session if session is not None else FakeSession()
         self.infos: list[CallInfo] = []
         self.stream = TwilioMediaStream()
@@ -261,6 +275,8 @@ class Rig:
         from patter_core.providers import SessionReady
 
         out = self.carrier(connected(), now) + self.carrier(start(), now)
+        self.session.inbox = []
+        out += self.bridge.provider_socket_opened("main", now)
         if ready:
             out += self.provider([SessionReady()], now)
         return out

@@ -18,13 +18,14 @@ States::
 
 In ``ENDED`` every input returns ``[]``.
 
-Start. The stream token is read from ``Start.custom_parameters
-["stream_token"]`` (Twilio ``<Parameter>``), else from ``Connected.auth_token``
-or the ``stream_token`` constructor argument (Telnyx: the
-``x-telnyx-streaming-auth-token`` frame field or upgrade header), and checked
-with the injected verifier *before* the session exists: a missing or bad
-token closes the carrier socket with 1008 and no provider I/O ever happens.
-Then the session factory gets a :class:`CallInfo` (prompt variables
+Start. The stream token (Twilio ``<Parameter name="stream_token">``, else
+Telnyx's ``connected`` field or upgrade header) is checked with the injected
+verifier *before* the session exists: a missing or bad token, a refusal by
+the verifier (the runtime's admission also refuses a second live stream for
+a call and a token whose call has ended), or a ``start`` naming another call
+than the URL path (``expected_call_id``) closes the carrier socket with 1008
+and no provider I/O ever happens. The token never reaches the application's
+callbacks. Then the session factory gets a :class:`CallInfo` (prompt variables
 ``{caller}``/``{callee}`` filled, tools offered), ``on_call_start`` fires, a
 recording starts if configured, and the session starts. The first message is
 the session's to speak when ``first_message_native`` (it got it in
@@ -39,9 +40,9 @@ characters pass, since the text lands in the model's context.
 Audio. Caller audio (``Media``) is converted (a :class:`Transcoder` per
 direction, passthrough when the formats match, e.g. Twilio mu-law and an
 OpenAI session in ``audio/pcmu``) from the stream's format to the
-session's ``input_format`` and sent as ``SendAudio``; it is dropped until the
-session says ``SessionReady`` (what a caller says before the agent is there
-is ring-back or silence). Agent audio (``AudioOut``) is converted to the
+session's ``input_format`` and sent as ``SendAudio``; until ``SessionReady``
+it is held and then sent in order (:mod:`._inbound`), and ``on_call_end``
+counts it (``frames_in``, ``frames_buffered``, ``frames_dropped``). Agent audio (``AudioOut``) is converted to the
 stream's format and handed to ``stream.send_media`` (one message per 20 ms
 frame); after each ``AudioOut`` chunk the bridge sends one mark named
 ``"<seq>:<item id>:<end ms>"`` -- one per chunk, not per frame (DESIGN.md,
@@ -65,8 +66,10 @@ failure), the carrier socket is closed if it is still open, and
 for its token or lost before ``start`` (then with an empty call id), so the
 application sees every attempt. Reasons: ``carrier_stop``,
 ``carrier_disconnected``, ``carrier_protocol_error``, ``token_rejected``,
-``provider_closed``, ``provider_error``, ``end_call``, ``voicemail``,
-``hangup``.
+``start_timeout``, ``media_timeout`` (:mod:`._watchdog`), ``provider_closed``,
+``provider_error`` (``detail`` says why), ``end_call``, ``voicemail``,
+``hangup``, ``server_shutdown``. When the provider failed and
+``error_message`` is set, the carrier speaks it before hanging up.
 
 ``end_call`` does not answer the model: the call waits for the current
 response to finish (``ResponseDone``) and its audio to play (marks), at most
@@ -75,10 +78,11 @@ way after its ``Say``, bounded by ``voicemail_max_seconds``; barge-in is off
 while it plays (the answering machine's noise must not cut it).
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as
-"provider_closed" when it is the session's answer to ``socket_closed`` (the
-provider hung up on us), as "provider_error" otherwise. A close of the
+"provider_closed" when it is the session's answer to an open socket closing
+(the provider hung up on us), as "provider_error" otherwise. A close of the
 ``"main"`` channel (the realtime sessions' only socket) that the session
-does not report at all ends the call as "provider_closed" too. Other
+does not report ends the call too: "provider_closed" if it had opened,
+"provider_error" if connecting failed (refused, DNS, a refused handshake). Other
 channels (the pipeline's "stt", "tts") belong to the session to reopen or
 report.
 
@@ -124,6 +128,7 @@ from ._actions import (
     SetTimer,
 )
 from ._config import (
+    STREAM_TOKEN_PARAMETER,
     BridgeConfig,
     CallInfo,
     CarrierControl,
@@ -135,7 +140,9 @@ from ._config import (
     call_info,
     default_transcoder,
 )
+from ._inbound import CallerAudio
 from ._playback import Playback
+from ._watchdog import Watchdog, Watchdogs
 from ._tools import decide, error_output, offered_tools
 
 __all__ = ["CallBridge"]
@@ -151,8 +158,19 @@ class _State(enum.Enum):
 #: Telnyx call outlives its media socket; a Twilio one would just go on to
 #: the next TwiML verb).
 _HANGUP_REASONS = frozenset(
-    {"end_call", "hangup", "voicemail", "provider_error", "provider_closed"}
+    {
+        "end_call",
+        "hangup",
+        "voicemail",
+        "provider_error",
+        "provider_closed",
+        "media_timeout",
+        "server_shutdown",
+    }
 )
+#: Endings where the provider failed us: the caller may hear
+#: ``BridgeConfig.error_message`` before the hang-up.
+_PROVIDER_FAILURES = frozenset({"provider_error", "provider_closed"})
 #: Digits a keypad can send (RFC 4733 events 0-15).
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
@@ -171,6 +189,8 @@ class CallBridge:
         config: BridgeConfig | None = None,
         control: CarrierControl | None = None,
         stream_token: str | None = None,
+        expected_call_id: str | None = None,
+        opened_at: float | None = None,
     ) -> None:
         # verify_token is required on purpose: None (no check) must be written out.
         self._stream = stream
@@ -183,6 +203,8 @@ class CallBridge:
         self._config = config if config is not None else BridgeConfig()
         self._control = control
         self._token = stream_token  # Telnyx: the upgrade's auth-token header
+        # The call id of the stream's URL path: ``start`` must name the same.
+        self._expected_call_id = expected_call_id
         self._state = _State.WAITING
         self._carrier_open = True
         self._session: ProviderSession | None = None
@@ -190,7 +212,6 @@ class CallBridge:
         self._started_at: float | None = None
         self._ready = False
         self._pending: list[ProviderCommand] = []
-        self._inbound: Transcoding | None = None
         self._outbound: Transcoding | None = None
         self._outbound_src: AudioFormat | None = None
         self._playback = Playback()
@@ -202,6 +223,18 @@ class CallBridge:
         self._hangup_detail = ""
         self._timer: float | None = None
         self._socket_closing = False  # inside provider_socket_closed
+        self._opened_channels: set[str] = set()
+        self._error_detail = ""
+        # Caller audio, held until the session is ready (module doc, "Audio").
+        self._inbound = CallerAudio(
+            self._make_transcoder, max_held_ms=self._config.max_held_audio_ms
+        )
+        self._watchdogs = Watchdogs(
+            opened_at=opened_at,
+            start_timeout=self._config.start_timeout_seconds,
+            media_timeout=self._config.media_timeout_seconds,
+            setup_timeout=self._config.provider_timeout_seconds,
+        )
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
@@ -292,9 +325,18 @@ class CallBridge:
         self._end("hangup", now)
         return self._finish(now)
 
+    def shutdown(self, now: float) -> list[Action]:
+        """The server is going away and the call's grace time is over."""
+        if self._state is _State.ENDED:
+            return []
+        self._begin()
+        self._end("server_shutdown", now, close_code=1001)
+        return self._finish(now)
+
     # -- provider side -------------------------------------------------------
 
     def provider_socket_opened(self, channel: str, now: float) -> list[Action]:
+        self._opened_channels.add(channel)
         return self._provider_input(lambda s: s.socket_opened(channel, now), now)
 
     def provider_socket_message(self, channel: str, data: str | bytes, now: float) -> list[Action]:
@@ -303,7 +345,13 @@ class CallBridge:
     def provider_socket_closed(
         self, channel: str, code: int, reason: str, now: float
     ) -> list[Action]:
-        self._socket_closing = True
+        # A socket that never opened did not close on us: connecting failed
+        # (refused, DNS, a refused handshake), which is a provider error.
+        opened = channel in self._opened_channels
+        self._opened_channels.discard(channel)
+        if self._is_active() and not self._error_detail:
+            self._error_detail = reason
+        self._socket_closing = opened
         try:
             actions = self._provider_input(
                 lambda s: s.socket_closed(channel, code, reason, now), now
@@ -312,7 +360,7 @@ class CallBridge:
             self._socket_closing = False
         if channel == "main" and self._is_active():
             self._begin()
-            self._end("provider_closed", now)
+            self._end("provider_closed" if opened else "provider_error", now)
             actions += self._finish(now)
         return actions
 
@@ -350,7 +398,7 @@ class CallBridge:
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
-        deadlines = [self._finish_deadline]
+        deadlines = [self._finish_deadline, self._watchdogs.next_deadline()]
         if self._session is not None:
             deadlines.append(self._session.next_deadline())
         present = [d for d in deadlines if d is not None]
@@ -360,7 +408,15 @@ class CallBridge:
         if self._state is _State.ENDED:
             return []
         self._begin()
-        if (
+        fired = self._watchdogs.fired(now)
+        if fired is Watchdog.START:
+            self._end(fired.value, now, close_code=1008)
+        elif fired is not None:
+            if fired is Watchdog.SETUP:
+                timeout = self._watchdogs.setup_timeout
+                self._error_detail = f"the provider was not ready within {timeout:g} s"
+            self._end(fired.value, now)
+        elif (
             self._finish_reason is not None
             and self._finish_deadline is not None
             and now >= self._finish_deadline
@@ -439,11 +495,14 @@ class CallBridge:
         if self._state is not _State.WAITING:
             return  # a second start is the stream object's to reject; ignore
         params = start.custom_parameters
-        token = params.get("stream_token") or self._token
+        token = params.get(STREAM_TOKEN_PARAMETER) or self._token
         if self._verify is not None:
             try:
                 if not token:
                     raise RemoteProtocolError("no stream token", close_code=1008)
+                expected = self._expected_call_id
+                if expected is not None and start.call_id != expected:
+                    raise RemoteProtocolError("start names another call", close_code=1008)
                 self._verify(token, start.call_id, now)
             except RemoteProtocolError:
                 # Who it claims to be, for on_call_end; nothing is filled in.
@@ -454,9 +513,9 @@ class CallBridge:
         self._info = info
         self._state = _State.ACTIVE
         self._started_at = now
+        self._watchdogs.started(now)
         session = self._factory(info)
         self._session = session
-        self._inbound = self._make_transcoder(start.media_format, session.input_format)
         self._out.append(
             FireCallback(
                 name="on_call_start",
@@ -466,7 +525,7 @@ class CallBridge:
                     "caller": info.caller,
                     "callee": info.callee,
                     "carrier": self._carrier,
-                    "custom_parameters": dict(params),
+                    "custom_parameters": dict(info.custom_parameters),
                 },
             )
         )
@@ -478,12 +537,36 @@ class CallBridge:
         self._drain_session(now)
 
     def _on_media(self, media: Media, now: float) -> None:
-        if not self._ready or self._inbound is None or self._session is None:
+        if self._state is not _State.ACTIVE:
             return
-        audio = self._inbound.convert(media.payload)
-        if audio:
-            self._session.send(SendAudio(audio=audio), now)
+        self._inbound.frames_in += 1
+        self._watchdogs.last_media = now
+        fmt = self._stream.media_format
+        if fmt is None or not media.payload:
+            return
+        if not self._ready:
+            self._inbound.hold(media.payload, fmt)
+        elif self._send_caller_audio(media.payload, fmt, now):
             self._drain_session(now)
+
+    def _send_caller_audio(self, payload: bytes, src: AudioFormat, now: float) -> bool:
+        session = self._session
+        if session is None:
+            return False
+        audio = self._inbound.convert(payload, src, session.input_format)
+        if not audio:
+            return False
+        session.send(SendAudio(audio=audio), now)
+        return True
+
+    def _release_held(self, now: float) -> None:
+        """The session became ready: the caller's first words, in order."""
+        fmt = self._stream.media_format
+        for payload in self._inbound.release():
+            if self._state is not _State.ACTIVE or fmt is None:
+                return
+            if self._send_caller_audio(payload, fmt, now):
+                self._collect_io()
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
@@ -513,12 +596,16 @@ class CallBridge:
                 self._on_ready(now)
             elif isinstance(event, ProviderError) and event.fatal:
                 closed = self._socket_closing
+                if event.message:
+                    self._error_detail = event.message
                 self._end("provider_closed" if closed else "provider_error", now)
 
     def _on_ready(self, now: float) -> None:
         if self._ready:
             return
         self._ready = True
+        self._watchdogs.ready()
+        self._release_held(now)
         pending, self._pending = self._pending, []
         info = self._info
         if info is not None and info.first_message and not self._config.first_message_native:
@@ -628,7 +715,11 @@ class CallBridge:
             self._out.extend(ProviderIo(action=io) for io in session.io_to_send())
         info = self._info
         if reason in _HANGUP_REASONS and self._control is not None and info is not None:
-            request = self._control.hangup(info.call_id)
+            message = self._config.error_message
+            if reason in _PROVIDER_FAILURES and message:
+                request = self._control.say_and_hangup(info.call_id, message)
+            else:
+                request = self._control.hangup(info.call_id)
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="hangup"))
         if self._carrier_open:
@@ -644,9 +735,16 @@ class CallBridge:
             "ended_at": now,
             "reason": reason,
             "transcript": list(self._transcript),
+            # Caller audio: frames received, held until the provider was
+            # ready, and dropped from that hold past its bound.
+            "frames_in": self._inbound.frames_in,
+            "frames_buffered": self._inbound.frames_held,
+            "frames_dropped": self._inbound.frames_dropped,
         }
         if reason == "hangup":
             payload["detail"] = self._hangup_detail
+        elif reason in _PROVIDER_FAILURES:
+            payload["detail"] = self._error_detail
         if self._transferred_to is not None:
             payload["transferred_to"] = self._transferred_to
         self._out.append(FireCallback(name="on_call_end", payload=payload))

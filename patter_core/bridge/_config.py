@@ -69,6 +69,10 @@ class CarrierControl(Protocol):
 
     def hangup(self, call_id: str) -> HttpRequest | None: ...
 
+    def say_and_hangup(self, call_id: str, text: str) -> HttpRequest | None:
+        """Speak ``text`` with the carrier's own voice, then hang up."""
+        ...
+
     def transfer(self, call_id: str, target: str) -> HttpRequest | None: ...
 
     def start_recording(self, call_id: str) -> HttpRequest | None: ...
@@ -183,6 +187,25 @@ class BridgeConfig:
     #: Provider events handled per input before we stop draining the
     #: session's due timers: guards against a session that is always due.
     max_timer_rounds: int = 16
+    #: Caller audio held from ``start`` until the provider session is ready
+    #: (a real provider takes 300 to 1,000 ms: TLS, handshake, session
+    #: confirmation), then sent in order. 5 s covers the whole set-up bound
+    #: (``provider_timeout_seconds``); past it the oldest audio is dropped
+    #: and counted. 5 s is 40 KB of mu-law, 160 KB of 16 kHz L16.
+    max_held_audio_ms: int = 5000
+    #: A stream must send a valid ``start`` within this many seconds of being
+    #: opened (None: no bound); pings and unknown events do not count.
+    start_timeout_seconds: float | None = 10.0
+    #: A started call whose carrier sends no media for this long has a dead or
+    #: hostile peer: carriers send media continuously, silence included.
+    media_timeout_seconds: float | None = 15.0
+    #: The provider session must be ready (connected, handshake done, session
+    #: confirmed) within this many seconds of ``start``, or the call ends as
+    #: ``provider_error``: the caller must not sit in dead air.
+    provider_timeout_seconds: float | None = 5.0
+    #: Said to the caller (carrier text-to-speech) before the hang-up when the
+    #: provider fails; "" hangs up in silence.
+    error_message: str = ""
 
     def __post_init__(self) -> None:
         names = [tool.name for tool in self.tools]
@@ -198,7 +221,19 @@ class BridgeConfig:
             raise LocalProtocolError("timeouts must be positive")
         if self.max_pending_commands < 0 or self.max_transcript_entries < 1:
             raise LocalProtocolError("limits must be positive")
+        if self.max_held_audio_ms < 0:
+            raise LocalProtocolError("max_held_audio_ms must not be negative")
+        for value in (
+            self.start_timeout_seconds,
+            self.media_timeout_seconds,
+            self.provider_timeout_seconds,
+        ):
+            if value is not None and not value > 0:
+                raise LocalProtocolError("timeouts must be positive")
 
+
+#: The ``<Parameter>`` carrying our stream token (Twilio).
+STREAM_TOKEN_PARAMETER = "stream_token"
 
 #: Keys in ``Start.custom_parameters`` naming the parties (Twilio's ``start``
 #: has no caller/callee fields; the webhook passes them as parameters).
@@ -228,7 +263,9 @@ def call_info(
         carrier=carrier,
         caller=caller,
         callee=callee,
-        custom_parameters=dict(params),
+        # The stream token is ours, not the application's: it never reaches
+        # a callback (it would let whoever logs it open the call's stream).
+        custom_parameters={k: v for k, v in params.items() if k != STREAM_TOKEN_PARAMETER},
         instructions=fill_prompt_variables(config.instructions, variables),
         first_message=fill_prompt_variables(config.first_message, variables),
         tools=tools,

@@ -9,7 +9,8 @@ Everything Twilio and Telnyx send us over HTTP, and everything we send back:
 * Telnyx: Ed25519 webhook verification (:class:`TelnyxSignatureVerifier`),
   envelope parsing (:func:`parse_telnyx_webhook`) and Call Control requests
   (:class:`TelnyxRest`).
-* :class:`StreamTokens`: the short-lived HMAC that admits a media stream.
+* :class:`StreamTokens`: the short-lived HMAC that admits a media stream;
+  :class:`StreamAdmission`: one live stream per call, no replays.
 
 No sockets and no clock: ``now`` is an argument and REST calls come out as
 :class:`~patter_core.http.HttpRequest` values for the runtime to send.
@@ -50,6 +51,7 @@ from ._telnyx_signature import (
     TelnyxSignatureVerifier,
     verify_telnyx_signature,
 )
+from ._admission import StreamAdmission
 from ._tokens import DEFAULT_STREAM_TOKEN_TTL_S, StreamTokens
 from ._twilio_events import (
     AMD_ANSWERED_BY,
@@ -105,6 +107,7 @@ __all__ = [
     "IncomingCall",
     "RecordingStatusCallback",
     "StreamStatusCallback",
+    "StreamAdmission",
     "StreamTokens",
     "TelnyxCall",
     "TelnyxCallAnswered",
