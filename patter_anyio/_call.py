@@ -63,9 +63,10 @@ from patter_core.providers import (
     OpenSocket,
     SendMessage,
     StartHttp,
+    describe_refusal,
 )
 
-from ._httpclient import ClientError, HttpPool, request, stream_request
+from ._httpclient import ClientError, ClientProtocolError, HttpPool, request, stream_request
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -234,6 +235,10 @@ class CallRunner:
         bridge = self._bridge
         await self._input(lambda now: bridge.hangup(reason, now))
 
+    async def shutdown(self) -> None:
+        """The server is going away: end the call as ``server_shutdown``."""
+        await self._input(self._bridge.shutdown)
+
     # -- readers -------------------------------------------------------------------
 
     async def _read_carrier(self) -> None:
@@ -289,9 +294,13 @@ class CallRunner:
                     await self._input(
                         partial(_swap2, bridge.provider_socket_message, channel, data)
                     )
+        except ClientProtocolError as exc:
+            # The provider's own words (e.g. OpenAI's "Incorrect API key").
+            code, reason = 1006, describe_refusal(exc.status, exc.body)
+            log.warning("provider connection %s refused: %s", channel, reason)
         except ClientError as exc:
+            code, reason = 1006, f"could not connect: {exc}"
             log.warning("provider connection %s failed: %s", channel, exc)
-            code, reason = 1006, str(exc)
         finally:
             self._sockets.pop(channel, None)
             if guard is not None:

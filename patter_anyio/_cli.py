@@ -25,7 +25,7 @@ from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
 from ._call import CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
-from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings
+from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, StreamTimeouts
 from ._server import Server, StreamHandler
 
 __all__ = ["build_app", "main", "run_server"]
@@ -81,8 +81,8 @@ async def run_server(
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
                     if server.stopping:
-                        log.warning("second signal: closing now")
-                        tg.cancel_scope.cancel()
+                        log.warning("second signal: ending live calls now")
+                        server.stop(immediate=True)
                         return
                     log.info("signal %d: finishing live calls, then stopping", signum)
                     server.stop()
@@ -90,6 +90,7 @@ async def run_server(
         tg.start_soon(watch_signals)
         if runtime is not None:
             runtime.background = tg
+            server.end_calls = runtime.end_all
         await server.serve()
         tg.cancel_scope.cancel()
 
@@ -102,6 +103,8 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         first_message=config.first_message or "",
         voice=config.voice,
         model=config.model,
+        provider_timeout=config.provider_timeout,
+        error_message=config.error_message or "",
     )
     return LocalRuntime(
         agent=agent,
@@ -128,6 +131,7 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         stream_secret=config.stream_secret.encode("utf-8"),
         recording=config.recording,
         voicemail_message=config.voicemail_message,
+        timeouts=StreamTimeouts(start=config.start_timeout, media=config.media_timeout),
     )
 
 

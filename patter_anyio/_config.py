@@ -10,6 +10,7 @@ else (no ``os.environ``, no files), so tests call it directly.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,28 @@ ENVIRONMENT = (
     ("DEEPGRAM_BASE_URL", "override https://api.deepgram.com"),
     ("TWILIO_API_BASE_URL", "override https://api.twilio.com"),
     ("TELNYX_API_BASE_URL", "override https://api.telnyx.com/v2"),
+    ("PATTER_START_TIMEOUT", "as --start-timeout"),
+    ("PATTER_MEDIA_TIMEOUT", "as --media-timeout"),
+    ("PATTER_PROVIDER_TIMEOUT", "as --provider-timeout"),
+    ("PATTER_SHUTDOWN_GRACE", "as --shutdown-grace"),
+)
+
+#: Timeout flags: (flag, environment variable, default seconds, help).
+TIMEOUTS = (
+    ("start_timeout", "PATTER_START_TIMEOUT", 10.0, "seconds a media stream may take to send start"),
+    ("media_timeout", "PATTER_MEDIA_TIMEOUT", 15.0, "seconds a started call may go without media"),
+    (
+        "provider_timeout",
+        "PATTER_PROVIDER_TIMEOUT",
+        5.0,
+        "seconds from start until the provider session must be ready",
+    ),
+    (
+        "shutdown_grace",
+        "PATTER_SHUTDOWN_GRACE",
+        30.0,
+        "seconds live calls may go on after SIGTERM",
+    ),
 )
 
 
@@ -76,6 +99,11 @@ class ServerConfig:
     model: str | None = None
     recording: bool = False
     voicemail_message: str | None = None
+    #: Said by the carrier before hanging up when the provider fails.
+    error_message: str | None = None
+    start_timeout: float = 10.0
+    media_timeout: float = 15.0
+    provider_timeout: float = 5.0
     workers: int = 1
     trusted_proxies: tuple[str, ...] = ()
     stream_secret: str = field(default="", repr=False)
@@ -192,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--voicemail-message", help="message to leave when a machine answers")
     serve.add_argument(
+        "--error-message",
+        help="said to the caller before the hang-up when the provider fails (default: silence)",
+    )
+    for name, variable, default, text in TIMEOUTS:
+        serve.add_argument(
+            "--" + name.replace("_", "-"),
+            metavar="SECONDS",
+            help=f"{text} (default {default:g}; env {variable})",
+        )
+    serve.add_argument(
         "--workers", type=_workers, default=1, help="worker processes sharing the port (default 1)"
     )
     serve.add_argument(
@@ -222,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _env(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _seconds(
+    flag_value: str | None, env: Mapping[str, str], name: str, variable: str, default: float
+) -> float:
+    """A timeout from its flag, else its environment variable, else the default."""
+    text, source = flag_value, "--" + name.replace("_", "-")
+    if text is None:
+        text, source = _env(env, variable), variable
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{source} must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
@@ -292,6 +348,10 @@ def config_from_args(
         except PatterError:
             raise ConfigError("TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key") from None
 
+    seconds = {
+        name: _seconds(getattr(args, name), env, name, variable, default)
+        for name, variable, default, _ in TIMEOUTS
+    }
     secret = args.stream_secret or _env(env, "PATTER_STREAM_SECRET")
     generated = secret is None
     if secret is None:
@@ -311,6 +371,11 @@ def config_from_args(
         model=args.model,
         recording=args.recording,
         voicemail_message=args.voicemail_message,
+        error_message=args.error_message,
+        start_timeout=seconds["start_timeout"],
+        media_timeout=seconds["media_timeout"],
+        provider_timeout=seconds["provider_timeout"],
+        limits=ServerLimits(shutdown_grace=seconds["shutdown_grace"]),
         workers=args.workers,
         trusted_proxies=tuple(args.trusted_proxy),
         stream_secret=secret,

@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from patter_core.http import ServerLimits
 from patter_core.webhooks import (
     CarrierApiError,
     TelnyxRest,
@@ -32,11 +33,17 @@ from patter_core.webhooks import (
     parse_twilio_call,
 )
 
-from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools
+from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
 from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
-from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, missing_settings
+from ._runtime import (
+    CarrierSettings,
+    LocalRuntime,
+    ProviderSettings,
+    StreamTimeouts,
+    missing_settings,
+)
 from ._server import Server
 
 __all__ = ["Patter"]
@@ -224,6 +231,7 @@ class Patter:
         on_message: Callable[..., Any] | None,
         recording: bool,
         voicemail_message: str | None,
+        timeouts: StreamTimeouts | None = None,
     ) -> LocalRuntime:
         if not isinstance(agent, Agent):
             raise InvalidOption("agent must come from phone.agent(...)")
@@ -264,6 +272,7 @@ class Patter:
             stream_secret=self._secret,
             recording=recording,
             voicemail_message=voicemail_message,
+            timeouts=timeouts,
         )
 
     async def serve(
@@ -278,6 +287,9 @@ class Patter:
         on_message: Callable[..., Any] | None = None,
         recording: bool = False,
         voicemail_message: str | None = None,
+        start_timeout: float = 10.0,
+        media_timeout: float = 15.0,
+        shutdown_grace: float = 30.0,
         handle_signals: bool = True,
         server: Server | None = None,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -285,8 +297,17 @@ class Patter:
         """Serve calls until SIGINT/SIGTERM (or ``stop()``); reports the port to ``task_status``.
 
         ``port=None`` binds an ephemeral port (embedding, tests).
+        ``start_timeout``: seconds a media stream may take to send its
+        ``start``; ``media_timeout``: seconds a started call may go without
+        media; ``shutdown_grace``: seconds live calls may go on after
+        SIGTERM or ``stop()`` before they end as ``server_shutdown``.
         """
         _check_port(port)
+        timeouts = StreamTimeouts(
+            start=check_seconds("start_timeout", start_timeout),
+            media=check_seconds("media_timeout", media_timeout),
+        )
+        grace = check_seconds("shutdown_grace", shutdown_grace)
         if agent is None:
             agent = self.agent()
         runtime = self._runtime_for(
@@ -297,6 +318,7 @@ class Patter:
             on_message=on_message,
             recording=recording,
             voicemail_message=voicemail_message,
+            timeouts=timeouts,
         )
         app = WebhookApp(
             stream_secret=self._secret,
@@ -307,9 +329,12 @@ class Patter:
             stream_handler=runtime.handle_stream,
         )
         if server is None:
-            server = Server(app, host=host, port=port or 0)
+            server = Server(
+                app, host=host, port=port or 0, limits=ServerLimits(shutdown_grace=grace)
+            )
         else:
             server.app = app
+        server.end_calls = runtime.end_all
         for warning in app.startup_warnings():
             log.warning("%s", warning)
         if self._secret_generated:
@@ -343,8 +368,8 @@ class Patter:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if server.stopping:
-                    log.warning("second signal: closing now")
-                    scope.cancel()
+                    log.warning("second signal: ending live calls now")
+                    server.stop(immediate=True)
                     return
                 log.info("signal %d: finishing live calls, then stopping", signum)
                 server.stop()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import anyio.abc
 
 from patter_core import Entropy
@@ -43,9 +44,9 @@ from patter_core.providers import (
 )
 from patter_core.webhooks import (
     AmdCallback,
-    StreamAdmission,
     CallStatusCallback,
     RecordingStatusCallback,
+    StreamAdmission,
     StreamTokens,
     TelnyxCallFlow,
     TelnyxEvent,
@@ -452,6 +453,13 @@ class LocalRuntime:
             if bridge.accepted:
                 self._outbound.pop(req.call_id, None)
                 self.admission.release(req.call_id, self._clock())
+
+    async def end_all(self) -> None:
+        """End every live call of this process (server shutdown), each once."""
+        runners = [runner for runners in self.live.values() for runner in runners]
+        async with anyio.create_task_group() as tg:
+            for runner in runners:
+                tg.start_soon(runner.shutdown)
 
     # -- webhook hooks ----------------------------------------------------------------
 

@@ -18,7 +18,14 @@ rejection; this module only reads, writes and keeps time:
 
 Shutdown: :meth:`Server.stop` stops accepting, closes idle keep-alive
 connections, lets live requests and calls finish for ``shutdown_grace``
-seconds, then closes every WebSocket still open with 1001 (going away).
+seconds (``stop(immediate=True)``, a second signal, cuts that short), asks
+the owner to end the calls still live (``end_calls``: each ends as
+``server_shutdown`` and its ``on_call_end`` runs), then closes every
+WebSocket still open with 1001 (going away).
+
+Refused stream upgrades are logged through a
+:class:`~patter_core.http.LogThrottle`: the first few per reason in full,
+then one line with a count per interval.
 """
 
 from __future__ import annotations
@@ -39,10 +46,12 @@ from patter_core import RemoteProtocolError
 from patter_core.http import (
     Endpoint,
     HttpResponse,
+    LogThrottle,
     Reject,
     Route,
     Router,
     ServerLimits,
+    Suppressed,
     check_body_size,
 )
 
@@ -152,15 +161,23 @@ class Server:
         self.router = Router(self.limits, trusted_proxies)
         self.reuse_port = reuse_port
         self._stop = anyio.Event()
+        self._hurry = anyio.Event()
         self._stopping = False
+        #: Ends the calls still live when the grace time is over (the owner's
+        #: runtime sets it); they report ``server_shutdown``.
+        self.end_calls: Callable[[], Awaitable[None]] | None = None
+        self._refusals = LogThrottle()
         self._live = 0
         self._waiting: set[anyio.CancelScope] = set()
         self._websockets: set[WebSocket] = set()
 
     # --------------------------------------------------------------- control
-    def stop(self) -> None:
-        """Begin a graceful shutdown (safe to call more than once)."""
+    def stop(self, *, immediate: bool = False) -> None:
+        """Begin a graceful shutdown (safe to call more than once);
+        ``immediate`` skips what is left of the grace time."""
         self._stop.set()
+        if immediate:
+            self._hurry.set()
 
     @property
     def stopping(self) -> bool:
@@ -195,6 +212,7 @@ class Server:
                         await listener.aclose()
 
             tg.start_soon(accept_all)
+            tg.start_soon(self._report_refusals)
             await self._stop.wait()
             self._stopping = True
             accept_scope.cancel()
@@ -202,15 +220,32 @@ class Server:
                 scope.cancel()
             log.info("shutting down: %d live connection(s)", self._live)
             with anyio.move_on_after(self.limits.shutdown_grace):
-                while self._live:
-                    await anyio.sleep(0.05)
+                while self._live and not self._hurry.is_set():
+                    with anyio.move_on_after(0.05):
+                        await self._hurry.wait()
+            if self.end_calls is not None and self._websockets:
+                with anyio.move_on_after(_CLOSE_WAIT):
+                    await self.end_calls()
             for ws in list(self._websockets):
                 tg.start_soon(ws.close, 1001, "server shutting down")
             with anyio.move_on_after(_CLOSE_WAIT):
                 while self._live:
                     await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
+        self._log_suppressed(self._refusals.take(anyio.current_time(), all_=True))
         log.info("stopped")
+
+    async def _report_refusals(self) -> None:
+        """One line per reason and interval for refusals not logged in full."""
+        while True:
+            deadline = self._refusals.next_deadline()
+            await anyio.sleep(1.0 if deadline is None else max(0.0, deadline - anyio.current_time()))
+            self._log_suppressed(self._refusals.take(anyio.current_time()))
+
+    @staticmethod
+    def _log_suppressed(counts: Iterable[Suppressed]) -> None:
+        for item in counts:
+            log.warning("%d more stream upgrades refused: %s", item.count, item.reason)
 
     async def _accept_loop(
         self,
@@ -431,7 +466,8 @@ class Server:
         )
         denied = await self.app.authorize_stream(request)
         if denied is not None:
-            log.warning("stream %s refused: %s", route.call_id, denied.reason)
+            if self._refusals.admit(denied.reason, anyio.current_time()):
+                log.warning("stream %s refused: %s", route.call_id, denied.reason)
             await self._send_error(conn, stream, denied.status, denied.reason, denied.headers)
             return
         try:

@@ -3,9 +3,8 @@ session, a carrier control, and an independent G.711 mu-law oracle."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import base64
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any

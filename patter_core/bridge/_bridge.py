@@ -142,8 +142,8 @@ from ._config import (
 )
 from ._inbound import CallerAudio
 from ._playback import Playback
-from ._watchdog import Watchdog, Watchdogs
 from ._tools import decide, error_output, offered_tools
+from ._watchdog import Watchdog, Watchdogs
 
 __all__ = ["CallBridge"]
 
@@ -349,8 +349,8 @@ class CallBridge:
         # (refused, DNS, a refused handshake), which is a provider error.
         opened = channel in self._opened_channels
         self._opened_channels.discard(channel)
-        if self._is_active() and not self._error_detail:
-            self._error_detail = reason
+        if not opened and self._is_active() and not self._error_detail:
+            self._error_detail = reason  # our words for why connecting failed
         self._socket_closing = opened
         try:
             actions = self._provider_input(
@@ -596,7 +596,7 @@ class CallBridge:
                 self._on_ready(now)
             elif isinstance(event, ProviderError) and event.fatal:
                 closed = self._socket_closing
-                if event.message:
+                if event.message and not self._error_detail:
                     self._error_detail = event.message
                 self._end("provider_closed" if closed else "provider_error", now)
 

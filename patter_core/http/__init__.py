@@ -2,6 +2,7 @@
 
 from ._clientip import TrustedProxies, client_ip
 from ._limits import ServerLimits
+from ._logthrottle import LogThrottle, Suppressed
 from ._ratelimit import ConnectionLimiter
 from ._router import Endpoint, Reject, Route, Router, check_body_size, websocket_accept
 from ._types import HttpRequest, HttpResponse
@@ -11,10 +12,12 @@ __all__ = [
     "Endpoint",
     "HttpRequest",
     "HttpResponse",
+    "LogThrottle",
     "Reject",
     "Route",
     "Router",
     "ServerLimits",
+    "Suppressed",
     "TrustedProxies",
     "check_body_size",
     "client_ip",

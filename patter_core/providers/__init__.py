@@ -22,6 +22,7 @@ from ._events import (
     UserSpeechStopped,
 )
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
+from ._refusal import describe_refusal
 from ._session import (
     CallHandler,
     CloseSocket,
@@ -68,6 +69,7 @@ __all__ = [
     "UpdateInstructions",
     "UserSpeechStarted",
     "UserSpeechStopped",
+    "describe_refusal",
 ]
 
 # Realtime providers (OpenAI Realtime, ElevenLabs Conversational AI).

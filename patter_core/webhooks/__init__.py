@@ -18,6 +18,7 @@ No sockets and no clock: ``now`` is an argument and REST calls come out as
 
 from __future__ import annotations
 
+from ._admission import StreamAdmission
 from ._forms import (
     DEFAULT_MAX_FORM_BYTES,
     DEFAULT_MAX_FORM_FIELDS,
@@ -51,7 +52,6 @@ from ._telnyx_signature import (
     TelnyxSignatureVerifier,
     verify_telnyx_signature,
 )
-from ._admission import StreamAdmission
 from ._tokens import DEFAULT_STREAM_TOKEN_TTL_S, StreamTokens
 from ._twilio_events import (
     AMD_ANSWERED_BY,
@@ -106,8 +106,8 @@ __all__ = [
     "Headers",
     "IncomingCall",
     "RecordingStatusCallback",
-    "StreamStatusCallback",
     "StreamAdmission",
+    "StreamStatusCallback",
     "StreamTokens",
     "TelnyxCall",
     "TelnyxCallAnswered",

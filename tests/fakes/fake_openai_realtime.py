@@ -33,6 +33,7 @@ from patter_core.providers import (
     SendMessage,
     StartHttp,
 )
+from tests.fakes.provider_servers import Pause
 
 __all__ = ["FakeOpenAIRealtime", "FakePeer", "Loopback", "tone"]
 
@@ -58,9 +59,21 @@ def tone(audio_format: str, ms: int, hz: float = 440.0, amplitude: int = 8000) -
 class FakeOpenAIRealtime:
     """The server side of an OpenAI Realtime GA session, message by message."""
 
-    def __init__(self, *, api_key: str = "sk-test", model: str = "gpt-realtime") -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk-test",
+        model: str = "gpt-realtime",
+        ready_delay: float = 0.0,
+        confirm_session: bool = True,
+    ) -> None:
         self.api_key = api_key
         self.model = model
+        #: Seconds between session.update and session.updated (a real
+        #: provider's set-up takes 300 to 1,000 ms in all).
+        self.ready_delay = ready_delay
+        #: False: never answer session.update (a provider that hangs).
+        self.confirm_session = confirm_session
         self.received: list[dict[str, Any]] = []  # every client message, parsed
         self.audio_in = bytearray()  # decoded input_audio_buffer.append payloads
         self.session: dict[str, Any] = {"type": "realtime", "id": "sess_fake", "model": model}
@@ -98,7 +111,12 @@ class FakeOpenAIRealtime:
             return []  # the real server sends no ack
         if kind == "session.update":
             self.session.update(msg["session"])
-            return [self._event("session.updated", session=self.session)]
+            if not self.confirm_session:
+                return []
+            updated = self._event("session.updated", session=self.session)
+            if self.ready_delay:
+                return [Pause(self.ready_delay), updated]  # type: ignore[list-item]
+            return [updated]
         if kind == "response.cancel":
             if self.active_response is None:
                 return self.error(

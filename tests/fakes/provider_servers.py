@@ -172,7 +172,8 @@ class ProviderServer:
         self.handshake_headers.append({k.lower(): v for k, v in headers})
         status = self.peer.check_handshake(request.path, headers)
         if status is not None:
-            return connection.respond(status, "refused by the fake provider\n")
+            body = getattr(self.peer, "refusal_body", None) or "refused by the fake provider\n"
+            return connection.respond(status, body)
         return None
 
     async def _handler(self, conn: ServerConnection) -> None:
