@@ -89,6 +89,34 @@ def read_stamp(frame: bytes) -> tuple[int, float] | None:
     return int(seq), float(sent_at)
 
 
+def appended_bytes(text: str) -> int:
+    """Audio bytes in an ``input_audio_buffer.append``, from its base64 length.
+
+    Counted without decoding or parsing the JSON: the caller-to-provider
+    frames of every call are counted at the fake, and its CPU shares the
+    machine with the server under test.
+    """
+    begin = text.find('"audio"')
+    if begin < 0:
+        return 0
+    begin = text.find('"', text.find(":", begin)) + 1
+    end = text.find('"', begin)
+    encoded = text[begin:end]
+    return len(encoded) * 3 // 4 - encoded.count("=", -2)
+
+
+def fetch_stats(port: int) -> dict[str, int]:
+    """The fake's counters (``GET /stats``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    body = data.split(b"\r\n\r\n", 1)[1]
+    stats: dict[str, int] = json.loads(body)
+    return stats
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of process ``pid`` so far, without psutil.
 
@@ -245,7 +273,13 @@ class FakeRealtime:
         self.turn_seconds = turn_seconds
         self.delta_frames = max(1, delta_ms // 20)
         self.lead = lead
-        self.stats = {"connections": 0, "appends": 0, "frames_sent": 0, "open": 0}
+        self.stats = {
+            "connections": 0,
+            "appends": 0,
+            "audio_bytes_in": 0,
+            "frames_sent": 0,
+            "open": 0,
+        }
         self._ids = 0
 
     def _id(self, prefix: str) -> str:
@@ -278,6 +312,7 @@ class FakeRealtime:
                 # The hot message is not parsed: the fake's CPU shares the cores.
                 if "input_audio_buffer.append" in text[:64]:
                     self.stats["appends"] += 1
+                    self.stats["audio_bytes_in"] += appended_bytes(text)
                     continue
                 kind = json.loads(text).get("type")
                 if kind == "session.update":

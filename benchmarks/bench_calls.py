@@ -35,6 +35,10 @@ of the baseline alternate, so a busy machine hurts both alike):
   ``--seconds - 0.8`` s of answer per call, or, from the echo agent, each
   completed talk spurt once more (30 frames; the resampler's filter tail
   makes it 31 on the way back, counted as expected);
+* caller frames the fake provider received against those the callers sent
+  ("up rx/sent"), counted at the fake from each ``input_audio_buffer.append``
+  (OpenAI provider and the relay; the echo agent has no provider hop): every
+  frame, the ones sent before the provider was ready included;
 * lateness of the frames the callers receive, p50 and p99 over every frame:
   with the fake provider, arrival minus the send time stamped in the frame;
   with the echo agent, arrival minus the moment the echo was due (the
@@ -85,6 +89,7 @@ from ._load_helpers import (
     Children,
     clean_env,
     cpu_seconds,
+    fetch_stats,
     free_port,
     read_port_line,
     read_stamp,
@@ -157,6 +162,7 @@ class Plan:
 @dataclass
 class CallResult:
     frames: int = 0
+    sent: int = 0  # caller frames sent
     lateness: list[float] = field(default_factory=list)
     unstamped: int = 0
     error: str | None = None
@@ -270,6 +276,7 @@ class SimCall:
         except Exception as exc:  # reported per call; the run goes on
             self.result.error = f"{type(exc).__name__}: {exc}"
         finally:
+            self.result.sent = self.sent
             self.next_frame = self.drain_until = math.inf
             self.finished.set()
             if self.ws is not None:
@@ -376,14 +383,22 @@ class RunFigures:
     lateness: list[float]
     errors: list[str]
     loadgen_cpu: float  # fraction of one core
+    #: Caller frames the fake provider received, and the callers sent (None:
+    #: the caller's audio does not go through the fake, as with the echo agent).
+    up_frames: int | None = None
+    up_sent: int = 0
 
 
-def measure(plan: Plan, n: int, server_pid: int) -> RunFigures:
+def measure(plan: Plan, n: int, server_pid: int, fake_port: int | None = None) -> RunFigures:
+    up0 = fetch_stats(fake_port)["audio_bytes_in"] if fake_port else 0
     cpu0, own0, wall0 = cpu_seconds(server_pid), time.process_time(), time.monotonic()
     results = asyncio.run(run_calls(plan, n))
     time.sleep(0.2)  # let the server finish closing the last calls
     cpu1, own1, wall1 = cpu_seconds(server_pid), time.process_time(), time.monotonic()
+    up1 = fetch_stats(fake_port)["audio_bytes_in"] if fake_port else 0
     return RunFigures(
+        up_frames=(up1 - up0) // FRAME_BYTES if fake_port else None,
+        up_sent=sum(r.sent for r in results),
         cpu_ms_per_call_s=1000 * (cpu1 - cpu0) / (n * plan.seconds),
         frames=sum(r.frames for r in results),
         expected=n * plan.expected_frames(),
@@ -405,6 +420,7 @@ def _pct(values: list[float], q: float) -> float:
 class Row:
     cpu: float
     frames: str
+    up: str
     p50: float
     p99: float
     loadgen: float
@@ -417,7 +433,14 @@ def summarise(runs: list[RunFigures]) -> Row:
     expected = sum(r.expected for r in runs)
     unstamped = sum(r.unstamped for r in runs)
     text = f"{frames}/{expected}" + (f" ({unstamped} unstamped)" if unstamped else "")
+    counted = [r for r in runs if r.up_frames is not None]
+    up = (
+        f"{sum(r.up_frames or 0 for r in counted)}/{sum(r.up_sent for r in counted)}"
+        if counted
+        else "-"
+    )
     return Row(
+        up=up,
         cpu=statistics.median(r.cpu_ms_per_call_s for r in runs),
         frames=text,
         p50=1000 * _pct(late, 0.50),
@@ -568,8 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"patter {lateness}; baseline lateness = arrival - stamped send time\n")
             header = (
-                f"{'N':>4} | {'patter ms/call-s':>16} {'frames rx/exp':>16} {'late p50/p99 ms':>16}"
-                f" | {'relay ms/call-s':>15} {'frames rx/exp':>16} {'late p50/p99 ms':>16}"
+                f"{'N':>4} | {'patter ms/call-s':>16} {'frames rx/exp':>16} {'up rx/sent':>14}"
+                f" {'late p50/p99 ms':>16}"
+                f" | {'relay ms/call-s':>15} {'frames rx/exp':>16} {'up rx/sent':>14}"
+                f" {'late p50/p99 ms':>16}"
                 f" | {'ratio':>5} | {'loadgen':>7}"
             )
             print(header)
@@ -589,21 +614,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     plan = Plan(
                         "patter", server.port, args.seconds, args.drain, args.provider == "openai"
                     )
-                    mine.append(measure(plan, n, server.proc.pid))
+                    through_fake = fake.port if args.provider == "openai" else None
+                    mine.append(measure(plan, n, server.proc.pid, through_fake))
                     if relay is not None:
                         plan = Plan("relay", relay.port, args.seconds, args.drain, True)
-                        theirs.append(measure(plan, n, relay.proc.pid))
+                        theirs.append(measure(plan, n, relay.proc.pid, fake.port))
                 a = summarise(mine)
                 b = summarise(theirs) if theirs else None
                 ratio = f"{a.cpu / b.cpu:5.2f}" if b and b.cpu > 0 else "    -"
                 relay_cols = (
-                    f"{b.cpu:15.2f} {b.frames:>16} {_fmt(b.p50) + '/' + _fmt(b.p99):>16}"
+                    f"{b.cpu:15.2f} {b.frames:>16} {b.up:>14} {_fmt(b.p50) + '/' + _fmt(b.p99):>16}"
                     if b
-                    else f"{'-':>15} {'-':>16} {'-':>16}"
+                    else f"{'-':>15} {'-':>16} {'-':>14} {'-':>16}"
                 )
                 loadgen = max(a.loadgen, b.loadgen if b else 0.0)
                 print(
-                    f"{n:>4} | {a.cpu:16.2f} {a.frames:>16} {_fmt(a.p50) + '/' + _fmt(a.p99):>16}"
+                    f"{n:>4} | {a.cpu:16.2f} {a.frames:>16} {a.up:>14}"
+                    f" {_fmt(a.p50) + '/' + _fmt(a.p99):>16}"
                     f" | {relay_cols} | {ratio} | {100 * loadgen:6.0f}%",
                     flush=True,
                 )
