@@ -70,6 +70,15 @@ _FIN_BINARY = 0x82
 _IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
+#: What we say when closing for the peer's malformed frames (RFC 6455 7.4.1),
+#: instead of the parser's own text.
+_CLOSE_WORDS = {
+    1002: "protocol error",
+    1007: "invalid frame payload data",
+    1009: "message too big",
+}
+
+
 class WebSocketClosed(PatterError):
     """The WebSocket is closed; ``code`` and ``reason`` say how (1006 when
     the TCP connection dropped without a Close frame)."""
@@ -304,8 +313,8 @@ class WebSocket:
             await self._finish(WebSocketClosed(event.code, event.reason or ""))
         elif state is ConnectionState.OPEN:
             # wsproto reports a malformed frame as a CloseConnection event
-            # without changing state: we close with its code.
-            await self._fail(event.code, event.reason or "")
+            # without changing state: we close with its code, in our words.
+            await self._fail(event.code, _CLOSE_WORDS.get(event.code, "protocol error"))
         else:
             # The answer to our own Close, or the TCP connection dropped.
             if self._closed is None:
