@@ -20,7 +20,6 @@ URL is rebuilt from the configured webhook host, never from ``Host``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -60,7 +59,6 @@ __all__ = ["WebhookApp", "WebhookHooks", "read_until_close"]
 log = logging.getLogger("patter_anyio.app")
 
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
-_HEALTH_BODY = json.dumps({"status": "ok", "mode": "local"}).encode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +84,8 @@ async def read_until_close(ws: WebSocket, request: StreamRequest) -> None:
 
 
 class WebhookApp:
-    """Serves health, the carrier webhooks and hands media streams on."""
+    """Serves the carrier webhooks and hands media streams on (the server
+    answers ``/health`` and ``/ready`` itself: it knows the live calls)."""
 
     def __init__(
         self,
@@ -122,12 +121,6 @@ class WebhookApp:
     # ------------------------------------------------------------------ HTTP
     async def handle_http(self, route: Route, request: ServerRequest) -> HttpResponse:
         try:
-            if route.endpoint is Endpoint.HEALTH:
-                return HttpResponse(
-                    status=200,
-                    headers=(("content-type", "application/json"),),
-                    body=_HEALTH_BODY,
-                )
             if route.endpoint is Endpoint.TELNYX_VOICE:
                 return await self._telnyx_voice(request)
             form = self._twilio_form(request)

@@ -42,7 +42,7 @@ import h11
 from anyio.abc import SocketAttribute
 from wsproto.connection import Connection, ConnectionType
 
-from patter_core import RemoteProtocolError
+from patter_core import RemoteProtocolError, __version__
 from patter_core.http import (
     Endpoint,
     HttpResponse,
@@ -53,6 +53,7 @@ from patter_core.http import (
     ServerLimits,
     Suppressed,
     check_body_size,
+    health_response,
 )
 
 from ._websocket import WebSocket, WebSocketClosed
@@ -162,6 +163,7 @@ class Server:
         self.reuse_port = reuse_port
         self._stop = anyio.Event()
         self._hurry = anyio.Event()
+        self._busy = 0  # HTTP requests being answered
         self._stopping = False
         #: Ends the calls still live when the grace time is over (the owner's
         #: runtime sets it); they report ``server_shutdown``.
@@ -214,15 +216,23 @@ class Server:
             tg.start_soon(accept_all)
             tg.start_soon(self._report_refusals)
             await self._stop.wait()
+            # Drain: still accepting, so health checks read 503 "draining"
+            # and new calls are refused with a 503 a balancer retries
+            # elsewhere; live calls and requests go on.
             self._stopping = True
-            accept_scope.cancel()
+            self.router.draining = True
             for scope in list(self._waiting):
                 scope.cancel()
-            log.info("shutting down: %d live connection(s)", self._live)
+            log.info(
+                "draining: %d live call(s), up to %g s (a second signal ends them now)",
+                len(self._websockets),
+                self.limits.shutdown_grace,
+            )
             with anyio.move_on_after(self.limits.shutdown_grace):
-                while self._live and not self._hurry.is_set():
+                while (self._websockets or self._busy) and not self._hurry.is_set():
                     with anyio.move_on_after(0.05):
                         await self._hurry.wait()
+            accept_scope.cancel()
             if self.end_calls is not None and self._websockets:
                 with anyio.move_on_after(_CLOSE_WAIT):
                     await self.end_calls()
@@ -421,13 +431,21 @@ class Server:
         server_request = ServerRequest(
             method=method, target=target, headers=headers, body=body, client_ip=decision.client_ip
         )
+        self._busy += 1
         try:
-            response = await self.app.handle_http(decision, server_request)
+            if decision.endpoint in (Endpoint.HEALTH, Endpoint.READY):
+                response = health_response(
+                    draining=self.router.draining, calls=len(self._websockets), version=__version__
+                )
+            else:
+                response = await self.app.handle_http(decision, server_request)
         except Exception:
             log.exception("handler failed for %s %s", method, decision.path)
             response = HttpResponse(
                 status=500, headers=(("content-type", "text/plain"),), body=b"internal error\n"
             )
+        finally:
+            self._busy -= 1
         close = pipelined or self._stopping or conn.their_state is h11.MUST_CLOSE
         await self._send_response(conn, stream, response, close=close, head_only=method == "HEAD")
         return not close

@@ -192,7 +192,7 @@ async def test_serve_starts_answers_health_and_stops(anyio_backend: str) -> None
             assert isinstance(port, int) and port > 0
             status, body = await http_get(port, "/health")
             assert status == 200
-            assert json.loads(body) == {"status": "ok", "mode": "local"}
+            assert json.loads(body) == {"status": "ok", "mode": "local", "calls": 0, "version": "0.1.0"}
             phone.stop()
     # Stopped: the port is free again and a second stop is harmless.
     phone.stop()

@@ -186,7 +186,7 @@ def test_serve_health_then_sigterm(workers: str, tmp_path: pathlib.Path) -> None
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.05)
         for _ in range(4):
-            assert _wait_health(port, proc) == b'{"status": "ok", "mode": "local"}'
+            assert _wait_health(port, proc) == b'{"status": "ok", "mode": "local", "calls": 0, "version": "0.1.0"}'
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     finally:

@@ -99,7 +99,7 @@ async def test_cli_serves_an_echo_call_then_stops_on_sigint(
         PATTER_WEBHOOK_URL=WEBHOOK_HOST,
     ) as (proc, log_path):
         status, body = await http_get(port, "/health")
-        assert (status, body) == (200, b'{"status": "ok", "mode": "local"}')
+        assert (status, body) == (200, b'{"status": "ok", "mode": "local", "calls": 0, "version": "0.1.0"}')
 
         call_sid = "CA" + "e" * 32
         params = await incoming_call(port, call_sid)

@@ -132,7 +132,12 @@ async def test_health() -> None:
         )
     assert status == 200
     assert headers["content-type"] == "application/json"
-    assert json.loads(body) == {"status": "ok", "mode": "local"}
+    assert json.loads(body) == {"status": "ok", "mode": "local", "calls": 0, "version": "0.1.0"}
+    async with running() as port:
+        status, _, body = split(
+            await exchange(port, b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        )
+    assert status == 200 and json.loads(body)["status"] == "ok"
 
 
 async def test_voice_webhook_answers_connect_stream_with_token() -> None:
@@ -390,4 +395,5 @@ async def test_head_request() -> None:
         )
     status, headers, body = split(reply)
     assert status == 200 and body == b""
-    assert headers["content-length"] == str(len(b'{"status": "ok", "mode": "local"}'))
+    full = b'{"status": "ok", "mode": "local", "calls": 0, "version": "0.1.0"}'
+    assert headers["content-length"] == str(len(full))

@@ -6,6 +6,8 @@ client, so the same test runs under asyncio and trio).
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -225,6 +227,15 @@ async def test_idle_websocket_closed_1001() -> None:
             assert await in_thread(_expect_close, ws) == 1001
 
 
+def _raw_get(port: int, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
 async def test_shutdown_lets_a_call_finish_within_grace() -> None:
     rec = Recorder()
     limits = ServerLimits(**{**_fields(FAST), "shutdown_grace": 5.0})
@@ -232,9 +243,15 @@ async def test_shutdown_lets_a_call_finish_within_grace() -> None:
         ws = await ws_connect(port)
         server.stop()
         await anyio.sleep(0.2)
-        # New connections are refused, the live call carries on.
-        with pytest.raises(OSError):
-            await anyio.connect_tcp("127.0.0.1", port)
+        # Draining: new calls get a 503 a balancer retries elsewhere, the
+        # health check says so, and the live call carries on.
+        with pytest.raises(InvalidStatus) as refused:
+            await ws_connect(port)
+        assert refused.value.response.status_code == 503
+        health = await in_thread(_raw_get, port, "/health")
+        assert health.startswith(b"HTTP/1.1 503 ")
+        body = json.loads(health.split(b"\r\n\r\n", 1)[1])
+        assert body == {"status": "draining", "mode": "local", "calls": 1, "version": "0.1.0"}
         assert await in_thread(roundtrip, ws, "still here") == "still here"
         start = anyio.current_time()
         await in_thread(ws.close)

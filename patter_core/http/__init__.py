@@ -1,6 +1,7 @@
 """HTTP values and routing decisions (pure)."""
 
 from ._clientip import TrustedProxies, client_ip
+from ._health import health_response
 from ._limits import ServerLimits
 from ._logthrottle import LogThrottle, Suppressed
 from ._ratelimit import ConnectionLimiter
@@ -21,5 +22,6 @@ __all__ = [
     "TrustedProxies",
     "check_body_size",
     "client_ip",
+    "health_response",
     "websocket_accept",
 ]

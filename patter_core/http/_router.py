@@ -50,6 +50,7 @@ _CALL_ID = re.compile(r"[A-Za-z0-9._:~-]{1,128}")
 
 class Endpoint(enum.Enum):
     HEALTH = "health"
+    READY = "ready"
     TWILIO_VOICE = "twilio_voice"
     TWILIO_RECORDING = "twilio_recording"
     TWILIO_AMD = "twilio_amd"
@@ -62,9 +63,21 @@ class Endpoint(enum.Enum):
     def is_websocket(self) -> bool:
         return self in (Endpoint.TWILIO_STREAM, Endpoint.TELNYX_STREAM)
 
+    @property
+    def starts_calls(self) -> bool:
+        """Refused while draining: what would bring a new call to this instance."""
+        return self in _CALL_STARTERS
+
+
+#: The voice webhooks answer new calls and the streams carry them; status,
+#: recording and AMD callbacks concern calls already live here and still pass.
+_CALL_STARTERS = frozenset(
+    {Endpoint.TWILIO_VOICE, Endpoint.TELNYX_VOICE, Endpoint.TWILIO_STREAM, Endpoint.TELNYX_STREAM}
+)
 
 _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
     "/health": (Endpoint.HEALTH, ("GET", "HEAD")),
+    "/ready": (Endpoint.READY, ("GET", "HEAD")),
     "/webhooks/twilio/voice": (Endpoint.TWILIO_VOICE, ("POST",)),
     "/webhooks/twilio/recording": (Endpoint.TWILIO_RECORDING, ("POST",)),
     "/webhooks/twilio/amd": (Endpoint.TWILIO_AMD, ("POST",)),
@@ -173,7 +186,7 @@ def _check_upgrade(headers: Sequence[tuple[str, str]]) -> str | Reject:
 class Router:
     """Decides each request; owns the per-IP WebSocket limiter."""
 
-    __slots__ = ("_limiter", "_trusted", "limits")
+    __slots__ = ("_limiter", "_trusted", "draining", "limits")
 
     def __init__(
         self,
@@ -183,6 +196,9 @@ class Router:
         self.limits = limits if limits is not None else ServerLimits()
         self._trusted = TrustedProxies(trusted_proxies)
         self._limiter = ConnectionLimiter(self.limits.max_ws_per_ip)
+        #: Set when a shutdown begins: new calls are refused with 503 (a
+        #: balancer retries them on another instance), live ones go on.
+        self.draining = False
 
     def client_ip(self, peer: str, headers: Sequence[tuple[str, str]]) -> str:
         return client_ip(peer, headers, self._trusted)
@@ -233,6 +249,12 @@ class Router:
                 status=405,
                 reason="method not allowed",
                 headers=(("allow", ", ".join(allowed)),),
+            )
+        if self.draining and endpoint.starts_calls:
+            return Reject(
+                status=503,
+                reason="this instance is shutting down",
+                headers=(("retry-after", "1"),),
             )
         ip = self.client_ip(peer, headers)
         if not endpoint.is_websocket:
