@@ -44,6 +44,8 @@ from patter_core.http import (
     Router,
     ServerLimits,
     check_body_size,
+    check_chunk_header,
+    check_raw_head,
 )
 
 from ._websocket import WebSocket, WebSocketClosed
@@ -245,9 +247,18 @@ class Server:
                 await stream.aclose()
 
     async def _read_event(
-        self, conn: h11.Connection, stream: anyio.abc.ByteStream
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.ByteStream,
+        inspect: Callable[[bytes], None] | None = None,
     ) -> h11.Event | type[h11.PAUSED]:
+        # ``inspect`` sees the bytes h11 is about to parse, for the rules the
+        # core is stricter on than h11 (it raises RemoteProtocolError).
         while True:
+            if inspect is not None:
+                pending = conn.trailing_data[0]
+                if pending:
+                    inspect(pending)
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
@@ -267,9 +278,12 @@ class Server:
             self._waiting.add(scope)
             try:
                 with scope:
-                    event = await self._read_event(conn, stream)
+                    event = await self._read_event(conn, stream, check_raw_head)
             except h11.RemoteProtocolError as exc:
                 await self._send_error(conn, stream, exc.error_status_hint, str(exc))
+                return
+            except RemoteProtocolError as exc:
+                await self._send_error(conn, stream, exc.http_status, str(exc))
                 return
             finally:
                 self._waiting.discard(scope)
@@ -297,6 +311,9 @@ class Server:
         reason: str,
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
+        # A client still sending its request body (a 413, a refused upgrade
+        # with a body) is drained after the answer, so it can read it.
+        linger = conn.their_state is h11.SEND_BODY
         body = (reason + "\n").encode("utf-8")
         await self._send_response(
             conn,
@@ -309,6 +326,26 @@ class Server:
             close=True,
             timeout=_ERROR_SEND_TIMEOUT,
         )
+        if linger:
+            await self._linger(stream)
+
+    async def _linger(self, stream: anyio.abc.ByteStream) -> None:
+        """Half-close, then read and discard until the client closes, up to
+        ``linger_bytes`` or ``linger_timeout``: closing with unread input
+        would reset the connection and could destroy the answer."""
+        budget = self.limits.linger_bytes
+        with anyio.move_on_after(self.limits.linger_timeout):
+            try:
+                await stream.send_eof()
+                while budget > 0:
+                    budget -= len(await stream.receive(_READ_SIZE))
+            except (
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ):
+                pass
 
     async def _send_response(
         self,
@@ -357,7 +394,13 @@ class Server:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         headers = _decode_headers(request.headers)
-        decision = self.router.route(method, target, headers, peer)
+        decision = self.router.route(
+            method,
+            target,
+            headers,
+            peer,
+            http_version=request.http_version.decode("ascii", "replace"),
+        )
         if isinstance(decision, Reject):
             await self._send_error(conn, stream, decision.status, decision.reason, decision.headers)
             return False
@@ -369,7 +412,9 @@ class Server:
             return False
         try:
             with anyio.fail_after(self.limits.body_timeout):
-                body = await self._read_body(conn, stream)
+                body = await self._read_body(
+                    conn, stream, chunked=any(name == "transfer-encoding" for name, _ in headers)
+                )
         except TimeoutError:
             await self._send_error(conn, stream, 408, "request body timed out")
             return False
@@ -397,15 +442,26 @@ class Server:
         await self._send_response(conn, stream, response, close=close, head_only=method == "HEAD")
         return not close
 
-    async def _read_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
+    async def _read_body(
+        self, conn: h11.Connection, stream: anyio.abc.ByteStream, *, chunked: bool
+    ) -> bytes | None:
         parts: list[bytes] = []
         size = 0
+        # At a chunk boundary (h11 frames by Transfer-Encoding whenever it is
+        # present), the next chunk-size line is judged before it is parsed.
+        at_boundary = chunked
+
+        def inspect(pending: bytes) -> None:
+            if at_boundary:
+                check_chunk_header(pending, size, self.limits)
+
         while True:
-            event = await self._read_event(conn, stream)
+            event = await self._read_event(conn, stream, inspect)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 check_body_size(size, self.limits)
                 parts.append(bytes(event.data))
+                at_boundary = event.chunk_end
             elif isinstance(event, h11.EndOfMessage):
                 return b"".join(parts)
             else:
