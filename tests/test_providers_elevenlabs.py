@@ -265,6 +265,7 @@ def test_commands_golden_json() -> None:
     session.send(Cancel(), 1.0)  # server side barge-in: nothing to send
     session.send(Truncate(item_id="5", played_ms=300), 1.0)
     session.send(ToolResult(call_id="toolu_01", output='{"ok":true}'), 1.0)
+    session.send(ToolResult(call_id="toolu_02", output='{"error":"x"}', is_error=True), 1.0)
     session.send(SendText(text="The caller pressed 5"), 1.0)
     session.send(UpdateInstructions(instructions="The caller is a VIP."), 1.0)
     session.send(Say(text="One moment please."), 1.0)
@@ -274,6 +275,12 @@ def test_commands_golden_json() -> None:
             "tool_call_id": "toolu_01",
             "result": '{"ok":true}',
             "is_error": False,
+        },
+        {
+            "type": "client_tool_result",
+            "tool_call_id": "toolu_02",
+            "result": '{"error":"x"}',
+            "is_error": True,
         },
         {"type": "user_message", "text": "The caller pressed 5"},
         {"type": "contextual_update", "text": "The caller is a VIP."},

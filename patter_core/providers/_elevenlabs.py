@@ -329,7 +329,7 @@ class ElevenLabsSession(RealtimeSessionBase):
                 "type": "client_tool_result",
                 "tool_call_id": command.call_id,
                 "result": command.output,
-                "is_error": False,
+                "is_error": command.is_error,
             }
             return [(dumps(result), False)]
         if isinstance(command, Say):
