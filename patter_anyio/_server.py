@@ -37,15 +37,15 @@ from wsproto.connection import Connection, ConnectionType
 
 from patter_core import RemoteProtocolError
 from patter_core.http import (
+    ChunkGuard,
     Endpoint,
+    HeadGuard,
     HttpResponse,
     Reject,
     Route,
     Router,
     ServerLimits,
     check_body_size,
-    check_chunk_header,
-    check_raw_head,
 )
 
 from ._websocket import WebSocket, WebSocketClosed
@@ -132,6 +132,18 @@ def _decode_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
 
 class _Timeout(Exception):
     pass
+
+
+def _body_pending(conn: h11.Connection) -> bool:
+    """Whether the client may still be sending the body of the request we
+    are refusing (what h11 already holds of it is discarded here)."""
+    try:
+        while conn.their_state is h11.SEND_BODY:
+            if conn.next_event() is h11.NEED_DATA:
+                return True
+    except h11.RemoteProtocolError:
+        return True
+    return False
 
 
 class Server:
@@ -250,15 +262,11 @@ class Server:
         self,
         conn: h11.Connection,
         stream: anyio.abc.ByteStream,
-        inspect: Callable[[bytes], None] | None = None,
+        guard: HeadGuard | ChunkGuard | None = None,
     ) -> h11.Event | type[h11.PAUSED]:
-        # ``inspect`` sees the bytes h11 is about to parse, for the rules the
-        # core is stricter on than h11 (it raises RemoteProtocolError).
+        # ``guard`` sees each read before h11 does, for the rules the core is
+        # stricter on than h11 (it raises RemoteProtocolError).
         while True:
-            if inspect is not None:
-                pending = conn.trailing_data[0]
-                if pending:
-                    inspect(pending)
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
@@ -266,6 +274,8 @@ class Server:
                 data = await stream.receive(_READ_SIZE)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 data = b""
+            if guard is not None:
+                guard.feed(data)
             conn.receive_data(data)
 
     async def _http_loop(self, stream: anyio.abc.SocketStream, peer: str) -> None:
@@ -278,7 +288,9 @@ class Server:
             self._waiting.add(scope)
             try:
                 with scope:
-                    event = await self._read_event(conn, stream, check_raw_head)
+                    guard = HeadGuard()
+                    guard.feed(conn.trailing_data[0])  # a next request already read
+                    event = await self._read_event(conn, stream, guard)
             except h11.RemoteProtocolError as exc:
                 await self._send_error(conn, stream, exc.error_status_hint, str(exc))
                 return
@@ -313,7 +325,7 @@ class Server:
     ) -> None:
         # A client still sending its request body (a 413, a refused upgrade
         # with a body) is drained after the answer, so it can read it.
-        linger = conn.their_state is h11.SEND_BODY
+        linger = _body_pending(conn)
         body = (reason + "\n").encode("utf-8")
         await self._send_response(
             conn,
@@ -447,21 +459,18 @@ class Server:
     ) -> bytes | None:
         parts: list[bytes] = []
         size = 0
-        # At a chunk boundary (h11 frames by Transfer-Encoding whenever it is
-        # present), the next chunk-size line is judged before it is parsed.
-        at_boundary = chunked
-
-        def inspect(pending: bytes) -> None:
-            if at_boundary:
-                check_chunk_header(pending, size, self.limits)
-
+        # h11 frames by Transfer-Encoding whenever it is present; the guard
+        # reads each chunk-size line before h11 has the chunk's data.
+        guard = None
+        if chunked:
+            guard = ChunkGuard(self.limits)
+            guard.feed(conn.trailing_data[0])  # read together with the head
         while True:
-            event = await self._read_event(conn, stream, inspect)
+            event = await self._read_event(conn, stream, guard)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 check_body_size(size, self.limits)
                 parts.append(bytes(event.data))
-                at_boundary = event.chunk_end
             elif isinstance(event, h11.EndOfMessage):
                 return b"".join(parts)
             else:

@@ -3,23 +3,18 @@ raw socket against the real server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from patter_anyio import Server, WebhookApp
 from patter_core import RemoteProtocolError
-from patter_core.http import (
-    Reject,
-    Router,
-    ServerLimits,
-    check_chunk_header,
-    check_head,
-    check_raw_head,
-)
+from patter_core.http import ChunkGuard, HeadGuard, Reject, Router, ServerLimits, check_head
 
 from .test_server_http import SECRET, Events, exchange
 
@@ -61,6 +56,23 @@ def test_length_and_chunked_together_are_400() -> None:
     assert isinstance(decision, Reject) and decision.status == 400
 
 
+def feed_all_ways(make: Callable[[], HeadGuard | ChunkGuard], data: bytes) -> list[int | None]:
+    """The status each way of cutting ``data`` into reads gives (None: passed)."""
+    ways = [[data], [data[i : i + 1] for i in range(len(data))]]
+    ways += [[data[:cut], data[cut:]] for cut in range(1, len(data))]
+    out: list[int | None] = []
+    for reads in ways:
+        guard = make()
+        try:
+            for read in reads:
+                guard.feed(read)
+        except RemoteProtocolError as exc:
+            out.append(exc.http_status)
+        else:
+            out.append(None)
+    return out
+
+
 @pytest.mark.parametrize(
     "head",
     [
@@ -72,45 +84,65 @@ def test_length_and_chunked_together_are_400() -> None:
     ],
 )
 def test_folded_heads_are_400(head: bytes) -> None:
-    with pytest.raises(RemoteProtocolError) as caught:
-        check_raw_head(head)
-    assert caught.value.http_status == 400
-
-
-def test_whitespace_in_the_body_is_not_folding() -> None:
-    check_raw_head(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\n \n ")
-    check_raw_head(b"POST / HTTP/1.1\r\nX-A: b c\r\n\r\n")
+    assert set(feed_all_ways(HeadGuard, head)) == {400}
 
 
 @pytest.mark.parametrize(
-    ("pending", "received"),
+    "data",
     [
-        (b"801\r\n", 0),  # 2049 > 2048
-        (b"FFFFFFFF", 0),  # the line is not even complete yet
-        (b"\r\n401\r\n", 1024),  # 1024 + 1025
-        (b"\n1", 2048),
-        (b"1" * 17, 0),
+        b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\n \n ",  # whitespace in the body
+        b"POST / HTTP/1.1\nContent-Length: 4\n\n\n \n ",
+        b"POST / HTTP/1.1\r\nX-A: b c\r\n\r\n",
     ],
 )
-def test_chunk_larger_than_the_room_left_is_413(pending: bytes, received: int) -> None:
-    with pytest.raises(RemoteProtocolError) as caught:
-        check_chunk_header(pending, received, LIMITS)
-    assert caught.value.http_status == 413
+def test_unfolded_heads_pass(data: bytes) -> None:
+    assert set(feed_all_ways(HeadGuard, data)) == {None}
+
+
+def chunks(limit: int = 2048) -> Callable[[], ChunkGuard]:
+    return lambda: ChunkGuard(ServerLimits(max_body_bytes=limit))
 
 
 @pytest.mark.parametrize(
-    ("pending", "received"),
+    "body",
     [
-        (b"800\r\n", 0),
-        (b"\r\n400;ext=1\r\n", 1024),
-        (b"0" * 19 + b"5\r\n", 0),
-        (b"0\r\n\r\n", 2048),
-        (b"\r\nX-Trailer: 1\r\n", 0),  # not a chunk size: left to h11
-        (b"\r", 0),
+        b"801\r\n",  # 2049 > 2048
+        b"FFFFFFFF",  # the line is not even complete yet
+        b"400\r\n" + b"x" * 1024 + b"\r\n401\r\n",  # 1024 + 1025
+        b"400;a=b\r\n" + b"x" * 1024 + b"\r\n400\r\n" + b"x" * 1024 + b"\r\n1",
+        b"1" * 17,
+        b"0000000000000801\r\n",
     ],
 )
-def test_chunks_that_fit_pass(pending: bytes, received: int) -> None:
-    check_chunk_header(pending, received, LIMITS)
+def test_chunk_larger_than_the_room_left_is_413(body: bytes) -> None:
+    assert set(feed_all_ways(chunks(), body)) == {413}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"800\r\n",
+        b"400\r\n" + b"x" * 1024 + b"\r\n400;ext=1\r\n" + b"x" * 1024 + b"\r\n0\r\n\r\n",
+        b"0" * 19 + b"5\r\nxxxxx\r\n0\r\n\r\n",
+        b"0\r\nX-Trailer: FFFFFFFF\r\n\r\n",  # trailers are h11's business
+        b"zz\r\n" + b"F" * 30,  # garbage: h11 answers 400, the guard steps aside
+        b"10\r\n" + b"F" * 16 + b"\r\n0\r\n\r\n",  # hex in the data is data
+    ],
+)
+def test_chunks_that_fit_pass(body: bytes) -> None:
+    assert set(feed_all_ways(chunks(), body)) == {None}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=8), st.integers(1, 1 << 40))
+def test_guards_take_any_bytes(reads: list[bytes], limit: int) -> None:
+    """Any input passes or raises our declared error, nothing else."""
+    for guard in (HeadGuard(), ChunkGuard(ServerLimits(max_body_bytes=limit))):
+        try:
+            for read in reads:
+                guard.feed(read)
+        except RemoteProtocolError as exc:
+            assert exc.http_status in (400, 413)
 
 
 # ------------------------------------------------------------- raw socket
@@ -198,13 +230,19 @@ async def test_length_and_chunked_close_even_with_keep_alive() -> None:
         b"7FFFFFFFFFFFFFFFF",  # a size line still arriving
     ],
 )
-async def test_oversized_chunk_is_413_at_once(chunks: bytes) -> None:
+@pytest.mark.parametrize("with_head", [True, False], ids=["with-head", "after-head"])
+async def test_oversized_chunk_is_413_at_once(chunks: bytes, with_head: bool) -> None:
     head = (
         b"POST " + STATUS.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     async with running() as port, await anyio.connect_tcp("127.0.0.1", port) as s:
         start = anyio.current_time()
-        await s.send(head + chunks)
+        if with_head:
+            await s.send(head + chunks)
+        else:  # h11 has parsed the head before the size line arrives
+            await s.send(head)
+            await anyio.sleep(0.1)
+            await s.send(chunks)
         reply = b""
         with anyio.fail_after(5):
             while True:

@@ -1,15 +1,17 @@
 """HTTP values and routing decisions (pure)."""
 
 from ._clientip import TrustedProxies, client_ip
-from ._framing import check_chunk_header, check_head, check_raw_head
+from ._framing import ChunkGuard, HeadGuard, check_head
 from ._limits import ServerLimits
 from ._ratelimit import ConnectionLimiter
 from ._router import Endpoint, Reject, Route, Router, check_body_size, websocket_accept
 from ._types import HttpRequest, HttpResponse
 
 __all__ = [
+    "ChunkGuard",
     "ConnectionLimiter",
     "Endpoint",
+    "HeadGuard",
     "HttpRequest",
     "HttpResponse",
     "Reject",
@@ -18,9 +20,7 @@ __all__ = [
     "ServerLimits",
     "TrustedProxies",
     "check_body_size",
-    "check_chunk_header",
     "check_head",
-    "check_raw_head",
     "client_ip",
     "websocket_accept",
 ]
