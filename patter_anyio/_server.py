@@ -10,6 +10,12 @@ rejection; this module only reads, writes and keeps time:
   bytes is cut off; the head is capped at ``max_head_bytes`` (431);
 * a body must arrive within ``body_timeout`` and stay under
   ``max_body_bytes`` (413);
+* where the core is stricter than h11 (folded header lines, chunk sizes
+  that cannot fit; see :mod:`patter_core.http._framing`), its guards see
+  each read before h11 does;
+* an error answer to a client still sending its body is followed by a
+  bounded drain (``linger_bytes``, ``linger_timeout``), so the client reads
+  the answer instead of a connection reset;
 * a WebSocket upgrade is answered through h11 (101), and the bytes h11 has
   already read past the head go to a wsproto ``Connection``;
 * a client that pipelines (sends its next request before reading the
