@@ -42,6 +42,7 @@ CALLS = [
     ("explode", {}, "raised"),
     ("no_such_tool", {}, "unknown"),
     ("transfer_call", {"number": "+19005550000"}, "refused"),  # not on the allowlist
+    ("lookup_order", ["42"], "bad arguments"),  # parameters that are not an object
 ]
 
 
@@ -89,8 +90,15 @@ async def test_elevenlabs_tool_results_carry_the_error_flag(anyio_backend: str) 
             results = await run_in_asyncio_thread(carrier)
             await seen.wait_ended()
     flags = {r["tool_call_id"]: r["is_error"] for r in results}
-    assert flags == {"ok": False, "raised": True, "unknown": True, "refused": True}
+    assert flags == {
+        "ok": False,
+        "raised": True,
+        "unknown": True,
+        "refused": True,
+        "bad arguments": True,
+    }
     by_id = {r["tool_call_id"]: r["result"] for r in results}
     assert by_id["ok"] == '{"order": "42", "status": "shipped"}'
     assert "inventory database is down" in by_id["raised"]
     assert "unknown tool 'no_such_tool'" in by_id["unknown"]
+    assert "arguments must be a JSON object" in by_id["bad arguments"]

@@ -419,7 +419,6 @@ def test_scripted_call_through_the_fake() -> None:
         '{"type":"ping","ping_event":{"event_id":true}}',
         '{"type":"interruption","interruption_event":{}}',
         '{"type":"agent_response","agent_response_event":{"agent_response":null}}',
-        '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"c","parameters":[1]}}',
     ],
 )
 def test_malformed_messages_become_non_fatal_errors(message: str) -> None:
@@ -454,6 +453,11 @@ def test_odd_pcm_audio_is_malformed_and_tool_call_without_parameters() -> None:
     bare = '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"c"}}'
     assert session.socket_message("main", bare, 1.0) == [
         ToolCall(call_id="c", name="t", arguments="{}")
+    ]
+    # Not an object: still a tool call, which the bridge answers with an error.
+    listed = '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"d","parameters":[1]}}'
+    assert session.socket_message("main", listed, 1.0) == [
+        ToolCall(call_id="d", name="t", arguments="[1]")
     ]
 
 
