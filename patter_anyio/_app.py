@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,12 +97,17 @@ class WebhookApp:
         hooks: WebhookHooks | None = None,
         stream_handler: StreamHandler | None = None,
         clock: Callable[[], float] = time.time,
+        twilio_signing_keys: Mapping[str, str] | None = None,
     ) -> None:
-        if twilio_auth_token and not webhook_host:
+        if (twilio_auth_token or twilio_signing_keys) and not webhook_host:
             raise PatterError("Twilio signature checks need the public webhook host")
         self.webhook_host = webhook_host
         self.tokens = StreamTokens(stream_secret)
-        self.twilio = TwilioSignatureValidator(twilio_auth_token) if twilio_auth_token else None
+        self.twilio = (
+            TwilioSignatureValidator(twilio_auth_token, shared_keys=twilio_signing_keys)
+            if twilio_auth_token or twilio_signing_keys
+            else None
+        )
         self.telnyx = TelnyxSignatureVerifier(telnyx_public_key) if telnyx_public_key else None
         self.hooks = hooks if hooks is not None else WebhookHooks()
         self.stream_handler: StreamHandler = stream_handler or read_until_close

@@ -55,6 +55,7 @@ from patter_core.bridge import (
     RunTool,
     SendToCarrier,
     SetTimer,
+    error_output,
 )
 from patter_core.http import HttpRequest
 from patter_core.providers import (
@@ -419,19 +420,23 @@ class CallRunner:
         call = (
             {"call_id": info.call_id, "caller": info.caller, "callee": info.callee} if info else {}
         )
+        failed = True
         if handler is None:
-            output = json.dumps({"error": f"no handler for tool {action.name!r}"})
+            output = error_output(f"no handler for tool {action.name!r}")
         else:
             try:
                 with anyio.fail_after(self._hooks.tool_timeout):
                     result = await maybe_await(handler(dict(action.arguments), call))
                 output = result if isinstance(result, str) else json.dumps(result, default=str)
+                failed = False
             except TimeoutError:
-                output = json.dumps({"error": f"tool {action.name} timed out"})
+                output = error_output(f"tool {action.name} timed out")
             except Exception as exc:
                 log.exception("tool %s failed", action.name)
-                output = json.dumps({"error": f"tool {action.name} failed: {exc}"})
-        await self._input(lambda now: self._bridge.tool_result(action.call_id, output, now))
+                output = error_output(f"tool {action.name} failed: {exc}")
+        await self._input(
+            lambda now: self._bridge.tool_result(action.call_id, output, now, is_error=failed)
+        )
 
     async def _handler(self, io: CallHandler) -> None:
         handler = self._hooks.on_message

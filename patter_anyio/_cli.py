@@ -43,6 +43,7 @@ def build_app(
         stream_secret=config.stream_secret.encode("utf-8"),
         webhook_host=config.webhook_host,
         twilio_auth_token=config.twilio_auth_token,
+        twilio_signing_keys=dict(config.twilio_signing_keys),
         telnyx_public_key=config.telnyx_public_key,
         hooks=hooks,
         stream_handler=stream_handler,

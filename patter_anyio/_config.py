@@ -45,6 +45,7 @@ ENVIRONMENT = (
     ("PATTER_STREAM_SECRET", "stream-token secret shared by workers and instances"),
     ("TWILIO_ACCOUNT_SID", "Twilio account (REST calls)"),
     ("TWILIO_AUTH_TOKEN", "Twilio auth token: enables X-Twilio-Signature checks"),
+    ("TWILIO_SIGNING_KEYS", "id=secret,id2=secret2: HMAC-SHA256 signing keys"),
     ("TELNYX_API_KEY", "Telnyx API key (answers calls through Call Control)"),
     ("TELNYX_PUBLIC_KEY", "Telnyx webhook public key: enables Ed25519 checks"),
     ("OPENAI_API_KEY", "OpenAI key (provider openai; speech-to-text in pipeline)"),
@@ -115,6 +116,8 @@ class ServerConfig:
     backend: Literal["asyncio", "trio"] = "asyncio"
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
+    #: HMAC-SHA256 signing keys, ``(key id, secret)`` pairs.
+    twilio_signing_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     telnyx_api_key: str | None = field(default=None, repr=False)
     telnyx_public_key: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
@@ -131,7 +134,7 @@ class ServerConfig:
     def warnings(self) -> list[str]:
         """What an operator should hear at start-up."""
         out = []
-        if not self.twilio_auth_token:
+        if not (self.twilio_auth_token or self.twilio_signing_keys):
             out.append("TWILIO_AUTH_TOKEN is not set: Twilio signature validation is OFF")
         if not self.telnyx_public_key:
             out.append("TELNYX_PUBLIC_KEY is not set: Telnyx signature validation is OFF")
@@ -239,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IP",
         help="proxy whose X-Forwarded-For is believed (repeatable; IP or network)",
     )
+    serve.add_argument(
+        "--twilio-signing-key",
+        action="append",
+        default=[],
+        metavar="KEY_ID=SECRET",
+        help="Twilio HMAC-SHA256 signing key (repeatable; env TWILIO_SIGNING_KEYS)",
+    )
     serve.add_argument("--stream-secret", help="stream-token secret (env PATTER_STREAM_SECRET)")
     serve.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO"
@@ -289,6 +299,28 @@ def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+def signing_keys(items: Sequence[str], source: str) -> tuple[tuple[str, str], ...]:
+    """``["id=secret", ...]`` as pairs; a malformed item names its position,
+    never its secret."""
+    from patter_core.webhooks import TwilioSignatureValidator
+
+    keys: dict[str, str] = {}
+    for number, item in enumerate(items, 1):
+        key_id, sep, secret = item.strip().partition("=")
+        key_id = key_id.strip()
+        if not sep or not key_id or not secret.strip():
+            raise ConfigError(f"{source}: item {number} is not KEY_ID=SECRET")
+        if keys.get(key_id, secret.strip()) != secret.strip():
+            raise ConfigError(f"{source}: key {key_id!r} is given twice with different secrets")
+        keys[key_id] = secret.strip()
+    if keys:
+        try:
+            TwilioSignatureValidator(None, shared_keys=keys)
+        except PatterError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return tuple(keys.items())
+
+
 def config_from_args(
     argv: Sequence[str],
     env: Mapping[str, str],
@@ -334,10 +366,16 @@ def config_from_args(
         )
 
     twilio_token = _env(env, "TWILIO_AUTH_TOKEN")
-    if twilio_token and not webhook_host:
+    if args.twilio_signing_key:
+        twilio_keys = signing_keys(args.twilio_signing_key, "--twilio-signing-key")
+    else:
+        listed = _env(env, "TWILIO_SIGNING_KEYS")
+        twilio_keys = signing_keys(listed.split(",") if listed else [], "TWILIO_SIGNING_KEYS")
+    if (twilio_token or twilio_keys) and not webhook_host:
         raise ConfigError(
-            "TWILIO_AUTH_TOKEN is set but --webhook-url / PATTER_WEBHOOK_URL is not: "
-            "signatures are checked against the public URL"
+            f"{'TWILIO_AUTH_TOKEN' if twilio_token else 'a Twilio signing key'} is set but "
+            "--webhook-url / PATTER_WEBHOOK_URL is not: signatures are checked against the "
+            "public URL"
         )
     telnyx_public_key = _env(env, "TELNYX_PUBLIC_KEY")
     if telnyx_public_key:
@@ -385,6 +423,7 @@ def config_from_args(
         backend=args.backend,
         twilio_account_sid=_env(env, "TWILIO_ACCOUNT_SID"),
         twilio_auth_token=twilio_token,
+        twilio_signing_keys=twilio_keys,
         telnyx_api_key=_env(env, "TELNYX_API_KEY"),
         telnyx_public_key=telnyx_public_key,
         openai_api_key=keys["openai"],

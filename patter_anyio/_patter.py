@@ -24,11 +24,13 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from patter_core import PatterError
 from patter_core.http import ServerLimits
 from patter_core.webhooks import (
     CarrierApiError,
     TelnyxRest,
     TwilioRest,
+    TwilioSignatureValidator,
     parse_telnyx_response,
     parse_twilio_call,
 )
@@ -66,6 +68,21 @@ def _check_agent_text(**fields: object) -> None:
             raise InvalidOption(f"{name} must be {kind}, not {type(value).__name__}")
 
 
+def _check_signing_keys(keys: object, host: str | None) -> dict[str, str]:
+    if keys is None:
+        return {}
+    if not isinstance(keys, Mapping):
+        raise InvalidOption("twilio_signing_keys must be a dict of key id to secret")
+    if keys and host is None:
+        raise InvalidOption("twilio_signing_keys need webhook_url: signatures cover the public URL")
+    if keys:
+        try:
+            TwilioSignatureValidator(None, shared_keys=keys)
+        except PatterError as exc:
+            raise InvalidOption(f"twilio_signing_keys: {exc}") from None
+    return dict(keys)
+
+
 def _check_callback(name: str, value: object) -> None:
     if value is not None and not callable(value):
         raise InvalidOption(f"{name} must be callable, not {type(value).__name__}")
@@ -96,6 +113,7 @@ class Patter:
         telnyx_api_base_url: str = "https://api.telnyx.com/v2",
         stream_secret: str | None = None,
         telnyx_codec: str = "PCMU",
+        twilio_signing_keys: Mapping[str, str] | None = None,
     ) -> None:
         if mode != "local":
             raise InvalidOption(f"only mode='local' is available here, not {mode!r}")
@@ -110,6 +128,7 @@ class Patter:
             raise InvalidOption(
                 f"webhook_url must be a public host such as abc.ngrok.app, not {webhook_url!r}"
             ) from None
+        self._twilio_signing_keys = _check_signing_keys(twilio_signing_keys, host)
         if stream_secret is not None and len(stream_secret) < 16:
             raise InvalidOption("stream_secret must be at least 16 characters")
         for name, url in (
@@ -324,6 +343,7 @@ class Patter:
             stream_secret=self._secret,
             webhook_host=self.carriers.webhook_host,
             twilio_auth_token=self.carriers.twilio_token,
+            twilio_signing_keys=self._twilio_signing_keys,
             telnyx_public_key=self.carriers.telnyx_public_key,
             hooks=runtime.webhook_hooks(),
             stream_handler=runtime.handle_stream,

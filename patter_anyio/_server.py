@@ -10,6 +10,12 @@ rejection; this module only reads, writes and keeps time:
   bytes is cut off; the head is capped at ``max_head_bytes`` (431);
 * a body must arrive within ``body_timeout`` and stay under
   ``max_body_bytes`` (413);
+* where the core is stricter than h11 (folded header lines, chunk sizes
+  that cannot fit; see :mod:`patter_core.http._framing`), its guards see
+  each read before h11 does;
+* an error answer to a client still sending its body is followed by a
+  bounded drain (``linger_bytes``, ``linger_timeout``), so the client reads
+  the answer instead of a connection reset;
 * a WebSocket upgrade is answered through h11 (101), and the bytes h11 has
   already read past the head go to a wsproto ``Connection``;
 * a client that pipelines (sends its next request before reading the
@@ -44,7 +50,9 @@ from wsproto.connection import Connection, ConnectionType
 
 from patter_core import RemoteProtocolError, __version__
 from patter_core.http import (
+    ChunkGuard,
     Endpoint,
+    HeadGuard,
     HttpResponse,
     LogThrottle,
     Reject,
@@ -140,6 +148,18 @@ def _decode_headers(raw: Iterable[tuple[bytes, bytes]]) -> Headers:
 
 class _Timeout(Exception):
     pass
+
+
+def _body_pending(conn: h11.Connection) -> bool:
+    """Whether the client may still be sending the body of the request we
+    are refusing (what h11 already holds of it is discarded here)."""
+    try:
+        while conn.their_state is h11.SEND_BODY:
+            if conn.next_event() is h11.NEED_DATA:
+                return True
+    except h11.RemoteProtocolError:
+        return True
+    return False
 
 
 class Server:
@@ -290,8 +310,13 @@ class Server:
                 await stream.aclose()
 
     async def _read_event(
-        self, conn: h11.Connection, stream: anyio.abc.ByteStream
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.ByteStream,
+        guard: HeadGuard | ChunkGuard | None = None,
     ) -> h11.Event | type[h11.PAUSED]:
+        # ``guard`` sees each read before h11 does, for the rules the core is
+        # stricter on than h11 (it raises RemoteProtocolError).
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
@@ -300,6 +325,8 @@ class Server:
                 data = await stream.receive(_READ_SIZE)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 data = b""
+            if guard is not None:
+                guard.feed(data)
             conn.receive_data(data)
 
     async def _http_loop(self, stream: anyio.abc.SocketStream, peer: str) -> None:
@@ -312,9 +339,14 @@ class Server:
             self._waiting.add(scope)
             try:
                 with scope:
-                    event = await self._read_event(conn, stream)
+                    guard = HeadGuard()
+                    guard.feed(conn.trailing_data[0])  # a next request already read
+                    event = await self._read_event(conn, stream, guard)
             except h11.RemoteProtocolError as exc:
                 await self._send_error(conn, stream, exc.error_status_hint, str(exc))
+                return
+            except RemoteProtocolError as exc:
+                await self._send_error(conn, stream, exc.http_status, str(exc))
                 return
             finally:
                 self._waiting.discard(scope)
@@ -342,6 +374,9 @@ class Server:
         reason: str,
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
+        # A client still sending its request body (a 413, a refused upgrade
+        # with a body) is drained after the answer, so it can read it.
+        linger = _body_pending(conn)
         body = (reason + "\n").encode("utf-8")
         await self._send_response(
             conn,
@@ -354,6 +389,26 @@ class Server:
             close=True,
             timeout=_ERROR_SEND_TIMEOUT,
         )
+        if linger:
+            await self._linger(stream)
+
+    async def _linger(self, stream: anyio.abc.ByteStream) -> None:
+        """Half-close, then read and discard until the client closes, up to
+        ``linger_bytes`` or ``linger_timeout``: closing with unread input
+        would reset the connection and could destroy the answer."""
+        budget = self.limits.linger_bytes
+        with anyio.move_on_after(self.limits.linger_timeout):
+            try:
+                await stream.send_eof()
+                while budget > 0:
+                    budget -= len(await stream.receive(_READ_SIZE))
+            except (
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ):
+                pass
 
     async def _send_response(
         self,
@@ -402,7 +457,13 @@ class Server:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         headers = _decode_headers(request.headers)
-        decision = self.router.route(method, target, headers, peer)
+        decision = self.router.route(
+            method,
+            target,
+            headers,
+            peer,
+            http_version=request.http_version.decode("ascii", "replace"),
+        )
         if isinstance(decision, Reject):
             await self._send_error(conn, stream, decision.status, decision.reason, decision.headers)
             return False
@@ -414,7 +475,9 @@ class Server:
             return False
         try:
             with anyio.fail_after(self.limits.body_timeout):
-                body = await self._read_body(conn, stream)
+                body = await self._read_body(
+                    conn, stream, chunked=any(name == "transfer-encoding" for name, _ in headers)
+                )
         except TimeoutError:
             await self._send_error(conn, stream, 408, "request body timed out")
             return False
@@ -450,11 +513,19 @@ class Server:
         await self._send_response(conn, stream, response, close=close, head_only=method == "HEAD")
         return not close
 
-    async def _read_body(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bytes | None:
+    async def _read_body(
+        self, conn: h11.Connection, stream: anyio.abc.ByteStream, *, chunked: bool
+    ) -> bytes | None:
         parts: list[bytes] = []
         size = 0
+        # h11 frames by Transfer-Encoding whenever it is present; the guard
+        # reads each chunk-size line before h11 has the chunk's data.
+        guard = None
+        if chunked:
+            guard = ChunkGuard(self.limits)
+            guard.feed(conn.trailing_data[0])  # read together with the head
         while True:
-            event = await self._read_event(conn, stream)
+            event = await self._read_event(conn, stream, guard)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 check_body_size(size, self.limits)

@@ -257,6 +257,12 @@ def test_user_tool_round_trip() -> None:
     ]
     rig.bridge.tool_result("c1", '{"status": "shipped"}', 2.5)
     assert rig.session.commands == [ToolResult(call_id="c1", output='{"status": "shipped"}')]
+    assert rig.session.commands[0].is_error is False  # type: ignore[union-attr]
+    # A handler that failed: the runner says so, and the flag travels on.
+    rig.bridge.tool_result("c2", '{"error": "boom"}', 2.6, is_error=True)
+    assert rig.session.commands[-1] == ToolResult(
+        call_id="c2", output='{"error": "boom"}', is_error=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -273,7 +279,9 @@ def test_bad_tool_calls_answer_with_an_error(name: str, arguments: str, error: s
     rig.connect()
     out = rig.provider([ToolCall(call_id="c9", name=name, arguments=arguments)], 2.0)
     assert not [a for a in out if isinstance(a, RunTool)]
-    assert rig.session.commands == [ToolResult(call_id="c9", output=f'{{"error": "{error}"}}')]
+    assert rig.session.commands == [
+        ToolResult(call_id="c9", output=f'{{"error": "{error}"}}', is_error=True)
+    ]
 
 
 def test_transfer_allowed_only_to_allowlisted_numbers() -> None:
@@ -285,6 +293,7 @@ def test_transfer_allowed_only_to_allowlisted_numbers() -> None:
     )
     assert http_calls(out) == []
     assert "not one the call may be transferred to" in rig.session.commands[-1].output  # type: ignore[union-attr]
+    assert rig.session.commands[-1].is_error  # type: ignore[union-attr]
     out = rig.provider(
         [ToolCall(call_id="t2", name="transfer_call", arguments='{"number": "+14155550123"}')], 2.1
     )

@@ -265,6 +265,7 @@ def test_commands_golden_json() -> None:
     session.send(Cancel(), 1.0)  # server side barge-in: nothing to send
     session.send(Truncate(item_id="5", played_ms=300), 1.0)
     session.send(ToolResult(call_id="toolu_01", output='{"ok":true}'), 1.0)
+    session.send(ToolResult(call_id="toolu_02", output='{"error":"x"}', is_error=True), 1.0)
     session.send(SendText(text="The caller pressed 5"), 1.0)
     session.send(UpdateInstructions(instructions="The caller is a VIP."), 1.0)
     session.send(Say(text="One moment please."), 1.0)
@@ -274,6 +275,12 @@ def test_commands_golden_json() -> None:
             "tool_call_id": "toolu_01",
             "result": '{"ok":true}',
             "is_error": False,
+        },
+        {
+            "type": "client_tool_result",
+            "tool_call_id": "toolu_02",
+            "result": '{"error":"x"}',
+            "is_error": True,
         },
         {"type": "user_message", "text": "The caller pressed 5"},
         {"type": "contextual_update", "text": "The caller is a VIP."},
@@ -412,7 +419,6 @@ def test_scripted_call_through_the_fake() -> None:
         '{"type":"ping","ping_event":{"event_id":true}}',
         '{"type":"interruption","interruption_event":{}}',
         '{"type":"agent_response","agent_response_event":{"agent_response":null}}',
-        '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"c","parameters":[1]}}',
     ],
 )
 def test_malformed_messages_become_non_fatal_errors(message: str) -> None:
@@ -447,6 +453,11 @@ def test_odd_pcm_audio_is_malformed_and_tool_call_without_parameters() -> None:
     bare = '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"c"}}'
     assert session.socket_message("main", bare, 1.0) == [
         ToolCall(call_id="c", name="t", arguments="{}")
+    ]
+    # Not an object: still a tool call, which the bridge answers with an error.
+    listed = '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"d","parameters":[1]}}'
+    assert session.socket_message("main", listed, 1.0) == [
+        ToolCall(call_id="d", name="t", arguments="[1]")
     ]
 
 

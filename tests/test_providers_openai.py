@@ -535,3 +535,12 @@ def test_fuzz_harness_runs_briefly() -> None:
     for name, check, strategy in fuzz_providers.HARNESSES:
         if name == "openai":
             fuzz_providers.property_for(check, strategy, 150)()
+
+
+def test_tool_error_flag_leaves_the_wire_unchanged() -> None:
+    # Realtime has no error field on function_call_output: the text says it.
+    plain, flagged = opened(), opened()
+    plain.send(ToolResult(call_id="call_1", output='{"error":"x"}'), 1.0)
+    flagged.send(ToolResult(call_id="call_1", output='{"error":"x"}', is_error=True), 1.0)
+    sent = sent_json(plain)
+    assert sent and sent == sent_json(flagged)

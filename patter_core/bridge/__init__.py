@@ -26,7 +26,7 @@ from ._config import (
     fill_prompt_variables,
     normalize_number,
 )
-from ._tools import END_CALL, TRANSFER_CALL, offered_tools
+from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools
 
 __all__ = [
     "END_CALL",
@@ -51,6 +51,7 @@ __all__ = [
     "TranscoderFactory",
     "Transcoding",
     "default_transcoder",
+    "error_output",
     "fill_prompt_variables",
     "normalize_number",
     "offered_tools",

@@ -384,12 +384,15 @@ class CallBridge:
         """The user's ``on_message`` handler answered (pipeline mode)."""
         return self._provider_input(lambda s: s.handler_result(request_id, text, now), now)
 
-    def tool_result(self, call_id: str, output: str, now: float) -> list[Action]:
-        """A user tool (``RunTool``) finished; ``output`` goes back to the model."""
+    def tool_result(
+        self, call_id: str, output: str, now: float, *, is_error: bool = False
+    ) -> list[Action]:
+        """A user tool (``RunTool``) finished; ``output`` goes back to the model
+        (``is_error`` when it failed: no handler, raised, timed out)."""
         if self._state is not _State.ACTIVE:
             return []
         self._begin()
-        self._command(ToolResult(call_id=call_id, output=output), now)
+        self._command(ToolResult(call_id=call_id, output=output, is_error=is_error), now)
         self._drain_session(now)
         return self._finish(now)
 
@@ -674,7 +677,9 @@ class CallBridge:
         elif decision.kind == "transfer":
             self._transfer(call.call_id, decision.target, now)
         else:
-            self._command(ToolResult(call_id=call.call_id, output=decision.output), now)
+            self._command(
+                ToolResult(call_id=call.call_id, output=decision.output, is_error=True), now
+            )
 
     def _transfer(self, call_id: str, target: str, now: float) -> None:
         request = None
@@ -686,7 +691,7 @@ class CallBridge:
             self._out.append(HttpCall(request=request, purpose="transfer"))
             self._transferred_to = target
             output = '{"status": "transferring"}'
-        self._command(ToolResult(call_id=call_id, output=output), now)
+        self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
 
     def _add_transcript(self, role: str, text: str, now: float) -> None:
         entry: dict[str, object] = {"role": role, "text": text, "time": now}

@@ -1,6 +1,7 @@
 """HTTP values and routing decisions (pure)."""
 
 from ._clientip import TrustedProxies, client_ip
+from ._framing import ChunkGuard, HeadGuard, check_head
 from ._health import health_response
 from ._limits import ServerLimits
 from ._logthrottle import LogThrottle, Suppressed
@@ -9,8 +10,10 @@ from ._router import Endpoint, Reject, Route, Router, check_body_size, websocket
 from ._types import HttpRequest, HttpResponse
 
 __all__ = [
+    "ChunkGuard",
     "ConnectionLimiter",
     "Endpoint",
+    "HeadGuard",
     "HttpRequest",
     "HttpResponse",
     "LogThrottle",
@@ -21,6 +24,7 @@ __all__ = [
     "Suppressed",
     "TrustedProxies",
     "check_body_size",
+    "check_head",
     "client_ip",
     "health_response",
     "websocket_accept",

@@ -34,6 +34,14 @@ class ServerLimits:
     # Time to receive the whole body once the head is in: 1 MiB at a slow
     # 1 Mbit/s takes about 8 s, so 15 s is ample.
     body_timeout: float = 15.0
+    # After an error answer to a client still sending its body (a 413 for a
+    # body past the limit), read and discard up to this much for up to this
+    # long before closing: closing a socket with unread input makes the
+    # kernel send a reset, which can destroy the answer before the client
+    # reads it. 4 MiB (four default body limits) drains what a client sends
+    # before it looks at our answer; 2 s bounds one that never stops.
+    linger_bytes: int = 4 * 1024 * 1024
+    linger_timeout: float = 2.0
     # An idle keep-alive connection is closed after this long; carriers open
     # a fresh connection per webhook anyway.
     keepalive_timeout: float = 15.0
@@ -61,12 +69,14 @@ class ServerLimits:
             "max_body_bytes",
             "max_ws_message_bytes",
             "max_ws_per_ip",
+            "linger_bytes",
         ):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")
         for name in (
             "header_timeout",
             "body_timeout",
+            "linger_timeout",
             "keepalive_timeout",
             "ws_idle_timeout",
             "send_timeout",

@@ -28,6 +28,7 @@ from urllib.parse import unquote
 
 from .._errors import RemoteProtocolError
 from ._clientip import TrustedProxies, client_ip
+from ._framing import check_head
 from ._limits import ServerLimits
 from ._ratelimit import ConnectionLimiter
 
@@ -212,8 +213,14 @@ class Router:
         target: str,
         headers: Sequence[tuple[str, str]],
         peer: str,
+        *,
+        http_version: str = "1.1",
     ) -> Route | Reject:
         """What to do with one request head."""
+        try:
+            check_head(http_version, headers)
+        except RemoteProtocolError as exc:
+            return Reject(status=exc.http_status, reason=str(exc))
         # h11 bounds only a head that arrives in pieces; one that arrives
         # whole in a single read is measured here (request line plus
         # "name: value\r\n" per header, as on the wire).

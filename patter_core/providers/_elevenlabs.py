@@ -329,7 +329,7 @@ class ElevenLabsSession(RealtimeSessionBase):
                 "type": "client_tool_result",
                 "tool_call_id": command.call_id,
                 "result": command.output,
-                "is_error": False,
+                "is_error": command.is_error,
             }
             return [(dumps(result), False)]
         if isinstance(command, Say):
@@ -423,8 +423,9 @@ class ElevenLabsSession(RealtimeSessionBase):
         parameters = event.get("parameters", {})
         if parameters is None:
             parameters = {}
-        if not isinstance(parameters, dict):
-            raise Malformed("'parameters' must be an object")
+        # Parameters that are not an object still make a tool call: the
+        # bridge answers it with an error result (is_error), so the agent is
+        # not left waiting for a result that never comes.
         return [
             ToolCall(
                 call_id=get_str(event, "tool_call_id"),

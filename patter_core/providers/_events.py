@@ -127,6 +127,10 @@ class Truncate:
 class ToolResult:
     call_id: str
     output: str  # JSON text or plain text
+    # The tool did not run as asked (unknown tool, bad arguments, a handler
+    # that raised or timed out). ElevenLabs carries it as ``is_error``; the
+    # others have no such field and send ``output`` alone.
+    is_error: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import ParseResult, parse_qs, urlparse
 
@@ -68,6 +69,10 @@ _MAX_SIGNATURE_CHARS = 128
 # The signed URL is ours (rebuilt from configuration) plus the raw query of a
 # request line that h11 already bounds; this cap keeps hashing cheap anyway.
 _MAX_URL_CHARS = 16 * 1024
+# A SharedKey id travels as ``key=<id>`` inside a comma-separated header whose
+# items are stripped: printable ASCII without ``,`` or ``=``. Twilio's ids are
+# ``SK`` + 32 hex digits.
+_KEY_ID = re.compile(r"[!-+\--<>-~]{1,128}")
 
 Params = FormData | Mapping[str, str | Iterable[str]]
 
@@ -130,6 +135,20 @@ def _settings_key_id(settings: str | None) -> str | None:
     return None
 
 
+def _check_shared_keys(keys: Mapping[str, str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for key_id, secret in keys.items():
+        if not isinstance(key_id, str) or _KEY_ID.fullmatch(key_id) is None:
+            raise LocalProtocolError(
+                "a Twilio signing key id must be 1-128 printable characters without ',' or '='"
+            )
+        if not isinstance(secret, str) or not secret:
+            # Never echo the secret; the id is not secret.
+            raise LocalProtocolError(f"Twilio signing key {key_id!r} has an empty secret")
+        out[key_id] = secret.encode("utf-8")
+    return out
+
+
 def _param_items(params: Params) -> list[tuple[str, list[str]]]:
     grouped: dict[str, list[str]] = {}
     if isinstance(params, FormData):
@@ -165,15 +184,18 @@ class TwilioSignatureValidator:
     ``auth_token`` is the account Auth Token (HMAC-SHA1 signatures).
     ``shared_keys`` maps a SharedKey id to its secret, for requests that name
     one in ``X-Twilio-Webhooks-Signature-Settings``; a request naming an id
-    we do not know is refused. Every failure raises :class:`SignatureError`
-    (answer 403, or close the stream with 1008).
+    we do not know is refused. With shared keys only (no auth token), a
+    request that names no key is refused. Every failure raises
+    :class:`SignatureError` (answer 403, or close the stream with 1008).
     """
 
-    def __init__(self, auth_token: str, *, shared_keys: Mapping[str, str] | None = None) -> None:
-        if not auth_token:
+    def __init__(
+        self, auth_token: str | None, *, shared_keys: Mapping[str, str] | None = None
+    ) -> None:
+        self._shared = _check_shared_keys(shared_keys or {})
+        if not auth_token and not self._shared:
             raise LocalProtocolError("an empty Twilio auth token would accept forged requests")
-        self._token = auth_token.encode("utf-8")
-        self._shared = {k: v.encode("utf-8") for k, v in (shared_keys or {}).items()}
+        self._token = auth_token.encode("utf-8") if auth_token else None
 
     def compute_signature(
         self,
@@ -198,7 +220,10 @@ class TwilioSignatureValidator:
             message = "".join(parts).encode("utf-8")
         except UnicodeEncodeError:
             raise SignatureError("signed text is not encodable as UTF-8") from None
-        mac = hmac.new(self._token if key is None else key, message, digest)
+        key = self._token if key is None else key
+        if key is None:
+            raise LocalProtocolError("no key to sign with: the auth token is not configured")
+        mac = hmac.new(key, message, digest)
         return base64.b64encode(mac.digest()).decode("ascii")
 
     def validate(
@@ -229,6 +254,8 @@ class TwilioSignatureValidator:
             if key_id not in self._shared:
                 raise SignatureError("request signed with an unknown shared key")
             key = self._shared[key_id]
+        if key is None:
+            raise SignatureError("request names no shared key and no auth token is configured")
         stripped, added = _candidate_urls(url)
         if body is not None:
             params = None

@@ -167,7 +167,7 @@ class FakeElevenLabs:
         }
         return [self._msg("agent_response_correction", agent_response_correction_event=event)]
 
-    def tool_call(self, name: str, parameters: dict[str, Any], call_id: str) -> list[str]:
+    def tool_call(self, name: str, parameters: Any, call_id: str) -> list[str]:
         event = {
             "tool_name": name,
             "tool_call_id": call_id,
