@@ -102,7 +102,7 @@ class WebhookApp:
         if (twilio_auth_token or twilio_signing_keys) and not webhook_host:
             raise PatterError("Twilio signature checks need the public webhook host")
         self.webhook_host = webhook_host
-        self.tokens = StreamTokens(stream_secret)
+        self.tokens = StreamTokens.from_list(stream_secret)
         self.twilio = (
             TwilioSignatureValidator(twilio_auth_token, shared_keys=twilio_signing_keys)
             if twilio_auth_token or twilio_signing_keys

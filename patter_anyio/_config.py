@@ -42,7 +42,7 @@ _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]
 
 ENVIRONMENT = (
     ("PATTER_WEBHOOK_URL", "public host for signatures and stream URLs (as --webhook-url)"),
-    ("PATTER_STREAM_SECRET", "stream-token secret shared by workers and instances"),
+    ("PATTER_STREAM_SECRET", "stream-token secret(s) shared by instances: new,old while rolling"),
     ("TWILIO_ACCOUNT_SID", "Twilio account (REST calls)"),
     ("TWILIO_AUTH_TOKEN", "Twilio auth token: enables X-Twilio-Signature checks"),
     ("TWILIO_SIGNING_KEYS", "id=secret,id2=secret2: HMAC-SHA256 signing keys"),
@@ -394,8 +394,11 @@ def config_from_args(
     generated = secret is None
     if secret is None:
         secret = entropy.token_bytes(32).hex()
-    elif len(secret) < MIN_SECRET_CHARS:
-        raise ConfigError(f"the stream secret must be at least {MIN_SECRET_CHARS} characters")
+    elif any(len(part) < MIN_SECRET_CHARS for part in secret.split(",")):
+        raise ConfigError(
+            f"each stream secret must be at least {MIN_SECRET_CHARS} characters "
+            "(several: comma-separated, newest first)"
+        )
 
     config = ServerConfig(
         host=args.host,

@@ -129,8 +129,14 @@ class Patter:
                 f"webhook_url must be a public host such as abc.ngrok.app, not {webhook_url!r}"
             ) from None
         self._twilio_signing_keys = _check_signing_keys(twilio_signing_keys, host)
-        if stream_secret is not None and len(stream_secret) < 16:
-            raise InvalidOption("stream_secret must be at least 16 characters")
+        if stream_secret is not None and (
+            not isinstance(stream_secret, str)
+            or any(len(part) < 16 for part in stream_secret.split(","))
+        ):
+            raise InvalidOption(
+                "stream_secret must be at least 16 characters "
+                "(several: comma-separated, newest first)"
+            )
         for name, url in (
             ("openai_base_url", openai_base_url),
             ("elevenlabs_base_url", elevenlabs_base_url),

@@ -322,7 +322,7 @@ class LocalRuntime:
         self.carriers = carriers
         self.providers = providers
         self.hooks = hooks
-        self.tokens = StreamTokens(stream_secret)
+        self.tokens = StreamTokens.from_list(stream_secret)
         #: One live stream per call, no replayed tokens (per process).
         self.admission = StreamAdmission(self.tokens)
         self.timeouts = timeouts if timeouts is not None else StreamTimeouts()

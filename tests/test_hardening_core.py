@@ -160,3 +160,31 @@ def test_api_timeouts_are_validated() -> None:
         phone.agent(provider="echo", provider_timeout=0)
     with pytest.raises(InvalidOption, match="error_message must be text"):
         phone.agent(provider="echo", error_message=3)  # type: ignore[arg-type]
+
+
+def test_stream_secret_roll_keeps_streams_of_the_old_secret() -> None:
+    old, new = b"the-old-secret-0123456789", b"the-new-secret-0123456789"
+    on_old = StreamTokens.from_list(old)
+    rolling = StreamTokens.from_list(new + b"," + old)
+    rolled = StreamTokens.from_list(new)
+    token_old = on_old.issue("CA1", 100.0)
+    token_new = rolling.issue("CA1", 100.0)
+    # An instance mid-roll accepts both; its own tokens use the new secret.
+    rolling.verify(token_old, "CA1", 101.0)
+    rolling.verify(token_new, "CA1", 101.0)
+    rolled.verify(token_new, "CA1", 101.0)
+    with pytest.raises(SignatureError):
+        on_old.verify(token_new, "CA1", 101.0)  # an instance not rolled yet refuses new tokens
+    with pytest.raises(SignatureError):
+        rolled.verify(token_old, "CA1", 101.0)  # after the roll, old tokens are dead
+
+
+def test_stream_secret_list_is_validated() -> None:
+    from patter_anyio import InvalidOption, Patter
+
+    with pytest.raises(ConfigError, match="each stream secret must be at least 16"):
+        _serve("--stream-secret", "a-long-enough-secret-1,short")
+    config = _serve(env={"PATTER_STREAM_SECRET": "a-long-enough-secret-1,a-long-enough-secret-0"})
+    assert config.stream_secret.split(",")[0] == "a-long-enough-secret-1"  # type: ignore[attr-defined]
+    with pytest.raises(InvalidOption, match="comma-separated"):
+        Patter(stream_secret="a-long-enough-secret-1,")

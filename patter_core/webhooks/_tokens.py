@@ -15,7 +15,13 @@ one field cannot move them into the next. Nothing else is stored: any
 instance configured with the same secret verifies any other's tokens, which
 is what lets the webhook land on one server and the media on another.
 Secrets can be rotated: verify with the new secret and the old ones
-(``previous_secrets``) while issuing with the new.
+(``previous_secrets``) while issuing with the new. Configured as one text,
+the secrets are a comma-separated list, newest first
+(:meth:`StreamTokens.from_list`). A roll that never refuses a stream, on a
+fleet updated one instance at a time: (1) every instance to ``old,new``
+(issues with old, accepts both), (2) every instance to ``new,old`` (issues
+with new: every instance already accepts it), (3) once the last old token
+has expired (5 minutes), every instance to ``new``.
 """
 
 from __future__ import annotations
@@ -71,6 +77,14 @@ class StreamTokens:
             )
         self._secret = secret
         self._all = tuple(secrets)
+
+    @classmethod
+    def from_list(cls, secrets: bytes) -> StreamTokens:
+        """``b"new,old,older"``: issue with the first, accept any."""
+        parts = secrets.split(b",")
+        if any(not part for part in parts):
+            raise LocalProtocolError("a stream secret list has an empty entry")
+        return cls(parts[0], previous_secrets=parts[1:])
 
     def issue(self, call_id: str, now: float, ttl: float = DEFAULT_STREAM_TOKEN_TTL_S) -> str:
         """A token for ``call_id`` valid until ``now + ttl`` (rounded up to a second)."""
