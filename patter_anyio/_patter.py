@@ -400,10 +400,16 @@ class Patter:
                 log.info("signal %d: finishing live calls, then stopping", signum)
                 server.stop()
 
-    def stop(self) -> None:
-        """Begin a graceful shutdown of a running ``serve()``."""
+    def stop(self, *, immediate: bool = False) -> None:
+        """Begin a graceful shutdown of a running ``serve()``: drain (503 to new
+        calls, ``/health`` says "draining"), let live calls finish within
+        ``shutdown_grace``, then end the rest as ``server_shutdown``.
+        ``immediate`` ends the live calls at once (each ``on_call_end`` still
+        fires)."""
         if self._server is not None:
-            self._server.stop()
+            self._server.stop(immediate=immediate)
+
+    shutdown = stop
 
     # -- outbound calls ---------------------------------------------------------------------
 
