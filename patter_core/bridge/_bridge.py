@@ -66,13 +66,13 @@ for its token or lost before ``start`` (then with an empty call id), so the
 application sees every attempt. Reasons: ``carrier_stop``,
 ``carrier_disconnected``, ``carrier_protocol_error``, ``token_rejected``,
 ``provider_closed``, ``provider_error``, ``end_call``, ``voicemail``,
-``hangup``.
+``fax``, ``hangup``. After a transfer request no ending sends the REST hangup
+(it would cut the caller off mid-transfer).
 
 ``end_call`` does not answer the model: the call waits for the current
 response to finish (``ResponseDone``) and its audio to play (marks), at most
-``end_call_grace_seconds``, then hangs up. The voicemail drop works the same
-way after its ``Say``, bounded by ``voicemail_max_seconds``; barge-in is off
-while it plays (the answering machine's noise must not cut it).
+``end_call_grace_seconds``, then hangs up. The voicemail drop: see :mod:`._voicemail` (bounded by
+``voicemail_max_seconds``; barge-in is off while the message plays).
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as
 "provider_closed" when it is the session's answer to ``socket_closed`` (the
@@ -113,6 +113,7 @@ from ..providers._events import (
     UserSpeechStarted,
 )
 from ..providers._session import ProviderSession
+from ..webhooks._twilio_flow import AmdAction, amd_action
 from ._actions import (
     Action,
     CloseCarrier,
@@ -137,6 +138,7 @@ from ._config import (
 )
 from ._playback import Playback
 from ._tools import decide, error_output, offered_tools
+from ._voicemail import VoicemailDrop
 
 __all__ = ["CallBridge"]
 
@@ -151,7 +153,7 @@ class _State(enum.Enum):
 #: Telnyx call outlives its media socket; a Twilio one would just go on to
 #: the next TwiML verb).
 _HANGUP_REASONS = frozenset(
-    {"end_call", "hangup", "voicemail", "provider_error", "provider_closed"}
+    {"end_call", "hangup", "voicemail", "fax", "provider_error", "provider_closed"}
 )
 #: Digits a keypad can send (RFC 4733 events 0-15).
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
@@ -199,6 +201,7 @@ class CallBridge:
         self._finish_deadline: float | None = None
         self._finish_needs_done = False
         self._transferred_to: str | None = None
+        self._voicemail: VoicemailDrop | None = None
         self._hangup_detail = ""
         self._timer: float | None = None
         self._socket_closing = False  # inside provider_socket_closed
@@ -274,14 +277,30 @@ class CallBridge:
         if self._state is not _State.ACTIVE:
             return []
         self._begin()
+        action = amd_action(answered_by)
         message = self._config.voicemail_message
-        if answered_by.startswith("machine_end") and message and self._finish_reason is None:
-            self._command(Say(text=message), now)
-            self._finish_reason = "voicemail"
-            self._finish_needs_done = True
-            self._finish_deadline = now + self._config.voicemail_max_seconds
+        if action is AmdAction.HANG_UP:
+            self._end("fax", now)
+        elif action is AmdAction.LEAVE_MESSAGE and message and self._finish_reason is None:
+            self._leave_message(message, now)
         self._drain_session(now)
         return self._finish(now)
+
+    def _leave_message(self, message: str, now: float) -> None:
+        info = self._info
+        if not self._ready and self._control is not None and info is not None:
+            request = self._control.leave_message(info.call_id, message)
+            if request is not None:
+                # The carrier speaks it and hangs up; closing the media socket
+                # first would end the call before the new instructions run.
+                self._out.append(HttpCall(request=request, purpose="voicemail"))
+                self._end("voicemail", now, hang_up=False, close_carrier=False)
+                return
+        self._finish_reason = "voicemail"
+        self._finish_deadline = now + self._config.voicemail_max_seconds
+        self._cut_agent(now)
+        self._voicemail = VoicemailDrop()
+        self._command(Say(text=message), now)
 
     def hangup(self, reason: str, now: float) -> list[Action]:
         """The application ends the call."""
@@ -351,6 +370,8 @@ class CallBridge:
         if self._state is _State.ENDED:
             return None
         deadlines = [self._finish_deadline]
+        if self._voicemail is not None:
+            deadlines.append(self._voicemail.quiet_at)
         if self._session is not None:
             deadlines.append(self._session.next_deadline())
         present = [d for d in deadlines if d is not None]
@@ -367,6 +388,7 @@ class CallBridge:
         ):
             self._end(self._finish_reason, now)
         else:
+            self._maybe_finish(now)
             self._drain_session(now)
         return self._finish(now)
 
@@ -508,7 +530,7 @@ class CallBridge:
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
             elif isinstance(event, ResponseDone):
-                self._on_response_done(now)
+                self._on_response_done(event, now)
             elif isinstance(event, SessionReady):
                 self._on_ready(now)
             elif isinstance(event, ProviderError) and event.fatal:
@@ -536,6 +558,8 @@ class CallBridge:
         if self._outbound is None or self._outbound_src != src:
             self._outbound = self._make_transcoder(src, fmt)
             self._outbound_src = src
+        if self._voicemail is not None:
+            self._voicemail.audio(item)
         self._send_agent_audio(item, self._outbound.convert(event.audio))
 
     def _send_agent_audio(self, item: str | None, audio: bytes) -> None:
@@ -546,7 +570,7 @@ class CallBridge:
         frames.append(stream.send_mark(name))
         self._to_carrier(frames)
 
-    def _on_response_done(self, now: float) -> None:
+    def _on_response_done(self, event: ResponseDone, now: float) -> None:
         self._playback.response_done()
         if self._outbound is not None and self._playback.has_current_audio():
             # The answer's last partial frame and the resampler's tail, marked,
@@ -557,15 +581,22 @@ class CallBridge:
             if frames:
                 self._to_carrier(frames)
                 self._send_agent_audio(self._playback.current, b"")
-        self._finish_needs_done = False
+        if self._voicemail is not None:
+            self._voicemail.response_done(event.item_id)
+        else:
+            self._finish_needs_done = False
         self._maybe_finish(now)
 
     def _on_speech_started(self, now: float) -> None:
         if self._finish_reason == "voicemail":
             return
-        played = int(self._stream.played_ms)
-        if played >= self._stream.sent_ms:
+        if self._stream.played_ms >= self._stream.sent_ms:
             return  # nothing unplayed: no barge-in
+        self._cut_agent(now)
+
+    def _cut_agent(self, now: float) -> None:
+        """Drop the agent's unplayed audio and cancel its answer (barge-in, voicemail)."""
+        played = int(self._stream.played_ms)
         self._to_carrier([self._stream.send_clear()])
         self._command(Cancel(), now)
         for item, heard in self._playback.interrupt(played):
@@ -611,6 +642,10 @@ class CallBridge:
     # -- the end ---------------------------------------------------------------
 
     def _maybe_finish(self, now: float) -> None:
+        if self._voicemail is not None:
+            if self._voicemail.over(self._stream.played_ms >= self._stream.sent_ms, now):
+                self._end("voicemail", now)
+            return
         if (
             self._finish_reason is not None
             and not self._finish_needs_done
@@ -618,7 +653,15 @@ class CallBridge:
         ):
             self._end(self._finish_reason, now)
 
-    def _end(self, reason: str, now: float, *, close_code: int = 1000) -> None:
+    def _end(
+        self,
+        reason: str,
+        now: float,
+        *,
+        close_code: int = 1000,
+        hang_up: bool = True,
+        close_carrier: bool = True,
+    ) -> None:
         if self._state is _State.ENDED:
             return
         self._state = _State.ENDED
@@ -627,11 +670,13 @@ class CallBridge:
             session.close(now)
             self._out.extend(ProviderIo(action=io) for io in session.io_to_send())
         info = self._info
-        if reason in _HANGUP_REASONS and self._control is not None and info is not None:
-            request = self._control.hangup(info.call_id)
+        transferring = self._transferred_to is not None
+        control = self._control
+        if hang_up and reason in _HANGUP_REASONS and not transferring and control is not None:
+            request = control.hangup(info.call_id) if info is not None else None
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="hangup"))
-        if self._carrier_open:
+        if self._carrier_open and close_carrier:
             self._carrier_open = False
             self._out.append(CloseCarrier(code=close_code, reason=reason))
         payload: dict[str, object] = {

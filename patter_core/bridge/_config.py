@@ -73,6 +73,11 @@ class CarrierControl(Protocol):
 
     def start_recording(self, call_id: str) -> HttpRequest | None: ...
 
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        """Have the carrier speak ``text`` and hang up (the voicemail drop when
+        the provider session cannot speak yet)."""
+        ...
+
 
 class Transcoding(Protocol):
     """What the bridge needs of :class:`patter_core.audio.Transcoder`."""

@@ -65,16 +65,29 @@ from ._twilio_events import (
     parse_recording_status,
     parse_stream_status,
 )
+from ._twilio_flow import (
+    DEFAULT_MACHINE_DETECTION_TIMEOUT,
+    STREAM_STATUS_PATH,
+    AmdAction,
+    StreamStatusLog,
+    TwilioCallFlow,
+    amd_action,
+    stream_status_log,
+    voicemail_problem,
+)
 from ._twilio_rest import DEFAULT_TWILIO_API, TwilioCall, TwilioRest, parse_twilio_call
 from ._twilio_signature import (
     HMAC_SHA1,
     HMAC_SHA256,
     TwilioSignatureValidator,
     media_stream_url,
+    media_stream_urls,
     public_url,
     signature_algorithm,
 )
 from ._twiml import (
+    INLINE_TWIML_MAX_CHARS,
+    PARAMETER_MAX_CHARS,
     TWIML_CONTENT_TYPE,
     connect_stream_twiml,
     dial_twiml,
@@ -87,6 +100,7 @@ from ._twiml import (
 
 __all__ = [
     "AMD_ANSWERED_BY",
+    "DEFAULT_MACHINE_DETECTION_TIMEOUT",
     "DEFAULT_MAX_FORM_BYTES",
     "DEFAULT_MAX_FORM_FIELDS",
     "DEFAULT_MAX_TELNYX_WEBHOOK_BYTES",
@@ -96,7 +110,11 @@ __all__ = [
     "DEFAULT_TWILIO_API",
     "HMAC_SHA1",
     "HMAC_SHA256",
+    "INLINE_TWIML_MAX_CHARS",
+    "PARAMETER_MAX_CHARS",
+    "STREAM_STATUS_PATH",
     "TWIML_CONTENT_TYPE",
+    "AmdAction",
     "AmdCallback",
     "CallStatusCallback",
     "CarrierApiError",
@@ -105,6 +123,7 @@ __all__ = [
     "IncomingCall",
     "RecordingStatusCallback",
     "StreamStatusCallback",
+    "StreamStatusLog",
     "StreamTokens",
     "TelnyxCall",
     "TelnyxCallAnswered",
@@ -123,8 +142,10 @@ __all__ = [
     "TelnyxStreamingStopped",
     "TelnyxUnknownEvent",
     "TwilioCall",
+    "TwilioCallFlow",
     "TwilioRest",
     "TwilioSignatureValidator",
+    "amd_action",
     "connect_stream_twiml",
     "decode_client_state",
     "dial_twiml",
@@ -133,6 +154,7 @@ __all__ = [
     "header_value",
     "is_machine_end",
     "media_stream_url",
+    "media_stream_urls",
     "parse_amd_callback",
     "parse_call_status",
     "parse_form",
@@ -145,8 +167,10 @@ __all__ = [
     "public_url",
     "say_hangup_twiml",
     "signature_algorithm",
+    "stream_status_log",
     "twilio_stream_url",
     "verify_telnyx_signature",
+    "voicemail_problem",
     "xml_attribute",
     "xml_text",
 ]
