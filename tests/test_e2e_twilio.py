@@ -38,6 +38,7 @@ from tests.fakes.carrier import (
     tone_report,
     ulaw_tone,
 )
+from tests.fakes.fake_elevenlabs import FakeElevenLabs
 from tests.fakes.fake_openai_realtime import FakeOpenAIRealtime
 from tests.fakes.provider_servers import Close, ProviderServer, provider_server
 from tests.fakes.servers import RecordedRequest, RunningRestServer, rest_server, twilio_responder
@@ -153,6 +154,59 @@ async def test_voicemail_drop_during_a_live_answer() -> None:
     # Hung up only once all of it had played and every mark was echoed.
     assert call.played_at_close == total
     assert call.pending_marks == 0
+    assert hangups(rest) == [{"Status": "completed"}]
+    assert end["reason"] == "voicemail"
+
+
+async def test_elevenlabs_voicemail_plays_whole_before_the_hang_up() -> None:
+    """ElevenLabs has no "answer finished": the inferred end of the interrupted
+    answer arrives with the message's first chunk and must not end the wait."""
+    fake = FakeElevenLabs(agent_id="agent_vm")
+    seen = Recorded()
+    message_audio = ulaw_tone(500, 800)
+    with provider_server(fake) as provider, rest_server(twilio_responder) as rest:
+        provider.when(of_type("user_message"), lambda _: fake.agent_says(VOICEMAIL, message_audio))
+        phone = Patter(
+            twilio_sid=ACCOUNT_SID,
+            twilio_token=AUTH_TOKEN,
+            webhook_url=HOST,
+            twilio_api_base_url=rest.base_url,
+            elevenlabs_base_url=provider.base_url,
+        )
+        agent = phone.agent(provider="elevenlabs", agent_id="agent_vm")
+        async with serving(phone, agent, seen, VOICEMAIL) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> tuple[CarrierStream, int, int, float]:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await provider.wait_for(of_type("conversation_initiation_client_data"))
+                    await anyio.sleep(0.2)
+                    provider.push(lambda: fake.agent_says("Hi there!", ulaw_tone(1000, 3000)))
+                    await call.wait(lambda: call.played_ms >= 300, what="the answer playing")
+                    status, _ = await post_amd(port, "machine_end_other")
+                    assert status == 200
+                    await call.wait(lambda: bool(call.clears), what="the clear")
+                    cleared = call.clears[0]
+                    await call.wait(
+                        lambda: len(call.audio) - cleared >= len(message_audio) - 160,
+                        what="the message arriving",
+                    )
+                    await call.wait(call.closed.is_set, timeout=8, what="the hang-up")
+                    heard_ms = (call.played_at_close or 0) - cleared
+                    return call, cleared, len(call.audio), heard_ms / 8
+
+            call, cleared_at, total, heard_ms = await run_in_asyncio_thread(carrier)
+            end = await seen.wait_ended()
+    (asked,) = provider.received_matching(of_type("user_message"))
+    assert asked["text"].endswith(VOICEMAIL)
+    after = bytes(call.audio[cleared_at:])
+    heard = tone_report(after)
+    assert abs(heard.peak_hz - 500) < 5 and heard.snr_db >= 30, heard
+    assert abs(len(after) - len(message_audio)) <= 160
+    # All of it played before the hang-up, not just its first chunk.
+    assert call.played_at_close == total and heard_ms >= 780
     assert hangups(rest) == [{"Status": "completed"}]
     assert end["reason"] == "voicemail"
 

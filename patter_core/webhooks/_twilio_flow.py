@@ -62,6 +62,8 @@ MACHINE_DETECTION_TIMEOUT_RANGE = (3, 59)
 #: Where ``<Stream statusCallback>`` posts (signed like every webhook).
 STREAM_STATUS_PATH = "/webhooks/twilio/stream-status"
 
+# The characters a <Say><Hangup /> document adds around its text.
+_SAY_HANGUP_OVERHEAD = len(say_hangup_twiml("a")) - 1
 #: Twilio error codes are five digits (31920, 11205, ...).
 _ERROR_CODE_RE = re.compile(r"\b(\d{5})\b")
 
@@ -103,7 +105,7 @@ def voicemail_problem(message: str) -> str | None:
         return (
             f"voicemail_message is too long: as TwiML it is {size} characters and "
             f"Twilio allows {INLINE_TWIML_MAX_CHARS} (about "
-            f"{INLINE_TWIML_MAX_CHARS - len(say_hangup_twiml(''))} characters of text)"
+            f"{INLINE_TWIML_MAX_CHARS - _SAY_HANGUP_OVERHEAD} characters of text)"
         )
     return None
 
