@@ -292,6 +292,13 @@ def config_from_args(
         except PatterError:
             raise ConfigError("TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key") from None
 
+    if args.voicemail_message and _env(env, "TWILIO_ACCOUNT_SID"):
+        from patter_core.webhooks import voicemail_problem
+
+        problem = voicemail_problem(args.voicemail_message)
+        if problem:
+            raise ConfigError(problem.replace("voicemail_message", "--voicemail-message", 1))
+
     secret = args.stream_secret or _env(env, "PATTER_STREAM_SECRET")
     generated = secret is None
     if secret is None:
