@@ -22,6 +22,7 @@ from patter_core.providers import (
     AudioOut,
     Cancel,
     CloseSocket,
+    HoldBargeIn,
     OpenSocket,
     ProviderError,
     ResponseDone,
@@ -356,6 +357,7 @@ def test_voicemail_drop_cuts_the_answer_speaks_its_own_then_hangs_up() -> None:
     assert rig.session.commands == [
         Cancel(),
         Truncate(item_id="reply", played_ms=300),
+        HoldBargeIn(),
         Say(text="Please call us back."),
     ]
     assert SetTimer(deadline=62.0) in out
@@ -367,7 +369,7 @@ def test_voicemail_drop_cuts_the_answer_speaks_its_own_then_hangs_up() -> None:
     rig.provider([ResponseDone(item_id="reply", status="cancelled")], 2.1)
     vm = play_agent(rig, "vm", 2, 2.5)
     rig.provider([UserSpeechStarted()], 2.6)  # the machine's noise does not cut it
-    assert Cancel() not in rig.session.commands[3:]
+    assert Cancel() not in rig.session.commands[4:]
     for name in vm:
         assert callbacks(rig.carrier(mark(name), 2.8), "on_call_end") == []
     rig.provider([ResponseDone(item_id="vm")], 2.9)  # the message's own end

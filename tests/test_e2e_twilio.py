@@ -131,9 +131,13 @@ async def test_voicemail_drop_during_a_live_answer() -> None:
                     await call.wait(lambda: call.played_ms >= 300, what="the answer playing")
                     status, _ = await post_amd(port, "machine_end_beep")
                     assert status == 200
+                    await call.wait(lambda: bool(call.clears), what="the clear")
+                    cleared = call.clears[0]
+                    await call.wait(lambda: call.played_ms - cleared / 8 >= 300, what="message")
+                    # The machine's noise, while the message plays, cuts nothing.
+                    provider.push(lambda: fake.speech_started(audio_start_ms=4000))
                     await call.wait(call.closed.is_set, timeout=8, what="the hang-up")
-                    assert call.clears, "no clear before the message"
-                    return call, call.clears[0], len(call.audio)
+                    return call, cleared, len(call.audio)
 
             call, cleared_at, total = await run_in_asyncio_thread(carrier)
             end = await seen.wait_ended()
@@ -143,6 +147,19 @@ async def test_voicemail_drop_during_a_live_answer() -> None:
     cancel = kinds.index("response.cancel")
     assert kinds.index("conversation.item.truncate") > cancel
     assert kinds.index("response.create") > cancel
+    # The server's own barge-in was held back just before the message was asked for.
+    sent = [m for m in fake.received if m["type"] != "input_audio_buffer.append"]
+    held = sent[kinds.index("response.create") - 1]
+    assert held["type"] == "session.update"
+    assert held["session"]["audio"]["input"]["turn_detection"] == {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 500,
+        "create_response": False,
+        "interrupt_response": False,
+    }
+    assert len(call.clears) == 1  # the noise during the message cleared nothing
     (create,) = provider.received_matching(of_type("response.create"))
     assert create["response"]["instructions"].endswith(VOICEMAIL)
     # The carrier: one clear, then the whole message and nothing of the old answer.

@@ -98,6 +98,7 @@ from ..media._events import Connected, Dtmf, Mark, Media, Start, Stop, StreamErr
 from ..providers._events import (
     AudioOut,
     Cancel,
+    HoldBargeIn,
     ProviderCommand,
     ProviderError,
     ProviderEvent,
@@ -300,6 +301,7 @@ class CallBridge:
         self._finish_deadline = now + self._config.voicemail_max_seconds
         self._cut_agent(now)
         self._voicemail = VoicemailDrop()
+        self._command(HoldBargeIn(), now)  # the machine's noise must not cut the message
         self._command(Say(text=message), now)
 
     def hangup(self, reason: str, now: float) -> list[Action]:
