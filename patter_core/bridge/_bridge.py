@@ -71,8 +71,8 @@ application sees every attempt. Reasons: ``carrier_stop``,
 
 ``end_call`` does not answer the model: the call waits for the current
 response to finish (``ResponseDone``) and its audio to play (marks), at most
-``end_call_grace_seconds``, then hangs up. The voicemail drop: see :mod:`._voicemail` (bounded by
-``voicemail_max_seconds``; barge-in is off while the message plays).
+``end_call_grace_seconds``, then hangs up. The voicemail drop: see
+:mod:`._voicemail` (at most ``voicemail_max_seconds``; no barge-in meanwhile).
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as
 "provider_closed" when it is the session's answer to ``socket_closed`` (the
