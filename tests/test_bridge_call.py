@@ -17,7 +17,8 @@ from patter_core.bridge import (
     SetTimer,
     ToolSpec,
 )
-from patter_core.bridge._voicemail import QUIET_SECONDS
+from patter_core.bridge._voicemail import QUIET_SECONDS, START_SECONDS
+from patter_core.http import HttpRequest
 from patter_core.providers import (
     AudioOut,
     Cancel,
@@ -39,6 +40,7 @@ from patter_core.providers import (
 
 from .test_bridge_support import (
     CALL_SID,
+    FakeControl,
     FakeSession,
     Rig,
     callbacks,
@@ -360,7 +362,7 @@ def test_voicemail_drop_cuts_the_answer_speaks_its_own_then_hangs_up() -> None:
         HoldBargeIn(),
         Say(text="Please call us back."),
     ]
-    assert SetTimer(deadline=62.0) in out
+    assert SetTimer(deadline=2.0 + START_SECONDS) in out  # its start, then at most 62.0
     # Late audio of the cancelled answer is dropped; its end says nothing
     # about the message (it is another answer's end).
     assert (
@@ -420,6 +422,38 @@ def test_voicemail_before_the_session_is_ready_is_said_by_the_carrier(answered_b
     # The carrier ends the stream once it runs the new TwiML: closing the
     # socket first would hang up before the message.
     assert [a for a in out if isinstance(a, CloseCarrier)] == []
+
+
+class _NoCarrierSpeech(FakeControl):
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        return None
+
+
+@pytest.mark.parametrize("carrier_can_say_it", [True, False])
+def test_voicemail_the_session_never_starts_is_left_to_the_carrier(
+    carrier_can_say_it: bool,
+) -> None:
+    """The session was asked for the message but says nothing (a refused
+    request): after START_SECONDS the carrier says it and hangs up."""
+    rig = Rig(BridgeConfig(voicemail_message="Call back."))
+    if not carrier_can_say_it:
+        rig.bridge._control = _NoCarrierSpeech()
+    rig.connect()
+    out = rig.bridge.amd_result("machine_end_beep", 2.0)
+    assert SetTimer(deadline=2.0 + START_SECONDS) in out
+    assert rig.bridge.handle_timer(2.0 + START_SECONDS - 0.1) == []
+    out = rig.bridge.handle_timer(2.0 + START_SECONDS)
+    if carrier_can_say_it:
+        assert [h.purpose for h in http_calls(out)] == ["voicemail"]
+        (ended,) = callbacks(out, "on_call_end")
+        assert ended["reason"] == "voicemail"
+        assert [a for a in out if isinstance(a, CloseCarrier)] == []
+    else:
+        # Nothing else to try: wait for it, up to voicemail_max_seconds.
+        assert http_calls(out) == [] and not rig.bridge.ended
+        assert rig.bridge.next_deadline() == 62.0
+        (ended,) = callbacks(rig.bridge.handle_timer(62.0), "on_call_end")
+        assert ended["reason"] == "voicemail"
 
 
 def test_fax_hangs_up_at_once_without_agent_audio() -> None:

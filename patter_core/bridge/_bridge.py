@@ -288,21 +288,23 @@ class CallBridge:
         return self._finish(now)
 
     def _leave_message(self, message: str, now: float) -> None:
-        info = self._info
-        if not self._ready and self._control is not None and info is not None:
-            request = self._control.leave_message(info.call_id, message)
-            if request is not None:
-                # The carrier speaks it and hangs up; closing the media socket
-                # first would end the call before the new instructions run.
-                self._out.append(HttpCall(request=request, purpose="voicemail"))
-                self._end("voicemail", now, hang_up=False, close_carrier=False)
-                return
         self._finish_reason = "voicemail"
         self._finish_deadline = now + self._config.voicemail_max_seconds
+        if not self._ready and self._carrier_says(message, now):
+            return
         self._cut_agent(now)
-        self._voicemail = VoicemailDrop()
+        self._voicemail = VoicemailDrop(now)
         self._command(HoldBargeIn(), now)  # the machine's noise must not cut the message
         self._command(Say(text=message), now)
+
+    def _carrier_says(self, message: str, now: float) -> bool:
+        """The carrier speaks the message and hangs up, if it can (see ``_voicemail``)."""
+        info, control = self._info, self._control
+        request = control.leave_message(info.call_id, message) if control and info else None
+        if request is not None:
+            self._out.append(HttpCall(request=request, purpose="voicemail"))
+            self._end("voicemail", now, by_carrier=True)
+        return request is not None
 
     def hangup(self, reason: str, now: float) -> list[Action]:
         """The application ends the call."""
@@ -373,7 +375,7 @@ class CallBridge:
             return None
         deadlines = [self._finish_deadline]
         if self._voicemail is not None:
-            deadlines.append(self._voicemail.quiet_at)
+            deadlines.append(self._voicemail.deadline())
         if self._session is not None:
             deadlines.append(self._session.next_deadline())
         present = [d for d in deadlines if d is not None]
@@ -645,7 +647,9 @@ class CallBridge:
 
     def _maybe_finish(self, now: float) -> None:
         if self._voicemail is not None:
-            if self._voicemail.over(self._stream.played_ms >= self._stream.sent_ms, now):
+            if self._voicemail.stalled(now):  # the session is not saying it
+                self._carrier_says(self._config.voicemail_message, now)
+            elif self._voicemail.over(self._stream.played_ms >= self._stream.sent_ms, now):
                 self._end("voicemail", now)
             return
         if (
@@ -656,14 +660,10 @@ class CallBridge:
             self._end(self._finish_reason, now)
 
     def _end(
-        self,
-        reason: str,
-        now: float,
-        *,
-        close_code: int = 1000,
-        hang_up: bool = True,
-        close_carrier: bool = True,
+        self, reason: str, now: float, *, close_code: int = 1000, by_carrier: bool = False
     ) -> None:
+        # by_carrier: the carrier ends the call itself (new TwiML); our hangup
+        # or closing the media socket first would cut it short.
         if self._state is _State.ENDED:
             return
         self._state = _State.ENDED
@@ -674,11 +674,11 @@ class CallBridge:
         info = self._info
         transferring = self._transferred_to is not None
         control = self._control
-        if hang_up and reason in _HANGUP_REASONS and not transferring and control is not None:
+        if reason in _HANGUP_REASONS and not (by_carrier or transferring) and control is not None:
             request = control.hangup(info.call_id) if info is not None else None
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="hangup"))
-        if self._carrier_open and close_carrier:
+        if self._carrier_open and not by_carrier:
             self._carrier_open = False
             self._out.append(CloseCarrier(code=close_code, reason=reason))
         payload: dict[str, object] = {

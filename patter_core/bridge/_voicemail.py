@@ -17,8 +17,9 @@ ends it. An end reported for an older answer (OpenAI's cancelled response,
 or ElevenLabs' inferred end of the previous turn, which arrives with the
 first chunk of the next) says nothing about the message.
 
-A session that is not ready yet cannot speak: then the carrier says the
-message and hangs up (``CarrierControl.leave_message``, Twilio's ``<Say>``
+A session that is not ready yet cannot speak, and one whose message has
+not started after :data:`START_SECONDS` will not (a refused request, a
+provider in trouble): then the carrier says the message and hangs up (``CarrierControl.leave_message``, Twilio's ``<Say>``
 TwiML), and the media socket is left for the carrier to close, since
 closing it first would end the call before the new instructions run.
 
@@ -30,26 +31,48 @@ has played and no more has come for :data:`QUIET_SECONDS`.
 
 from __future__ import annotations
 
-__all__ = ["QUIET_SECONDS", "VoicemailDrop"]
+__all__ = ["QUIET_SECONDS", "START_SECONDS", "VoicemailDrop"]
 
 #: After the message's audio has played, how long no new audio of it must
 #: arrive before it counts as over without a ``ResponseDone``. Providers
 #: stream speech faster than real time, so a gap this long after playback
 #: caught up is the end of the answer, not a pause inside it.
 QUIET_SECONDS = 2.0
+#: How long the session has to start speaking the message before the carrier
+#: is asked to say it instead. A provider starts an answer within a second
+#: or two; eight is well past any healthy one.
+START_SECONDS = 8.0
 
 
 class VoicemailDrop:
     """Tracks the message's own answer: its item, its end, its playback."""
 
-    __slots__ = ("done", "item", "quiet_at", "quiet_seconds", "started")
+    __slots__ = ("done", "item", "quiet_at", "quiet_seconds", "start_by", "started")
 
-    def __init__(self, quiet_seconds: float = QUIET_SECONDS) -> None:
+    def __init__(
+        self,
+        now: float,
+        *,
+        quiet_seconds: float = QUIET_SECONDS,
+        start_seconds: float = START_SECONDS,
+    ) -> None:
         self.quiet_seconds = quiet_seconds
+        self.start_by: float | None = now + start_seconds
         self.started = False
         self.item: str | None = None
         self.done = False
         self.quiet_at: float | None = None
+
+    def deadline(self) -> float | None:
+        """When to look again: the start deadline, then the quiet window."""
+        return self.quiet_at if self.started else self.start_by
+
+    def stalled(self, now: float) -> bool:
+        """True once if the message has not started by its start deadline."""
+        if self.started or self.start_by is None or now < self.start_by:
+            return False
+        self.start_by = None
+        return True
 
     def audio(self, item: str | None) -> None:
         """Audio accepted for playback; the first names the message's item."""
