@@ -216,8 +216,9 @@ class WebhookApp:
     # ---------------------------------------------------------------- streams
     async def authorize_stream(self, request: StreamRequest) -> Reject | None:
         """Twilio signs the upgrade over the ``wss://`` URL (PROTOCOLS.md
-        section 1.2 step 8), with or without a trailing ``/``; Telnyx does not sign it, its token arrives in a
-        header and is checked with the call's ``start`` frame."""
+        section 1.2 step 8), with or without a trailing ``/``; Telnyx does
+        not sign it, its token arrives in a header and is checked with the
+        call's ``start`` frame."""
         if request.carrier == "twilio" and self.twilio is not None:
             assert self.webhook_host is not None
             try:

@@ -31,6 +31,7 @@ from patter_core.webhooks import (
     TelnyxRest,
     TwilioCallFlow,
     TwilioRest,
+    machine_detection_timeout_problem,
     parse_telnyx_response,
     parse_twilio_call,
     voicemail_problem,
@@ -393,15 +394,9 @@ class Patter:
         if agent is not None and not isinstance(agent, Agent):
             raise InvalidOption("agent must come from phone.agent(...)")
         self._check_voicemail(voicemail_message)
-        if (
-            isinstance(machine_detection_timeout, bool)
-            or not isinstance(machine_detection_timeout, int)
-            or not 3 <= machine_detection_timeout <= 59
-        ):
-            raise InvalidOption(
-                "machine_detection_timeout must be whole seconds in 3-59, "
-                f"not {machine_detection_timeout!r}"
-            )
+        problem = machine_detection_timeout_problem(machine_detection_timeout)
+        if problem:
+            raise InvalidOption(problem)
         runtime = self._runtime
         if self.carriers.twilio_sid and self.carriers.twilio_token:
             rest = TwilioRest(

@@ -115,7 +115,7 @@ def test_create_call_carries_the_detection_timeout() -> None:
     assert form["AsyncAmd"] == "true"
     plain = FLOW.create_call(to="+1", from_="+2", machine_detection=False)
     assert "MachineDetectionTimeout" not in dict(parse_qsl(plain.body.decode()))
-    with pytest.raises(LocalProtocolError, match="3-59"):
+    with pytest.raises(LocalProtocolError, match="whole seconds in 3-59, not 60"):
         FLOW.create_call(to="+1", from_="+2", machine_detection=True, machine_detection_timeout=60)
 
 

@@ -72,6 +72,7 @@ from ._twilio_flow import (
     StreamStatusLog,
     TwilioCallFlow,
     amd_action,
+    machine_detection_timeout_problem,
     stream_status_log,
     voicemail_problem,
 )
@@ -153,6 +154,7 @@ __all__ = [
     "hangup_twiml",
     "header_value",
     "is_machine_end",
+    "machine_detection_timeout_problem",
     "media_stream_url",
     "media_stream_urls",
     "parse_amd_callback",

@@ -50,6 +50,7 @@ __all__ = [
     "StreamStatusLog",
     "TwilioCallFlow",
     "amd_action",
+    "machine_detection_timeout_problem",
     "stream_status_log",
     "voicemail_problem",
 ]
@@ -92,6 +93,14 @@ def amd_action(answered_by: str) -> AmdAction:
     if answered_by == "fax":
         return AmdAction.HANG_UP
     return AmdAction.NOTHING
+
+
+def machine_detection_timeout_problem(seconds: object) -> str | None:
+    """Why ``seconds`` cannot be ``MachineDetectionTimeout``, or None."""
+    low, high = MACHINE_DETECTION_TIMEOUT_RANGE
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        return f"machine_detection_timeout must be whole seconds in {low}-{high}, not {seconds!r}"
+    return None
 
 
 def voicemail_problem(message: str) -> str | None:
@@ -158,12 +167,9 @@ class TwilioCallFlow:
         rest, host = self._rest, self._host
         if rest is None or not host:
             raise LocalProtocolError("outbound Twilio calls need credentials and a public host")
-        low, high = MACHINE_DETECTION_TIMEOUT_RANGE
-        if not low <= machine_detection_timeout <= high:
-            raise LocalProtocolError(
-                f"machine_detection_timeout must be {low}-{high} seconds, "
-                f"not {machine_detection_timeout!r}"
-            )
+        problem = machine_detection_timeout_problem(machine_detection_timeout)
+        if problem:
+            raise LocalProtocolError(problem)
         amd = machine_detection
         return rest.create_call(
             to=to,
