@@ -110,6 +110,9 @@ class _Control:
     def start_recording(self, call_id: str) -> HttpRequest | None:
         return None
 
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        return None
+
 
 def _verify(token: str, call_id: str, now: float) -> None:
     if token != "good":

@@ -10,7 +10,9 @@ application's hooks:
   ``wss://{webhook_host}/ws/stream/{CallSid}`` with the ``caller``,
   ``callee`` and ``stream_token`` parameters;
 * ``/webhooks/twilio/{status,recording,amd}`` -> parsed, handed to a hook,
-  answered 200 with an empty ``<Response/>``;
+  answered 200 with an empty ``<Response/>``; ``/webhooks/twilio/stream-status``
+  (``<Stream statusCallback>``) -> logged, ``stream-error`` at WARNING with
+  Twilio's error code;
 * ``POST /webhooks/telnyx/voice`` -> verified, parsed, handed to a hook
   (which answers ``call.initiated`` through the REST API), empty 200.
 
@@ -26,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from patter_core import PatterError, RemoteProtocolError
+from patter_core import LocalProtocolError, PatterError, RemoteProtocolError
 from patter_core.http import Endpoint, HttpResponse, Reject, Route
 from patter_core.webhooks import (
     TWIML_CONTENT_TYPE,
@@ -38,17 +40,18 @@ from patter_core.webhooks import (
     StreamTokens,
     TelnyxEvent,
     TelnyxSignatureVerifier,
+    TwilioCallFlow,
     TwilioSignatureValidator,
-    connect_stream_twiml,
-    media_stream_url,
+    media_stream_urls,
     parse_amd_callback,
     parse_call_status,
     parse_form,
     parse_incoming_call,
     parse_recording_status,
+    parse_stream_status,
     parse_telnyx_webhook,
     public_url,
-    twilio_stream_url,
+    stream_status_log,
 )
 
 from ._server import ServerRequest, StreamHandler, StreamRequest
@@ -110,6 +113,7 @@ class WebhookApp:
         )
         self.telnyx = TelnyxSignatureVerifier(telnyx_public_key) if telnyx_public_key else None
         self.hooks = hooks if hooks is not None else WebhookHooks()
+        self.twilio_flow = TwilioCallFlow(self.tokens, webhook_host=webhook_host, rest=None)
         self.stream_handler: StreamHandler = stream_handler or read_until_close
         # Wall clock: stream-token expiry and the Telnyx replay window are
         # compared with other machines' clocks.
@@ -147,6 +151,9 @@ class WebhookApp:
                 amd = parse_amd_callback(form)
                 log.info("amd call=%s answered_by=%s", amd.call_sid, amd.answered_by)
                 await self._run_hook(self.hooks.on_amd_result, amd)
+            elif route.endpoint is Endpoint.TWILIO_STREAM_STATUS:
+                line = stream_status_log(parse_stream_status(form))
+                log.log(logging.WARNING if line.warning else logging.INFO, "%s", line.text)
             else:
                 return _text(404, "not found")
             return HttpResponse(
@@ -176,15 +183,12 @@ class WebhookApp:
         host = self.webhook_host or request.header("host")
         if not host:
             return _text(400, "no webhook host configured and no Host header")
-        token = self.tokens.issue(call.call_sid, self.clock())
-        twiml = connect_stream_twiml(
-            twilio_stream_url(host, call.call_sid),
-            [
-                ("caller", call.from_ or ""),
-                ("callee", call.to or ""),
-                ("stream_token", token),
-            ],
-        )
+        try:
+            twiml = self.twilio_flow.answer(call, self.clock(), host=host)
+        except LocalProtocolError as exc:
+            # Only Twilio's own fields go in: a From or To past Twilio's
+            # parameter limit is a malformed request.
+            return _text(400, str(exc))
         return HttpResponse(
             status=200,
             headers=(("content-type", TWIML_CONTENT_TYPE),),
@@ -210,13 +214,14 @@ class WebhookApp:
     # ---------------------------------------------------------------- streams
     async def authorize_stream(self, request: StreamRequest) -> Reject | None:
         """Twilio signs the upgrade over the ``wss://`` URL (PROTOCOLS.md
-        section 1.2 step 8); Telnyx does not sign it, its token arrives in a
-        header and is checked with the call's ``start`` frame."""
+        section 1.2 step 8), with or without a trailing ``/``; Telnyx does
+        not sign it, its token arrives in a header and is checked with the
+        call's ``start`` frame."""
         if request.carrier == "twilio" and self.twilio is not None:
             assert self.webhook_host is not None
             try:
-                self.twilio.validate_request(
-                    url=media_stream_url(self.webhook_host, request.target),
+                self.twilio.validate_upgrade(
+                    urls=media_stream_urls(self.webhook_host, request.target),
                     headers=request.headers,
                 )
             except RemoteProtocolError as exc:

@@ -390,6 +390,12 @@ def config_from_args(
         name: _seconds(getattr(args, name), env, name, variable, default)
         for name, variable, default, _ in TIMEOUTS
     }
+    if args.voicemail_message and _env(env, "TWILIO_ACCOUNT_SID"):
+        from patter_core.webhooks import voicemail_problem
+
+        problem = voicemail_problem(args.voicemail_message)
+        if problem:
+            raise ConfigError(problem.replace("voicemail_message", "--voicemail-message", 1))
     secret = args.stream_secret or _env(env, "PATTER_STREAM_SECRET")
     generated = secret is None
     if secret is None:

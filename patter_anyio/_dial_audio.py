@@ -381,7 +381,7 @@ class CallStream:
                 message = await self.ws.receive()
                 now = self.now()
                 try:
-                    event = parse_agent_message(message)
+                    event = parse_agent_message(message, stream=self.frames.agent_stream)
                 except RemoteProtocolError as exc:
                     self.failure = f"the agent sent a bad frame: {exc}"
                     await self.ws.close(exc.close_code or 1007)

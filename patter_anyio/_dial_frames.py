@@ -75,8 +75,16 @@ def _bad(message: str) -> RemoteProtocolError:
     return RemoteProtocolError(message, close_code=_BAD_FRAME)
 
 
-def parse_agent_message(message: str | bytes) -> AgentMessage:
-    """One message from the agent; bad input raises RemoteProtocolError (1007)."""
+def parse_agent_message(
+    message: str | bytes, *, stream: tuple[str, str] | None = None
+) -> AgentMessage:
+    """One message from the agent; bad input raises RemoteProtocolError (1007).
+
+    ``stream`` is ``(field, id)`` for a carrier that routes the agent's
+    frames by a stream id: Twilio plays ``media``, ``mark`` and ``clear``
+    only on the stream their ``streamSid`` names, so a frame without this
+    stream's id is refused.
+    """
     if isinstance(message, bytes):
         raise _bad("agent sent a binary frame; the carrier expects JSON text")
     if len(message) > MAX_AGENT_MESSAGE_CHARS:
@@ -88,6 +96,10 @@ def parse_agent_message(message: str | bytes) -> AgentMessage:
     if not isinstance(data, dict) or not isinstance(data.get("event"), str):
         raise _bad("agent frame has no event name")
     event = data["event"]
+    if stream is not None and event in ("media", "mark", "clear"):
+        field, stream_id = stream
+        if data.get(field) != stream_id:
+            raise _bad(f"{event} frame without this stream's {field} ({stream_id})")
     if event == "media":
         media = data.get("media")
         payload = media.get("payload") if isinstance(media, dict) else None
@@ -119,6 +131,8 @@ class CarrierFrames(Protocol):
     def mark(self, name: str) -> str: ...
     def stop(self) -> str: ...
     def agent_audio(self, payload: bytes) -> bytes: ...
+    @property
+    def agent_stream(self) -> tuple[str, str] | None: ...
 
 
 class TwilioCarrierFrames:
@@ -148,6 +162,11 @@ class TwilioCarrierFrames:
 
     def agent_audio(self, payload: bytes) -> bytes:
         return payload  # Twilio streams are μ-law 8 kHz both ways (§3)
+
+    @property
+    def agent_stream(self) -> tuple[str, str] | None:
+        """Twilio routes the agent's frames by ``streamSid`` (§3)."""
+        return ("streamSid", self.stream_sid)
 
     def start(self, custom_parameters: Mapping[str, str]) -> str:
         return self._dump(
@@ -272,6 +291,10 @@ class TelnyxCarrierFrames:
         if self._from_agent is None:
             return payload
         return self._from_agent.convert(payload)
+
+    @property
+    def agent_stream(self) -> tuple[str, str] | None:
+        return None  # Telnyx documents no stream id on what the agent sends
 
     def connected(self) -> str:
         frame: dict[str, Any] = {"event": "connected", "version": "1.0.0"}

@@ -27,12 +27,17 @@ import anyio.abc
 from patter_core import PatterError
 from patter_core.http import ServerLimits
 from patter_core.webhooks import (
+    DEFAULT_MACHINE_DETECTION_TIMEOUT,
     CarrierApiError,
+    StreamTokens,
     TelnyxRest,
+    TwilioCallFlow,
     TwilioRest,
     TwilioSignatureValidator,
+    machine_detection_timeout_problem,
     parse_telnyx_response,
     parse_twilio_call,
+    voicemail_problem,
 )
 
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
@@ -280,8 +285,7 @@ class Patter:
             raise InvalidOption(
                 "recording=True needs twilio_sid and twilio_token, or telnyx_key (a REST API)"
             )
-        if voicemail_message is not None and not isinstance(voicemail_message, str):
-            raise InvalidOption("voicemail_message must be text")
+        self._check_voicemail(voicemail_message)
         hooks = CallHooks(
             on_call_start=on_call_start,
             on_call_end=on_call_end,
@@ -299,6 +303,14 @@ class Patter:
             voicemail_message=voicemail_message,
             timeouts=timeouts,
         )
+
+    def _check_voicemail(self, message: object) -> None:
+        if message is not None and not isinstance(message, str):
+            raise InvalidOption("voicemail_message must be text")
+        if message and self.carriers.twilio_sid:
+            problem = voicemail_problem(message)
+            if problem:
+                raise InvalidOption(problem)
 
     async def serve(
         self,
@@ -421,13 +433,16 @@ class Patter:
         machine_detection: bool = False,
         voicemail_message: str | None = None,
         from_: str | None = None,
+        machine_detection_timeout: int = DEFAULT_MACHINE_DETECTION_TIMEOUT,
     ) -> str:
         """Place an outbound call; returns the carrier's call id.
 
         The call's audio reaches the running ``serve()`` (Twilio fetches our
         TwiML; Telnyx streams once answered). With ``machine_detection``, an
         answering machine gets ``voicemail_message`` after its beep, then the
-        call hangs up.
+        call hangs up. ``machine_detection_timeout`` (seconds, 3-59, default
+        45) is how long Twilio may listen to a greeting; a longer one comes
+        back ``unknown`` and is then treated as over.
         """
         number = from_ or self.carriers.phone_number
         if not number:
@@ -439,8 +454,10 @@ class Patter:
             raise InvalidOption("an outbound call needs webhook_url: the carrier must reach us")
         if agent is not None and not isinstance(agent, Agent):
             raise InvalidOption("agent must come from phone.agent(...)")
-        if voicemail_message is not None and not isinstance(voicemail_message, str):
-            raise InvalidOption("voicemail_message must be text")
+        self._check_voicemail(voicemail_message)
+        problem = machine_detection_timeout_problem(machine_detection_timeout)
+        if problem:
+            raise InvalidOption(problem)
         runtime = self._runtime
         if self.carriers.twilio_sid and self.carriers.twilio_token:
             rest = TwilioRest(
@@ -448,16 +465,12 @@ class Patter:
                 self.carriers.twilio_token,
                 base_url=self.carriers.twilio_api_base_url,
             )
-            req = rest.create_call(
+            flow = TwilioCallFlow(StreamTokens(self._secret), webhook_host=host, rest=rest)
+            req = flow.create_call(
                 to=to,
                 from_=number,
-                url=f"https://{host}/webhooks/twilio/voice",
-                status_callback=f"https://{host}/webhooks/twilio/status",
-                machine_detection="DetectMessageEnd" if machine_detection else None,
-                async_amd=True if machine_detection else None,
-                async_amd_status_callback=(
-                    f"https://{host}/webhooks/twilio/amd" if machine_detection else None
-                ),
+                machine_detection=machine_detection,
+                machine_detection_timeout=machine_detection_timeout,
             )
             response = await _send(req)
             call_id = parse_twilio_call(response).sid

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -51,10 +52,10 @@ from patter_core.webhooks import (
     TelnyxCallFlow,
     TelnyxEvent,
     TelnyxRest,
+    TwilioCallFlow,
     TwilioRest,
     dial_twiml,
     is_machine_end,
-    say_hangup_twiml,
 )
 
 from ._agent import Agent
@@ -257,15 +258,16 @@ def make_session_factory(
 class TwilioControl:
     """:class:`~patter_core.bridge.CarrierControl` over Twilio's REST API."""
 
-    def __init__(self, rest: TwilioRest, webhook_host: str | None) -> None:
+    def __init__(self, rest: TwilioRest, webhook_host: str | None, flow: TwilioCallFlow) -> None:
         self._rest = rest
         self._host = webhook_host
+        self._flow = flow
+
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        return self._flow.leave_message(call_id, text)
 
     def hangup(self, call_id: str) -> HttpRequest | None:
         return self._rest.hang_up(call_id)
-
-    def say_and_hangup(self, call_id: str, text: str) -> HttpRequest | None:
-        return self._rest.update_call_twiml(call_id, say_hangup_twiml(text))
 
     def transfer(self, call_id: str, target: str) -> HttpRequest | None:
         return self._rest.update_call_twiml(call_id, dial_twiml(target))
@@ -284,15 +286,14 @@ class TelnyxControl:
     def hangup(self, call_id: str) -> HttpRequest | None:
         return self._rest.hangup(call_id)
 
-    def say_and_hangup(self, call_id: str, text: str) -> HttpRequest | None:
-        # PENDING: speak, then hang up on call.speak.ended.
-        return self._rest.hangup(call_id)
-
     def transfer(self, call_id: str, target: str) -> HttpRequest | None:
         return self._rest.transfer(call_id, to=target)
 
     def start_recording(self, call_id: str) -> HttpRequest | None:
         return self._rest.record_start(call_id)
+
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        return None  # the bridge queues the message for the session instead
 
 
 @dataclass(slots=True)
@@ -336,6 +337,9 @@ class LocalRuntime:
             )
             if carriers.twilio_sid and carriers.twilio_token
             else None
+        )
+        self.twilio_flow = TwilioCallFlow(
+            self.tokens, webhook_host=carriers.webhook_host, rest=self.twilio
         )
         self.telnyx = (
             TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
@@ -395,7 +399,9 @@ class LocalRuntime:
         if req.carrier == "twilio":
             stream = TwilioMediaStream()
             control = (
-                TwilioControl(self.twilio, self.carriers.webhook_host) if self.twilio else None
+                TwilioControl(self.twilio, self.carriers.webhook_host, self.twilio_flow)
+                if self.twilio
+                else None
             )
         else:
             if self.carriers.telnyx_l16_byte_order == "little":
@@ -475,7 +481,14 @@ class LocalRuntime:
         )
 
     async def _on_amd_result(self, amd: AmdCallback) -> None:
-        await self._machine_answered(amd.call_sid, amd.answered_by, carrier="twilio")
+        # Answered at once, acted on in the background: Twilio times a
+        # webhook out after 15 s (error 11205), and the REST fallback below
+        # may take that long by itself.
+        work = partial(self._machine_answered, amd.call_sid, amd.answered_by, carrier="twilio")
+        if self.background is not None:
+            self.background.start_soon(work)
+        else:
+            await work()
 
     async def _machine_answered(self, call_id: str, answered_by: str, *, carrier: str) -> None:
         started = [r for r in self.live.get(call_id, ()) if r.started]
@@ -490,12 +503,12 @@ class LocalRuntime:
         message = self.voicemail_message
         if pending is not None and pending.voicemail_message is not None:
             message = pending.voicemail_message
-        if not (message and is_machine_end(answered_by)):
-            return
-        if carrier == "twilio" and self.twilio is not None:
-            await self.send_rest(
-                self.twilio.update_call_twiml(call_id, say_hangup_twiml(message)), "voicemail"
-            )
+        if carrier == "twilio":
+            follow_up = self.twilio_flow.amd_without_stream(call_id, answered_by, message)
+            if follow_up is not None:
+                await self.send_rest(follow_up[1], follow_up[0])
+        elif message and is_machine_end(answered_by):
+            log.info("no live stream for Telnyx call %s: no voicemail drop", call_id)
 
     async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
         # Answer the webhook at once and send the REST commands it calls for

@@ -4,6 +4,7 @@ agent audio, barge-in, DTMF, tools, transfers, voicemail."""
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
@@ -16,11 +17,15 @@ from patter_core.bridge import (
     SetTimer,
     ToolSpec,
 )
+from patter_core.bridge._voicemail import QUIET_SECONDS, START_SECONDS
+from patter_core.http import HttpRequest
 from patter_core.providers import (
     AudioOut,
     Cancel,
     CloseSocket,
+    HoldBargeIn,
     OpenSocket,
+    ProviderError,
     ResponseDone,
     Say,
     SendAudio,
@@ -35,6 +40,7 @@ from patter_core.providers import (
 
 from .test_bridge_support import (
     CALL_SID,
+    FakeControl,
     FakeSession,
     Rig,
     callbacks,
@@ -305,6 +311,35 @@ def test_transfer_allowed_only_to_allowlisted_numbers() -> None:
     assert ended["reason"] == "carrier_stop" and ended["transferred_to"] == "+14155550123"
 
 
+def _transferring(rig: Rig) -> None:
+    rig.connect()
+    out = rig.provider(
+        [ToolCall(call_id="t", name="transfer_call", arguments='{"number": "+14155550123"}')], 2.0
+    )
+    assert [h.purpose for h in http_calls(out)] == ["transfer"]
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        lambda rig: rig.provider(
+            [ToolCall(call_id="e", name="end_call", arguments="{}"), ResponseDone()], 3.0
+        ),
+        lambda rig: rig.provider([ProviderError(message="boom", fatal=True)], 3.0),
+        lambda rig: rig.bridge.provider_socket_closed("main", 1011, "gone", 3.0),
+        lambda rig: rig.bridge.hangup("app", 3.0),
+    ],
+    ids=["end_call", "provider_error", "provider_closed", "hangup"],
+)
+def test_no_rest_hangup_once_a_transfer_was_requested(ending: Any) -> None:
+    rig = Rig(BridgeConfig(transfer_allowlist=frozenset({"+14155550123"})))
+    _transferring(rig)
+    out = ending(rig)
+    (ended,) = callbacks(out, "on_call_end")
+    assert ended["transferred_to"] == "+14155550123"
+    assert http_calls(out) == []  # a Status=completed would cut the transfer
+
+
 def test_end_call_waits_for_the_goodbye_to_play() -> None:
     rig = Rig()
     rig.connect()
@@ -339,21 +374,127 @@ def test_end_call_hangs_up_at_the_grace_deadline() -> None:
     assert SetTimer(deadline=None) in out
 
 
-def test_voicemail_drop_speaks_then_hangs_up_when_played() -> None:
+def test_voicemail_drop_cuts_the_answer_speaks_its_own_then_hangs_up() -> None:
     rig = Rig(BridgeConfig(voicemail_message="Please call us back."))
     rig.connect()
     assert rig.bridge.amd_result("human", 1.0) == []
+    assert rig.bridge.amd_result("machine_start", 1.1) == []
+    # The agent is answering the machine's greeting; 300 ms of it was heard.
+    names = play_agent(rig, "reply", 10, 1.5)
+    for name in names[:3]:
+        rig.carrier(mark(name), 1.8)
+    rig.session.commands.clear()
     out = rig.bridge.amd_result("machine_end_beep", 2.0)
-    assert rig.session.commands == [Say(text="Please call us back.")]
-    assert SetTimer(deadline=62.0) in out
-    names = play_agent(rig, "vm", 2, 2.5)
+    assert [f["event"] for f in carrier_frames(out)] == ["clear"]
+    assert rig.session.commands == [
+        Cancel(),
+        Truncate(item_id="reply", played_ms=300),
+        HoldBargeIn(),
+        Say(text="Please call us back."),
+    ]
+    assert SetTimer(deadline=2.0 + START_SECONDS) in out  # its start, then at most 62.0
+    # Late audio of the cancelled answer is dropped; its end says nothing
+    # about the message (it is another answer's end).
+    assert (
+        carrier_frames(rig.provider([AudioOut(audio=tone(440, 100), item_id="reply")], 2.1)) == []
+    )
+    rig.provider([ResponseDone(item_id="reply", status="cancelled")], 2.1)
+    vm = play_agent(rig, "vm", 2, 2.5)
     rig.provider([UserSpeechStarted()], 2.6)  # the machine's noise does not cut it
-    assert Cancel() not in rig.session.commands
-    rig.provider([ResponseDone(item_id="vm")], 2.7)
-    rig.carrier(mark(names[-1]), 2.9)
-    out = rig.carrier(mark(rig.stream.pending_marks[-1]), 3.0)
+    assert Cancel() not in rig.session.commands[4:]
+    for name in vm:
+        assert callbacks(rig.carrier(mark(name), 2.8), "on_call_end") == []
+    rig.provider([ResponseDone(item_id="vm")], 2.9)  # the message's own end
+    *_, tail = rig.stream.pending_marks
+    assert not rig.bridge.ended  # its last frame is not played yet
+    out = rig.carrier(mark(tail), 3.0)
     (ended,) = callbacks(out, "on_call_end")
     assert ended["reason"] == "voicemail"
+    assert [h.purpose for h in http_calls(out)] == ["hangup"]
+
+
+def test_voicemail_end_of_an_older_answer_does_not_end_the_message() -> None:
+    """ElevenLabs infers an answer's end when the next one's audio starts: the
+    end of the interrupted answer arrives with the message's first chunk."""
+    rig = Rig(BridgeConfig(voicemail_message="Call back."))
+    rig.connect()
+    play_agent(rig, "7", 3, 1.0)
+    rig.bridge.amd_result("machine_end_silence", 2.0)
+    first = AudioOut(audio=tone(440, 100), item_id="8")
+    rig.provider([ResponseDone(item_id="7"), first], 2.1)
+    for name in rig.stream.pending_marks:
+        rig.carrier(mark(name), 2.3)
+    assert not rig.bridge.ended
+    rest = [AudioOut(audio=tone(440, 100), item_id="8") for _ in range(5)]
+    names = marks_sent(carrier_frames(rig.provider(rest, 2.4)))
+    for name in names[:-1]:
+        rig.carrier(mark(name), 2.6)
+    assert not rig.bridge.ended
+    # No "answer finished" ever comes: once all of it played and nothing more
+    # arrived for QUIET_SECONDS, the message is over.
+    rig.carrier(mark(names[-1]), 2.9)
+    assert rig.bridge.next_deadline() == 2.9 + QUIET_SECONDS
+    assert callbacks(rig.bridge.handle_timer(4.8), "on_call_end") == []
+    (ended,) = callbacks(rig.bridge.handle_timer(2.9 + QUIET_SECONDS), "on_call_end")
+    assert ended["reason"] == "voicemail"
+    assert rig.stream.played_ms == rig.stream.sent_ms == 600  # all of the message
+
+
+@pytest.mark.parametrize("answered_by", ["machine_end_other", "unknown"])
+def test_voicemail_before_the_session_is_ready_is_said_by_the_carrier(answered_by: str) -> None:
+    rig = Rig(BridgeConfig(voicemail_message="Call back."))
+    rig.connect(ready=False)
+    out = rig.bridge.amd_result(answered_by, 2.0)
+    (say,) = http_calls(out)
+    assert say.purpose == "voicemail" and say.request.body == b"Call back."
+    (ended,) = callbacks(out, "on_call_end")
+    assert ended["reason"] == "voicemail"
+    # The carrier ends the stream once it runs the new TwiML: closing the
+    # socket first would hang up before the message.
+    assert [a for a in out if isinstance(a, CloseCarrier)] == []
+
+
+class _NoCarrierSpeech(FakeControl):
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        return None
+
+
+@pytest.mark.parametrize("carrier_can_say_it", [True, False])
+def test_voicemail_the_session_never_starts_is_left_to_the_carrier(
+    carrier_can_say_it: bool,
+) -> None:
+    """The session was asked for the message but says nothing (a refused
+    request): after START_SECONDS the carrier says it and hangs up."""
+    rig = Rig(BridgeConfig(voicemail_message="Call back."))
+    if not carrier_can_say_it:
+        rig.bridge._control = _NoCarrierSpeech()
+    rig.connect()
+    out = rig.bridge.amd_result("machine_end_beep", 2.0)
+    assert SetTimer(deadline=2.0 + START_SECONDS) in out
+    assert rig.bridge.handle_timer(2.0 + START_SECONDS - 0.1) == []
+    out = rig.bridge.handle_timer(2.0 + START_SECONDS)
+    if carrier_can_say_it:
+        assert [h.purpose for h in http_calls(out)] == ["voicemail"]
+        (ended,) = callbacks(out, "on_call_end")
+        assert ended["reason"] == "voicemail"
+        assert [a for a in out if isinstance(a, CloseCarrier)] == []
+    else:
+        # Nothing else to try: wait for it, up to voicemail_max_seconds.
+        assert http_calls(out) == [] and not rig.bridge.ended
+        assert rig.bridge.next_deadline() == 62.0
+        (ended,) = callbacks(rig.bridge.handle_timer(62.0), "on_call_end")
+        assert ended["reason"] == "voicemail"
+
+
+def test_fax_hangs_up_at_once_without_agent_audio() -> None:
+    rig = Rig(BridgeConfig(voicemail_message="Call back."))
+    rig.connect()
+    rig.session.commands.clear()
+    out = rig.bridge.amd_result("fax", 2.0)
+    (ended,) = callbacks(out, "on_call_end")
+    assert ended["reason"] == "fax"
+    assert [h.purpose for h in http_calls(out)] == ["hangup"]
+    assert rig.session.commands == [] and carrier_frames(out) == []
 
 
 def test_voicemail_without_message_does_nothing() -> None:

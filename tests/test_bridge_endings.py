@@ -68,7 +68,12 @@ def _provider_closed_silently(rig: Rig) -> list[Action]:
 
 def _voicemail(rig: Rig) -> list[Action]:
     rig.actions += rig.bridge.amd_result("machine_end_other", 5.0)
-    return _quiet(rig, [ResponseDone()])
+    rig.actions += _quiet(rig, [AudioOut(audio=b"\0" * 640, item_id="vm")])
+    rig.actions += _quiet(rig, [ResponseDone(item_id="vm")])
+    out: list[Action] = []
+    for name in rig.stream.pending_marks:
+        out += rig.bridge.carrier_message(mark(name), 5.0)
+    return out
 
 
 ENDINGS: dict[str, tuple[str, Callable[[Rig], list[Action]], bool]] = {
@@ -86,6 +91,7 @@ ENDINGS: dict[str, tuple[str, Callable[[Rig], list[Action]], bool]] = {
     "end_call": ("end_call", _end_call, True),
     "hangup": ("hangup", lambda r: r.bridge.hangup("app", 5.0), True),
     "voicemail": ("voicemail", _voicemail, True),
+    "fax": ("fax", lambda r: r.bridge.amd_result("fax", 5.0), True),
 }
 
 

@@ -220,6 +220,11 @@ class FakeControl:
     def start_recording(self, call_id: str) -> HttpRequest | None:
         return HttpRequest(method="POST", url=f"https://carrier.invalid/{call_id}/record")
 
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        return HttpRequest(
+            method="POST", url=f"https://carrier.invalid/{call_id}/say", body=text.encode()
+        )
+
 
 def verify(token: str, call_id: str, now: float) -> None:
     if token != "good" or call_id != CALL_SID:

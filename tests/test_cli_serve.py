@@ -111,6 +111,16 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_voicemail_message_past_twilios_inline_twiml_limit_is_refused() -> None:
+    twilio = {"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok"}
+    with pytest.raises(ConfigError, match=r"--voicemail-message is too long.*Twilio allows 4000"):
+        parse("--webhook-url", "abc.ngrok.app", "--voicemail-message", "x" * 5000, env=twilio)
+    _, config = parse(
+        "--webhook-url", "abc.ngrok.app", "--voicemail-message", "x" * 3000, env=twilio
+    )
+    assert config.voicemail_message == "x" * 3000
+
+
 def test_bad_port_exits_2_with_one_line() -> None:
     result = _run("serve", "--port", "70000")
     assert result.returncode == 2

@@ -19,6 +19,7 @@ from patter_anyio._dial_frames import (
     AgentMark,
     AgentMedia,
     AgentOther,
+    TelnyxCarrierFrames,
     TwilioCarrierFrames,
     parse_agent_message,
 )
@@ -162,6 +163,35 @@ def test_parse_agent_messages() -> None:
         with pytest.raises(RemoteProtocolError) as info:
             parse_agent_message(bad)
         assert info.value.close_code == 1007
+
+
+def test_twilio_agent_frames_must_carry_this_streams_sid() -> None:
+    stream = ("streamSid", "MZ1")
+    payload = base64.b64encode(b"\x01").decode()
+    ok = {"streamSid": "MZ1"}
+    media = {"event": "media", "media": {"payload": payload}}
+    assert parse_agent_message(json.dumps({**media, **ok}), stream=stream) == AgentMedia(
+        payload=b"\x01"
+    )
+    assert parse_agent_message('{"event":"clear","streamSid":"MZ1"}', stream=stream) == AgentClear()
+    for frame in (
+        media,
+        {**media, "streamSid": "MZ2"},
+        {"event": "mark", "mark": {"name": "a"}},
+        {"event": "clear", "streamSid": None},
+    ):
+        with pytest.raises(RemoteProtocolError, match="streamSid") as info:
+            parse_agent_message(json.dumps(frame), stream=stream)
+        assert info.value.close_code == 1007
+    telnyx = TelnyxCarrierFrames(
+        call_control_id="v3:x",
+        call_session_id="s",
+        user_id="u",
+        stream_id="s",
+        from_number="+1",
+        to_number="+2",
+    )
+    assert telnyx.agent_stream is None  # Telnyx documents no id on the agent's frames
 
 
 @settings(max_examples=200, deadline=None)

@@ -118,6 +118,7 @@ async def test_outbound_call_with_voicemail_drop() -> None:
                 ("StatusCallbackEvent", "answered"),
                 ("StatusCallbackEvent", "completed"),
                 ("MachineDetection", "DetectMessageEnd"),
+                ("MachineDetectionTimeout", "45"),  # Twilio's 30 s cuts long greetings
                 ("AsyncAmd", "true"),
                 ("AsyncAmdStatusCallback", f"https://{WEBHOOK_HOST}/webhooks/twilio/amd"),
                 ("AsyncAmdStatusCallbackMethod", "POST"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -151,13 +152,50 @@ async def test_voice_webhook_answers_connect_stream_with_token() -> None:
     call_sid = VOICE_FORM["CallSid"]
     text = body.decode()
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Connect>')
-    assert f'<Stream url="wss://{HOST}/ws/stream/{call_sid}">' in text
+    # Stream events come back to a signed endpoint of ours (attributes sorted).
+    assert (
+        f'<Stream statusCallback="https://{HOST}/webhooks/twilio/stream-status" '
+        f'statusCallbackMethod="POST" url="wss://{HOST}/ws/stream/{call_sid}">'
+    ) in text
     assert '<Parameter name="caller" value="+14155550100" />' in text
     assert '<Parameter name="callee" value="+18005550199" />' in text
     token = text.split('name="stream_token" value="')[1].split('"')[0]
     StreamTokens(SECRET).verify(token, call_sid, NOW + 1)
     assert [type(e).__name__ for e in events.seen] == ["IncomingCall"]
     assert events.seen[0].call_sid == call_sid
+
+
+STREAM_ERROR = {
+    "AccountSid": "AC" + "1" * 32,
+    "CallSid": "CA" + "2" * 32,
+    "StreamSid": "MZ" + "4" * 32,
+    "StreamEvent": "stream-error",
+    "StreamError": "31920 Stream - WebSocket - Handshake Error",
+    "Timestamp": "2026-12-06T03:00:00Z",
+}
+
+
+async def test_stream_status_callback_is_signed_and_errors_logged_with_their_code(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = "/webhooks/twilio/stream-status"
+    with caplog.at_level(logging.INFO, logger="patter_anyio.app"):
+        async with running() as port:
+            ok = split(await exchange(port, twilio_request(path, STREAM_ERROR)))
+            started = dict(STREAM_ERROR, StreamEvent="stream-started", StreamError="")
+            also_ok = split(await exchange(port, twilio_request(path, started)))
+            forged = split(
+                await exchange(port, twilio_request(path, STREAM_ERROR, sign_url="https://x/y"))
+            )
+    assert ok[0] == also_ok[0] == 200
+    assert forged[0] == 403
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        f"stream-error call=CA{'2' * 32} stream=MZ{'4' * 32} code=31920: "
+        "31920 Stream - WebSocket - Handshake Error"
+    ) in warnings
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert f"stream-started call=CA{'2' * 32} stream=MZ{'4' * 32}" in infos
 
 
 CALLBACKS = [

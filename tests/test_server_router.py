@@ -46,6 +46,7 @@ def test_rfc6455_accept_example() -> None:
         ("POST", "/webhooks/twilio/recording", Endpoint.TWILIO_RECORDING),
         ("POST", "/webhooks/twilio/amd", Endpoint.TWILIO_AMD),
         ("POST", "/webhooks/twilio/status", Endpoint.TWILIO_STATUS),
+        ("POST", "/webhooks/twilio/stream-status", Endpoint.TWILIO_STREAM_STATUS),
         ("POST", "/webhooks/telnyx/voice", Endpoint.TELNYX_VOICE),
     ],
 )

@@ -67,15 +67,16 @@ for its token or lost before ``start`` (then with an empty call id), so the
 application sees every attempt. Reasons: ``carrier_stop``,
 ``carrier_disconnected``, ``carrier_protocol_error``, ``token_rejected``,
 ``start_timeout``, ``media_timeout`` (:mod:`._watchdog`), ``provider_closed``,
-``provider_error`` (``detail`` says why), ``end_call``, ``voicemail``,
+``provider_error`` (``detail`` says why), ``end_call``, ``voicemail``, ``fax``,
 ``hangup``, ``server_shutdown``. When the provider failed and
-``error_message`` is set, the carrier speaks it before hanging up.
+``error_message`` is set, the carrier speaks it before hanging up. After a
+transfer request no ending sends the REST hangup (it would cut the caller off
+mid-transfer).
 
 ``end_call`` does not answer the model: the call waits for the current
 response to finish (``ResponseDone``) and its audio to play (marks), at most
-``end_call_grace_seconds``, then hangs up. The voicemail drop works the same
-way after its ``Say``, bounded by ``voicemail_max_seconds``; barge-in is off
-while it plays (the answering machine's noise must not cut it).
+``end_call_grace_seconds``, then hangs up. The voicemail drop: see
+:mod:`._voicemail` (at most ``voicemail_max_seconds``; no barge-in meanwhile).
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as
 "provider_closed" when it is the session's answer to an open socket closing
@@ -102,6 +103,7 @@ from ..media._events import Connected, Dtmf, Mark, Media, Start, Stop, StreamErr
 from ..providers._events import (
     AudioOut,
     Cancel,
+    HoldBargeIn,
     ProviderCommand,
     ProviderError,
     ProviderEvent,
@@ -117,6 +119,7 @@ from ..providers._events import (
     UserSpeechStarted,
 )
 from ..providers._session import ProviderSession
+from ..webhooks._twilio_flow import AmdAction, amd_action
 from ._actions import (
     Action,
     CloseCarrier,
@@ -143,6 +146,7 @@ from ._config import (
 from ._inbound import CallerAudio
 from ._playback import Playback
 from ._tools import decide, error_output, offered_tools
+from ._voicemail import VoicemailDrop
 from ._watchdog import Watchdog, Watchdogs
 
 __all__ = ["CallBridge"]
@@ -162,6 +166,7 @@ _HANGUP_REASONS = frozenset(
         "end_call",
         "hangup",
         "voicemail",
+        "fax",
         "provider_error",
         "provider_closed",
         "media_timeout",
@@ -220,6 +225,7 @@ class CallBridge:
         self._finish_deadline: float | None = None
         self._finish_needs_done = False
         self._transferred_to: str | None = None
+        self._voicemail: VoicemailDrop | None = None
         self._hangup_detail = ""
         self._timer: float | None = None
         self._socket_closing = False  # inside provider_socket_closed
@@ -307,14 +313,33 @@ class CallBridge:
         if self._state is not _State.ACTIVE:
             return []
         self._begin()
+        action = amd_action(answered_by)
         message = self._config.voicemail_message
-        if answered_by.startswith("machine_end") and message and self._finish_reason is None:
-            self._command(Say(text=message), now)
-            self._finish_reason = "voicemail"
-            self._finish_needs_done = True
-            self._finish_deadline = now + self._config.voicemail_max_seconds
+        if action is AmdAction.HANG_UP:
+            self._end("fax", now)
+        elif action is AmdAction.LEAVE_MESSAGE and message and self._finish_reason is None:
+            self._leave_message(message, now)
         self._drain_session(now)
         return self._finish(now)
+
+    def _leave_message(self, message: str, now: float) -> None:
+        self._finish_reason = "voicemail"
+        self._finish_deadline = now + self._config.voicemail_max_seconds
+        if not self._ready and self._carrier_says(message, now):
+            return
+        self._cut_agent(now)
+        self._voicemail = VoicemailDrop(now)
+        self._command(HoldBargeIn(), now)  # the machine's noise must not cut the message
+        self._command(Say(text=message), now)
+
+    def _carrier_says(self, message: str, now: float) -> bool:
+        """The carrier speaks the message and hangs up, if it can (see ``_voicemail``)."""
+        info, control = self._info, self._control
+        request = control.leave_message(info.call_id, message) if control and info else None
+        if request is not None:
+            self._out.append(HttpCall(request=request, purpose="voicemail"))
+            self._end("voicemail", now, by_carrier=True)
+        return request is not None
 
     def hangup(self, reason: str, now: float) -> list[Action]:
         """The application ends the call."""
@@ -402,6 +427,8 @@ class CallBridge:
         if self._state is _State.ENDED:
             return None
         deadlines = [self._finish_deadline, self._watchdogs.next_deadline()]
+        if self._voicemail is not None:
+            deadlines.append(self._voicemail.deadline())
         if self._session is not None:
             deadlines.append(self._session.next_deadline())
         present = [d for d in deadlines if d is not None]
@@ -426,6 +453,7 @@ class CallBridge:
         ):
             self._end(self._finish_reason, now)
         else:
+            self._maybe_finish(now)
             self._drain_session(now)
         return self._finish(now)
 
@@ -594,7 +622,7 @@ class CallBridge:
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
             elif isinstance(event, ResponseDone):
-                self._on_response_done(now)
+                self._on_response_done(event, now)
             elif isinstance(event, SessionReady):
                 self._on_ready(now)
             elif isinstance(event, ProviderError) and event.fatal:
@@ -626,6 +654,8 @@ class CallBridge:
         if self._outbound is None or self._outbound_src != src:
             self._outbound = self._make_transcoder(src, fmt)
             self._outbound_src = src
+        if self._voicemail is not None:
+            self._voicemail.audio(item)
         self._send_agent_audio(item, self._outbound.convert(event.audio))
 
     def _send_agent_audio(self, item: str | None, audio: bytes) -> None:
@@ -636,7 +666,7 @@ class CallBridge:
         frames.append(stream.send_mark(name))
         self._to_carrier(frames)
 
-    def _on_response_done(self, now: float) -> None:
+    def _on_response_done(self, event: ResponseDone, now: float) -> None:
         self._playback.response_done()
         if self._outbound is not None and self._playback.has_current_audio():
             # The answer's last partial frame and the resampler's tail, marked,
@@ -647,15 +677,22 @@ class CallBridge:
             if frames:
                 self._to_carrier(frames)
                 self._send_agent_audio(self._playback.current, b"")
-        self._finish_needs_done = False
+        if self._voicemail is not None:
+            self._voicemail.response_done(event.item_id)
+        else:
+            self._finish_needs_done = False
         self._maybe_finish(now)
 
     def _on_speech_started(self, now: float) -> None:
         if self._finish_reason == "voicemail":
             return
-        played = int(self._stream.played_ms)
-        if played >= self._stream.sent_ms:
+        if self._stream.played_ms >= self._stream.sent_ms:
             return  # nothing unplayed: no barge-in
+        self._cut_agent(now)
+
+    def _cut_agent(self, now: float) -> None:
+        """Drop the agent's unplayed audio and cancel its answer (barge-in, voicemail)."""
+        played = int(self._stream.played_ms)
         self._to_carrier([self._stream.send_clear()])
         self._command(Cancel(), now)
         for item, heard in self._playback.interrupt(played):
@@ -703,6 +740,12 @@ class CallBridge:
     # -- the end ---------------------------------------------------------------
 
     def _maybe_finish(self, now: float) -> None:
+        if self._voicemail is not None:
+            if self._voicemail.stalled(now):  # the session is not saying it
+                self._carrier_says(self._config.voicemail_message, now)
+            elif self._voicemail.over(self._stream.played_ms >= self._stream.sent_ms, now):
+                self._end("voicemail", now)
+            return
         if (
             self._finish_reason is not None
             and not self._finish_needs_done
@@ -710,7 +753,11 @@ class CallBridge:
         ):
             self._end(self._finish_reason, now)
 
-    def _end(self, reason: str, now: float, *, close_code: int = 1000) -> None:
+    def _end(
+        self, reason: str, now: float, *, close_code: int = 1000, by_carrier: bool = False
+    ) -> None:
+        # by_carrier: the carrier ends the call itself (new TwiML); our hangup
+        # or closing the media socket first would cut it short.
         if self._state is _State.ENDED:
             return
         self._state = _State.ENDED
@@ -719,15 +766,23 @@ class CallBridge:
             session.close(now)
             self._out.extend(ProviderIo(action=io) for io in session.io_to_send())
         info = self._info
-        if reason in _HANGUP_REASONS and self._control is not None and info is not None:
+        transferring = self._transferred_to is not None
+        control = self._control
+        if (
+            reason in _HANGUP_REASONS
+            and not (by_carrier or transferring)
+            and control is not None
+            and info is not None
+        ):
             message = self._config.error_message
+            request = None
             if reason in _PROVIDER_FAILURES and message:
-                request = self._control.say_and_hangup(info.call_id, message)
-            else:
-                request = self._control.hangup(info.call_id)
+                request = control.leave_message(info.call_id, message)
+            if request is None:
+                request = control.hangup(info.call_id)
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="hangup"))
-        if self._carrier_open:
+        if self._carrier_open and not by_carrier:
             self._carrier_open = False
             self._out.append(CloseCarrier(code=close_code, reason=reason))
         payload: dict[str, object] = {

@@ -69,13 +69,15 @@ class CarrierControl(Protocol):
 
     def hangup(self, call_id: str) -> HttpRequest | None: ...
 
-    def say_and_hangup(self, call_id: str, text: str) -> HttpRequest | None:
-        """Speak ``text`` with the carrier's own voice, then hang up."""
-        ...
-
     def transfer(self, call_id: str, target: str) -> HttpRequest | None: ...
 
     def start_recording(self, call_id: str) -> HttpRequest | None: ...
+
+    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
+        """Have the carrier speak ``text`` and hang up (the voicemail drop when
+        the provider session cannot speak yet; the error message when the
+        provider failed)."""
+        ...
 
 
 class Transcoding(Protocol):

@@ -56,6 +56,7 @@ class Endpoint(enum.Enum):
     TWILIO_RECORDING = "twilio_recording"
     TWILIO_AMD = "twilio_amd"
     TWILIO_STATUS = "twilio_status"
+    TWILIO_STREAM_STATUS = "twilio_stream_status"
     TELNYX_VOICE = "telnyx_voice"
     TWILIO_STREAM = "twilio_stream"
     TELNYX_STREAM = "telnyx_stream"
@@ -83,6 +84,7 @@ _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
     "/webhooks/twilio/recording": (Endpoint.TWILIO_RECORDING, ("POST",)),
     "/webhooks/twilio/amd": (Endpoint.TWILIO_AMD, ("POST",)),
     "/webhooks/twilio/status": (Endpoint.TWILIO_STATUS, ("POST",)),
+    "/webhooks/twilio/stream-status": (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
     "/webhooks/telnyx/voice": (Endpoint.TELNYX_VOICE, ("POST",)),
 }
 _PREFIXES: tuple[tuple[str, Endpoint], ...] = (

@@ -5,6 +5,7 @@ from ._elevenlabs import ElevenLabsConfig, ElevenLabsSession
 from ._events import (
     AudioOut,
     Cancel,
+    HoldBargeIn,
     ProviderCommand,
     ProviderError,
     ProviderEvent,
@@ -49,6 +50,7 @@ __all__ = [
     "CallHandler",
     "Cancel",
     "CloseSocket",
+    "HoldBargeIn",
     "IoAction",
     "OpenSocket",
     "ProviderCommand",

@@ -79,6 +79,7 @@ from ._base import (
 from ._events import (
     AudioOut,
     Cancel,
+    HoldBargeIn,
     ProviderCommand,
     ProviderError,
     ProviderEvent,
@@ -344,6 +345,10 @@ class ElevenLabsSession(RealtimeSessionBase):
             ]
         if isinstance(command, SendText):
             return [(dumps({"type": "user_message", "text": command.text}), False)]
+        if isinstance(command, HoldBargeIn):
+            # Turn taking is the agent's own, server side; no client message
+            # turns interruptions off. The bridge ignores them meanwhile.
+            return []
         if isinstance(command, UpdateInstructions):
             return [(dumps({"type": "contextual_update", "text": command.instructions}), False)]
         raise LocalProtocolError(f"not a provider command: {command!r}")

@@ -14,6 +14,7 @@ from typing import Literal
 __all__ = [
     "AudioOut",
     "Cancel",
+    "HoldBargeIn",
     "ProviderCommand",
     "ProviderError",
     "ProviderEvent",
@@ -152,4 +153,15 @@ class UpdateInstructions:
     instructions: str
 
 
-ProviderCommand = SendAudio | Cancel | Truncate | ToolResult | Say | SendText | UpdateInstructions
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldBargeIn:
+    """From now on, sound on the line must not cancel the agent's answer.
+
+    Sent before a voicemail message: an answering machine's line noise is
+    not a caller talking over the agent. The call ends after the message.
+    """
+
+
+ProviderCommand = (
+    SendAudio | Cancel | Truncate | ToolResult | Say | SendText | UpdateInstructions | HoldBargeIn
+)

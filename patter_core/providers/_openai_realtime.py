@@ -37,7 +37,7 @@ silent.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .._errors import LocalProtocolError
@@ -59,6 +59,7 @@ from ._base import (
 from ._events import (
     AudioOut,
     Cancel,
+    HoldBargeIn,
     ProviderCommand,
     ProviderError,
     ProviderEvent,
@@ -295,6 +296,21 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                 },
             }
             return [(dumps(item), False), (_RESPONSE_CREATE, False)]
+        if isinstance(command, HoldBargeIn):
+            # The server cancels its own answer on speech (interrupt_response)
+            # and answers the speech (create_response): both off, until the end.
+            detection = self._config.turn_detection
+            if detection is None:
+                return []
+            held = replace(detection, interrupt_response=False, create_response=False)
+            update = {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"input": {"turn_detection": held.to_json()}},
+                },
+            }
+            return [(dumps(update), False)]
         if isinstance(command, UpdateInstructions):
             update = {
                 "type": "session.update",

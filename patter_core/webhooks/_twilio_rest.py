@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 from .._errors import LocalProtocolError
 from ..http import HttpRequest, HttpResponse
 from ._rest import CarrierApiError, json_object
+from ._twiml import INLINE_TWIML_MAX_CHARS
 
 __all__ = ["DEFAULT_TWILIO_API", "TwilioCall", "TwilioRest", "parse_twilio_call"]
 
@@ -102,6 +103,10 @@ class TwilioRest:
         """
         if (url is None) == (twiml is None):
             raise LocalProtocolError("give exactly one of url and twiml")
+        if twiml is not None and len(twiml) > INLINE_TWIML_MAX_CHARS:
+            raise LocalProtocolError(
+                f"inline TwiML is {len(twiml)} characters; Twilio allows {INLINE_TWIML_MAX_CHARS}"
+            )
         fields: list[tuple[str, str | None]] = [
             ("To", to),
             ("From", from_),
@@ -127,7 +132,15 @@ class TwilioRest:
 
     def update_call_twiml(self, call_sid: str, twiml: str) -> HttpRequest:
         """Replace what a live call is doing with new TwiML (e.g. end a
-        ``<Connect><Stream>`` with a ``<Say>``)."""
+        ``<Connect><Stream>`` with a ``<Say>``).
+
+        Inline TwiML longer than ``INLINE_TWIML_MAX_CHARS`` (4,000) is refused
+        by Twilio (error 32018), so it raises LocalProtocolError here instead.
+        """
+        if len(twiml) > INLINE_TWIML_MAX_CHARS:
+            raise LocalProtocolError(
+                f"inline TwiML is {len(twiml)} characters; Twilio allows {INLINE_TWIML_MAX_CHARS}"
+            )
         return self._post(f"/Calls/{_segment(call_sid)}.json", [("Twiml", twiml)])
 
     def hang_up(self, call_sid: str) -> HttpRequest:

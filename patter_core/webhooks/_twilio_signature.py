@@ -53,6 +53,7 @@ __all__ = [
     "SIGNATURE_SETTINGS_HEADER",
     "TwilioSignatureValidator",
     "media_stream_url",
+    "media_stream_urls",
     "public_url",
     "signature_algorithm",
 ]
@@ -112,6 +113,19 @@ def media_stream_url(webhook_host: str, path: str | bytes) -> str:
     """
     raw = path.decode("latin-1") if isinstance(path, bytes) else path
     return public_url(webhook_host, raw.split("?", 1)[0], scheme="wss")
+
+
+def media_stream_urls(webhook_host: str, path: str | bytes) -> tuple[str, str]:
+    """The two ``wss://`` URLs a Media Streams upgrade may be signed over.
+
+    Which form Twilio signs is not documented (PROTOCOLS.md section 3);
+    OpenAI's own Twilio example accepts the URL with and without a trailing
+    ``/``, and so do we: :func:`media_stream_url` and the same with its last
+    ``/`` added or removed. Nothing else is accepted.
+    """
+    url = media_stream_url(webhook_host, path)
+    other = url[:-1] if url.endswith("/") else url + "/"
+    return url, other
 
 
 def signature_algorithm(settings: str | None) -> str:
@@ -277,6 +291,22 @@ class TwilioSignatureValidator:
         for candidate in (stripped, added):
             computed = self.compute_signature(candidate, params, algorithm=algorithm, key=key)
             ok |= hmac.compare_digest(computed.encode("ascii"), given)
+        if not ok:
+            raise SignatureError(f"{SIGNATURE_HEADER} does not match")
+
+    def validate_upgrade(self, *, urls: tuple[str, ...], headers: Headers) -> None:
+        """Check a Media Streams upgrade signed over any one of ``urls``.
+
+        Every candidate is computed (with both port spellings, as
+        :meth:`validate`), so timing does not tell which one matched.
+        """
+        ok = False
+        for url in urls:
+            try:
+                self.validate_request(url=url, headers=headers)
+            except SignatureError:
+                continue
+            ok = True
         if not ok:
             raise SignatureError(f"{SIGNATURE_HEADER} does not match")
 

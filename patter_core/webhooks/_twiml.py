@@ -31,6 +31,8 @@ from .._errors import LocalProtocolError
 from ._twilio_signature import _host_only
 
 __all__ = [
+    "INLINE_TWIML_MAX_CHARS",
+    "PARAMETER_MAX_CHARS",
     "TWIML_CONTENT_TYPE",
     "connect_stream_twiml",
     "dial_twiml",
@@ -43,6 +45,10 @@ __all__ = [
 
 #: ``Content-Type`` to answer a TwiML request with (§2.1).
 TWIML_CONTENT_TYPE = "text/xml; charset=utf-8"
+#: Twilio's limit on one ``<Parameter>``: name plus value, in characters.
+PARAMETER_MAX_CHARS = 500
+#: Twilio's limit on TwiML sent inline through the REST API (error 32018).
+INLINE_TWIML_MAX_CHARS = 4000
 
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -110,13 +116,21 @@ def connect_stream_twiml(
     holds the call until the WebSocket closes (§2.2). Twilio forbids a query
     string on the stream URL, so per-call data (caller, callee, the stream
     token) travels as ``<Parameter name value>`` and arrives in the ``start``
-    frame's ``customParameters``.
+    frame's ``customParameters``. Each name plus value may have at most
+    :data:`PARAMETER_MAX_CHARS` characters; more raises LocalProtocolError.
     """
     if not stream_url.startswith("wss://"):
         raise LocalProtocolError("a <Stream> url must be wss:// (PROTOCOLS.md §2.2)")
     if "?" in stream_url:
         raise LocalProtocolError("a <Stream> url cannot carry a query string; use parameters")
-    items = parameters.items() if isinstance(parameters, Mapping) else parameters
+    items = list(parameters.items() if isinstance(parameters, Mapping) else parameters)
+    for key, value in items:
+        # Twilio's limit is on what it receives, before XML escaping.
+        if len(key) + len(value) > PARAMETER_MAX_CHARS:
+            raise LocalProtocolError(
+                f"<Parameter> {key!r}: name plus value is {len(key) + len(value)} characters; "
+                f"Twilio allows {PARAMETER_MAX_CHARS}"
+            )
     children = "".join(_element("Parameter", {"name": key, "value": value}) for key, value in items)
     stream = _element(
         "Stream",

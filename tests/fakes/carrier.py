@@ -7,7 +7,10 @@
   ``stop`` in each carrier's wire shape (PROTOCOLS.md sections 3 and 4.4) and
   plays what comes back in real time: a mark is echoed once the audio before
   it has played; a ``clear`` drops the unplayed audio and echoes every
-  pending mark at once, as both carriers document.
+  pending mark at once, as both carriers document. Twilio routes what the
+  agent sends by its ``streamSid``: a frame without this stream's id is not
+  played, it is kept in ``bad_frames`` and fails the test when the stream
+  closes.
 * Webhooks as the carriers send them: :func:`twilio_voice_webhook` signed
   with the official ``twilio`` package, :func:`telnyx_webhook` signed with a
   PyNaCl Ed25519 key; the stdlib HTTP client runs in a worker thread.
@@ -108,6 +111,11 @@ class CarrierStream:
         self.media_messages = 0
         self.close_code: int | None = None
         self.closed = asyncio.Event()
+        #: Agent frames Twilio would not route (no or another ``streamSid``).
+        self.bad_frames: list[dict[str, Any]] = []
+        #: Bytes of agent audio played when the server closed the stream.
+        self.played_at_close: int | None = None
+        self.call_id = ""
         self._pending: deque[tuple[str, int]] = deque()
         self._played = 0
         self._frozen = False
@@ -135,6 +143,7 @@ class CarrierStream:
     ) -> None:
         """``connected`` then ``start``, as the carrier sends them."""
         params = dict(custom_parameters or {})
+        self.call_id = call_id
         if self.carrier == "twilio":
             await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
             start = {
@@ -219,7 +228,7 @@ class CarrierStream:
                 {
                     "event": "stop",
                     "sequenceNumber": self._next_seq(),
-                    "stop": {"accountSid": "AC" + "0" * 32, "callSid": "CA"},
+                    "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_id},
                     "streamSid": self.stream_id,
                 }
             )
@@ -283,6 +292,9 @@ class CarrierStream:
                 msg = json.loads(data)
                 self.received.append(msg)
                 event = msg.get("event")
+                if self.carrier == "twilio" and msg.get("streamSid") != self.stream_id:
+                    self.bad_frames.append(msg)
+                    continue
                 if event == "media":
                     self.media_messages += 1
                     self.audio += base64.b64decode(msg["media"]["payload"])
@@ -300,6 +312,7 @@ class CarrierStream:
         finally:
             rcvd = self.ws.protocol.close_rcvd
             self.close_code = rcvd.code if rcvd is not None else None
+            self.played_at_close = self._played
             self.closed.set()
 
     async def _play(self) -> None:
@@ -370,6 +383,7 @@ async def carrier_stream(
             await ws.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        assert not stream.bad_frames, f"frames without this stream's streamSid: {stream.bad_frames}"
 
 
 # -- HTTP, as the carrier's webhook client ----------------------------------------------

@@ -147,7 +147,9 @@ class FakeOpenAIRealtime:
                 "input_audio_buffer.speech_started", audio_start_ms=audio_start_ms, item_id=item_id
             )
         ]
-        if self.active_response is not None:
+        audio = self.session.get("audio") or {}
+        detection = (audio.get("input") or {}).get("turn_detection") or {}
+        if self.active_response is not None and detection.get("interrupt_response", True):
             out += self.end_response(status="cancelled", reason="turn_detected")
         return out
 

@@ -407,6 +407,8 @@ class MediaLog:
     unmarked: bytearray = field(default_factory=bytearray)
     close_code: int | None = None
     closed: bool = False
+    #: Frames Twilio would not route: no ``streamSid``, or another stream's.
+    bad_frames: list[dict[str, Any]] = field(default_factory=list)
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("event") == kind]
@@ -496,6 +498,9 @@ class TwilioCarrier:
                 message = json.loads(raw)
                 kind = message.get("event")
                 with self._cond:
+                    if message.get("streamSid") != self.stream_sid:
+                        self.log.bad_frames.append(message)
+                        continue
                     self.log.messages.append(message)
                     if kind == "media":
                         self.log.unmarked += base64.b64decode(message["media"]["payload"])
@@ -610,6 +615,8 @@ async def twilio_stream(port: int, call_sid: str, parameters: dict[str, str], **
         yield carrier
     finally:
         await anyio.to_thread.run_sync(carrier._close)
+    # Twilio routes playback by streamSid: every frame must carry this stream's.
+    assert not carrier.log.bad_frames, carrier.log.bad_frames
 
 
 def form_fields(body: bytes) -> list[tuple[str, str]]:
