@@ -64,8 +64,9 @@ from patter_core.providers import (
     SendMessage,
     StartHttp,
 )
+from patter_core.webhooks import RetryPolicy
 
-from ._httpclient import ClientError, HttpPool, request, stream_request
+from ._httpclient import ClientError, HttpPool, request_with_retry, stream_request
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -155,8 +156,11 @@ class CallRunner:
         *,
         clock: Callable[[], float] = time.time,
         http_pool: HttpPool | None = None,
+        carrier_retry: RetryPolicy | None = None,
     ) -> None:
         self._bridge = bridge
+        # Carrier commands that are safe to repeat (Telnyx's carry a command_id).
+        self._retry = carrier_retry or RetryPolicy(max_attempts=1)
         # Keep-alive connections for the provider and carrier HTTP requests:
         # a pipeline call sends one per sentence and per LLM round to the
         # same hosts. One pool per call unless the owner shares one: it
@@ -444,8 +448,9 @@ class CallRunner:
 
     async def _rest(self, req: HttpRequest, purpose: str) -> None:
         try:
-            response = await request(
+            response = await request_with_retry(
                 req,
+                self._retry,
                 timeout=self._hooks.http_timeout,
                 max_response_bytes=_MAX_REST_BYTES,
                 pool=self._http_pool,

@@ -45,6 +45,7 @@ from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
     RecordingStatusCallback,
+    RetryPolicy,
     StreamTokens,
     TelnyxCallFlow,
     TelnyxEvent,
@@ -58,7 +59,7 @@ from patter_core.webhooks import (
 from ._agent import Agent
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner
-from ._httpclient import ClientError, request
+from ._httpclient import ClientError, request_with_retry
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -90,6 +91,8 @@ class CarrierSettings:
     telnyx_l16_byte_order: str = "big"
     twilio_api_base_url: str = "https://api.twilio.com"
     telnyx_api_base_url: str = "https://api.telnyx.com/v2"
+    #: Telnyx commands carry a command_id, so a 5xx or a lost connection is retried.
+    telnyx_retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -374,10 +377,16 @@ class LocalRuntime:
                 TwilioControl(self.twilio, self.carriers.webhook_host) if self.twilio else None
             )
         else:
-            if self.carriers.telnyx_l16_byte_order == "little":
-                stream = TelnyxMediaStream(l16_byte_order="little")
-            else:
-                stream = TelnyxMediaStream(l16_byte_order="big")
+            # Replies go in the codec the stream was started with, whatever
+            # Telnyx falls back to for what it sends us.
+            flow = self.telnyx_flow
+            stream = TelnyxMediaStream(
+                l16_byte_order="little"
+                if self.carriers.telnyx_l16_byte_order == "little"
+                else "big",
+                bidirectional_codec=flow.codec if flow else None,
+                bidirectional_sampling_rate=flow.sampling_rate if flow else 8000,
+            )
             control = TelnyxControl(self.telnyx) if self.telnyx else None
         config = BridgeConfig(
             instructions=agent.system_prompt,
@@ -410,7 +419,13 @@ class LocalRuntime:
             merged = dict(self.hooks.tools)
             merged.update({tool.name: tool.handler for tool in agent.tools})
             call_hooks = _replace_tools(self.hooks, merged)
-        runner = CallRunner(bridge, ws, call_hooks, clock=self._clock)
+        runner = CallRunner(
+            bridge,
+            ws,
+            call_hooks,
+            clock=self._clock,
+            carrier_retry=self.carriers.telnyx_retry if req.carrier == "telnyx" else None,
+        )
         self.live.setdefault(req.call_id, []).append(runner)
         try:
             await runner.run()
@@ -475,16 +490,26 @@ class LocalRuntime:
         follow_up = self.telnyx_flow.on_event(event, self._clock())
         if follow_up.problem:
             log.error("%s", follow_up.problem)
+        if follow_up.ignored:
+            log.info("Telnyx webhook ignored: %s", follow_up.ignored)
         for purpose, req in follow_up.requests:
-            await self.send_rest(req, purpose)
-        if follow_up.machine_greeting_ended and event.call_control_id:
+            await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
+        if follow_up.answered_by and event.call_control_id:
             await self._machine_answered(
-                event.call_control_id, "machine_end_other", carrier="telnyx"
+                event.call_control_id, follow_up.answered_by, carrier="telnyx"
             )
 
-    async def send_rest(self, req: HttpRequest, purpose: str) -> tuple[int, bytes] | None:
+    async def send_rest(
+        self, req: HttpRequest, purpose: str, *, retry: RetryPolicy | None = None
+    ) -> tuple[int, bytes] | None:
+        """Send a carrier command; ``retry`` for commands that are safe to repeat."""
         try:
-            response = await request(req, timeout=15.0, max_response_bytes=_MAX_REST_BYTES)
+            response = await request_with_retry(
+                req,
+                retry or RetryPolicy(max_attempts=1),
+                timeout=15.0,
+                max_response_bytes=_MAX_REST_BYTES,
+            )
         except ClientError as exc:
             log.warning("carrier %s request failed: %s", purpose, exc)
             return None

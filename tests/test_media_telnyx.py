@@ -248,9 +248,7 @@ def test_guide_shaped_error_frame_is_reported_and_the_stream_goes_on() -> None:
 
 
 def test_nested_auth_token_in_connected() -> None:
-    frame = json.dumps(
-        {"event": "connected", "version": "1.0.0", "connected": {_TOKEN: "n3sted"}}
-    )
+    frame = json.dumps({"event": "connected", "version": "1.0.0", "connected": {_TOKEN: "n3sted"}})
     assert TelnyxMediaStream().receive(frame) == [Connected(version="1.0.0", auth_token="n3sted")]
     # Top level wins when both are there; a nested non-string is refused.
     both = json.dumps({"event": "connected", _TOKEN: "top", "connected": {_TOKEN: "n"}})
@@ -400,7 +398,9 @@ def test_window_zero_turns_reordering_off() -> None:
     assert (stream.frames_lost, stream.frames_late) == (1, 1)
 
 
-@pytest.mark.parametrize(("encoding", "name"), [("G722", "G.722"), ("OPUS", "Opus"), ("AMR-WB", "AMR-WB")])
+@pytest.mark.parametrize(
+    ("encoding", "name"), [("G722", "G.722"), ("OPUS", "Opus"), ("AMR-WB", "AMR-WB")]
+)
 def test_undecodable_codecs_are_refused_by_name(encoding: str, name: str) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         TelnyxMediaStream().receive(start_with(encoding=encoding, sample_rate=16000))

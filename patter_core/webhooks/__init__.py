@@ -25,7 +25,7 @@ from ._forms import (
     header_value,
     parse_form,
 )
-from ._rest import CarrierApiError
+from ._rest import CarrierApiError, RetryPolicy
 from ._telnyx_events import (
     DEFAULT_MAX_TELNYX_WEBHOOK_BYTES,
     TelnyxCallAnswered,
@@ -43,8 +43,20 @@ from ._telnyx_events import (
     encode_client_state,
     parse_telnyx_webhook,
 )
-from ._telnyx_flow import TelnyxCallFlow, TelnyxFollowUp
-from ._telnyx_rest import DEFAULT_TELNYX_API, TelnyxCall, TelnyxRest, parse_telnyx_response
+from ._telnyx_flow import (
+    AMD_DIAL_MODE,
+    TelnyxCallFlow,
+    TelnyxFollowUp,
+    is_our_leg,
+    leg_client_state,
+)
+from ._telnyx_rest import (
+    DEFAULT_TELNYX_API,
+    TelnyxCall,
+    TelnyxRest,
+    derive_command_id,
+    parse_telnyx_response,
+)
 from ._telnyx_signature import (
     DEFAULT_TELNYX_TOLERANCE_S,
     TelnyxSignatureVerifier,
@@ -87,6 +99,7 @@ from ._twiml import (
 
 __all__ = [
     "AMD_ANSWERED_BY",
+    "AMD_DIAL_MODE",
     "DEFAULT_MAX_FORM_BYTES",
     "DEFAULT_MAX_FORM_FIELDS",
     "DEFAULT_MAX_TELNYX_WEBHOOK_BYTES",
@@ -104,6 +117,7 @@ __all__ = [
     "Headers",
     "IncomingCall",
     "RecordingStatusCallback",
+    "RetryPolicy",
     "StreamStatusCallback",
     "StreamTokens",
     "TelnyxCall",
@@ -127,11 +141,14 @@ __all__ = [
     "TwilioSignatureValidator",
     "connect_stream_twiml",
     "decode_client_state",
+    "derive_command_id",
     "dial_twiml",
     "encode_client_state",
     "hangup_twiml",
     "header_value",
     "is_machine_end",
+    "is_our_leg",
+    "leg_client_state",
     "media_stream_url",
     "parse_amd_callback",
     "parse_call_status",

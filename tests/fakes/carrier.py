@@ -449,13 +449,18 @@ async def telnyx_webhook(
     payload: dict[str, Any],
     *,
     timestamp: int | None = None,
+    event_id: str | None = None,
 ) -> HttpAnswer:
-    """``POST /webhooks/telnyx/voice``: Ed25519 over ``"{timestamp}|{raw body}"``."""
+    """``POST /webhooks/telnyx/voice``: Ed25519 over ``"{timestamp}|{raw body}"``.
+
+    ``data.id`` is unique per call and event type unless given: Telnyx drops
+    nothing, but the server drops an id it has already handled.
+    """
     body = json.dumps(
         {
             "data": {
                 "event_type": event_type,
-                "id": f"evt-{event_type}",
+                "id": event_id or f"evt-{event_type}-{payload.get('call_control_id')}",
                 "occurred_at": "2024-01-01T00:00:00.000000Z",
                 "payload": payload,
                 "record_type": "event",
