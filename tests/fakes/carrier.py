@@ -132,8 +132,14 @@ class CarrierStream:
         callee: str = "",
         custom_parameters: dict[str, str] | None = None,
         connected_token: str | None = None,
+        nested_token: bool = False,
+        client_state: str | None = None,
     ) -> None:
-        """``connected`` then ``start``, as the carrier sends them."""
+        """``connected`` then ``start``, as the carrier sends them.
+
+        Telnyx: ``connected_token`` goes at the top level of ``connected``, or
+        with ``nested_token`` under ``connected`` as two implementations send it.
+        """
         params = dict(custom_parameters or {})
         if self.carrier == "twilio":
             await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
@@ -155,7 +161,9 @@ class CarrierStream:
             )
             return
         connected: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
-        if connected_token is not None:
+        if connected_token is not None and nested_token:
+            connected["connected"] = {"x-telnyx-streaming-auth-token": connected_token}
+        elif connected_token is not None:
             connected["x-telnyx-streaming-auth-token"] = connected_token
         await self._send(connected)
         await self._send(
@@ -169,6 +177,7 @@ class CarrierStream:
                     "call_session_id": "session-e2e",
                     "from": caller,
                     "to": callee,
+                    "client_state": client_state,
                     "custom_parameters": params,
                     "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
                 },
@@ -212,6 +221,32 @@ class CarrierStream:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    def take_sequence(self) -> int:
+        """Reserve the next ``sequence_number`` (to send frames out of order)."""
+        return int(self._next_seq())
+
+    async def telnyx_dtmf(self, digit: str, sequence: int) -> None:
+        """A Telnyx ``dtmf`` frame as the guide shows it, numbered ``sequence``."""
+        await self._send(
+            {
+                "event": "dtmf",
+                "stream_id": self.stream_id,
+                "occurred_at": f"2026-12-06T03:00:{sequence % 60:02d}.000000Z",
+                "sequence_number": str(sequence),
+                "dtmf": {"digit": digit},
+            }
+        )
+
+    async def telnyx_error(self) -> None:
+        """The guide's error frame: the body under ``payload``, an integer code."""
+        await self._send(
+            {
+                "event": "error",
+                "payload": {"code": 100002, "title": "unknown_error", "detail": "simulated"},
+                "stream_id": self.stream_id,
+            }
+        )
 
     async def stop(self) -> None:
         if self.carrier == "twilio":
