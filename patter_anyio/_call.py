@@ -115,6 +115,15 @@ def _log_call_event(action: FireCallback) -> None:
             p.get("reason"),
             len(p.get("transcript") or ()),  # type: ignore[arg-type]
         )
+        if p.get("reason") == "carrier_protocol_error":
+            # e.g. a Telnyx leg streaming a codec we cannot decode: say which.
+            log.warning("call %s: carrier stream refused: %s", p.get("call_id"), p.get("detail"))
+        if p.get("carrier_errors"):
+            log.warning(
+                "call %s: the carrier reported %s stream errors (the call went on)",
+                p.get("call_id"),
+                p.get("carrier_errors"),
+            )
     else:
         log.debug("transcript call=%s %s: %s", p.get("call_id"), p.get("role"), p.get("text"))
 

@@ -13,6 +13,7 @@ from patter_core import LocalProtocolError
 from patter_core.http import HttpResponse
 from patter_core.webhooks import (
     CarrierApiError,
+    RetryPolicy,
     TelnyxRest,
     TwilioRest,
     parse_telnyx_response,
@@ -231,3 +232,16 @@ def test_telnyx_transfer_and_record_start() -> None:
     req = rest.record_start("v3:abc")
     assert req.url == "https://api.example/v2/calls/v3%3Aabc/actions/record_start"
     assert derived(req.body) == {"format": "mp3", "channels": "single"}
+
+
+def test_retry_policy_backs_off_on_5xx_and_failures_never_on_4xx() -> None:
+    policy = RetryPolicy()
+    assert [policy.delay_after(n, 503) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, None]
+    assert policy.delay_after(1, None) == 0.5  # the connection failed
+    assert [policy.delay_after(1, s) for s in (200, 400, 404, 422, 429)] == [None] * 5
+    assert RetryPolicy(max_attempts=1).delay_after(1, 500) is None
+    assert RetryPolicy(first_delay_s=3, max_delay_s=4).delay_after(3, 502) == 4
+    with pytest.raises(LocalProtocolError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(LocalProtocolError):
+        RetryPolicy(first_delay_s=5, max_delay_s=1)
