@@ -194,8 +194,9 @@ def register_dial(subparsers: argparse._SubParsersAction) -> None:  # type: igno
         help="Telnyx: deliver every webhook twice, as Telnyx may",
     )  # fmt: skip
     p.add_argument(
-        "--telnyx-fallback-codec", choices=("PCMU", "L16"), metavar="CODEC",
-        help="Telnyx: stream in CODEC (PCMU or L16) whatever streaming_start asked, "
+        "--telnyx-fallback-codec", choices=("PCMU", "L16", "G722"), metavar="CODEC",
+        help="Telnyx: stream in CODEC (PCMU, L16, or G722 with the g722 extra) whatever "
+        "streaming_start asked, "
         "as when Telnyx cannot transcode the call",
     )  # fmt: skip
     source = p.add_mutually_exclusive_group()

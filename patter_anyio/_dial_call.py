@@ -39,6 +39,7 @@ from patter_core import Entropy, LocalProtocolError, PatterError
 from patter_core.http import HttpRequest
 from patter_core.webhooks import TwilioSignatureValidator, public_url
 
+from ._codecs import g722_encoder
 from ._dial_audio import (
     DEFAULT_JITTER_BUFFER_S,
     CallStream,
@@ -112,7 +113,7 @@ class DialOptions:
     telnyx_error_at: float | None = None  # send the guide's error frame at this time
     telnyx_duplicate_webhooks: bool = False  # post every webhook twice
     # Stream in this codec whatever streaming_start asked (Telnyx's fallback).
-    telnyx_fallback_codec: Literal["PCMU", "L16"] | None = None
+    telnyx_fallback_codec: Literal["PCMU", "L16", "G722"] | None = None
     from_number: str = "+15005550006"
     to_number: str = "+15005550001"
     account_sid: str | None = None  # generated when None
@@ -286,8 +287,12 @@ def _check_options(options: DialOptions) -> None:
         raise bad(f"webhook path must start with '/', not {options.webhook_path!r}")
     if options.telnyx_error_at is not None and options.telnyx_error_at < 0:
         raise bad(f"the error frame time must not be negative, not {options.telnyx_error_at}")
-    if options.telnyx_fallback_codec not in (None, "PCMU", "L16"):
-        raise bad(f"the fallback codec must be PCMU or L16, not {options.telnyx_fallback_codec!r}")
+    if options.telnyx_fallback_codec not in (None, "PCMU", "L16", "G722"):
+        raise bad(
+            f"the fallback codec must be PCMU, L16 or G722, not {options.telnyx_fallback_codec!r}"
+        )
+    if options.telnyx_fallback_codec == "G722" and g722_encoder() is None:
+        raise bad("--telnyx-fallback-codec G722 needs the optional g722 package")
     if not 0 <= options.telnyx_api_port <= 65535:
         raise bad(f"the Telnyx API port must be 0-65535, not {options.telnyx_api_port}")
     if options.telnyx_l16_byte_order not in ("big", "little"):

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from patter_core import RemoteProtocolError
-from patter_core.audio import ULAW_8K, AudioFormat, Encoding, Transcoder
+from patter_core.audio import PCM16_16K, ULAW_8K, AudioFormat, Encoding, Transcoder
 
 __all__ = [
     "AgentClear",
@@ -254,7 +254,7 @@ class TelnyxCarrierFrames:
         from_number: str,
         to_number: str,
         auth_token: str | None = None,
-        codec: Literal["PCMU", "L16"] = "PCMU",
+        codec: Literal["PCMU", "L16", "G722"] = "PCMU",
         sample_rate: int = 8000,
         l16_byte_order: Literal["big", "little"] = "big",
         back_codec: Literal["PCMU", "L16"] | None = None,
@@ -270,7 +270,7 @@ class TelnyxCarrierFrames:
         self.to_number = to_number
         self.auth_token = auth_token
         self.codec = codec
-        self.sample_rate = sample_rate if codec == "L16" else 8000
+        self.sample_rate = {"L16": sample_rate, "G722": 16000}.get(codec, 8000)
         self.client_state = client_state
         self._clock = clock
         self._sequence = 0
@@ -278,9 +278,17 @@ class TelnyxCarrierFrames:
         self._to_carrier: Transcoder | None = None
         self._from_agent: Transcoder | None = None
         order = Encoding.PCM16BE if l16_byte_order == "big" else Encoding.PCM16LE
+        self._encode: Callable[[bytes], bytes] | None = None
         if codec == "L16":
             l16 = AudioFormat(encoding=order, sample_rate=self.sample_rate)
             self._to_carrier = Transcoder(ULAW_8K, l16)
+        elif codec == "G722":
+            from ._codecs import g722_encoder
+
+            self._encode = g722_encoder()
+            if self._encode is None:
+                raise ValueError("G.722 needs the optional g722 package")
+            self._to_carrier = Transcoder(ULAW_8K, PCM16_16K)
         back = codec if back_codec is None else back_codec
         if back == "L16":
             rate = back_rate or self.sample_rate
@@ -339,6 +347,8 @@ class TelnyxCarrierFrames:
         """One 20 ms frame of the caller's μ-law (converted for L16)."""
         if self._to_carrier is not None:
             payload = self._to_carrier.convert(payload)
+        if self._encode is not None:
+            payload = self._encode(payload)
         self._chunk += 1
         return self._dump(
             {

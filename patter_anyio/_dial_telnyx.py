@@ -360,7 +360,7 @@ class TelnyxStreamPlan:
     stream_id: str
     stream_url: str
     auth_token: str | None
-    codec: Literal["PCMU", "L16"]  # what the stream carries to the agent
+    codec: Literal["PCMU", "L16", "G722"]  # what the stream carries to the agent
     sample_rate: int
     custom_parameters: dict[str, str] = field(default_factory=dict)
     #: What the agent must send back (stream_bidirectional_codec and its rate).
@@ -511,7 +511,7 @@ async def _command(api: FakeTelnyxApi, action: str, call_id: str, timeout: float
 
 
 def _plan(
-    command: TelnyxCommand, ids: _CallIds, fallback: Literal["PCMU", "L16"] | None = None
+    command: TelnyxCommand, ids: _CallIds, fallback: Literal["PCMU", "L16", "G722"] | None = None
 ) -> TelnyxStreamPlan:
     body = command.body
     url = body.get("stream_url")
@@ -553,8 +553,8 @@ def _plan(
         stream_id=ids.stream_id,
         stream_url=url,
         auth_token=token if isinstance(token, str) else None,
-        codec="L16" if codec_in == "L16" else "PCMU",
-        sample_rate=int(rate) if codec_in == "L16" else 8000,
+        codec="L16" if codec_in == "L16" else "G722" if codec_in == "G722" else "PCMU",
+        sample_rate=int(rate) if codec_in == "L16" else 16000 if codec_in == "G722" else 8000,
         custom_parameters=params,
         back_codec="L16" if back == "L16" else "PCMU",
         back_rate=int(rate) if back == "L16" else 8000,
@@ -566,7 +566,7 @@ async def set_up_telnyx_call(
     webhooks: TelnyxWebhooks,
     api: FakeTelnyxApi,
     *,
-    fallback: Literal["PCMU", "L16"] | None = None,
+    fallback: Literal["PCMU", "L16", "G722"] | None = None,
 ) -> TelnyxStreamPlan:
     """``call.initiated`` -> answer -> ``call.answered`` -> streaming_start.
 

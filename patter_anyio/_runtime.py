@@ -59,6 +59,7 @@ from patter_core.webhooks import (
 from ._agent import Agent
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner
+from ._codecs import optional_decoders
 from ._httpclient import ClientError, request_with_retry
 from ._server import StreamRequest
 from ._websocket import WebSocket
@@ -339,6 +340,8 @@ class LocalRuntime:
         #: not displace the call that passed its token check.
         self.live: dict[str, list[CallRunner]] = {}
         self._outbound: dict[str, _Outbound] = {}
+        # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
+        self._decoders = optional_decoders()
 
     # -- the pieces the server takes ---------------------------------------------
 
@@ -386,6 +389,7 @@ class LocalRuntime:
                 else "big",
                 bidirectional_codec=flow.codec if flow else None,
                 bidirectional_sampling_rate=flow.sampling_rate if flow else 8000,
+                decoders=self._decoders,
             )
             control = TelnyxControl(self.telnyx) if self.telnyx else None
         config = BridgeConfig(

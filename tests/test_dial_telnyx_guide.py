@@ -69,3 +69,18 @@ async def test_pcmu_fallback_is_answered_in_the_bidirectional_codec() -> None:
     assert abs(hz - 300) < 5 and snr >= 30, (hz, snr)
     assert report.frames_received > 0
     assert len(ends) == 1 and ends[0]["reason"] == "carrier_stop"
+
+
+async def test_g722_fallback_is_decoded_and_answered_in_pcmu() -> None:
+    """An HD leg Telnyx cannot transcode streams G.722: decoded (optional g722
+    package), answered in the PCMU the stream was started with."""
+    pytest.importorskip("G722")
+    report, _, ends = await _serve_and_dial(
+        options(telnyx_fallback_codec="G722"), public_key=PUBLIC
+    )
+    assert report is not None
+    start = report.carrier_commands[1].body
+    assert (start["stream_codec"], start["stream_bidirectional_codec"]) == ("PCMU", "PCMU")
+    hz, snr = tone_in(report.audio)
+    assert abs(hz - 300) < 5 and snr >= 30, (hz, snr)
+    assert len(ends) == 1 and ends[0]["reason"] == "carrier_stop"

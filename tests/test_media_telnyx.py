@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -16,6 +16,7 @@ from patter_core.media import (
     Mark,
     Media,
     MediaLimits,
+    PayloadDecoder,
     Start,
     Stop,
     StreamError,
@@ -407,3 +408,42 @@ def test_undecodable_codecs_are_refused_by_name(encoding: str, name: str) -> Non
     assert info.value.close_code == 1003
     assert f"media encoding {name} cannot be decoded here" in str(info.value)
     assert "PCMU, PCMA or L16" in str(info.value)
+
+
+def _tagging_decoder() -> PayloadDecoder:
+    """A stand-in codec with state: each output byte is input + frames decoded so far."""
+
+    def new() -> Callable[[bytes], bytes]:
+        count = [0]
+
+        def decode(payload: bytes) -> bytes:
+            count[0] += 1
+            return bytes((b + count[0]) % 256 for b in payload) * 2
+
+        return decode
+
+    return PayloadDecoder(output=AudioFormat(encoding=Encoding.PCM16LE, sample_rate=16000), new=new)
+
+
+def test_handed_in_decoder_decodes_in_order_after_reordering() -> None:
+    stream = TelnyxMediaStream(bidirectional_codec="PCMU", decoders={"G722": _tagging_decoder()})
+    [start] = stream.receive(start_with(encoding="G722", sample_rate=16000))
+    assert isinstance(start, Start)
+    assert start.media_format == AudioFormat(encoding=Encoding.PCM16LE, sample_rate=16000)
+    assert stream.send_format == ULAW_8K  # replies in the bidirectional codec
+    out: list[object] = []
+    for chunk in (1, 3, 2):  # 3 overtook 2: decoding waits for the order
+        out += stream.receive(media(chunk, bytes([chunk * 10]) * 3))
+    payloads = [e.payload for e in out if isinstance(e, Media)]
+    # Decoded in chunk order, so the decoder's state advances 1, 2, 3.
+    assert payloads == [bytes([11]) * 6, bytes([22]) * 6, bytes([33]) * 6]
+    # Held frames are decoded too when the stream stops.
+    stream.receive(media(5, b"\x32"))
+    assert [e.payload for e in stream.receive(STOP) if isinstance(e, Media)] == [b"\x36" * 2]
+
+
+def test_a_decoder_needs_a_bidirectional_codec_to_answer_in() -> None:
+    stream = TelnyxMediaStream(decoders={"g722": _tagging_decoder()})
+    assert close_code(stream, start_with(encoding="G722", sample_rate=16000)) == 1003
+    other = TelnyxMediaStream(bidirectional_codec="PCMU", decoders={"g722": _tagging_decoder()})
+    assert close_code(other, start_with(encoding="OPUS", sample_rate=48000)) == 1003

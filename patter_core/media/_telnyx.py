@@ -25,21 +25,27 @@ an ``error`` frame. Differences that matter here:
 * the streaming auth token may sit in ``connected`` at the top level or
   nested under ``connected`` (two independent implementations read it there).
 
-G.722, Opus and AMR-WB (HD SIP and WebRTC legs) have no decoder here: a
-stream in one of them is refused (close 1003) with a message that names the
-codecs a leg must use. Our ``streaming_start`` always asks for PCMU or L16
-explicitly, which Telnyx can transcode any leg to.
+G.722, Opus and AMR-WB (HD SIP and WebRTC legs) need a decoder the core
+does not have. One can be handed in (:class:`PayloadDecoder`; the runtime
+offers G.722 when the optional ``g722`` package is installed): the stream
+then decodes each frame after reordering (the codecs carry state from frame
+to frame) and reports the decoded format as ``media_format``. A stream in a
+codec without a decoder is refused (close 1003) with a message that names
+the codecs a leg must use. Our ``streaming_start`` always asks for PCMU or
+L16 explicitly, so a leg arrives in another codec only on Telnyx's fallback.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
 from ._base import FRAME_MS, CarrierStream
-from ._events import Connected, Dtmf, Mark, Media, MediaEvent, Start, Stop, StreamError
+from ._events import Connected, Mark, Media, MediaEvent, Start, Stop, StreamError
 from ._limits import MediaLimits
 from ._reorder import DigitReorder, ReorderBuffer
 from ._twilio import parse_digit, parse_tracks
@@ -54,7 +60,7 @@ from ._wire import (
     get_str,
 )
 
-__all__ = ["TelnyxMediaStream"]
+__all__ = ["PayloadDecoder", "TelnyxMediaStream"]
 
 # A stream carries the inbound track, the outbound track, or both
 # (``stream_track``); a few spare slots tolerate other names without letting
@@ -71,6 +77,19 @@ _L16 = {"l16", "audio/l16"}
 # What ``streaming_start`` can ask for beyond these (PROTOCOLS.md section 4.3).
 _UNDECODABLE = {"g722": "G.722", "opus": "Opus", "amr-wb": "AMR-WB"}
 _TOKEN = "x-telnyx-streaming-auth-token"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayloadDecoder:
+    """A codec the core cannot decode by itself, handed in by its owner.
+
+    ``new()`` makes one decoder for one track (codecs such as G.722 keep
+    state from frame to frame): a function from one frame's payload to the
+    audio in ``output`` (e.g. PCM16LE at 16 kHz for G.722).
+    """
+
+    output: AudioFormat
+    new: Callable[[], Callable[[bytes], bytes]]
 
 
 def _custom_parameters(value: object) -> dict[str, str]:
@@ -115,8 +134,13 @@ class TelnyxMediaStream(CarrierStream):
         l16_byte_order: Literal["big", "little"] = "big",
         bidirectional_codec: Literal["PCMU", "PCMA", "L16"] | None = None,
         bidirectional_sampling_rate: int = 8000,
+        decoders: Mapping[str, PayloadDecoder] | None = None,
     ) -> None:
         super().__init__(limits=limits)
+        # By lower-case codec name as in media_format ("g722", "opus").
+        self._decoders = {k.lower(): v for k, v in (decoders or {}).items()}
+        self._decoder: PayloadDecoder | None = None
+        self._track_decoders: dict[str, Callable[[bytes], bytes]] = {}
         if l16_byte_order not in ("big", "little"):
             raise LocalProtocolError("l16_byte_order must be 'big' or 'little'")
         self._l16 = Encoding.PCM16BE if l16_byte_order == "big" else Encoding.PCM16LE
@@ -156,11 +180,13 @@ class TelnyxMediaStream(CarrierStream):
         """DTMF digits that came after a later digit had been delivered."""
         return self._digits.late
 
-    def drain_held(self) -> list[Media | Dtmf]:
+    def drain_held(self) -> list[MediaEvent]:
         """Deliver the frames held for reordering (done by itself on ``stop``)."""
-        out: list[Media | Dtmf] = []
+        out: list[MediaEvent] = []
         for track in self._tracks.values():
             out += track.drain()
+        if self._decoder is not None:
+            out = self._decode(out)
         out += self._digits.drain()
         return out
 
@@ -243,7 +269,13 @@ class TelnyxMediaStream(CarrierStream):
             if rate is None or rate % (1000 // FRAME_MS) or not 8000 <= rate <= 48000:
                 raise bad(f"L16 at {rate!r} Hz is not supported", CLOSE_UNSUPPORTED)
             return AudioFormat(encoding=self._l16, sample_rate=rate)
-        name = _UNDECODABLE.get(encoding.removeprefix("audio/"), repr(encoding))
+        name = encoding.removeprefix("audio/")
+        decoder = self._decoders.get(name)
+        if decoder is not None and self._bidirectional is not None:
+            # Decoded here; our replies go in the bidirectional codec.
+            self._decoder = decoder
+            return decoder.output
+        name = _UNDECODABLE.get(name, repr(encoding))
         raise bad(
             f"media encoding {name} cannot be decoded here: the leg must stream PCMU, "
             "PCMA or L16 (ask for stream_codec PCMU or L16)",
@@ -273,11 +305,36 @@ class TelnyxMediaStream(CarrierStream):
             callee=get_str(body, "to", ""),
             client_state=client_state,
         )
-        self._sample_bytes = start.media_format.encoding.bytes_per_sample
+        self._sample_bytes = (
+            1 if self._decoder is not None else start.media_format.encoding.bytes_per_sample
+        )
         self._begin(start)
         return start
 
     def _on_media(self, obj: JsonObject) -> list[MediaEvent]:
+        if self._decoder is None:
+            return self._on_wire_media(obj)
+        return self._decode(self._on_wire_media(obj))
+
+    def _decode(self, events: list[MediaEvent]) -> list[MediaEvent]:
+        """Frames of a handed-in codec, decoded in order, one decoder per track."""
+        assert self._decoder is not None
+        out: list[MediaEvent] = []
+        for event in events:
+            if isinstance(event, Media):
+                decode = self._track_decoders.get(event.track)
+                if decode is None:
+                    decode = self._track_decoders[event.track] = self._decoder.new()
+                event = Media(
+                    payload=decode(event.payload),
+                    track=event.track,
+                    chunk=event.chunk,
+                    timestamp=event.timestamp,
+                )
+            out.append(event)
+        return out
+
+    def _on_wire_media(self, obj: JsonObject) -> list[MediaEvent]:
         # The top-level stream_id is not compared with start's: the docs' own
         # examples spell one id in upper and lower case.
         media = get_object(obj, "media")
