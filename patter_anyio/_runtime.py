@@ -477,6 +477,10 @@ class LocalRuntime:
             await self.send_rest(
                 self.twilio.update_call_twiml(call_id, say_hangup_twiml(message)), "voicemail"
             )
+        if carrier == "telnyx" and self.telnyx_flow is not None:
+            # speak, then hang up on its call.speak.ended (the flow decides).
+            for purpose, req in self.telnyx_flow.voicemail_drop(call_id, message).requests:
+                await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
 
     async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
         # Answer the webhook at once and send the REST commands it calls for

@@ -309,3 +309,38 @@ async def test_dtmf_out_of_order_reaches_the_agent_in_order() -> None:
             phone.stop()
     pressed = [t["text"] for t in ends[0]["transcript"] if str(t["text"]).startswith("[DTMF")]
     assert pressed == ["[DTMF 1]", "[DTMF 2]", "[DTMF 3]"]
+
+
+async def test_voicemail_without_a_stream_speaks_then_hangs_up() -> None:
+    """The machine's greeting ends in silence before any stream of ours carries
+    the call: Telnyx speaks the message, and its speak.ended hangs up."""
+    voicemail = "Sorry we missed you."
+    with rest_server(telnyx_responder) as rest:
+        phone = telnyx_phone(rest, phone_number=CALLER, telnyx_connection_id="conn-e2e")
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                partial(phone.serve, phone.agent(provider="echo"), None, handle_signals=False)
+            )
+            call_id = await phone.call(
+                to=CALLEE, machine_detection=True, voicemail_message=voicemail
+            )
+            (dial,) = [r for r in rest.requests if r.path == "/v2/calls"]
+            leg = dict(call_payload(call_id), client_state=dial.json["client_state"])
+            hook = await telnyx_webhook(
+                port, SIGNING_KEY, "call.machine.greeting.ended", dict(leg, result="ended")
+            )
+            assert hook.status == 200
+            (speak,) = await wait_actions(rest, "speak", call_id)
+            assert actions(rest, "hangup", call_id) == []  # not before the message is spoken
+            ended = dict(leg, client_state=speak.json["client_state"])
+            hook = await telnyx_webhook(port, SIGNING_KEY, "call.speak.ended", ended)
+            assert hook.status == 200
+            (hangup,) = await wait_actions(rest, "hangup", call_id)
+            phone.stop()
+    body = speak.json
+    assert (body["payload"], body["voice"], body["service_level"]) == (
+        voicemail,
+        "female",
+        "basic",
+    )
+    assert re.fullmatch(UUID, body["command_id"]) and re.fullmatch(UUID, hangup.json["command_id"])

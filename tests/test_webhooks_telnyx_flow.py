@@ -190,3 +190,25 @@ def test_dial_twiml_matches_the_official_builder(target: str) -> None:
     response = VoiceResponse()
     response.dial(target)
     assert dial_twiml(target) == str(response)
+
+
+def test_voicemail_drop_without_a_stream_speaks_then_hangs_up() -> None:
+    f = flow()
+    ((purpose, speak),) = f.voicemail_drop("v3:call-1", "Call us back.").requests
+    assert purpose == "voicemail"
+    assert speak.url == "https://api.example/v2/calls/v3%3Acall-1/actions/speak"
+    body = json.loads(speak.body)
+    assert (body["payload"], body["voice"], body["service_level"]) == (
+        "Call us back.",
+        "female",
+        "basic",
+    )
+    assert is_our_leg(body["client_state"])
+    ended = f.on_event(
+        parse_telnyx_webhook(event("call.speak.ended", client_state=body["client_state"])), NOW
+    )
+    ((purpose, hangup),) = ended.requests
+    assert purpose == "hangup" and hangup.url.endswith("/actions/hangup")
+    # Any other speak ending on our leg hangs nothing up.
+    other = f.on_event(parse_telnyx_webhook(event("call.speak.ended", event_id="s2")), NOW)
+    assert other.requests == ()

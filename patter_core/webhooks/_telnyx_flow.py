@@ -14,6 +14,7 @@ arrives:
                                     ``not_sure``: reported as ``unknown``
 ``call.machine.detection.ended``    ``human`` / ``not_sure`` reported
                                     (``machine`` waits for the greeting)
+``call.speak.ended`` of a voicemail ``hangup`` (see :meth:`voicemail_drop`)
 anything else                       nothing
 ==================================  ==========================================
 
@@ -74,6 +75,8 @@ AMD_DIAL_MODE = "greeting_end"
 # retry horizon in about a megabyte.
 MAX_REMEMBERED_EVENTS = 10_000
 _LEG_PREFIX = b"patter:leg"
+# The nonce of a leg leaving a voicemail: its speak.ended means hang up.
+_VOICEMAIL = "voicemail"
 
 # greeting.ended and detection.ended results (PROTOCOLS.md §4.4, "AMD") in the
 # ``answered_by`` words the Twilio side uses: machine_end_* is a voicemail drop.
@@ -85,6 +88,9 @@ def leg_client_state(nonce: str = "") -> str:
     """The ``client_state`` that marks a leg as ours (``nonce`` keeps dials apart)."""
     raw = _LEG_PREFIX + (b":" + nonce.encode("utf-8") if nonce else b"")
     return base64.b64encode(raw).decode("ascii")
+
+
+_VOICEMAIL_STATE = leg_client_state(_VOICEMAIL)
 
 
 def is_our_leg(client_state: str | None) -> bool:
@@ -193,7 +199,17 @@ class TelnyxCallFlow:
             return TelnyxFollowUp(answered_by=_GREETING.get(event.result or "", "unknown"))
         if isinstance(event, TelnyxMachineDetectionEnded):
             return TelnyxFollowUp(answered_by=_DETECTION.get(event.result or ""))
+        if event.event_type == "call.speak.ended" and event.client_state == _VOICEMAIL_STATE:
+            return TelnyxFollowUp(requests=(("hangup", self._rest.hangup(call_id)),))
         return TelnyxFollowUp()
+
+    def voicemail_drop(self, call_id: str, message: str) -> TelnyxFollowUp:
+        """Leave ``message`` on a machine when no stream of ours carries the call.
+
+        ``speak`` marks the leg so that its ``call.speak.ended`` hangs up.
+        """
+        request = self._rest.speak(call_id, payload=message, client_state=_VOICEMAIL_STATE)
+        return TelnyxFollowUp(requests=(("voicemail", request),))
 
     def _stream(self, call_id: str, now: float) -> TelnyxFollowUp:
         url = self.stream_url(call_id)
