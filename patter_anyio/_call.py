@@ -66,8 +66,15 @@ from patter_core.providers import (
     StartHttp,
     describe_refusal,
 )
+from patter_core.webhooks import RetryPolicy
 
-from ._httpclient import ClientError, ClientProtocolError, HttpPool, request, stream_request
+from ._httpclient import (
+    ClientError,
+    ClientProtocolError,
+    HttpPool,
+    request_with_retry,
+    stream_request,
+)
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -116,6 +123,15 @@ def _log_call_event(action: FireCallback) -> None:
             p.get("reason"),
             len(p.get("transcript") or ()),  # type: ignore[arg-type]
         )
+        if p.get("reason") == "carrier_protocol_error":
+            # e.g. a Telnyx leg streaming a codec we cannot decode: say which.
+            log.warning("call %s: carrier stream refused: %s", p.get("call_id"), p.get("detail"))
+        if p.get("carrier_errors"):
+            log.warning(
+                "call %s: the carrier reported %s stream errors (the call went on)",
+                p.get("call_id"),
+                p.get("carrier_errors"),
+            )
     else:
         log.debug("transcript call=%s %s: %s", p.get("call_id"), p.get("role"), p.get("text"))
 
@@ -157,8 +173,11 @@ class CallRunner:
         *,
         clock: Callable[[], float] = time.time,
         http_pool: HttpPool | None = None,
+        carrier_retry: RetryPolicy | None = None,
     ) -> None:
         self._bridge = bridge
+        # Carrier commands that are safe to repeat (Telnyx's carry a command_id).
+        self._retry = carrier_retry or RetryPolicy(max_attempts=1)
         # Keep-alive connections for the provider and carrier HTTP requests:
         # a pipeline call sends one per sentence and per LLM round to the
         # same hosts. One pool per call unless the owner shares one: it
@@ -458,8 +477,9 @@ class CallRunner:
 
     async def _rest(self, req: HttpRequest, purpose: str) -> None:
         try:
-            response = await request(
+            response = await request_with_retry(
                 req,
+                self._retry,
                 timeout=self._hooks.http_timeout,
                 max_response_bytes=_MAX_REST_BYTES,
                 pool=self._http_pool,

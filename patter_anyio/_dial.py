@@ -185,6 +185,20 @@ def register_dial(subparsers: argparse._SubParsersAction) -> None:  # type: igno
         "--telnyx-l16-byte-order", choices=("big", "little"), default="big",
         help="byte order of L16 audio, as the server is configured (default big)",
     )  # fmt: skip
+    p.add_argument(
+        "--telnyx-error-at", type=_non_negative, metavar="SECONDS",
+        help="Telnyx: send an error frame (the guide's shape) at SECONDS; the call must go on",
+    )  # fmt: skip
+    p.add_argument(
+        "--telnyx-duplicate-webhooks", action="store_true",
+        help="Telnyx: deliver every webhook twice, as Telnyx may",
+    )  # fmt: skip
+    p.add_argument(
+        "--telnyx-fallback-codec", choices=("PCMU", "L16", "G722"), metavar="CODEC",
+        help="Telnyx: stream in CODEC (PCMU, L16, or G722 with the g722 extra) whatever "
+        "streaming_start asked, "
+        "as when Telnyx cannot transcode the call",
+    )  # fmt: skip
     source = p.add_mutually_exclusive_group()
     source.add_argument("--audio", metavar="WAV", help="16-bit PCM WAV to speak (any rate)")
     source.add_argument(
@@ -295,6 +309,8 @@ def format_summary(report: DialReport, *, record_path: str | None = None) -> str
     if report.dtmf_sent:
         pressed = ", ".join(f"{d} at {t:.2f} s" for d, t in report.dtmf_sent)
         lines.append(f"  dtmf                {pressed}")
+    if report.errors_sent:
+        lines.append(f"  error frames sent   {report.errors_sent} (the call went on)")
     if report.carrier_commands:
         commands = ", ".join(
             c.action + ("" if c.accepted else " (refused: no valid Bearer key)")
@@ -488,6 +504,9 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         telnyx_api_key=args.telnyx_api_key,
         telnyx_signing_key=args.telnyx_signing_key,
         telnyx_l16_byte_order=args.telnyx_l16_byte_order,
+        telnyx_error_at=args.telnyx_error_at,
+        telnyx_duplicate_webhooks=args.telnyx_duplicate_webhooks,
+        telnyx_fallback_codec=args.telnyx_fallback_codec,
         from_number=args.from_number,
         to_number=args.to_number,
         caller_audio=caller_audio,

@@ -263,6 +263,8 @@ class StreamSettings(Protocol):
     @property
     def dtmf(self) -> tuple[tuple[str, float], ...]: ...
     @property
+    def telnyx_error_at(self) -> float | None: ...
+    @property
     def progress(self) -> Callable[[DialProgress], None] | None: ...
 
 
@@ -289,6 +291,7 @@ class CallStream:
         self.clears = 0
         self.barge_reaction: float | None = None
         self.dtmf_sent: list[tuple[str, float]] = []
+        self.errors_sent = 0
         self.ignored: list[str] = []
         self.stop_sent = False
         self.ended_by = "carrier"
@@ -329,6 +332,7 @@ class CallStream:
         total_frames = round(duration / FRAME_SECONDS)
         barge_first = None if opts.barge_in_at is None else round(opts.barge_in_at / FRAME_SECONDS)
         dtmf = sorted(opts.dtmf, key=lambda item: item[1])
+        error_at = opts.telnyx_error_at
         next_progress = 1.0
         for index in range(total_frames):
             await anyio.sleep_until(self.t0 + index * FRAME_SECONDS)
@@ -348,6 +352,12 @@ class CallStream:
                     digit, _ = dtmf.pop(0)
                     self.dtmf_sent.append((digit, now))
                     out.append(self.frames.dtmf(digit))
+                if error_at is not None and error_at <= index * FRAME_SECONDS + 1e-9:
+                    error_at = None
+                    error = self.frames.error()
+                    if error is not None:
+                        out.append(error)
+                        self.errors_sent += 1
                 out.append(self.frames.media(payload, round(index * FRAME_SECONDS * 1000)))
                 out.extend(self.echo(self.playback.due_marks(now)))
                 await self.ws.send_many(out)

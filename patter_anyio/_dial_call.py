@@ -39,6 +39,7 @@ from patter_core import Entropy, LocalProtocolError, PatterError
 from patter_core.http import HttpRequest
 from patter_core.webhooks import TwilioSignatureValidator, public_url
 
+from ._codecs import g722_encoder
 from ._dial_audio import (
     DEFAULT_JITTER_BUFFER_S,
     CallStream,
@@ -55,6 +56,7 @@ from ._dial_telnyx import (
     TelnyxWebhooks,
     load_signing_key,
     post_hangup,
+    post_streaming,
     run_fake_telnyx_api,
     set_up_telnyx_call,
 )
@@ -108,6 +110,10 @@ class DialOptions:
     telnyx_api_key: str | None = None  # required Bearer key; None: any Bearer key
     telnyx_signing_key: str | None = field(default=None, repr=False)  # base64 Ed25519 seed
     telnyx_l16_byte_order: Literal["big", "little"] = "big"
+    telnyx_error_at: float | None = None  # send the guide's error frame at this time
+    telnyx_duplicate_webhooks: bool = False  # post every webhook twice
+    # Stream in this codec whatever streaming_start asked (Telnyx's fallback).
+    telnyx_fallback_codec: Literal["PCMU", "L16", "G722"] | None = None
     from_number: str = "+15005550006"
     to_number: str = "+15005550001"
     account_sid: str | None = None  # generated when None
@@ -162,6 +168,7 @@ class DialReport:
     carrier: str = "twilio"
     # Telnyx: what the server asked of the fake Call Control API, in order.
     carrier_commands: tuple[TelnyxCommand, ...] = ()
+    errors_sent: int = 0  # Telnyx error frames sent (--telnyx-error-at)
 
 
 # --------------------------------------------------------------------- webhook
@@ -278,6 +285,14 @@ def _check_options(options: DialOptions) -> None:
         raise bad(f"barge-in time must not be negative, not {options.barge_in_at}")
     if options.webhook_path is not None and not options.webhook_path.startswith("/"):
         raise bad(f"webhook path must start with '/', not {options.webhook_path!r}")
+    if options.telnyx_error_at is not None and options.telnyx_error_at < 0:
+        raise bad(f"the error frame time must not be negative, not {options.telnyx_error_at}")
+    if options.telnyx_fallback_codec not in (None, "PCMU", "L16", "G722"):
+        raise bad(
+            f"the fallback codec must be PCMU, L16 or G722, not {options.telnyx_fallback_codec!r}"
+        )
+    if options.telnyx_fallback_codec == "G722" and g722_encoder() is None:
+        raise bad("--telnyx-fallback-codec G722 needs the optional g722 package")
     if not 0 <= options.telnyx_api_port <= 65535:
         raise bad(f"the Telnyx API port must be 0-65535, not {options.telnyx_api_port}")
     if options.telnyx_l16_byte_order not in ("big", "little"):
@@ -418,8 +433,9 @@ async def _dial_telnyx(
                 to_number=options.to_number,
                 timeout=options.timeout,
                 entropy=options.entropy,
+                duplicates=options.telnyx_duplicate_webhooks,
             )
-            plan = await set_up_telnyx_call(webhooks, api)
+            plan = await set_up_telnyx_call(webhooks, api, fallback=options.telnyx_fallback_codec)
             target = urlsplit(plan.stream_url)
             # Telnyx connects to the stream_url as given; we reach the same
             # path at the server's real address.
@@ -438,7 +454,11 @@ async def _dial_telnyx(
                 codec=plan.codec,
                 sample_rate=plan.sample_rate,
                 l16_byte_order=options.telnyx_l16_byte_order,
+                back_codec=plan.back_codec,
+                back_rate=plan.back_rate,
+                client_state=plan.client_state,
             )
+            await post_streaming(webhooks, plan, "streaming.started")
             try:
                 call = await _run_stream(
                     options,
@@ -449,6 +469,7 @@ async def _dial_telnyx(
                     audio,
                 )
             finally:
+                await post_streaming(webhooks, plan, "streaming.stopped")
                 await post_hangup(webhooks)
             commands = tuple(api.commands)
     except SetupFailed as exc:
@@ -515,6 +536,7 @@ def _report(
         barge_in_at_s=options.barge_in_at,
         barge_in_reaction_s=call.barge_reaction,
         dtmf_sent=tuple(call.dtmf_sent),
+        errors_sent=call.errors_sent,
         ignored_events=tuple(call.ignored),
         audio=pb.heard(elapsed),
         carrier=carrier,

@@ -19,12 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from patter_core import RemoteProtocolError
-from patter_core.audio import ULAW_8K, AudioFormat, Encoding, Transcoder
+from patter_core.audio import PCM16_16K, ULAW_8K, AudioFormat, Encoding, Transcoder
 
 __all__ = [
     "AgentClear",
@@ -35,6 +37,7 @@ __all__ = [
     "CarrierFrames",
     "TelnyxCarrierFrames",
     "TwilioCarrierFrames",
+    "iso_time",
     "parse_agent_message",
 ]
 
@@ -121,6 +124,11 @@ def parse_agent_message(
     return AgentOther(event=event)
 
 
+def iso_time(now: float) -> str:
+    """Telnyx's timestamps: ISO 8601 UTC with microseconds and a ``Z``."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class CarrierFrames(Protocol):
     """What the call loop needs from a carrier's frame builder."""
 
@@ -133,6 +141,7 @@ class CarrierFrames(Protocol):
     def agent_audio(self, payload: bytes) -> bytes: ...
     @property
     def agent_stream(self) -> tuple[str, str] | None: ...
+    def error(self) -> str | None: ...
 
 
 class TwilioCarrierFrames:
@@ -232,6 +241,9 @@ class TwilioCarrierFrames:
             }
         )
 
+    def error(self) -> str | None:
+        return None  # Twilio streams have no error frame
+
 
 class TelnyxCarrierFrames:
     """Builds the frames Telnyx sends for one stream (PROTOCOLS.md §4.4).
@@ -242,6 +254,13 @@ class TelnyxCarrierFrames:
     ``"L16"`` the caller's μ-law is sent as 16-bit PCM at ``sample_rate`` in
     ``l16_byte_order`` (the docs do not state it, §4.4; the server's default
     is big-endian), and the agent's L16 comes back to μ-law 8 kHz.
+
+    ``back_codec``/``back_rate``: what the agent must send (the
+    ``stream_bidirectional_codec`` it started the stream with), which may
+    differ from ``codec`` when Telnyx falls back to the call's own codec.
+    The token rides nested in ``connected``, DTMF frames carry
+    ``occurred_at``, ``start`` echoes ``client_state``, and :meth:`error` is
+    the guide's error frame (``payload`` with an integer code).
     """
 
     def __init__(
@@ -254,9 +273,13 @@ class TelnyxCarrierFrames:
         from_number: str,
         to_number: str,
         auth_token: str | None = None,
-        codec: Literal["PCMU", "L16"] = "PCMU",
+        codec: Literal["PCMU", "L16", "G722"] = "PCMU",
         sample_rate: int = 8000,
         l16_byte_order: Literal["big", "little"] = "big",
+        back_codec: Literal["PCMU", "L16"] | None = None,
+        back_rate: int | None = None,
+        client_state: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.call_control_id = call_control_id
         self.call_session_id = call_session_id
@@ -266,17 +289,32 @@ class TelnyxCarrierFrames:
         self.to_number = to_number
         self.auth_token = auth_token
         self.codec = codec
-        self.sample_rate = sample_rate if codec == "L16" else 8000
+        self.sample_rate = {"L16": sample_rate, "G722": 16000}.get(codec, 8000)
+        self.client_state = client_state
+        self._clock = clock
         self._sequence = 0
         self._chunk = 0
         self._to_carrier: Transcoder | None = None
         self._from_agent: Transcoder | None = None
+        order = Encoding.PCM16BE if l16_byte_order == "big" else Encoding.PCM16LE
+        self._encode: Callable[[bytes], bytes] | None = None
         if codec == "L16":
-            order = Encoding.PCM16BE if l16_byte_order == "big" else Encoding.PCM16LE
             l16 = AudioFormat(encoding=order, sample_rate=self.sample_rate)
             self._to_carrier = Transcoder(ULAW_8K, l16)
+        elif codec == "G722":
+            from ._codecs import g722_encoder
+
+            self._encode = g722_encoder()
+            if self._encode is None:
+                raise ValueError("G.722 needs the optional g722 package")
+            self._to_carrier = Transcoder(ULAW_8K, PCM16_16K)
+        back = codec if back_codec is None else back_codec
+        if back == "L16":
+            rate = back_rate or self.sample_rate
             # An agent may split a sample across messages; keep the odd byte.
-            self._from_agent = Transcoder(l16, ULAW_8K, carry_odd_byte=True)
+            self._from_agent = Transcoder(
+                AudioFormat(encoding=order, sample_rate=rate), ULAW_8K, carry_odd_byte=True
+            )
 
     def _next(self) -> str:
         self._sequence += 1
@@ -299,9 +337,9 @@ class TelnyxCarrierFrames:
     def connected(self) -> str:
         frame: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
         if self.auth_token is not None:
-            # §4.3: the stream_auth_token rides in this frame as well as in
-            # the upgrade's header.
-            frame["x-telnyx-streaming-auth-token"] = self.auth_token
+            # §4.3/§4.4: the stream_auth_token rides in this frame as well as
+            # in the upgrade's header, nested as two implementations read it.
+            frame["connected"] = {"x-telnyx-streaming-auth-token": self.auth_token}
         return self._dump(frame)
 
     def start(self, custom_parameters: Mapping[str, str]) -> str:
@@ -316,6 +354,7 @@ class TelnyxCarrierFrames:
                     "from": self.from_number,
                     "to": self.to_number,
                     "tags": [],
+                    "client_state": self.client_state,
                     "custom_parameters": dict(custom_parameters),
                     "media_format": {
                         "encoding": self.codec,
@@ -331,6 +370,8 @@ class TelnyxCarrierFrames:
         """One 20 ms frame of the caller's μ-law (converted for L16)."""
         if self._to_carrier is not None:
             payload = self._to_carrier.convert(payload)
+        if self._encode is not None:
+            payload = self._encode(payload)
         self._chunk += 1
         return self._dump(
             {
@@ -350,8 +391,23 @@ class TelnyxCarrierFrames:
         return self._dump(
             {
                 "event": "dtmf",
+                "stream_id": self.stream_id,
+                "occurred_at": iso_time(self._clock()),
                 "sequence_number": self._next(),
                 "dtmf": {"digit": digit},
+            }
+        )
+
+    def error(self) -> str | None:
+        """The guide's error frame: body under ``payload``, an integer code."""
+        return self._dump(
+            {
+                "event": "error",
+                "payload": {
+                    "code": 100002,
+                    "title": "unknown_error",
+                    "detail": "An unknown error occurred (simulated)",
+                },
                 "stream_id": self.stream_id,
             }
         )

@@ -12,8 +12,15 @@ sides:
 * :func:`set_up_telnyx_call` -- the dance an incoming call makes: post
   ``call.initiated`` (signed with Ed25519 over ``{timestamp}|{body}`` when
   a key is given, §4.2), wait for the server's ``answer``, post
-  ``call.answered``, wait for ``streaming_start`` and read from it where
-  and how to stream (§4.3).
+  ``call.answered`` (echoing the answer's ``client_state``, as Telnyx does
+  in every later webhook of the leg), wait for ``streaming_start`` and read
+  from it where and how to stream (§4.3). ``streaming.started`` and
+  ``streaming.stopped`` bracket the stream, and ``call.hangup`` ends it
+  with ``sip_hangup_cause: unspecified`` and no ``end_time``, as on an
+  inbound call (§4.4).
+
+Telnyx may deliver a webhook twice (§4.4, "Duplicates"): with
+``duplicates`` every webhook is posted twice, byte for byte.
 
 Errors here are :class:`SetupFailed` with an exit code; the caller turns
 them into its own error type.
@@ -29,7 +36,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -42,6 +48,7 @@ from nacl.signing import SigningKey
 from patter_core import Entropy, PatterError
 from patter_core.http import HttpRequest
 
+from ._dial_frames import iso_time
 from ._httpclient import (
     ClientConnectionError,
     ClientError,
@@ -60,6 +67,7 @@ __all__ = [
     "TelnyxWebhooks",
     "load_signing_key",
     "post_hangup",
+    "post_streaming",
     "public_key_b64",
     "run_fake_telnyx_api",
     "set_up_telnyx_call",
@@ -315,10 +323,6 @@ def public_key_b64(key: SigningKey) -> str:
     return base64.b64encode(bytes(key.verify_key)).decode("ascii")
 
 
-def _iso(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def telnyx_event_body(
     event_type: str,
     payload: Mapping[str, Any],
@@ -356,9 +360,13 @@ class TelnyxStreamPlan:
     stream_id: str
     stream_url: str
     auth_token: str | None
-    codec: Literal["PCMU", "L16"]
+    codec: Literal["PCMU", "L16", "G722"]  # what the stream carries to the agent
     sample_rate: int
     custom_parameters: dict[str, str] = field(default_factory=dict)
+    #: What the agent must send back (stream_bidirectional_codec and its rate).
+    back_codec: Literal["PCMU", "L16"] = "PCMU"
+    back_rate: int = 8000
+    client_state: str | None = None
 
 
 @dataclass(slots=True)
@@ -386,7 +394,9 @@ class TelnyxWebhooks:
         to_number: str,
         timeout: float,
         entropy: Entropy,
+        duplicates: bool = False,
     ) -> None:
+        self.duplicates = duplicates
         self.server = server
         self.path = path
         self.delivered_to = delivered_to
@@ -395,7 +405,7 @@ class TelnyxWebhooks:
         self.to_number = to_number
         self.timeout = timeout
         self.entropy = entropy
-        self.started_at = _iso(_wall_clock())
+        self.started_at = iso_time(_wall_clock())
         self.ids = _CallIds(
             call_control_id="v3:"
             + base64.urlsafe_b64encode(entropy.token_bytes(30)).decode("ascii"),
@@ -426,7 +436,7 @@ class TelnyxWebhooks:
             event_type,
             self._payload(**extra),
             event_id=_uuid(self.entropy),
-            occurred_at=_iso(now),
+            occurred_at=iso_time(now),
             delivered_to=self.delivered_to,
         )
         headers = [("content-type", "application/json")]
@@ -439,6 +449,10 @@ class TelnyxWebhooks:
         req = HttpRequest(
             method="POST", url=self.server + self.path, headers=tuple(headers), body=body
         )
+        for _ in range(2 if self.duplicates else 1):
+            await self._deliver(req, event_type)
+
+    async def _deliver(self, req: HttpRequest, event_type: str) -> None:
         try:
             response = await request(
                 req, timeout=self.timeout, max_response_bytes=_MAX_WEBHOOK_ANSWER_BYTES
@@ -496,7 +510,9 @@ async def _command(api: FakeTelnyxApi, action: str, call_id: str, timeout: float
     return command
 
 
-def _plan(command: TelnyxCommand, ids: _CallIds) -> TelnyxStreamPlan:
+def _plan(
+    command: TelnyxCommand, ids: _CallIds, fallback: Literal["PCMU", "L16", "G722"] | None = None
+) -> TelnyxStreamPlan:
     body = command.body
     url = body.get("stream_url")
     if not isinstance(url, str) or not url.startswith(("wss://", "ws://")):
@@ -511,16 +527,18 @@ def _plan(command: TelnyxCommand, ids: _CallIds) -> TelnyxStreamPlan:
             "streaming_start without stream_bidirectional_mode 'rtp': Telnyx would not "
             "play the agent's audio to the caller"
         )
-    if codec not in ("PCMU", "L16") or back != codec:
+    if codec not in ("PCMU", "L16") or back not in ("PCMU", "L16"):
         raise SetupFailed(
-            f"streaming_start asks for {codec!r} in and {back!r} back; dial carries PCMU or "
-            "L16, the same both ways"
+            f"streaming_start asks for {codec!r} in and {back!r} back; dial carries PCMU or L16"
         )
     rate = 8000
-    if codec == "L16":
+    if "L16" in (codec, back):
         rate = body.get("stream_bidirectional_sampling_rate", 8000)
         if rate not in _L16_RATES:
             raise SetupFailed(f"streaming_start asks for L16 at {rate!r} Hz")
+    # "When transcoding is not possible, the codec from the call will be
+    # used" (§4.4): a fallback streams in the call's codec whatever was asked.
+    codec_in = fallback or codec
     token = body.get("stream_auth_token")
     params: dict[str, str] = {}
     raw_params = body.get("custom_parameters")
@@ -535,14 +553,26 @@ def _plan(command: TelnyxCommand, ids: _CallIds) -> TelnyxStreamPlan:
         stream_id=ids.stream_id,
         stream_url=url,
         auth_token=token if isinstance(token, str) else None,
-        codec="L16" if codec == "L16" else "PCMU",
-        sample_rate=int(rate),
+        codec="L16" if codec_in == "L16" else "G722" if codec_in == "G722" else "PCMU",
+        sample_rate=int(rate) if codec_in == "L16" else 16000 if codec_in == "G722" else 8000,
         custom_parameters=params,
+        back_codec="L16" if back == "L16" else "PCMU",
+        back_rate=int(rate) if back == "L16" else 8000,
+        client_state=ids.client_state,
     )
 
 
-async def set_up_telnyx_call(webhooks: TelnyxWebhooks, api: FakeTelnyxApi) -> TelnyxStreamPlan:
-    """``call.initiated`` -> answer -> ``call.answered`` -> streaming_start."""
+async def set_up_telnyx_call(
+    webhooks: TelnyxWebhooks,
+    api: FakeTelnyxApi,
+    *,
+    fallback: Literal["PCMU", "L16", "G722"] | None = None,
+) -> TelnyxStreamPlan:
+    """``call.initiated`` -> answer -> ``call.answered`` -> streaming_start.
+
+    ``fallback``: stream in this codec whatever ``stream_codec`` asked, as
+    Telnyx does when it cannot transcode the call's codec.
+    """
     ids = webhooks.ids
     # The server answers through the REST API, usually before its 200 to
     # the webhook (it awaits the command), but a server may do it later.
@@ -555,19 +585,31 @@ async def set_up_telnyx_call(webhooks: TelnyxWebhooks, api: FakeTelnyxApi) -> Te
     state = start.body.get("client_state")
     if isinstance(state, str):
         ids.client_state = state
-    return _plan(start, ids)
+    return _plan(start, ids, fallback)
+
+
+async def post_streaming(webhooks: TelnyxWebhooks, plan: TelnyxStreamPlan, event: str) -> None:
+    """``streaming.started`` or ``streaming.stopped``; best effort (only reported)."""
+    try:
+        with anyio.move_on_after(min(webhooks.timeout, 2.0)):
+            await webhooks.post(event, stream_url=plan.stream_url, stream_id=plan.stream_id)
+    except SetupFailed:
+        pass
 
 
 async def post_hangup(webhooks: TelnyxWebhooks) -> None:
-    """``call.hangup`` after the stream ended; best effort, as the call is over."""
+    """``call.hangup`` after the stream ended; best effort, as the call is over.
+
+    An inbound leg's hang-up: ``sip_hangup_cause`` is ``unspecified`` and
+    there is no ``end_time`` (telnyx-python 4.189 types, §4.4).
+    """
     try:
         with anyio.move_on_after(min(webhooks.timeout, 2.0)):
             await webhooks.post(
                 "call.hangup",
                 hangup_cause="normal_clearing",
                 hangup_source="caller",
-                sip_hangup_cause="200",
-                end_time=_iso(_wall_clock()),
+                sip_hangup_cause="unspecified",
             )
     except SetupFailed:
         pass

@@ -48,6 +48,7 @@ import h11
 
 from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
+from patter_core.webhooks import RetryPolicy
 
 __all__ = [
     "ClientConnectionError",
@@ -59,6 +60,7 @@ __all__ = [
     "ResponseTooLarge",
     "StreamingResponse",
     "request",
+    "request_with_retry",
     "stream_request",
 ]
 
@@ -587,3 +589,32 @@ async def request(
     except TimeoutError as exc:
         raise ClientTimeout(f"request to {req.url} timed out") from exc
     return HttpResponse(status=response.status, headers=response.headers, body=body)
+
+
+async def request_with_retry(
+    req: HttpRequest,
+    policy: RetryPolicy,
+    *,
+    timeout: float,
+    max_response_bytes: int,
+    pool: HttpPool | None = None,
+) -> HttpResponse:
+    """:func:`request`, sent again when ``policy`` says so (a 5xx, a failed
+    connection or a timeout); the last answer is returned, or the last
+    connection failure raised. Only for idempotent requests."""
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            response = await request(
+                req, timeout=timeout, max_response_bytes=max_response_bytes, pool=pool
+            )
+        except (ClientConnectionError, ClientTimeout, ClientProtocolError):
+            delay = policy.delay_after(attempts, None)
+            if delay is None:
+                raise
+        else:
+            delay = policy.delay_after(attempts, response.status)
+            if delay is None:
+                return response
+        await anyio.sleep(delay)

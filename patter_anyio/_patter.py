@@ -27,6 +27,7 @@ import anyio.abc
 from patter_core import PatterError
 from patter_core.http import ServerLimits
 from patter_core.webhooks import (
+    AMD_DIAL_MODE,
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
     CarrierApiError,
     StreamTokens,
@@ -34,6 +35,7 @@ from patter_core.webhooks import (
     TwilioCallFlow,
     TwilioRest,
     TwilioSignatureValidator,
+    leg_client_state,
     machine_detection_timeout_problem,
     parse_telnyx_response,
     parse_twilio_call,
@@ -489,8 +491,11 @@ class Patter:
                 stream_bidirectional_mode=None,
                 stream_bidirectional_codec=None,
                 stream_bidirectional_sampling_rate=None,
-                answering_machine_detection="detect_beep" if machine_detection else None,
+                answering_machine_detection=AMD_DIAL_MODE if machine_detection else None,
                 webhook_url=f"https://{host}/webhooks/telnyx/voice",
+                # Marks the leg as ours (only our legs are streamed); the
+                # nonce keeps two dials to one number apart (command_id).
+                client_state=leg_client_state(secrets.token_hex(8)),
             )
             response = await _send(req)
             telnyx_id = parse_telnyx_response(response).call_control_id

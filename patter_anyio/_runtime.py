@@ -47,6 +47,7 @@ from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
     RecordingStatusCallback,
+    RetryPolicy,
     StreamAdmission,
     StreamTokens,
     TelnyxCallFlow,
@@ -61,7 +62,8 @@ from patter_core.webhooks import (
 from ._agent import Agent
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner
-from ._httpclient import ClientError, request
+from ._codecs import optional_decoders
+from ._httpclient import ClientError, request_with_retry
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -93,6 +95,8 @@ class CarrierSettings:
     telnyx_l16_byte_order: str = "big"
     twilio_api_base_url: str = "https://api.twilio.com"
     telnyx_api_base_url: str = "https://api.telnyx.com/v2"
+    #: Telnyx commands carry a command_id, so a 5xx or a lost connection is retried.
+    telnyx_retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,8 +284,9 @@ class TwilioControl:
 class TelnyxControl:
     """:class:`~patter_core.bridge.CarrierControl` over Telnyx Call Control."""
 
-    def __init__(self, rest: TelnyxRest) -> None:
+    def __init__(self, rest: TelnyxRest, flow: TelnyxCallFlow) -> None:
         self._rest = rest
+        self._flow = flow
 
     def hangup(self, call_id: str) -> HttpRequest | None:
         return self._rest.hangup(call_id)
@@ -293,7 +298,9 @@ class TelnyxControl:
         return self._rest.record_start(call_id)
 
     def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
-        return None  # the bridge queues the message for the session instead
+        # speak, marked so that its call.speak.ended hangs up (the flow).
+        (_, request), = self._flow.voicemail_drop(call_id, text).requests
+        return request
 
 
 @dataclass(slots=True)
@@ -364,6 +371,8 @@ class LocalRuntime:
         #: not displace the call that passed its token check.
         self.live: dict[str, list[CallRunner]] = {}
         self._outbound: dict[str, _Outbound] = {}
+        # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
+        self._decoders = optional_decoders()
 
     # -- the pieces the server takes ---------------------------------------------
 
@@ -404,11 +413,22 @@ class LocalRuntime:
                 else None
             )
         else:
-            if self.carriers.telnyx_l16_byte_order == "little":
-                stream = TelnyxMediaStream(l16_byte_order="little")
-            else:
-                stream = TelnyxMediaStream(l16_byte_order="big")
-            control = TelnyxControl(self.telnyx) if self.telnyx else None
+            # Replies go in the codec the stream was started with, whatever
+            # Telnyx falls back to for what it sends us.
+            flow = self.telnyx_flow
+            stream = TelnyxMediaStream(
+                l16_byte_order="little"
+                if self.carriers.telnyx_l16_byte_order == "little"
+                else "big",
+                bidirectional_codec=flow.codec if flow else None,
+                bidirectional_sampling_rate=flow.sampling_rate if flow else 8000,
+                decoders=self._decoders,
+            )
+            control = (
+                TelnyxControl(self.telnyx, self.telnyx_flow)
+                if self.telnyx is not None and self.telnyx_flow is not None
+                else None
+            )
         config = BridgeConfig(
             instructions=agent.system_prompt,
             first_message=agent.first_message,
@@ -446,7 +466,13 @@ class LocalRuntime:
             merged = dict(self.hooks.tools)
             merged.update({tool.name: tool.handler for tool in agent.tools})
             call_hooks = _replace_tools(self.hooks, merged)
-        runner = CallRunner(bridge, ws, call_hooks, clock=self._clock)
+        runner = CallRunner(
+            bridge,
+            ws,
+            call_hooks,
+            clock=self._clock,
+            carrier_retry=self.carriers.telnyx_retry if req.carrier == "telnyx" else None,
+        )
         self.live.setdefault(req.call_id, []).append(runner)
         try:
             await runner.run()
@@ -507,8 +533,10 @@ class LocalRuntime:
             follow_up = self.twilio_flow.amd_without_stream(call_id, answered_by, message)
             if follow_up is not None:
                 await self.send_rest(follow_up[1], follow_up[0])
-        elif message and is_machine_end(answered_by):
-            log.info("no live stream for Telnyx call %s: no voicemail drop", call_id)
+        elif message and is_machine_end(answered_by) and self.telnyx_flow is not None:
+            # speak, then hang up on its call.speak.ended (the flow decides).
+            for purpose, req in self.telnyx_flow.voicemail_drop(call_id, message).requests:
+                await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
 
     async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
         # Answer the webhook at once and send the REST commands it calls for
@@ -526,16 +554,26 @@ class LocalRuntime:
         follow_up = self.telnyx_flow.on_event(event, self._clock())
         if follow_up.problem:
             log.error("%s", follow_up.problem)
+        if follow_up.ignored:
+            log.info("Telnyx webhook ignored: %s", follow_up.ignored)
         for purpose, req in follow_up.requests:
-            await self.send_rest(req, purpose)
-        if follow_up.machine_greeting_ended and event.call_control_id:
+            await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
+        if follow_up.answered_by and event.call_control_id:
             await self._machine_answered(
-                event.call_control_id, "machine_end_other", carrier="telnyx"
+                event.call_control_id, follow_up.answered_by, carrier="telnyx"
             )
 
-    async def send_rest(self, req: HttpRequest, purpose: str) -> tuple[int, bytes] | None:
+    async def send_rest(
+        self, req: HttpRequest, purpose: str, *, retry: RetryPolicy | None = None
+    ) -> tuple[int, bytes] | None:
+        """Send a carrier command; ``retry`` for commands that are safe to repeat."""
         try:
-            response = await request(req, timeout=15.0, max_response_bytes=_MAX_REST_BYTES)
+            response = await request_with_retry(
+                req,
+                retry or RetryPolicy(max_attempts=1),
+                timeout=15.0,
+                max_response_bytes=_MAX_REST_BYTES,
+            )
         except ClientError as exc:
             log.warning("carrier %s request failed: %s", purpose, exc)
             return None

@@ -19,7 +19,9 @@ from patter_anyio import (
     request,
     stream_request,
 )
+from patter_anyio._httpclient import request_with_retry
 from patter_core.http import HttpRequest
+from patter_core.webhooks import RetryPolicy
 
 pytestmark = pytest.mark.anyio
 
@@ -235,3 +237,38 @@ async def test_streaming_read_timeout() -> None:
             ) as resp:
                 async for _ in resp:
                     pass
+
+
+async def test_retry_after_a_dropped_connection_and_a_5xx_not_a_4xx() -> None:
+    """Carrier commands: a connection closed without an answer and a 503 are
+    sent again (after the policy's delay); a 4xx is returned at once."""
+    answers = [
+        b"",  # the connection is dropped without an answer
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 3\r\n\r\nbad",
+    ]
+
+    async def script(stream: anyio.abc.SocketStream, req: bytes) -> None:
+        answer = answers.pop(0)
+        if answer:
+            await stream.send(answer)
+
+    policy = RetryPolicy(first_delay_s=0.01, max_delay_s=0.05)
+    async with raw_server(script) as (port, seen):
+        req = HttpRequest(method="POST", url=f"http://127.0.0.1:{port}/c", body=b"{}")
+        ok = await request_with_retry(req, policy, timeout=5, max_response_bytes=100)
+        assert (ok.status, ok.body, len(seen)) == (200, b"ok", 3)
+        refused = await request_with_retry(req, policy, timeout=5, max_response_bytes=100)
+        assert (refused.status, len(seen)) == (422, 4)
+    # A server that never answers: the last failure is raised after max_attempts.
+    async with raw_server(lambda stream, req: anyio.sleep(0)) as (port, seen):
+        req = HttpRequest(method="POST", url=f"http://127.0.0.1:{port}/c", body=b"{}")
+        with pytest.raises(ClientProtocolError):
+            await request_with_retry(
+                req,
+                RetryPolicy(max_attempts=2, first_delay_s=0.01),
+                timeout=5,
+                max_response_bytes=1,
+            )
+        assert len(seen) == 2

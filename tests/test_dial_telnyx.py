@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import wave
 from dataclasses import replace
@@ -79,10 +80,11 @@ def test_frames_parse_with_the_core_telnyx_stream() -> None:
     )
     stream = TelnyxMediaStream()
     connected = json.loads(frames.connected())
+    # The token nested, as two independent Telnyx implementations read it.
     assert connected == {
         "event": "connected",
         "version": "1.0.0",
-        "x-telnyx-streaming-auth-token": "tok",
+        "connected": {"x-telnyx-streaming-auth-token": "tok"},
     }
     events = stream.receive(frames.connected())
     assert events == [Connected(version="1.0.0", auth_token="tok")]
@@ -111,9 +113,14 @@ def test_frames_parse_with_the_core_telnyx_stream() -> None:
         "payload": base64.b64encode(payload).decode(),
     }
     got = stream.receive(frames.media(payload, 20))
-    got += stream.receive(frames.dtmf("7")) + stream.receive(frames.stop())
+    dtmf = json.loads(frames.dtmf("7"))
+    assert dtmf["dtmf"] == {"digit": "7"} and dtmf["sequence_number"] == "5"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", dtmf["occurred_at"])
+    got += stream.receive(json.dumps(dtmf)) + stream.receive(frames.stop())
     assert [e.payload for e in got if isinstance(e, Media)] == [payload]
     assert Dtmf(digit="7") in got and isinstance(got[-1], Stop)
+    error = json.loads(frames.error() or "")
+    assert error["payload"]["code"] == 100002 and error["stream_id"] == "STREAM-1"
     echo = json.loads(frames.mark("m1"))
     assert echo["mark"] == {"name": "m1"} and echo["stream_id"] == "STREAM-1"
     # Every frame after connected is numbered: 2 starts, 2 media, dtmf, stop, mark, mark.

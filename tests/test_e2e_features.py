@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from patter_anyio import Patter
+from patter_core.webhooks import is_our_leg
 from tests.fakes.http_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
@@ -210,11 +211,16 @@ async def test_telnyx_outbound_dial_request() -> None:
     assert len(rest.requests) == 1
     assert (dial.method, dial.path) == ("POST", "/v2/calls")
     assert dial.headers["authorization"] == "Bearer KEY-telnyx-test"
-    assert dial.json == {
+    body = dict(dial.json)
+    # Our leg's mark (with a nonce) and a command_id derived from the request.
+    assert is_our_leg(body.pop("client_state"))
+    assert isinstance(body.pop("command_id"), str)
+    assert body == {
         "to": THEIR_NUMBER,
         "from": OUR_NUMBER,
         "connection_id": "conn-123",
-        "answering_machine_detection": "detect_beep",
+        # greeting_end: a greeting.ended on a beep or on silence.
+        "answering_machine_detection": "greeting_end",
         "webhook_url": f"https://{WEBHOOK_HOST}/webhooks/telnyx/voice",
     }
 

@@ -93,8 +93,13 @@ async def answer_and_stream(port: int, rest: RunningRestServer, call_id: str = C
     (answer,) = await wait_actions(rest, "answer", call_id)
     assert answer.headers["authorization"] == f"Bearer {API_KEY}"
     assert actions(rest, "streaming_start", call_id) == []
+    # Telnyx echoes the answer's client_state in the leg's later webhooks.
+    state = answer.json["client_state"]
     answered = await telnyx_webhook(
-        port, SIGNING_KEY, "call.answered", dict(call_payload(call_id), state="answered")
+        port,
+        SIGNING_KEY,
+        "call.answered",
+        dict(call_payload(call_id), state="answered", client_state=state),
     )
     assert answered.status == 200, answered
     (start,) = await wait_actions(rest, "streaming_start", call_id)

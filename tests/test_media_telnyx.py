@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -16,6 +16,7 @@ from patter_core.media import (
     Mark,
     Media,
     MediaLimits,
+    PayloadDecoder,
     Start,
     Stop,
     StreamError,
@@ -221,7 +222,106 @@ def test_error_code_as_number_is_tolerated() -> None:
     assert stream.receive('{"event":"error","error":{"title":"t","code":100003}}') == [
         StreamError(title="t", code="100003")
     ]
-    assert close_code(stream, '{"event":"error","error":{"code":[]}}') == 1007
+    # A body of an unexpected shape is still an error report, never a hang-up.
+    assert stream.receive('{"event":"error","error":{"code":[]}}') == [
+        StreamError(title="", code="")
+    ]
+    assert stream.errors_received == 2
+
+
+GUIDE_ERROR = (
+    '{"event":"error","payload":{"code":100002,"title":"unknown_error",'
+    '"detail":"An unknown error occurred"},"stream_id":"' + SID + '"}'
+)
+
+
+def test_guide_shaped_error_frame_is_reported_and_the_stream_goes_on() -> None:
+    stream = started()
+    assert stream.receive(GUIDE_ERROR) == [
+        StreamError(title="unknown_error", code="100002", detail="An unknown error occurred")
+    ]
+    assert stream.receive(ERROR) == [
+        StreamError(title="rate_limit_reached", code="100005", detail="Too many requests")
+    ]
+    assert stream.errors_received == 2
+    assert chunks(stream.receive(media(1))) == [1]  # still streaming
+    assert not stream.stopped
+
+
+def test_nested_auth_token_in_connected() -> None:
+    frame = json.dumps({"event": "connected", "version": "1.0.0", "connected": {_TOKEN: "n3sted"}})
+    assert TelnyxMediaStream().receive(frame) == [Connected(version="1.0.0", auth_token="n3sted")]
+    # Top level wins when both are there; a nested non-string is refused.
+    both = json.dumps({"event": "connected", _TOKEN: "top", "connected": {_TOKEN: "n"}})
+    assert TelnyxMediaStream().receive(both) == [Connected(auth_token="top")]
+    wrong = json.dumps({"event": "connected", "connected": {_TOKEN: 5}})
+    assert close_code(TelnyxMediaStream(), wrong) == 1007
+
+
+_TOKEN = "x-telnyx-streaming-auth-token"
+
+
+def dtmf(digit: str, sequence: int) -> str:
+    return json.dumps(
+        {
+            "event": "dtmf",
+            "stream_id": SID,
+            "occurred_at": f"2026-12-06T03:00:00.{sequence:06d}Z",
+            "sequence_number": str(sequence),
+            "dtmf": {"digit": digit},
+        }
+    )
+
+
+def digits(events: Sequence[object]) -> str:
+    return "".join(e.digit for e in events if isinstance(e, Dtmf))
+
+
+def test_dtmf_put_back_in_sequence_order() -> None:
+    stream = started(limits=MediaLimits(dtmf_reorder_window=3))
+    out: list[object] = []
+    out += stream.receive(media(1))  # sequence 3
+    out += stream.receive(dtmf("2", 5))  # overtook "1"
+    out += stream.receive(dtmf("1", 4))
+    assert digits(out) == ""  # held until the numbering is 3 past them
+    out += stream.receive(media(4))  # sequence 6
+    assert digits(out) == ""
+    out += stream.receive(media(5))  # sequence 7: 7 - 4 >= 3 releases "1"
+    assert digits(out) == "1"
+    out += stream.receive(media(6))  # sequence 8 releases "2"
+    assert digits(out) == "12"
+    # A repeat of a delivered frame is dropped; a digit behind one already
+    # delivered still arrives (late), never lost.
+    assert stream.receive(dtmf("2", 5)) == []
+    assert digits(stream.receive(dtmf("9", 2))) == "9" and stream.digits_late == 1
+    # Held digits come out, in order, before stop.
+    stream.receive(dtmf("4", 20))
+    stream.receive(dtmf("3", 19))
+    assert digits(stream.receive(STOP)) == "34"
+
+
+def test_dtmf_without_numbering_or_window_passes_straight() -> None:
+    assert digits(started().receive(DTMF)) == "1"
+    stream = started(limits=MediaLimits(dtmf_reorder_window=0))
+    assert digits(stream.receive(dtmf("5", 9))) == "5"
+    with pytest.raises(LocalProtocolError):
+        MediaLimits(dtmf_reorder_window=-1)
+
+
+def test_sends_in_the_bidirectional_codec_whatever_arrives() -> None:
+    """Asked for L16 16 kHz, Telnyx fell back to PCMU: we still send L16 16 kHz."""
+    stream = started(bidirectional_codec="L16", bidirectional_sampling_rate=16000)
+    assert stream.media_format == ULAW_8K
+    l16 = AudioFormat(encoding=Encoding.PCM16BE, sample_rate=16000)
+    assert stream.send_format == l16
+    [frame] = stream.send_media(b"\x01\x02" * 320)  # 20 ms of L16 16 kHz = 640 bytes
+    assert base64.b64decode(json.loads(frame)["media"]["payload"]) == b"\x01\x02" * 320
+    assert stream.sent_ms == 20
+    # Without one, the reply goes in the incoming format (PCMU: 160 bytes a frame).
+    plain = started()
+    assert plain.send_format == ULAW_8K and len(plain.send_media(b"\xff" * 160)) == 1
+    with pytest.raises(LocalProtocolError):
+        TelnyxMediaStream(bidirectional_codec="L16", bidirectional_sampling_rate=12345)
 
 
 def chunks(events: Sequence[object]) -> list[int]:
@@ -297,3 +397,53 @@ def test_window_zero_turns_reordering_off() -> None:
         out += stream.receive(media(chunk))
     assert chunks(out) == [1, 3, 4]
     assert (stream.frames_lost, stream.frames_late) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"), [("G722", "G.722"), ("OPUS", "Opus"), ("AMR-WB", "AMR-WB")]
+)
+def test_undecodable_codecs_are_refused_by_name(encoding: str, name: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        TelnyxMediaStream().receive(start_with(encoding=encoding, sample_rate=16000))
+    assert info.value.close_code == 1003
+    assert f"media encoding {name} cannot be decoded here" in str(info.value)
+    assert "PCMU, PCMA or L16" in str(info.value)
+
+
+def _tagging_decoder() -> PayloadDecoder:
+    """A stand-in codec with state: each output byte is input + frames decoded so far."""
+
+    def new() -> Callable[[bytes], bytes]:
+        count = [0]
+
+        def decode(payload: bytes) -> bytes:
+            count[0] += 1
+            return bytes((b + count[0]) % 256 for b in payload) * 2
+
+        return decode
+
+    return PayloadDecoder(output=AudioFormat(encoding=Encoding.PCM16LE, sample_rate=16000), new=new)
+
+
+def test_handed_in_decoder_decodes_in_order_after_reordering() -> None:
+    stream = TelnyxMediaStream(bidirectional_codec="PCMU", decoders={"G722": _tagging_decoder()})
+    [start] = stream.receive(start_with(encoding="G722", sample_rate=16000))
+    assert isinstance(start, Start)
+    assert start.media_format == AudioFormat(encoding=Encoding.PCM16LE, sample_rate=16000)
+    assert stream.send_format == ULAW_8K  # replies in the bidirectional codec
+    out: list[object] = []
+    for chunk in (1, 3, 2):  # 3 overtook 2: decoding waits for the order
+        out += stream.receive(media(chunk, bytes([chunk * 10]) * 3))
+    payloads = [e.payload for e in out if isinstance(e, Media)]
+    # Decoded in chunk order, so the decoder's state advances 1, 2, 3.
+    assert payloads == [bytes([11]) * 6, bytes([22]) * 6, bytes([33]) * 6]
+    # Held frames are decoded too when the stream stops.
+    stream.receive(media(5, b"\x32"))
+    assert [e.payload for e in stream.receive(STOP) if isinstance(e, Media)] == [b"\x36" * 2]
+
+
+def test_a_decoder_needs_a_bidirectional_codec_to_answer_in() -> None:
+    stream = TelnyxMediaStream(decoders={"g722": _tagging_decoder()})
+    assert close_code(stream, start_with(encoding="G722", sample_rate=16000)) == 1003
+    other = TelnyxMediaStream(bidirectional_codec="PCMU", decoders={"g722": _tagging_decoder()})
+    assert close_code(other, start_with(encoding="OPUS", sample_rate=48000)) == 1003

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from urllib.parse import parse_qsl
 
 import pytest
@@ -12,6 +13,7 @@ from patter_core import LocalProtocolError
 from patter_core.http import HttpResponse
 from patter_core.webhooks import (
     CarrierApiError,
+    RetryPolicy,
     TelnyxRest,
     TwilioRest,
     parse_telnyx_response,
@@ -109,6 +111,27 @@ def test_parse_twilio_call() -> None:
         parse_twilio_call(HttpResponse(status=500, body=b"oops"))
 
 
+def derived(body: bytes) -> dict[str, object]:
+    """The JSON body less its command_id, which must be the derived one."""
+    obj = json.loads(body)
+    command_id = obj.pop("command_id")
+    assert isinstance(command_id, str)
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", command_id)
+    return dict(obj)
+
+
+def test_telnyx_command_id_derived_from_call_and_command() -> None:
+    rest = TelnyxRest("K")
+    ids = [json.loads(r.body)["command_id"] for r in (rest.hangup("a"), rest.hangup("a"))]
+    assert ids[0] == ids[1]  # the same command again: Telnyx runs it once
+    others = {
+        json.loads(r.body)["command_id"]
+        for r in (rest.hangup("b"), rest.speak("a", payload="x"), rest.speak("a", payload="y"))
+    }
+    assert len(others) == 3 and ids[0] not in others
+    assert json.loads(rest.hangup("a", command_id="mine").body)["command_id"] == "mine"
+
+
 def test_telnyx_answer_and_streaming_start() -> None:
     rest = TelnyxRest("KEY123")
     req = rest.answer(
@@ -129,7 +152,7 @@ def test_telnyx_answer_and_streaming_start() -> None:
         "client_state": "eyJ0ZW5hbnQiOiJhY21lIn0=",
         "command_id": "891510ac-f3e4-11e8-af5b-de00688a4901",
     }
-    assert json.loads(rest.answer("c").body) == {}
+    assert derived(rest.answer("c").body) == {}
     start = rest.streaming_start(
         "c",
         stream_url="wss://h/ws",
@@ -137,7 +160,7 @@ def test_telnyx_answer_and_streaming_start() -> None:
         custom_parameters={"tenant": "acme"},
     )
     assert start.url.endswith("/calls/c/actions/streaming_start")
-    assert json.loads(start.body) == {
+    assert derived(start.body) == {
         "stream_url": "wss://h/ws",
         "stream_track": "inbound_track",
         "stream_codec": "L16",
@@ -155,8 +178,15 @@ def test_telnyx_speak_hangup_dial() -> None:
     rest = TelnyxRest("K", base_url="http://127.0.0.1:1/v2/")
     speak = rest.speak("c", payload="Hello é", voice="female", command_id="x")
     assert speak.url == "http://127.0.0.1:1/v2/calls/c/actions/speak"
-    assert json.loads(speak.body) == {"payload": "Hello é", "voice": "female", "command_id": "x"}
-    assert json.loads(rest.hangup("c").body) == {}
+    assert json.loads(speak.body) == {
+        "payload": "Hello é",
+        "voice": "female",
+        "service_level": "basic",  # the API takes male/female only with it
+        "command_id": "x",
+    }
+    premium = rest.speak("c", payload="Hi", voice="Telnyx.KokoroTTS.af")
+    assert derived(premium.body) == {"payload": "Hi", "voice": "Telnyx.KokoroTTS.af"}
+    assert derived(rest.hangup("c").body) == {}
     dial = rest.dial(
         to="+1",
         from_="+2",
@@ -167,7 +197,7 @@ def test_telnyx_speak_hangup_dial() -> None:
         webhook_url="https://h/webhooks/telnyx",
     )
     assert dial.url == "http://127.0.0.1:1/v2/calls"
-    body = json.loads(dial.body)
+    body = derived(dial.body)
     assert body["to"] == "+1" and body["from"] == "+2" and body["connection_id"] == "conn"
     assert body["stream_bidirectional_sampling_rate"] == 16000
     assert body["answering_machine_detection"] == "detect_beep"
@@ -198,7 +228,20 @@ def test_telnyx_transfer_and_record_start() -> None:
     assert req.method == "POST"
     assert req.url == "https://api.example/v2/calls/v3%3Aabc/actions/transfer"
     assert dict(req.headers)["authorization"] == "Bearer KEY"
-    assert req.body == b'{"to":"+15550001111"}'
+    assert derived(req.body) == {"to": "+15550001111"}
     req = rest.record_start("v3:abc")
     assert req.url == "https://api.example/v2/calls/v3%3Aabc/actions/record_start"
-    assert json.loads(req.body) == {"format": "mp3", "channels": "single"}
+    assert derived(req.body) == {"format": "mp3", "channels": "single"}
+
+
+def test_retry_policy_backs_off_on_5xx_and_failures_never_on_4xx() -> None:
+    policy = RetryPolicy()
+    assert [policy.delay_after(n, 503) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, None]
+    assert policy.delay_after(1, None) == 0.5  # the connection failed
+    assert [policy.delay_after(1, s) for s in (200, 400, 404, 422, 429)] == [None] * 5
+    assert RetryPolicy(max_attempts=1).delay_after(1, 500) is None
+    assert RetryPolicy(first_delay_s=3, max_delay_s=4).delay_after(3, 502) == 4
+    with pytest.raises(LocalProtocolError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(LocalProtocolError):
+        RetryPolicy(first_delay_s=5, max_delay_s=1)

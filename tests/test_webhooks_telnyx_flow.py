@@ -13,6 +13,8 @@ from patter_core.webhooks import (
     TelnyxCallFlow,
     TelnyxRest,
     dial_twiml,
+    is_our_leg,
+    leg_client_state,
     parse_telnyx_webhook,
 )
 
@@ -20,11 +22,15 @@ SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = 1_700_000_000.0
 
 
-def event(event_type: str, **payload: object) -> bytes:
+OURS = leg_client_state()
+
+
+def event(event_type: str, *, event_id: str = "", **payload: object) -> bytes:
+    payload.setdefault("client_state", OURS)
     body = {
         "data": {
             "event_type": event_type,
-            "id": "evt-1",
+            "id": event_id or f"evt-{event_type}",
             "payload": {"call_control_id": "v3:call-1", **payload},
             "record_type": "event",
         }
@@ -48,7 +54,10 @@ def test_incoming_call_is_answered_without_a_stream() -> None:
     ((purpose, req),) = follow_up.requests
     assert purpose == "answer"
     assert req.url == "https://api.example/v2/calls/v3%3Acall-1/actions/answer"
-    assert "stream_url" not in json.loads(req.body)
+    body = json.loads(req.body)
+    assert "stream_url" not in body
+    # The leg is marked as ours: Telnyx echoes client_state in its later webhooks.
+    assert body["client_state"] == OURS and is_our_leg(body["client_state"])
     assert not follow_up.machine_greeting_ended and follow_up.problem is None
 
 
@@ -103,10 +112,72 @@ def test_voicemail_waits_for_the_end_of_the_greeting() -> None:
         parse_telnyx_webhook(event("call.machine.detection.ended", result="machine")), NOW
     )
     assert detection.requests == () and not detection.machine_greeting_ended
-    greeting = flow().on_event(
-        parse_telnyx_webhook(event("call.machine.greeting.ended", result="beep_detected")), NOW
+    assert detection.answered_by is None
+
+
+@pytest.mark.parametrize(
+    ("event_type", "result", "answered_by", "drop"),
+    [
+        ("call.machine.greeting.ended", "beep_detected", "machine_end_beep", True),
+        # greeting_end: a greeting that ends in silence gets the message too.
+        ("call.machine.greeting.ended", "ended", "machine_end_silence", True),
+        # not_sure is Twilio's "unknown": no drop, the agent carries on.
+        ("call.machine.greeting.ended", "not_sure", "unknown", False),
+        ("call.machine.detection.ended", "not_sure", "unknown", False),
+        ("call.machine.detection.ended", "human", "human", False),
+    ],
+)
+def test_machine_results_in_the_twilio_words(
+    event_type: str, result: str, answered_by: str, drop: bool
+) -> None:
+    follow_up = flow().on_event(parse_telnyx_webhook(event(event_type, result=result)), NOW)
+    assert follow_up.requests == ()
+    assert (follow_up.answered_by, follow_up.machine_greeting_ended) == (answered_by, drop)
+
+
+def test_transfer_target_leg_gets_no_stream() -> None:
+    """The transferred-to leg's webhooks carry no client_state of ours."""
+    f = flow()
+    target = {"call_control_id": "v3:target", "client_state": None}
+    for event_type, extra in (
+        ("call.initiated", {"direction": "outgoing", "state": "bridging"}),
+        ("call.bridged", {}),
+        ("call.answered", {}),
+        ("call.machine.greeting.ended", {"result": "ended"}),
+    ):
+        follow_up = f.on_event(parse_telnyx_webhook(event(event_type, **target, **extra)), NOW)
+        assert follow_up.requests == () and follow_up.answered_by is None, event_type
+    foreign = leg_client_state().replace("cGF0dGVy", "b3RoZXIx")  # another app's state
+    assert not is_our_leg(foreign) and not is_our_leg("not base64!") and not is_our_leg(None)
+    answered = f.on_event(
+        parse_telnyx_webhook(event("call.answered", event_id="e2", client_state=foreign)), NOW
     )
-    assert greeting.requests == () and greeting.machine_greeting_ended
+    assert answered.requests == () and answered.ignored is not None
+    # A dialled leg carries its own nonce and is ours.
+    assert is_our_leg(leg_client_state("n0nce"))
+
+
+def test_duplicate_webhooks_send_one_command() -> None:
+    f = flow()
+    initiated = parse_telnyx_webhook(event("call.initiated", direction="incoming"))
+    assert len(f.on_event(initiated, NOW).requests) == 1
+    assert f.on_event(initiated, NOW + 1).requests == ()  # the same data.id again
+    first = f.on_event(parse_telnyx_webhook(event("call.answered", event_id="a1")), NOW)
+    assert [purpose for purpose, _ in first.requests] == ["streaming_start"]
+    again = f.on_event(parse_telnyx_webhook(event("call.answered", event_id="a1")), NOW)
+    other_id = f.on_event(parse_telnyx_webhook(event("call.answered", event_id="a2")), NOW)
+    assert again.requests == () and other_id.requests == ()
+
+
+def test_remembered_event_ids_are_bounded() -> None:
+    f = TelnyxCallFlow(TelnyxRest("KEY"), StreamTokens(SECRET), webhook_host="h", max_remembered=3)
+    for n in range(5):
+        f.on_event(parse_telnyx_webhook(event("call.hangup", event_id=f"h{n}")), NOW)
+    # The oldest ids were forgotten: h0 counts as new again, h4 is still known.
+    assert (
+        f.on_event(parse_telnyx_webhook(event("call.hangup", event_id="h0")), NOW).ignored is None
+    )
+    assert f.on_event(parse_telnyx_webhook(event("call.hangup", event_id="h4")), NOW).ignored
 
 
 @pytest.mark.parametrize("event_type", ["call.hangup", "streaming.started", "call.bridged"])
@@ -119,3 +190,25 @@ def test_dial_twiml_matches_the_official_builder(target: str) -> None:
     response = VoiceResponse()
     response.dial(target)
     assert dial_twiml(target) == str(response)
+
+
+def test_voicemail_drop_without_a_stream_speaks_then_hangs_up() -> None:
+    f = flow()
+    ((purpose, speak),) = f.voicemail_drop("v3:call-1", "Call us back.").requests
+    assert purpose == "voicemail"
+    assert speak.url == "https://api.example/v2/calls/v3%3Acall-1/actions/speak"
+    body = json.loads(speak.body)
+    assert (body["payload"], body["voice"], body["service_level"]) == (
+        "Call us back.",
+        "female",
+        "basic",
+    )
+    assert is_our_leg(body["client_state"])
+    ended = f.on_event(
+        parse_telnyx_webhook(event("call.speak.ended", client_state=body["client_state"])), NOW
+    )
+    ((purpose, hangup),) = ended.requests
+    assert purpose == "hangup" and hangup.url.endswith("/actions/hangup")
+    # Any other speak ending on our leg hangs nothing up.
+    other = f.on_event(parse_telnyx_webhook(event("call.speak.ended", event_id="s2")), NOW)
+    assert other.requests == ()

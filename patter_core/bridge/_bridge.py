@@ -227,6 +227,7 @@ class CallBridge:
         self._transferred_to: str | None = None
         self._voicemail: VoicemailDrop | None = None
         self._hangup_detail = ""
+        self._carrier_errors = 0  # carrier error reports (Telnyx ``error`` frames)
         self._timer: float | None = None
         self._socket_closing = False  # inside provider_socket_closed
         self._opened_channels: set[str] = set()
@@ -277,6 +278,7 @@ class CallBridge:
         try:
             events = self._stream.receive(message)
         except RemoteProtocolError as exc:
+            self._hangup_detail = str(exc)
             self._end("carrier_protocol_error", now, close_code=exc.close_code)
             return self._finish(now)
         for event in events:
@@ -296,7 +298,9 @@ class CallBridge:
             elif isinstance(event, Stop):
                 self._end("carrier_stop", now)
             elif isinstance(event, StreamError):
-                pass  # Telnyx reports e.g. a rate limit; the stream goes on
+                # Telnyx reports e.g. a rate limit; the stream goes on, and
+                # on_call_end says how many came.
+                self._carrier_errors += 1
         return self._finish(now)
 
     def carrier_closed(self, now: float) -> list[Action]:
@@ -647,7 +651,7 @@ class CallBridge:
     def _on_audio(self, event: AudioOut) -> None:
         item = event.item_id
         session = self._session
-        fmt = self._stream.media_format
+        fmt = self._stream.send_format
         if not self._playback.accepts(item) or session is None or fmt is None:
             return
         src = session.output_format
@@ -801,10 +805,12 @@ class CallBridge:
             "frames_buffered": self._inbound.frames_held,
             "frames_dropped": self._inbound.frames_dropped,
         }
-        if reason == "hangup":
+        if reason in ("hangup", "carrier_protocol_error"):
             payload["detail"] = self._hangup_detail
         elif reason in _PROVIDER_FAILURES:
             payload["detail"] = self._error_detail
+        if self._carrier_errors:
+            payload["carrier_errors"] = self._carrier_errors
         if self._transferred_to is not None:
             payload["transferred_to"] = self._transferred_to
         self._out.append(FireCallback(name="on_call_end", payload=payload))

@@ -48,6 +48,9 @@ class MediaStream(Protocol):
     def media_format(self) -> AudioFormat | None: ...
 
     @property
+    def send_format(self) -> AudioFormat | None: ...
+
+    @property
     def sent_ms(self) -> int | float: ...
 
     @property

@@ -2,7 +2,7 @@
 
 from ._events import Connected, Dtmf, Mark, Media, MediaEvent, Start, Stop, StreamError
 from ._limits import MediaLimits
-from ._telnyx import TelnyxMediaStream
+from ._telnyx import PayloadDecoder, TelnyxMediaStream
 from ._twilio import TwilioMediaStream
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Media",
     "MediaEvent",
     "MediaLimits",
+    "PayloadDecoder",
     "Start",
     "Stop",
     "StreamError",

@@ -109,6 +109,7 @@ class CarrierStream:
         self._limits = limits
         self._state = _IDLE
         self._format: AudioFormat | None = None
+        self._send_format: AudioFormat | None = None
         self._stream_id: str | None = None
         self._call_id: str | None = None
         self._frame_bytes = 0
@@ -132,6 +133,12 @@ class CarrierStream:
     def media_format(self) -> AudioFormat | None:
         """The carrier's audio format, known once ``start`` has arrived."""
         return self._format
+
+    @property
+    def send_format(self) -> AudioFormat | None:
+        """The format our outgoing media must be in (``media_format`` unless
+        the carrier was told otherwise, as Telnyx is by its bidirectional codec)."""
+        return self._send_format
 
     @property
     def stream_id(self) -> str | None:
@@ -195,14 +202,17 @@ class CarrierStream:
 
     def _begin(self, start: Start) -> None:
         """Record ``start`` and prepare the outgoing templates."""
-        fmt = start.media_format
-        self._format = fmt
+        self._format = start.media_format
+        fmt = self._send_format = self._outgoing_format(start.media_format)
         self._stream_id = start.stream_id
         self._call_id = start.call_id
         self._bytes_per_second = fmt.bytes_per_second
         self._frame_bytes = fmt.bytes_for_ms(FRAME_MS)
         self._silence = _silence_byte(fmt)
         self._prefix, self._suffix = self._media_template()
+
+    def _outgoing_format(self, incoming: AudioFormat) -> AudioFormat:
+        return incoming
 
     def _on_mark_echo(self, name: str) -> None:
         marks = self._marks
@@ -237,7 +247,7 @@ class CarrierStream:
             raise LocalProtocolError(f"cannot send on a media stream {when}")
 
     def send_media(self, payload: bytes | bytearray | memoryview) -> list[str]:
-        """Queue audio (in ``media_format``'s encoding); return one message per whole 20 ms frame."""
+        """Queue audio (in ``send_format``'s encoding); return one message per whole 20 ms frame."""
         self._require_streaming()
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise LocalProtocolError("media payload must be bytes-like")

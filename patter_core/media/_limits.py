@@ -45,6 +45,14 @@ class MediaLimits:
     #: 0 turns reordering off (out-of-order frames are then dropped as late).
     reorder_window: int = 4
 
+    #: Telnyx DTMF frames "may arrive out of order" (PROTOCOLS.md section 4.4)
+    #: and carry the stream's ``sequence_number``. A digit is held until this
+    #: many later messages have been numbered past it (media flows at 50
+    #: messages a second, so 10 is about 200 ms: nothing for a key press, and
+    #: wide enough for the reordering of one network path). 0 delivers digits
+    #: as they come.
+    dtmf_reorder_window: int = 10
+
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "max_payload_bytes", "max_pending_marks"):
             value = getattr(self, name)
@@ -54,3 +62,8 @@ class MediaLimits:
         # 64 is the depth of the duplicate-detection memory (see _reorder.py).
         if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 64:
             raise LocalProtocolError(f"reorder_window must be an int in 0..64, not {window!r}")
+        window = self.dtmf_reorder_window
+        if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= 1000:
+            raise LocalProtocolError(
+                f"dtmf_reorder_window must be an int in 0..1000, not {window!r}"
+            )

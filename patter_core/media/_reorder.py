@@ -27,9 +27,11 @@ skipped gap is not counted as lost: where numbering starts is not documented.
 
 from __future__ import annotations
 
-from ._events import Media
+from collections import deque
 
-__all__ = ["ReorderBuffer"]
+from ._events import Dtmf, Media
+
+__all__ = ["DigitReorder", "ReorderBuffer"]
 
 # Delivered slots remembered for duplicate detection, as bits of one int.
 _MEMORY = 64
@@ -110,3 +112,74 @@ class ReorderBuffer:
             self._delivered = ((self._delivered << 1) | 1) & _MEMORY_MASK
             self._started = True
         return out
+
+
+# Digits held at once: a caller presses a few keys a second, so more than
+# this held means the numbering is not advancing and waiting is pointless.
+_MAX_HELD_DIGITS = 16
+# Recently delivered sequence numbers remembered to drop a repeated frame.
+_DIGIT_MEMORY = 64
+
+
+class DigitReorder:
+    """Telnyx DTMF digits put back in ``sequence_number`` order.
+
+    ``sequence_number`` counts every message of the stream, so gaps between
+    two digits are normal and cannot tell a missing digit. Instead a digit
+    is held until the stream has numbered ``window`` messages past it
+    (:meth:`seen`), by which time any digit that overtook it has arrived,
+    and held digits leave in ascending order. A digit numbered below the
+    last one delivered came too late to be put back: it is still delivered
+    (a lost key press is worse than a late one) and counted in ``late``; a
+    number delivered before is a repeat and dropped (``duplicate``).
+    """
+
+    __slots__ = ("_delivered", "_held", "_last", "duplicate", "late", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._held: dict[int, Dtmf] = {}
+        self._last = -1
+        self._delivered: deque[int] = deque(maxlen=_DIGIT_MEMORY)
+        self.late = 0
+        self.duplicate = 0
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def push(self, sequence: int, digit: Dtmf) -> list[Dtmf]:
+        if sequence in self._held or sequence in self._delivered:
+            self.duplicate += 1
+            return []
+        if sequence < self._last:
+            self.late += 1
+            self._delivered.append(sequence)
+            return [digit]
+        self._held[sequence] = digit
+        out = self.seen(sequence)
+        while len(self._held) > _MAX_HELD_DIGITS:
+            out += self._pop(min(self._held))
+        return out
+
+    def seen(self, sequence: int) -> list[Dtmf]:
+        """A message numbered ``sequence`` arrived: release what it is past."""
+        out: list[Dtmf] = []
+        held = self._held
+        while held:
+            lowest = min(held)
+            if sequence - lowest < self.window:
+                break
+            out += self._pop(lowest)
+        return out
+
+    def drain(self) -> list[Dtmf]:
+        out: list[Dtmf] = []
+        while self._held:
+            out += self._pop(min(self._held))
+        return out
+
+    def _pop(self, sequence: int) -> list[Dtmf]:
+        self._last = sequence
+        self._delivered.append(sequence)
+        return [self._held.pop(sequence)]

@@ -10,20 +10,44 @@ an ``error`` frame. Differences that matter here:
 * "Media frame order is not guaranteed", so media frames pass through a
   small reorder window per track (:mod:`._reorder`);
 * outgoing frames carry no ``stream_id`` and, in RTP mode, each chunk must
-  hold at least 20 ms of audio, so a flushed remainder is padded with silence.
+  hold at least 20 ms of audio, so a flushed remainder is padded with silence;
+* what we send must be in ``stream_bidirectional_codec``, a setting separate
+  from the codec Telnyx streams to us: ``stream_codec`` "falls back to the
+  codec from the call when transcoding is not possible" (PROTOCOLS.md
+  section 4.4), so a stream asked for in L16 may arrive in PCMU. Given the
+  bidirectional codec, the stream sends in it whatever arrives
+  (:attr:`send_format`);
+* ``error`` frames come in two shapes (the guide's ``payload`` with an integer
+  code, the AsyncAPI's ``error`` with a string code); neither ends the stream,
+  and each is counted in ``errors_received``;
+* DTMF frames "may arrive out of order": they are put back in
+  ``sequence_number`` order within a small window (:class:`._reorder.DigitReorder`);
+* the streaming auth token may sit in ``connected`` at the top level or
+  nested under ``connected`` (two independent implementations read it there).
+
+G.722, Opus and AMR-WB (HD SIP and WebRTC legs) need a decoder the core
+does not have. One can be handed in (:class:`PayloadDecoder`; the runtime
+offers G.722 when the optional ``g722`` package is installed): the stream
+then decodes each frame after reordering (the codecs carry state from frame
+to frame) and reports the decoded format as ``media_format``. A stream in a
+codec without a decoder is refused (close 1003) with a message that names
+the codecs a leg must use. Our ``streaming_start`` always asks for PCMU or
+L16 explicitly, so a leg arrives in another codec only on Telnyx's fallback.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from .._errors import LocalProtocolError
+from .._errors import LocalProtocolError, RemoteProtocolError
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
 from ._base import FRAME_MS, CarrierStream
 from ._events import Connected, Mark, Media, MediaEvent, Start, Stop, StreamError
 from ._limits import MediaLimits
-from ._reorder import ReorderBuffer
+from ._reorder import DigitReorder, ReorderBuffer
 from ._twilio import parse_digit, parse_tracks
 from ._wire import (
     CLOSE_POLICY,
@@ -36,7 +60,7 @@ from ._wire import (
     get_str,
 )
 
-__all__ = ["TelnyxMediaStream"]
+__all__ = ["PayloadDecoder", "TelnyxMediaStream"]
 
 # A stream carries the inbound track, the outbound track, or both
 # (``stream_track``); a few spare slots tolerate other names without letting
@@ -50,6 +74,22 @@ _G711 = {
     "audio/x-alaw": ALAW_8K,
 }
 _L16 = {"l16", "audio/l16"}
+# What ``streaming_start`` can ask for beyond these (PROTOCOLS.md section 4.3).
+_UNDECODABLE = {"g722": "G.722", "opus": "Opus", "amr-wb": "AMR-WB"}
+_TOKEN = "x-telnyx-streaming-auth-token"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayloadDecoder:
+    """A codec the core cannot decode by itself, handed in by its owner.
+
+    ``new()`` makes one decoder for one track (codecs such as G.722 keep
+    state from frame to frame): a function from one frame's payload to the
+    audio in ``output`` (e.g. PCM16LE at 16 kHz for G.722).
+    """
+
+    output: AudioFormat
+    new: Callable[[], Callable[[bytes], bytes]]
 
 
 def _custom_parameters(value: object) -> dict[str, str]:
@@ -92,13 +132,31 @@ class TelnyxMediaStream(CarrierStream):
         *,
         limits: MediaLimits = MediaLimits(),  # noqa: B008
         l16_byte_order: Literal["big", "little"] = "big",
+        bidirectional_codec: Literal["PCMU", "PCMA", "L16"] | None = None,
+        bidirectional_sampling_rate: int = 8000,
+        decoders: Mapping[str, PayloadDecoder] | None = None,
     ) -> None:
         super().__init__(limits=limits)
+        # By lower-case codec name as in media_format ("g722", "opus").
+        self._decoders = {k.lower(): v for k, v in (decoders or {}).items()}
+        self._decoder: PayloadDecoder | None = None
+        self._track_decoders: dict[str, Callable[[bytes], bytes]] = {}
         if l16_byte_order not in ("big", "little"):
             raise LocalProtocolError("l16_byte_order must be 'big' or 'little'")
         self._l16 = Encoding.PCM16BE if l16_byte_order == "big" else Encoding.PCM16LE
+        self._bidirectional: AudioFormat | None = None
+        if bidirectional_codec is not None:
+            try:
+                self._bidirectional = self._format_of(
+                    bidirectional_codec.lower(), bidirectional_sampling_rate
+                )
+            except RemoteProtocolError as exc:
+                raise LocalProtocolError(f"bidirectional codec: {exc}") from None
         self._sample_bytes = 1
         self._tracks: dict[str, ReorderBuffer] = {}
+        self._digits = DigitReorder(limits.dtmf_reorder_window)
+        #: ``error`` frames received (each also comes out as a StreamError).
+        self.errors_received = 0
 
     # -- counters of the reorder window --------------------------------------
 
@@ -117,11 +175,19 @@ class TelnyxMediaStream(CarrierStream):
         """Slots skipped because the frame had not come when the window filled."""
         return sum(t.lost for t in self._tracks.values())
 
-    def drain_held(self) -> list[Media]:
+    @property
+    def digits_late(self) -> int:
+        """DTMF digits that came after a later digit had been delivered."""
+        return self._digits.late
+
+    def drain_held(self) -> list[MediaEvent]:
         """Deliver the frames held for reordering (done by itself on ``stop``)."""
-        out: list[Media] = []
+        out: list[MediaEvent] = []
         for track in self._tracks.values():
             out += track.drain()
+        if self._decoder is not None:
+            out = self._decode(out)
+        out += self._digits.drain()
         return out
 
     # -- receiving -----------------------------------------------------------
@@ -130,31 +196,56 @@ class TelnyxMediaStream(CarrierStream):
         if event == "mark":
             name = get_str(get_object(obj, "mark"), "name")
             self._on_mark_echo(name)
-            return [Mark(name=name)]
+            out: list[MediaEvent] = []
+            if self._digits.holding:
+                out += self._digits.seen(get_counter(obj, "sequence_number"))
+            out.append(Mark(name=name))
+            return out
         if event == "dtmf":
-            return [parse_digit(obj)]
+            return self._on_dtmf(obj)
         if event == "error":
             return [self._on_error(obj)]
         if event == "start":
             return [self._on_start(obj)]
         if event == "connected":
-            token = obj.get("x-telnyx-streaming-auth-token")
-            if token is not None and not isinstance(token, str):
-                raise bad("'x-telnyx-streaming-auth-token' must be a string")
-            return [Connected(version=get_str(obj, "version", ""), auth_token=token)]
+            return [self._on_connected(obj)]
         events: list[MediaEvent] = list(self.drain_held())  # "stop"
         events.append(Stop())
         return events
 
+    def _on_connected(self, obj: JsonObject) -> Connected:
+        token = obj.get(_TOKEN)
+        nested = obj.get("connected")
+        if token is None and isinstance(nested, dict):
+            token = nested.get(_TOKEN)
+        if token is not None and not isinstance(token, str):
+            raise bad(f"{_TOKEN!r} must be a string")
+        return Connected(version=get_str(obj, "version", ""), auth_token=token)
+
+    def _on_dtmf(self, obj: JsonObject) -> list[MediaEvent]:
+        digit = parse_digit(obj)
+        if "sequence_number" not in obj or not self._digits.window:
+            return [digit]
+        return list(self._digits.push(get_counter(obj, "sequence_number"), digit))
+
     def _on_error(self, obj: JsonObject) -> StreamError:
-        body = get_object(obj, "error")
+        # The guide's shape puts the body under "payload" with an integer
+        # code; the AsyncAPI's under "error" with a string code. A frame in
+        # neither shape is still an error report, not a reason to hang up.
+        body = obj.get("payload")
+        if not isinstance(body, dict):
+            body = obj.get("error")
+        if not isinstance(body, dict):
+            body = {}
         code = body.get("code", "")
         if isinstance(code, int) and not isinstance(code, bool):
-            code = str(code)  # documented as a string ("100005"); tolerate a number
-        if not isinstance(code, str):
-            raise bad("'code' must be a string")
+            code = str(code)
+        title, detail = body.get("title", ""), body.get("detail", "")
+        self.errors_received += 1
         return StreamError(
-            title=get_str(body, "title", ""), code=code, detail=get_str(body, "detail", "")
+            title=title if isinstance(title, str) else "",
+            code=code if isinstance(code, str) else "",
+            detail=detail if isinstance(detail, str) else "",
         )
 
     def _parse_format(self, body: JsonObject) -> AudioFormat:
@@ -166,6 +257,9 @@ class TelnyxMediaStream(CarrierStream):
             raise bad("'sample_rate' must be an integer")
         if channels != 1:
             raise bad(f"{channels!r} channels: only mono is carried", CLOSE_UNSUPPORTED)
+        return self._format_of(encoding, rate)
+
+    def _format_of(self, encoding: str, rate: int | None) -> AudioFormat:
         if encoding in _G711:
             if rate not in (None, 8000):
                 raise bad(f"G.711 at {rate} Hz", CLOSE_UNSUPPORTED)
@@ -175,8 +269,21 @@ class TelnyxMediaStream(CarrierStream):
             if rate is None or rate % (1000 // FRAME_MS) or not 8000 <= rate <= 48000:
                 raise bad(f"L16 at {rate!r} Hz is not supported", CLOSE_UNSUPPORTED)
             return AudioFormat(encoding=self._l16, sample_rate=rate)
-        # G722, OPUS, AMR-WB: no codec for them in the core.
-        raise bad(f"media encoding {encoding!r} is not supported", CLOSE_UNSUPPORTED)
+        name = encoding.removeprefix("audio/")
+        decoder = self._decoders.get(name)
+        if decoder is not None and self._bidirectional is not None:
+            # Decoded here; our replies go in the bidirectional codec.
+            self._decoder = decoder
+            return decoder.output
+        name = _UNDECODABLE.get(name, repr(encoding))
+        raise bad(
+            f"media encoding {name} cannot be decoded here: the leg must stream PCMU, "
+            "PCMA or L16 (ask for stream_codec PCMU or L16)",
+            CLOSE_UNSUPPORTED,
+        )
+
+    def _outgoing_format(self, incoming: AudioFormat) -> AudioFormat:
+        return self._bidirectional or incoming
 
     def _on_start(self, obj: JsonObject) -> Start:
         body = get_object(obj, "start")
@@ -198,11 +305,36 @@ class TelnyxMediaStream(CarrierStream):
             callee=get_str(body, "to", ""),
             client_state=client_state,
         )
-        self._sample_bytes = start.media_format.encoding.bytes_per_sample
+        self._sample_bytes = (
+            1 if self._decoder is not None else start.media_format.encoding.bytes_per_sample
+        )
         self._begin(start)
         return start
 
     def _on_media(self, obj: JsonObject) -> list[MediaEvent]:
+        if self._decoder is None:
+            return self._on_wire_media(obj)
+        return self._decode(self._on_wire_media(obj))
+
+    def _decode(self, events: list[MediaEvent]) -> list[MediaEvent]:
+        """Frames of a handed-in codec, decoded in order, one decoder per track."""
+        assert self._decoder is not None
+        out: list[MediaEvent] = []
+        for event in events:
+            if isinstance(event, Media):
+                decode = self._track_decoders.get(event.track)
+                if decode is None:
+                    decode = self._track_decoders[event.track] = self._decoder.new()
+                event = Media(
+                    payload=decode(event.payload),
+                    track=event.track,
+                    chunk=event.chunk,
+                    timestamp=event.timestamp,
+                )
+            out.append(event)
+        return out
+
+    def _on_wire_media(self, obj: JsonObject) -> list[MediaEvent]:
         # The top-level stream_id is not compared with start's: the docs' own
         # examples spell one id in upper and lower case.
         media = get_object(obj, "media")
@@ -212,13 +344,20 @@ class TelnyxMediaStream(CarrierStream):
             chunk=get_counter(media, "chunk"),
             timestamp=get_counter(media, "timestamp"),
         )
+        out: list[MediaEvent] = []
+        if self._digits.holding:
+            out += self._digits.seen(get_counter(obj, "sequence_number"))
         if "chunk" not in media:
-            return [frame]  # nothing to order by: pass it on as it came
+            out.append(frame)  # nothing to order by: pass it on as it came
+            return out
         track = self._tracks.get(frame.track)
         if track is None:
             if len(self._tracks) >= MAX_TRACKS:
                 raise bad("too many media tracks", CLOSE_POLICY)
             track = self._tracks[frame.track] = ReorderBuffer(self._limits.reorder_window)
+        if out:
+            out += track.push(frame)
+            return out
         return list(track.push(frame))
 
     # -- outgoing (PROTOCOLS.md section 4.4: no stream_id on client frames) ----

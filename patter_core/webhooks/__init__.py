@@ -27,7 +27,7 @@ from ._forms import (
     header_value,
     parse_form,
 )
-from ._rest import CarrierApiError
+from ._rest import CarrierApiError, RetryPolicy
 from ._telnyx_events import (
     DEFAULT_MAX_TELNYX_WEBHOOK_BYTES,
     TelnyxCallAnswered,
@@ -45,8 +45,20 @@ from ._telnyx_events import (
     encode_client_state,
     parse_telnyx_webhook,
 )
-from ._telnyx_flow import TelnyxCallFlow, TelnyxFollowUp
-from ._telnyx_rest import DEFAULT_TELNYX_API, TelnyxCall, TelnyxRest, parse_telnyx_response
+from ._telnyx_flow import (
+    AMD_DIAL_MODE,
+    TelnyxCallFlow,
+    TelnyxFollowUp,
+    is_our_leg,
+    leg_client_state,
+)
+from ._telnyx_rest import (
+    DEFAULT_TELNYX_API,
+    TelnyxCall,
+    TelnyxRest,
+    derive_command_id,
+    parse_telnyx_response,
+)
 from ._telnyx_signature import (
     DEFAULT_TELNYX_TOLERANCE_S,
     TelnyxSignatureVerifier,
@@ -103,6 +115,7 @@ from ._twiml import (
 
 __all__ = [
     "AMD_ANSWERED_BY",
+    "AMD_DIAL_MODE",
     "DEFAULT_MACHINE_DETECTION_TIMEOUT",
     "DEFAULT_MAX_FORM_BYTES",
     "DEFAULT_MAX_FORM_FIELDS",
@@ -125,6 +138,7 @@ __all__ = [
     "Headers",
     "IncomingCall",
     "RecordingStatusCallback",
+    "RetryPolicy",
     "StreamAdmission",
     "StreamStatusCallback",
     "StreamStatusLog",
@@ -152,11 +166,14 @@ __all__ = [
     "amd_action",
     "connect_stream_twiml",
     "decode_client_state",
+    "derive_command_id",
     "dial_twiml",
     "encode_client_state",
     "hangup_twiml",
     "header_value",
     "is_machine_end",
+    "is_our_leg",
+    "leg_client_state",
     "machine_detection_timeout_problem",
     "media_stream_url",
     "media_stream_urls",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from .._errors import RemoteProtocolError
+from .._errors import LocalProtocolError, RemoteProtocolError
 from ..http import HttpResponse
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "CarrierApiError", "json_object"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "CarrierApiError", "RetryPolicy", "json_object"]
 
 # Call resources are a few KB; a megabyte is generous and still bounds what
 # a misbehaving endpoint can make us parse.
@@ -53,3 +54,39 @@ def json_object(
     if not isinstance(data, dict):
         raise CarrierApiError("response is not a JSON object", api_status=response.status)
     return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """When to send a carrier command again.
+
+    Telnyx's guidance is to retry a 5xx, and a ``command_id`` makes it run a
+    repeated command once within 60 s (PROTOCOLS.md §4.4, "Duplicates"). So a
+    5xx or a failed connection is retried after ``first_delay_s``, doubling
+    up to ``max_delay_s``, for ``max_attempts`` attempts in all; a 4xx never
+    is (the request itself is wrong, or the call is gone: sending it again
+    cannot help). The defaults spend 3.5 s of waiting at most, well inside
+    Telnyx's 60 s window.
+    """
+
+    max_attempts: int = 4
+    first_delay_s: float = 0.5
+    max_delay_s: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or not 1 <= self.max_attempts <= 10:
+            raise LocalProtocolError("max_attempts must be an int in 1..10")
+        if not 0 <= self.first_delay_s <= self.max_delay_s <= 60:
+            raise LocalProtocolError("need 0 <= first_delay_s <= max_delay_s <= 60")
+
+    def delay_after(self, attempts: int, status: int | None) -> float | None:
+        """Seconds to wait before the next attempt, or None to stop.
+
+        ``attempts`` made so far; ``status`` of the last answer, None when
+        the connection failed.
+        """
+        if status is not None and status < 500:
+            return None
+        if attempts >= self.max_attempts:
+            return None
+        return float(min(self.first_delay_s * 2 ** (attempts - 1), self.max_delay_s))

@@ -4,25 +4,46 @@ Telnyx ignores commands in webhook replies (the reply is an empty 200), so
 every step of a call is a REST command we send when the matching webhook
 arrives:
 
-============================  ==============================================
-``call.initiated`` incoming   ``answer`` (without a stream: see below)
-``call.answered``             ``streaming_start`` with a fresh stream token
-``call.machine.greeting.ended``  the machine's greeting is over: the moment
-                              for a voicemail drop (reported, not acted on)
-anything else                 nothing
-============================  ==============================================
+==================================  ==========================================
+``call.initiated`` incoming         ``answer`` (without a stream: see below),
+                                    marking the leg as ours
+``call.answered`` on a leg of ours  ``streaming_start`` with a fresh stream
+                                    token (once per call)
+``call.machine.greeting.ended``     ``beep_detected`` / ``ended``: the greeting
+                                    is over, time for a voicemail drop;
+                                    ``not_sure``: reported as ``unknown``
+``call.machine.detection.ended``    ``human`` / ``not_sure`` reported
+                                    (``machine`` waits for the greeting)
+``call.speak.ended`` of a voicemail ``hangup`` (see :meth:`voicemail_drop`)
+anything else                       nothing
+==================================  ==========================================
+
+Legs. After a ``transfer`` the new leg's ``call.initiated``,
+``call.bridged`` and ``call.answered`` reach the same webhook (PROTOCOLS.md
+§4.4, "Transfers"); streaming it would start a second agent talking to the
+person the caller was transferred to. So every leg we answer or dial carries
+our ``client_state`` (:func:`leg_client_state`), which Telnyx echoes in every
+later webhook of that leg, and any event of a leg without it is ignored.
+
+Duplicates. Telnyx may deliver a webhook more than once and out of order
+(§4.4, "Duplicates"): an event whose ``data.id`` was already handled is
+dropped (the last :data:`MAX_REMEMBERED_EVENTS` ids are remembered), and a
+call gets one ``streaming_start`` however many ``call.answered`` arrive.
 
 The stream starts on ``call.answered`` for calls in both directions (an
 outbound ``dial`` is answered by the far end), and with ``streaming_start``
 rather than ``answer``'s own stream fields because only ``streaming_start``
 carries ``stream_auth_token`` and a sampling rate (PROTOCOLS.md §4.3).
-``call.machine.detection.ended`` says "machine" while the greeting still
-plays, so the drop waits for ``greeting.ended`` (outbound calls dial with
-``answering_machine_detection="detect_beep"``).
+Outbound calls dial with ``answering_machine_detection="greeting_end"``:
+``detect_beep`` reports the end of a greeting only when a beep is heard, so
+a greeting that ends in silence would get no message.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,12 +52,56 @@ from ._telnyx_events import (
     TelnyxCallAnswered,
     TelnyxCallInitiated,
     TelnyxEvent,
+    TelnyxMachineDetectionEnded,
     TelnyxMachineGreetingEnded,
 )
 from ._telnyx_rest import TelnyxRest
 from ._tokens import StreamTokens
 
-__all__ = ["TelnyxCallFlow", "TelnyxFollowUp"]
+__all__ = [
+    "AMD_DIAL_MODE",
+    "MAX_REMEMBERED_EVENTS",
+    "TelnyxCallFlow",
+    "TelnyxFollowUp",
+    "is_our_leg",
+    "leg_client_state",
+]
+
+#: What an outbound call asks for: a greeting.ended on a beep or on silence.
+AMD_DIAL_MODE = "greeting_end"
+# Webhook ids remembered to drop redeliveries, and calls remembered as
+# streamed. Telnyx retries a webhook within minutes; a busy server sees a few
+# webhooks per call and a few calls a second, so 10 000 covers well over the
+# retry horizon in about a megabyte.
+MAX_REMEMBERED_EVENTS = 10_000
+_LEG_PREFIX = b"patter:leg"
+# The nonce of a leg leaving a voicemail: its speak.ended means hang up.
+_VOICEMAIL = "voicemail"
+
+# greeting.ended and detection.ended results (PROTOCOLS.md §4.4, "AMD") in the
+# ``answered_by`` words the Twilio side uses: machine_end_* is a voicemail drop.
+_GREETING = {"beep_detected": "machine_end_beep", "ended": "machine_end_silence"}
+_DETECTION = {"human": "human", "not_sure": "unknown"}
+
+
+def leg_client_state(nonce: str = "") -> str:
+    """The ``client_state`` that marks a leg as ours (``nonce`` keeps dials apart)."""
+    raw = _LEG_PREFIX + (b":" + nonce.encode("utf-8") if nonce else b"")
+    return base64.b64encode(raw).decode("ascii")
+
+
+_VOICEMAIL_STATE = leg_client_state(_VOICEMAIL)
+
+
+def is_our_leg(client_state: str | None) -> bool:
+    """Whether an echoed ``client_state`` is one :func:`leg_client_state` made."""
+    if not client_state:
+        return False
+    try:
+        raw = base64.b64decode(client_state.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False
+    return raw == _LEG_PREFIX or raw.startswith(_LEG_PREFIX + b":")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,10 +109,40 @@ class TelnyxFollowUp:
     """The requests to send (``(purpose, request)``, in order) and what to tell the call."""
 
     requests: tuple[tuple[str, HttpRequest], ...] = ()
-    #: The answering machine's greeting is over (time to leave a message).
-    machine_greeting_ended: bool = False
+    #: Answering-machine detection in the Twilio side's words (``machine_end_beep``,
+    #: ``machine_end_silence``, ``human``, ``unknown``), or None.
+    answered_by: str | None = None
     #: Why nothing could be done although something should have been.
     problem: str | None = None
+    #: Why the event was ignored (a redelivery, a leg that is not ours).
+    ignored: str | None = None
+
+    @property
+    def machine_greeting_ended(self) -> bool:
+        """The answering machine's greeting is over (time to leave a message)."""
+        return self.answered_by is not None and self.answered_by.startswith("machine_end")
+
+
+class _Bounded:
+    """A set remembering its last ``limit`` members."""
+
+    __slots__ = ("_items", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._items: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, item: str) -> bool:
+        """Add ``item``; False if it was already there."""
+        if item in self._items:
+            return False
+        self._items[item] = None
+        if len(self._items) > self._limit:
+            self._items.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class TelnyxCallFlow:
@@ -60,11 +155,23 @@ class TelnyxCallFlow:
         *,
         webhook_host: str | None,
         codec: Literal["PCMU", "L16"] = "PCMU",
+        max_remembered: int = MAX_REMEMBERED_EVENTS,
     ) -> None:
         self._rest = rest
         self._tokens = tokens
         self._host = webhook_host
         self._codec = codec
+        self._seen = _Bounded(max_remembered)
+        self._streamed = _Bounded(max_remembered)
+
+    @property
+    def codec(self) -> Literal["PCMU", "L16"]:
+        """What the stream is asked for both ways (``stream_codec`` and the bidirectional one)."""
+        return self._codec
+
+    @property
+    def sampling_rate(self) -> int:
+        return 16000 if self._codec == "L16" else 8000
 
     def stream_url(self, call_control_id: str) -> str | None:
         if not self._host:
@@ -75,28 +182,53 @@ class TelnyxCallFlow:
         call_id = event.call_control_id
         if not call_id:
             return TelnyxFollowUp()
+        if event.event_id and not self._seen.add(event.event_id):
+            return TelnyxFollowUp(ignored=f"{event.event_type} {event.event_id} already handled")
         if isinstance(event, TelnyxCallInitiated):
             if str(event.payload.get("direction", "incoming")) != "incoming":
-                return TelnyxFollowUp()  # our own dial: it streams once answered
+                return TelnyxFollowUp()  # a dial (ours or a transfer's): nothing to answer
+            request = self._rest.answer(call_id, stream_url=None, client_state=leg_client_state())
+            return TelnyxFollowUp(requests=(("answer", request),))
+        if not is_our_leg(event.client_state):
             return TelnyxFollowUp(
-                requests=(("answer", self._rest.answer(call_id, stream_url=None)),)
+                ignored=f"{event.event_type} on leg {call_id}, which we did not answer or dial"
             )
         if isinstance(event, TelnyxCallAnswered):
-            url = self.stream_url(call_id)
-            if url is None:
-                return TelnyxFollowUp(
-                    problem=f"cannot stream Telnyx call {call_id}: no webhook host configured"
-                )
-            l16 = self._codec == "L16"
-            request = self._rest.streaming_start(
-                call_id,
-                stream_url=url,
-                stream_codec="L16" if l16 else "PCMU",
-                stream_bidirectional_codec="L16" if l16 else "PCMU",
-                stream_bidirectional_sampling_rate=16000 if l16 else None,
-                stream_auth_token=self._tokens.issue(call_id, now),
-            )
-            return TelnyxFollowUp(requests=(("streaming_start", request),))
+            return self._stream(call_id, now)
         if isinstance(event, TelnyxMachineGreetingEnded):
-            return TelnyxFollowUp(machine_greeting_ended=True)
+            return TelnyxFollowUp(answered_by=_GREETING.get(event.result or "", "unknown"))
+        if isinstance(event, TelnyxMachineDetectionEnded):
+            return TelnyxFollowUp(answered_by=_DETECTION.get(event.result or ""))
+        if event.event_type == "call.speak.ended" and event.client_state == _VOICEMAIL_STATE:
+            return TelnyxFollowUp(requests=(("hangup", self._rest.hangup(call_id)),))
         return TelnyxFollowUp()
+
+    def voicemail_drop(self, call_id: str, message: str) -> TelnyxFollowUp:
+        """Leave ``message`` on a machine when no stream of ours carries the call.
+
+        ``speak`` marks the leg so that its ``call.speak.ended`` hangs up.
+        """
+        request = self._rest.speak(call_id, payload=message, client_state=_VOICEMAIL_STATE)
+        return TelnyxFollowUp(requests=(("voicemail", request),))
+
+    def _stream(self, call_id: str, now: float) -> TelnyxFollowUp:
+        url = self.stream_url(call_id)
+        if url is None:
+            return TelnyxFollowUp(
+                problem=f"cannot stream Telnyx call {call_id}: no webhook host configured"
+            )
+        if not self._streamed.add(call_id):
+            return TelnyxFollowUp(ignored=f"call {call_id} already has its stream")
+        l16 = self._codec == "L16"
+        # Both codecs are always named: with "default" Telnyx streams in the
+        # call's own codec (G.722, Opus on HD legs), which we cannot decode.
+        request = self._rest.streaming_start(
+            call_id,
+            stream_url=url,
+            stream_codec="L16" if l16 else "PCMU",
+            stream_bidirectional_codec="L16" if l16 else "PCMU",
+            stream_bidirectional_sampling_rate=16000 if l16 else None,
+            stream_auth_token=self._tokens.issue(call_id, now),
+            client_state=leg_client_state(),
+        )
+        return TelnyxFollowUp(requests=(("streaming_start", request),))

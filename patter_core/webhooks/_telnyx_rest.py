@@ -4,13 +4,21 @@
 acts on a live call (PROTOCOLS.md §4.3). Bodies are JSON objects with
 absent options left out (Telnyx treats a missing field as its default, and
 ``null`` is not always accepted). Authentication: ``Authorization: Bearer
-<API key>``. ``command_id`` makes a command idempotent if the runtime has to
-retry it; ``client_state`` (base64, see ``encode_client_state``) comes back
-in the webhooks the command causes.
+<API key>``. ``client_state`` (base64, see ``encode_client_state``) comes
+back in the webhooks the command causes.
+
+Every request carries a ``command_id``: Telnyx ignores a command whose
+``command_id`` it saw on the same call in the last 60 s (PROTOCOLS.md §4.4,
+"Duplicates"). Unless one is given, it is derived from the call, the command
+and its fields (:func:`derive_command_id`), so a command sent again -- a
+retry after a 5xx or a lost connection, or the same webhook handled twice --
+carries the same id and runs once, while a different command does not
+collide.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +29,13 @@ from .._errors import LocalProtocolError
 from ..http import HttpRequest, HttpResponse
 from ._rest import CarrierApiError, json_object
 
-__all__ = ["DEFAULT_TELNYX_API", "TelnyxCall", "TelnyxRest", "parse_telnyx_response"]
+__all__ = [
+    "DEFAULT_TELNYX_API",
+    "TelnyxCall",
+    "TelnyxRest",
+    "derive_command_id",
+    "parse_telnyx_response",
+]
 
 DEFAULT_TELNYX_API = "https://api.telnyx.com/v2"
 
@@ -35,6 +49,22 @@ class TelnyxCall:
     call_session_id: str | None
     result: str | None
     data: Mapping[str, Any]
+
+
+def derive_command_id(path: str, fields: Mapping[str, Any]) -> str:
+    """A UUID-shaped id from a command's path (call and action) and fields.
+
+    The same command on the same call gives the same id; anything else a
+    different one.
+    """
+    canonical = json.dumps(
+        [path, {k: v for k, v in fields.items() if k != "command_id"}],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    h = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def _segment(value: str) -> str:
@@ -83,6 +113,8 @@ class TelnyxRest:
 
     def _post(self, path: str, fields: Mapping[str, Any]) -> HttpRequest:
         body = {k: v for k, v in fields.items() if v is not None}
+        if "command_id" not in body:
+            body["command_id"] = derive_command_id(path, body)
         return HttpRequest(
             method="POST",
             url=f"{self._base}{path}",
@@ -176,10 +208,19 @@ class TelnyxRest:
         payload: str,
         voice: str = "female",
         language: str | None = None,
+        service_level: str | None = None,
         client_state: str | None = None,
         command_id: str | None = None,
     ) -> HttpRequest:
-        """Text-to-speech on the call (a voicemail drop, a goodbye)."""
+        """Text-to-speech on the call (a voicemail drop, a goodbye).
+
+        ``voice`` is ``Provider.Model.VoiceId`` (e.g. ``Telnyx.KokoroTTS.af``)
+        or the basic ``male``/``female``, which the API accepts only together
+        with ``service_level: basic`` (PROTOCOLS.md §4.4, "speak"): that is
+        filled in for a basic voice.
+        """
+        if voice in ("male", "female") and service_level is None:
+            service_level = "basic"
         return self._action(
             call_control_id,
             "speak",
@@ -187,6 +228,7 @@ class TelnyxRest:
                 "payload": payload,
                 "voice": voice,
                 "language": language,
+                "service_level": service_level,
                 "client_state": client_state,
                 "command_id": command_id,
             },

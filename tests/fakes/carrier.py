@@ -140,8 +140,14 @@ class CarrierStream:
         callee: str = "",
         custom_parameters: dict[str, str] | None = None,
         connected_token: str | None = None,
+        nested_token: bool = False,
+        client_state: str | None = None,
     ) -> None:
-        """``connected`` then ``start``, as the carrier sends them."""
+        """``connected`` then ``start``, as the carrier sends them.
+
+        Telnyx: ``connected_token`` goes at the top level of ``connected``, or
+        with ``nested_token`` under ``connected`` as two implementations send it.
+        """
         params = dict(custom_parameters or {})
         self.call_id = call_id
         if self.carrier == "twilio":
@@ -164,7 +170,9 @@ class CarrierStream:
             )
             return
         connected: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
-        if connected_token is not None:
+        if connected_token is not None and nested_token:
+            connected["connected"] = {"x-telnyx-streaming-auth-token": connected_token}
+        elif connected_token is not None:
             connected["x-telnyx-streaming-auth-token"] = connected_token
         await self._send(connected)
         await self._send(
@@ -178,6 +186,7 @@ class CarrierStream:
                     "call_session_id": "session-e2e",
                     "from": caller,
                     "to": callee,
+                    "client_state": client_state,
                     "custom_parameters": params,
                     "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
                 },
@@ -221,6 +230,32 @@ class CarrierStream:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    def take_sequence(self) -> int:
+        """Reserve the next ``sequence_number`` (to send frames out of order)."""
+        return int(self._next_seq())
+
+    async def telnyx_dtmf(self, digit: str, sequence: int) -> None:
+        """A Telnyx ``dtmf`` frame as the guide shows it, numbered ``sequence``."""
+        await self._send(
+            {
+                "event": "dtmf",
+                "stream_id": self.stream_id,
+                "occurred_at": f"2026-12-06T03:00:{sequence % 60:02d}.000000Z",
+                "sequence_number": str(sequence),
+                "dtmf": {"digit": digit},
+            }
+        )
+
+    async def telnyx_error(self) -> None:
+        """The guide's error frame: the body under ``payload``, an integer code."""
+        await self._send(
+            {
+                "event": "error",
+                "payload": {"code": 100002, "title": "unknown_error", "detail": "simulated"},
+                "stream_id": self.stream_id,
+            }
+        )
 
     async def stop(self) -> None:
         if self.carrier == "twilio":
@@ -463,13 +498,18 @@ async def telnyx_webhook(
     payload: dict[str, Any],
     *,
     timestamp: int | None = None,
+    event_id: str | None = None,
 ) -> HttpAnswer:
-    """``POST /webhooks/telnyx/voice``: Ed25519 over ``"{timestamp}|{raw body}"``."""
+    """``POST /webhooks/telnyx/voice``: Ed25519 over ``"{timestamp}|{raw body}"``.
+
+    ``data.id`` is unique per call and event type unless given: Telnyx drops
+    nothing, but the server drops an id it has already handled.
+    """
     body = json.dumps(
         {
             "data": {
                 "event_type": event_type,
-                "id": f"evt-{event_type}",
+                "id": event_id or f"evt-{event_type}-{payload.get('call_control_id')}",
                 "occurred_at": "2024-01-01T00:00:00.000000Z",
                 "payload": payload,
                 "record_type": "event",
