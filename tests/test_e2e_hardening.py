@@ -426,3 +426,42 @@ async def test_a_flood_of_refused_upgrades_writes_a_few_lines(
         int(line.split()[0]) if line.split()[0].isdigit() else 1 for line in refusal_lines
     )
     assert counted == 300, refusal_lines
+
+
+async def test_a_second_stop_ends_live_calls_at_once(anyio_backend: str) -> None:
+    seen = Recorded()
+    with twilio_rest() as rest:
+        phone = twilio_phone(rest)
+        agent = phone.agent(provider="echo")
+        async with serving(phone, agent, seen, shutdown_grace=30) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> int | None:
+                async with carrier_stream(
+                    local_ws_url(port, stream_url), headers=signed(stream_url)
+                ) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    sender = asyncio.create_task(call.send_audio(ulaw_tone(300, 8000)))
+                    await call.wait(call.closed.is_set, what="the second stop ending the call")
+                    sender.cancel()
+                    return call.close_code
+
+            result: list[int | None] = []
+
+            async def run_carrier() -> None:
+                result.append(await run_in_asyncio_thread(carrier))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_carrier)
+                with anyio.fail_after(5):
+                    while not seen.starts:
+                        await anyio.sleep(0.01)
+                phone.stop()
+                await anyio.sleep(0.3)
+                assert not seen.ends  # draining: the call goes on
+                begin = anyio.current_time()
+                phone.stop(immediate=True)  # what a second SIGTERM does
+            elapsed = anyio.current_time() - begin
+            end = await seen.wait_ended()
+    assert elapsed < 3.0, elapsed  # not the 30 s grace
+    assert end["reason"] == "server_shutdown" and result == [1001]
