@@ -465,3 +465,55 @@ async def test_a_second_stop_ends_live_calls_at_once(anyio_backend: str) -> None
             end = await seen.wait_ended()
     assert elapsed < 3.0, elapsed  # not the 30 s grace
     assert end["reason"] == "server_shutdown" and result == [1001]
+
+
+async def test_telnyx_caller_hears_the_error_message_then_the_call_hangs_up(
+    anyio_backend: str,
+) -> None:
+    from tests.fakes.carrier import telnyx_webhook
+    from tests.fakes.servers import rest_server, telnyx_responder
+    from tests.test_e2e_telnyx import (
+        CALL_ID,
+        CALLEE,
+        CALLER,
+        SIGNING_KEY,
+        actions,
+        answer_and_stream,
+        call_payload,
+        telnyx_phone,
+        wait_actions,
+    )
+
+    seen = Recorded()
+    fake = _RefusingOpenAI(api_key=OPENAI_KEY)
+    with provider_server(fake) as provider, rest_server(telnyx_responder) as rest:
+        phone = telnyx_phone(
+            rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1"
+        )
+        agent = phone.agent(provider="openai", error_message="Sorry, try again later.")
+        async with serving(phone, agent, seen) as port:
+            stream = await answer_and_stream(port, rest)
+
+            async def carrier() -> None:
+                async with carrier_stream(
+                    local_ws_url(port, stream["stream_url"]),
+                    headers={"x-telnyx-streaming-auth-token": stream["stream_auth_token"]},
+                    carrier="telnyx",
+                ) as call:
+                    await call.start(call_id=CALL_ID, caller=CALLER, callee=CALLEE)
+                    await call.wait(call.closed.is_set, what="the server ending the call")
+
+            await run_in_asyncio_thread(carrier)
+            end = await seen.wait_ended()
+            (speak,) = await wait_actions(rest, "speak")
+            assert actions(rest, "hangup") == []  # not before the speech has ended
+            ended = await telnyx_webhook(
+                port,
+                SIGNING_KEY,
+                "call.speak.ended",
+                dict(call_payload(), client_state=speak.json["client_state"], status="completed"),
+            )
+            assert ended.status == 200
+            await wait_actions(rest, "hangup")
+    assert end["reason"] == "provider_error"
+    assert speak.json["payload"] == "Sorry, try again later."
