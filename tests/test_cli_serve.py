@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -208,3 +209,56 @@ def test_serve_health_then_sigterm(workers: str, tmp_path: pathlib.Path) -> None
     assert "signature validation is OFF" in err
     assert err.count("listening on") == int(workers)
     assert err.count(": stopped") == int(workers)
+
+
+def test_sigterm_with_a_live_call_drains_then_ends_it_as_server_shutdown(
+    tmp_path: pathlib.Path,
+) -> None:
+    port = _free_port()
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "patter_anyio", "serve"),
+                *("--port", str(port), "--shutdown-grace", "1"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+            env=_env(),
+            cwd=ROOT,
+        )
+    _wait_health(port, proc)
+    caller = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "patter_anyio", "dial"),
+            *("--server", f"http://127.0.0.1:{port}", "--duration", "20", "--quiet"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while "call started" not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        time.sleep(0.3)
+        # Draining: the health check says so while the call goes on.
+        with pytest.raises(urllib.error.HTTPError) as draining:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+        assert draining.value.code == 503
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - began >= 0.9  # the grace time, then the end
+        caller.wait(timeout=15)
+    finally:
+        for p in (proc, caller):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    log = log_path.read_text()
+    assert log.count("call ended") == 1 and "reason=server_shutdown" in log, log
