@@ -12,9 +12,6 @@ import asyncio
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import anyio
@@ -37,6 +34,7 @@ from tests.test_e2e_realtime import (
     OPENAI_KEY,
     Recorded,
     answer_call,
+    serving,
     twilio_phone,
     twilio_rest,
 )
@@ -51,27 +49,6 @@ def tagged_frames(count: int = FRAMES) -> list[bytes]:
     """20 ms mu-law frames of a 300 Hz tone, each carrying its index in its first bytes."""
     tone = ulaw_tone(300, 20)
     return [i.to_bytes(2, "big") + tone[2:] for i in range(count)]
-
-
-@asynccontextmanager
-async def serving(phone: Patter, agent: Any, seen: Recorded, **options: Any) -> AsyncIterator[int]:
-    with anyio.fail_after(60):
-        async with anyio.create_task_group() as tg:
-            port = await tg.start(
-                partial(
-                    phone.serve,
-                    agent,
-                    None,
-                    handle_signals=False,
-                    on_call_start=seen.starts.append,
-                    on_call_end=seen.ends.append,
-                    **options,
-                )
-            )
-            try:
-                yield port
-            finally:
-                phone.stop()
 
 
 def signed(stream_url: str) -> dict[str, str]:
@@ -355,44 +332,56 @@ async def test_a_failing_provider_ends_the_call_within_the_set_up_bound(
 # -- shutdown and floods --------------------------------------------------------------------
 
 
+async def _stopped_mid_call(
+    phone: Patter, seen: Recorded, stop: Any, **options: Any
+) -> tuple[float, int | None]:
+    """A live echo call (media flowing) while ``stop()`` runs; returns how long
+    the call went on after ``stop()`` began, and the server's close code."""
+    async with serving(phone, phone.agent(provider="echo"), seen, **options) as port:
+        stream_url, params = await answer_call(port)
+
+        async def carrier() -> int | None:
+            async with carrier_stream(
+                local_ws_url(port, stream_url), headers=signed(stream_url)
+            ) as call:
+                await call.start(call_id=CALL_SID, custom_parameters=params)
+                sender = asyncio.create_task(call.send_audio(ulaw_tone(300, 8000)))
+                await call.wait(call.closed.is_set, what="the shutdown ending the call")
+                sender.cancel()
+                return call.close_code
+
+        result: list[int | None] = []
+
+        async def run_carrier() -> None:
+            result.append(await run_in_asyncio_thread(carrier))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_carrier)
+            with anyio.fail_after(5):
+                while not seen.starts:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.2)
+            begin = await stop()
+        elapsed = anyio.current_time() - begin
+        await seen.wait_ended()
+    return elapsed, result[0]
+
+
 async def test_shutdown_ends_live_calls_as_server_shutdown(anyio_backend: str) -> None:
     seen = Recorded()
     with twilio_rest() as rest:
         phone = twilio_phone(rest)
-        agent = phone.agent(provider="echo")
-        async with serving(phone, agent, seen, shutdown_grace=0.5) as port:
-            stream_url, params = await answer_call(port)
 
-            async def carrier() -> int | None:
-                async with carrier_stream(
-                    local_ws_url(port, stream_url), headers=signed(stream_url)
-                ) as call:
-                    await call.start(call_id=CALL_SID, custom_parameters=params)
-                    # Media keeps flowing: the call is live when shutdown begins.
-                    sender = asyncio.create_task(call.send_audio(ulaw_tone(300, 4000)))
-                    await call.wait(call.closed.is_set, what="shutdown ending the call")
-                    sender.cancel()
-                    return call.close_code
+        async def stop() -> float:
+            begin = anyio.current_time()
+            phone.stop()
+            return begin
 
-            result: list[int | None] = []
-
-            async def run_carrier() -> None:
-                result.append(await run_in_asyncio_thread(carrier))
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(run_carrier)
-                with anyio.fail_after(5):
-                    while not seen.starts:
-                        await anyio.sleep(0.01)
-                await anyio.sleep(0.2)
-                begin = anyio.current_time()
-                phone.stop()
-            elapsed = anyio.current_time() - begin
-            end = await seen.wait_ended()
+        elapsed, code = await _stopped_mid_call(phone, seen, stop, shutdown_grace=0.5)
     # Live for the grace time (0.5 s), then ended by name, once.
     assert 0.4 <= elapsed < 3.0, elapsed
-    assert result == [1001]
-    assert end["reason"] == "server_shutdown"
+    assert code == 1001
+    assert seen.ends[0]["reason"] == "server_shutdown"
 
 
 async def test_a_flood_of_refused_upgrades_writes_a_few_lines(
@@ -432,39 +421,19 @@ async def test_a_second_stop_ends_live_calls_at_once(anyio_backend: str) -> None
     seen = Recorded()
     with twilio_rest() as rest:
         phone = twilio_phone(rest)
-        agent = phone.agent(provider="echo")
-        async with serving(phone, agent, seen, shutdown_grace=30) as port:
-            stream_url, params = await answer_call(port)
 
-            async def carrier() -> int | None:
-                async with carrier_stream(
-                    local_ws_url(port, stream_url), headers=signed(stream_url)
-                ) as call:
-                    await call.start(call_id=CALL_SID, custom_parameters=params)
-                    sender = asyncio.create_task(call.send_audio(ulaw_tone(300, 8000)))
-                    await call.wait(call.closed.is_set, what="the second stop ending the call")
-                    sender.cancel()
-                    return call.close_code
+        async def stop_twice() -> float:
+            phone.stop()
+            await anyio.sleep(0.3)
+            assert not seen.ends  # draining: the call goes on
+            begin = anyio.current_time()
+            phone.stop(immediate=True)  # what a second SIGTERM does
+            return begin
 
-            result: list[int | None] = []
-
-            async def run_carrier() -> None:
-                result.append(await run_in_asyncio_thread(carrier))
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(run_carrier)
-                with anyio.fail_after(5):
-                    while not seen.starts:
-                        await anyio.sleep(0.01)
-                phone.stop()
-                await anyio.sleep(0.3)
-                assert not seen.ends  # draining: the call goes on
-                begin = anyio.current_time()
-                phone.stop(immediate=True)  # what a second SIGTERM does
-            elapsed = anyio.current_time() - begin
-            end = await seen.wait_ended()
+        elapsed, code = await _stopped_mid_call(phone, seen, stop_twice, shutdown_grace=30)
     assert elapsed < 3.0, elapsed  # not the 30 s grace
-    assert end["reason"] == "server_shutdown" and result == [1001]
+    assert code == 1001
+    assert seen.ends[0]["reason"] == "server_shutdown"
 
 
 async def test_telnyx_caller_hears_the_error_message_then_the_call_hangs_up(

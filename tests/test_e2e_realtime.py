@@ -92,9 +92,13 @@ def twilio_rest() -> Iterator[RunningRestServer]:
 
 
 @asynccontextmanager
-async def serving(phone: Patter, agent: Any, seen: Recorded) -> AsyncIterator[int]:
-    """Run ``phone.serve`` on an ephemeral port for the block; yield the port."""
-    with anyio.fail_after(40):
+async def serving(
+    phone: Patter, agent: Any, seen: Recorded, **options: Any
+) -> AsyncIterator[int]:
+    """Run ``phone.serve`` on an ephemeral port for the block; yield the port.
+
+    ``options`` go to ``serve()`` (timeouts, a voicemail message, ...)."""
+    with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
             port = await tg.start(
                 partial(
@@ -105,6 +109,7 @@ async def serving(phone: Patter, agent: Any, seen: Recorded) -> AsyncIterator[in
                     on_call_start=seen.starts.append,
                     on_call_end=seen.ends.append,
                     on_transcript=seen.transcripts.append,
+                    **options,
                 )
             )
             try:

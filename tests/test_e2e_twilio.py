@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,7 +40,14 @@ from tests.fakes.fake_openai_realtime import FakeOpenAIRealtime
 from tests.fakes.provider_servers import Close, ProviderServer, provider_server
 from tests.fakes.servers import RecordedRequest, RunningRestServer, rest_server, twilio_responder
 from tests.test_e2e_echo import ACCOUNT_SID, AUTH_TOKEN, CALL_SID, HOST
-from tests.test_e2e_realtime import OPENAI_KEY, Recorded, answer_call, hangups, of_type
+from tests.test_e2e_realtime import (
+    OPENAI_KEY,
+    Recorded,
+    answer_call,
+    hangups,
+    of_type,
+    serving,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -64,29 +68,6 @@ def _phone(rest: RunningRestServer, provider: ProviderServer | None = None) -> P
         stream_secret="e2e-stream-secret-0123456789",
         **extra,
     )
-
-
-@asynccontextmanager
-async def serving(
-    phone: Patter, agent: Any, seen: Recorded, voicemail: str | None = None
-) -> AsyncIterator[int]:
-    with anyio.fail_after(40):
-        async with anyio.create_task_group() as tg:
-            port = await tg.start(
-                partial(
-                    phone.serve,
-                    agent,
-                    None,
-                    handle_signals=False,
-                    on_call_start=seen.starts.append,
-                    on_call_end=seen.ends.append,
-                    voicemail_message=voicemail,
-                )
-            )
-            try:
-                yield port
-            finally:
-                phone.stop()
 
 
 async def post_amd(port: int, answered_by: str, call_sid: str = CALL_SID) -> tuple[int, float]:
@@ -117,7 +98,7 @@ async def test_voicemail_drop_during_a_live_answer() -> None:
         # The message is the only response.create we send in this call.
         provider.when(of_type("response.create"), lambda _: fake.respond(message_audio, VOICEMAIL))
         phone = _phone(rest, provider)
-        async with serving(phone, phone.agent(provider="openai"), seen, VOICEMAIL) as port:
+        async with serving(phone, phone.agent(provider="openai"), seen, voicemail_message=VOICEMAIL) as port:
             stream_url, params = await answer_call(port)
 
             async def carrier() -> tuple[CarrierStream, int, int]:
@@ -191,7 +172,7 @@ async def test_elevenlabs_voicemail_plays_whole_before_the_hang_up() -> None:
             elevenlabs_base_url=provider.base_url,
         )
         agent = phone.agent(provider="elevenlabs", agent_id="agent_vm")
-        async with serving(phone, agent, seen, VOICEMAIL) as port:
+        async with serving(phone, agent, seen, voicemail_message=VOICEMAIL) as port:
             stream_url, params = await answer_call(port)
 
             async def carrier() -> tuple[CarrierStream, int, int, float]:
@@ -233,7 +214,7 @@ async def test_fax_hangs_up_without_agent_audio() -> None:
     seen = Recorded()
     with provider_server(fake) as provider, rest_server(twilio_responder) as rest:
         phone = _phone(rest, provider)
-        async with serving(phone, phone.agent(provider="openai"), seen, VOICEMAIL) as port:
+        async with serving(phone, phone.agent(provider="openai"), seen, voicemail_message=VOICEMAIL) as port:
             stream_url, params = await answer_call(port)
 
             async def carrier() -> CarrierStream:
@@ -357,7 +338,7 @@ async def test_amd_webhook_answers_at_once_while_its_rest_follow_up_is_slow() ->
     other = "CA" + "e" * 32
     with rest_server(slow) as rest:
         phone = _phone(rest)
-        async with serving(phone, phone.agent(provider="echo"), seen, VOICEMAIL) as port:
+        async with serving(phone, phone.agent(provider="echo"), seen, voicemail_message=VOICEMAIL) as port:
             try:
                 status, took = await post_amd(port, "machine_end_beep", other)
                 update = await anyio.to_thread.run_sync(
@@ -378,7 +359,7 @@ async def test_amd_fax_without_a_stream_is_hung_up() -> None:
     other = "CA" + "d" * 32
     with rest_server(twilio_responder) as rest:
         phone = _phone(rest)
-        async with serving(phone, phone.agent(provider="echo"), seen, VOICEMAIL) as port:
+        async with serving(phone, phone.agent(provider="echo"), seen, voicemail_message=VOICEMAIL) as port:
             status, _ = await post_amd(port, "fax", other)
             update = await anyio.to_thread.run_sync(
                 lambda: rest.wait_for(lambda r: r.path == _calls_path(other), 5.0)
