@@ -486,3 +486,43 @@ async def test_telnyx_caller_hears_the_error_message_then_the_call_hangs_up(
             await wait_actions(rest, "hangup")
     assert end["reason"] == "provider_error"
     assert speak.json["payload"] == "Sorry, try again later."
+
+
+async def test_pipeline_speech_to_text_gets_every_frame_sent_before_its_socket_opened(
+    anyio_backend: str,
+) -> None:
+    from tests.fakes.http_fakes import (
+        DeepgramFake,
+        deepgram_server,
+        pipeline_http_server,
+        twilio_stream,
+        ulaw_frames,
+    )
+    from tests.fakes.http_fakes import (
+        incoming_call as pipeline_call,
+    )
+    from tests.test_e2e_pipeline import _assert_tone, _phone
+
+    seen = Recorded()
+    # Deepgram answers the opening handshake 500 ms late: the first 25 frames
+    # arrive while its socket is not open.
+    dg_fake = DeepgramFake(transcript=None, handshake_delay=0.5)
+    with pipeline_http_server() as http, deepgram_server(dg_fake) as dg:
+        phone = _phone(http, dg)
+        agent = phone.agent(provider="pipeline", stt="deepgram", tts="openai")
+        async with serving(phone, agent, seen, on_message=lambda m: "unused") as port:
+            call_sid = "CA" + "b" * 32
+            params = await pipeline_call(port, call_sid)
+            async with twilio_stream(port, call_sid, params) as carrier:
+                await carrier.start()
+                await carrier.media(ulaw_frames(300, 2000))  # 100 frames, real time
+                with anyio.fail_after(5):
+                    while len(dg.audio) < 100 * 640:
+                        await anyio.sleep(0.01)
+                await carrier.stop()
+            end = await seen.wait_ended()
+    # Every frame, converted to 16 kHz linear16 once: 640 bytes each, none lost.
+    assert len(dg.audio) == 100 * 640
+    _assert_tone(bytes(dg.audio), 16000, 300, "caller audio at Deepgram")
+    assert end["frames_in"] == 100 and end["frames_dropped"] == 0
+    assert end["frames_buffered"] >= 20, end

@@ -271,6 +271,8 @@ class DeepgramFake:
     transcript: str | None = "hello there"
     after_bytes: int = 16000  # 0.5 s of linear16 at 16 kHz
     api_key: str = "dg-test"
+    #: Seconds before the socket's opening handshake is answered.
+    handshake_delay: float = 0.0
     audio: bytearray = field(default_factory=bytearray)
     control: list[str] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
@@ -305,7 +307,7 @@ def deepgram_server(fake: DeepgramFake | None = None) -> Iterator[DeepgramFake]:
         except ConnectionClosed:
             pass
 
-    with websocket_server(handler) as server:
+    with websocket_server(handler, handshake_delay=dg.handshake_delay) as server:
         dg.server = server
         yield dg
 

@@ -38,8 +38,13 @@ class RunningWsServer:
 
 
 @contextmanager
-def websocket_server(handler: WsHandler) -> Iterator[RunningWsServer]:
-    """Serve ``handler`` with the ``websockets`` package on a thread."""
+def websocket_server(
+    handler: WsHandler, *, handshake_delay: float = 0.0
+) -> Iterator[RunningWsServer]:
+    """Serve ``handler`` with the ``websockets`` package on a thread.
+
+    ``handshake_delay``: seconds before the opening handshake is answered (a
+    provider slow to accept the socket)."""
     ready = threading.Event()
     stop: list[asyncio.Event] = []
     box: dict[str, Any] = {}
@@ -51,7 +56,17 @@ def websocket_server(handler: WsHandler) -> Iterator[RunningWsServer]:
             box["server"].connections.append(conn)
             await handler(conn)
 
-        async with serve(wrapped, "127.0.0.1", 0, compression=None, max_size=2**22) as server:
+        async def slow_handshake(conn: ServerConnection, request: Any) -> None:
+            await asyncio.sleep(handshake_delay)
+
+        async with serve(
+            wrapped,
+            "127.0.0.1",
+            0,
+            compression=None,
+            max_size=2**22,
+            process_request=slow_handshake if handshake_delay else None,
+        ) as server:
             port = next(iter(server.sockets)).getsockname()[1]
             box["server"] = RunningWsServer(port=port, loop=asyncio.get_running_loop())
             ready.set()
