@@ -14,6 +14,7 @@ Every option is checked when it is given, so a mistake is a clear
 
 from __future__ import annotations
 
+import datetime
 import logging
 import secrets
 import signal
@@ -24,6 +25,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from patter_core.providers._models import model_warnings
 from patter_core.webhooks import (
     CarrierApiError,
     TelnyxRest,
@@ -36,7 +38,13 @@ from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools
 from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
-from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, missing_settings
+from ._runtime import (
+    CarrierSettings,
+    LocalRuntime,
+    ProviderSettings,
+    configured_models,
+    missing_settings,
+)
 from ._server import Server
 
 __all__ = ["Patter"]
@@ -160,6 +168,10 @@ class Patter:
         agent_id: str | None = None,
         stt: str | None = None,
         tts: str | None = None,
+        turn_detection: str = "server_vad",
+        noise_reduction: str | None = "near_field",
+        reasoning_effort: str | None = None,
+        parallel_tool_calls: bool | None = None,
     ) -> Agent:
         """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
         if provider is None:
@@ -205,6 +217,10 @@ class Patter:
             agent_id=agent_id,
             stt=stt,  # type: ignore[arg-type]
             tts=tts,  # type: ignore[arg-type]
+            turn_detection=turn_detection,  # type: ignore[arg-type]
+            noise_reduction=noise_reduction,  # type: ignore[arg-type]
+            reasoning_effort=reasoning_effort,
+            parallel_tool_calls=parallel_tool_calls,
         )
         return agent
 
@@ -307,6 +323,9 @@ class Patter:
         else:
             server.app = app
         for warning in app.startup_warnings():
+            log.warning("%s", warning)
+        used = configured_models(agent, self.providers, handler=on_message is not None)
+        for warning in model_warnings(used, datetime.datetime.now(datetime.UTC).date()):
             log.warning("%s", warning)
         if self._secret_generated:
             log.info("stream tokens use a per-process secret (set stream_secret to share it)")

@@ -37,9 +37,19 @@ from patter_core.providers import (
     OpenAIRealtimeSession,
     OpenAISttConfig,
     OpenAITtsConfig,
+    OpenAITurnDetection,
     PipelineConfig,
     PipelineSession,
     ProviderSession,
+)
+from patter_core.providers._models import (
+    DEEPGRAM_STT_MODEL,
+    ELEVENLABS_TTS_MODEL,
+    LLM_MODEL,
+    OPENAI_STT_MODEL,
+    OPENAI_TTS_MODEL,
+    REALTIME_MODEL,
+    REALTIME_TRANSCRIPTION_MODEL,
 )
 from patter_core.webhooks import (
     AmdCallback,
@@ -62,7 +72,7 @@ from ._httpclient import ClientError, request
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
-__all__ = ["CarrierSettings", "LocalRuntime", "ProviderSettings"]
+__all__ = ["CarrierSettings", "LocalRuntime", "ProviderSettings", "configured_models"]
 
 log = logging.getLogger("patter_anyio.runtime")
 
@@ -126,6 +136,28 @@ def missing_settings(agent: Agent, providers: ProviderSettings, *, handler: bool
     return None
 
 
+def configured_models(
+    agent: Agent, providers: ProviderSettings, *, handler: bool
+) -> list[tuple[str, str]]:
+    """``(role, model)`` for every model a call of ``agent`` will name on the wire."""
+    if agent.provider == "openai":
+        return [
+            ("openai realtime", agent.model or REALTIME_MODEL),
+            ("openai realtime transcription", REALTIME_TRANSCRIPTION_MODEL),
+        ]
+    if agent.provider != "pipeline":
+        return []  # ElevenLabs: the agent's models are set in its dashboard
+    stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
+    tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
+    models = [
+        ("pipeline speech-to-text", DEEPGRAM_STT_MODEL if stt == "deepgram" else OPENAI_STT_MODEL),
+        ("pipeline text-to-speech", OPENAI_TTS_MODEL if tts == "openai" else ELEVENLABS_TTS_MODEL),
+    ]
+    if not handler:
+        models.append(("pipeline llm", agent.model or LLM_MODEL))
+    return models
+
+
 def make_session_factory(
     agent: Agent,
     providers: ProviderSettings,
@@ -147,13 +179,17 @@ def make_session_factory(
             return OpenAIRealtimeSession(
                 OpenAIRealtimeConfig(
                     api_key=providers.openai_key,
-                    model=agent.model or "gpt-realtime",
+                    model=agent.model or REALTIME_MODEL,
                     voice=agent.voice or "marin",
                     instructions=info.instructions,
                     first_message=info.first_message or None,
                     tools=tools(info),
                     audio_format="pcmu",  # G.711 passthrough: no transcoding at all
                     base_url=providers.openai_base_url,
+                    turn_detection=OpenAITurnDetection(type=agent.turn_detection),
+                    noise_reduction=agent.noise_reduction,
+                    reasoning_effort=agent.reasoning_effort,  # type: ignore[arg-type]
+                    parallel_tool_calls=agent.parallel_tool_calls,
                 )
             )
         if agent.provider == "elevenlabs":
@@ -221,9 +257,11 @@ def make_session_factory(
                 assert providers.openai_key
                 llm = LlmConfig(
                     api_key=providers.openai_key,
-                    model=agent.model or "gpt-4o-mini",
+                    model=agent.model or LLM_MODEL,
                     base_url=providers.openai_base_url,
                     tools=tuple(tools(info)),
+                    reasoning_effort=agent.reasoning_effort,
+                    parallel_tool_calls=agent.parallel_tool_calls,
                 )
             return PipelineSession(
                 PipelineConfig(

@@ -146,7 +146,7 @@ def expected_session_update() -> dict[str, Any]:
         "type": "session.update",
         "session": {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2.1",
             "output_modalities": ["audio"],
             "instructions": f"You take calls for Acme from {CALLER} to {CALLEE}.",
             "audio": {
@@ -160,7 +160,8 @@ def expected_session_update() -> dict[str, Any]:
                         "create_response": True,
                         "interrupt_response": True,
                     },
-                    "transcription": {"model": "gpt-4o-mini-transcribe"},
+                    "transcription": {"model": "gpt-transcribe"},
+                    "noise_reduction": {"type": "near_field"},
                 },
                 "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"},
             },
@@ -245,7 +246,7 @@ async def test_openai_call(anyio_backend: str) -> None:
             end = await seen.wait_ended()
 
     # The upgrade: GA endpoint, bearer key, no beta header.
-    assert provider.handshakes == ["/v1/realtime?model=gpt-realtime"]
+    assert provider.handshakes == ["/v1/realtime?model=gpt-realtime-2.1"]
     headers = provider.handshake_headers[0]
     assert headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert "openai-beta" not in headers

@@ -83,7 +83,7 @@ def test_start_opens_the_ga_endpoint_with_bearer_auth() -> None:
     assert session.io_to_send() == [
         OpenSocket(
             channel="main",
-            url="wss://api.openai.com/v1/realtime?model=gpt-realtime",
+            url="wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1",
             headers=(("authorization", "Bearer sk-test"),),
         )
     ]
@@ -129,7 +129,7 @@ def test_session_update_is_the_ga_shape_of_protocols_5_2() -> None:
             "type": "session.update",
             "session": {
                 "type": "realtime",
-                "model": "gpt-realtime",
+                "model": "gpt-realtime-2.1",
                 "output_modalities": ["audio"],
                 "instructions": "You are a friendly phone receptionist. Keep answers short.",
                 "audio": {
@@ -143,7 +143,8 @@ def test_session_update_is_the_ga_shape_of_protocols_5_2() -> None:
                             "create_response": True,
                             "interrupt_response": True,
                         },
-                        "transcription": {"model": "gpt-4o-mini-transcribe"},
+                        "transcription": {"model": "gpt-transcribe"},
+                        "noise_reduction": {"type": "near_field"},
                     },
                     "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"},
                 },

@@ -74,6 +74,7 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._models import REALTIME_MODEL, REALTIME_TRANSCRIPTION_MODEL
 from ._urls import DEFAULT_OPENAI_BASE_URL, openai_realtime_url
 
 __all__ = [
@@ -148,7 +149,7 @@ class OpenAIRealtimeConfig:
     """One agent's Realtime settings; ``tools`` are ``{name, description, parameters}``."""
 
     api_key: str
-    model: str = "gpt-realtime"
+    model: str = REALTIME_MODEL
     voice: str = "marin"
     instructions: str = ""
     first_message: str | None = None
@@ -158,8 +159,15 @@ class OpenAIRealtimeConfig:
     audio_format: Literal["pcmu", "pcma", "pcm24"] = "pcmu"
     # None means manual turns (the bridge commits and asks for responses).
     turn_detection: OpenAITurnDetection | None = field(default_factory=OpenAITurnDetection)
-    input_transcription_model: str | None = "gpt-4o-mini-transcribe"
-    noise_reduction: Literal["near_field", "far_field"] | None = None
+    input_transcription_model: str | None = REALTIME_TRANSCRIPTION_MODEL
+    # A handset's microphone is near the mouth: near_field suits phone audio
+    # (PROTOCOLS.md §5.2); None turns the server's filter off.
+    noise_reduction: Literal["near_field", "far_field"] | None = "near_field"
+    # Reasoning Realtime models (gpt-realtime-2 and later) only; None sends
+    # nothing and keeps the server's default. "low" keeps a phone turn quick.
+    reasoning_effort: Literal["minimal", "low", "medium", "high", "xhigh"] | None = None
+    # Reasoning Realtime models only: may the model call several tools at once.
+    parallel_tool_calls: bool | None = None
     base_url: str = DEFAULT_OPENAI_BASE_URL
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
@@ -176,6 +184,16 @@ class OpenAIRealtimeConfig:
                 raise LocalProtocolError(f"each tool needs a string 'name': {tool!r}")
         if self.max_message_bytes <= 0 or self.max_pending_bytes < 0:
             raise LocalProtocolError("message limits must be positive")
+        if self.reasoning_effort not in (None, *REASONING_EFFORTS):
+            raise LocalProtocolError(
+                f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}"
+            )
+        if self.noise_reduction not in (None, "near_field", "far_field"):
+            raise LocalProtocolError("noise_reduction must be near_field, far_field or None")
+
+
+#: ``session.reasoning.effort`` values (the SDK's RealtimeReasoningEffort).
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 
 
 def session_update(config: OpenAIRealtimeConfig) -> dict[str, object]:
@@ -209,6 +227,10 @@ def session_update(config: OpenAIRealtimeConfig) -> dict[str, object]:
             for tool in config.tools
         ]
         session["tool_choice"] = "auto"
+    if config.reasoning_effort is not None:
+        session["reasoning"] = {"effort": config.reasoning_effort}
+    if config.parallel_tool_calls is not None:
+        session["parallel_tool_calls"] = config.parallel_tool_calls
     return {"type": "session.update", "session": session}
 
 

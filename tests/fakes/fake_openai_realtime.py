@@ -33,6 +33,7 @@ from patter_core.providers import (
     SendMessage,
     StartHttp,
 )
+from patter_core.providers._models import REALTIME_MODEL
 
 __all__ = ["FakeOpenAIRealtime", "FakePeer", "Loopback", "tone"]
 
@@ -58,7 +59,7 @@ def tone(audio_format: str, ms: int, hz: float = 440.0, amplitude: int = 8000) -
 class FakeOpenAIRealtime:
     """The server side of an OpenAI Realtime GA session, message by message."""
 
-    def __init__(self, *, api_key: str = "sk-test", model: str = "gpt-realtime") -> None:
+    def __init__(self, *, api_key: str = "sk-test", model: str = REALTIME_MODEL) -> None:
         self.api_key = api_key
         self.model = model
         self.received: list[dict[str, Any]] = []  # every client message, parsed
