@@ -191,6 +191,7 @@ class CallBridge:
         self._ready = False
         self._pending: list[ProviderCommand] = []
         self._inbound: Transcoding | None = None
+        self._inbound_dst: AudioFormat | None = None
         self._outbound: Transcoding | None = None
         self._outbound_src: AudioFormat | None = None
         self._playback = Playback()
@@ -457,6 +458,7 @@ class CallBridge:
         session = self._factory(info)
         self._session = session
         self._inbound = self._make_transcoder(start.media_format, session.input_format)
+        self._inbound_dst = session.input_format
         self._out.append(
             FireCallback(
                 name="on_call_start",
@@ -480,10 +482,23 @@ class CallBridge:
     def _on_media(self, media: Media, now: float) -> None:
         if not self._ready or self._inbound is None or self._session is None:
             return
-        audio = self._inbound.convert(media.payload)
+        audio = self._caller_audio(media.payload)
         if audio:
             self._session.send(SendAudio(audio=audio), now)
             self._drain_session(now)
+
+    def _caller_audio(self, payload: bytes) -> bytes:
+        """``payload`` in the session's input format, which it may announce late.
+
+        ElevenLabs fixes its formats in the agent and says which at
+        SessionReady: the converter follows before any audio is sent.
+        """
+        target = self._session.input_format if self._session is not None else None
+        src = self._stream.media_format
+        if target is not None and target != self._inbound_dst and src is not None:
+            self._inbound = self._make_transcoder(src, target)
+            self._inbound_dst = target
+        return self._inbound.convert(payload) if self._inbound is not None else b""
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
