@@ -247,10 +247,7 @@ def test_commands_golden_json() -> None:
             },
         },
         {"type": "response.create"},
-        {
-            "type": "response.create",
-            "response": {"instructions": SAY_EXACTLY_PREFIX + "Hello there."},
-        },
+        # One response at a time: the Say and the DTMF answer wait their turn.
         {
             "type": "conversation.item.create",
             "item": {
@@ -259,9 +256,20 @@ def test_commands_golden_json() -> None:
                 "content": [{"type": "input_text", "text": "The caller pressed 5"}],
             },
         },
-        {"type": "response.create"},
         {"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}},
     ]
+    done = json.dumps({"type": "response.done", "response": {"status": "completed", "output": []}})
+    session.socket_message("main", done, 2.0)
+    assert sent_json(session) == [
+        {
+            "type": "response.create",
+            "response": {"instructions": SAY_EXACTLY_PREFIX + "Hello there."},
+        }
+    ]
+    session.socket_message("main", done, 3.0)
+    assert sent_json(session) == [{"type": "response.create"}]
+    session.socket_message("main", done, 4.0)
+    assert sent_json(session) == []
 
 
 def test_command_misuse_is_local_error() -> None:

@@ -80,6 +80,9 @@ class ResponseDone:
 
     item_id: str | None = None
     status: str = "completed"
+    #: Completed function calls in this answer: their outputs make the agent
+    #: answer again (so an ``end_call`` waits for that answer too).
+    tool_calls: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

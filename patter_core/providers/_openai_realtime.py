@@ -20,9 +20,30 @@ Server events become the common provider events::
     input_audio_buffer.speech_started        -> UserSpeechStarted(item_id)
     input_audio_buffer.speech_stopped        -> UserSpeechStopped(item_id)
     ...input_audio_transcription.completed   -> Transcript(user, final=True)
-    response.function_call_arguments.done    -> ToolCall(call_id, name, arguments)
-    response.done                            -> ResponseDone(item_id, status)
+    response.output_item.done (function_call, completed)
+                                             -> ToolCall(call_id, name, arguments)
+    response.done                            -> ResponseDone(item_id, status, tool_calls)
     error                                    -> ProviderError(fatal=False)
+
+One response at a time (PROTOCOLS.md §5.1 "Behaviour"): the server refuses
+a ``response.create`` while a response is active
+(``conversation_already_has_active_response``), so ours wait in a queue
+until the active response's ``response.done``, as OpenAI's own SDK does. A
+response is active from our ``response.create`` (or the server's
+``response.created``, e.g. from server VAD) to its ``response.done``; a
+refused create goes back to the head of the queue. Tool outputs are sent at
+once, and one ``response.create`` follows when every completed call of the
+answer has its output (parallel calls: N outputs, one create).
+
+Function calls act only from completed items: the server also emits
+``response.function_call_arguments.done`` for an interrupted or cancelled
+response, so the call is held until ``response.output_item.done`` (status
+``completed``) or a completed ``response.done``; a cancelled one is dropped
+and counted in :attr:`OpenAIRealtimeSession.dropped_tool_calls`.
+
+``response.done`` with status ``failed`` (rate limits, quota) is reported as
+a non-fatal ``ProviderError(code="response_failed")`` and counted;
+``max_failed_responses`` failures in a row end the session (fatal).
 
 The deprecated beta names (``response.audio.delta``,
 ``response.audio_transcript.*``, ``response.text.*``) are accepted on input
@@ -49,6 +70,7 @@ from ._base import (
     DEFAULT_SETUP_TIMEOUT,
     Malformed,
     RealtimeSessionBase,
+    SessionState,
     b64decode,
     b64encode,
     dumps,
@@ -105,6 +127,10 @@ _RESPONSE_CANCEL = '{"type":"response.cancel"}'
 
 # Server errors that are the expected answer to something we did on purpose.
 _EXPECTED_ERROR_CODES = frozenset({"response_cancel_not_active"})
+_ACTIVE_RESPONSE = "conversation_already_has_active_response"
+# Three failed answers in a row: the caller has heard silence three times and
+# the cause (quota, rate limit) will not clear within a call.
+DEFAULT_MAX_FAILED_RESPONSES = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,6 +199,7 @@ class OpenAIRealtimeConfig:
     max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
     max_malformed_messages: int = DEFAULT_MAX_MALFORMED_MESSAGES
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
+    max_failed_responses: int = DEFAULT_MAX_FAILED_RESPONSES
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key:
@@ -259,6 +286,22 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self.expected_errors = 0
         #: The server's id for this session, once ``session.created`` arrives.
         self.session_id: str | None = None
+        # One response at a time (module doc).
+        self._response_active = False
+        self._awaiting_created = False
+        self._creates: list[str] = []
+        self._last_create: str | None = None
+        self._open_calls: set[str] = set()  # completed calls awaiting our output
+        self._outputs_sent = False  # a tool output is waiting for its response.create
+        self._held_calls: dict[str, ToolCall] = {}  # by item id, until the item completes
+        self._answer_calls = 0  # completed calls in the active response
+        self._failed_in_a_row = 0
+        #: ``response.create`` refused as "already has an active response" and re-sent.
+        self.refused_creates = 0
+        #: Function calls of cancelled or incomplete responses, not acted on.
+        self.dropped_tool_calls = 0
+        #: Responses that ended with status ``failed``.
+        self.failed_responses = 0
 
     @property
     def config(self) -> OpenAIRealtimeConfig:
@@ -304,7 +347,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                     "output": command.output,
                 },
             }
-            return [(dumps(output), False), (_RESPONSE_CREATE, False)]
+            return [(dumps(output), False)]  # send() asks for the response
         if isinstance(command, Say):
             return [(_say(command.text), False)]
         if isinstance(command, SendText):
@@ -324,6 +367,34 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             }
             return [(dumps(update), False)]
         raise LocalProtocolError(f"not a provider command: {command!r}")
+
+    def send(self, command: ProviderCommand, now: float) -> None:
+        super().send(command, now)
+        if isinstance(command, ToolResult):
+            self._open_calls.discard(command.call_id)
+            self._outputs_sent = True
+            self._flush_responses()
+
+    def _send_text(self, text: str, is_audio: bool) -> None:
+        if text.startswith(_CREATE_PREFIX):
+            self._creates.append(text)
+            self._flush_responses()
+            return
+        super()._send_text(text, is_audio)
+
+    def _flush_responses(self) -> None:
+        """Send the next ``response.create`` if no response is active (module doc)."""
+        if self._state is SessionState.CLOSED or self._response_active:
+            return
+        if self._outputs_sent and not self._open_calls:
+            self._outputs_sent = False
+            self._creates.insert(0, _RESPONSE_CREATE)
+        if not self._creates:
+            return
+        text = self._creates.pop(0)
+        self._response_active = self._awaiting_created = True
+        self._last_create = text
+        super()._send_text(text, False)
 
     # -- wire -> events ---------------------------------------------------------
 
@@ -383,25 +454,83 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         ]
 
     def _tool_call(self, m: dict[str, Any]) -> list[ProviderEvent]:
-        return [
-            ToolCall(
-                call_id=get_str(m, "call_id"),
-                name=get_str(m, "name"),
-                arguments=get_str(m, "arguments"),
-            )
-        ]
+        # Held until its item completes: also sent for cancelled responses.
+        call = ToolCall(
+            call_id=get_str(m, "call_id"),
+            name=get_str(m, "name"),
+            arguments=get_str(m, "arguments"),
+        )
+        self._held_calls[opt_str(m, "item_id") or call.call_id] = call
+        return []
+
+    def _release_call(self, key: str, completed: bool) -> list[ProviderEvent]:
+        call = self._held_calls.pop(key, None)
+        if call is None:
+            return []
+        if not completed:
+            self.dropped_tool_calls += 1
+            return []
+        self._open_calls.add(call.call_id)
+        self._answer_calls += 1
+        return [call]
+
+    def _item_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
+        item = get_obj(m, "item")
+        if item.get("type") != "function_call":
+            return []
+        key = opt_str(item, "id") or opt_str(item, "call_id") or ""
+        return self._release_call(key, opt_str(item, "status") in (None, "completed"))
+
+    def _response_created(self, m: dict[str, Any]) -> list[ProviderEvent]:
+        self._response_active = True  # ours, or the server's own (server VAD)
+        self._awaiting_created = False
+        return []
 
     def _response_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         response = get_obj(m, "response")
         status = opt_str(response, "status") or "completed"
         item_id: str | None = None
+        events: list[ProviderEvent] = []
         output = response.get("output")
         if isinstance(output, list):
-            # The spoken answer is the last "message" item of the response.
             for item in output:
-                if isinstance(item, dict) and item.get("type") == "message":
+                if not isinstance(item, dict):
+                    continue
+                if item.get("type") == "message":
+                    # The spoken answer is the last "message" item of the response.
                     item_id = opt_str(item, "id")
-        return [ResponseDone(item_id=item_id, status=status)]
+                elif item.get("type") == "function_call":
+                    key = opt_str(item, "id") or opt_str(item, "call_id") or ""
+                    ok = status == "completed" and opt_str(item, "status") in (None, "completed")
+                    events += self._release_call(key, ok)
+        for key in list(self._held_calls):  # calls the output did not list
+            events += self._release_call(key, status == "completed")
+        events.append(ResponseDone(item_id=item_id, status=status, tool_calls=self._answer_calls))
+        self._answer_calls = 0
+        self._response_active = self._awaiting_created = False
+        if status == "failed":
+            events += self._response_failed(response)
+        elif status == "completed":
+            self._failed_in_a_row = 0
+        self._flush_responses()
+        return events
+
+    def _response_failed(self, response: dict[str, Any]) -> list[ProviderEvent]:
+        self.failed_responses += 1
+        self._failed_in_a_row += 1
+        details = response.get("status_details")
+        error = details.get("error") if isinstance(details, dict) else None
+        reason = "no detail"
+        if isinstance(error, dict):
+            reason = opt_str(error, "message") or opt_str(error, "code") or reason
+        elif isinstance(details, dict):
+            reason = opt_str(details, "reason") or reason
+        limit = self._config.max_failed_responses
+        if self._failed_in_a_row >= limit:
+            return self._fail(
+                f"{limit} responses in a row failed (last: {reason})", code="response_failed"
+            )
+        return [ProviderError(message=f"response failed: {reason}", code="response_failed")]
 
     def _session_created(self, m: dict[str, Any]) -> list[ProviderEvent]:
         session = m.get("session")
@@ -415,7 +544,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self._got_session_updated = True
         events: list[ProviderEvent] = [self._ready()]
         if self._config.first_message:
-            self._send_now(_say(self._config.first_message))
+            self._send_text(_say(self._config.first_message), False)
         return events
 
     def _error(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -424,8 +553,24 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         if code in _EXPECTED_ERROR_CODES:
             self.expected_errors += 1
             return []
+        if code == _ACTIVE_RESPONSE and self._last_create is not None:
+            # Ours lost a race with the server's own (server VAD): it goes
+            # first when that one is done.
+            self.refused_creates += 1
+            self._creates.insert(0, self._last_create)
+            self._last_create = None
+            self._response_active = True
+            self._awaiting_created = False
+            return []
+        if self._awaiting_created:
+            # Our create was refused for another reason: nothing is active.
+            self._response_active = self._awaiting_created = False
+            self._flush_responses()
         message = opt_str(error, "message") or "unspecified error"
         return [ProviderError(message=message, fatal=False, code=code)]
+
+
+_CREATE_PREFIX = '{"type":"response.create"'
 
 
 def _say(text: str) -> str:
@@ -457,6 +602,8 @@ _HANDLERS: dict[str, _Handler] = {
     "conversation.item.input_audio_transcription.completed": _S._user_done,
     "conversation.item.input_audio_transcription.failed": _S._user_failed,
     "response.function_call_arguments.done": _S._tool_call,
+    "response.output_item.done": _S._item_done,
+    "response.created": _S._response_created,
     "response.done": _S._response_done,
     "error": _S._error,
 }

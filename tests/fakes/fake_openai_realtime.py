@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -69,6 +69,10 @@ class FakeOpenAIRealtime:
         self._active_item: str | None = None
         self._output: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
+        #: How to answer an accepted ``response.create`` (default: begin a response).
+        self.answer: Callable[[dict[str, Any]], list[str]] | None = None
+        #: ``response.create`` refused because a response was active.
+        self.refused_creates = 0
 
     # -- transport-facing -----------------------------------------------------
 
@@ -119,7 +123,22 @@ class FakeOpenAIRealtime:
         if kind == "conversation.item.create":
             item = dict(msg["item"], id=f"item_{next(self._ids)}", status="completed")
             return [self._event("conversation.item.added", previous_item_id=None, item=item)]
-        return []  # response.create etc.: the test scripts the answer
+        if kind == "response.create":
+            # As documented: one response at a time per conversation.
+            if self.active_response is not None:
+                self.refused_creates += 1
+                return self.error(
+                    "conversation_already_has_active_response",
+                    "Conversation already has an active response in progress: "
+                    f"{self.active_response}. Wait until the response is finished "
+                    "before creating a new one.",
+                )
+            if self.answer is not None:
+                return self.answer(msg)
+            # No script: the response starts; the test scripts what it says
+            # (audio, transcript) and its end (end_response).
+            return self.begin_response()
+        return []
 
     # -- scripted server events -------------------------------------------------
 
@@ -208,35 +227,82 @@ class FakeOpenAIRealtime:
             + self.end_response()
         )
 
-    def function_call(self, name: str, arguments: str, call_id: str = "call_1") -> list[str]:
+    def function_call(
+        self, name: str, arguments: str, call_id: str = "call_1", status: str = "completed"
+    ) -> list[str]:
+        """One response calling one function; ``status="cancelled"`` as when interrupted."""
+        return self.function_calls([(name, arguments, call_id)], status=status)
+
+    def function_calls(
+        self, calls: Sequence[tuple[str, str, str]], status: str = "completed"
+    ) -> list[str]:
+        """One response calling ``(name, arguments, call_id)`` functions in parallel.
+
+        The server emits ``response.function_call_arguments.done`` even for a
+        cancelled response; the item then ends ``incomplete``.
+        """
         response_id = f"resp_{next(self._ids)}"
-        item_id = f"item_{next(self._ids)}"
-        item = {
-            "id": item_id,
-            "type": "function_call",
-            "status": "completed",
-            "name": name,
-            "call_id": call_id,
-            "arguments": arguments,
-        }
-        common = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         response = {"id": response_id, "object": "realtime.response"}
-        return [
-            self._event("response.created", response=dict(response, status="in_progress")),
-            self._event(
-                "response.function_call_arguments.delta", **common, call_id=call_id, delta=arguments
-            ),
-            self._event(
-                "response.function_call_arguments.done",
-                **common,
-                call_id=call_id,
-                name=name,
-                arguments=arguments,
-            ),
+        out = [self._event("response.created", response=dict(response, status="in_progress"))]
+        items = []
+        item_status = "completed" if status == "completed" else "incomplete"
+        for index, (name, arguments, call_id) in enumerate(calls):
+            item_id = f"item_{next(self._ids)}"
+            item = {
+                "id": item_id,
+                "type": "function_call",
+                "status": item_status,
+                "name": name,
+                "call_id": call_id,
+                "arguments": arguments,
+            }
+            items.append(item)
+            common = {"response_id": response_id, "item_id": item_id, "output_index": index}
+            out += [
+                self._event(
+                    "response.function_call_arguments.delta",
+                    **common,
+                    call_id=call_id,
+                    delta=arguments,
+                ),
+                self._event(
+                    "response.function_call_arguments.done",
+                    **common,
+                    call_id=call_id,
+                    name=name,
+                    arguments=arguments,
+                ),
+                self._event(
+                    "response.output_item.done",
+                    response_id=response_id,
+                    output_index=index,
+                    item=item,
+                ),
+            ]
+        details = None if status == "completed" else {"type": status, "reason": "turn_detected"}
+        out.append(
             self._event(
                 "response.done",
-                response=dict(response, status="completed", status_details=None, output=[item]),
-            ),
+                response=dict(response, status=status, status_details=details, output=items),
+            )
+        )
+        return out
+
+    def failed_response(self, code: str = "rate_limit_exceeded") -> list[str]:
+        """A response the server gave up on (rate limit, quota)."""
+        response_id = f"resp_{next(self._ids)}"
+        error = {"type": "requests", "code": code, "message": f"failed: {code}"}
+        response = {
+            "id": response_id,
+            "object": "realtime.response",
+            "status": "failed",
+            "status_details": {"type": "failed", "error": error},
+            "output": [],
+        }
+        self.active_response = None
+        return [
+            self._event("response.created", response=dict(response, status="in_progress")),
+            self._event("response.done", response=response),
         ]
 
     def error(self, code: str, message: str, type: str = "invalid_request_error") -> list[str]:
