@@ -118,6 +118,7 @@ from ._actions import (
     CloseCarrier,
     FireCallback,
     HttpCall,
+    LogProblem,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -136,6 +137,7 @@ from ._config import (
     default_transcoder,
 )
 from ._playback import Playback
+from ._problems import ProblemLog
 from ._tools import decide, error_output, offered_tools
 
 __all__ = ["CallBridge"]
@@ -153,6 +155,8 @@ class _State(enum.Enum):
 _HANGUP_REASONS = frozenset(
     {"end_call", "hangup", "voicemail", "provider_error", "provider_closed"}
 )
+#: What the model hears back from end_call.
+_END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have not"}'
 #: Digits a keypad can send (RFC 4733 events 0-15).
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
@@ -203,6 +207,10 @@ class CallBridge:
         self._hangup_detail = ""
         self._timer: float | None = None
         self._socket_closing = False  # inside provider_socket_closed
+        self._provider_close: tuple[int, str] | None = None  # the main socket's close
+        self._playing_out = False  # the provider closed normally; our audio still plays
+        self._await_goodbye = False  # end_call answered: its follow-up answer plays first
+        self._problems = ProblemLog()
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
@@ -305,13 +313,15 @@ class CallBridge:
         self, channel: str, code: int, reason: str, now: float
     ) -> list[Action]:
         self._socket_closing = True
+        if channel == "main":
+            self._provider_close = (code, reason)
         try:
             actions = self._provider_input(
                 lambda s: s.socket_closed(channel, code, reason, now), now
             )
         finally:
             self._socket_closing = False
-        if channel == "main" and self._is_active():
+        if channel == "main" and self._is_active() and not self._playing_out:
             self._begin()
             self._end("provider_closed", now)
             actions += self._finish(now)
@@ -488,11 +498,7 @@ class CallBridge:
             self._drain_session(now)
 
     def _caller_audio(self, payload: bytes) -> bytes:
-        """``payload`` in the session's input format, which it may announce late.
-
-        ElevenLabs fixes its formats in the agent and says which at
-        SessionReady: the converter follows before any audio is sent.
-        """
+        """``payload`` in the session's input format (ElevenLabs: known at SessionReady)."""
         target = self._session.input_format if self._session is not None else None
         src = self._stream.media_format
         if target is not None and target != self._inbound_dst and src is not None:
@@ -523,12 +529,11 @@ class CallBridge:
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
             elif isinstance(event, ResponseDone):
-                self._on_response_done(now)
+                self._on_response_done(now, event.tool_calls)
             elif isinstance(event, SessionReady):
                 self._on_ready(now)
-            elif isinstance(event, ProviderError) and event.fatal:
-                closed = self._socket_closing
-                self._end("provider_closed" if closed else "provider_error", now)
+            elif isinstance(event, ProviderError):
+                self._on_provider_error(event, now)
 
     def _on_ready(self, now: float) -> None:
         if self._ready:
@@ -561,7 +566,25 @@ class CallBridge:
         frames.append(stream.send_mark(name))
         self._to_carrier(frames)
 
-    def _on_response_done(self, now: float) -> None:
+    def _on_provider_error(self, error: ProviderError, now: float) -> None:
+        if not error.fatal:
+            line = self._problems.admit(error.code or "error", error.message, now)
+            if line is not None:
+                self._out.append(LogProblem(message=line))
+            return
+        unplayed = self._stream.played_ms < self._stream.sent_ms
+        normal = self._socket_closing and (self._provider_close or (0, ""))[0] == 1000
+        if normal and (unplayed or self._playback.has_current_audio()):
+            # A normal close (ElevenLabs' own end_call, its duration cap) while
+            # our audio is still queued at the carrier: let it play out.
+            self._playing_out = True
+            if self._finish_reason is None:
+                self._finish_reason = "provider_closed"
+                self._finish_deadline = now + self._config.end_call_grace_seconds
+            return self._on_response_done(now, 0)
+        self._end("provider_closed" if self._socket_closing else "provider_error", now)
+
+    def _on_response_done(self, now: float, tool_calls: int = 0) -> None:
         self._playback.response_done()
         if self._outbound is not None and self._playback.has_current_audio():
             # The answer's last partial frame and the resampler's tail, marked,
@@ -572,7 +595,10 @@ class CallBridge:
             if frames:
                 self._to_carrier(frames)
                 self._send_agent_audio(self._playback.current, b"")
-        self._finish_needs_done = False
+        if self._await_goodbye and tool_calls:
+            self._await_goodbye = False  # end_call's own answer: its goodbye follows
+        else:
+            self._finish_needs_done = False
         self._maybe_finish(now)
 
     def _on_speech_started(self, now: float) -> None:
@@ -597,8 +623,10 @@ class CallBridge:
         elif decision.kind == "end_call":
             if self._finish_reason is None:
                 self._finish_reason = "end_call"
-                self._finish_needs_done = True
+                self._finish_needs_done = self._await_goodbye = True
                 self._finish_deadline = now + self._config.end_call_grace_seconds
+                # The output lets the model say goodbye if it has not yet.
+                self._command(ToolResult(call_id=call.call_id, output=_END_CALL_OUTPUT), now)
         elif decision.kind == "transfer":
             self._transfer(call.call_id, decision.target, now)
         else:
@@ -662,6 +690,8 @@ class CallBridge:
         }
         if reason == "hangup":
             payload["detail"] = self._hangup_detail
+        if self._provider_close is not None:
+            payload["provider_close_code"], payload["provider_close_reason"] = self._provider_close
         if self._transferred_to is not None:
             payload["transferred_to"] = self._transferred_to
         self._out.append(FireCallback(name="on_call_end", payload=payload))

@@ -1,0 +1,105 @@
+"""The bridge and provider behaviour: end_call's goodbye, normal provider closes
+with audio still queued, the provider's close code at the end, error reports."""
+
+from __future__ import annotations
+
+from patter_core.bridge import BridgeConfig, LogProblem
+from patter_core.bridge._problems import ProblemLog
+from patter_core.providers import ProviderError, ResponseDone, ToolCall
+
+from .test_bridge_call import play_agent
+from .test_bridge_support import FakeSession, Rig, callbacks, http_calls, mark
+
+
+def test_end_call_waits_for_the_answer_its_output_starts() -> None:
+    rig = Rig()
+    rig.connect()
+    rig.provider([ToolCall(call_id="e1", name="end_call", arguments="{}")], 1.0)
+    # The answer that called end_call is done; its output makes the model answer again.
+    out = rig.provider([ResponseDone(item_id=None, tool_calls=1)], 1.1)
+    assert callbacks(out, "on_call_end") == [] and not rig.bridge.ended
+    names = play_agent(rig, "goodbye", 2, 1.2)
+    assert callbacks(rig.provider([ResponseDone(item_id="goodbye")], 1.3), "on_call_end") == []
+    for name in names:
+        rig.carrier(mark(name), 1.5)
+    (tail,) = rig.stream.pending_marks
+    (ended,) = callbacks(rig.carrier(mark(tail), 1.6), "on_call_end")
+    assert ended["reason"] == "end_call" and ended["ended_at"] == 1.6
+
+
+def test_a_second_end_call_in_the_goodbye_does_not_wait_again() -> None:
+    rig = Rig()
+    rig.connect()
+    rig.provider([ToolCall(call_id="e1", name="end_call", arguments="{}")], 1.0)
+    rig.provider([ResponseDone(tool_calls=1)], 1.1)
+    rig.provider([ToolCall(call_id="e2", name="end_call", arguments="{}")], 1.2)
+    (ended,) = callbacks(rig.provider([ResponseDone(tool_calls=1)], 1.3), "on_call_end")
+    assert ended["reason"] == "end_call"
+
+
+def provider_close(rig: Rig, code: int, reason: str, now: float) -> list[object]:
+    rig.session.inbox = [ProviderError(message="closed", fatal=True, code=str(code))]
+    out = rig.bridge.provider_socket_closed("main", code, reason, now)
+    rig.actions += out
+    return list(out)
+
+
+def test_normal_provider_close_lets_the_queued_goodbye_play() -> None:
+    rig = Rig()
+    rig.connect()
+    names = play_agent(rig, "bye", 3, 1.0)
+    out = provider_close(rig, 1000, "conversation ended", 1.1)
+    assert callbacks(out, "on_call_end") == [] and not rig.bridge.ended  # type: ignore[arg-type]
+    for name in names:
+        assert callbacks(rig.carrier(mark(name), 1.3), "on_call_end") == []
+    (tail,) = rig.stream.pending_marks  # the last partial frame, flushed at the close
+    out2 = rig.carrier(mark(tail), 1.5)
+    (ended,) = callbacks(out2, "on_call_end")
+    assert ended["reason"] == "provider_closed" and ended["ended_at"] == 1.5
+    assert ended["provider_close_code"] == 1000
+    assert ended["provider_close_reason"] == "conversation ended"
+    assert [h.purpose for h in http_calls(out2)] == ["hangup"]
+
+
+def test_normal_close_with_nothing_queued_and_an_error_close_end_at_once() -> None:
+    for code, queued in ((1000, False), (1011, True)):
+        rig = Rig()
+        rig.connect()
+        if queued:
+            play_agent(rig, "a", 2, 1.0)
+        (ended,) = callbacks(provider_close(rig, code, "bye", 2.0), "on_call_end")  # type: ignore[arg-type]
+        assert ended["reason"] == "provider_closed"
+        assert (ended["provider_close_code"], ended["provider_close_reason"]) == (code, "bye")
+
+
+def test_the_play_out_is_bounded_by_the_grace_time() -> None:
+    rig = Rig(BridgeConfig(end_call_grace_seconds=3.0))
+    rig.connect()
+    play_agent(rig, "bye", 3, 1.0)
+    provider_close(rig, 1000, "", 1.1)
+    assert rig.bridge.next_deadline() == 4.1
+    (ended,) = callbacks(rig.bridge.handle_timer(4.1), "on_call_end")
+    assert ended["reason"] == "provider_closed"
+
+
+def test_non_fatal_provider_errors_are_logged_rate_limited() -> None:
+    rig = Rig()
+    rig.connect()
+    logged: list[str] = []
+    for i in range(10):
+        out = rig.provider([ProviderError(message=f"oops {i}", code="rate_limit")], 1.0 + i)
+        logged += [a.message for a in out if isinstance(a, LogProblem)]
+    assert logged == [f"provider error (rate_limit): oops {i}" for i in range(3)]
+    out = rig.provider([ProviderError(message="again", code="rate_limit")], 62.0)
+    assert [a.message for a in out if isinstance(a, LogProblem)] == [
+        "provider error (rate_limit): again (7 more like it not logged)"
+    ]
+    assert not rig.bridge.ended
+    assert isinstance(rig.session, FakeSession)
+
+
+def test_problem_log_bounds_its_codes() -> None:
+    log = ProblemLog(burst=1, window=10.0)
+    lines = [log.admit(f"code{i}", "m", 0.0) for i in range(100)]
+    assert sum(line is not None for line in lines) == 65  # 64 codes, then one "other"
+    assert log.total == 100
