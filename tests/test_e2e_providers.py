@@ -7,6 +7,7 @@ providers on 127.0.0.1 (see :mod:`tests.test_e2e_realtime` for the setting).
 from __future__ import annotations
 
 import base64
+import logging
 
 import anyio
 import pytest
@@ -22,12 +23,15 @@ from tests.fakes.carrier import (
     ulaw_tone,
 )
 from tests.fakes.fake_elevenlabs import FakeElevenLabs
-from tests.fakes.provider_servers import provider_server
+from tests.fakes.fake_openai_realtime import FakeOpenAIRealtime
+from tests.fakes.provider_servers import Close, provider_server
 from tests.test_e2e_echo import AUTH_TOKEN, CALL_SID
 from tests.test_e2e_realtime import (
+    OPENAI_KEY,
     PROMPT,
     Recorded,
     answer_call,
+    hangups,
     of_type,
     serving,
     twilio_phone,
@@ -73,3 +77,88 @@ async def test_elevenlabs_pcm_agent_hears_pcm(anyio_backend: str) -> None:
     assert len(pcm) >= 4 * (len(caller_audio) - 160 * 5)
     heard = tone_report(pcm, rate=16000, pcm16=True)
     assert abs(heard.peak_hz - 300) < 5 and heard.snr_db >= 30, heard
+
+
+async def test_elevenlabs_goodbye_plays_before_the_hangup(anyio_backend: str) -> None:
+    """The agent's own end_call: its goodbye, then the server closes with 1000 at once."""
+    fake = FakeElevenLabs(agent_id="agent_bye")
+    seen = Recorded()
+    goodbye = ulaw_tone(700, 1200)
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, elevenlabs_base_url=provider.base_url)
+        agent = phone.agent(provider="elevenlabs", agent_id="agent_bye", system_prompt=PROMPT)
+        async with serving(phone, agent, seen) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> tuple[CarrierStream, int, float]:
+                async with carrier_stream(
+                    local_ws_url(port, stream_url),
+                    headers={"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)},
+                ) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await provider.wait_for(of_type("conversation_initiation_client_data"))
+                    await anyio.sleep(0.2)
+                    start = len(call.audio)
+                    began = anyio.current_time()
+                    provider.push(lambda: [*fake.agent_says("Goodbye!", goodbye), Close(1000, "")])
+                    await call.wait(call.closed.is_set, timeout=10, what="the server closing")
+                    return call, start, anyio.current_time() - began
+
+            call, start, took = await run_in_asyncio_thread(carrier)
+            end = await seen.wait_ended()
+            with anyio.fail_after(5):
+                while not hangups(rest):
+                    await anyio.sleep(0.01)
+    # All of the goodbye reached the caller and played (marks echoed) before
+    # the server hung up, though the provider had closed at once.
+    heard = bytes(call.heard)[start:]
+    assert heard[: len(goodbye)] == goodbye
+    assert took >= 1.1, took  # 1.2 s of goodbye, played in real time
+    assert end["reason"] == "provider_closed"
+    assert (end["provider_close_code"], end["provider_close_reason"]) == (1000, "")
+    assert hangups(rest) == [{"Status": "completed"}]
+
+
+async def test_openai_end_call_of_a_cancelled_answer_does_not_hang_up_and_failures_are_logged(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="patter_anyio")
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", system_prompt=PROMPT)
+        async with serving(phone, agent, seen) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> CarrierStream:
+                async with carrier_stream(
+                    local_ws_url(port, stream_url),
+                    headers={"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)},
+                ) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await provider.wait_for(of_type("session.update"))
+                    await anyio.sleep(0.2)
+                    # The caller interrupted the answer that was calling end_call.
+                    provider.push(
+                        lambda: fake.function_call(
+                            "end_call", "{}", call_id="c1", status="cancelled"
+                        )
+                    )
+                    provider.push(fake.failed_response)
+                    await anyio.sleep(0.5)
+                    assert not call.closed.is_set()
+                    await call.stop()
+                    await call.wait(call.closed.is_set, what="the server closing the stream")
+                    return call
+
+            await run_in_asyncio_thread(carrier)
+            end = await seen.wait_ended()
+    assert end["reason"] == "carrier_stop"
+    assert not hangups(rest)
+    # Nothing answered the cancelled call.
+    assert not [m for m in fake.received if m["type"] == "conversation.item.create"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    failed = [w for w in warnings if "provider error (response_failed)" in w]
+    assert len(failed) == 1 and f"call={CALL_SID}" in failed[0]
+    assert "rate_limit_exceeded" in failed[0]
