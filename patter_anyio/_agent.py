@@ -94,6 +94,10 @@ class Agent:
     reasoning_effort: str | None = None
     #: Reasoning models: may the model call several tools at once (None: default).
     parallel_tool_calls: bool | None = None
+    #: The provider's session cap in seconds (an ElevenLabs agent's maximum
+    #: conversation duration); a closing line plays before it. OpenAI's own
+    #: cap is announced by the server and needs no setting.
+    provider_max_duration: float | None = None
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDER_NAMES:
@@ -106,6 +110,10 @@ class Agent:
             raise InvalidOption("noise_reduction must be 'near_field', 'far_field' or None")
         if self.reasoning_effort not in (None, *REASONING_EFFORTS):
             raise InvalidOption(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}")
+        if self.provider_max_duration is not None and not (
+            isinstance(self.provider_max_duration, int | float) and self.provider_max_duration > 0
+        ):
+            raise InvalidOption("provider_max_duration must be a positive number of seconds")
         if self.parallel_tool_calls not in (None, True, False):
             raise InvalidOption("parallel_tool_calls must be True, False or None")
         names = [tool.name for tool in self.tools]

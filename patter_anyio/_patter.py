@@ -172,6 +172,7 @@ class Patter:
         noise_reduction: str | None = "near_field",
         reasoning_effort: str | None = None,
         parallel_tool_calls: bool | None = None,
+        provider_max_duration: float | None = None,
     ) -> Agent:
         """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
         if provider is None:
@@ -221,6 +222,7 @@ class Patter:
             noise_reduction=noise_reduction,  # type: ignore[arg-type]
             reasoning_effort=reasoning_effort,
             parallel_tool_calls=parallel_tool_calls,
+            provider_max_duration=provider_max_duration,
         )
         return agent
 

@@ -428,6 +428,7 @@ class LocalRuntime:
             transfer_allowlist=frozenset(agent.transfer_allowlist),
             record=self.recording and control is not None,
             voicemail_message=voicemail or "",
+            provider_max_duration=agent.provider_max_duration,
         )
         bridge = CallBridge(
             stream=stream,

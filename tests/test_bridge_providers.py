@@ -3,9 +3,9 @@ with audio still queued, the provider's close code at the end, error reports."""
 
 from __future__ import annotations
 
-from patter_core.bridge import BridgeConfig, LogProblem
+from patter_core.bridge import BridgeConfig, LogProblem, SetTimer
 from patter_core.bridge._problems import ProblemLog
-from patter_core.providers import ProviderError, ResponseDone, ToolCall
+from patter_core.providers import ProviderError, ResponseDone, Say, SessionLimit, ToolCall
 
 from .test_bridge_call import play_agent
 from .test_bridge_support import FakeSession, Rig, callbacks, http_calls, mark
@@ -103,3 +103,58 @@ def test_problem_log_bounds_its_codes() -> None:
     lines = [log.admit(f"code{i}", "m", 0.0) for i in range(100)]
     assert sum(line is not None for line in lines) == 65  # 64 codes, then one "other"
     assert log.total == 100
+
+
+# -- the provider's session cap ----------------------------------------------------------------
+
+
+def test_near_the_announced_cap_a_closing_line_plays_then_provider_limit() -> None:
+    rig = Rig()
+    rig.connect(now=0.0)
+    out = rig.provider([SessionLimit(expires_at=3600.0)], 1.0)
+    assert SetTimer(deadline=3580.0) in out  # 20 s before the cap
+    rig.bridge.handle_timer(3579.0)
+    assert not any(isinstance(c, Say) for c in rig.session.commands)
+    out = rig.bridge.handle_timer(3580.0)
+    message = BridgeConfig().provider_limit_message
+    assert rig.session.commands[-1] == Say(text=message)
+    assert SetTimer(deadline=3600.0) in out  # at the latest, at the cap itself
+    names = play_agent(rig, "limit", 2, 3581.0)
+    rig.provider([ResponseDone(item_id="limit")], 3584.0)
+    for name in names:
+        rig.carrier(mark(name), 3585.0)
+    (tail,) = rig.stream.pending_marks
+    out = rig.carrier(mark(tail), 3586.0)
+    (ended,) = callbacks(out, "on_call_end")
+    assert ended["reason"] == "provider_limit"
+    assert [h.purpose for h in http_calls(out)] == ["hangup"]
+
+
+def test_configured_max_duration_and_the_earliest_cap_wins() -> None:
+    rig = Rig(BridgeConfig(provider_max_duration=600.0, provider_limit_margin_seconds=15.0))
+    rig.connect(now=10.0)
+    assert rig.bridge.next_deadline() == 595.0
+    rig.provider([SessionLimit(expires_at=9999.0)], 11.0)
+    assert rig.bridge.next_deadline() == 595.0
+    rig.provider([SessionLimit(expires_at=300.0)], 12.0)
+    assert rig.bridge.next_deadline() == 285.0
+
+
+def test_a_provider_closing_at_its_cap_ends_as_provider_limit() -> None:
+    rig = Rig(BridgeConfig(provider_max_duration=600.0))
+    rig.connect()
+    (ended,) = callbacks(  # type: ignore[arg-type]
+        provider_close(rig, 1000, "max_duration_exceeded", 50.0), "on_call_end"
+    )
+    assert ended["reason"] == "provider_limit"
+    assert ended["provider_close_reason"] == "max_duration_exceeded"
+
+
+def test_the_cap_closing_line_is_not_said_when_the_call_is_already_ending() -> None:
+    rig = Rig(BridgeConfig(provider_max_duration=30.0))
+    rig.connect()
+    play_agent(rig, "bye", 2, 1.0)
+    rig.provider([ToolCall(call_id="e1", name="end_call", arguments="{}")], 2.0)
+    assert rig.bridge.next_deadline() == 12.0  # the end_call grace, not the cap
+    rig.bridge.handle_timer(10.0)
+    assert not any(isinstance(c, Say) for c in rig.session.commands)

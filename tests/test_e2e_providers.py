@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
+from typing import Any
 
 import anyio
 import pytest
@@ -162,3 +164,49 @@ async def test_openai_end_call_of_a_cancelled_answer_does_not_hang_up_and_failur
     failed = [w for w in warnings if "provider error (response_failed)" in w]
     assert len(failed) == 1 and f"call={CALL_SID}" in failed[0]
     assert "rate_limit_exceeded" in failed[0]
+
+
+async def test_openai_session_cap_ends_with_a_closing_line_and_provider_limit(
+    anyio_backend: str,
+) -> None:
+    """A session expiring mid-call: the closing line plays, then the call ends as provider_limit."""
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    # The cap is 20 s of margin plus about 1.5 s away.
+    fake.session["expires_at"] = time.time() + 21.5
+    seen = Recorded()
+    closing = ulaw_tone(600, 500)
+    said: list[str] = []
+
+    def closing_line(msg: dict[str, Any]) -> list[str]:
+        said.append(msg.get("response", {}).get("instructions", ""))
+        return fake.begin_response() + fake.audio(closing) + fake.end_response()
+
+    fake.answer = closing_line
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", system_prompt=PROMPT)
+        async with serving(phone, agent, seen) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> tuple[CarrierStream, int]:
+                async with carrier_stream(
+                    local_ws_url(port, stream_url),
+                    headers={"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)},
+                ) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await provider.wait_for(of_type("session.update"))
+                    start = len(call.audio)
+                    await call.wait(call.closed.is_set, timeout=10, what="the server closing")
+                    return call, start
+
+            call, start = await run_in_asyncio_thread(carrier)
+            end = await seen.wait_ended()
+            with anyio.fail_after(5):
+                while not hangups(rest):
+                    await anyio.sleep(0.01)
+    assert len(said) == 1 and "time limit" in said[0]
+    heard = bytes(call.heard)[start:]
+    assert heard[: len(closing)] == closing  # the closing line played whole first
+    assert end["reason"] == "provider_limit"
+    assert "provider_close_code" not in end  # we ended it before the provider did
+    assert hangups(rest) == [{"Status": "completed"}]

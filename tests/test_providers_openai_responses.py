@@ -15,6 +15,7 @@ from patter_core.providers import (
     ProviderError,
     ResponseDone,
     SendText,
+    SessionLimit,
     ToolCall,
     ToolResult,
 )
@@ -116,3 +117,19 @@ def test_failed_responses_are_reported_counted_and_end_the_session_at_the_limit(
     assert len(fatal) == 1 and fatal[0].code == "response_failed"
     assert "3 responses in a row failed" in fatal[0].message
     assert session.failed_responses == 4 and loop.closed == [1000]
+
+
+def test_session_created_announces_the_session_cap() -> None:
+    session = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test"))
+    fake = FakeOpenAIRealtime()
+    fake.session["expires_at"] = 1_800_003_600
+    events = Loopback(session, fake).start()
+    assert SessionLimit(expires_at=1_800_003_600.0) in events
+    assert session.expires_at == 1_800_003_600.0
+    # Absent or nonsense: no cap, no error.
+    for value in (None, "soon", True, -5):
+        other = FakeOpenAIRealtime()
+        other.session["expires_at"] = value
+        fresh = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test"))
+        events = Loopback(fresh, other).start()
+        assert not [e for e in events if isinstance(e, SessionLimit | ProviderError)]

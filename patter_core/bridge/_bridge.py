@@ -65,22 +65,24 @@ failure), the carrier socket is closed if it is still open, and
 for its token or lost before ``start`` (then with an empty call id), so the
 application sees every attempt. Reasons: ``carrier_stop``,
 ``carrier_disconnected``, ``carrier_protocol_error``, ``token_rejected``,
-``provider_closed``, ``provider_error``, ``end_call``, ``voicemail``,
-``hangup``.
+``provider_closed``, ``provider_limit``, ``provider_error``, ``end_call``,
+``voicemail``, ``hangup``.
 
-``end_call`` does not answer the model: the call waits for the current
-response to finish (``ResponseDone``) and its audio to play (marks), at most
-``end_call_grace_seconds``, then hangs up. The voicemail drop works the same
-way after its ``Say``, bounded by ``voicemail_max_seconds``; barge-in is off
-while it plays (the answering machine's noise must not cut it).
+``end_call`` answers the model (so it can say goodbye) and waits for the
+answer that output starts (``ResponseDone.tool_calls``) and its audio to
+play (marks), at most ``end_call_grace_seconds``, then hangs up. The
+voicemail drop works the same way after its ``Say``, bounded by
+``voicemail_max_seconds``; barge-in is off while it plays. Near the
+provider's session cap (:mod:`._limits`) a closing line plays, then the call
+ends as ``provider_limit``.
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as
 "provider_closed" when it is the session's answer to ``socket_closed`` (the
-provider hung up on us), as "provider_error" otherwise. A close of the
-``"main"`` channel (the realtime sessions' only socket) that the session
-does not report at all ends the call as "provider_closed" too. Other
-channels (the pipeline's "stt", "tts") belong to the session to reopen or
-report.
+provider hung up on us; a normal 1000 close first lets queued agent audio
+play), as "provider_error" otherwise; its close code and reason go to
+``on_call_end``. A ``"main"`` close the session does not report ends the
+call too. Non-fatal errors become ``LogProblem``, rate-limited. Other
+channels (the pipeline's "stt", "tts") are the session's to reopen or report.
 
 Sessions without sockets (the echo agent) speak through their timers: after
 every input the bridge runs the session's ``handle_timer`` while its
@@ -105,6 +107,7 @@ from ..providers._events import (
     Say,
     SendAudio,
     SendText,
+    SessionLimit,
     SessionReady,
     ToolCall,
     ToolResult,
@@ -118,7 +121,6 @@ from ._actions import (
     CloseCarrier,
     FireCallback,
     HttpCall,
-    LogProblem,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -136,6 +138,7 @@ from ._config import (
     call_info,
     default_transcoder,
 )
+from ._limits import ProviderCap, call_end_payload
 from ._playback import Playback
 from ._problems import ProblemLog
 from ._tools import decide, error_output, offered_tools
@@ -153,7 +156,7 @@ class _State(enum.Enum):
 #: Telnyx call outlives its media socket; a Twilio one would just go on to
 #: the next TwiML verb).
 _HANGUP_REASONS = frozenset(
-    {"end_call", "hangup", "voicemail", "provider_error", "provider_closed"}
+    {"end_call", "hangup", "voicemail", "provider_error", "provider_closed", "provider_limit"}
 )
 #: What the model hears back from end_call.
 _END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have not"}'
@@ -207,10 +210,9 @@ class CallBridge:
         self._hangup_detail = ""
         self._timer: float | None = None
         self._socket_closing = False  # inside provider_socket_closed
-        self._provider_close: tuple[int, str] | None = None  # the main socket's close
-        self._playing_out = False  # the provider closed normally; our audio still plays
         self._await_goodbye = False  # end_call answered: its follow-up answer plays first
         self._problems = ProblemLog()
+        self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
@@ -314,16 +316,16 @@ class CallBridge:
     ) -> list[Action]:
         self._socket_closing = True
         if channel == "main":
-            self._provider_close = (code, reason)
+            self._cap.close = (code, reason)
         try:
             actions = self._provider_input(
                 lambda s: s.socket_closed(channel, code, reason, now), now
             )
         finally:
             self._socket_closing = False
-        if channel == "main" and self._is_active() and not self._playing_out:
+        if channel == "main" and self._is_active() and not self._cap.playing_out:
             self._begin()
-            self._end("provider_closed", now)
+            self._end(self._cap.closed_reason(), now)
             actions += self._finish(now)
         return actions
 
@@ -361,7 +363,7 @@ class CallBridge:
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
-        deadlines = [self._finish_deadline]
+        deadlines = [self._finish_deadline, None if self._finish_reason else self._cap.warn_at()]
         if self._session is not None:
             deadlines.append(self._session.next_deadline())
         present = [d for d in deadlines if d is not None]
@@ -378,6 +380,8 @@ class CallBridge:
         ):
             self._end(self._finish_reason, now)
         else:
+            if self._finish_reason is None and self._cap.due(now):
+                self._on_cap(now)
             self._drain_session(now)
         return self._finish(now)
 
@@ -465,6 +469,8 @@ class CallBridge:
         self._info = info
         self._state = _State.ACTIVE
         self._started_at = now
+        if self._config.provider_max_duration is not None:
+            self._cap.limit(now + self._config.provider_max_duration)
         session = self._factory(info)
         self._session = session
         self._inbound = self._make_transcoder(start.media_format, session.input_format)
@@ -499,9 +505,8 @@ class CallBridge:
 
     def _caller_audio(self, payload: bytes) -> bytes:
         """``payload`` in the session's input format (ElevenLabs: known at SessionReady)."""
-        target = self._session.input_format if self._session is not None else None
-        src = self._stream.media_format
-        if target is not None and target != self._inbound_dst and src is not None:
+        target, src = self._session and self._session.input_format, self._stream.media_format
+        if target and target != self._inbound_dst and src is not None:
             self._inbound = self._make_transcoder(src, target)
             self._inbound_dst = target
         return self._inbound.convert(payload) if self._inbound is not None else b""
@@ -534,6 +539,8 @@ class CallBridge:
                 self._on_ready(now)
             elif isinstance(event, ProviderError):
                 self._on_provider_error(event, now)
+            elif isinstance(event, SessionLimit):
+                self._cap.limit(event.expires_at)
 
     def _on_ready(self, now: float) -> None:
         if self._ready:
@@ -568,21 +575,24 @@ class CallBridge:
 
     def _on_provider_error(self, error: ProviderError, now: float) -> None:
         if not error.fatal:
-            line = self._problems.admit(error.code or "error", error.message, now)
-            if line is not None:
-                self._out.append(LogProblem(message=line))
-            return
-        unplayed = self._stream.played_ms < self._stream.sent_ms
-        normal = self._socket_closing and (self._provider_close or (0, ""))[0] == 1000
-        if normal and (unplayed or self._playback.has_current_audio()):
+            return self._out.extend(self._problems.report(error.code, error.message, now))
+        busy = self._playback.has_current_audio() or self._stream.played_ms < self._stream.sent_ms
+        if self._socket_closing and self._cap.normal_close and busy:
             # A normal close (ElevenLabs' own end_call, its duration cap) while
             # our audio is still queued at the carrier: let it play out.
-            self._playing_out = True
+            self._cap.playing_out = True
             if self._finish_reason is None:
-                self._finish_reason = "provider_closed"
+                self._finish_reason = self._cap.closed_reason()
                 self._finish_deadline = now + self._config.end_call_grace_seconds
             return self._on_response_done(now, 0)
-        self._end("provider_closed" if self._socket_closing else "provider_error", now)
+        self._end(self._cap.closed_reason() if self._socket_closing else "provider_error", now)
+
+    def _on_cap(self, now: float) -> None:
+        """The provider's cap is near: a closing line, then ``provider_limit`` once played."""
+        self._cap.announced = True
+        self._command(Say(text=self._config.provider_limit_message), now)
+        self._finish_reason, self._finish_needs_done = "provider_limit", True
+        self._finish_deadline = max(now, self._cap.at or now)
 
     def _on_response_done(self, now: float, tool_calls: int = 0) -> None:
         self._playback.response_done()
@@ -677,21 +687,12 @@ class CallBridge:
         if self._carrier_open:
             self._carrier_open = False
             self._out.append(CloseCarrier(code=close_code, reason=reason))
-        payload: dict[str, object] = {
-            "call_id": info.call_id if info is not None else "",
-            "stream_id": info.stream_id if info is not None else "",
-            "caller": info.caller if info is not None else "",
-            "callee": info.callee if info is not None else "",
-            "carrier": self._carrier,
-            "started_at": self._started_at,
-            "ended_at": now,
-            "reason": reason,
-            "transcript": list(self._transcript),
-        }
+        payload = call_end_payload(info, self._carrier, self._started_at, now, reason)
+        payload["transcript"] = list(self._transcript)
         if reason == "hangup":
             payload["detail"] = self._hangup_detail
-        if self._provider_close is not None:
-            payload["provider_close_code"], payload["provider_close_reason"] = self._provider_close
+        if self._cap.close is not None:
+            payload["provider_close_code"], payload["provider_close_reason"] = self._cap.close
         if self._transferred_to is not None:
             payload["transferred_to"] = self._transferred_to
         self._out.append(FireCallback(name="on_call_end", payload=payload))

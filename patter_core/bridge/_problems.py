@@ -9,6 +9,8 @@ by the next admitted line. Pure: ``now`` is an argument.
 
 from __future__ import annotations
 
+from ._actions import LogProblem
+
 __all__ = ["ProblemLog"]
 
 # Why these numbers: 3 lines show a pattern; one minute is short enough that
@@ -53,3 +55,8 @@ class ProblemLog:
         if suppressed:
             line += f" ({suppressed} more like it not logged)"
         return line
+
+    def report(self, code: str | None, message: str, now: float) -> list[LogProblem]:
+        """:meth:`admit` as the bridge's actions: one ``LogProblem`` or none."""
+        line = self.admit(code or "error", message, now)
+        return [] if line is None else [LogProblem(message=line)]

@@ -21,6 +21,7 @@ __all__ = [
     "Say",
     "SendAudio",
     "SendText",
+    "SessionLimit",
     "SessionReady",
     "ToolCall",
     "ToolResult",
@@ -86,6 +87,16 @@ class ResponseDone:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SessionLimit:
+    """The provider will end the session at ``expires_at`` (the clock ``now`` runs on).
+
+    OpenAI Realtime sessions last at most 60 minutes (``session.expires_at``).
+    """
+
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderError:
     message: str
     fatal: bool = False
@@ -101,6 +112,7 @@ ProviderEvent = (
     | ToolCall
     | ResponseDone
     | ProviderError
+    | SessionLimit
 )
 
 # -- commands: bridge -> provider ----------------------------------------------

@@ -14,6 +14,7 @@ greeting (``response.create`` asking for the exact first message).
 
 Server events become the common provider events::
 
+    session.created (expires_at)             -> SessionLimit(expires_at)
     response.output_audio.delta              -> AudioOut(audio, item_id)
     response.output_audio_transcript.delta   -> Transcript(assistant, final=False)
     response.output_audio_transcript.done    -> Transcript(assistant, final=True)
@@ -88,6 +89,7 @@ from ._events import (
     Say,
     SendAudio,
     SendText,
+    SessionLimit,
     ToolCall,
     ToolResult,
     Transcript,
@@ -286,6 +288,8 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self.expected_errors = 0
         #: The server's id for this session, once ``session.created`` arrives.
         self.session_id: str | None = None
+        #: When the server will close the session (``session.expires_at``).
+        self.expires_at: float | None = None
         # One response at a time (module doc).
         self._response_active = False
         self._awaiting_created = False
@@ -534,8 +538,14 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     def _session_created(self, m: dict[str, Any]) -> list[ProviderEvent]:
         session = m.get("session")
-        if isinstance(session, dict):
-            self.session_id = opt_str(session, "id")
+        if not isinstance(session, dict):
+            return []
+        self.session_id = opt_str(session, "id")
+        expires = session.get("expires_at")
+        # Unix seconds; the server closes the session then (60 minutes, 1001).
+        if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0:
+            self.expires_at = float(expires)
+            return [SessionLimit(expires_at=self.expires_at)]
         return []
 
     def _session_updated(self, m: dict[str, Any]) -> list[ProviderEvent]:
