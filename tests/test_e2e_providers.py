@@ -169,10 +169,11 @@ async def test_openai_end_call_of_a_cancelled_answer_does_not_hang_up_and_failur
 async def test_openai_session_cap_ends_with_a_closing_line_and_provider_limit(
     anyio_backend: str,
 ) -> None:
-    """A session expiring mid-call: the closing line plays, then the call ends as provider_limit."""
+    """A session expiring mid-call that cannot be replaced: a closing line, then provider_limit."""
     fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
-    # The cap is 20 s of margin plus about 1.5 s away.
-    fake.session["expires_at"] = time.time() + 21.5
+    # The cap is 20 s of margin plus about 1.5 s away; the replacement is refused.
+    fake.expires_at = [time.time() + 21.5]
+    fake.refuse_from = 1
     seen = Recorded()
     closing = ulaw_tone(600, 500)
     said: list[str] = []
@@ -209,4 +210,5 @@ async def test_openai_session_cap_ends_with_a_closing_line_and_provider_limit(
     assert heard[: len(closing)] == closing  # the closing line played whole first
     assert end["reason"] == "provider_limit"
     assert "provider_close_code" not in end  # we ended it before the provider did
+    assert provider.connections == 1  # the replacement was refused at the upgrade
     assert hangups(rest) == [{"Status": "completed"}]

@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 
 from patter_core.providers import (
+    CloseSocket,
     OpenAIRealtimeConfig,
     OpenAIRealtimeSession,
     ProviderError,
     ResponseDone,
+    SendAudio,
+    SendMessage,
     SendText,
     SessionLimit,
     ToolCall,
     ToolResult,
+    UpdateInstructions,
 )
 from tests.fakes.fake_openai_realtime import FakeOpenAIRealtime, Loopback
 
@@ -120,12 +124,19 @@ def test_failed_responses_are_reported_counted_and_end_the_session_at_the_limit(
 
 
 def test_session_created_announces_the_session_cap() -> None:
-    session = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test"))
+    # Without renewal the bridge is told the cap (it says a closing line).
+    config = OpenAIRealtimeConfig(api_key="sk-test", renew_before_expiry=None)
+    session = OpenAIRealtimeSession(config)
     fake = FakeOpenAIRealtime()
     fake.session["expires_at"] = 1_800_003_600
     events = Loopback(session, fake).start()
     assert SessionLimit(expires_at=1_800_003_600.0) in events
     assert session.expires_at == 1_800_003_600.0
+    # With it (the default), the session plans its own renewal instead.
+    renewing = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test"))
+    events = Loopback(renewing, fake).start()
+    assert not [e for e in events if isinstance(e, SessionLimit)]
+    assert renewing.next_deadline() == 1_800_003_600.0 - 120.0
     # Absent or nonsense: no cap, no error.
     for value in (None, "soon", True, -5):
         other = FakeOpenAIRealtime()
@@ -133,3 +144,86 @@ def test_session_created_announces_the_session_cap() -> None:
         fresh = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test"))
         events = Loopback(fresh, other).start()
         assert not [e for e in events if isinstance(e, SessionLimit | ProviderError)]
+
+
+# -- renewal before the session expires ------------------------------------------------------
+
+
+def test_session_is_renewed_before_it_expires_and_the_conversation_carried_over() -> None:
+    from openai.types.realtime import ConversationItemCreateEventParam, SessionUpdateEventParam
+
+    from tests.sdk_types import check
+
+    fake = FakeOpenAIRealtime()
+    fake.expires_at = [1000.0, 4600.0]
+    session = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test", instructions="Hi"))
+    loop = Loopback(session, fake)
+    loop.start()
+    assert session.next_deadline() == 880.0  # 120 s before the end
+    loop.deliver(fake.user_transcript("Where is my order?"))
+    loop.deliver(fake.respond(b"\xff" * 160, "It has shipped."))
+    session.send(UpdateInstructions(instructions="Be brief."), 5.0)
+    loop.pump()
+    mark = len(fake.received)
+
+    # Not yet: nothing happens before the renewal time.
+    assert session.handle_timer(879.0) == []
+    assert [o.channel for o in loop.opened] == ["main"]
+    # The caller is mid-answer when the new session is ready: the switch waits.
+    loop.deliver(fake.begin_response())
+    session.handle_timer(880.0)
+    loop.pump()
+    assert [o.channel for o in loop.opened] == ["main", "main.2"]
+    assert session.renewals == 0 and loop.closed == []
+    replayed = fake.received[mark:]
+    assert replayed[0]["type"] == "session.update"
+    check(replayed[0], SessionUpdateEventParam)
+    assert replayed[0]["session"]["instructions"] == "Hi"
+    assert replayed[1]["session"]["instructions"] == "Be brief."  # the latest instructions
+    items = [m for m in replayed if m["type"] == "conversation.item.create"]
+    for item in items:
+        check(item, ConversationItemCreateEventParam)
+    assert [(i["item"]["role"], i["item"]["content"][0]) for i in items] == [
+        ("user", {"type": "input_text", "text": "Where is my order?"}),
+        ("assistant", {"type": "output_text", "text": "It has shipped."}),
+    ]
+    # The answer ends: the call moves to the new session, the old socket closes.
+    loop.deliver(fake.end_response(), channel="main")
+    assert session.renewals == 1 and loop.closed == [1000]
+    assert session.expires_at == 4600.0 and session.next_deadline() == 4480.0
+    session.send(SendAudio(audio=b"\xff" * 160), 900.0)
+    (append,) = session.io_to_send()
+    assert isinstance(append, SendMessage) and append.channel == "main.2"
+    # The old socket's close is ours, not the provider hanging up.
+    assert session.socket_closed("main", 1000, "", 901.0) == []
+    assert session.socket_closed("main.2", 1001, "expired", 902.0)[0].fatal  # type: ignore[union-attr]
+
+
+def test_a_replacement_that_cannot_be_had_reports_the_cap() -> None:
+    session = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test"))
+    fake = FakeOpenAIRealtime()
+    fake.expires_at = [1000.0]
+    fake.refuse_from = 1
+    loop = Loopback(session, fake)
+    loop.start()
+    session.handle_timer(880.0)
+    loop.pump()
+    errors = [e for e in loop.events if isinstance(e, ProviderError)]
+    assert [e.code for e in errors] == ["renewal_failed"] and not errors[0].fatal
+    assert SessionLimit(expires_at=1000.0) in loop.events
+    assert session.next_deadline() is None  # no second attempt
+
+
+def test_a_replacement_that_never_gets_ready_times_out() -> None:
+    session = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test", setup_timeout=5.0))
+    fake = FakeOpenAIRealtime()
+    fake.expires_at = [1000.0, 4600.0]
+    loop = Loopback(session, fake)
+    loop.start()
+    session.handle_timer(880.0)
+    opened = session.io_to_send()  # the new socket is asked for, never opened
+    assert [type(a).__name__ for a in opened] == ["OpenSocket"]
+    assert session.next_deadline() == 885.0
+    events = session.handle_timer(885.0)
+    assert SessionLimit(expires_at=1000.0) in events
+    assert CloseSocket(channel="main.2") in session.io_to_send()

@@ -115,7 +115,7 @@ from ..providers._events import (
     Truncate,
     UserSpeechStarted,
 )
-from ..providers._session import ProviderSession
+from ..providers._session import CloseSocket, ProviderSession
 from ._actions import (
     Action,
     CloseCarrier,
@@ -209,7 +209,7 @@ class CallBridge:
         self._transferred_to: str | None = None
         self._hangup_detail = ""
         self._timer: float | None = None
-        self._socket_closing = False  # inside provider_socket_closed
+        self._socket_closing: tuple[int, str] | None = None  # in provider_socket_closed
         self._await_goodbye = False  # end_call answered: its follow-up answer plays first
         self._problems = ProblemLog()
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
@@ -314,17 +314,16 @@ class CallBridge:
     def provider_socket_closed(
         self, channel: str, code: int, reason: str, now: float
     ) -> list[Action]:
-        self._socket_closing = True
-        if channel == "main":
-            self._cap.close = (code, reason)
+        self._socket_closing = (code, reason)
         try:
             actions = self._provider_input(
                 lambda s: s.socket_closed(channel, code, reason, now), now
             )
         finally:
-            self._socket_closing = False
-        if channel == "main" and self._is_active() and not self._cap.playing_out:
+            self._socket_closing = None
+        if channel == "main" and self._is_active() and not self._cap.expected_close(channel):
             self._begin()
+            self._cap.close = (code, reason)
             self._end(self._cap.closed_reason(), now)
             actions += self._finish(now)
         return actions
@@ -423,7 +422,10 @@ class CallBridge:
 
     def _collect_io(self) -> None:
         if self._session is not None:
-            self._out.extend(ProviderIo(action=io) for io in self._session.io_to_send())
+            for io in self._session.io_to_send():
+                self._out.append(ProviderIo(action=io))
+                if isinstance(io, CloseSocket):  # e.g. an OpenAI session renewed
+                    self._cap.retired.add(io.channel)
 
     def _command(self, command: ProviderCommand, now: float) -> None:
         if self._session is None:
@@ -503,8 +505,7 @@ class CallBridge:
             self._session.send(SendAudio(audio=audio), now)
             self._drain_session(now)
 
-    def _caller_audio(self, payload: bytes) -> bytes:
-        """``payload`` in the session's input format (ElevenLabs: known at SessionReady)."""
+    def _caller_audio(self, payload: bytes) -> bytes:  # ElevenLabs: format known when ready
         target, src = self._session and self._session.input_format, self._stream.media_format
         if target and target != self._inbound_dst and src is not None:
             self._inbound = self._make_transcoder(src, target)
@@ -577,9 +578,9 @@ class CallBridge:
         if not error.fatal:
             return self._out.extend(self._problems.report(error.code, error.message, now))
         busy = self._playback.has_current_audio() or self._stream.played_ms < self._stream.sent_ms
+        self._cap.close = self._socket_closing or self._cap.close  # the session's own socket
         if self._socket_closing and self._cap.normal_close and busy:
-            # A normal close (ElevenLabs' own end_call, its duration cap) while
-            # our audio is still queued at the carrier: let it play out.
+            # A normal close (ElevenLabs' end_call, its cap) with our audio queued: play it.
             self._cap.playing_out = True
             if self._finish_reason is None:
                 self._finish_reason = self._cap.closed_reason()
@@ -587,8 +588,7 @@ class CallBridge:
             return self._on_response_done(now, 0)
         self._end(self._cap.closed_reason() if self._socket_closing else "provider_error", now)
 
-    def _on_cap(self, now: float) -> None:
-        """The provider's cap is near: a closing line, then ``provider_limit`` once played."""
+    def _on_cap(self, now: float) -> None:  # near the cap: a closing line, then provider_limit
         self._cap.announced = True
         self._command(Say(text=self._config.provider_limit_message), now)
         self._finish_reason, self._finish_needs_done = "provider_limit", True

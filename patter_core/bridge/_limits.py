@@ -17,7 +17,7 @@ __all__ = ["ProviderCap", "call_end_payload"]
 class ProviderCap:
     """The earliest cap known, whether the closing line was said, how the provider closed."""
 
-    __slots__ = ("announced", "at", "close", "margin", "playing_out")
+    __slots__ = ("announced", "at", "close", "margin", "playing_out", "retired")
 
     def __init__(self, margin: float) -> None:
         self.margin = margin
@@ -27,6 +27,8 @@ class ProviderCap:
         self.close: tuple[int, str] | None = None
         #: The provider closed normally and our queued audio is still playing.
         self.playing_out = False
+        #: Channels the session closed itself (an OpenAI session renewed).
+        self.retired: set[str] = set()
 
     def limit(self, at: float) -> None:
         """The session ends at ``at`` (several sources: the earliest wins)."""
@@ -41,6 +43,10 @@ class ProviderCap:
     def due(self, now: float) -> bool:
         warn = self.warn_at()
         return warn is not None and now >= warn
+
+    def expected_close(self, channel: str) -> bool:
+        """A close of ``channel`` that does not end the call by itself."""
+        return self.playing_out or channel in self.retired
 
     @property
     def normal_close(self) -> bool:

@@ -104,6 +104,11 @@ class OpenAIRealtimeConfig:
     max_malformed_messages: int = DEFAULT_MAX_MALFORMED_MESSAGES
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     max_failed_responses: int = DEFAULT_MAX_FAILED_RESPONSES
+    # Open a replacement session this long before session.expires_at and
+    # carry the conversation over (_openai_renewal); None: do not, and let
+    # the bridge end the call with a closing line instead. Two minutes leave
+    # room to set it up and to wait for a quiet moment to switch.
+    renew_before_expiry: float | None = 120.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key:

@@ -58,6 +58,7 @@ silent.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,7 @@ from ._base import (
     get_obj,
     get_str,
     opt_str,
+    parse_object,
 )
 from ._events import (
     AudioOut,
@@ -100,6 +102,8 @@ from ._openai_config import (
     OpenAITurnDetection,
     session_update,
 )
+from ._openai_renewal import MAX_HISTORY_ITEMS, SWITCH_BY_SECONDS, Renewal, history_items
+from ._session import CloseSocket, OpenSocket, SendMessage
 from ._urls import openai_realtime_url
 
 __all__ = [
@@ -143,6 +147,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self._config = config
         self._format = FORMATS[config.audio_format][1]
         self._url = openai_realtime_url(config.base_url, config.model)
+        self._headers = (("authorization", f"Bearer {config.api_key}"),)
         # Built once: also proves now, not mid-call, that the tools serialise.
         try:
             self._session_update = dumps(session_update(config))
@@ -171,6 +176,14 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self.dropped_tool_calls = 0
         #: Responses that ended with status ``failed``.
         self.failed_responses = 0
+        # Session renewal before expiry (_openai_renewal).
+        self._history: deque[tuple[str, str]] = deque(maxlen=MAX_HISTORY_ITEMS)
+        self._instructions_update: str | None = None
+        self._renew_at: float | None = None
+        self._renewal: Renewal | None = None
+        self._retired: set[str] = set()
+        #: Sessions replaced before they expired, the conversation carried over.
+        self.renewals = 0
 
     @property
     def config(self) -> OpenAIRealtimeConfig:
@@ -186,7 +199,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     def start(self, now: float) -> None:
         self._begin(now)
-        self._open_socket(self._url, (("authorization", f"Bearer {self._config.api_key}"),))
+        self._open_socket(self._url, self._headers)
 
     # -- commands -> wire -------------------------------------------------------
 
@@ -234,7 +247,8 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                 "type": "session.update",
                 "session": {"type": "realtime", "instructions": command.instructions},
             }
-            return [(dumps(update), False)]
+            self._instructions_update = dumps(update)
+            return [(self._instructions_update, False)]
         raise LocalProtocolError(f"not a provider command: {command!r}")
 
     def send(self, command: ProviderCommand, now: float) -> None:
@@ -265,6 +279,137 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self._last_create = text
         super()._send_text(text, False)
 
+    # -- renewal before expiry (_openai_renewal) ---------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = [super().next_deadline()]
+        if self._state is not SessionState.CLOSED:
+            r = self._renewal
+            if r is None:
+                deadlines.append(self._renew_at)
+            elif not r.ready:
+                deadlines.append(r.deadline)
+            elif self.expires_at is not None:
+                deadlines.append(self.expires_at - SWITCH_BY_SECONDS)
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def handle_timer(self, now: float) -> list[ProviderEvent]:
+        events = super().handle_timer(now)
+        r = self._renewal
+        if self._state is SessionState.CLOSED or self._state is SessionState.IDLE:
+            return events
+        if r is None and self._renew_at is not None and now >= self._renew_at:
+            self._renew_at = None
+            self._renewal = Renewal(
+                channel=f"main.{self.renewals + 2}", deadline=now + self._config.setup_timeout
+            )
+            self._io.append(
+                OpenSocket(channel=self._renewal.channel, url=self._url, headers=self._headers)
+            )
+        elif r is not None and not r.ready and now >= r.deadline:
+            events += self._renewal_failed("the new session was not ready in time")
+        elif r is not None and r.ready and now >= (self.expires_at or now) - SWITCH_BY_SECONDS:
+            events += self._switch()  # forced, even mid-answer
+        return events
+
+    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is not None and channel == r.channel:
+            self._io.append(SendMessage(channel=channel, data=self._session_update))
+            if self._instructions_update is not None:
+                self._io.append(SendMessage(channel=channel, data=self._instructions_update))
+            return []
+        return super().socket_opened(channel, now)
+
+    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is None or channel != r.channel:
+            if channel in self._retired:
+                return []  # the old session's last words: it is no longer ours
+            return super().socket_message(channel, data, now)
+        try:
+            m = parse_object(data, self._config.max_message_bytes)
+            kind = get_str(m, "type") if "type" in m else ""
+            if kind == "session.created":
+                session = get_obj(m, "session")
+                r.session_id = opt_str(session, "id")
+                expires = session.get("expires_at")
+                if isinstance(expires, int | float) and not isinstance(expires, bool):
+                    r.expires_at = float(expires)
+            elif kind == "session.updated" and not r.ready:
+                r.ready = True
+                for text in history_items(self._history):
+                    self._io.append(SendMessage(channel=channel, data=text))
+                return self._maybe_switch()
+            elif kind == "error":
+                error = get_obj(m, "error")
+                detail = opt_str(error, "message") or "unspecified error"
+                return [ProviderError(message=f"renewal: {detail}", code=opt_str(error, "code"))]
+        except Malformed as exc:
+            return self._malformed(str(exc))
+        return []
+
+    def socket_closed(
+        self, channel: str, code: int, reason: str, now: float
+    ) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is not None and channel == r.channel:
+            return self._renewal_failed(f"the new session closed ({code} {reason})".strip())
+        if channel in self._retired:
+            return []  # we closed it after the switch
+        return super().socket_closed(channel, code, reason, now)
+
+    def close(self, now: float) -> None:
+        r, self._renewal = self._renewal, None
+        if r is not None and self._state is not SessionState.CLOSED:
+            self._io.append(CloseSocket(channel=r.channel))
+        super().close(now)
+
+    def _maybe_switch(self) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is None or not r.ready or self._response_active or self._open_calls:
+            return []
+        return self._switch()
+
+    def _switch(self) -> list[ProviderEvent]:
+        """Move the call to the renewed session (see _openai_renewal)."""
+        r, self._renewal = self._renewal, None
+        if r is None or self._state is SessionState.CLOSED:
+            return []
+        events: list[ProviderEvent] = []
+        if self._response_active:  # forced: the old answer is cut off
+            events.append(ResponseDone(status="cancelled"))
+        old, self._channel = self._channel, r.channel
+        self._retired.add(old)
+        self._io.append(CloseSocket(channel=old))
+        self._response_active = self._awaiting_created = False
+        self._held_calls.clear()
+        self._open_calls.clear()
+        self.renewals += 1
+        old_expiry, self.session_id, self.expires_at = self.expires_at, r.session_id, r.expires_at
+        lead = self._config.renew_before_expiry
+        if r.expires_at is not None and lead is not None:
+            if old_expiry is not None and r.expires_at <= old_expiry:
+                # The new session ends no later: renewing again would not help.
+                events.append(SessionLimit(expires_at=r.expires_at))
+            else:
+                self._renew_at = r.expires_at - lead
+        self._flush_responses()
+        return events
+
+    def _renewal_failed(self, why: str) -> list[ProviderEvent]:
+        r, self._renewal = self._renewal, None
+        if r is not None:
+            self._retired.add(r.channel)
+            self._io.append(CloseSocket(channel=r.channel))
+        events: list[ProviderEvent] = [
+            ProviderError(message=f"session renewal failed: {why}", code="renewal_failed")
+        ]
+        if self.expires_at is not None:
+            events.append(SessionLimit(expires_at=self.expires_at))
+        return events
+
     # -- wire -> events ---------------------------------------------------------
 
     def _on_open(self, now: float) -> list[ProviderEvent]:
@@ -292,10 +437,12 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     def _assistant_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         text = get_str(m, "transcript")
+        self._history.append(("assistant", text))
         return [Transcript(role="assistant", text=text, final=True, item_id=opt_str(m, "item_id"))]
 
     def _text_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         text = get_str(m, "text")
+        self._history.append(("assistant", text))
         return [Transcript(role="assistant", text=text, final=True, item_id=opt_str(m, "item_id"))]
 
     def _speech_started(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -310,6 +457,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     def _user_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         text = get_str(m, "transcript")
+        self._history.append(("user", text))
         return [Transcript(role="user", text=text, final=True, item_id=opt_str(m, "item_id"))]
 
     def _user_failed(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -382,6 +530,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         elif status == "completed":
             self._failed_in_a_row = 0
         self._flush_responses()
+        self._maybe_switch()
         return events
 
     def _response_failed(self, response: dict[str, Any]) -> list[ProviderEvent]:
@@ -410,7 +559,10 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         # Unix seconds; the server closes the session then (60 minutes, 1001).
         if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0:
             self.expires_at = float(expires)
-            return [SessionLimit(expires_at=self.expires_at)]
+            lead = self._config.renew_before_expiry
+            if lead is None:
+                return [SessionLimit(expires_at=self.expires_at)]
+            self._renew_at = self.expires_at - lead
         return []
 
     def _session_updated(self, m: dict[str, Any]) -> list[ProviderEvent]:

@@ -73,6 +73,12 @@ class FakeOpenAIRealtime:
         self.answer: Callable[[dict[str, Any]], list[str]] | None = None
         #: ``response.create`` refused because a response was active.
         self.refused_creates = 0
+        #: Upgrades accepted so far; from ``refuse_from`` on, upgrades get 429
+        #: (a replacement session that cannot be had).
+        self.accepted = 0
+        self.refuse_from: int | None = None
+        #: ``session.expires_at`` for the 1st, 2nd ... connection (else none).
+        self.expires_at: list[float] = []
 
     # -- transport-facing -----------------------------------------------------
 
@@ -86,10 +92,16 @@ class FakeOpenAIRealtime:
         auth = {k.lower(): v for k, v in headers}.get("authorization")
         if auth != f"Bearer {self.api_key}":
             return 401
+        if self.refuse_from is not None and self.accepted >= self.refuse_from:
+            return 429
+        self.accepted += 1
         return None
 
     def on_connect(self) -> list[str]:
-        return [self._event("session.created", session=self.session)]
+        session = dict(self.session)
+        if len(self.expires_at) >= self.accepted > 0:
+            session["expires_at"] = int(self.expires_at[self.accepted - 1])
+        return [self._event("session.created", session=session)]
 
     def on_message(self, data: str | bytes) -> list[str]:
         try:
@@ -352,6 +364,8 @@ class Loopback:
         self.http: list[HttpRequest] = []
         self.closed: list[int] = []
         self.connected = False
+        #: The channel of the newest socket (a renewed session opens another).
+        self.channel = "main"
 
     def start(self) -> list[ProviderEvent]:
         self.session.start(self.now)
@@ -364,29 +378,31 @@ class Loopback:
                 self._perform(action)
         return self.events[mark:]
 
-    def deliver(self, messages: list[str]) -> list[ProviderEvent]:
+    def deliver(self, messages: list[str], channel: str | None = None) -> list[ProviderEvent]:
+        """Server messages on ``channel`` (default: the newest socket's)."""
         mark = len(self.events)
-        self._feed(messages)
+        self._feed(messages, channel)
         self.pump()
         return self.events[mark:]
 
-    def _feed(self, messages: list[str]) -> None:
+    def _feed(self, messages: list[str], channel: str | None = None) -> None:
         # No pumping here: actions already drained go out first, in order.
         for message in messages:
-            self.events += self.session.socket_message("main", message, self.now)
+            self.events += self.session.socket_message(channel or self.channel, message, self.now)
 
     def _perform(self, action: object) -> None:
         if isinstance(action, OpenSocket):
             self.opened.append(action)
+            self.channel = action.channel
             parts = urlsplit(action.url)
             status = self.peer.check_handshake(f"{parts.path}?{parts.query}", action.headers)
             if status is not None:
                 self.events += self.session.socket_closed(
-                    "main", 1006, f"handshake refused: HTTP {status}", self.now
+                    action.channel, 1006, f"handshake refused: HTTP {status}", self.now
                 )
                 return
             self.connected = True
-            self.events += self.session.socket_opened("main", self.now)
+            self.events += self.session.socket_opened(action.channel, self.now)
             self._feed(self.peer.on_connect())
         elif isinstance(action, SendMessage):
             assert self.connected, "sent on a socket that is not open"
