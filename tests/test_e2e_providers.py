@@ -212,3 +212,68 @@ async def test_openai_session_cap_ends_with_a_closing_line_and_provider_limit(
     assert "provider_close_code" not in end  # we ended it before the provider did
     assert provider.connections == 1  # the replacement was refused at the upgrade
     assert hangups(rest) == [{"Status": "completed"}]
+
+
+async def test_openai_session_is_replaced_before_its_cap_and_the_call_goes_on(
+    anyio_backend: str,
+) -> None:
+    """The session would expire mid-call: a new one gets the history and the call carries on."""
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    now = time.time()
+    # Renewal starts 120 s before the end: about 1.5 s into the call.
+    fake.expires_at = [now + 121.5, now + 3700]
+    seen = Recorded()
+    first, later = ulaw_tone(1000, 400), ulaw_tone(400, 400)
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", system_prompt=PROMPT)
+        async with serving(phone, agent, seen) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> tuple[CarrierStream, int, int]:
+                async with carrier_stream(
+                    local_ws_url(port, stream_url),
+                    headers={"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)},
+                ) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await provider.wait_for(of_type("session.update"))
+                    provider.push(
+                        lambda: (
+                            fake.user_transcript("Where is my order?")
+                            + fake.respond(first, "It has shipped.")
+                        )
+                    )
+                    await call.wait_played_out(400)
+                    # The replacement: a second connection, then ours to the first closes.
+                    with anyio.fail_after(8):
+                        while not provider.client_close_codes:
+                            await call.send_audio(ulaw_silence(20))
+                    audio_at_switch = len(fake.audio_in)
+                    await call.send_audio(ulaw_tone(300, 400), speed=4)
+                    mark = len(call.audio)
+                    provider.push(lambda: fake.respond(later, "Anything else?"))
+                    await call.wait(lambda: len(call.audio) - mark >= len(later), what="answer")
+                    await call.stop()
+                    await call.wait(call.closed.is_set, what="the server closing the stream")
+                    return call, audio_at_switch, mark
+
+            call, audio_at_switch, mark = await run_in_asyncio_thread(carrier)
+            end = await seen.wait_ended()
+    assert provider.connections == 2 and provider.client_close_codes[0] == 1000
+    updates = [i for i, m in enumerate(fake.received) if m["type"] == "session.update"]
+    assert len(updates) == 2
+    replayed = [
+        (m["item"]["role"], m["item"]["content"][0]["text"])
+        for m in fake.received[updates[1] :]
+        if m["type"] == "conversation.item.create"
+    ]
+    assert replayed == [("user", "Where is my order?"), ("assistant", "It has shipped.")]
+    # Caller audio after the switch reached the new session, the tone intact.
+    after = bytes(fake.audio_in[audio_at_switch:])
+    heard_in = tone_report(after)
+    assert abs(heard_in.peak_hz - 300) < 5 and heard_in.snr_db >= 30, heard_in
+    # The new session's answer reached the caller.
+    assert bytes(call.audio[mark : mark + len(later)]) == later
+    assert end["reason"] == "carrier_stop" and "provider_close_code" not in end
+    said = [(t["role"], t["text"]) for t in seen.transcripts]
+    assert ("assistant", "Anything else?") in said
