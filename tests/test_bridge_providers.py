@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from patter_core.bridge import BridgeConfig, LogProblem, SetTimer
 from patter_core.bridge._problems import ProblemLog
-from patter_core.providers import ProviderError, ResponseDone, Say, SessionLimit, ToolCall
+from patter_core.bridge._transcript import cut_text
+from patter_core.providers import (
+    ProviderError,
+    ResponseDone,
+    Say,
+    SessionLimit,
+    ToolCall,
+    Transcript,
+    Truncate,
+    UserSpeechStarted,
+)
 
 from .test_bridge_call import play_agent
 from .test_bridge_support import FakeSession, Rig, callbacks, http_calls, mark
@@ -158,3 +168,58 @@ def test_the_cap_closing_line_is_not_said_when_the_call_is_already_ending() -> N
     assert rig.bridge.next_deadline() == 12.0  # the end_call grace, not the cap
     rig.bridge.handle_timer(10.0)
     assert not any(isinstance(c, Say) for c in rig.session.commands)
+
+
+# -- transcripts say what was heard ------------------------------------------------------------
+
+
+def ended_transcript(rig: Rig, now: float) -> list[tuple[object, object]]:
+    (ended,) = callbacks(rig.bridge.hangup("done", now), "on_call_end")
+    return [(e["role"], e["text"]) for e in ended["transcript"]]  # type: ignore[union-attr]
+
+
+def barge_in_after(rig: Rig, item: str, heard_chunks: int) -> None:
+    names = play_agent(rig, item, 10, 1.0)  # 10 x 100 ms
+    for name in names[:heard_chunks]:
+        rig.carrier(mark(name), 1.5)
+    rig.provider([UserSpeechStarted()], 2.0)
+
+
+def test_interrupted_answer_is_cut_to_what_the_caller_heard() -> None:
+    rig = Rig()
+    rig.connect()
+    barge_in_after(rig, "a1", 4)
+    assert Truncate(item_id="a1", played_ms=400) in rig.session.commands
+    text = "One two three four five six seven eight nine ten eleven twelve."
+    out = rig.provider([Transcript(role="assistant", text=text, item_id="a1")], 2.1)
+    (said,) = callbacks(out, "on_transcript")
+    assert said["text"] == "One two three four five"  # 40 % of 63 chars, whole words
+    assert ended_transcript(rig, 3.0) == [("assistant", "One two three four five")]
+
+
+def test_segment_already_recorded_is_cut_at_the_barge_in() -> None:
+    rig = Rig()
+    rig.connect()
+    text = "Your order left the warehouse on Monday morning."
+    rig.provider([Transcript(role="assistant", text=text, item_id="a2")], 0.5)
+    barge_in_after(rig, "a2", 5)
+    assert ended_transcript(rig, 3.0) == [("assistant", cut_text(text, 0.5))]
+    assert cut_text(text, 0.5) == "Your order left the"
+
+
+def test_a_correction_replaces_the_segment_it_corrects() -> None:
+    rig = Rig()
+    rig.connect()
+    rig.provider([Transcript(role="assistant", text="Your order shipped yesterday.")], 1.0)
+    rig.provider([Transcript(role="user", text="Wait")], 1.5)
+    out = rig.provider([Transcript(role="assistant", text="Your order", correction=True)], 1.6)
+    assert [c["text"] for c in callbacks(out, "on_transcript")] == ["Your order"]
+    assert ended_transcript(rig, 3.0) == [("assistant", "Your order"), ("user", "Wait")]
+
+
+def test_cut_text() -> None:
+    assert cut_text("hello world", 1.0) == "hello world"
+    assert cut_text("hello world", 0.0) == ""
+    assert cut_text("hello world", 0.6) == "hello"
+    assert cut_text("hello world", 0.3) == ""  # no whole word heard
+    assert cut_text("hello world", 0.99) == "hello"

@@ -142,6 +142,7 @@ from ._limits import ProviderCap, call_end_payload
 from ._playback import Playback
 from ._problems import ProblemLog
 from ._tools import decide, error_output, offered_tools
+from ._transcript import TranscriptLog
 
 __all__ = ["CallBridge"]
 
@@ -202,7 +203,7 @@ class CallBridge:
         self._outbound: Transcoding | None = None
         self._outbound_src: AudioFormat | None = None
         self._playback = Playback()
-        self._transcript: list[dict[str, object]] = []
+        self._transcript = TranscriptLog(self._config.max_transcript_entries)
         self._finish_reason: str | None = None
         self._finish_deadline: float | None = None
         self._finish_needs_done = False
@@ -516,7 +517,7 @@ class CallBridge:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
             return  # the digit goes into the prompt: only keypad characters pass
         self._command(SendText(text=self._config.dtmf_text.replace("{digit}", dtmf.digit)), now)
-        self._add_transcript("user", f"[DTMF {dtmf.digit}]", now)
+        self._fire_transcript(self._transcript.add("user", f"[DTMF {dtmf.digit}]", now))
         self._drain_session(now)
 
     # -- provider events -------------------------------------------------------
@@ -531,7 +532,7 @@ class CallBridge:
                 self._on_speech_started(now)
             elif isinstance(event, Transcript):
                 if event.final and event.text:
-                    self._add_transcript(event.role, event.text, now)
+                    self._fire_transcript(self._transcript.record(event, now))
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
             elif isinstance(event, ResponseDone):
@@ -621,6 +622,7 @@ class CallBridge:
         self._command(Cancel(), now)
         for item, heard in self._playback.interrupt(played):
             self._command(Truncate(item_id=item, played_ms=heard), now)
+            self._transcript.heard(item, heard / max(self._playback.sent_of[item], 1))
         if self._outbound is not None:
             self._outbound.flush()  # the resampler's tail belongs to the cut audio
 
@@ -654,10 +656,7 @@ class CallBridge:
             output = '{"status": "transferring"}'
         self._command(ToolResult(call_id=call_id, output=output), now)
 
-    def _add_transcript(self, role: str, text: str, now: float) -> None:
-        entry: dict[str, object] = {"role": role, "text": text, "time": now}
-        if len(self._transcript) < self._config.max_transcript_entries:
-            self._transcript.append(entry)
+    def _fire_transcript(self, entry: dict[str, object]) -> None:
         call_id = self._info.call_id if self._info is not None else ""
         self._out.append(FireCallback(name="on_transcript", payload={"call_id": call_id, **entry}))
 
@@ -688,7 +687,7 @@ class CallBridge:
             self._carrier_open = False
             self._out.append(CloseCarrier(code=close_code, reason=reason))
         payload = call_end_payload(info, self._carrier, self._started_at, now, reason)
-        payload["transcript"] = list(self._transcript)
+        payload["transcript"] = [dict(e) for e in self._transcript.entries]
         if reason == "hangup":
             payload["detail"] = self._hangup_detail
         if self._cap.close is not None:

@@ -66,6 +66,9 @@ class Transcript:
     text: str
     final: bool = True
     item_id: str | None = None
+    #: The provider corrected its last answer (ElevenLabs, after a barge-in):
+    #: this text replaces that segment.
+    correction: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
