@@ -43,6 +43,7 @@ from ._runtime import (
     LocalRuntime,
     ProviderSettings,
     configured_models,
+    elevenlabs_tools_notice,
     missing_settings,
 )
 from ._server import Server
@@ -329,6 +330,9 @@ class Patter:
         used = configured_models(agent, self.providers, handler=on_message is not None)
         for warning in model_warnings(used, datetime.datetime.now(datetime.UTC).date()):
             log.warning("%s", warning)
+        notice = elevenlabs_tools_notice(agent)
+        if notice is not None:
+            log.info("%s", notice)
         if self._secret_generated:
             log.info("stream tokens use a per-process secret (set stream_secret to share it)")
         self._runtime = runtime

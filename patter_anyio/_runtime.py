@@ -22,7 +22,7 @@ from typing import Any
 import anyio.abc
 
 from patter_core import Entropy
-from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
+from patter_core.bridge import BridgeConfig, CallBridge, CallInfo, offered_tools
 from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers import (
@@ -72,7 +72,13 @@ from ._httpclient import ClientError, request
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
-__all__ = ["CarrierSettings", "LocalRuntime", "ProviderSettings", "configured_models"]
+__all__ = [
+    "CarrierSettings",
+    "LocalRuntime",
+    "ProviderSettings",
+    "configured_models",
+    "elevenlabs_tools_notice",
+]
 
 log = logging.getLogger("patter_anyio.runtime")
 
@@ -156,6 +162,26 @@ def configured_models(
     if not handler:
         models.append(("pipeline llm", agent.model or LLM_MODEL))
     return models
+
+
+def elevenlabs_tools_notice(agent: Agent) -> str | None:
+    """What an ElevenLabs agent must declare for our tools to reach us (None: nothing)."""
+    if agent.provider != "elevenlabs":
+        return None
+    config = BridgeConfig(
+        tools=tuple(tool.spec for tool in agent.tools),
+        end_call_tool=agent.end_call_tool,
+        transfer_allowlist=frozenset(agent.transfer_allowlist),
+    )
+    names = [tool.name for tool in offered_tools(config)]
+    if not names:
+        return None
+    # The conversation socket does not say which tools the agent defines, so
+    # this is said once at start rather than checked.
+    return (
+        "ElevenLabs agent: tools reach this server only if the agent defines client tools "
+        f"named {', '.join(names)} and its client events include client_tool_call"
+    )
 
 
 def make_session_factory(

@@ -221,3 +221,28 @@ def test_bad_options_are_our_errors() -> None:
     ):
         with pytest.raises(InvalidOption, match=needle):
             phone.agent(provider="openai", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_server_start_names_the_client_tools_an_elevenlabs_agent_needs(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="patter_anyio")
+    phone = Patter()
+    tool = {"name": "check_order", "handler": lambda args, call: {}}
+    agent = phone.agent(
+        provider="elevenlabs",
+        agent_id="agent_x",
+        tools=[tool],
+        transfer_allowlist=["+15550009999"],
+    )
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            await tg.start(partial(phone.serve, agent, None, handle_signals=False))
+            phone.stop()
+    notices = [r.getMessage() for r in caplog.records if "client tools" in r.getMessage()]
+    assert notices == [
+        "ElevenLabs agent: tools reach this server only if the agent defines client tools "
+        "named check_order, end_call, transfer_call and its client events include "
+        "client_tool_call"
+    ]
