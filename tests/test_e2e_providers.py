@@ -220,8 +220,8 @@ async def test_openai_session_is_replaced_before_its_cap_and_the_call_goes_on(
     """The session would expire mid-call: a new one gets the history and the call carries on."""
     fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
     now = time.time()
-    # Renewal starts 120 s before the end: about 1.5 s into the call.
-    fake.expires_at = [now + 121.5, now + 3700]
+    # Renewal starts 120 s before the end: 2.5 to 3.5 s into the call.
+    fake.expires_at = [now + 123.5, now + 3700]
     seen = Recorded()
     first, later = ulaw_tone(1000, 400), ulaw_tone(400, 400)
     with provider_server(fake) as provider, twilio_rest() as rest:
