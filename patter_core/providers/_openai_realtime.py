@@ -14,7 +14,8 @@ greeting (``response.create`` asking for the exact first message).
 
 Server events become the common provider events::
 
-    session.created (expires_at)             -> SessionLimit(expires_at)
+    session.created (expires_at)             -> a renewal planned (_openai_renewal), or
+                                                SessionLimit(expires_at) when renewal is off
     response.output_audio.delta              -> AudioOut(audio, item_id)
     response.output_audio_transcript.delta   -> Transcript(assistant, final=False)
     response.output_audio_transcript.done    -> Transcript(assistant, final=True)
@@ -54,6 +55,9 @@ session cannot go on, and that close is the fatal event. The one error we
 swallow is ``response_cancel_not_active``: the bridge cancels on every
 barge-in, and "nothing to cancel" is the expected answer when the agent was
 silent.
+
+Before ``session.expires_at`` the session is replaced by a new one with the
+conversation carried over; see :mod:`._openai_renewal`.
 """
 
 from __future__ import annotations
