@@ -10,6 +10,7 @@ more (``dial``) slot in beside ``serve``.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
 from ._call import CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
-from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings
+from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, start_notices
 from ._server import Server, StreamHandler
 
 __all__ = ["build_app", "main", "run_server"]
@@ -75,6 +76,12 @@ async def run_server(
     )
     for warning in config.warnings():
         log.warning("%s", warning)
+    if runtime is not None:
+        today = datetime.datetime.now(datetime.UTC).date()
+        for level, line in start_notices(
+            runtime.agent, runtime.providers, handler=False, today=today
+        ):
+            log.log(level, "%s", line)
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
@@ -102,6 +109,10 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         first_message=config.first_message or "",
         voice=config.voice,
         model=config.model,
+        turn_detection=config.turn_detection,
+        noise_reduction=None if config.noise_reduction == "off" else config.noise_reduction,
+        reasoning_effort=config.reasoning_effort,
+        provider_max_duration=config.provider_max_duration,
     )
     return LocalRuntime(
         agent=agent,

@@ -25,7 +25,6 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from patter_core.providers._models import model_warnings
 from patter_core.webhooks import (
     CarrierApiError,
     TelnyxRest,
@@ -42,9 +41,8 @@ from ._runtime import (
     CarrierSettings,
     LocalRuntime,
     ProviderSettings,
-    configured_models,
-    elevenlabs_tools_notice,
     missing_settings,
+    start_notices,
 )
 from ._server import Server
 
@@ -327,12 +325,10 @@ class Patter:
             server.app = app
         for warning in app.startup_warnings():
             log.warning("%s", warning)
-        used = configured_models(agent, self.providers, handler=on_message is not None)
-        for warning in model_warnings(used, datetime.datetime.now(datetime.UTC).date()):
-            log.warning("%s", warning)
-        notice = elevenlabs_tools_notice(agent)
-        if notice is not None:
-            log.info("%s", notice)
+        today = datetime.datetime.now(datetime.UTC).date()
+        handler = on_message is not None
+        for level, line in start_notices(agent, self.providers, handler=handler, today=today):
+            log.log(level, "%s", line)
         if self._secret_generated:
             log.info("stream tokens use a per-process secret (set stream_secret to share it)")
         self._runtime = runtime

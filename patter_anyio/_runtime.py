@@ -12,6 +12,7 @@ pieces and wires them together.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import secrets
 import time
@@ -50,6 +51,7 @@ from patter_core.providers._models import (
     OPENAI_TTS_MODEL,
     REALTIME_MODEL,
     REALTIME_TRANSCRIPTION_MODEL,
+    model_warnings,
 )
 from patter_core.webhooks import (
     AmdCallback,
@@ -78,6 +80,7 @@ __all__ = [
     "ProviderSettings",
     "configured_models",
     "elevenlabs_tools_notice",
+    "start_notices",
 ]
 
 log = logging.getLogger("patter_anyio.runtime")
@@ -182,6 +185,18 @@ def elevenlabs_tools_notice(agent: Agent) -> str | None:
         "ElevenLabs agent: tools reach this server only if the agent defines client tools "
         f"named {', '.join(names)} and its client events include client_tool_call"
     )
+
+
+def start_notices(
+    agent: Agent, providers: ProviderSettings, *, handler: bool, today: datetime.date
+) -> list[tuple[int, str]]:
+    """``(log level, line)`` to log when a server for ``agent`` starts."""
+    used = configured_models(agent, providers, handler=handler)
+    out = [(logging.WARNING, line) for line in model_warnings(used, today)]
+    notice = elevenlabs_tools_notice(agent)
+    if notice is not None:
+        out.append((logging.INFO, notice))
+    return out
 
 
 def make_session_factory(

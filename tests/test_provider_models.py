@@ -246,3 +246,49 @@ async def test_server_start_names_the_client_tools_an_elevenlabs_agent_needs(
         "named check_order, end_call, transfer_call and its client events include "
         "client_tool_call"
     ]
+
+
+def test_cli_flags_reach_the_agent() -> None:
+    from patter_anyio import config_from_args
+    from patter_anyio._cli import runtime_from_config
+    from patter_core import CountingEntropy
+
+    argv = [
+        "serve",
+        "--provider",
+        "openai",
+        "--turn-detection",
+        "semantic_vad",
+        "--noise-reduction",
+        "off",
+        "--reasoning-effort",
+        "low",
+        "--provider-max-duration",
+        "600",
+    ]
+    _, config = config_from_args(argv, {"OPENAI_API_KEY": "sk-x"}, entropy=CountingEntropy())
+    agent = runtime_from_config(config).agent
+    assert (agent.turn_detection, agent.noise_reduction) == ("semantic_vad", None)
+    assert (agent.reasoning_effort, agent.provider_max_duration) == ("low", 600.0)
+    _, plain = config_from_args(["serve"], {}, entropy=CountingEntropy())
+    agent = runtime_from_config(plain).agent
+    assert (agent.turn_detection, agent.noise_reduction) == ("server_vad", "near_field")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--reasoning-effort", "ultra"),
+        ("--turn-detection", "loud"),
+        ("--noise-reduction", "far"),
+        ("--provider-max-duration", "-3"),
+        ("--provider-max-duration", "soon"),
+    ],
+)
+def test_bad_cli_flags_are_one_line_errors(flag: str, value: str) -> None:
+    from patter_anyio import ConfigError, config_from_args
+    from patter_core import CountingEntropy
+
+    with pytest.raises(ConfigError) as info:
+        config_from_args(["serve", flag, value], {}, entropy=CountingEntropy())
+    assert flag in str(info.value) and "\n" not in str(info.value)
