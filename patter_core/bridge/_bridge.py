@@ -508,7 +508,7 @@ class CallBridge:
 
     def _caller_audio(self, payload: bytes) -> bytes:  # ElevenLabs: format known when ready
         target, src = self._session and self._session.input_format, self._stream.media_format
-        if target and target != self._inbound_dst and src is not None:
+        if target is not self._inbound_dst and target and target != self._inbound_dst and src:
             self._inbound = self._make_transcoder(src, target)
             self._inbound_dst = target
         return self._inbound.convert(payload) if self._inbound is not None else b""
