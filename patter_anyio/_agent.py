@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from patter_core import PatterError
 from patter_core.bridge import ToolSpec, normalize_number
+from patter_core.providers._openai_realtime import REASONING_EFFORTS
 
 __all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool", "check_seconds"]
 
@@ -102,6 +103,20 @@ class Agent:
     #: Said by the carrier before the hang-up when the provider fails ("" for
     #: silence).
     error_message: str = ""
+    #: OpenAI Realtime turn detection: "server_vad" (volume; robust on phone
+    #: lines) or "semantic_vad" (waits for the caller to finish the thought).
+    turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
+    #: OpenAI Realtime input noise reduction; "near_field" suits a handset.
+    noise_reduction: Literal["near_field", "far_field"] | None = "near_field"
+    #: Reasoning models (gpt-realtime-2 and later, gpt-5 family): "minimal" ..
+    #: "xhigh"; None keeps the provider's default.
+    reasoning_effort: str | None = None
+    #: Reasoning models: may the model call several tools at once (None: default).
+    parallel_tool_calls: bool | None = None
+    #: The provider's session cap in seconds (an ElevenLabs agent's maximum
+    #: conversation duration); a closing line plays before it. OpenAI's own
+    #: cap is announced by the server and needs no setting.
+    provider_max_duration: float | None = None
 
     def __post_init__(self) -> None:
         check_seconds("provider_timeout", self.provider_timeout)
@@ -111,6 +126,18 @@ class Agent:
             raise InvalidOption(
                 f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {self.provider!r}"
             )
+        if self.turn_detection not in ("server_vad", "semantic_vad"):
+            raise InvalidOption("turn_detection must be 'server_vad' or 'semantic_vad'")
+        if self.noise_reduction not in (None, "near_field", "far_field"):
+            raise InvalidOption("noise_reduction must be 'near_field', 'far_field' or None")
+        if self.reasoning_effort not in (None, *REASONING_EFFORTS):
+            raise InvalidOption(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}")
+        if self.provider_max_duration is not None and not (
+            isinstance(self.provider_max_duration, int | float) and self.provider_max_duration > 0
+        ):
+            raise InvalidOption("provider_max_duration must be a positive number of seconds")
+        if self.parallel_tool_calls not in (None, True, False):
+            raise InvalidOption("parallel_tool_calls must be True, False or None")
         names = [tool.name for tool in self.tools]
         if len(set(names)) != len(names):
             raise InvalidOption("tool names must be unique")

@@ -51,6 +51,7 @@ from patter_core.bridge import (
     CloseCarrier,
     FireCallback,
     HttpCall,
+    LogProblem,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -118,10 +119,15 @@ def _log_call_event(action: FireCallback) -> None:
         )
     elif action.name == "on_call_end":
         log.info(
-            "call ended call=%s reason=%s segments=%d",
+            "call ended call=%s reason=%s segments=%d%s",
             p.get("call_id"),
             p.get("reason"),
             len(p.get("transcript") or ()),  # type: ignore[arg-type]
+            (
+                f" provider_close={p['provider_close_code']} {p.get('provider_close_reason', '')!r}"
+                if "provider_close_code" in p
+                else ""
+            ),
         )
         if p.get("reason") == "carrier_protocol_error":
             # e.g. a Telnyx leg streaming a codec we cannot decode: say which.
@@ -381,6 +387,9 @@ class CallRunner:
         elif isinstance(action, CloseCarrier):
             with contextlib.suppress(WebSocketClosed):
                 await self._carrier.close(action.code, action.reason)
+        elif isinstance(action, LogProblem):
+            info = self._bridge.call_info
+            log.warning("call=%s %s", info.call_id if info else "", action.message)
 
     async def _do_io(self, io: object) -> None:
         if isinstance(io, SendMessage):

@@ -10,6 +10,7 @@ more (``dial``) slot in beside ``serve``.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import signal
@@ -25,7 +26,13 @@ from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
 from ._call import CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
-from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, StreamTimeouts
+from ._runtime import (
+    CarrierSettings,
+    LocalRuntime,
+    ProviderSettings,
+    StreamTimeouts,
+    start_notices,
+)
 from ._server import Server, StreamHandler
 
 __all__ = ["build_app", "main", "run_server"]
@@ -76,6 +83,12 @@ async def run_server(
     )
     for warning in config.warnings():
         log.warning("%s", warning)
+    if runtime is not None:
+        today = datetime.datetime.now(datetime.UTC).date()
+        for level, line in start_notices(
+            runtime.agent, runtime.providers, handler=False, today=today
+        ):
+            log.log(level, "%s", line)
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
@@ -106,6 +119,10 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         model=config.model,
         provider_timeout=config.provider_timeout,
         error_message=config.error_message or "",
+        turn_detection=config.turn_detection,
+        noise_reduction=None if config.noise_reduction == "off" else config.noise_reduction,
+        reasoning_effort=config.reasoning_effort,
+        provider_max_duration=config.provider_max_duration,
     )
     return LocalRuntime(
         agent=agent,

@@ -19,6 +19,7 @@ from typing import Literal, NoReturn
 
 from patter_core import Entropy, PatterError
 from patter_core.http import ServerLimits, TrustedProxies
+from patter_core.providers._openai_config import REASONING_EFFORTS
 
 __all__ = [
     "PROVIDERS",
@@ -98,6 +99,12 @@ class ServerConfig:
     first_message: str | None = None
     voice: str | None = None
     model: str | None = None
+    #: OpenAI agent options (see ``Agent``): phone defaults.
+    turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
+    noise_reduction: Literal["near_field", "far_field", "off"] = "near_field"
+    reasoning_effort: str | None = None
+    #: The provider's session cap in seconds (an ElevenLabs agent's maximum duration).
+    provider_max_duration: float | None = None
     recording: bool = False
     voicemail_message: str | None = None
     #: Said by the carrier before hanging up when the provider fails.
@@ -169,6 +176,16 @@ def _workers(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e9:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
 def normalise_webhook_host(value: str) -> str:
     """``https://abc.ngrok.app/`` -> ``abc.ngrok.app`` (scheme and slash dropped)."""
     host = value.strip()
@@ -218,6 +235,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--first-message", help="what the agent says first")
     serve.add_argument("--voice", help="provider voice id")
     serve.add_argument("--model", help="provider model name")
+    serve.add_argument(
+        "--turn-detection",
+        choices=("server_vad", "semantic_vad"),
+        default="server_vad",
+        help="OpenAI turn detection (default server_vad)",
+    )
+    serve.add_argument(
+        "--noise-reduction",
+        choices=("near_field", "far_field", "off"),
+        default="near_field",
+        help="OpenAI input noise reduction (default near_field: a handset)",
+    )
+    serve.add_argument(
+        "--reasoning-effort",
+        choices=REASONING_EFFORTS,
+        help="reasoning models only (default: the provider's)",
+    )
+    serve.add_argument(
+        "--provider-max-duration",
+        type=_seconds,
+        help="the provider's session cap in seconds (an ElevenLabs agent's maximum duration)",
+    )
     serve.add_argument(
         "--recording", action="store_true", help="record calls (through the carrier's REST API)"
     )
@@ -272,7 +311,7 @@ def _env(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _seconds(
+def _timeout_setting(
     flag_value: str | None, env: Mapping[str, str], name: str, variable: str, default: float
 ) -> float:
     """A timeout from its flag, else its environment variable, else the default."""
@@ -387,7 +426,7 @@ def config_from_args(
             raise ConfigError("TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key") from None
 
     seconds = {
-        name: _seconds(getattr(args, name), env, name, variable, default)
+        name: _timeout_setting(getattr(args, name), env, name, variable, default)
         for name, variable, default, _ in TIMEOUTS
     }
     if args.voicemail_message and _env(env, "TWILIO_ACCOUNT_SID"):
@@ -416,6 +455,10 @@ def config_from_args(
         first_message=args.first_message,
         voice=args.voice,
         model=args.model,
+        turn_detection=args.turn_detection,
+        noise_reduction=args.noise_reduction,
+        reasoning_effort=args.reasoning_effort,
+        provider_max_duration=args.provider_max_duration,
         recording=args.recording,
         voicemail_message=args.voicemail_message,
         error_message=args.error_message,

@@ -14,6 +14,7 @@ Every option is checked when it is given, so a mistake is a clear
 
 from __future__ import annotations
 
+import datetime
 import logging
 import secrets
 import signal
@@ -52,6 +53,7 @@ from ._runtime import (
     ProviderSettings,
     StreamTimeouts,
     missing_settings,
+    start_notices,
 )
 from ._server import Server
 
@@ -201,6 +203,11 @@ class Patter:
         tts: str | None = None,
         provider_timeout: float = 5.0,
         error_message: str = "",
+        turn_detection: str = "server_vad",
+        noise_reduction: str | None = "near_field",
+        reasoning_effort: str | None = None,
+        parallel_tool_calls: bool | None = None,
+        provider_max_duration: float | None = None,
     ) -> Agent:
         """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
         if provider is None:
@@ -248,6 +255,11 @@ class Patter:
             tts=tts,  # type: ignore[arg-type]
             provider_timeout=provider_timeout,
             error_message=error_message,
+            turn_detection=turn_detection,  # type: ignore[arg-type]
+            noise_reduction=noise_reduction,  # type: ignore[arg-type]
+            reasoning_effort=reasoning_effort,
+            parallel_tool_calls=parallel_tool_calls,
+            provider_max_duration=provider_max_duration,
         )
         return agent
 
@@ -377,6 +389,10 @@ class Patter:
         server.end_calls = runtime.end_all
         for warning in app.startup_warnings():
             log.warning("%s", warning)
+        today = datetime.datetime.now(datetime.UTC).date()
+        handler = on_message is not None
+        for level, line in start_notices(agent, self.providers, handler=handler, today=today):
+            log.log(level, "%s", line)
         if self._secret_generated:
             log.info("stream tokens use a per-process secret (set stream_secret to share it)")
         self._runtime = runtime

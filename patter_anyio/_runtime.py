@@ -12,6 +12,7 @@ pieces and wires them together.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import secrets
 import time
@@ -24,7 +25,7 @@ import anyio
 import anyio.abc
 
 from patter_core import Entropy
-from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
+from patter_core.bridge import BridgeConfig, CallBridge, CallInfo, offered_tools
 from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers import (
@@ -39,9 +40,20 @@ from patter_core.providers import (
     OpenAIRealtimeSession,
     OpenAISttConfig,
     OpenAITtsConfig,
+    OpenAITurnDetection,
     PipelineConfig,
     PipelineSession,
     ProviderSession,
+)
+from patter_core.providers._models import (
+    DEEPGRAM_STT_MODEL,
+    ELEVENLABS_TTS_MODEL,
+    LLM_MODEL,
+    OPENAI_STT_MODEL,
+    OPENAI_TTS_MODEL,
+    REALTIME_MODEL,
+    REALTIME_TRANSCRIPTION_MODEL,
+    model_warnings,
 )
 from patter_core.webhooks import (
     AmdCallback,
@@ -67,7 +79,15 @@ from ._httpclient import ClientError, request_with_retry
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
-__all__ = ["CarrierSettings", "LocalRuntime", "ProviderSettings", "StreamTimeouts"]
+__all__ = [
+    "CarrierSettings",
+    "LocalRuntime",
+    "ProviderSettings",
+    "StreamTimeouts",
+    "configured_models",
+    "elevenlabs_tools_notice",
+    "start_notices",
+]
 
 log = logging.getLogger("patter_anyio.runtime")
 
@@ -144,6 +164,60 @@ def missing_settings(agent: Agent, providers: ProviderSettings, *, handler: bool
     return None
 
 
+def configured_models(
+    agent: Agent, providers: ProviderSettings, *, handler: bool
+) -> list[tuple[str, str]]:
+    """``(role, model)`` for every model a call of ``agent`` will name on the wire."""
+    if agent.provider == "openai":
+        return [
+            ("openai realtime", agent.model or REALTIME_MODEL),
+            ("openai realtime transcription", REALTIME_TRANSCRIPTION_MODEL),
+        ]
+    if agent.provider != "pipeline":
+        return []  # ElevenLabs: the agent's models are set in its dashboard
+    stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
+    tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
+    models = [
+        ("pipeline speech-to-text", DEEPGRAM_STT_MODEL if stt == "deepgram" else OPENAI_STT_MODEL),
+        ("pipeline text-to-speech", OPENAI_TTS_MODEL if tts == "openai" else ELEVENLABS_TTS_MODEL),
+    ]
+    if not handler:
+        models.append(("pipeline llm", agent.model or LLM_MODEL))
+    return models
+
+
+def elevenlabs_tools_notice(agent: Agent) -> str | None:
+    """What an ElevenLabs agent must declare for our tools to reach us (None: nothing)."""
+    if agent.provider != "elevenlabs":
+        return None
+    config = BridgeConfig(
+        tools=tuple(tool.spec for tool in agent.tools),
+        end_call_tool=agent.end_call_tool,
+        transfer_allowlist=frozenset(agent.transfer_allowlist),
+    )
+    names = [tool.name for tool in offered_tools(config)]
+    if not names:
+        return None
+    # The conversation socket does not say which tools the agent defines, so
+    # this is said once at start rather than checked.
+    return (
+        "ElevenLabs agent: tools reach this server only if the agent defines client tools "
+        f"named {', '.join(names)} and its client events include client_tool_call"
+    )
+
+
+def start_notices(
+    agent: Agent, providers: ProviderSettings, *, handler: bool, today: datetime.date
+) -> list[tuple[int, str]]:
+    """``(log level, line)`` to log when a server for ``agent`` starts."""
+    used = configured_models(agent, providers, handler=handler)
+    out = [(logging.WARNING, line) for line in model_warnings(used, today)]
+    notice = elevenlabs_tools_notice(agent)
+    if notice is not None:
+        out.append((logging.INFO, notice))
+    return out
+
+
 def make_session_factory(
     agent: Agent,
     providers: ProviderSettings,
@@ -165,13 +239,17 @@ def make_session_factory(
             return OpenAIRealtimeSession(
                 OpenAIRealtimeConfig(
                     api_key=providers.openai_key,
-                    model=agent.model or "gpt-realtime",
+                    model=agent.model or REALTIME_MODEL,
                     voice=agent.voice or "marin",
                     instructions=info.instructions,
                     first_message=info.first_message or None,
                     tools=tools(info),
                     audio_format="pcmu",  # G.711 passthrough: no transcoding at all
                     base_url=providers.openai_base_url,
+                    turn_detection=OpenAITurnDetection(type=agent.turn_detection),
+                    noise_reduction=agent.noise_reduction,
+                    reasoning_effort=agent.reasoning_effort,  # type: ignore[arg-type]
+                    parallel_tool_calls=agent.parallel_tool_calls,
                 )
             )
         if agent.provider == "elevenlabs":
@@ -239,9 +317,11 @@ def make_session_factory(
                 assert providers.openai_key
                 llm = LlmConfig(
                     api_key=providers.openai_key,
-                    model=agent.model or "gpt-4o-mini",
+                    model=agent.model or LLM_MODEL,
                     base_url=providers.openai_base_url,
                     tools=tuple(tools(info)),
+                    reasoning_effort=agent.reasoning_effort,
+                    parallel_tool_calls=agent.parallel_tool_calls,
                 )
             return PipelineSession(
                 PipelineConfig(
@@ -444,6 +524,7 @@ class LocalRuntime:
             media_timeout_seconds=self.timeouts.media,
             provider_timeout_seconds=agent.provider_timeout,
             error_message=agent.error_message,
+            provider_max_duration=agent.provider_max_duration,
         )
         bridge = CallBridge(
             stream=stream,

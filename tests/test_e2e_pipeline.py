@@ -208,7 +208,7 @@ async def test_pipeline_with_llm_streams_sentences_and_takes_dtmf() -> None:
     assert len(chats) == 1
     body = chats[0].json
     assert chats[0].headers["authorization"] == "Bearer sk-test"
-    assert body["stream"] is True and body["model"] == "gpt-4o-mini"
+    assert body["stream"] is True and body["model"] == "gpt-5.4-mini"
     assert body["messages"] == [
         {"role": "system", "content": "Answer briefly. The caller is +15550001111."},
         {"role": "user", "content": "The caller pressed 5 on the phone keypad."},
@@ -278,7 +278,7 @@ async def test_pipeline_with_openai_transcription() -> None:
     assert dg.paths == []  # Deepgram was never asked
     (upload,) = http.of("/audio/transcriptions")
     assert upload.headers["content-type"].startswith("multipart/form-data; boundary=")
-    assert b'name="model"\r\n\r\ngpt-4o-mini-transcribe' in upload.body
+    assert b'name="model"\r\n\r\ngpt-transcribe' in upload.body
     rate, pcm = _wav_from_multipart(upload.body)
     assert rate == 16000
     _assert_tone(pcm, 16000, CALLER_HZ, "the uploaded utterance")

@@ -151,7 +151,7 @@ def expected_session_update() -> dict[str, Any]:
         "type": "session.update",
         "session": {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2.1",
             "output_modalities": ["audio"],
             "instructions": f"You take calls for Acme from {CALLER} to {CALLEE}.",
             "audio": {
@@ -165,7 +165,8 @@ def expected_session_update() -> dict[str, Any]:
                         "create_response": True,
                         "interrupt_response": True,
                     },
-                    "transcription": {"model": "gpt-4o-mini-transcribe"},
+                    "transcription": {"model": "gpt-transcribe"},
+                    "noise_reduction": {"type": "near_field"},
                 },
                 "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"},
             },
@@ -192,6 +193,18 @@ class BargeIn:
 async def test_openai_call(anyio_backend: str) -> None:
     fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
     seen = Recorded()
+    goodbye = ulaw_tone(500, 400)
+
+    def spoken_answer(_: dict[str, Any]) -> list[str]:
+        # What the model says when asked to answer (after a tool output).
+        return (
+            fake.begin_response()
+            + fake.audio(goodbye)
+            + fake.transcript("Goodbye!")
+            + fake.end_response()
+        )
+
+    fake.answer = spoken_answer
 
     def lookup(arguments: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]:
         seen.tools.append((arguments, call))
@@ -250,7 +263,7 @@ async def test_openai_call(anyio_backend: str) -> None:
             end = await seen.wait_ended()
 
     # The upgrade: GA endpoint, bearer key, no beta header.
-    assert provider.handshakes == ["/v1/realtime?model=gpt-realtime"]
+    assert provider.handshakes == ["/v1/realtime?model=gpt-realtime-2.1"]
     headers = provider.handshake_headers[0]
     assert headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert "openai-beta" not in headers
@@ -293,10 +306,17 @@ async def test_openai_call(anyio_backend: str) -> None:
         for m in fake.received
         if m["type"] == "conversation.item.create" and m["item"]["type"] == "function_call_output"
     ]
-    assert [o["call_id"] for o in outputs] == ["call_lookup"]
+    assert [o["call_id"] for o in outputs[:1]] == ["call_lookup"]
     assert json.loads(outputs[0]["output"]) == {"status": "shipped", "order": "A-42"}
 
-    # end_call: Twilio's REST API was told to complete the call; one on_call_end.
+    # end_call: its output went back, the model's goodbye played out before
+    # the hang-up; one response at a time throughout.
+    assert json.loads(outputs[-1]["output"])["status"].startswith("ending the call")
+    assert [o["call_id"] for o in outputs[1:]] == ["call_end"]
+    assert fake.refused_creates == 0
+    heard_goodbye = tone_report(bytes(call.heard)[-len(goodbye) :])
+    assert abs(heard_goodbye.peak_hz - 500) < 5 and heard_goodbye.snr_db >= 30, heard_goodbye
+    # Twilio's REST API was told to complete the call; one on_call_end.
     assert hangups(rest) == [{"Status": "completed"}]
     assert end["reason"] == "end_call"
     assert (end["call_id"], end["caller"], end["callee"]) == (CALL_SID, CALLER, CALLEE)

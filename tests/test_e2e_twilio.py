@@ -294,6 +294,12 @@ async def test_no_hangup_once_a_transfer_was_requested(ending: str) -> None:
                     # Before Twilio's stop arrives, something ends the call.
                     if ending == "end_call":
                         provider.push(lambda: fake.function_call("end_call", "{}", "c_end"))
+                        # end_call is answered; the model's goodbye plays, then the end.
+                        await provider.wait_for(
+                            lambda m: m.get("type") == "conversation.item.create"
+                            and m["item"].get("call_id") == "c_end"
+                        )
+                        provider.push(lambda: fake.respond(ulaw_tone(440, 200), "Goodbye."))
                     else:
                         provider.push([Close(1011, "overloaded")])
                     await call.wait(call.closed.is_set, what="our side ending")

@@ -150,7 +150,7 @@ def test_transcription_request_golden() -> None:
         ("content-length", str(len(request.body))),
     )
     assert request.body == multipart_body(
-        {"model": "gpt-4o-mini-transcribe"},
+        {"model": "gpt-transcribe"},
         {"file": ("utterance.wav", "audio/wav", wav_header(8) + pcm)},
         boundary,
     )
@@ -202,7 +202,7 @@ def test_chat_request_golden() -> None:
     request = build_chat_request(config, messages)
     assert request.url == "https://api.openai.com/v1/chat/completions"
     assert request.body == (
-        b'{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be brief."},'
+        b'{"model":"gpt-5.4-mini","messages":[{"role":"system","content":"Be brief."},'
         b'{"role":"user","content":"Hi"}],"stream":true,"tools":[{"type":"function",'
         b'"function":{"name":"get_weather","description":"Weather for a city","parameters":'
         b'{"type":"object","properties":{"city":{"type":"string"}}}}}]}'

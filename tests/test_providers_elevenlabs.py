@@ -377,7 +377,7 @@ def test_scripted_call_through_the_fake() -> None:
         Transcript(role="user", text="Where is my order?"),
     ]
     assert loop.deliver(fake.correction("Your order shipped yesterday.", "Your order")) == [
-        Transcript(role="assistant", text="Your order")
+        Transcript(role="assistant", text="Your order", correction=True)
     ]
 
     # Tool call round trip.

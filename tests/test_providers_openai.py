@@ -83,7 +83,7 @@ def test_start_opens_the_ga_endpoint_with_bearer_auth() -> None:
     assert session.io_to_send() == [
         OpenSocket(
             channel="main",
-            url="wss://api.openai.com/v1/realtime?model=gpt-realtime",
+            url="wss://api.openai.com/v1/realtime?model=gpt-realtime-2.1",
             headers=(("authorization", "Bearer sk-test"),),
         )
     ]
@@ -129,7 +129,7 @@ def test_session_update_is_the_ga_shape_of_protocols_5_2() -> None:
             "type": "session.update",
             "session": {
                 "type": "realtime",
-                "model": "gpt-realtime",
+                "model": "gpt-realtime-2.1",
                 "output_modalities": ["audio"],
                 "instructions": "You are a friendly phone receptionist. Keep answers short.",
                 "audio": {
@@ -143,7 +143,8 @@ def test_session_update_is_the_ga_shape_of_protocols_5_2() -> None:
                             "create_response": True,
                             "interrupt_response": True,
                         },
-                        "transcription": {"model": "gpt-4o-mini-transcribe"},
+                        "transcription": {"model": "gpt-transcribe"},
+                        "noise_reduction": {"type": "near_field"},
                     },
                     "output": {"format": {"type": "audio/pcmu"}, "voice": "marin"},
                 },
@@ -246,10 +247,7 @@ def test_commands_golden_json() -> None:
             },
         },
         {"type": "response.create"},
-        {
-            "type": "response.create",
-            "response": {"instructions": SAY_EXACTLY_PREFIX + "Hello there."},
-        },
+        # One response at a time: the Say and the DTMF answer wait their turn.
         {
             "type": "conversation.item.create",
             "item": {
@@ -258,9 +256,20 @@ def test_commands_golden_json() -> None:
                 "content": [{"type": "input_text", "text": "The caller pressed 5"}],
             },
         },
-        {"type": "response.create"},
         {"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}},
     ]
+    done = json.dumps({"type": "response.done", "response": {"status": "completed", "output": []}})
+    session.socket_message("main", done, 2.0)
+    assert sent_json(session) == [
+        {
+            "type": "response.create",
+            "response": {"instructions": SAY_EXACTLY_PREFIX + "Hello there."},
+        }
+    ]
+    session.socket_message("main", done, 3.0)
+    assert sent_json(session) == [{"type": "response.create"}]
+    session.socket_message("main", done, 4.0)
+    assert sent_json(session) == []
 
 
 def test_command_misuse_is_local_error() -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "CloseCarrier",
     "FireCallback",
     "HttpCall",
+    "LogProblem",
     "ProviderIo",
     "RunTool",
     "SendToCarrier",
@@ -92,4 +93,20 @@ class SetTimer:
     deadline: float | None
 
 
-Action = SendToCarrier | ProviderIo | FireCallback | RunTool | HttpCall | CloseCarrier | SetTimer
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogProblem:
+    """Log this line at WARNING for the call (a provider's non-fatal error, rate-limited)."""
+
+    message: str
+
+
+Action = (
+    SendToCarrier
+    | ProviderIo
+    | FireCallback
+    | RunTool
+    | HttpCall
+    | CloseCarrier
+    | SetTimer
+    | LogProblem
+)

@@ -67,25 +67,28 @@ for its token or lost before ``start`` (then with an empty call id), so the
 application sees every attempt. Reasons: ``carrier_stop``,
 ``carrier_disconnected``, ``carrier_protocol_error``, ``token_rejected``,
 ``start_timeout``, ``media_timeout`` (:mod:`._watchdog`), ``provider_closed``,
-``provider_error`` (``detail`` says why), ``end_call``, ``voicemail``, ``fax``,
-``hangup``, ``server_shutdown``. When the provider failed and
-``error_message`` is set, the carrier speaks it before hanging up. After a
-transfer request no ending sends the REST hangup (it would cut the caller off
-mid-transfer).
+``provider_limit``, ``provider_error`` (``detail`` says why), ``end_call``,
+``voicemail``, ``fax``, ``hangup``, ``server_shutdown``. When the provider
+failed and ``error_message`` is set, the carrier speaks it before hanging up.
+After a transfer request no ending sends the REST hangup (it would cut the
+caller off mid-transfer).
 
-``end_call`` does not answer the model: the call waits for the current
-response to finish (``ResponseDone``) and its audio to play (marks), at most
-``end_call_grace_seconds``, then hangs up. The voicemail drop: see
-:mod:`._voicemail` (at most ``voicemail_max_seconds``; no barge-in meanwhile).
+``end_call`` answers the model (so it can say goodbye) and waits for the
+answer that output starts (``ResponseDone.tool_calls``) and its audio to
+play (marks), at most ``end_call_grace_seconds``, then hangs up. The
+voicemail drop: see :mod:`._voicemail` (at most ``voicemail_max_seconds``; no
+barge-in meanwhile). Near the provider's session cap (:mod:`._limits`) a
+closing line plays, then the call ends as ``provider_limit``.
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as
 "provider_closed" when it is the session's answer to an open socket closing
-(the provider hung up on us), as "provider_error" otherwise. A close of the
-``"main"`` channel (the realtime sessions' only socket) that the session
-does not report ends the call too: "provider_closed" if it had opened,
-"provider_error" if connecting failed (refused, DNS, a refused handshake). Other
-channels (the pipeline's "stt", "tts") belong to the session to reopen or
-report.
+(the provider hung up on us; a normal 1000 close first lets queued agent
+audio play), as "provider_error" otherwise; the close code and reason go to
+``on_call_end``. A ``"main"`` close the session does not report ends the call
+too: "provider_closed" if it had opened, "provider_error" if connecting
+failed (refused, DNS, a refused handshake). Non-fatal errors become
+``LogProblem``, rate-limited. Other channels (the pipeline's "stt", "tts")
+are the session's to reopen or report.
 
 Sessions without sockets (the echo agent) speak through their timers: after
 every input the bridge runs the session's ``handle_timer`` while its
@@ -111,6 +114,7 @@ from ..providers._events import (
     Say,
     SendAudio,
     SendText,
+    SessionLimit,
     SessionReady,
     ToolCall,
     ToolResult,
@@ -118,7 +122,7 @@ from ..providers._events import (
     Truncate,
     UserSpeechStarted,
 )
-from ..providers._session import ProviderSession
+from ..providers._session import CloseSocket, ProviderSession
 from ..webhooks._twilio_flow import AmdAction, amd_action
 from ._actions import (
     Action,
@@ -144,8 +148,11 @@ from ._config import (
     default_transcoder,
 )
 from ._inbound import CallerAudio
+from ._limits import ProviderCap, call_end_payload
 from ._playback import Playback
+from ._problems import ProblemLog
 from ._tools import decide, error_output, offered_tools
+from ._transcript import TranscriptLog
 from ._voicemail import VoicemailDrop
 from ._watchdog import Watchdog, Watchdogs
 
@@ -169,6 +176,7 @@ _HANGUP_REASONS = frozenset(
         "fax",
         "provider_error",
         "provider_closed",
+        "provider_limit",
         "media_timeout",
         "server_shutdown",
     }
@@ -176,6 +184,8 @@ _HANGUP_REASONS = frozenset(
 #: Endings where the provider failed us: the caller may hear
 #: ``BridgeConfig.error_message`` before the hang-up.
 _PROVIDER_FAILURES = frozenset({"provider_error", "provider_closed"})
+#: What the model hears back from end_call.
+_END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have not"}'
 #: Digits a keypad can send (RFC 4733 events 0-15).
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
@@ -220,7 +230,7 @@ class CallBridge:
         self._outbound: Transcoding | None = None
         self._outbound_src: AudioFormat | None = None
         self._playback = Playback()
-        self._transcript: list[dict[str, object]] = []
+        self._transcript = TranscriptLog(self._config.max_transcript_entries)
         self._finish_reason: str | None = None
         self._finish_deadline: float | None = None
         self._finish_needs_done = False
@@ -229,9 +239,12 @@ class CallBridge:
         self._hangup_detail = ""
         self._carrier_errors = 0  # carrier error reports (Telnyx ``error`` frames)
         self._timer: float | None = None
-        self._socket_closing = False  # inside provider_socket_closed
+        self._socket_closing: tuple[int, str] | None = None  # in provider_socket_closed
         self._opened_channels: set[str] = set()
         self._error_detail = ""
+        self._await_goodbye = False  # end_call answered: its follow-up answer plays first
+        self._problems = ProblemLog()
+        self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
         # Caller audio, held until the session is ready (module doc, "Audio").
         self._inbound = CallerAudio(
             self._make_transcoder, max_held_ms=self._config.max_held_audio_ms
@@ -380,16 +393,18 @@ class CallBridge:
         self._opened_channels.discard(channel)
         if not opened and self._is_active() and not self._error_detail:
             self._error_detail = reason  # our words for why connecting failed
-        self._socket_closing = opened
+        self._socket_closing = (code, reason) if opened else None
         try:
             actions = self._provider_input(
                 lambda s: s.socket_closed(channel, code, reason, now), now
             )
         finally:
-            self._socket_closing = False
-        if channel == "main" and self._is_active():
+            self._socket_closing = None
+        if channel == "main" and self._is_active() and not self._cap.expected_close(channel):
             self._begin()
-            self._end("provider_closed" if opened else "provider_error", now)
+            if opened:
+                self._cap.close = (code, reason)
+            self._end(self._cap.closed_reason() if opened else "provider_error", now)
             actions += self._finish(now)
         return actions
 
@@ -431,6 +446,8 @@ class CallBridge:
         if self._state is _State.ENDED:
             return None
         deadlines = [self._finish_deadline, self._watchdogs.next_deadline()]
+        if self._finish_reason is None:
+            deadlines.append(self._cap.warn_at())
         if self._voicemail is not None:
             deadlines.append(self._voicemail.deadline())
         if self._session is not None:
@@ -457,6 +474,8 @@ class CallBridge:
         ):
             self._end(self._finish_reason, now)
         else:
+            if self._finish_reason is None and self._cap.due(now):
+                self._on_cap(now)
             self._maybe_finish(now)
             self._drain_session(now)
         return self._finish(now)
@@ -499,7 +518,10 @@ class CallBridge:
 
     def _collect_io(self) -> None:
         if self._session is not None:
-            self._out.extend(ProviderIo(action=io) for io in self._session.io_to_send())
+            for io in self._session.io_to_send():
+                self._out.append(ProviderIo(action=io))
+                if isinstance(io, CloseSocket):  # e.g. an OpenAI session renewed
+                    self._cap.retired.add(io.channel)
 
     def _command(self, command: ProviderCommand, now: float) -> None:
         if self._session is None:
@@ -549,6 +571,8 @@ class CallBridge:
         self._state = _State.ACTIVE
         self._started_at = now
         self._watchdogs.started(now)
+        if self._config.provider_max_duration is not None:
+            self._cap.limit(now + self._config.provider_max_duration)
         session = self._factory(info)
         self._session = session
         self._out.append(
@@ -607,7 +631,7 @@ class CallBridge:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
             return  # the digit goes into the prompt: only keypad characters pass
         self._command(SendText(text=self._config.dtmf_text.replace("{digit}", dtmf.digit)), now)
-        self._add_transcript("user", f"[DTMF {dtmf.digit}]", now)
+        self._fire_transcript(self._transcript.add("user", f"[DTMF {dtmf.digit}]", now))
         self._drain_session(now)
 
     # -- provider events -------------------------------------------------------
@@ -622,18 +646,17 @@ class CallBridge:
                 self._on_speech_started(now)
             elif isinstance(event, Transcript):
                 if event.final and event.text:
-                    self._add_transcript(event.role, event.text, now)
+                    self._fire_transcript(self._transcript.record(event, now))
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
             elif isinstance(event, ResponseDone):
-                self._on_response_done(event, now)
+                self._on_response_done(now, event.item_id, event.tool_calls)
             elif isinstance(event, SessionReady):
                 self._on_ready(now)
-            elif isinstance(event, ProviderError) and event.fatal:
-                closed = self._socket_closing
-                if event.message and not self._error_detail:
-                    self._error_detail = event.message
-                self._end("provider_closed" if closed else "provider_error", now)
+            elif isinstance(event, ProviderError):
+                self._on_provider_error(event, now)
+            elif isinstance(event, SessionLimit):
+                self._cap.limit(event.expires_at)
 
     def _on_ready(self, now: float) -> None:
         if self._ready:
@@ -670,7 +693,31 @@ class CallBridge:
         frames.append(stream.send_mark(name))
         self._to_carrier(frames)
 
-    def _on_response_done(self, event: ResponseDone, now: float) -> None:
+    def _on_provider_error(self, error: ProviderError, now: float) -> None:
+        if not error.fatal:
+            return self._out.extend(self._problems.report(error.code, error.message, now))
+        if error.message and not self._error_detail:
+            self._error_detail = error.message
+        busy = self._playback.has_current_audio() or self._stream.played_ms < self._stream.sent_ms
+        self._cap.close = self._socket_closing or self._cap.close  # the session's own socket
+        if self._socket_closing and self._cap.normal_close and busy:
+            # A normal close (ElevenLabs' end_call, its cap) with our audio queued: play it.
+            self._cap.playing_out = True
+            if self._finish_reason is None:
+                self._finish_reason = self._cap.closed_reason()
+                self._finish_deadline = now + self._config.end_call_grace_seconds
+            return self._on_response_done(now)
+        self._end(self._cap.closed_reason() if self._socket_closing else "provider_error", now)
+
+    def _on_cap(self, now: float) -> None:  # near the cap: a closing line, then provider_limit
+        self._cap.announced = True
+        self._command(Say(text=self._config.provider_limit_message), now)
+        self._finish_reason, self._finish_needs_done = "provider_limit", True
+        self._finish_deadline = max(now, self._cap.at or now)
+
+    def _on_response_done(
+        self, now: float, item_id: str | None = None, tool_calls: int = 0
+    ) -> None:
         self._playback.response_done()
         if self._outbound is not None and self._playback.has_current_audio():
             # The answer's last partial frame and the resampler's tail, marked,
@@ -682,7 +729,9 @@ class CallBridge:
                 self._to_carrier(frames)
                 self._send_agent_audio(self._playback.current, b"")
         if self._voicemail is not None:
-            self._voicemail.response_done(event.item_id)
+            self._voicemail.response_done(item_id)
+        elif self._await_goodbye and tool_calls:
+            self._await_goodbye = False  # end_call's own answer: its goodbye follows
         else:
             self._finish_needs_done = False
         self._maybe_finish(now)
@@ -701,6 +750,7 @@ class CallBridge:
         self._command(Cancel(), now)
         for item, heard in self._playback.interrupt(played):
             self._command(Truncate(item_id=item, played_ms=heard), now)
+            self._transcript.heard(item, heard / max(self._playback.sent_of[item], 1))
         if self._outbound is not None:
             self._outbound.flush()  # the resampler's tail belongs to the cut audio
 
@@ -713,8 +763,10 @@ class CallBridge:
         elif decision.kind == "end_call":
             if self._finish_reason is None:
                 self._finish_reason = "end_call"
-                self._finish_needs_done = True
+                self._finish_needs_done = self._await_goodbye = True
                 self._finish_deadline = now + self._config.end_call_grace_seconds
+                # The output lets the model say goodbye if it has not yet.
+                self._command(ToolResult(call_id=call.call_id, output=_END_CALL_OUTPUT), now)
         elif decision.kind == "transfer":
             self._transfer(call.call_id, decision.target, now)
         else:
@@ -734,10 +786,7 @@ class CallBridge:
             output = '{"status": "transferring"}'
         self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
 
-    def _add_transcript(self, role: str, text: str, now: float) -> None:
-        entry: dict[str, object] = {"role": role, "text": text, "time": now}
-        if len(self._transcript) < self._config.max_transcript_entries:
-            self._transcript.append(entry)
+    def _fire_transcript(self, entry: dict[str, object]) -> None:
         call_id = self._info.call_id if self._info is not None else ""
         self._out.append(FireCallback(name="on_transcript", payload={"call_id": call_id, **entry}))
 
@@ -789,28 +838,21 @@ class CallBridge:
         if self._carrier_open and not by_carrier:
             self._carrier_open = False
             self._out.append(CloseCarrier(code=close_code, reason=reason))
-        payload: dict[str, object] = {
-            "call_id": info.call_id if info is not None else "",
-            "stream_id": info.stream_id if info is not None else "",
-            "caller": info.caller if info is not None else "",
-            "callee": info.callee if info is not None else "",
-            "carrier": self._carrier,
-            "started_at": self._started_at,
-            "ended_at": now,
-            "reason": reason,
-            "transcript": list(self._transcript),
-            # Caller audio: frames received, held until the provider was
-            # ready, and dropped from that hold past its bound.
-            "frames_in": self._inbound.frames_in,
-            "frames_buffered": self._inbound.frames_held,
-            "frames_dropped": self._inbound.frames_dropped,
-        }
+        payload = call_end_payload(info, self._carrier, self._started_at, now, reason)
+        payload["transcript"] = [dict(e) for e in self._transcript.entries]
+        # Caller audio: frames received, held until the provider was ready,
+        # and dropped from that hold past its bound.
+        payload["frames_in"] = self._inbound.frames_in
+        payload["frames_buffered"] = self._inbound.frames_held
+        payload["frames_dropped"] = self._inbound.frames_dropped
         if reason in ("hangup", "carrier_protocol_error"):
             payload["detail"] = self._hangup_detail
         elif reason in _PROVIDER_FAILURES:
             payload["detail"] = self._error_detail
         if self._carrier_errors:
             payload["carrier_errors"] = self._carrier_errors
+        if self._cap.close is not None:
+            payload["provider_close_code"], payload["provider_close_reason"] = self._cap.close
         if self._transferred_to is not None:
             payload["transferred_to"] = self._transferred_to
         self._out.append(FireCallback(name="on_call_end", payload=payload))

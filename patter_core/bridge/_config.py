@@ -181,6 +181,17 @@ class BridgeConfig:
     #: After ``end_call``: longest wait for the goodbye to finish playing. A
     #: goodbye is one sentence; 10 s bounds a model that keeps talking.
     end_call_grace_seconds: float = 10.0
+    #: The provider's session cap in seconds from the call's start (an
+    #: ElevenLabs agent's maximum conversation duration, 600 s unless changed
+    #: in the agent); None: only what the provider announces (OpenAI's
+    #: ``session.expires_at``).
+    provider_max_duration: float | None = None
+    #: Said this long before the cap, then the call ends as ``provider_limit``
+    #: when it has played: a sentence takes a few seconds, 20 s leaves room.
+    provider_limit_margin_seconds: float = 20.0
+    provider_limit_message: str = (
+        "I'm sorry, this call has reached its time limit and will end now. Goodbye."
+    )
     #: How DTMF reaches the agent (``SendText``); ``{digit}`` is filled.
     dtmf_text: str = "The caller pressed {digit} on the phone keypad."
     #: Commands (DTMF text) held until the session is ready; a caller mashing
@@ -222,6 +233,10 @@ class BridgeConfig:
         for number in self.transfer_allowlist:
             if normalize_number(number) is None:
                 raise LocalProtocolError(f"not a phone number in transfer_allowlist: {number!r}")
+        if self.provider_max_duration is not None and self.provider_max_duration <= 0:
+            raise LocalProtocolError("provider_max_duration must be positive")
+        if self.provider_limit_margin_seconds < 0:
+            raise LocalProtocolError("provider_limit_margin_seconds must not be negative")
         if self.voicemail_max_seconds <= 0 or self.end_call_grace_seconds < 0:
             raise LocalProtocolError("timeouts must be positive")
         if self.max_pending_commands < 0 or self.max_transcript_entries < 1:

@@ -26,7 +26,7 @@ MAX_CANCELLED = 64
 class Playback:
     """Per-item positions (ms on the stream's timeline) and the barge-in rule."""
 
-    __slots__ = ("_cancelled", "_drop_unnamed", "_items", "_mark_seq", "current")
+    __slots__ = ("_cancelled", "_drop_unnamed", "_items", "_mark_seq", "current", "sent_of")
 
     def __init__(self) -> None:
         # item -> [start, end] of its audio since the last interruption.
@@ -36,6 +36,8 @@ class Playback:
         self._mark_seq = 0
         #: The item whose audio went out last (``None`` also when unnamed).
         self.current: str | None = None
+        #: Per item cut by the last interruption: ms of its audio sent.
+        self.sent_of: dict[str, int] = {}
 
     def accepts(self, item: str | None) -> bool:
         """Whether audio of ``item`` should play (not from an interrupted answer)."""
@@ -75,6 +77,7 @@ class Playback:
         since the last interruption are cancelled, so their late audio drops.
         """
         cuts: list[tuple[str, int]] = []
+        self.sent_of = {}
         for item, (start, end) in self._items.items():
             if item is None:
                 continue
@@ -82,6 +85,7 @@ class Playback:
             heard = min(max(played_ms - start, 0), length)
             if heard < length:
                 cuts.append((item, heard))
+                self.sent_of[item] = length
             self._cancelled.append(item)
         self._drop_unnamed = None in self._items
         self._items = {}

@@ -151,6 +151,8 @@ class RealtimeSessionBase(NoHttpMixin):
         setup_timeout: float,
     ) -> None:
         self._io: list[IoAction] = []
+        # The socket in use: "main", unless a subclass moved to a replacement.
+        self._channel = MAIN
         self._pending: list[tuple[str, bool]] = []  # (message, is_audio)
         self._pending_bytes = 0
         self._state = SessionState.IDLE
@@ -258,14 +260,14 @@ class RealtimeSessionBase(NoHttpMixin):
 
     def _open_socket(self, url: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._socket_requested = True
-        self._io.append(OpenSocket(channel=MAIN, url=url, headers=headers))
+        self._io.append(OpenSocket(channel=self._channel, url=url, headers=headers))
 
     def _send_now(self, text: str) -> None:
-        self._io.append(SendMessage(channel=MAIN, data=text))
+        self._io.append(SendMessage(channel=self._channel, data=text))
 
     def _send_text(self, text: str, is_audio: bool) -> None:
         if self._live:
-            self._io.append(SendMessage(channel=MAIN, data=text))
+            self._io.append(SendMessage(channel=self._channel, data=text))
             return
         if self._pending_bytes + len(text) > self._max_pending_bytes:
             self.dropped_messages += 1
@@ -280,7 +282,7 @@ class RealtimeSessionBase(NoHttpMixin):
             if drop_audio and is_audio:
                 self.dropped_messages += 1
                 continue
-            self._io.append(SendMessage(channel=MAIN, data=text))
+            self._io.append(SendMessage(channel=self._channel, data=text))
         self._pending.clear()
         self._pending_bytes = 0
 
@@ -297,7 +299,7 @@ class RealtimeSessionBase(NoHttpMixin):
         self._pending.clear()
         self._pending_bytes = 0
         if self._socket_requested:
-            self._io.append(CloseSocket(channel=MAIN, code=close_code))
+            self._io.append(CloseSocket(channel=self._channel, code=close_code))
 
     def _fail(self, message: str, *, code: str, close_code: int = 1000) -> list[ProviderEvent]:
         """A fatal error found on our side: report it and close the socket."""
@@ -321,7 +323,6 @@ class RealtimeSessionBase(NoHttpMixin):
             )
         ]
 
-    @staticmethod
-    def _check_channel(channel: str) -> None:
-        if channel != MAIN:
+    def _check_channel(self, channel: str) -> None:
+        if channel != self._channel:
             raise LocalProtocolError(f"unknown channel {channel!r}")

@@ -28,7 +28,7 @@ Server events::
     interruption               -> UserSpeechStarted (+ ResponseDone cancelled)
     ping                       -> (we queue pong with the same event_id)
     agent_response             -> Transcript(assistant)
-    agent_response_correction  -> Transcript(assistant, corrected text)
+    agent_response_correction  -> Transcript(assistant, corrected text, correction=True)
     user_transcript            -> Transcript(user)
     tentative_user_transcript  -> Transcript(user, final=False)
     client_tool_call           -> ToolCall(arguments = JSON of the parameters)
@@ -379,7 +379,7 @@ class ElevenLabsSession(RealtimeSessionBase):
         if kind == "agent_response_correction":
             event = get_obj(message, "agent_response_correction_event")
             text = get_str(event, "corrected_agent_response")
-            return [Transcript(role="assistant", text=text)]
+            return [Transcript(role="assistant", text=text, correction=True)]
         if kind == "user_transcript":
             event = get_obj(message, "user_transcription_event")
             text = get_str(event, "user_transcript")

@@ -22,6 +22,7 @@ __all__ = [
     "Say",
     "SendAudio",
     "SendText",
+    "SessionLimit",
     "SessionReady",
     "ToolCall",
     "ToolResult",
@@ -66,6 +67,9 @@ class Transcript:
     text: str
     final: bool = True
     item_id: str | None = None
+    #: The provider corrected its last answer (ElevenLabs, after a barge-in):
+    #: this text replaces that segment.
+    correction: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +85,19 @@ class ResponseDone:
 
     item_id: str | None = None
     status: str = "completed"
+    #: Completed function calls in this answer: their outputs make the agent
+    #: answer again (so an ``end_call`` waits for that answer too).
+    tool_calls: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionLimit:
+    """The provider will end the session at ``expires_at`` (the clock ``now`` runs on).
+
+    OpenAI Realtime sessions last at most 60 minutes (``session.expires_at``).
+    """
+
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +116,7 @@ ProviderEvent = (
     | ToolCall
     | ResponseDone
     | ProviderError
+    | SessionLimit
 )
 
 # -- commands: bridge -> provider ----------------------------------------------

@@ -14,15 +14,38 @@ greeting (``response.create`` asking for the exact first message).
 
 Server events become the common provider events::
 
+    session.created (expires_at)             -> a renewal planned (_openai_renewal), or
+                                                SessionLimit(expires_at) when renewal is off
     response.output_audio.delta              -> AudioOut(audio, item_id)
     response.output_audio_transcript.delta   -> Transcript(assistant, final=False)
     response.output_audio_transcript.done    -> Transcript(assistant, final=True)
     input_audio_buffer.speech_started        -> UserSpeechStarted(item_id)
     input_audio_buffer.speech_stopped        -> UserSpeechStopped(item_id)
     ...input_audio_transcription.completed   -> Transcript(user, final=True)
-    response.function_call_arguments.done    -> ToolCall(call_id, name, arguments)
-    response.done                            -> ResponseDone(item_id, status)
+    response.output_item.done (function_call, completed)
+                                             -> ToolCall(call_id, name, arguments)
+    response.done                            -> ResponseDone(item_id, status, tool_calls)
     error                                    -> ProviderError(fatal=False)
+
+One response at a time (PROTOCOLS.md §5.1 "Behaviour"): the server refuses
+a ``response.create`` while a response is active
+(``conversation_already_has_active_response``), so ours wait in a queue
+until the active response's ``response.done``, as OpenAI's own SDK does. A
+response is active from our ``response.create`` (or the server's
+``response.created``, e.g. from server VAD) to its ``response.done``; a
+refused create goes back to the head of the queue. Tool outputs are sent at
+once, and one ``response.create`` follows when every completed call of the
+answer has its output (parallel calls: N outputs, one create).
+
+Function calls act only from completed items: the server also emits
+``response.function_call_arguments.done`` for an interrupted or cancelled
+response, so the call is held until ``response.output_item.done`` (status
+``completed``) or a completed ``response.done``; a cancelled one is dropped
+and counted in :attr:`OpenAIRealtimeSession.dropped_tool_calls`.
+
+``response.done`` with status ``failed`` (rate limits, quota) is reported as
+a non-fatal ``ProviderError(code="response_failed")`` and counted;
+``max_failed_responses`` failures in a row end the session (fatal).
 
 The deprecated beta names (``response.audio.delta``,
 ``response.audio_transcript.*``, ``response.text.*``) are accepted on input
@@ -32,29 +55,31 @@ session cannot go on, and that close is the fatal event. The one error we
 swallow is ``response_cancel_not_active``: the bridge cancels on every
 barge-in, and "nothing to cancel" is the expected answer when the agent was
 silent.
+
+Before ``session.expires_at`` the session is replaced by a new one with the
+conversation carried over; see :mod:`._openai_renewal`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from .._errors import LocalProtocolError
-from ..audio._format import ALAW_8K, PCM16_24K, ULAW_8K, AudioFormat
+from ..audio._format import PCM16_24K, AudioFormat
 from ._base import (
-    DEFAULT_MAX_MALFORMED_MESSAGES,
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_MAX_PENDING_BYTES,
-    DEFAULT_SETUP_TIMEOUT,
     Malformed,
     RealtimeSessionBase,
+    SessionState,
     b64decode,
     b64encode,
     dumps,
     get_obj,
     get_str,
     opt_str,
+    parse_object,
 )
 from ._events import (
     AudioOut,
@@ -67,6 +92,7 @@ from ._events import (
     Say,
     SendAudio,
     SendText,
+    SessionLimit,
     ToolCall,
     ToolResult,
     Transcript,
@@ -75,26 +101,30 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from ._urls import DEFAULT_OPENAI_BASE_URL, openai_realtime_url
+from ._openai_config import (
+    FORMATS,
+    REASONING_EFFORTS,
+    OpenAIRealtimeConfig,
+    OpenAITurnDetection,
+    session_update,
+)
+from ._openai_renewal import MAX_HISTORY_ITEMS, SWITCH_BY_SECONDS, Renewal, history_items
+from ._session import CloseSocket, OpenSocket, SendMessage
+from ._urls import openai_realtime_url
 
 __all__ = [
+    "REASONING_EFFORTS",
     "SAY_EXACTLY_PREFIX",
     "OpenAIRealtimeConfig",
     "OpenAIRealtimeSession",
     "OpenAITurnDetection",
+    "session_update",
 ]
 
 #: How a greeting or ``Say`` is worded: the Realtime API has no "speak this
 #: text" event, so we ask for a response whose per-response instructions are
 #: to repeat the text verbatim.
 SAY_EXACTLY_PREFIX = "Say exactly this to the caller, word for word, and nothing else: "
-
-# GA audio format objects (PROTOCOLS.md §5.2) and the AudioFormat each carries.
-_FORMATS: dict[str, tuple[dict[str, object], AudioFormat]] = {
-    "pcmu": ({"type": "audio/pcmu"}, ULAW_8K),
-    "pcma": ({"type": "audio/pcma"}, ALAW_8K),
-    "pcm24": ({"type": "audio/pcm", "rate": 24000}, PCM16_24K),  # the only PCM rate
-}
 
 # The hot path: one append per 20 ms frame in each call. Base64 needs no JSON
 # escaping, so the message is two constant strings around the payload.
@@ -105,112 +135,7 @@ _RESPONSE_CANCEL = '{"type":"response.cancel"}'
 
 # Server errors that are the expected answer to something we did on purpose.
 _EXPECTED_ERROR_CODES = frozenset({"response_cancel_not_active"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenAITurnDetection:
-    """``audio.input.turn_detection``; the defaults are the server's own (§5.2)."""
-
-    type: Literal["server_vad", "semantic_vad"] = "server_vad"
-    threshold: float = 0.5  # server_vad only
-    prefix_padding_ms: int = 300  # server_vad only
-    silence_duration_ms: int = 500  # server_vad only
-    eagerness: Literal["low", "medium", "high", "auto"] = "auto"  # semantic_vad only
-    create_response: bool = True
-    # The server cancels its own answer when the caller talks over it.
-    interrupt_response: bool = True
-    idle_timeout_ms: int | None = None  # server_vad only
-
-    def to_json(self) -> dict[str, object]:
-        if self.type == "semantic_vad":
-            return {
-                "type": "semantic_vad",
-                "eagerness": self.eagerness,
-                "create_response": self.create_response,
-                "interrupt_response": self.interrupt_response,
-            }
-        if self.type != "server_vad":
-            raise LocalProtocolError(f"unknown turn detection type {self.type!r}")
-        out: dict[str, object] = {
-            "type": "server_vad",
-            "threshold": self.threshold,
-            "prefix_padding_ms": self.prefix_padding_ms,
-            "silence_duration_ms": self.silence_duration_ms,
-            "create_response": self.create_response,
-            "interrupt_response": self.interrupt_response,
-        }
-        if self.idle_timeout_ms is not None:
-            out["idle_timeout_ms"] = self.idle_timeout_ms
-        return out
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenAIRealtimeConfig:
-    """One agent's Realtime settings; ``tools`` are ``{name, description, parameters}``."""
-
-    api_key: str
-    model: str = "gpt-realtime"
-    voice: str = "marin"
-    instructions: str = ""
-    first_message: str | None = None
-    tools: Sequence[Mapping[str, Any]] = ()
-    # "pcmu" passes Twilio's mu-law 8 kHz through untouched; "pcm24" is the
-    # API's only PCM rate, 24 kHz, resampled by the bridge.
-    audio_format: Literal["pcmu", "pcma", "pcm24"] = "pcmu"
-    # None means manual turns (the bridge commits and asks for responses).
-    turn_detection: OpenAITurnDetection | None = field(default_factory=OpenAITurnDetection)
-    input_transcription_model: str | None = "gpt-4o-mini-transcribe"
-    noise_reduction: Literal["near_field", "far_field"] | None = None
-    base_url: str = DEFAULT_OPENAI_BASE_URL
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
-    max_malformed_messages: int = DEFAULT_MAX_MALFORMED_MESSAGES
-    setup_timeout: float = DEFAULT_SETUP_TIMEOUT
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.api_key, str) or not self.api_key:
-            raise LocalProtocolError("api_key must be a non-empty string")
-        if self.audio_format not in _FORMATS:
-            raise LocalProtocolError(f"audio_format must be one of {sorted(_FORMATS)}")
-        for tool in self.tools:
-            if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
-                raise LocalProtocolError(f"each tool needs a string 'name': {tool!r}")
-        if self.max_message_bytes <= 0 or self.max_pending_bytes < 0:
-            raise LocalProtocolError("message limits must be positive")
-
-
-def session_update(config: OpenAIRealtimeConfig) -> dict[str, object]:
-    """The GA ``session.update`` for ``config`` (PROTOCOLS.md §5.2)."""
-    fmt = _FORMATS[config.audio_format][0]
-    audio_in: dict[str, object] = {
-        "format": fmt,
-        "turn_detection": (
-            config.turn_detection.to_json() if config.turn_detection is not None else None
-        ),
-    }
-    if config.input_transcription_model is not None:
-        audio_in["transcription"] = {"model": config.input_transcription_model}
-    if config.noise_reduction is not None:
-        audio_in["noise_reduction"] = {"type": config.noise_reduction}
-    session: dict[str, object] = {
-        "type": "realtime",
-        "model": config.model,
-        "output_modalities": ["audio"],
-        "instructions": config.instructions,
-        "audio": {"input": audio_in, "output": {"format": fmt, "voice": config.voice}},
-    }
-    if config.tools:
-        session["tools"] = [
-            {
-                "type": "function",
-                "name": tool["name"],
-                "description": tool.get("description", ""),
-                "parameters": tool.get("parameters", {"type": "object", "properties": {}}),
-            }
-            for tool in config.tools
-        ]
-        session["tool_choice"] = "auto"
-    return {"type": "session.update", "session": session}
+_ACTIVE_RESPONSE = "conversation_already_has_active_response"
 
 
 class OpenAIRealtimeSession(RealtimeSessionBase):
@@ -226,8 +151,9 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             setup_timeout=config.setup_timeout,
         )
         self._config = config
-        self._format = _FORMATS[config.audio_format][1]
+        self._format = FORMATS[config.audio_format][1]
         self._url = openai_realtime_url(config.base_url, config.model)
+        self._headers = (("authorization", f"Bearer {config.api_key}"),)
         # Built once: also proves now, not mid-call, that the tools serialise.
         try:
             self._session_update = dumps(session_update(config))
@@ -238,6 +164,32 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self.expected_errors = 0
         #: The server's id for this session, once ``session.created`` arrives.
         self.session_id: str | None = None
+        #: When the server will close the session (``session.expires_at``).
+        self.expires_at: float | None = None
+        # One response at a time (module doc).
+        self._response_active = False
+        self._awaiting_created = False
+        self._creates: list[str] = []
+        self._last_create: str | None = None
+        self._open_calls: set[str] = set()  # completed calls awaiting our output
+        self._outputs_sent = False  # a tool output is waiting for its response.create
+        self._held_calls: dict[str, ToolCall] = {}  # by item id, until the item completes
+        self._answer_calls = 0  # completed calls in the active response
+        self._failed_in_a_row = 0
+        #: ``response.create`` refused as "already has an active response" and re-sent.
+        self.refused_creates = 0
+        #: Function calls of cancelled or incomplete responses, not acted on.
+        self.dropped_tool_calls = 0
+        #: Responses that ended with status ``failed``.
+        self.failed_responses = 0
+        # Session renewal before expiry (_openai_renewal).
+        self._history: deque[tuple[str, str]] = deque(maxlen=MAX_HISTORY_ITEMS)
+        self._instructions_update: str | None = None
+        self._renew_at: float | None = None
+        self._renewal: Renewal | None = None
+        self._retired: set[str] = set()
+        #: Sessions replaced before they expired, the conversation carried over.
+        self.renewals = 0
 
     @property
     def config(self) -> OpenAIRealtimeConfig:
@@ -253,7 +205,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     def start(self, now: float) -> None:
         self._begin(now)
-        self._open_socket(self._url, (("authorization", f"Bearer {self._config.api_key}"),))
+        self._open_socket(self._url, self._headers)
 
     # -- commands -> wire -------------------------------------------------------
 
@@ -283,7 +235,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                     "output": command.output,
                 },
             }
-            return [(dumps(output), False), (_RESPONSE_CREATE, False)]
+            return [(dumps(output), False)]  # send() asks for the response
         if isinstance(command, Say):
             return [(_say(command.text), False)]
         if isinstance(command, SendText):
@@ -316,8 +268,168 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                 "type": "session.update",
                 "session": {"type": "realtime", "instructions": command.instructions},
             }
-            return [(dumps(update), False)]
+            self._instructions_update = dumps(update)
+            return [(self._instructions_update, False)]
         raise LocalProtocolError(f"not a provider command: {command!r}")
+
+    def send(self, command: ProviderCommand, now: float) -> None:
+        super().send(command, now)
+        if isinstance(command, ToolResult):
+            self._open_calls.discard(command.call_id)
+            self._outputs_sent = True
+            self._flush_responses()
+
+    def _send_text(self, text: str, is_audio: bool) -> None:
+        if text.startswith(_CREATE_PREFIX):
+            self._creates.append(text)
+            self._flush_responses()
+            return
+        super()._send_text(text, is_audio)
+
+    def _flush_responses(self) -> None:
+        """Send the next ``response.create`` if no response is active (module doc)."""
+        if self._state is SessionState.CLOSED or self._response_active:
+            return
+        if self._outputs_sent and not self._open_calls:
+            self._outputs_sent = False
+            self._creates.insert(0, _RESPONSE_CREATE)
+        if not self._creates:
+            return
+        text = self._creates.pop(0)
+        self._response_active = self._awaiting_created = True
+        self._last_create = text
+        super()._send_text(text, False)
+
+    # -- renewal before expiry (_openai_renewal) ---------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = [super().next_deadline()]
+        if self._state is not SessionState.CLOSED:
+            r = self._renewal
+            if r is None:
+                deadlines.append(self._renew_at)
+            elif not r.ready:
+                deadlines.append(r.deadline)
+            elif self.expires_at is not None:
+                deadlines.append(self.expires_at - SWITCH_BY_SECONDS)
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def handle_timer(self, now: float) -> list[ProviderEvent]:
+        events = super().handle_timer(now)
+        r = self._renewal
+        if self._state is SessionState.CLOSED or self._state is SessionState.IDLE:
+            return events
+        if r is None and self._renew_at is not None and now >= self._renew_at:
+            self._renew_at = None
+            self._renewal = Renewal(
+                channel=f"main.{self.renewals + 2}", deadline=now + self._config.setup_timeout
+            )
+            self._io.append(
+                OpenSocket(channel=self._renewal.channel, url=self._url, headers=self._headers)
+            )
+        elif r is not None and not r.ready and now >= r.deadline:
+            events += self._renewal_failed("the new session was not ready in time")
+        elif r is not None and r.ready and now >= (self.expires_at or now) - SWITCH_BY_SECONDS:
+            events += self._switch()  # forced, even mid-answer
+        return events
+
+    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is not None and channel == r.channel:
+            self._io.append(SendMessage(channel=channel, data=self._session_update))
+            if self._instructions_update is not None:
+                self._io.append(SendMessage(channel=channel, data=self._instructions_update))
+            return []
+        return super().socket_opened(channel, now)
+
+    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is None or channel != r.channel:
+            if channel in self._retired:
+                return []  # the old session's last words: it is no longer ours
+            return super().socket_message(channel, data, now)
+        try:
+            m = parse_object(data, self._config.max_message_bytes)
+            kind = get_str(m, "type") if "type" in m else ""
+            if kind == "session.created":
+                session = get_obj(m, "session")
+                r.session_id = opt_str(session, "id")
+                expires = session.get("expires_at")
+                if isinstance(expires, int | float) and not isinstance(expires, bool):
+                    r.expires_at = float(expires)
+            elif kind == "session.updated" and not r.ready:
+                r.ready = True
+                for text in history_items(self._history):
+                    self._io.append(SendMessage(channel=channel, data=text))
+                return self._maybe_switch()
+            elif kind == "error":
+                error = get_obj(m, "error")
+                detail = opt_str(error, "message") or "unspecified error"
+                return [ProviderError(message=f"renewal: {detail}", code=opt_str(error, "code"))]
+        except Malformed as exc:
+            return self._malformed(str(exc))
+        return []
+
+    def socket_closed(
+        self, channel: str, code: int, reason: str, now: float
+    ) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is not None and channel == r.channel:
+            return self._renewal_failed(f"the new session closed ({code} {reason})".strip())
+        if channel in self._retired:
+            return []  # we closed it after the switch
+        return super().socket_closed(channel, code, reason, now)
+
+    def close(self, now: float) -> None:
+        r, self._renewal = self._renewal, None
+        if r is not None and self._state is not SessionState.CLOSED:
+            self._io.append(CloseSocket(channel=r.channel))
+        super().close(now)
+
+    def _maybe_switch(self) -> list[ProviderEvent]:
+        r = self._renewal
+        if r is None or not r.ready or self._response_active or self._open_calls:
+            return []
+        return self._switch()
+
+    def _switch(self) -> list[ProviderEvent]:
+        """Move the call to the renewed session (see _openai_renewal)."""
+        r, self._renewal = self._renewal, None
+        if r is None or self._state is SessionState.CLOSED:
+            return []
+        events: list[ProviderEvent] = []
+        if self._response_active:  # forced: the old answer is cut off
+            events.append(ResponseDone(status="cancelled"))
+        old, self._channel = self._channel, r.channel
+        self._retired.add(old)
+        self._io.append(CloseSocket(channel=old))
+        self._response_active = self._awaiting_created = False
+        self._held_calls.clear()
+        self._open_calls.clear()
+        self.renewals += 1
+        old_expiry, self.session_id, self.expires_at = self.expires_at, r.session_id, r.expires_at
+        lead = self._config.renew_before_expiry
+        if r.expires_at is not None and lead is not None:
+            if old_expiry is not None and r.expires_at <= old_expiry:
+                # The new session ends no later: renewing again would not help.
+                events.append(SessionLimit(expires_at=r.expires_at))
+            else:
+                self._renew_at = r.expires_at - lead
+        self._flush_responses()
+        return events
+
+    def _renewal_failed(self, why: str) -> list[ProviderEvent]:
+        r, self._renewal = self._renewal, None
+        if r is not None:
+            self._retired.add(r.channel)
+            self._io.append(CloseSocket(channel=r.channel))
+        events: list[ProviderEvent] = [
+            ProviderError(message=f"session renewal failed: {why}", code="renewal_failed")
+        ]
+        if self.expires_at is not None:
+            events.append(SessionLimit(expires_at=self.expires_at))
+        return events
 
     # -- wire -> events ---------------------------------------------------------
 
@@ -346,10 +458,12 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     def _assistant_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         text = get_str(m, "transcript")
+        self._history.append(("assistant", text))
         return [Transcript(role="assistant", text=text, final=True, item_id=opt_str(m, "item_id"))]
 
     def _text_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         text = get_str(m, "text")
+        self._history.append(("assistant", text))
         return [Transcript(role="assistant", text=text, final=True, item_id=opt_str(m, "item_id"))]
 
     def _speech_started(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -364,6 +478,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     def _user_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         text = get_str(m, "transcript")
+        self._history.append(("user", text))
         return [Transcript(role="user", text=text, final=True, item_id=opt_str(m, "item_id"))]
 
     def _user_failed(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -377,30 +492,98 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         ]
 
     def _tool_call(self, m: dict[str, Any]) -> list[ProviderEvent]:
-        return [
-            ToolCall(
-                call_id=get_str(m, "call_id"),
-                name=get_str(m, "name"),
-                arguments=get_str(m, "arguments"),
-            )
-        ]
+        # Held until its item completes: also sent for cancelled responses.
+        call = ToolCall(
+            call_id=get_str(m, "call_id"),
+            name=get_str(m, "name"),
+            arguments=get_str(m, "arguments"),
+        )
+        self._held_calls[opt_str(m, "item_id") or call.call_id] = call
+        return []
+
+    def _release_call(self, key: str, completed: bool) -> list[ProviderEvent]:
+        call = self._held_calls.pop(key, None)
+        if call is None:
+            return []
+        if not completed:
+            self.dropped_tool_calls += 1
+            return []
+        self._open_calls.add(call.call_id)
+        self._answer_calls += 1
+        return [call]
+
+    def _item_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
+        item = get_obj(m, "item")
+        if item.get("type") != "function_call":
+            return []
+        key = opt_str(item, "id") or opt_str(item, "call_id") or ""
+        return self._release_call(key, opt_str(item, "status") in (None, "completed"))
+
+    def _response_created(self, m: dict[str, Any]) -> list[ProviderEvent]:
+        self._response_active = True  # ours, or the server's own (server VAD)
+        self._awaiting_created = False
+        return []
 
     def _response_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         response = get_obj(m, "response")
         status = opt_str(response, "status") or "completed"
         item_id: str | None = None
+        events: list[ProviderEvent] = []
         output = response.get("output")
         if isinstance(output, list):
-            # The spoken answer is the last "message" item of the response.
             for item in output:
-                if isinstance(item, dict) and item.get("type") == "message":
+                if not isinstance(item, dict):
+                    continue
+                if item.get("type") == "message":
+                    # The spoken answer is the last "message" item of the response.
                     item_id = opt_str(item, "id")
-        return [ResponseDone(item_id=item_id, status=status)]
+                elif item.get("type") == "function_call":
+                    key = opt_str(item, "id") or opt_str(item, "call_id") or ""
+                    ok = status == "completed" and opt_str(item, "status") in (None, "completed")
+                    events += self._release_call(key, ok)
+        for key in list(self._held_calls):  # calls the output did not list
+            events += self._release_call(key, status == "completed")
+        events.append(ResponseDone(item_id=item_id, status=status, tool_calls=self._answer_calls))
+        self._answer_calls = 0
+        self._response_active = self._awaiting_created = False
+        if status == "failed":
+            events += self._response_failed(response)
+        elif status == "completed":
+            self._failed_in_a_row = 0
+        self._flush_responses()
+        self._maybe_switch()
+        return events
+
+    def _response_failed(self, response: dict[str, Any]) -> list[ProviderEvent]:
+        self.failed_responses += 1
+        self._failed_in_a_row += 1
+        details = response.get("status_details")
+        error = details.get("error") if isinstance(details, dict) else None
+        reason = "no detail"
+        if isinstance(error, dict):
+            reason = opt_str(error, "message") or opt_str(error, "code") or reason
+        elif isinstance(details, dict):
+            reason = opt_str(details, "reason") or reason
+        limit = self._config.max_failed_responses
+        if self._failed_in_a_row >= limit:
+            return self._fail(
+                f"{limit} responses in a row failed (last: {reason})", code="response_failed"
+            )
+        return [ProviderError(message=f"response failed: {reason}", code="response_failed")]
 
     def _session_created(self, m: dict[str, Any]) -> list[ProviderEvent]:
         session = m.get("session")
-        if isinstance(session, dict):
-            self.session_id = opt_str(session, "id")
+        if not isinstance(session, dict):
+            return []
+        self.session_id = opt_str(session, "id")
+        expires = session.get("expires_at")
+        # Unix seconds; the server closes the session then (60 minutes, 1001).
+        if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0:
+            self.expires_at = float(expires)
+            lead = self._config.renew_before_expiry
+            if lead is None:
+                return [SessionLimit(expires_at=self.expires_at)]
+            self._renew_at = self.expires_at - lead
         return []
 
     def _session_updated(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -409,7 +592,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self._got_session_updated = True
         events: list[ProviderEvent] = [self._ready()]
         if self._config.first_message:
-            self._send_now(_say(self._config.first_message))
+            self._send_text(_say(self._config.first_message), False)
         return events
 
     def _error(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -418,8 +601,24 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         if code in _EXPECTED_ERROR_CODES:
             self.expected_errors += 1
             return []
+        if code == _ACTIVE_RESPONSE and self._last_create is not None:
+            # Ours lost a race with the server's own (server VAD): it goes
+            # first when that one is done.
+            self.refused_creates += 1
+            self._creates.insert(0, self._last_create)
+            self._last_create = None
+            self._response_active = True
+            self._awaiting_created = False
+            return []
+        if self._awaiting_created:
+            # Our create was refused for another reason: nothing is active.
+            self._response_active = self._awaiting_created = False
+            self._flush_responses()
         message = opt_str(error, "message") or "unspecified error"
         return [ProviderError(message=message, fatal=False, code=code)]
+
+
+_CREATE_PREFIX = '{"type":"response.create"'
 
 
 def _say(text: str) -> str:
@@ -451,6 +650,8 @@ _HANDLERS: dict[str, _Handler] = {
     "conversation.item.input_audio_transcription.completed": _S._user_done,
     "conversation.item.input_audio_transcription.failed": _S._user_failed,
     "response.function_call_arguments.done": _S._tool_call,
+    "response.output_item.done": _S._item_done,
+    "response.created": _S._response_created,
     "response.done": _S._response_done,
     "error": _S._error,
 }

@@ -548,13 +548,19 @@ class ToneReport:
     duration_ms: float
 
 
-def tone_report(ulaw: bytes, rate: int = 8000, threshold: float = 0.05) -> ToneReport:
+def tone_report(
+    ulaw: bytes, rate: int = 8000, threshold: float = 0.05, *, pcm16: bool = False
+) -> ToneReport:
     """Frequency and SNR of the tone in ``ulaw``, leading and trailing silence trimmed.
 
     SNR is the power in the peak's main lobe (+-4 bins of a Hann-windowed
-    FFT) over the power everywhere else, DC excluded.
+    FFT) over the power everywhere else, DC excluded. ``pcm16``: the bytes
+    are 16-bit little-endian PCM instead.
     """
-    x = ulaw_decode_array(np.frombuffer(ulaw, dtype=np.uint8)).astype(np.float64)
+    if pcm16:
+        x = np.frombuffer(ulaw, dtype="<i2").astype(np.float64)
+    else:
+        x = ulaw_decode_array(np.frombuffer(ulaw, dtype=np.uint8)).astype(np.float64)
     if not len(x) or not np.any(x):
         return ToneReport(0.0, float("-inf"), 0.0)
     loud = np.flatnonzero(np.abs(x) > threshold * np.max(np.abs(x)))

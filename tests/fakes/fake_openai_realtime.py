@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +33,7 @@ from patter_core.providers import (
     SendMessage,
     StartHttp,
 )
+from patter_core.providers._models import REALTIME_MODEL
 from tests.fakes.provider_servers import Pause
 
 __all__ = ["FakeOpenAIRealtime", "FakePeer", "Loopback", "tone"]
@@ -63,7 +64,7 @@ class FakeOpenAIRealtime:
         self,
         *,
         api_key: str = "sk-test",
-        model: str = "gpt-realtime",
+        model: str = REALTIME_MODEL,
         ready_delay: float = 0.0,
         confirm_session: bool = True,
     ) -> None:
@@ -81,6 +82,16 @@ class FakeOpenAIRealtime:
         self._active_item: str | None = None
         self._output: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
+        #: How to answer an accepted ``response.create`` (default: begin a response).
+        self.answer: Callable[[dict[str, Any]], list[str]] | None = None
+        #: ``response.create`` refused because a response was active.
+        self.refused_creates = 0
+        #: Upgrades accepted so far; from ``refuse_from`` on, upgrades get 429
+        #: (a replacement session that cannot be had).
+        self.accepted = 0
+        self.refuse_from: int | None = None
+        #: ``session.expires_at`` for the 1st, 2nd ... connection (else none).
+        self.expires_at: list[float] = []
 
     # -- transport-facing -----------------------------------------------------
 
@@ -94,10 +105,16 @@ class FakeOpenAIRealtime:
         auth = {k.lower(): v for k, v in headers}.get("authorization")
         if auth != f"Bearer {self.api_key}":
             return 401
+        if self.refuse_from is not None and self.accepted >= self.refuse_from:
+            return 429
+        self.accepted += 1
         return None
 
     def on_connect(self) -> list[str]:
-        return [self._event("session.created", session=self.session)]
+        session = dict(self.session)
+        if len(self.expires_at) >= self.accepted > 0:
+            session["expires_at"] = int(self.expires_at[self.accepted - 1])
+        return [self._event("session.created", session=session)]
 
     def on_message(self, data: str | bytes) -> list[str]:
         try:
@@ -136,7 +153,22 @@ class FakeOpenAIRealtime:
         if kind == "conversation.item.create":
             item = dict(msg["item"], id=f"item_{next(self._ids)}", status="completed")
             return [self._event("conversation.item.added", previous_item_id=None, item=item)]
-        return []  # response.create etc.: the test scripts the answer
+        if kind == "response.create":
+            # As documented: one response at a time per conversation.
+            if self.active_response is not None:
+                self.refused_creates += 1
+                return self.error(
+                    "conversation_already_has_active_response",
+                    "Conversation already has an active response in progress: "
+                    f"{self.active_response}. Wait until the response is finished "
+                    "before creating a new one.",
+                )
+            if self.answer is not None:
+                return self.answer(msg)
+            # No script: the response starts; the test scripts what it says
+            # (audio, transcript) and its end (end_response).
+            return self.begin_response()
+        return []
 
     # -- scripted server events -------------------------------------------------
 
@@ -227,35 +259,82 @@ class FakeOpenAIRealtime:
             + self.end_response()
         )
 
-    def function_call(self, name: str, arguments: str, call_id: str = "call_1") -> list[str]:
+    def function_call(
+        self, name: str, arguments: str, call_id: str = "call_1", status: str = "completed"
+    ) -> list[str]:
+        """One response calling one function; ``status="cancelled"`` as when interrupted."""
+        return self.function_calls([(name, arguments, call_id)], status=status)
+
+    def function_calls(
+        self, calls: Sequence[tuple[str, str, str]], status: str = "completed"
+    ) -> list[str]:
+        """One response calling ``(name, arguments, call_id)`` functions in parallel.
+
+        The server emits ``response.function_call_arguments.done`` even for a
+        cancelled response; the item then ends ``incomplete``.
+        """
         response_id = f"resp_{next(self._ids)}"
-        item_id = f"item_{next(self._ids)}"
-        item = {
-            "id": item_id,
-            "type": "function_call",
-            "status": "completed",
-            "name": name,
-            "call_id": call_id,
-            "arguments": arguments,
-        }
-        common = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         response = {"id": response_id, "object": "realtime.response"}
-        return [
-            self._event("response.created", response=dict(response, status="in_progress")),
-            self._event(
-                "response.function_call_arguments.delta", **common, call_id=call_id, delta=arguments
-            ),
-            self._event(
-                "response.function_call_arguments.done",
-                **common,
-                call_id=call_id,
-                name=name,
-                arguments=arguments,
-            ),
+        out = [self._event("response.created", response=dict(response, status="in_progress"))]
+        items = []
+        item_status = "completed" if status == "completed" else "incomplete"
+        for index, (name, arguments, call_id) in enumerate(calls):
+            item_id = f"item_{next(self._ids)}"
+            item = {
+                "id": item_id,
+                "type": "function_call",
+                "status": item_status,
+                "name": name,
+                "call_id": call_id,
+                "arguments": arguments,
+            }
+            items.append(item)
+            common = {"response_id": response_id, "item_id": item_id, "output_index": index}
+            out += [
+                self._event(
+                    "response.function_call_arguments.delta",
+                    **common,
+                    call_id=call_id,
+                    delta=arguments,
+                ),
+                self._event(
+                    "response.function_call_arguments.done",
+                    **common,
+                    call_id=call_id,
+                    name=name,
+                    arguments=arguments,
+                ),
+                self._event(
+                    "response.output_item.done",
+                    response_id=response_id,
+                    output_index=index,
+                    item=item,
+                ),
+            ]
+        details = None if status == "completed" else {"type": status, "reason": "turn_detected"}
+        out.append(
             self._event(
                 "response.done",
-                response=dict(response, status="completed", status_details=None, output=[item]),
-            ),
+                response=dict(response, status=status, status_details=details, output=items),
+            )
+        )
+        return out
+
+    def failed_response(self, code: str = "rate_limit_exceeded") -> list[str]:
+        """A response the server gave up on (rate limit, quota)."""
+        response_id = f"resp_{next(self._ids)}"
+        error = {"type": "requests", "code": code, "message": f"failed: {code}"}
+        response = {
+            "id": response_id,
+            "object": "realtime.response",
+            "status": "failed",
+            "status_details": {"type": "failed", "error": error},
+            "output": [],
+        }
+        self.active_response = None
+        return [
+            self._event("response.created", response=dict(response, status="in_progress")),
+            self._event("response.done", response=response),
         ]
 
     def error(self, code: str, message: str, type: str = "invalid_request_error") -> list[str]:
@@ -305,6 +384,8 @@ class Loopback:
         self.http: list[HttpRequest] = []
         self.closed: list[int] = []
         self.connected = False
+        #: The channel of the newest socket (a renewed session opens another).
+        self.channel = "main"
 
     def start(self) -> list[ProviderEvent]:
         self.session.start(self.now)
@@ -317,29 +398,31 @@ class Loopback:
                 self._perform(action)
         return self.events[mark:]
 
-    def deliver(self, messages: list[str]) -> list[ProviderEvent]:
+    def deliver(self, messages: list[str], channel: str | None = None) -> list[ProviderEvent]:
+        """Server messages on ``channel`` (default: the newest socket's)."""
         mark = len(self.events)
-        self._feed(messages)
+        self._feed(messages, channel)
         self.pump()
         return self.events[mark:]
 
-    def _feed(self, messages: list[str]) -> None:
+    def _feed(self, messages: list[str], channel: str | None = None) -> None:
         # No pumping here: actions already drained go out first, in order.
         for message in messages:
-            self.events += self.session.socket_message("main", message, self.now)
+            self.events += self.session.socket_message(channel or self.channel, message, self.now)
 
     def _perform(self, action: object) -> None:
         if isinstance(action, OpenSocket):
             self.opened.append(action)
+            self.channel = action.channel
             parts = urlsplit(action.url)
             status = self.peer.check_handshake(f"{parts.path}?{parts.query}", action.headers)
             if status is not None:
                 self.events += self.session.socket_closed(
-                    "main", 1006, f"handshake refused: HTTP {status}", self.now
+                    action.channel, 1006, f"handshake refused: HTTP {status}", self.now
                 )
                 return
             self.connected = True
-            self.events += self.session.socket_opened("main", self.now)
+            self.events += self.session.socket_opened(action.channel, self.now)
             self._feed(self.peer.on_connect())
         elif isinstance(action, SendMessage):
             assert self.connected, "sent on a socket that is not open"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..._errors import LocalProtocolError
+from .._models import OPENAI_STT_MODEL
 from ._deepgram import DeepgramConfig
 from ._llm import LlmConfig
 from ._tts import ElevenLabsTtsConfig, OpenAITtsConfig
@@ -18,7 +19,7 @@ __all__ = ["OpenAISttConfig", "PipelineConfig"]
 class OpenAISttConfig:
     api_key: str
     base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini-transcribe"
+    model: str = OPENAI_STT_MODEL
     language: str | None = None
     vad: VadConfig = field(default_factory=VadConfig)
 

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..._errors import RemoteProtocolError
+from .._models import DEEPGRAM_STT_MODEL
 from .._urls import to_websocket_url
 
 __all__ = [
@@ -63,7 +64,7 @@ class DeepgramConfig:
     api_key: str
     # http(s) or ws(s); see deepgram_base_url_from_env
     base_url: str = DEFAULT_DEEPGRAM_BASE_URL
-    model: str = "nova-3"
+    model: str = DEEPGRAM_STT_MODEL
     language: str | None = "en"
     # 300 ms of silence ends speech: the guide's range for conversation.
     endpointing_ms: int = 300

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..._errors import RemoteProtocolError
 from ...http._types import HttpRequest
+from .._models import LLM_MODEL
 from ._sse import SSEParser
 
 __all__ = [
@@ -51,12 +52,15 @@ MAX_ARGUMENT_CHARS = 256 * 1024
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LlmConfig:
     api_key: str
-    model: str = "gpt-4o-mini"
+    model: str = LLM_MODEL
     base_url: str = "https://api.openai.com/v1"
     # Each tool: {"name", "description", "parameters"} or already
     # {"type": "function", "function": {...}}.
     tools: tuple[Mapping[str, Any], ...] = ()
     temperature: float | None = None
+    # Reasoning chat models only (gpt-5 family and later); None sends nothing.
+    reasoning_effort: str | None = None
+    parallel_tool_calls: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +100,10 @@ def build_chat_request(config: LlmConfig, messages: Sequence[Mapping[str, Any]])
         body["tools"] = [tool_spec(tool) for tool in config.tools]
     if config.temperature is not None:
         body["temperature"] = config.temperature
+    if config.reasoning_effort is not None:
+        body["reasoning_effort"] = config.reasoning_effort
+    if config.parallel_tool_calls is not None and config.tools:
+        body["parallel_tool_calls"] = config.parallel_tool_calls
     payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return HttpRequest(
         method="POST",

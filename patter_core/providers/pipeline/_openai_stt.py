@@ -2,7 +2,7 @@
 
 API reference, "Create transcription": ``POST {base}/audio/transcriptions``,
 ``multipart/form-data`` with the parts ``file`` (the audio file) and ``model``
-(``gpt-4o-mini-transcribe``, ``gpt-4o-transcribe`` or ``whisper-1``); optional
+(default ``gpt-transcribe``; see ``providers._models``); optional
 ``language`` (ISO-639-1) and ``prompt``. The default ``response_format`` is
 ``json``: ``{"text": "..."}``.
 
@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from ..._entropy import Entropy
 from ..._errors import RemoteProtocolError
 from ...http._types import HttpRequest
+from .._models import OPENAI_STT_MODEL
 from ._wav import wav_bytes
 
 __all__ = ["build_transcription_request", "multipart_body", "parse_transcription"]
@@ -54,7 +55,7 @@ def build_transcription_request(
     api_key: str,
     entropy: Entropy,
     base_url: str = "https://api.openai.com/v1",
-    model: str = "gpt-4o-mini-transcribe",
+    model: str = OPENAI_STT_MODEL,
     language: str | None = None,
 ) -> HttpRequest:
     boundary = "patter-" + entropy.token_bytes(16).hex()

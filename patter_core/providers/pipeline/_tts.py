@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from ...audio._format import PCM16_16K, PCM16_24K, AudioFormat
 from ...http._types import HttpRequest
+from .._models import ELEVENLABS_TTS_MODEL, OPENAI_TTS_MODEL
 
 __all__ = [
     "ElevenLabsTtsConfig",
@@ -42,7 +43,7 @@ def _json(value: Any) -> bytes:
 class OpenAITtsConfig:
     api_key: str
     base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini-tts"
+    model: str = OPENAI_TTS_MODEL
     voice: str = "alloy"
     instructions: str | None = None
 
@@ -57,7 +58,7 @@ class ElevenLabsTtsConfig:
     voice_id: str = "21m00Tcm4TlvDq8ikWAM"  # a premade voice available on every account
     base_url: str = "https://api.elevenlabs.io"
     # The Flash models are the low-latency ones (about 75 ms to first audio).
-    model_id: str = "eleven_flash_v2_5"
+    model_id: str = ELEVENLABS_TTS_MODEL
     voice_settings: Mapping[str, Any] | None = field(default=None)
 
     @property

@@ -54,6 +54,7 @@ from urllib.parse import quote, urlencode
 
 from ..._errors import RemoteProtocolError
 from ...audio._format import PCM16_16K, AudioFormat
+from .._models import ELEVENLABS_TTS_MODEL
 from .._session import IoAction, OpenSocket, SendMessage
 from .._urls import to_websocket_url
 from ._answer import Sentence
@@ -90,7 +91,7 @@ class ElevenLabsWsTtsConfig:
     voice_id: str = "21m00Tcm4TlvDq8ikWAM"  # a premade voice available on every account
     base_url: str = "https://api.elevenlabs.io"  # http(s) or ws(s); the scheme is swapped
     # The Flash models are the low-latency ones (about 75 ms to first audio).
-    model_id: str = "eleven_flash_v2_5"
+    model_id: str = ELEVENLABS_TTS_MODEL
     voice_settings: Mapping[str, Any] | None = field(default=None)
     # None keeps the server's schedule; with flush_each_sentence it rarely
     # matters, since every sentence is pushed out whole.

@@ -1,0 +1,75 @@
+"""The provider's session cap, as the bridge tracks it; the end-of-call payload.
+
+OpenAI closes a Realtime session 60 minutes after it began (1001, no
+warning; ``session.expires_at`` says when); an ElevenLabs agent has a
+maximum conversation duration. Hitting either mid-sentence sounds like a
+dropped call, so the bridge says a closing line ``margin`` seconds before
+the cap and ends the call as ``provider_limit`` once it has played.
+"""
+
+from __future__ import annotations
+
+from ._config import CallInfo
+
+__all__ = ["ProviderCap", "call_end_payload"]
+
+
+class ProviderCap:
+    """The earliest cap known, whether the closing line was said, how the provider closed."""
+
+    __slots__ = ("announced", "at", "close", "margin", "playing_out", "retired")
+
+    def __init__(self, margin: float) -> None:
+        self.margin = margin
+        self.at: float | None = None
+        self.announced = False
+        #: The main socket's close code and reason, once the provider closed it.
+        self.close: tuple[int, str] | None = None
+        #: The provider closed normally and our queued audio is still playing.
+        self.playing_out = False
+        #: Channels the session closed itself (an OpenAI session renewed).
+        self.retired: set[str] = set()
+
+    def limit(self, at: float) -> None:
+        """The session ends at ``at`` (several sources: the earliest wins)."""
+        self.at = at if self.at is None else min(self.at, at)
+
+    def warn_at(self) -> float | None:
+        """When to say the closing line (None: no cap, or already said)."""
+        if self.at is None or self.announced:
+            return None
+        return self.at - self.margin
+
+    def due(self, now: float) -> bool:
+        warn = self.warn_at()
+        return warn is not None and now >= warn
+
+    def expected_close(self, channel: str) -> bool:
+        """A close of ``channel`` that does not end the call by itself."""
+        return self.playing_out or channel in self.retired
+
+    @property
+    def normal_close(self) -> bool:
+        return self.close is not None and self.close[0] == 1000
+
+    def closed_reason(self) -> str:
+        """The end reason when the provider closed the session."""
+        # [R] PROTOCOLS.md §6: ElevenLabs closes 1000 "max_duration_exceeded" at its cap.
+        capped = self.close is not None and "max_duration" in self.close[1]
+        return "provider_limit" if capped or self.announced else "provider_closed"
+
+
+def call_end_payload(
+    info: CallInfo | None, carrier: str, started_at: float | None, now: float, reason: str
+) -> dict[str, object]:
+    """The common fields of ``on_call_end`` (empty ids for a stream never accepted)."""
+    return {
+        "call_id": info.call_id if info is not None else "",
+        "stream_id": info.stream_id if info is not None else "",
+        "caller": info.caller if info is not None else "",
+        "callee": info.callee if info is not None else "",
+        "carrier": carrier,
+        "started_at": started_at,
+        "ended_at": now,
+        "reason": reason,
+    }
