@@ -1,98 +1,12 @@
 """The call bridge: one pure object per phone call, between carrier and agent.
 
-Theory of operation
--------------------
-
-A :class:`CallBridge` owns the carrier's media stream object (Twilio or
-Telnyx, given at construction) and, once the stream has started and its
-token checked, the provider session (made by the injected factory). Every
-input -- a carrier message, a provider socket event, a tool's result, a
-timer -- returns a list of :mod:`actions <patter_core.bridge._actions>` for
-the runtime to execute in order. The bridge never blocks and never reads a
-clock: ``now`` is an argument.
-
-States::
-
-    WAITING --start, token ok--> ACTIVE --any ending--> ENDED
-       \\--start, token bad / stop / lost------------------^
-
-In ``ENDED`` every input returns ``[]``.
-
-Start. The stream token (Twilio ``<Parameter name="stream_token">``, else
-Telnyx's ``connected`` field or upgrade header) is checked with the injected
-verifier *before* the session exists: a missing or bad token, a refusal by
-the verifier (the runtime's admission also refuses a second live stream for
-a call and a token whose call has ended), or a ``start`` naming another call
-than the URL path (``expected_call_id``) closes the carrier socket with 1008
-and no provider I/O ever happens. The token never reaches the application's
-callbacks. Then the session factory gets a :class:`CallInfo` (prompt variables
-``{caller}``/``{callee}`` filled, tools offered), ``on_call_start`` fires, a
-recording starts if configured, and the session starts. The first message is
-the session's to speak when ``first_message_native`` (it got it in
-``CallInfo``); otherwise the bridge sends ``Say`` on the first
-``SessionReady``.
-
-DTMF reaches the agent in every mode as ``SendText(config.dtmf_text)``
-(default "The caller pressed 5 on the phone keypad.") and the application as
-an ``on_transcript`` of role "user" and text ``"[DTMF 5]"``. Only keypad
-characters pass, since the text lands in the model's context.
-
-Audio. Caller audio (``Media``) is converted (a :class:`Transcoder` per
-direction, passthrough when the formats match, e.g. Twilio mu-law and an
-OpenAI session in ``audio/pcmu``) from the stream's format to the
-session's ``input_format`` and sent as ``SendAudio``; until ``SessionReady``
-it is held and then sent in order (:mod:`._inbound`), and ``on_call_end``
-counts it (``frames_in``, ``frames_buffered``, ``frames_dropped``). Agent audio (``AudioOut``) is converted to the
-stream's format and handed to ``stream.send_media`` (one message per 20 ms
-frame); after each ``AudioOut`` chunk the bridge sends one mark named
-``"<seq>:<item id>:<end ms>"`` -- one per chunk, not per frame (DESIGN.md,
-the hot path). At ``ResponseDone`` the partial last frame is flushed and
-marked, so ``played_ms`` can reach ``sent_ms``.
-
-Barge-in (PROTOCOLS.md section 3, after OpenAI's own Twilio adapter). On
-``UserSpeechStarted`` while agent audio is unplayed (``played_ms <
-sent_ms``): the carrier gets ``clear``, the session ``Cancel``, and every
-item with unplayed audio ``Truncate(item, pos)``, where ``pos`` is the
-stream's ``played_ms`` minus the position where that item's audio started,
-clamped to ``[0, ms of it sent]``. Audio still arriving for a cancelled item
-is dropped, as is audio without an item id until the cancelled response's
-``ResponseDone``; audio of a new item plays.
-
-Ending. Every ending runs one path, :meth:`CallBridge._end`: the session is
-closed (its ``CloseSocket`` I/O passed on), the carrier gets a REST hangup
-when *we* end the call (``end_call``, ``hangup``, voicemail done, provider
-failure), the carrier socket is closed if it is still open, and
-``on_call_end`` fires exactly once per bridge -- also for a stream rejected
-for its token or lost before ``start`` (then with an empty call id), so the
-application sees every attempt. Reasons: ``carrier_stop``,
-``carrier_disconnected``, ``carrier_protocol_error``, ``token_rejected``,
-``start_timeout``, ``media_timeout`` (:mod:`._watchdog`), ``provider_closed``,
-``provider_limit``, ``provider_error`` (``detail`` says why), ``end_call``,
-``voicemail``, ``fax``, ``hangup``, ``server_shutdown``. When the provider
-failed and ``error_message`` is set, the carrier speaks it before hanging up.
-After a transfer request no ending sends the REST hangup (it would cut the
-caller off mid-transfer).
-
-``end_call`` answers the model (so it can say goodbye) and waits for the
-answer that output starts (``ResponseDone.tool_calls``) and its audio to
-play (marks), at most ``end_call_grace_seconds``, then hangs up. The
-voicemail drop: see :mod:`._voicemail` (at most ``voicemail_max_seconds``; no
-barge-in meanwhile). Near the provider's session cap (:mod:`._limits`) a
-closing line plays, then the call ends as ``provider_limit``.
-
-Provider sockets. A fatal ``ProviderError`` ends the call: as
-"provider_closed" when it is the session's answer to an open socket closing
-(the provider hung up on us; a normal 1000 close first lets queued agent
-audio play), as "provider_error" otherwise; the close code and reason go to
-``on_call_end``. A ``"main"`` close the session does not report ends the call
-too: "provider_closed" if it had opened, "provider_error" if connecting
-failed (refused, DNS, a refused handshake). Non-fatal errors become
-``LogProblem``, rate-limited. Other channels (the pipeline's "stt", "tts")
-are the session's to reopen or report.
-
-Sessions without sockets (the echo agent) speak through their timers: after
-every input the bridge runs the session's ``handle_timer`` while its
-``next_deadline()`` is due, so a session may answer "right now".
+Its theory of operation (states, start, audio, barge-in, endings, provider
+sockets) is the package's: see :mod:`patter_core.bridge`. The pieces it is
+built from have modules of their own: caller audio (:mod:`._inbound`), agent
+audio (:mod:`._outbound`), endings (:mod:`._ending`), watchdogs
+(:mod:`._watchdog`), the voicemail drop (:mod:`._voicemail`), the provider's
+session cap (:mod:`._limits`), tools (:mod:`._tools`), the transcript
+(:mod:`._transcript`).
 """
 
 from __future__ import annotations
@@ -143,13 +57,13 @@ from ._config import (
     SessionFactory,
     TokenVerifier,
     TranscoderFactory,
-    Transcoding,
     call_info,
     default_transcoder,
 )
+from ._ending import call_end_payload, carrier_request
 from ._inbound import CallerAudio
-from ._limits import ProviderCap, call_end_payload
-from ._playback import Playback
+from ._limits import ProviderCap
+from ._outbound import AgentAudio
 from ._problems import ProblemLog
 from ._tools import decide, error_output, offered_tools
 from ._transcript import TranscriptLog
@@ -165,25 +79,6 @@ class _State(enum.Enum):
     ENDED = "ended"
 
 
-#: Endings where *we* end the call, so the carrier is told by REST too (a
-#: Telnyx call outlives its media socket; a Twilio one would just go on to
-#: the next TwiML verb).
-_HANGUP_REASONS = frozenset(
-    {
-        "end_call",
-        "hangup",
-        "voicemail",
-        "fax",
-        "provider_error",
-        "provider_closed",
-        "provider_limit",
-        "media_timeout",
-        "server_shutdown",
-    }
-)
-#: Endings where the provider failed us: the caller may hear
-#: ``BridgeConfig.error_message`` before the hang-up.
-_PROVIDER_FAILURES = frozenset({"provider_error", "provider_closed"})
 #: What the model hears back from end_call.
 _END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have not"}'
 #: Digits a keypad can send (RFC 4733 events 0-15).
@@ -227,9 +122,7 @@ class CallBridge:
         self._started_at: float | None = None
         self._ready = False
         self._pending: list[ProviderCommand] = []
-        self._outbound: Transcoding | None = None
-        self._outbound_src: AudioFormat | None = None
-        self._playback = Playback()
+        self._agent = AgentAudio(stream, self._make_transcoder)
         self._transcript = TranscriptLog(self._config.max_transcript_entries)
         self._finish_reason: str | None = None
         self._finish_deadline: float | None = None
@@ -672,25 +565,14 @@ class CallBridge:
             self._command(command, now)
 
     def _on_audio(self, event: AudioOut) -> None:
-        item = event.item_id
         session = self._session
-        fmt = self._stream.send_format
-        if not self._playback.accepts(item) or session is None or fmt is None:
+        if session is None:
             return
-        src = session.output_format
-        if self._outbound is None or self._outbound_src != src:
-            self._outbound = self._make_transcoder(src, fmt)
-            self._outbound_src = src
+        frames = self._agent.send(event.item_id, event.audio, session.output_format)
+        if frames is None:
+            return
         if self._voicemail is not None:
-            self._voicemail.audio(item)
-        self._send_agent_audio(item, self._outbound.convert(event.audio))
-
-    def _send_agent_audio(self, item: str | None, audio: bytes) -> None:
-        stream = self._stream
-        start = int(stream.sent_ms)
-        frames = stream.send_media(audio)
-        name = self._playback.chunk_sent(item, start, int(stream.sent_ms))
-        frames.append(stream.send_mark(name))
+            self._voicemail.audio(event.item_id)
         self._to_carrier(frames)
 
     def _on_provider_error(self, error: ProviderError, now: float) -> None:
@@ -698,7 +580,7 @@ class CallBridge:
             return self._out.extend(self._problems.report(error.code, error.message, now))
         if error.message and not self._error_detail:
             self._error_detail = error.message
-        busy = self._playback.has_current_audio() or self._stream.played_ms < self._stream.sent_ms
+        busy = self._agent.playback.has_current_audio() or self._agent.unplayed
         self._cap.close = self._socket_closing or self._cap.close  # the session's own socket
         if self._socket_closing and self._cap.normal_close and busy:
             # A normal close (ElevenLabs' end_call, its cap) with our audio queued: play it.
@@ -718,16 +600,7 @@ class CallBridge:
     def _on_response_done(
         self, now: float, item_id: str | None = None, tool_calls: int = 0
     ) -> None:
-        self._playback.response_done()
-        if self._outbound is not None and self._playback.has_current_audio():
-            # The answer's last partial frame and the resampler's tail, marked,
-            # so that played_ms can reach sent_ms.
-            tail = self._outbound.flush()
-            frames = self._stream.send_media(tail) if tail else []
-            frames += self._stream.flush_media()
-            if frames:
-                self._to_carrier(frames)
-                self._send_agent_audio(self._playback.current, b"")
+        self._to_carrier(self._agent.response_done())
         if self._voicemail is not None:
             self._voicemail.response_done(item_id)
         elif self._await_goodbye and tool_calls:
@@ -739,20 +612,19 @@ class CallBridge:
     def _on_speech_started(self, now: float) -> None:
         if self._finish_reason == "voicemail":
             return
-        if self._stream.played_ms >= self._stream.sent_ms:
+        if not self._agent.unplayed:
             return  # nothing unplayed: no barge-in
         self._cut_agent(now)
 
     def _cut_agent(self, now: float) -> None:
         """Drop the agent's unplayed audio and cancel its answer (barge-in, voicemail)."""
-        played = int(self._stream.played_ms)
-        self._to_carrier([self._stream.send_clear()])
+        clear, cut = self._agent.cut()
+        self._to_carrier([clear])
         self._command(Cancel(), now)
-        for item, heard in self._playback.interrupt(played):
+        sent_of = self._agent.playback.sent_of
+        for item, heard in cut:
             self._command(Truncate(item_id=item, played_ms=heard), now)
-            self._transcript.heard(item, heard / max(self._playback.sent_of[item], 1))
-        if self._outbound is not None:
-            self._outbound.flush()  # the resampler's tail belongs to the cut audio
+            self._transcript.heard(item, heard / max(sent_of[item], 1))
 
     def _on_tool_call(self, call: ToolCall, now: float) -> None:
         decision = decide(self._config, call.name, call.arguments)
@@ -796,13 +668,13 @@ class CallBridge:
         if self._voicemail is not None:
             if self._voicemail.stalled(now):  # the session is not saying it
                 self._carrier_says(self._config.voicemail_message, now)
-            elif self._voicemail.over(self._stream.played_ms >= self._stream.sent_ms, now):
+            elif self._voicemail.over(not self._agent.unplayed, now):
                 self._end("voicemail", now)
             return
         if (
             self._finish_reason is not None
             and not self._finish_needs_done
-            and self._stream.played_ms >= self._stream.sent_ms
+            and not self._agent.unplayed
         ):
             self._end(self._finish_reason, now)
 
@@ -819,40 +691,28 @@ class CallBridge:
             session.close(now)
             self._out.extend(ProviderIo(action=io) for io in session.io_to_send())
         info = self._info
-        transferring = self._transferred_to is not None
         control = self._control
-        if (
-            reason in _HANGUP_REASONS
-            and not (by_carrier or transferring)
-            and control is not None
-            and info is not None
-        ):
-            message = self._config.error_message
-            request = None
-            if reason in _PROVIDER_FAILURES and message:
-                request = control.leave_message(info.call_id, message)
-            if request is None:
-                request = control.hangup(info.call_id)
+        # After a transfer request no ending hangs up: it would cut the
+        # caller off mid-transfer.
+        if not (by_carrier or self._transferred_to) and control is not None and info is not None:
+            request = carrier_request(control, info.call_id, reason, self._config.error_message)
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="hangup"))
         if self._carrier_open and not by_carrier:
             self._carrier_open = False
             self._out.append(CloseCarrier(code=close_code, reason=reason))
-        payload = call_end_payload(info, self._carrier, self._started_at, now, reason)
-        payload["transcript"] = [dict(e) for e in self._transcript.entries]
-        # Caller audio: frames received, held until the provider was ready,
-        # and dropped from that hold past its bound.
-        payload["frames_in"] = self._inbound.frames_in
-        payload["frames_buffered"] = self._inbound.frames_held
-        payload["frames_dropped"] = self._inbound.frames_dropped
-        if reason in ("hangup", "carrier_protocol_error"):
-            payload["detail"] = self._hangup_detail
-        elif reason in _PROVIDER_FAILURES:
-            payload["detail"] = self._error_detail
-        if self._carrier_errors:
-            payload["carrier_errors"] = self._carrier_errors
-        if self._cap.close is not None:
-            payload["provider_close_code"], payload["provider_close_reason"] = self._cap.close
-        if self._transferred_to is not None:
-            payload["transferred_to"] = self._transferred_to
+        payload = call_end_payload(
+            info,
+            carrier=self._carrier,
+            started_at=self._started_at,
+            now=now,
+            reason=reason,
+            transcript=self._transcript.entries,
+            inbound=self._inbound,
+            carrier_detail=self._hangup_detail,
+            provider_detail=self._error_detail,
+            carrier_errors=self._carrier_errors,
+            provider_close=self._cap.close,
+            transferred_to=self._transferred_to,
+        )
         self._out.append(FireCallback(name="on_call_end", payload=payload))

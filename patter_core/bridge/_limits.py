@@ -1,4 +1,4 @@
-"""The provider's session cap, as the bridge tracks it; the end-of-call payload.
+"""The provider's session cap, as the bridge tracks it.
 
 OpenAI closes a Realtime session 60 minutes after it began (1001, no
 warning; ``session.expires_at`` says when); an ElevenLabs agent has a
@@ -9,9 +9,7 @@ the cap and ends the call as ``provider_limit`` once it has played.
 
 from __future__ import annotations
 
-from ._config import CallInfo
-
-__all__ = ["ProviderCap", "call_end_payload"]
+__all__ = ["ProviderCap"]
 
 
 class ProviderCap:
@@ -57,19 +55,3 @@ class ProviderCap:
         # [R] PROTOCOLS.md §6: ElevenLabs closes 1000 "max_duration_exceeded" at its cap.
         capped = self.close is not None and "max_duration" in self.close[1]
         return "provider_limit" if capped or self.announced else "provider_closed"
-
-
-def call_end_payload(
-    info: CallInfo | None, carrier: str, started_at: float | None, now: float, reason: str
-) -> dict[str, object]:
-    """The common fields of ``on_call_end`` (empty ids for a stream never accepted)."""
-    return {
-        "call_id": info.call_id if info is not None else "",
-        "stream_id": info.stream_id if info is not None else "",
-        "caller": info.caller if info is not None else "",
-        "callee": info.callee if info is not None else "",
-        "carrier": carrier,
-        "started_at": started_at,
-        "ended_at": now,
-        "reason": reason,
-    }
