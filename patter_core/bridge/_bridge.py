@@ -49,7 +49,6 @@ from ._actions import (
     SetTimer,
 )
 from ._config import (
-    STREAM_TOKEN_PARAMETER,
     BridgeConfig,
     CallInfo,
     CarrierControl,
@@ -61,10 +60,12 @@ from ._config import (
     default_transcoder,
 )
 from ._ending import call_end_payload, carrier_request
+from ._finish import PlannedEnding
 from ._inbound import CallerAudio
 from ._limits import ProviderCap
 from ._outbound import AgentAudio
 from ._problems import ProblemLog
+from ._start import admitted, call_start_payload
 from ._tools import decide, error_output, offered_tools
 from ._transcript import TranscriptLog
 from ._voicemail import VoicemailDrop
@@ -124,9 +125,7 @@ class CallBridge:
         self._pending: list[ProviderCommand] = []
         self._agent = AgentAudio(stream, self._make_transcoder)
         self._transcript = TranscriptLog(self._config.max_transcript_entries)
-        self._finish_reason: str | None = None
-        self._finish_deadline: float | None = None
-        self._finish_needs_done = False
+        self._ending = PlannedEnding()
         self._transferred_to: str | None = None
         self._voicemail: VoicemailDrop | None = None
         self._hangup_detail = ""
@@ -135,7 +134,6 @@ class CallBridge:
         self._socket_closing: tuple[int, str] | None = None  # in provider_socket_closed
         self._opened_channels: set[str] = set()
         self._error_detail = ""
-        self._await_goodbye = False  # end_call answered: its follow-up answer plays first
         self._problems = ProblemLog()
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
         # Caller audio, held until the session is ready (module doc, "Audio").
@@ -227,14 +225,14 @@ class CallBridge:
         message = self._config.voicemail_message
         if action is AmdAction.HANG_UP:
             self._end("fax", now)
-        elif action is AmdAction.LEAVE_MESSAGE and message and self._finish_reason is None:
+        elif action is AmdAction.LEAVE_MESSAGE and message:
             self._leave_message(message, now)
         self._drain_session(now)
         return self._finish(now)
 
     def _leave_message(self, message: str, now: float) -> None:
-        self._finish_reason = "voicemail"
-        self._finish_deadline = now + self._config.voicemail_max_seconds
+        if not self._ending.plan("voicemail", now + self._config.voicemail_max_seconds):
+            return
         if not self._ready and self._carrier_says(message, now):
             return
         self._cut_agent(now)
@@ -338,8 +336,8 @@ class CallBridge:
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
-        deadlines = [self._finish_deadline, self._watchdogs.next_deadline()]
-        if self._finish_reason is None:
+        deadlines = [self._ending.deadline, self._watchdogs.next_deadline()]
+        if self._ending.reason is None:
             deadlines.append(self._cap.warn_at())
         if self._voicemail is not None:
             deadlines.append(self._voicemail.deadline())
@@ -360,14 +358,10 @@ class CallBridge:
                 timeout = self._watchdogs.setup_timeout
                 self._error_detail = f"the provider was not ready within {timeout:g} s"
             self._end(fired.value, now)
-        elif (
-            self._finish_reason is not None
-            and self._finish_deadline is not None
-            and now >= self._finish_deadline
-        ):
-            self._end(self._finish_reason, now)
+        elif self._ending.overdue(now):
+            self._end(self._ending.reason or "hangup", now)
         else:
-            if self._finish_reason is None and self._cap.due(now):
+            if self._ending.reason is None and self._cap.due(now):
                 self._on_cap(now)
             self._maybe_finish(now)
             self._drain_session(now)
@@ -444,21 +438,17 @@ class CallBridge:
     def _on_start(self, start: Start, now: float) -> None:
         if self._state is not _State.WAITING:
             return  # a second start is the stream object's to reject; ignore
-        params = start.custom_parameters
-        token = params.get(STREAM_TOKEN_PARAMETER) or self._token
-        if self._verify is not None:
-            try:
-                if not token:
-                    raise RemoteProtocolError("no stream token", close_code=1008)
-                expected = self._expected_call_id
-                if expected is not None and start.call_id != expected:
-                    raise RemoteProtocolError("start names another call", close_code=1008)
-                self._verify(token, start.call_id, now)
-            except RemoteProtocolError:
-                # Who it claims to be, for on_call_end; nothing is filled in.
-                self._info = call_info(start, self._carrier, BridgeConfig(), ())
-                self._end("token_rejected", now, close_code=1008)
-                return
+        if not admitted(
+            start,
+            verify=self._verify,
+            token=self._token,
+            expected_call_id=self._expected_call_id,
+            now=now,
+        ):
+            # Who it claims to be, for on_call_end; nothing is filled in.
+            self._info = call_info(start, self._carrier, BridgeConfig(), ())
+            self._end("token_rejected", now, close_code=1008)
+            return
         info = call_info(start, self._carrier, self._config, offered_tools(self._config))
         self._info = info
         self._state = _State.ACTIVE
@@ -469,17 +459,7 @@ class CallBridge:
         session = self._factory(info)
         self._session = session
         self._out.append(
-            FireCallback(
-                name="on_call_start",
-                payload={
-                    "call_id": info.call_id,
-                    "stream_id": info.stream_id,
-                    "caller": info.caller,
-                    "callee": info.callee,
-                    "carrier": self._carrier,
-                    "custom_parameters": dict(info.custom_parameters),
-                },
-            )
+            FireCallback(name="on_call_start", payload=call_start_payload(info, self._carrier))
         )
         if self._config.record and self._control is not None:
             request = self._control.start_recording(info.call_id)
@@ -585,17 +565,14 @@ class CallBridge:
         if self._socket_closing and self._cap.normal_close and busy:
             # A normal close (ElevenLabs' end_call, its cap) with our audio queued: play it.
             self._cap.playing_out = True
-            if self._finish_reason is None:
-                self._finish_reason = self._cap.closed_reason()
-                self._finish_deadline = now + self._config.end_call_grace_seconds
+            self._ending.plan(self._cap.closed_reason(), now + self._config.end_call_grace_seconds)
             return self._on_response_done(now)
         self._end(self._cap.closed_reason() if self._socket_closing else "provider_error", now)
 
     def _on_cap(self, now: float) -> None:  # near the cap: a closing line, then provider_limit
         self._cap.announced = True
         self._command(Say(text=self._config.provider_limit_message), now)
-        self._finish_reason, self._finish_needs_done = "provider_limit", True
-        self._finish_deadline = max(now, self._cap.at or now)
+        self._ending.plan("provider_limit", max(now, self._cap.at or now), needs_done=True)
 
     def _on_response_done(
         self, now: float, item_id: str | None = None, tool_calls: int = 0
@@ -603,14 +580,12 @@ class CallBridge:
         self._to_carrier(self._agent.response_done())
         if self._voicemail is not None:
             self._voicemail.response_done(item_id)
-        elif self._await_goodbye and tool_calls:
-            self._await_goodbye = False  # end_call's own answer: its goodbye follows
         else:
-            self._finish_needs_done = False
+            self._ending.answer_done(tool_calls)
         self._maybe_finish(now)
 
     def _on_speech_started(self, now: float) -> None:
-        if self._finish_reason == "voicemail":
+        if self._ending.reason == "voicemail":
             return
         if not self._agent.unplayed:
             return  # nothing unplayed: no barge-in
@@ -633,10 +608,8 @@ class CallBridge:
                 RunTool(call_id=call.call_id, name=call.name, arguments=decision.arguments)
             )
         elif decision.kind == "end_call":
-            if self._finish_reason is None:
-                self._finish_reason = "end_call"
-                self._finish_needs_done = self._await_goodbye = True
-                self._finish_deadline = now + self._config.end_call_grace_seconds
+            grace = now + self._config.end_call_grace_seconds
+            if self._ending.plan("end_call", grace, goodbye=True):
                 # The output lets the model say goodbye if it has not yet.
                 self._command(ToolResult(call_id=call.call_id, output=_END_CALL_OUTPUT), now)
         elif decision.kind == "transfer":
@@ -671,12 +644,8 @@ class CallBridge:
             elif self._voicemail.over(not self._agent.unplayed, now):
                 self._end("voicemail", now)
             return
-        if (
-            self._finish_reason is not None
-            and not self._finish_needs_done
-            and not self._agent.unplayed
-        ):
-            self._end(self._finish_reason, now)
+        if self._ending.ready(unplayed=self._agent.unplayed):
+            self._end(self._ending.reason or "hangup", now)
 
     def _end(
         self, reason: str, now: float, *, close_code: int = 1000, by_carrier: bool = False
