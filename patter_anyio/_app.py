@@ -77,6 +77,8 @@ class WebhookHooks:
     on_recording_status: Callable[[RecordingStatusCallback], Awaitable[None]] | None = None
     on_amd_result: Callable[[AmdCallback], Awaitable[None]] | None = None
     on_telnyx_event: Callable[[TelnyxEvent], Awaitable[None]] | None = None
+    #: An outbound call's variables by call id, for its ``<Parameter>`` list.
+    variables_for: Callable[[str], Mapping[str, str]] | None = None
 
 
 async def read_until_close(ws: WebSocket, request: StreamRequest) -> None:
@@ -137,7 +139,9 @@ class WebhookApp:
                 return await self._twilio_voice(request, form)
             if route.endpoint is Endpoint.TWILIO_STATUS:
                 status = parse_call_status(form)
-                log.info("call status call=%s status=%s", status.call_sid, status.call_status)
+                # DEBUG: the outcome of our own calls is logged where it is
+                # known; others' (another instance's) are not worth more.
+                log.debug("call status call=%s status=%s", status.call_sid, status.call_status)
                 await self._run_hook(self.hooks.on_call_status, status)
             elif route.endpoint is Endpoint.TWILIO_RECORDING:
                 recording = parse_recording_status(form)
@@ -184,7 +188,8 @@ class WebhookApp:
         if not host:
             return _text(400, "no webhook host configured and no Host header")
         try:
-            twiml = self.twilio_flow.answer(call, self.clock(), host=host)
+            variables = self.hooks.variables_for(call.call_sid) if self.hooks.variables_for else None
+            twiml = self.twilio_flow.answer(call, self.clock(), host=host, variables=variables)
         except LocalProtocolError as exc:
             # Only Twilio's own fields go in: a From or To past Twilio's
             # parameter limit is a malformed request.

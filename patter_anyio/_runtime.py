@@ -61,9 +61,10 @@ from patter_core.webhooks import (
 
 from ._agent import Agent
 from ._app import WebhookHooks
-from ._call import CallHooks, CallRunner
+from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
 from ._httpclient import ClientError, request_with_retry
+from ._outbound import OutboundCalls
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -307,6 +308,8 @@ class TelnyxControl:
 class _Outbound:
     agent: Agent | None
     voicemail_message: str | None
+    #: Sent as ``<Parameter>`` with the stream (they fill ``{name}`` in prompts).
+    variables: Mapping[str, str] = field(default_factory=dict)
 
 
 class LocalRuntime:
@@ -325,6 +328,8 @@ class LocalRuntime:
         timeouts: StreamTimeouts | None = None,
         entropy: Entropy = secrets,
         clock: Callable[[], float] = time.time,
+        on_call_status: Callable[[dict[str, Any]], Any] | None = None,
+        on_machine_detection: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.agent = agent
         self.carriers = carriers
@@ -371,6 +376,12 @@ class LocalRuntime:
         #: not displace the call that passed its token check.
         self.live: dict[str, list[CallRunner]] = {}
         self._outbound: dict[str, _Outbound] = {}
+        #: Status and outcome of the outbound calls placed by this process.
+        self.outcomes = OutboundCalls(
+            on_call_status=on_call_status,
+            on_machine_detection=on_machine_detection,
+            clock=clock,
+        )
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -382,15 +393,26 @@ class LocalRuntime:
             on_recording_status=self._on_recording_status,
             on_amd_result=self._on_amd_result,
             on_telnyx_event=self._on_telnyx_event,
+            variables_for=self._variables_for,
         )
 
     def expect_outbound(
-        self, call_id: str, agent: Agent | None, voicemail_message: str | None
+        self,
+        call_id: str,
+        agent: Agent | None,
+        voicemail_message: str | None,
+        variables: Mapping[str, str] | None = None,
     ) -> None:
         """Remember per-call settings of an outbound call until its stream starts."""
         if len(self._outbound) >= _MAX_PENDING_OUTBOUND:
             self._outbound.pop(next(iter(self._outbound)))
-        self._outbound[call_id] = _Outbound(agent=agent, voicemail_message=voicemail_message)
+        self._outbound[call_id] = _Outbound(
+            agent=agent, voicemail_message=voicemail_message, variables=dict(variables or {})
+        )
+
+    def _variables_for(self, call_id: str) -> Mapping[str, str]:
+        pending = self._outbound.get(call_id)
+        return pending.variables if pending is not None else {}
 
     async def handle_stream(self, ws: WebSocket, req: StreamRequest) -> None:
         """One media stream, start to end."""
@@ -466,6 +488,13 @@ class LocalRuntime:
             merged = dict(self.hooks.tools)
             merged.update({tool.name: tool.handler for tool in agent.tools})
             call_hooks = _replace_tools(self.hooks, merged)
+        # An outbound call placed here: its on_call_end payload (reason,
+        # transcript) becomes part of its CallResult.
+        call_end: list[Mapping[str, Any]] = []
+        if self.outcomes.stream_started(req.call_id):
+            call_hooks = dataclasses.replace(
+                call_hooks, on_call_end=partial(_record_call_end, call_end, call_hooks.on_call_end)
+            )
         runner = CallRunner(
             bridge,
             ws,
@@ -477,6 +506,7 @@ class LocalRuntime:
         try:
             await runner.run()
         finally:
+            self.outcomes.stream_ended(req.call_id, call_end[-1] if call_end else None)
             runners = self.live.get(req.call_id, [])
             if runner in runners:
                 runners.remove(runner)
@@ -496,7 +526,7 @@ class LocalRuntime:
     # -- webhook hooks ----------------------------------------------------------------
 
     async def _on_call_status(self, status: CallStatusCallback) -> None:
-        log.info("call %s is %s", status.call_sid, status.call_status)
+        await self.outcomes.twilio_status(status)
 
     async def _on_recording_status(self, recording: RecordingStatusCallback) -> None:
         log.info(
@@ -507,6 +537,7 @@ class LocalRuntime:
         )
 
     async def _on_amd_result(self, amd: AmdCallback) -> None:
+        await self.outcomes.twilio_amd(amd)
         # Answered at once, acted on in the background: Twilio times a
         # webhook out after 15 s (error 11205), and the REST fallback below
         # may take that long by itself.
@@ -542,6 +573,7 @@ class LocalRuntime:
         # Answer the webhook at once and send the REST commands it calls for
         # in the background: a slow Call Control API must not make Telnyx
         # time the webhook out and deliver it again.
+        await self.outcomes.telnyx_event(event)
         if self.background is not None:
             self.background.start_soon(self._telnyx_event, event)
         else:
@@ -585,6 +617,14 @@ class LocalRuntime:
                 response.body[:200].decode("utf-8", "replace"),
             )
         return response.status, response.body
+
+
+async def _record_call_end(
+    out: list[Mapping[str, Any]], callback: Callable[..., Any] | None, payload: dict[str, Any]
+) -> None:
+    out.append(dict(payload))
+    if callback is not None:
+        await maybe_await(callback(payload))
 
 
 def _replace_tools(hooks: CallHooks, tools: Mapping[str, Any]) -> CallHooks:

@@ -27,6 +27,13 @@ from ._forms import (
     header_value,
     parse_form,
 )
+from ._outcome import (
+    CallOutcome,
+    MachineDetection,
+    OutboundCallState,
+    OutcomeUpdate,
+    machine_detection_kind,
+)
 from ._rest import CarrierApiError, RetryPolicy
 from ._telnyx_events import (
     DEFAULT_MAX_TELNYX_WEBHOOK_BYTES,
@@ -87,7 +94,9 @@ from ._twilio_flow import (
     TwilioCallFlow,
     amd_action,
     machine_detection_timeout_problem,
+    ring_timeout_problem,
     stream_status_log,
+    variables_problem,
     voicemail_problem,
 )
 from ._twilio_rest import DEFAULT_TWILIO_API, TwilioCall, TwilioRest, parse_twilio_call
@@ -132,11 +141,15 @@ __all__ = [
     "TWIML_CONTENT_TYPE",
     "AmdAction",
     "AmdCallback",
+    "CallOutcome",
     "CallStatusCallback",
     "CarrierApiError",
     "FormData",
     "Headers",
     "IncomingCall",
+    "MachineDetection",
+    "OutboundCallState",
+    "OutcomeUpdate",
     "RecordingStatusCallback",
     "RetryPolicy",
     "StreamAdmission",
@@ -174,6 +187,7 @@ __all__ = [
     "is_machine_end",
     "is_our_leg",
     "leg_client_state",
+    "machine_detection_kind",
     "machine_detection_timeout_problem",
     "media_stream_url",
     "media_stream_urls",
@@ -187,10 +201,12 @@ __all__ = [
     "parse_telnyx_webhook",
     "parse_twilio_call",
     "public_url",
+    "ring_timeout_problem",
     "say_hangup_twiml",
     "signature_algorithm",
     "stream_status_log",
     "twilio_stream_url",
+    "variables_problem",
     "verify_telnyx_signature",
     "voicemail_problem",
     "xml_attribute",
