@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from patter_anyio import CallResult, InvalidOption, Patter
+from tests.fakes.carrier import telnyx_webhook
 from tests.fakes.http_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
@@ -28,7 +29,13 @@ from tests.fakes.http_fakes import (
     stream_parameters,
     twilio_stream,
 )
-from tests.fakes.servers import RunningRestServer, TwilioCallsFake, rest_server
+from tests.fakes.servers import (
+    RunningRestServer,
+    TwilioCallsFake,
+    rest_server,
+    telnyx_responder,
+)
+from tests.test_e2e_telnyx import CALLEE, CALLER, SIGNING_KEY, call_payload, telnyx_phone
 
 pytestmark = pytest.mark.anyio
 
@@ -247,3 +254,48 @@ async def test_bad_options_are_refused_before_dialling() -> None:
     )
     with pytest.raises(InvalidOption, match="wait=True needs this Patter's serve"):
         await idle.call(PERSON, wait=True)
+
+
+@pytest.mark.parametrize(("cause", "outcome"), [("user_busy", "busy"), ("timeout", "no_answer")])
+async def test_telnyx_outcome_from_the_hangup_cause(cause: str, outcome: str) -> None:
+    rec = Recorder()
+    with rest_server(telnyx_responder) as rest:
+        phone = telnyx_phone(rest, phone_number=CALLER, telnyx_connection_id="conn-e2e")
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                partial(
+                    phone.serve,
+                    phone.agent(provider="echo"),
+                    None,
+                    handle_signals=False,
+                    on_call_status=rec.hook("on_call_status"),
+                )
+            )
+            results: list[CallResult] = []
+
+            async def place() -> None:
+                results.append(await phone.call(CALLEE, wait=True, ring_timeout=30))
+
+            tg.start_soon(place)
+            dial = await anyio.to_thread.run_sync(
+                partial(rest.wait_for, lambda r: r.path == "/v2/calls")
+            )
+            assert dial.json["timeout_secs"] == 30
+            call_id = "v3:fake-outbound"
+            leg = dict(call_payload(call_id), client_state=dial.json["client_state"])
+            leg["direction"] = "outgoing"
+            # Posted at once: they may well beat the dial's answer to call().
+            for event_type, extra in (
+                ("call.initiated", {}),
+                ("call.hangup", {"hangup_cause": cause}),
+            ):
+                hook = await telnyx_webhook(port, SIGNING_KEY, event_type, dict(leg, **extra))
+                assert hook.status == 200
+            with anyio.fail_after(10):
+                while not results:
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+    (done,) = results
+    assert (done.call_id, done.outcome, done.end_reason) == (call_id, outcome, cause)
+    assert [p["status"] for p in rec.of("on_call_status")] == ["initiated", outcome]
+    assert all(p["carrier"] == "telnyx" for p in rec.of("on_call_status"))
