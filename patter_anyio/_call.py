@@ -75,6 +75,7 @@ from ._httpclient import (
     request_with_retry,
     stream_request,
 )
+from ._remote import ToolFailed
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -450,6 +451,10 @@ class CallRunner:
                 failed = False
             except TimeoutError:
                 output = error_output(f"tool {action.name} timed out")
+            except ToolFailed as exc:
+                # A remote tool's failure: expected, one line, no traceback.
+                log.warning("tool %s failed: %s", action.name, exc)
+                output = error_output(str(exc))
             except Exception as exc:
                 log.exception("tool %s failed", action.name)
                 output = error_output(f"tool {action.name} failed: {exc}")
@@ -471,6 +476,8 @@ class CallRunner:
             try:
                 reply = await maybe_await(handler(message))
                 text = "" if reply is None else str(reply)
+            except ToolFailed as exc:
+                log.warning("on_message failed: %s", exc)
             except Exception:
                 log.exception("on_message handler failed")
         await self._input(lambda now: self._bridge.handler_result(io.request_id, text, now))

@@ -42,6 +42,7 @@ from patter_core.webhooks import (
     ring_timeout_problem,
     variables_problem,
     voicemail_problem,
+    webhook_url_problem,
 )
 
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
@@ -49,6 +50,7 @@ from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
 from ._outbound import CallResult
+from ._remote import RemoteMessageHandler, tool_handlers
 from ._runtime import (
     CarrierSettings,
     LocalRuntime,
@@ -124,6 +126,8 @@ class Patter:
         stream_secret: str | None = None,
         telnyx_codec: str = "PCMU",
         twilio_signing_keys: Mapping[str, str] | None = None,
+        webhook_secret: str | None = None,
+        allow_private_webhooks: bool = False,
     ) -> None:
         if mode != "local":
             raise InvalidOption(f"only mode='local' is available here, not {mode!r}")
@@ -180,6 +184,12 @@ class Patter:
             elevenlabs_base_url=elevenlabs_base_url.rstrip("/"),
             deepgram_base_url=deepgram_base_url.rstrip("/"),
         )
+        if webhook_secret is not None and (not isinstance(webhook_secret, str) or not webhook_secret):
+            raise InvalidOption("webhook_secret must be non-empty text")
+        #: Signs webhook tools and an on_message URL (X-Patter-Signature).
+        self._webhook_secret = webhook_secret.encode("utf-8") if webhook_secret else None
+        #: An on_message URL may be on this network (tools say so themselves).
+        self._allow_private_webhooks = bool(allow_private_webhooks)
         self._secret = (stream_secret or secrets.token_urlsafe(32)).encode("utf-8")
         self._secret_generated = stream_secret is None
         self._runtime: LocalRuntime | None = None
@@ -263,7 +273,7 @@ class Patter:
         on_call_start: Callable[..., Any] | None,
         on_call_end: Callable[..., Any] | None,
         on_transcript: Callable[..., Any] | None,
-        on_message: Callable[..., Any] | None,
+        on_message: Callable[..., Any] | str | None,
         recording: bool,
         voicemail_message: str | None,
         timeouts: StreamTimeouts | None = None,
@@ -272,6 +282,15 @@ class Patter:
     ) -> LocalRuntime:
         if not isinstance(agent, Agent):
             raise InvalidOption("agent must come from phone.agent(...)")
+        if isinstance(on_message, str):
+            problem = webhook_url_problem(on_message, allow_private=self._allow_private_webhooks)
+            if problem:
+                raise InvalidOption(f"on_message: {problem}")
+            on_message = RemoteMessageHandler(
+                url=on_message,
+                secret=self._webhook_secret,
+                allow_private=self._allow_private_webhooks,
+            )
         for name, value in (
             ("on_call_start", on_call_start),
             ("on_call_end", on_call_end),
@@ -300,7 +319,9 @@ class Patter:
             on_call_end=on_call_end,
             on_transcript=on_transcript,
             on_message=on_message,
-            tools={tool.name: tool.handler for tool in agent.tools},
+            tools=tool_handlers(
+                {tool.name: tool.handler for tool in agent.tools}, self._webhook_secret
+            ),
         )
         return LocalRuntime(
             agent=agent,
@@ -313,6 +334,7 @@ class Patter:
             timeouts=timeouts,
             on_call_status=on_call_status,
             on_machine_detection=on_machine_detection,
+            webhook_secret=self._webhook_secret,
         )
 
     def _check_voicemail(self, message: object) -> None:
@@ -332,7 +354,7 @@ class Patter:
         on_call_start: Callable[..., Any] | None = None,
         on_call_end: Callable[..., Any] | None = None,
         on_transcript: Callable[..., Any] | None = None,
-        on_message: Callable[..., Any] | None = None,
+        on_message: Callable[..., Any] | str | None = None,
         on_call_status: Callable[..., Any] | None = None,
         on_machine_detection: Callable[..., Any] | None = None,
         recording: bool = False,

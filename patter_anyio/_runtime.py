@@ -65,6 +65,7 @@ from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
 from ._httpclient import ClientError, request_with_retry
 from ._outbound import OutboundCalls
+from ._remote import tool_handlers
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -330,8 +331,11 @@ class LocalRuntime:
         clock: Callable[[], float] = time.time,
         on_call_status: Callable[[dict[str, Any]], Any] | None = None,
         on_machine_detection: Callable[[dict[str, Any]], Any] | None = None,
+        webhook_secret: bytes | None = None,
     ) -> None:
         self.agent = agent
+        #: Signs every webhook tool and on_message URL without a secret of its own.
+        self.webhook_secret = webhook_secret
         self.carriers = carriers
         self.providers = providers
         self.hooks = hooks
@@ -486,7 +490,9 @@ class LocalRuntime:
         call_hooks = self.hooks
         if agent.tools:
             merged = dict(self.hooks.tools)
-            merged.update({tool.name: tool.handler for tool in agent.tools})
+            merged.update(
+                tool_handlers({tool.name: tool.handler for tool in agent.tools}, self.webhook_secret)
+            )
             call_hooks = _replace_tools(self.hooks, merged)
         # An outbound call placed here: its on_call_end payload (reason,
         # transcript) becomes part of its CallResult.
