@@ -251,6 +251,11 @@ class CallRunner:
         bridge = self._bridge
         await self._input(lambda now: bridge.amd_result(answered_by, now))
 
+    async def tell_agent(self, text: str) -> None:
+        """A note for the agent from the application (a warm transfer's end)."""
+        bridge = self._bridge
+        await self._input(lambda now: bridge.tell_agent(text, now))
+
     async def hangup(self, reason: str) -> None:
         """End the call from the application's side."""
         bridge = self._bridge

@@ -53,8 +53,10 @@ from patter_core.webhooks import (
     TelnyxCallFlow,
     TelnyxEvent,
     TelnyxRest,
+    TransferStep,
     TwilioCallFlow,
     TwilioRest,
+    TwilioWarmTransfer,
     dial_twiml,
     is_machine_end,
 )
@@ -264,10 +266,27 @@ def make_session_factory(
 class TwilioControl:
     """:class:`~patter_core.bridge.CarrierControl` over Twilio's REST API."""
 
-    def __init__(self, rest: TwilioRest, webhook_host: str | None, flow: TwilioCallFlow) -> None:
+    def __init__(
+        self,
+        rest: TwilioRest,
+        webhook_host: str | None,
+        flow: TwilioCallFlow,
+        phone_number: str | None = None,
+    ) -> None:
         self._rest = rest
         self._host = webhook_host
         self._flow = flow
+        self._number = phone_number
+
+    def warm_transfer(self, call_id: str, target: str, summary: str) -> HttpRequest | None:
+        # The person sees our number; without one (or a public host for the
+        # status callbacks) a warm transfer cannot be placed.
+        if not (self._host and self._number):
+            return None
+        warm = TwilioWarmTransfer(self._rest, webhook_host=self._host)
+        return warm.dial_person(
+            caller_sid=call_id, target=target, from_=self._number, summary=summary
+        )
 
     def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
         return self._flow.leave_message(call_id, text)
@@ -301,7 +320,7 @@ class TelnyxControl:
 
     def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
         # speak, marked so that its call.speak.ended hangs up (the flow).
-        (_, request), = self._flow.voicemail_drop(call_id, text).requests
+        ((_, request),) = self._flow.voicemail_drop(call_id, text).requests
         return request
 
 
@@ -398,6 +417,7 @@ class LocalRuntime:
             on_amd_result=self._on_amd_result,
             on_telnyx_event=self._on_telnyx_event,
             variables_for=self._variables_for,
+            on_transfer_status=self._on_transfer_status,
         )
 
     def expect_outbound(
@@ -434,7 +454,12 @@ class LocalRuntime:
         if req.carrier == "twilio":
             stream = TwilioMediaStream()
             control = (
-                TwilioControl(self.twilio, self.carriers.webhook_host, self.twilio_flow)
+                TwilioControl(
+                    self.twilio,
+                    self.carriers.webhook_host,
+                    self.twilio_flow,
+                    self.carriers.phone_number,
+                )
                 if self.twilio
                 else None
             )
@@ -491,7 +516,9 @@ class LocalRuntime:
         if agent.tools:
             merged = dict(self.hooks.tools)
             merged.update(
-                tool_handlers({tool.name: tool.handler for tool in agent.tools}, self.webhook_secret)
+                tool_handlers(
+                    {tool.name: tool.handler for tool in agent.tools}, self.webhook_secret
+                )
             )
             call_hooks = _replace_tools(self.hooks, merged)
         # An outbound call placed here: its on_call_end payload (reason,
@@ -533,6 +560,20 @@ class LocalRuntime:
 
     async def _on_call_status(self, status: CallStatusCallback) -> None:
         await self.outcomes.twilio_status(status)
+
+    async def _on_transfer_status(self, caller_sid: str, status: CallStatusCallback) -> None:
+        if self.twilio is None or not self.carriers.webhook_host:
+            return
+        warm = TwilioWarmTransfer(self.twilio, webhook_host=self.carriers.webhook_host)
+        follow_up = warm.on_person_status(caller_sid, status)
+        if follow_up.step is TransferStep.MOVE_CALLER and follow_up.request is not None:
+            await self.send_rest(follow_up.request, "warm_transfer")
+        elif follow_up.step is TransferStep.TELL_AGENT:
+            started = [r for r in self.live.get(caller_sid, ()) if r.started]
+            if started:
+                await started[-1].tell_agent(follow_up.note)
+            else:
+                log.info("warm transfer of %s failed, and its call is not here", caller_sid)
 
     async def _on_recording_status(self, recording: RecordingStatusCallback) -> None:
         log.info(

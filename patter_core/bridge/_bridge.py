@@ -95,6 +95,7 @@ every input the bridge runs the session's ``handle_timer`` while its
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Iterable
 
 from .._errors import RemoteProtocolError
@@ -715,6 +716,8 @@ class CallBridge:
                 self._finish_reason = "end_call"
                 self._finish_needs_done = True
                 self._finish_deadline = now + self._config.end_call_grace_seconds
+        elif decision.kind == "transfer" and decision.mode == "warm":
+            self._warm_transfer(call.call_id, decision.target, decision.summary, now)
         elif decision.kind == "transfer":
             self._transfer(call.call_id, decision.target, now)
         else:
@@ -733,6 +736,28 @@ class CallBridge:
             self._transferred_to = target
             output = '{"status": "transferring"}'
         self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
+
+    def _warm_transfer(self, call_id: str, target: str, summary: str, now: float) -> None:
+        # The caller stays with the agent until the person answers; the
+        # runtime then moves the caller (ending this stream) or tells the
+        # agent it did not work (tell_agent).
+        warm = getattr(self._control, "warm_transfer", None)
+        request = warm(self._info.call_id, target, summary) if warm and self._info else None
+        if request is None:
+            output = error_output("warm transfers are not available here; use mode cold")
+        else:
+            self._out.append(HttpCall(request=request, purpose="warm_transfer"))
+            output = json.dumps({"status": "calling", "number": target})
+        self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
+
+    def tell_agent(self, text: str, now: float) -> list[Action]:
+        """Give the agent a note from the application (a warm transfer's end)."""
+        if self._state is not _State.ACTIVE:
+            return []
+        self._begin()
+        self._command(SendText(text=text), now)
+        self._drain_session(now)
+        return self._finish(now)
 
     def _add_transcript(self, role: str, text: str, now: float) -> None:
         entry: dict[str, object] = {"role": role, "text": text, "time": now}
