@@ -10,7 +10,10 @@ import pytest
 from patter_core.audio import ULAW_8K
 from patter_core.bridge import BridgeConfig
 from patter_core.bridge._config import call_info
+from patter_core.bridge._tools import decide
+from patter_core.http import HttpRequest
 from patter_core.media import Start
+from patter_core.providers import SendText, ToolCall, ToolResult
 from patter_core.webhooks import (
     AmdCallback,
     CallOutcome,
@@ -19,10 +22,16 @@ from patter_core.webhooks import (
     OutboundCallState,
     StreamTokens,
     TelnyxEvent,
+    TransferStep,
     TwilioCallFlow,
+    TwilioRest,
+    TwilioWarmTransfer,
     machine_detection_kind,
+    parse_call_status,
+    parse_form,
     parse_telnyx_webhook,
 )
+from tests.test_bridge_support import FakeControl, Rig, http_calls
 
 SID = "CA" + "1" * 32
 
@@ -198,3 +207,91 @@ def test_variables_go_in_parameters_and_fill_the_prompt() -> None:
     )
     assert info.instructions == "Call Ada at +15550002222. {stream_token}"
     assert info.first_message == "Hi Ada"
+
+
+def test_transfer_modes_and_the_allowlist_for_both() -> None:
+    config = BridgeConfig(transfer_allowlist=frozenset({"+14155550123"}))
+    warm = decide(
+        config,
+        "transfer_call",
+        json.dumps({"number": "+1 (415) 555-0123", "mode": "warm", "summary": "Refund."}),
+    )
+    assert (warm.kind, warm.target, warm.mode, warm.summary) == (
+        "transfer",
+        "+14155550123",
+        "warm",
+        "Refund.",
+    )
+    cold = decide(config, "transfer_call", '{"number": "+14155550123"}')
+    assert (cold.kind, cold.mode) == ("transfer", "cold")
+    for arguments, words in (
+        ({"number": "+19005550000", "mode": "warm"}, "not one the call may be transferred to"),
+        ({"number": "+19005550000"}, "not one the call may be transferred to"),
+        ({"number": "+14155550123", "mode": "lukewarm"}, "mode must be cold or warm"),
+        ({"number": "+14155550123", "mode": "warm", "summary": "x" * 1501}, "at most 1500"),
+        ({"number": "+14155550123", "mode": "warm", "summary": 5}, "summary must be text"),
+    ):
+        refused = decide(config, "transfer_call", json.dumps(arguments))
+        assert refused.kind == "error" and words in json.loads(refused.output)["error"]
+    off = decide(BridgeConfig(), "transfer_call", '{"number": "+14155550123", "mode": "warm"}')
+    assert json.loads(off.output) == {"error": "transfers are disabled"}
+
+
+def test_person_status_decides_the_caller_move_or_the_note() -> None:
+    rest = TwilioRest("AC" + "a" * 32, "token", base_url="https://api.example.test")
+    warm = TwilioWarmTransfer(rest, webhook_host="abc.ngrok.app")
+
+    def person(status: str) -> CallStatusCallback:
+        form = parse_form(
+            f"CallSid=CA9&AccountSid=AC1&CallStatus={status}&To=%2B14155550123".encode()
+        )
+        return parse_call_status(form)
+
+    moved = warm.on_person_status(SID, person("in-progress"))
+    assert moved.step is TransferStep.MOVE_CALLER and moved.request is not None
+    assert moved.request.url.endswith(f"/Calls/{SID}.json")
+    for status, why in (("busy", "busy"), ("no-answer", "no answer"), ("failed", "failed")):
+        told = warm.on_person_status(SID, person(status))
+        assert told.step is TransferStep.TELL_AGENT and told.request is None
+        assert f"to +14155550123 did not go through ({why})" in told.note
+    for status in ("initiated", "ringing", "completed"):
+        assert warm.on_person_status(SID, person(status)).step is TransferStep.NOTHING
+
+
+class _WarmControl(FakeControl):
+    def warm_transfer(self, call_id: str, target: str, summary: str) -> HttpRequest | None:
+        return HttpRequest(
+            method="POST", url=f"https://carrier.invalid/{call_id}/warm", body=summary.encode()
+        )
+
+
+def _warm_call(rig: Rig) -> list[Any]:
+    rig.connect()
+    arguments = json.dumps({"number": "+14155550123", "mode": "warm", "summary": "Refund."})
+    return rig.provider([ToolCall(call_id="w", name="transfer_call", arguments=arguments)], 2.0)
+
+
+def test_warm_transfer_keeps_the_caller_and_the_agent_can_be_told() -> None:
+    config = BridgeConfig(transfer_allowlist=frozenset({"+14155550123"}))
+    rig = Rig(config)
+    rig.bridge._control = _WarmControl()
+    out = _warm_call(rig)
+    (call,) = http_calls(out)
+    assert call.purpose == "warm_transfer" and call.request.body == b"Refund."
+    assert rig.session.commands[-1] == ToolResult(
+        call_id="w", output='{"status": "calling", "number": "+14155550123"}'
+    )
+    assert not rig.bridge.ended  # the caller stays with the agent
+    rig.bridge.tell_agent("It did not go through.", 3.0)
+    assert rig.session.commands[-1] == SendText(text="It did not go through.")
+
+
+def test_warm_transfer_without_carrier_support_is_a_clear_tool_error() -> None:
+    rig = Rig(BridgeConfig(transfer_allowlist=frozenset({"+14155550123"})))
+    out = _warm_call(rig)  # FakeControl, like Telnyx here, has no warm_transfer
+    assert http_calls(out) == []
+    result = rig.session.commands[-1]
+    assert isinstance(result, ToolResult) and result.is_error
+    assert json.loads(result.output) == {
+        "error": "warm transfers are not available here; use mode cold"
+    }
