@@ -13,8 +13,10 @@ import hmac
 import json
 import threading
 import time
+from functools import partial
 from typing import Any
 
+import anyio
 import pytest
 
 from patter_anyio import InvalidOption, Tool
@@ -27,9 +29,18 @@ from tests.fakes.carrier import (
     stream_signature,
 )
 from tests.fakes.fake_elevenlabs import FakeElevenLabs
+from tests.fakes.http_fakes import (
+    Recorder,
+    deepgram_server,
+    incoming_call,
+    pipeline_http_server,
+    twilio_stream,
+    ulaw_frames,
+)
 from tests.fakes.provider_servers import provider_server
 from tests.fakes.servers import RecordedRequest, rest_server
 from tests.test_e2e_echo import AUTH_TOKEN, CALL_SID
+from tests.test_e2e_pipeline import _phone
 from tests.test_e2e_realtime import (
     Recorded,
     answer_call,
@@ -225,3 +236,49 @@ async def test_on_message_url_is_checked_by_serve() -> None:
             )
         with pytest.raises(InvalidOption, match="webhook_secret must be non-empty text"):
             twilio_phone(rest, webhook_secret="")
+
+
+async def test_on_message_url_in_a_pipeline_call() -> None:
+    """The caller's words reach the URL, signed; its reply is spoken to the caller."""
+    rec = Recorder()
+    with (
+        rest_server(Receiver()) as receiver,
+        pipeline_http_server() as http,
+        deepgram_server() as dg,
+    ):
+        phone = _phone(http, dg, webhook_secret=SECRET, allow_private_webhooks=True)
+        agent = phone.agent(provider="pipeline", stt="deepgram", tts="openai")
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                partial(
+                    phone.serve,
+                    agent,
+                    None,
+                    handle_signals=False,
+                    on_message=f"{receiver.base_url}/reply",
+                    on_transcript=rec.hook("on_transcript"),
+                    on_call_end=rec.hook("on_call_end"),
+                )
+            )
+            call_sid = "CA" + "b" * 32
+            params = await incoming_call(port, call_sid)
+            async with twilio_stream(port, call_sid, params) as carrier:
+                await carrier.start()
+                await carrier.media(ulaw_frames(1000, 1000))
+                await rec.wait_for(
+                    "on_transcript",
+                    lambda p: p["role"] == "assistant" and p["text"] == "You said: hello there",
+                )
+                await carrier.stop()
+            await rec.wait_for("on_call_end")
+            phone.stop()
+    (sent,) = receiver.requests
+    assert sent.json == {
+        "text": "hello there",
+        "call_id": call_sid,
+        "caller": "+15550001111",
+        "callee": "+15550009999",
+        "attempt": 1,
+    }
+    assert sent.headers["x-patter-signature"] == _signature(sent.body)
+    assert http.tts_texts() == ["You said: hello there"]
