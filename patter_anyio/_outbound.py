@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 
+from patter_core import PatterError
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
@@ -34,7 +35,7 @@ from patter_core.webhooks import (
 
 from ._call import maybe_await
 
-__all__ = ["CallResult", "OutboundCalls"]
+__all__ = ["CallResult", "OutboundCalls", "ServerStopped"]
 
 log = logging.getLogger("patter_anyio.outbound")
 
@@ -73,6 +74,10 @@ class CallResult:
 
 
 Callback = Callable[[dict[str, Any]], Any]
+
+
+class ServerStopped(PatterError):
+    """``call(wait=True)`` cannot know the outcome: the server stopped first."""
 
 
 @dataclass(slots=True)
@@ -124,10 +129,21 @@ class OutboundCalls:
 
     @staticmethod
     async def wait(tracked: _Tracked) -> CallResult:
-        """The call's result, once it is over (see the module doc)."""
+        """The call's result, once it is over (see the module doc).
+
+        Raises :class:`ServerStopped` when the server stops first: its
+        webhooks, which would have said how the call ended, stop with it.
+        """
         await tracked.done.wait()
-        assert tracked.result is not None
+        if tracked.result is None:
+            raise ServerStopped(f"the server stopped before call {tracked.state.call_id} ended")
         return tracked.result
+
+    def abandon(self) -> None:
+        """The server is stopping: wake every ``wait`` (see :meth:`wait`)."""
+        calls, self._calls = self._calls, {}
+        for tracked in calls.values():
+            tracked.done.set()
 
     # -- carrier webhooks ---------------------------------------------------------
 

@@ -441,6 +441,7 @@ class Patter:
             if bind_error is not None:
                 raise bind_error
         finally:
+            runtime.outcomes.abandon()
             self._runtime = None
             self._server = None
 

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from patter_anyio import CallResult, InvalidOption, Patter
+from patter_anyio import CallResult, InvalidOption, Patter, ServerStopped
 from tests.fakes.carrier import telnyx_webhook
 from tests.fakes.http_fakes import (
     TWILIO_SID,
@@ -299,3 +299,23 @@ async def test_telnyx_outcome_from_the_hangup_cause(cause: str, outcome: str) ->
     assert (done.call_id, done.outcome, done.end_reason) == (call_id, outcome, cause)
     assert [p["status"] for p in rec.of("on_call_status")] == ["initiated", outcome]
     assert all(p["carrier"] == "telnyx" for p in rec.of("on_call_status"))
+
+
+async def test_wait_ends_with_an_error_when_the_server_stops_first() -> None:
+    async with _serving() as (phone, fake, _rest, _rec):
+        errors: list[BaseException] = []
+
+        async def place() -> None:
+            try:
+                await phone.call(PERSON, wait=True)
+            except ServerStopped as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(place)
+            sid = "CA" + "1".zfill(32)
+            await anyio.to_thread.run_sync(fake.wait_answered, sid)
+            phone.stop()
+        fake.hang_up(sid)
+    (error,) = errors
+    assert str(error) == f"the server stopped before call {sid} ended"

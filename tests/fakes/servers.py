@@ -256,6 +256,7 @@ class TwilioCallsFake:
         assert self.server_port is not None, "set server_port first"
         signature = RequestValidator(self.token).compute_signature(url, form)
         conn = http.client.HTTPConnection("127.0.0.1", self.server_port, timeout=10)
+        status, body = 0, b""  # 0: the server was gone (Twilio logs error 11200)
         try:
             conn.request(
                 "POST",
@@ -268,6 +269,8 @@ class TwilioCallsFake:
             )
             response = conn.getresponse()
             status, body = response.status, response.read()
+        except OSError:
+            pass
         finally:
             conn.close()
         with self._cond:
@@ -313,8 +316,7 @@ class TwilioCallsFake:
             return
         answered_at = time.monotonic()
         status("in-progress", "answered")
-        code, body = self._post(request["Url"], {**base, "CallStatus": "in-progress"})
-        assert code == 200, body
+        _code, body = self._post(request["Url"], {**base, "CallStatus": "in-progress"})
         with self._cond:
             self.twiml[sid] = body.decode()
             self._cond.notify_all()
