@@ -53,18 +53,21 @@ from patter_core.webhooks import (
     TelnyxCallFlow,
     TelnyxEvent,
     TelnyxRest,
+    TelnyxWarmTransfer,
+    TransferFollowUp,
     TransferStep,
     TwilioCallFlow,
     TwilioRest,
     TwilioWarmTransfer,
-    dial_twiml,
     is_machine_end,
+    warm_leg_caller,
 )
 
 from ._agent import Agent
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
+from ._controls import TelnyxControl, TwilioControl
 from ._httpclient import ClientError, request_with_retry
 from ._outbound import OutboundCalls
 from ._remote import tool_handlers
@@ -263,67 +266,6 @@ def make_session_factory(
     return factory
 
 
-class TwilioControl:
-    """:class:`~patter_core.bridge.CarrierControl` over Twilio's REST API."""
-
-    def __init__(
-        self,
-        rest: TwilioRest,
-        webhook_host: str | None,
-        flow: TwilioCallFlow,
-        phone_number: str | None = None,
-    ) -> None:
-        self._rest = rest
-        self._host = webhook_host
-        self._flow = flow
-        self._number = phone_number
-
-    def warm_transfer(self, call_id: str, target: str, summary: str) -> HttpRequest | None:
-        # The person sees our number; without one (or a public host for the
-        # status callbacks) a warm transfer cannot be placed.
-        if not (self._host and self._number):
-            return None
-        warm = TwilioWarmTransfer(self._rest, webhook_host=self._host)
-        return warm.dial_person(
-            caller_sid=call_id, target=target, from_=self._number, summary=summary
-        )
-
-    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
-        return self._flow.leave_message(call_id, text)
-
-    def hangup(self, call_id: str) -> HttpRequest | None:
-        return self._rest.hang_up(call_id)
-
-    def transfer(self, call_id: str, target: str) -> HttpRequest | None:
-        return self._rest.update_call_twiml(call_id, dial_twiml(target))
-
-    def start_recording(self, call_id: str) -> HttpRequest | None:
-        callback = f"https://{self._host}/webhooks/twilio/recording" if self._host else None
-        return self._rest.start_recording(call_id, recording_status_callback=callback)
-
-
-class TelnyxControl:
-    """:class:`~patter_core.bridge.CarrierControl` over Telnyx Call Control."""
-
-    def __init__(self, rest: TelnyxRest, flow: TelnyxCallFlow) -> None:
-        self._rest = rest
-        self._flow = flow
-
-    def hangup(self, call_id: str) -> HttpRequest | None:
-        return self._rest.hangup(call_id)
-
-    def transfer(self, call_id: str, target: str) -> HttpRequest | None:
-        return self._rest.transfer(call_id, to=target)
-
-    def start_recording(self, call_id: str) -> HttpRequest | None:
-        return self._rest.record_start(call_id)
-
-    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
-        # speak, marked so that its call.speak.ended hangs up (the flow).
-        ((_, request),) = self._flow.voicemail_drop(call_id, text).requests
-        return request
-
-
 @dataclass(slots=True)
 class _Outbound:
     agent: Agent | None
@@ -389,6 +331,15 @@ class LocalRuntime:
                 codec="L16" if carriers.telnyx_codec == "L16" else "PCMU",
             )
             if self.telnyx is not None
+            else None
+        )
+        self.telnyx_warm = (
+            TelnyxWarmTransfer(
+                self.telnyx,
+                connection_id=carriers.telnyx_connection_id,
+                webhook_host=carriers.webhook_host,
+            )
+            if self.telnyx is not None and carriers.telnyx_connection_id and carriers.webhook_host
             else None
         )
         #: Where webhook follow-up work runs (set by the server's owner);
@@ -476,7 +427,9 @@ class LocalRuntime:
                 decoders=self._decoders,
             )
             control = (
-                TelnyxControl(self.telnyx, self.telnyx_flow)
+                TelnyxControl(
+                    self.telnyx, self.telnyx_flow, self.telnyx_warm, self.carriers.phone_number
+                )
                 if self.telnyx is not None and self.telnyx_flow is not None
                 else None
             )
@@ -565,15 +518,19 @@ class LocalRuntime:
         if self.twilio is None or not self.carriers.webhook_host:
             return
         warm = TwilioWarmTransfer(self.twilio, webhook_host=self.carriers.webhook_host)
-        follow_up = warm.on_person_status(caller_sid, status)
-        if follow_up.step is TransferStep.MOVE_CALLER and follow_up.request is not None:
-            await self.send_rest(follow_up.request, "warm_transfer")
-        elif follow_up.step is TransferStep.TELL_AGENT:
-            started = [r for r in self.live.get(caller_sid, ()) if r.started]
+        await self._warm_step(caller_sid, warm.on_person_status(caller_sid, status))
+
+    async def _warm_step(self, caller_id: str, follow_up: TransferFollowUp) -> None:
+        """Carry out a warm transfer's next step (the flows decide it)."""
+        retry = self.carriers.telnyx_retry if self.telnyx_warm is not None else None
+        for purpose, request in follow_up.requests:
+            await self.send_rest(request, purpose, retry=retry)
+        if follow_up.step is TransferStep.TELL_AGENT:
+            started = [r for r in self.live.get(caller_id, ()) if r.started]
             if started:
                 await started[-1].tell_agent(follow_up.note)
             else:
-                log.info("warm transfer of %s failed, and its call is not here", caller_sid)
+                log.info("warm transfer of %s failed, and its call is not here", caller_id)
 
     async def _on_recording_status(self, recording: RecordingStatusCallback) -> None:
         log.info(
@@ -629,6 +586,10 @@ class LocalRuntime:
     async def _telnyx_event(self, event: TelnyxEvent) -> None:
         if self.telnyx_flow is None:
             log.warning("Telnyx %s received but TELNYX_API_KEY is not set", event.event_type)
+            return
+        caller_id = warm_leg_caller(event.client_state)
+        if caller_id is not None and self.telnyx_warm is not None:
+            await self._warm_step(caller_id, self.telnyx_warm.on_event(event))
             return
         follow_up = self.telnyx_flow.on_event(event, self._clock())
         if follow_up.problem:

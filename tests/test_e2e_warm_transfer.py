@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
@@ -19,6 +19,7 @@ from tests.fakes.carrier import (
     carrier_stream,
     local_ws_url,
     run_in_asyncio_thread,
+    telnyx_webhook,
 )
 from tests.fakes.carrier import (
     stream_signature as sign_stream,
@@ -26,7 +27,7 @@ from tests.fakes.carrier import (
 from tests.fakes.fake_elevenlabs import FakeElevenLabs
 from tests.fakes.http_fakes import post_twilio_form
 from tests.fakes.provider_servers import provider_server
-from tests.fakes.servers import RecordedRequest, RunningRestServer
+from tests.fakes.servers import RecordedRequest, RunningRestServer, rest_server, telnyx_responder
 from tests.test_e2e_echo import ACCOUNT_SID, AUTH_TOKEN, CALL_SID, HOST
 from tests.test_e2e_realtime import (
     Recorded,
@@ -36,6 +37,15 @@ from tests.test_e2e_realtime import (
     twilio_phone,
     twilio_rest,
 )
+from tests.test_e2e_telnyx import CALL_ID as TELNYX_CALL
+from tests.test_e2e_telnyx import (
+    CALLEE,
+    CALLER,
+    SIGNING_KEY,
+    answer_and_stream,
+    call_payload,
+    telnyx_phone,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -43,6 +53,7 @@ OUR_NUMBER = "+15550001111"
 PERSON = "+14155550123"
 SUMMARY = "Ada wants a refund for order 42 & a call back <today>."
 CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls"
+TELNYX_NUMBER = "+13125550111"
 
 
 def _creates(rest: RunningRestServer) -> list[RecordedRequest]:
@@ -208,3 +219,100 @@ async def test_warm_transfer_not_answered_falls_back_to_the_agent() -> None:
     note = out["note"]["text"]
     assert f"The warm transfer to {PERSON} did not go through (no answer)" in note
     assert "the caller is still with you" in note
+
+
+async def _telnyx_transfer(person_event: str) -> dict[str, Any]:
+    fake = FakeElevenLabs(agent_id="agent_warm")
+    seen = Recorded()
+    person_id = "v3:fake-outbound"  # what the fake Telnyx API answers a dial with
+    with provider_server(fake) as provider, rest_server(telnyx_responder) as rest:
+        phone = telnyx_phone(
+            rest,
+            elevenlabs_base_url=provider.base_url,
+            phone_number=TELNYX_NUMBER,
+            telnyx_connection_id="conn-warm",
+        )
+        agent = phone.agent(
+            provider="elevenlabs", agent_id="agent_warm", transfer_allowlist=[PERSON]
+        )
+        out: dict[str, Any] = {}
+        async with serving(phone, agent, seen) as port:
+            stream = await answer_and_stream(port, rest)
+
+            async def carrier() -> None:
+                async with carrier_stream(
+                    local_ws_url(port, stream["stream_url"]),
+                    headers={"x-telnyx-streaming-auth-token": stream["stream_auth_token"]},
+                    carrier="telnyx",
+                ) as call:
+                    await call.start(call_id=TELNYX_CALL, caller=CALLER, callee=CALLEE)
+                    await provider.wait_for(of_type("conversation_initiation_client_data"))
+                    provider.push(
+                        lambda: fake.tool_call(
+                            "transfer_call",
+                            {"number": PERSON, "mode": "warm", "summary": SUMMARY},
+                            "warm",
+                        )
+                    )
+                    out["warm"] = await provider.wait_for(lambda m: m.get("tool_call_id") == "warm")
+                    dial = await asyncio.to_thread(rest.wait_for, lambda r: r.path == "/v2/calls")
+                    out["dial"] = dial.json
+                    leg = dict(
+                        call_payload(person_id),
+                        client_state=dial.json["client_state"],
+                        direction="outgoing",
+                    )
+                    if person_event == "answered":
+                        for event_type in ("call.initiated", "call.answered"):
+                            await telnyx_webhook_sync(port, event_type, leg)
+                        out["speak"] = await asyncio.to_thread(
+                            rest.wait_for, lambda r: r.path.endswith("/actions/speak")
+                        )
+                        await telnyx_webhook_sync(port, "call.speak.ended", leg)
+                        out["bridge"] = await asyncio.to_thread(
+                            rest.wait_for, lambda r: r.path.endswith("/actions/bridge")
+                        )
+                    else:
+                        await telnyx_webhook_sync(
+                            port, "call.hangup", dict(leg, hangup_cause="user_busy")
+                        )
+                        out["note"] = await provider.wait_for(of_type("user_message"))
+                    await call.stop()
+                    await call.wait(call.closed.is_set, what="the stream closing")
+
+            await run_in_asyncio_thread(carrier, timeout=30)
+            await seen.wait_ended()
+        out["paths"] = [unquote(r.path) for r in list(rest.requests)]
+        out["requests"] = list(rest.requests)
+    return out
+
+
+async def telnyx_webhook_sync(port: int, event_type: str, payload: dict[str, Any]) -> None:
+    answer = await telnyx_webhook(port, SIGNING_KEY, event_type, payload)
+    assert answer.status == 200, answer
+
+
+async def test_telnyx_warm_transfer_speaks_the_summary_then_bridges() -> None:
+    out = await _telnyx_transfer("answered")
+    assert out["warm"]["is_error"] is False
+    dial = out["dial"]
+    assert (dial["to"], dial["from"], dial["timeout_secs"]) == (PERSON, TELNYX_NUMBER, 20)
+    assert dial["connection_id"] == "conn-warm" and "stream_url" not in dial
+    speak = out["speak"]
+    assert unquote(speak.path) == "/v2/calls/v3:fake-outbound/actions/speak"
+    assert speak.json["payload"] == SUMMARY
+    bridge = out["bridge"]
+    assert unquote(bridge.path) == f"/v2/calls/{TELNYX_CALL}/actions/bridge"
+    assert bridge.json["call_control_id"] == "v3:fake-outbound"
+    # The agent's stream is stopped before the two are bridged; the person's
+    # leg never gets a stream (or an agent) of its own.
+    paths = out["paths"]
+    stop = paths.index(f"/v2/calls/{TELNYX_CALL}/actions/streaming_stop")
+    assert stop < paths.index(f"/v2/calls/{TELNYX_CALL}/actions/bridge")
+    assert not any(p.startswith("/v2/calls/v3:fake-outbound/actions/streaming") for p in paths)
+
+
+async def test_telnyx_warm_transfer_not_answered_tells_the_agent() -> None:
+    out = await _telnyx_transfer("busy")
+    assert f"The warm transfer to {PERSON} did not go through (busy)" in out["note"]["text"]
+    assert not any(p.endswith(("/actions/bridge", "/actions/streaming_stop")) for p in out["paths"])

@@ -22,6 +22,8 @@ from patter_core.webhooks import (
     OutboundCallState,
     StreamTokens,
     TelnyxEvent,
+    TelnyxRest,
+    TelnyxWarmTransfer,
     TransferStep,
     TwilioCallFlow,
     TwilioRest,
@@ -30,6 +32,7 @@ from patter_core.webhooks import (
     parse_call_status,
     parse_form,
     parse_telnyx_webhook,
+    warm_leg_caller,
 )
 from tests.test_bridge_support import FakeControl, Rig, http_calls
 
@@ -248,11 +251,12 @@ def test_person_status_decides_the_caller_move_or_the_note() -> None:
         return parse_call_status(form)
 
     moved = warm.on_person_status(SID, person("in-progress"))
-    assert moved.step is TransferStep.MOVE_CALLER and moved.request is not None
-    assert moved.request.url.endswith(f"/Calls/{SID}.json")
+    assert moved.step is TransferStep.MOVE_CALLER
+    ((purpose, request),) = moved.requests
+    assert purpose == "warm_transfer" and request.url.endswith(f"/Calls/{SID}.json")
     for status, why in (("busy", "busy"), ("no-answer", "no answer"), ("failed", "failed")):
         told = warm.on_person_status(SID, person(status))
-        assert told.step is TransferStep.TELL_AGENT and told.request is None
+        assert told.step is TransferStep.TELL_AGENT and told.requests == ()
         assert f"to +14155550123 did not go through ({why})" in told.note
     for status in ("initiated", "ringing", "completed"):
         assert warm.on_person_status(SID, person(status)).step is TransferStep.NOTHING
@@ -295,3 +299,41 @@ def test_warm_transfer_without_carrier_support_is_a_clear_tool_error() -> None:
     assert json.loads(result.output) == {
         "error": "warm transfers are not available here; use mode cold"
     }
+
+
+def test_telnyx_warm_transfer_steps_once_each() -> None:
+    rest = TelnyxRest("KEY", base_url="https://api.example.test/v2")
+    warm = TelnyxWarmTransfer(rest, connection_id="conn", webhook_host="abc.ngrok.app")
+    dial = warm.dial_person(
+        caller_id="v3:caller", target="+14155550123", from_="+15550001111", summary="Refund."
+    )
+    body = json.loads(dial.body)
+    assert (body["to"], body["from"], body["timeout_secs"]) == ("+14155550123", "+15550001111", 20)
+    state = body["client_state"]
+    assert warm_leg_caller(state) == "v3:caller" and warm_leg_caller("bm9wZQ==") is None
+    assert "stream_url" not in body  # the person is never streamed to an agent
+
+    def person(event_type: str, **payload: Any) -> TelnyxEvent:
+        return _telnyx(event_type, call_control_id="v3:person", client_state=state, **payload)
+
+    spoken = warm.on_event(person("call.answered"))
+    ((purpose, speak),) = spoken.requests
+    assert purpose == "warm_summary" and speak.url.endswith("/calls/v3%3Aperson/actions/speak")
+    assert json.loads(speak.body)["payload"] == "Refund."
+    assert warm.on_event(person("call.answered", again=1)).requests == ()  # redelivered
+    joined = warm.on_event(person("call.speak.ended"))
+    assert joined.step is TransferStep.MOVE_CALLER
+    assert [(p, r.url.rsplit("/", 3)[-3:]) for p, r in joined.requests] == [
+        ("streaming_stop", ["v3%3Acaller", "actions", "streaming_stop"]),
+        ("warm_transfer", ["v3%3Acaller", "actions", "bridge"]),
+    ]
+    assert json.loads(joined.requests[1][1].body)["call_control_id"] == "v3:person"
+    # Done: the person's later hang-up tells nobody anything.
+    assert warm.on_event(person("call.hangup", hangup_cause="normal_clearing")).step is (
+        TransferStep.NOTHING
+    )
+
+    warm.dial_person(caller_id="v3:caller", target="+14155550123", from_="+1555", summary="")
+    told = warm.on_event(person("call.hangup", hangup_cause="timeout"))
+    assert told.step is TransferStep.TELL_AGENT
+    assert "to +14155550123 did not go through (no answer)" in told.note

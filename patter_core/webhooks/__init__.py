@@ -141,10 +141,13 @@ from ._warm_transfer import (
     HOLD_MUSIC_URL,
     TRANSFER_STATUS_PATH,
     WARM_TRANSFER_RING_SECONDS,
+    TelnyxWarmTransfer,
     TransferFollowUp,
     TransferStep,
     TwilioWarmTransfer,
     conference_name,
+    warm_leg_caller,
+    warm_leg_state,
 )
 
 __all__ = [
@@ -205,6 +208,7 @@ __all__ = [
     "TelnyxStreamingStarted",
     "TelnyxStreamingStopped",
     "TelnyxUnknownEvent",
+    "TelnyxWarmTransfer",
     "TransferFollowUp",
     "TransferStep",
     "TwilioCall",
@@ -254,6 +258,8 @@ __all__ = [
     "variables_problem",
     "verify_telnyx_signature",
     "voicemail_problem",
+    "warm_leg_caller",
+    "warm_leg_state",
     "webhook_url_problem",
     "xml_attribute",
     "xml_text",
