@@ -7,6 +7,7 @@ cannot"); the call runner sends it.
 
 from __future__ import annotations
 
+from patter_core import LocalProtocolError
 from patter_core.http import HttpRequest
 from patter_core.webhooks import (
     TelnyxCallFlow,
@@ -42,9 +43,12 @@ class TwilioControl:
         if not (self._host and self._number):
             return None
         warm = TwilioWarmTransfer(self._rest, webhook_host=self._host)
-        return warm.dial_person(
-            caller_sid=call_id, target=target, from_=self._number, summary=summary
-        )
+        try:
+            return warm.dial_person(
+                caller_sid=call_id, target=target, from_=self._number, summary=summary
+            )
+        except LocalProtocolError:
+            return None  # a summary past Twilio's inline TwiML limit once escaped
 
     def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
         return self._flow.leave_message(call_id, text)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from patter_anyio._controls import TwilioControl
 from patter_core.audio import ULAW_8K
 from patter_core.bridge import BridgeConfig
 from patter_core.bridge._config import call_info
@@ -337,3 +338,14 @@ def test_telnyx_warm_transfer_steps_once_each() -> None:
     told = warm.on_event(person("call.hangup", hangup_cause="timeout"))
     assert told.step is TransferStep.TELL_AGENT
     assert "to +14155550123 did not go through (no answer)" in told.note
+
+
+def test_twilio_warm_transfer_needs_our_number_and_a_summary_that_fits() -> None:
+    rest = TwilioRest("AC" + "a" * 32, "token", base_url="https://api.example.test")
+    flow = TwilioCallFlow(StreamTokens(b"k" * 32), webhook_host="abc.ngrok.app", rest=rest)
+    control = TwilioControl(rest, "abc.ngrok.app", flow, "+15550001111")
+    request = control.warm_transfer(SID, "+14155550123", "Refund.")
+    assert request is not None and request.url.endswith("/Calls.json")
+    # 1,500 ampersands are 7,500 characters of TwiML: past Twilio's 4,000.
+    assert control.warm_transfer(SID, "+14155550123", "&" * 1500) is None
+    assert TwilioControl(rest, "abc.ngrok.app", flow, None).warm_transfer(SID, "+1", "x") is None
