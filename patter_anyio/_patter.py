@@ -522,8 +522,8 @@ class Patter:
         back ``unknown`` and is then treated as over. ``ring_timeout``
         (seconds, 5-600): how long it may ring before it ends as
         ``no_answer``. ``variables`` travel with the call's stream as
-        ``<Parameter>`` values (never in a URL) and fill ``{name}`` in the
-        agent's prompt and first message. ``wait`` and the status callbacks
+        ``<Parameter>`` values (Telnyx: ``custom_parameters``), never in a
+        URL, and fill ``{name}`` in the agent's prompt and first message. ``wait`` and the status callbacks
         need this ``Patter``'s ``serve()`` running: the carrier reports to it.
         """
         number = from_ or self.carriers.phone_number

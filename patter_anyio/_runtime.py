@@ -591,7 +591,8 @@ class LocalRuntime:
         if caller_id is not None and self.telnyx_warm is not None:
             await self._warm_step(caller_id, self.telnyx_warm.on_event(event))
             return
-        follow_up = self.telnyx_flow.on_event(event, self._clock())
+        variables = self._variables_for(event.call_control_id or "")
+        follow_up = self.telnyx_flow.on_event(event, self._clock(), variables=variables)
         if follow_up.problem:
             log.error("%s", follow_up.problem)
         if follow_up.ignored:

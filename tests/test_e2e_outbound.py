@@ -319,3 +319,27 @@ async def test_wait_ends_with_an_error_when_the_server_stops_first() -> None:
         fake.hang_up(sid)
     (error,) = errors
     assert str(error) == f"the server stopped before call {sid} ended"
+
+
+async def test_telnyx_variables_go_with_the_stream() -> None:
+    with rest_server(telnyx_responder) as rest:
+        phone = telnyx_phone(rest, phone_number=CALLER, telnyx_connection_id="conn-e2e")
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                partial(phone.serve, phone.agent(provider="echo"), None, handle_signals=False)
+            )
+            call_id = await phone.call(CALLEE, variables={"name": "Ada", "topic": "invoice"})
+            (dial,) = [r for r in rest.requests if r.path == "/v2/calls"]
+            assert "Ada" not in dial.body.decode()  # not in the dial, nor any URL
+            leg = dict(call_payload(call_id), client_state=dial.json["client_state"])
+            hook = await telnyx_webhook(port, SIGNING_KEY, "call.answered", leg)
+            assert hook.status == 200
+            start = await anyio.to_thread.run_sync(
+                partial(rest.wait_for, lambda r: r.path.endswith("/actions/streaming_start"))
+            )
+            tg.cancel_scope.cancel()
+    assert start.json["custom_parameters"] == [
+        {"name": "name", "value": "Ada"},
+        {"name": "topic", "value": "invoice"},
+    ]
+    assert "Ada" not in start.json["stream_url"]
