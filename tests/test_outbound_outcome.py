@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from patter_anyio._controls import TwilioControl
 from patter_core.audio import ULAW_8K
@@ -349,3 +351,50 @@ def test_twilio_warm_transfer_needs_our_number_and_a_summary_that_fits() -> None
     # 1,500 ampersands are 7,500 characters of TwiML: past Twilio's 4,000.
     assert control.warm_transfer(SID, "+14155550123", "&" * 1500) is None
     assert TwilioControl(rest, "abc.ngrok.app", flow, None).warm_transfer(SID, "+1", "x") is None
+
+
+_RANK = {"initiated": 0, "ringing": 1, "answered": 2}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "queued",
+                    "initiated",
+                    "ringing",
+                    "in-progress",
+                    "completed",
+                    "busy",
+                    "no-answer",
+                    "failed",
+                    "canceled",
+                ]
+            ),
+            st.one_of(st.none(), st.integers(0, 20)),
+        ),
+        max_size=25,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_twilio_statuses_any_order_each_once_terminal_last(
+    events: list[tuple[str, int | None]],
+) -> None:
+    state = OutboundCallState(SID, carrier="twilio", placed_at=0.0)
+    reported: list[str] = []
+    outcomes = []
+    for i, (status, seq) in enumerate(events):
+        update = state.twilio_status(_status(status, seq), float(i))
+        if update.status:
+            reported.append(update.status)
+        if update.outcome:
+            outcomes.append(update.outcome)
+    assert len(reported) == len(set(reported))  # each status once
+    progress = [_RANK[s] for s in reported if s in _RANK]
+    assert progress == sorted(progress)  # never back
+    terminal = [s for s in reported if s not in _RANK]
+    assert len(terminal) <= 1 and len(outcomes) == len(terminal)
+    if terminal:
+        assert reported[-1] == terminal[0]  # nothing after the end
+        assert state.finished and state.ended_at is not None
