@@ -17,6 +17,7 @@ from ._httpclient import (
     request,
     stream_request,
 )
+from ._outbound import CallResult, ServerStopped
 from ._patter import Patter
 from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings
 from ._server import Application, Server, ServerRequest, StreamHandler, StreamRequest
@@ -27,6 +28,7 @@ __all__ = [
     "Agent",
     "Application",
     "CallHooks",
+    "CallResult",
     "CallRunner",
     "CarrierSettings",
     "ClientConnectionError",
@@ -44,6 +46,7 @@ __all__ = [
     "Server",
     "ServerConfig",
     "ServerRequest",
+    "ServerStopped",
     "StreamHandler",
     "StreamRequest",
     "StreamingResponse",

@@ -10,6 +10,9 @@ from typing import Any, Literal
 from patter_core import PatterError
 from patter_core.bridge import ToolSpec, normalize_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
+from patter_core.webhooks import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
+
+from ._remote import RemoteTool
 
 __all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool", "check_seconds"]
 
@@ -37,31 +40,73 @@ def check_seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _no_handler(arguments: dict[str, Any], call: dict[str, Any]) -> Any:
+    raise AssertionError("a Tool without handler or webhook_url")  # refused in __post_init__
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tool:
-    """A function the model may call.
+    """A function the model may call: ``handler`` here, or ``webhook_url`` elsewhere.
 
     ``handler(arguments, call)`` may be sync or async; ``arguments`` is the
     dict the model produced (checked against nothing but JSON syntax: the
     handler must validate what it relies on), ``call`` holds ``call_id``,
     ``caller`` and ``callee``. What it returns goes back to the model (a
     string as is, anything else as JSON).
+
+    ``webhook_url``: the call is POSTed there as JSON (``tool``,
+    ``arguments``, ``call_id``, ``caller``, ``callee``, ``attempt``) within
+    ``webhook_timeout`` seconds, sent again after a failed connection or a
+    5xx (twice at most, never after a 4xx); the answer's body (at most
+    1 MiB) is the result. ``webhook_secret`` (or ``Patter(webhook_secret=)``)
+    adds ``X-Patter-Signature: sha256=<hex HMAC-SHA256 of the body>``.
+    Loopback, private and link-local addresses are refused unless
+    ``allow_private_webhooks`` (a literal one here, a name when called).
+    A failure reaches the model as a tool error.
     """
 
     name: str
-    handler: Callable[[dict[str, Any], dict[str, Any]], Any]
+    handler: Callable[[dict[str, Any], dict[str, Any]], Any] = _no_handler
     description: str = ""
     parameters: Mapping[str, Any] = field(
         default_factory=lambda: {"type": "object", "properties": {}}
     )
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    allow_private_webhooks: bool = False
+    webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise InvalidOption(f"tool name must be letters, digits, _ or -: {self.name!r}")
+        if self.webhook_url is not None:
+            self._as_webhook()
+        elif self.handler is _no_handler:
+            raise InvalidOption(f"tool {self.name!r} needs a handler or a webhook_url")
         if not callable(self.handler):
             raise InvalidOption(f"tool {self.name!r}: handler must be callable")
         if not isinstance(self.parameters, Mapping):
             raise InvalidOption(f"tool {self.name!r}: parameters must be a JSON schema object")
+
+    def _as_webhook(self) -> None:
+        if self.handler is not _no_handler:
+            raise InvalidOption(f"tool {self.name!r}: give a handler or a webhook_url, not both")
+        problem = webhook_url_problem(self.webhook_url, allow_private=self.allow_private_webhooks)
+        if problem:
+            raise InvalidOption(f"tool {self.name!r}: {problem}")
+        if self.webhook_secret is not None and (
+            not isinstance(self.webhook_secret, str) or not self.webhook_secret
+        ):
+            raise InvalidOption(f"tool {self.name!r}: webhook_secret must be non-empty text")
+        assert self.webhook_url is not None
+        remote = RemoteTool(
+            name=self.name,
+            url=self.webhook_url,
+            secret=self.webhook_secret.encode() if self.webhook_secret else None,
+            allow_private=self.allow_private_webhooks,
+            timeout=check_seconds("webhook_timeout", self.webhook_timeout),
+        )
+        object.__setattr__(self, "handler", remote)
 
     @property
     def spec(self) -> ToolSpec:
@@ -156,19 +201,20 @@ def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ..
         if isinstance(tool, Tool):
             out.append(tool)
         elif isinstance(tool, Mapping):
-            unknown = set(tool) - {"name", "description", "parameters", "handler"}
+            unknown = set(tool) - {
+                "name",
+                "description",
+                "parameters",
+                "handler",
+                "webhook_url",
+                "webhook_secret",
+                "allow_private_webhooks",
+            }
             if unknown:
                 raise InvalidOption(f"unknown tool keys: {', '.join(sorted(unknown))}")
-            if "name" not in tool or "handler" not in tool:
-                raise InvalidOption("a tool needs a 'name' and a 'handler'")
-            out.append(
-                Tool(
-                    name=tool["name"],
-                    handler=tool["handler"],
-                    description=tool.get("description", ""),
-                    parameters=tool.get("parameters", {"type": "object", "properties": {}}),
-                )
-            )
+            if "name" not in tool or not ("handler" in tool or "webhook_url" in tool):
+                raise InvalidOption("a tool needs a 'name' and a 'handler' (or a 'webhook_url')")
+            out.append(Tool(**dict(tool)))
         else:
             raise InvalidOption(f"a tool must be a Tool or a dict, not {type(tool).__name__}")
     return tuple(out)

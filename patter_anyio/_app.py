@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from patter_core import LocalProtocolError, PatterError, RemoteProtocolError
 from patter_core.http import Endpoint, HttpResponse, Reject, Route
@@ -77,6 +78,10 @@ class WebhookHooks:
     on_recording_status: Callable[[RecordingStatusCallback], Awaitable[None]] | None = None
     on_amd_result: Callable[[AmdCallback], Awaitable[None]] | None = None
     on_telnyx_event: Callable[[TelnyxEvent], Awaitable[None]] | None = None
+    #: A warm transfer's person call progressed: (the caller's call sid, status).
+    on_transfer_status: Callable[[str, CallStatusCallback], Awaitable[None]] | None = None
+    #: An outbound call's variables by call id, for its ``<Parameter>`` list.
+    variables_for: Callable[[str], Mapping[str, str]] | None = None
 
 
 async def read_until_close(ws: WebSocket, request: StreamRequest) -> None:
@@ -137,7 +142,9 @@ class WebhookApp:
                 return await self._twilio_voice(request, form)
             if route.endpoint is Endpoint.TWILIO_STATUS:
                 status = parse_call_status(form)
-                log.info("call status call=%s status=%s", status.call_sid, status.call_status)
+                # DEBUG: the outcome of our own calls is logged where it is
+                # known; others' (another instance's) are not worth more.
+                log.debug("call status call=%s status=%s", status.call_sid, status.call_status)
                 await self._run_hook(self.hooks.on_call_status, status)
             elif route.endpoint is Endpoint.TWILIO_RECORDING:
                 recording = parse_recording_status(form)
@@ -151,6 +158,27 @@ class WebhookApp:
                 amd = parse_amd_callback(form)
                 log.info("amd call=%s answered_by=%s", amd.call_sid, amd.answered_by)
                 await self._run_hook(self.hooks.on_amd_result, amd)
+            elif route.endpoint is Endpoint.TWILIO_TRANSFER_STATUS:
+                status = parse_call_status(form)
+                caller = _query(request.target).get("call", "")
+                log.info(
+                    "transfer call=%s person=%s status=%s",
+                    caller,
+                    status.call_sid,
+                    status.call_status,
+                )
+                if caller and self.hooks.on_transfer_status is not None:
+                    try:
+                        await self.hooks.on_transfer_status(caller, status)
+                    except Exception:
+                        log.exception("webhook hook failed for the transfer status")
+            elif route.endpoint is Endpoint.TWILIO_CONFERENCE_STATUS:
+                log.info(
+                    "conference %s event=%s call=%s",
+                    form.get("FriendlyName"),
+                    form.get("StatusCallbackEvent"),
+                    form.get("CallSid"),
+                )
             elif route.endpoint is Endpoint.TWILIO_STREAM_STATUS:
                 line = stream_status_log(parse_stream_status(form))
                 log.log(logging.WARNING if line.warning else logging.INFO, "%s", line.text)
@@ -184,7 +212,10 @@ class WebhookApp:
         if not host:
             return _text(400, "no webhook host configured and no Host header")
         try:
-            twiml = self.twilio_flow.answer(call, self.clock(), host=host)
+            variables = (
+                self.hooks.variables_for(call.call_sid) if self.hooks.variables_for else None
+            )
+            twiml = self.twilio_flow.answer(call, self.clock(), host=host, variables=variables)
         except LocalProtocolError as exc:
             # Only Twilio's own fields go in: a From or To past Twilio's
             # parameter limit is a malformed request.
@@ -230,6 +261,11 @@ class WebhookApp:
 
     async def handle_stream(self, ws: WebSocket, request: StreamRequest) -> None:
         await self.stream_handler(ws, request)
+
+
+def _query(target: str) -> dict[str, str]:
+    _, _, query = target.partition("?")
+    return dict(parse_qsl(query))
 
 
 def _text(status: int, message: str) -> HttpResponse:

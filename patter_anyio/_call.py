@@ -76,6 +76,7 @@ from ._httpclient import (
     request_with_retry,
     stream_request,
 )
+from ._remote import ToolFailed
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -255,6 +256,11 @@ class CallRunner:
         """Answering-machine detection for this call (from a webhook)."""
         bridge = self._bridge
         await self._input(lambda now: bridge.amd_result(answered_by, now))
+
+    async def tell_agent(self, text: str) -> None:
+        """A note for the agent from the application (a warm transfer's end)."""
+        bridge = self._bridge
+        await self._input(lambda now: bridge.tell_agent(text, now))
 
     async def hangup(self, reason: str) -> None:
         """End the call from the application's side."""
@@ -459,6 +465,10 @@ class CallRunner:
                 failed = False
             except TimeoutError:
                 output = error_output(f"tool {action.name} timed out")
+            except ToolFailed as exc:
+                # A remote tool's failure: expected, one line, no traceback.
+                log.warning("tool %s failed: %s", action.name, exc)
+                output = error_output(str(exc))
             except Exception as exc:
                 log.exception("tool %s failed", action.name)
                 output = error_output(f"tool {action.name} failed: {exc}")
@@ -480,6 +490,8 @@ class CallRunner:
             try:
                 reply = await maybe_await(handler(message))
                 text = "" if reply is None else str(reply)
+            except ToolFailed as exc:
+                log.warning("on_message failed: %s", exc)
             except Exception:
                 log.exception("on_message handler failed")
         await self._input(lambda now: self._bridge.handler_result(io.request_id, text, now))

@@ -20,7 +20,7 @@ import secrets
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import anyio
 import anyio.abc
@@ -40,13 +40,18 @@ from patter_core.webhooks import (
     machine_detection_timeout_problem,
     parse_telnyx_response,
     parse_twilio_call,
+    ring_timeout_problem,
+    variables_problem,
     voicemail_problem,
+    webhook_url_problem,
 )
 
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
 from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
+from ._outbound import CallResult
+from ._remote import RemoteMessageHandler, tool_handlers
 from ._runtime import (
     CarrierSettings,
     LocalRuntime,
@@ -123,6 +128,8 @@ class Patter:
         stream_secret: str | None = None,
         telnyx_codec: str = "PCMU",
         twilio_signing_keys: Mapping[str, str] | None = None,
+        webhook_secret: str | None = None,
+        allow_private_webhooks: bool = False,
     ) -> None:
         if mode != "local":
             raise InvalidOption(f"only mode='local' is available here, not {mode!r}")
@@ -179,6 +186,12 @@ class Patter:
             elevenlabs_base_url=elevenlabs_base_url.rstrip("/"),
             deepgram_base_url=deepgram_base_url.rstrip("/"),
         )
+        if webhook_secret is not None and (not isinstance(webhook_secret, str) or not webhook_secret):
+            raise InvalidOption("webhook_secret must be non-empty text")
+        #: Signs webhook tools and an on_message URL (X-Patter-Signature).
+        self._webhook_secret = webhook_secret.encode("utf-8") if webhook_secret else None
+        #: An on_message URL may be on this network (tools say so themselves).
+        self._allow_private_webhooks = bool(allow_private_webhooks)
         self._secret = (stream_secret or secrets.token_urlsafe(32)).encode("utf-8")
         self._secret_generated = stream_secret is None
         self._runtime: LocalRuntime | None = None
@@ -272,18 +285,31 @@ class Patter:
         on_call_start: Callable[..., Any] | None,
         on_call_end: Callable[..., Any] | None,
         on_transcript: Callable[..., Any] | None,
-        on_message: Callable[..., Any] | None,
+        on_message: Callable[..., Any] | str | None,
         recording: bool,
         voicemail_message: str | None,
         timeouts: StreamTimeouts | None = None,
+        on_call_status: Callable[..., Any] | None = None,
+        on_machine_detection: Callable[..., Any] | None = None,
     ) -> LocalRuntime:
         if not isinstance(agent, Agent):
             raise InvalidOption("agent must come from phone.agent(...)")
+        if isinstance(on_message, str):
+            problem = webhook_url_problem(on_message, allow_private=self._allow_private_webhooks)
+            if problem:
+                raise InvalidOption(f"on_message: {problem}")
+            on_message = RemoteMessageHandler(
+                url=on_message,
+                secret=self._webhook_secret,
+                allow_private=self._allow_private_webhooks,
+            )
         for name, value in (
             ("on_call_start", on_call_start),
             ("on_call_end", on_call_end),
             ("on_transcript", on_transcript),
             ("on_message", on_message),
+            ("on_call_status", on_call_status),
+            ("on_machine_detection", on_machine_detection),
         ):
             _check_callback(name, value)
         if on_message is not None and agent.provider != "pipeline":
@@ -305,7 +331,9 @@ class Patter:
             on_call_end=on_call_end,
             on_transcript=on_transcript,
             on_message=on_message,
-            tools={tool.name: tool.handler for tool in agent.tools},
+            tools=tool_handlers(
+                {tool.name: tool.handler for tool in agent.tools}, self._webhook_secret
+            ),
         )
         return LocalRuntime(
             agent=agent,
@@ -316,6 +344,9 @@ class Patter:
             recording=recording,
             voicemail_message=voicemail_message,
             timeouts=timeouts,
+            on_call_status=on_call_status,
+            on_machine_detection=on_machine_detection,
+            webhook_secret=self._webhook_secret,
         )
 
     def _check_voicemail(self, message: object) -> None:
@@ -335,7 +366,9 @@ class Patter:
         on_call_start: Callable[..., Any] | None = None,
         on_call_end: Callable[..., Any] | None = None,
         on_transcript: Callable[..., Any] | None = None,
-        on_message: Callable[..., Any] | None = None,
+        on_message: Callable[..., Any] | str | None = None,
+        on_call_status: Callable[..., Any] | None = None,
+        on_machine_detection: Callable[..., Any] | None = None,
         recording: bool = False,
         voicemail_message: str | None = None,
         start_timeout: float = 10.0,
@@ -352,6 +385,11 @@ class Patter:
         ``start``; ``media_timeout``: seconds a started call may go without
         media; ``shutdown_grace``: seconds live calls may go on after
         SIGTERM or ``stop()`` before they end as ``server_shutdown``.
+        ``on_call_status({"call_id", "status", "carrier"})``: each status
+        of an outbound call placed by this process (initiated, ringing,
+        answered, then completed, busy, no_answer, failed or canceled), once;
+        ``on_machine_detection({"call_id", "result", "raw", "carrier"})``:
+        its answering-machine result (human, machine, fax, unknown), once.
         """
         _check_port(port)
         timeouts = StreamTimeouts(
@@ -370,6 +408,8 @@ class Patter:
             recording=recording,
             voicemail_message=voicemail_message,
             timeouts=timeouts,
+            on_call_status=on_call_status,
+            on_machine_detection=on_machine_detection,
         )
         app = WebhookApp(
             stream_secret=self._secret,
@@ -417,6 +457,7 @@ class Patter:
             if bind_error is not None:
                 raise bind_error
         finally:
+            runtime.outcomes.abandon()
             self._runtime = None
             self._server = None
 
@@ -443,6 +484,7 @@ class Patter:
 
     # -- outbound calls ---------------------------------------------------------------------
 
+    @overload
     async def call(
         self,
         to: str,
@@ -452,15 +494,53 @@ class Patter:
         voicemail_message: str | None = None,
         from_: str | None = None,
         machine_detection_timeout: int = DEFAULT_MACHINE_DETECTION_TIMEOUT,
-    ) -> str:
-        """Place an outbound call; returns the carrier's call id.
+        wait: Literal[False] = False,
+        ring_timeout: int | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> str: ...
+
+    @overload
+    async def call(
+        self,
+        to: str,
+        agent: Agent | None = None,
+        *,
+        machine_detection: bool = False,
+        voicemail_message: str | None = None,
+        from_: str | None = None,
+        machine_detection_timeout: int = DEFAULT_MACHINE_DETECTION_TIMEOUT,
+        wait: Literal[True],
+        ring_timeout: int | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> CallResult: ...
+
+    async def call(
+        self,
+        to: str,
+        agent: Agent | None = None,
+        *,
+        machine_detection: bool = False,
+        voicemail_message: str | None = None,
+        from_: str | None = None,
+        machine_detection_timeout: int = DEFAULT_MACHINE_DETECTION_TIMEOUT,
+        wait: bool = False,
+        ring_timeout: int | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> str | CallResult:
+        """Place an outbound call; returns the carrier's call id, or with
+        ``wait=True`` the :class:`CallResult` once the call is over.
 
         The call's audio reaches the running ``serve()`` (Twilio fetches our
         TwiML; Telnyx streams once answered). With ``machine_detection``, an
         answering machine gets ``voicemail_message`` after its beep, then the
         call hangs up. ``machine_detection_timeout`` (seconds, 3-59, default
         45) is how long Twilio may listen to a greeting; a longer one comes
-        back ``unknown`` and is then treated as over.
+        back ``unknown`` and is then treated as over. ``ring_timeout``
+        (seconds, 5-600): how long it may ring before it ends as
+        ``no_answer``. ``variables`` travel with the call's stream as
+        ``<Parameter>`` values (Telnyx: ``custom_parameters``), never in a
+        URL, and fill ``{name}`` in the agent's prompt and first message. ``wait`` and the status callbacks
+        need this ``Patter``'s ``serve()`` running: the carrier reports to it.
         """
         number = from_ or self.carriers.phone_number
         if not number:
@@ -476,7 +556,17 @@ class Patter:
         problem = machine_detection_timeout_problem(machine_detection_timeout)
         if problem:
             raise InvalidOption(problem)
+        if ring_timeout is not None and (problem := ring_timeout_problem(ring_timeout)):
+            raise InvalidOption(problem)
+        if variables is not None and (problem := variables_problem(variables)):
+            raise InvalidOption(problem)
         runtime = self._runtime
+        if wait and runtime is None:
+            raise InvalidOption(
+                "wait=True needs this Patter's serve() running: the carrier reports the "
+                "call's progress to its webhooks"
+            )
+
         if self.carriers.twilio_sid and self.carriers.twilio_token:
             rest = TwilioRest(
                 self.carriers.twilio_sid,
@@ -489,6 +579,7 @@ class Patter:
                 from_=number,
                 machine_detection=machine_detection,
                 machine_detection_timeout=machine_detection_timeout,
+                ring_timeout=ring_timeout,
             )
             response = await _send(req)
             call_id = parse_twilio_call(response).sid
@@ -512,6 +603,7 @@ class Patter:
                 # Marks the leg as ours (only our legs are streamed); the
                 # nonce keeps two dials to one number apart (command_id).
                 client_state=leg_client_state(secrets.token_hex(8)),
+                timeout_secs=ring_timeout,
             )
             response = await _send(req)
             telnyx_id = parse_telnyx_response(response).call_control_id
@@ -524,10 +616,19 @@ class Patter:
             raise InvalidOption(
                 "an outbound call needs Twilio (twilio_sid, twilio_token) or Telnyx (telnyx_key)"
             )
-        if runtime is not None:
-            runtime.expect_outbound(call_id, agent, voicemail_message)
         log.info("outbound call %s to %s placed", call_id, to)
-        return call_id
+        if runtime is None:
+            return call_id
+        # No await between the carrier's answer and these: its first status
+        # webhook finds the call known.
+        runtime.expect_outbound(call_id, agent, voicemail_message, variables)
+        tracked = runtime.outcomes.placed(
+            call_id, "twilio" if self.carriers.twilio_sid else "telnyx"
+        )
+        await runtime.outcomes.catch_up(tracked)
+        if not wait:
+            return call_id
+        return await runtime.outcomes.wait(tracked)
 
 
 async def _send(req: Any) -> Any:

@@ -65,17 +65,24 @@ from patter_core.webhooks import (
     TelnyxCallFlow,
     TelnyxEvent,
     TelnyxRest,
+    TelnyxWarmTransfer,
+    TransferFollowUp,
+    TransferStep,
     TwilioCallFlow,
     TwilioRest,
-    dial_twiml,
+    TwilioWarmTransfer,
     is_machine_end,
+    warm_leg_caller,
 )
 
 from ._agent import Agent
 from ._app import WebhookHooks
-from ._call import CallHooks, CallRunner
+from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
+from ._controls import TelnyxControl, TwilioControl
 from ._httpclient import ClientError, request_with_retry
+from ._outbound import OutboundCalls
+from ._remote import tool_handlers
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -339,54 +346,12 @@ def make_session_factory(
     return factory
 
 
-class TwilioControl:
-    """:class:`~patter_core.bridge.CarrierControl` over Twilio's REST API."""
-
-    def __init__(self, rest: TwilioRest, webhook_host: str | None, flow: TwilioCallFlow) -> None:
-        self._rest = rest
-        self._host = webhook_host
-        self._flow = flow
-
-    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
-        return self._flow.leave_message(call_id, text)
-
-    def hangup(self, call_id: str) -> HttpRequest | None:
-        return self._rest.hang_up(call_id)
-
-    def transfer(self, call_id: str, target: str) -> HttpRequest | None:
-        return self._rest.update_call_twiml(call_id, dial_twiml(target))
-
-    def start_recording(self, call_id: str) -> HttpRequest | None:
-        callback = f"https://{self._host}/webhooks/twilio/recording" if self._host else None
-        return self._rest.start_recording(call_id, recording_status_callback=callback)
-
-
-class TelnyxControl:
-    """:class:`~patter_core.bridge.CarrierControl` over Telnyx Call Control."""
-
-    def __init__(self, rest: TelnyxRest, flow: TelnyxCallFlow) -> None:
-        self._rest = rest
-        self._flow = flow
-
-    def hangup(self, call_id: str) -> HttpRequest | None:
-        return self._rest.hangup(call_id)
-
-    def transfer(self, call_id: str, target: str) -> HttpRequest | None:
-        return self._rest.transfer(call_id, to=target)
-
-    def start_recording(self, call_id: str) -> HttpRequest | None:
-        return self._rest.record_start(call_id)
-
-    def leave_message(self, call_id: str, text: str) -> HttpRequest | None:
-        # speak, marked so that its call.speak.ended hangs up (the flow).
-        (_, request), = self._flow.voicemail_drop(call_id, text).requests
-        return request
-
-
 @dataclass(slots=True)
 class _Outbound:
     agent: Agent | None
     voicemail_message: str | None
+    #: Sent as ``<Parameter>`` with the stream (they fill ``{name}`` in prompts).
+    variables: Mapping[str, str] = field(default_factory=dict)
 
 
 class LocalRuntime:
@@ -405,8 +370,13 @@ class LocalRuntime:
         timeouts: StreamTimeouts | None = None,
         entropy: Entropy = secrets,
         clock: Callable[[], float] = time.time,
+        on_call_status: Callable[[dict[str, Any]], Any] | None = None,
+        on_machine_detection: Callable[[dict[str, Any]], Any] | None = None,
+        webhook_secret: bytes | None = None,
     ) -> None:
         self.agent = agent
+        #: Signs every webhook tool and on_message URL without a secret of its own.
+        self.webhook_secret = webhook_secret
         self.carriers = carriers
         self.providers = providers
         self.hooks = hooks
@@ -443,6 +413,15 @@ class LocalRuntime:
             if self.telnyx is not None
             else None
         )
+        self.telnyx_warm = (
+            TelnyxWarmTransfer(
+                self.telnyx,
+                connection_id=carriers.telnyx_connection_id,
+                webhook_host=carriers.webhook_host,
+            )
+            if self.telnyx is not None and carriers.telnyx_connection_id and carriers.webhook_host
+            else None
+        )
         #: Where webhook follow-up work runs (set by the server's owner);
         #: without one it runs before the webhook is answered.
         self.background: anyio.abc.TaskGroup | None = None
@@ -451,6 +430,12 @@ class LocalRuntime:
         #: not displace the call that passed its token check.
         self.live: dict[str, list[CallRunner]] = {}
         self._outbound: dict[str, _Outbound] = {}
+        #: Status and outcome of the outbound calls placed by this process.
+        self.outcomes = OutboundCalls(
+            on_call_status=on_call_status,
+            on_machine_detection=on_machine_detection,
+            clock=clock,
+        )
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -462,15 +447,27 @@ class LocalRuntime:
             on_recording_status=self._on_recording_status,
             on_amd_result=self._on_amd_result,
             on_telnyx_event=self._on_telnyx_event,
+            variables_for=self._variables_for,
+            on_transfer_status=self._on_transfer_status,
         )
 
     def expect_outbound(
-        self, call_id: str, agent: Agent | None, voicemail_message: str | None
+        self,
+        call_id: str,
+        agent: Agent | None,
+        voicemail_message: str | None,
+        variables: Mapping[str, str] | None = None,
     ) -> None:
         """Remember per-call settings of an outbound call until its stream starts."""
         if len(self._outbound) >= _MAX_PENDING_OUTBOUND:
             self._outbound.pop(next(iter(self._outbound)))
-        self._outbound[call_id] = _Outbound(agent=agent, voicemail_message=voicemail_message)
+        self._outbound[call_id] = _Outbound(
+            agent=agent, voicemail_message=voicemail_message, variables=dict(variables or {})
+        )
+
+    def _variables_for(self, call_id: str) -> Mapping[str, str]:
+        pending = self._outbound.get(call_id)
+        return pending.variables if pending is not None else {}
 
     async def handle_stream(self, ws: WebSocket, req: StreamRequest) -> None:
         """One media stream, start to end."""
@@ -488,7 +485,12 @@ class LocalRuntime:
         if req.carrier == "twilio":
             stream = TwilioMediaStream()
             control = (
-                TwilioControl(self.twilio, self.carriers.webhook_host, self.twilio_flow)
+                TwilioControl(
+                    self.twilio,
+                    self.carriers.webhook_host,
+                    self.twilio_flow,
+                    self.carriers.phone_number,
+                )
                 if self.twilio
                 else None
             )
@@ -505,7 +507,9 @@ class LocalRuntime:
                 decoders=self._decoders,
             )
             control = (
-                TelnyxControl(self.telnyx, self.telnyx_flow)
+                TelnyxControl(
+                    self.telnyx, self.telnyx_flow, self.telnyx_warm, self.carriers.phone_number
+                )
                 if self.telnyx is not None and self.telnyx_flow is not None
                 else None
             )
@@ -545,8 +549,19 @@ class LocalRuntime:
         call_hooks = self.hooks
         if agent.tools:
             merged = dict(self.hooks.tools)
-            merged.update({tool.name: tool.handler for tool in agent.tools})
+            merged.update(
+                tool_handlers(
+                    {tool.name: tool.handler for tool in agent.tools}, self.webhook_secret
+                )
+            )
             call_hooks = _replace_tools(self.hooks, merged)
+        # An outbound call placed here: its on_call_end payload (reason,
+        # transcript) becomes part of its CallResult.
+        call_end: list[Mapping[str, Any]] = []
+        if self.outcomes.stream_started(req.call_id):
+            call_hooks = dataclasses.replace(
+                call_hooks, on_call_end=partial(_record_call_end, call_end, call_hooks.on_call_end)
+            )
         runner = CallRunner(
             bridge,
             ws,
@@ -558,6 +573,7 @@ class LocalRuntime:
         try:
             await runner.run()
         finally:
+            self.outcomes.stream_ended(req.call_id, call_end[-1] if call_end else None)
             runners = self.live.get(req.call_id, [])
             if runner in runners:
                 runners.remove(runner)
@@ -577,7 +593,25 @@ class LocalRuntime:
     # -- webhook hooks ----------------------------------------------------------------
 
     async def _on_call_status(self, status: CallStatusCallback) -> None:
-        log.info("call %s is %s", status.call_sid, status.call_status)
+        await self.outcomes.twilio_status(status)
+
+    async def _on_transfer_status(self, caller_sid: str, status: CallStatusCallback) -> None:
+        if self.twilio is None or not self.carriers.webhook_host:
+            return
+        warm = TwilioWarmTransfer(self.twilio, webhook_host=self.carriers.webhook_host)
+        await self._warm_step(caller_sid, warm.on_person_status(caller_sid, status))
+
+    async def _warm_step(self, caller_id: str, follow_up: TransferFollowUp) -> None:
+        """Carry out a warm transfer's next step (the flows decide it)."""
+        retry = self.carriers.telnyx_retry if self.telnyx_warm is not None else None
+        for purpose, request in follow_up.requests:
+            await self.send_rest(request, purpose, retry=retry)
+        if follow_up.step is TransferStep.TELL_AGENT:
+            started = [r for r in self.live.get(caller_id, ()) if r.started]
+            if started:
+                await started[-1].tell_agent(follow_up.note)
+            else:
+                log.info("warm transfer of %s failed, and its call is not here", caller_id)
 
     async def _on_recording_status(self, recording: RecordingStatusCallback) -> None:
         log.info(
@@ -588,6 +622,7 @@ class LocalRuntime:
         )
 
     async def _on_amd_result(self, amd: AmdCallback) -> None:
+        await self.outcomes.twilio_amd(amd)
         # Answered at once, acted on in the background: Twilio times a
         # webhook out after 15 s (error 11205), and the REST fallback below
         # may take that long by itself.
@@ -623,6 +658,7 @@ class LocalRuntime:
         # Answer the webhook at once and send the REST commands it calls for
         # in the background: a slow Call Control API must not make Telnyx
         # time the webhook out and deliver it again.
+        await self.outcomes.telnyx_event(event)
         if self.background is not None:
             self.background.start_soon(self._telnyx_event, event)
         else:
@@ -632,7 +668,12 @@ class LocalRuntime:
         if self.telnyx_flow is None:
             log.warning("Telnyx %s received but TELNYX_API_KEY is not set", event.event_type)
             return
-        follow_up = self.telnyx_flow.on_event(event, self._clock())
+        caller_id = warm_leg_caller(event.client_state)
+        if caller_id is not None and self.telnyx_warm is not None:
+            await self._warm_step(caller_id, self.telnyx_warm.on_event(event))
+            return
+        variables = self._variables_for(event.call_control_id or "")
+        follow_up = self.telnyx_flow.on_event(event, self._clock(), variables=variables)
         if follow_up.problem:
             log.error("%s", follow_up.problem)
         if follow_up.ignored:
@@ -666,6 +707,14 @@ class LocalRuntime:
                 response.body[:200].decode("utf-8", "replace"),
             )
         return response.status, response.body
+
+
+async def _record_call_end(
+    out: list[Mapping[str, Any]], callback: Callable[..., Any] | None, payload: dict[str, Any]
+) -> None:
+    out.append(dict(payload))
+    if callback is not None:
+        await maybe_await(callback(payload))
 
 
 def _replace_tools(hooks: CallHooks, tools: Mapping[str, Any]) -> CallHooks:

@@ -12,6 +12,7 @@ session cap (:mod:`._limits`), tools (:mod:`._tools`), the transcript
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Iterable
 
 from .._errors import RemoteProtocolError
@@ -612,6 +613,8 @@ class CallBridge:
             if self._ending.plan("end_call", grace, goodbye=True):
                 # The output lets the model say goodbye if it has not yet.
                 self._command(ToolResult(call_id=call.call_id, output=_END_CALL_OUTPUT), now)
+        elif decision.kind == "transfer" and decision.mode == "warm":
+            self._warm_transfer(call.call_id, decision.target, decision.summary, now)
         elif decision.kind == "transfer":
             self._transfer(call.call_id, decision.target, now)
         else:
@@ -630,6 +633,28 @@ class CallBridge:
             self._transferred_to = target
             output = '{"status": "transferring"}'
         self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
+
+    def _warm_transfer(self, call_id: str, target: str, summary: str, now: float) -> None:
+        # The caller stays with the agent until the person answers; the
+        # runtime then moves the caller (ending this stream) or tells the
+        # agent it did not work (tell_agent).
+        warm = getattr(self._control, "warm_transfer", None)
+        request = warm(self._info.call_id, target, summary) if warm and self._info else None
+        if request is None:
+            output = error_output("warm transfers are not available here; use mode cold")
+        else:
+            self._out.append(HttpCall(request=request, purpose="warm_transfer"))
+            output = json.dumps({"status": "calling", "number": target})
+        self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
+
+    def tell_agent(self, text: str, now: float) -> list[Action]:
+        """Give the agent a note from the application (a warm transfer's end)."""
+        if self._state is not _State.ACTIVE:
+            return []
+        self._begin()
+        self._command(SendText(text=text), now)
+        self._drain_session(now)
+        return self._finish(now)
 
     def _fire_transcript(self, entry: dict[str, object]) -> None:
         call_id = self._info.call_id if self._info is not None else ""

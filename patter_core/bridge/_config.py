@@ -276,7 +276,10 @@ def call_info(
     params = start.custom_parameters
     caller = start.caller or _first(params, _CALLER_KEYS)
     callee = start.callee or _first(params, _CALLEE_KEYS)
-    variables = {"caller": caller, "callee": callee}
+    # An outbound call's variables arrive as custom parameters and fill the
+    # prompt too; the parties win over a parameter of the same name.
+    variables = {k: v for k, v in params.items() if k != STREAM_TOKEN_PARAMETER}
+    variables.update(caller=caller, callee=callee)
     return CallInfo(
         call_id=start.call_id,
         stream_id=start.stream_id,

@@ -37,13 +37,29 @@ END_CALL = ToolSpec(
 
 TRANSFER_CALL = ToolSpec(
     name="transfer_call",
-    description="Transfer the caller to another phone number (E.164, e.g. +14155550100).",
+    description=(
+        "Transfer the caller to another phone number (E.164, e.g. +14155550100). "
+        "mode 'cold' (the default) hands the call over at once; 'warm' first calls "
+        "the person, reads them your summary, and connects the caller once they "
+        "answer: stay with the caller until then."
+    ),
     parameters={
         "type": "object",
-        "properties": {"number": {"type": "string", "description": "The number to dial."}},
+        "properties": {
+            "number": {"type": "string", "description": "The number to dial."},
+            "mode": {"type": "string", "enum": ["cold", "warm"]},
+            "summary": {
+                "type": "string",
+                "description": "Warm: what the person should know before the caller joins.",
+            },
+        },
         "required": ["number"],
     },
 )
+
+#: Longest warm-transfer summary: it is spoken (inline TwiML is capped at
+#: 4,000 characters in all), and a minute of speech is about 900 characters.
+MAX_SUMMARY_CHARS = 1_500
 
 #: Longest argument text we parse: a tool call's arguments are a few hundred
 #: bytes; this bounds the work a misbehaving model can cause.
@@ -84,14 +100,17 @@ def parse_arguments(text: str) -> Mapping[str, object] | str:
 class ToolDecision:
     """What to do with one tool call.
 
-    ``kind``: "user" (run it), "end_call", "transfer" (to ``target``), or
-    "error" (answer ``output`` straight away).
+    ``kind``: "user" (run it), "end_call", "transfer" (to ``target``, in
+    ``mode`` "cold" or "warm" with ``summary``), or "error" (answer
+    ``output`` straight away).
     """
 
     kind: str
     arguments: Mapping[str, object]
     target: str = ""
     output: str = ""
+    mode: str = "cold"
+    summary: str = ""
 
 
 def decide(config: BridgeConfig, name: str, arguments_text: str) -> ToolDecision:
@@ -124,4 +143,18 @@ def _decide_transfer(config: BridgeConfig, arguments: Mapping[str, object]) -> T
             arguments=arguments,
             output=error_output("that number is not one the call may be transferred to"),
         )
-    return ToolDecision(kind="transfer", arguments=arguments, target=target)
+    mode = arguments.get("mode", "cold")
+    summary = arguments.get("summary", "")
+    if mode not in ("cold", "warm"):
+        return ToolDecision(
+            kind="error", arguments=arguments, output=error_output("mode must be cold or warm")
+        )
+    if not isinstance(summary, str) or len(summary) > MAX_SUMMARY_CHARS:
+        return ToolDecision(
+            kind="error",
+            arguments=arguments,
+            output=error_output(f"summary must be text of at most {MAX_SUMMARY_CHARS} characters"),
+        )
+    return ToolDecision(
+        kind="transfer", arguments=arguments, target=target, mode=str(mode), summary=summary
+    )

@@ -57,6 +57,9 @@ class Endpoint(enum.Enum):
     TWILIO_AMD = "twilio_amd"
     TWILIO_STATUS = "twilio_status"
     TWILIO_STREAM_STATUS = "twilio_stream_status"
+    #: A warm transfer: the person's call progress, and the conference's events.
+    TWILIO_TRANSFER_STATUS = "twilio_transfer_status"
+    TWILIO_CONFERENCE_STATUS = "twilio_conference_status"
     TELNYX_VOICE = "telnyx_voice"
     TWILIO_STREAM = "twilio_stream"
     TELNYX_STREAM = "telnyx_stream"
@@ -85,6 +88,8 @@ _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
     "/webhooks/twilio/amd": (Endpoint.TWILIO_AMD, ("POST",)),
     "/webhooks/twilio/status": (Endpoint.TWILIO_STATUS, ("POST",)),
     "/webhooks/twilio/stream-status": (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
+    "/webhooks/twilio/transfer-status": (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
+    "/webhooks/twilio/conference-status": (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
     "/webhooks/telnyx/voice": (Endpoint.TELNYX_VOICE, ("POST",)),
 }
 _PREFIXES: tuple[tuple[str, Endpoint], ...] = (

@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -178,7 +179,11 @@ class TelnyxCallFlow:
             return None
         return f"wss://{self._host}/ws/telnyx/stream/{call_control_id}"
 
-    def on_event(self, event: TelnyxEvent, now: float) -> TelnyxFollowUp:
+    def on_event(
+        self, event: TelnyxEvent, now: float, *, variables: Mapping[str, str] | None = None
+    ) -> TelnyxFollowUp:
+        """The follow-up of one webhook; ``variables`` (an outbound call's)
+        go with its stream as ``custom_parameters``, never in its URL."""
         call_id = event.call_control_id
         if not call_id:
             return TelnyxFollowUp()
@@ -194,7 +199,7 @@ class TelnyxCallFlow:
                 ignored=f"{event.event_type} on leg {call_id}, which we did not answer or dial"
             )
         if isinstance(event, TelnyxCallAnswered):
-            return self._stream(call_id, now)
+            return self._stream(call_id, now, variables or {})
         if isinstance(event, TelnyxMachineGreetingEnded):
             return TelnyxFollowUp(answered_by=_GREETING.get(event.result or "", "unknown"))
         if isinstance(event, TelnyxMachineDetectionEnded):
@@ -211,7 +216,7 @@ class TelnyxCallFlow:
         request = self._rest.speak(call_id, payload=message, client_state=_VOICEMAIL_STATE)
         return TelnyxFollowUp(requests=(("voicemail", request),))
 
-    def _stream(self, call_id: str, now: float) -> TelnyxFollowUp:
+    def _stream(self, call_id: str, now: float, variables: Mapping[str, str]) -> TelnyxFollowUp:
         url = self.stream_url(call_id)
         if url is None:
             return TelnyxFollowUp(
@@ -229,6 +234,7 @@ class TelnyxCallFlow:
             stream_bidirectional_codec="L16" if l16 else "PCMU",
             stream_bidirectional_sampling_rate=16000 if l16 else None,
             stream_auth_token=self._tokens.issue(call_id, now),
+            custom_parameters=sorted(variables.items()),
             client_state=leg_client_state(),
         )
         return TelnyxFollowUp(requests=(("streaming_start", request),))

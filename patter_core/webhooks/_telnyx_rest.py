@@ -258,6 +258,18 @@ class TelnyxRest:
             call_control_id, "transfer", {"to": to, "from": from_, "command_id": command_id}
         )
 
+    def bridge(
+        self, call_control_id: str, *, other: str, command_id: str | None = None
+    ) -> HttpRequest:
+        """Connect this call with ``other`` (both then get ``call.bridged``)."""
+        return self._action(
+            call_control_id, "bridge", {"call_control_id": other, "command_id": command_id}
+        )
+
+    def streaming_stop(self, call_control_id: str, *, command_id: str | None = None) -> HttpRequest:
+        """End the call's media stream (the call itself goes on)."""
+        return self._action(call_control_id, "streaming_stop", {"command_id": command_id})
+
     def record_start(
         self,
         call_control_id: str,

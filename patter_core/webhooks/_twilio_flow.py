@@ -7,7 +7,8 @@ runtime only sends what this returns:
 voice webhook                ``<Connect><Stream>`` with the stream token and
                              the parties as ``<Parameter>``, and a signed
                              ``statusCallback`` for stream events
-``Calls.json`` (outbound)    ``MachineDetection=DetectMessageEnd``,
+``Calls.json`` (outbound)    ``StatusCallback`` events, ``Timeout``,
+                             ``MachineDetection=DetectMessageEnd``,
                              ``AsyncAmd``, ``MachineDetectionTimeout``
 AMD result, no live stream   ``<Say>`` + ``<Hangup>`` TwiML (the message), or
                              ``Status=completed`` (a fax)
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import LocalProtocolError
@@ -38,6 +40,7 @@ from ._twilio_events import IncomingCall, StreamStatusCallback
 from ._twilio_rest import TwilioRest
 from ._twiml import (
     INLINE_TWIML_MAX_CHARS,
+    PARAMETER_MAX_CHARS,
     connect_stream_twiml,
     say_hangup_twiml,
     twilio_stream_url,
@@ -51,7 +54,9 @@ __all__ = [
     "TwilioCallFlow",
     "amd_action",
     "machine_detection_timeout_problem",
+    "ring_timeout_problem",
     "stream_status_log",
+    "variables_problem",
     "voicemail_problem",
 ]
 
@@ -60,6 +65,11 @@ __all__ = [
 DEFAULT_MACHINE_DETECTION_TIMEOUT = 45
 #: Twilio accepts 3 to 59 seconds (``MachineDetectionTimeout``).
 MACHINE_DETECTION_TIMEOUT_RANGE = (3, 59)
+#: Seconds an outbound call may ring (see :func:`ring_timeout_problem`).
+RING_TIMEOUT_RANGE = (5, 600)
+#: ``<Parameter>`` names the call itself fills.
+RESERVED_PARAMETERS = frozenset({"caller", "callee", "stream_token"})
+_VARIABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 #: Where ``<Stream statusCallback>`` posts (signed like every webhook).
 STREAM_STATUS_PATH = "/webhooks/twilio/stream-status"
 
@@ -103,6 +113,42 @@ def machine_detection_timeout_problem(seconds: object) -> str | None:
     return None
 
 
+def ring_timeout_problem(seconds: object) -> str | None:
+    """Why ``seconds`` cannot be a ring timeout, or None.
+
+    Twilio's ``Timeout`` takes 5 to 600 seconds (shorter values are raised
+    to 5); Telnyx's ``timeout_secs`` 1 to 600. One range serves both.
+    """
+    low, high = RING_TIMEOUT_RANGE
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        return f"ring_timeout must be whole seconds in {low}-{high}, not {seconds!r}"
+    return None
+
+
+def variables_problem(variables: object) -> str | None:
+    """Why ``variables`` cannot travel with a call as ``<Parameter>``, or None.
+
+    Names are words (they fill ``{name}`` in the prompt); ``caller``,
+    ``callee`` and the stream token are ours; each name plus value fits
+    Twilio's :data:`PARAMETER_MAX_CHARS`.
+    """
+    if not isinstance(variables, Mapping):
+        return "variables must be a dict of name to text"
+    for name, value in variables.items():
+        if not isinstance(name, str) or not _VARIABLE_NAME_RE.fullmatch(name):
+            return f"variable names must be words (letters, digits, _), not {name!r}"
+        if name in RESERVED_PARAMETERS:
+            return f"variable {name!r} is reserved (the call fills it)"
+        if not isinstance(value, str):
+            return f"variable {name!r} must be text, not {type(value).__name__}"
+        if len(name) + len(value) > PARAMETER_MAX_CHARS:
+            return (
+                f"variable {name!r} is too long: name plus value may have "
+                f"{PARAMETER_MAX_CHARS} characters"
+            )
+    return None
+
+
 def voicemail_problem(message: str) -> str | None:
     """Why ``message`` cannot be a voicemail drop on Twilio, or None.
 
@@ -138,8 +184,19 @@ class TwilioCallFlow:
         self._host = webhook_host
         self._rest = rest
 
-    def answer(self, call: IncomingCall, now: float, *, host: str | None = None) -> str:
+    def answer(
+        self,
+        call: IncomingCall,
+        now: float,
+        *,
+        host: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> str:
         """The voice webhook's ``<Connect><Stream>`` TwiML (module doc).
+
+        ``variables`` (an outbound call's, see :func:`variables_problem`) go
+        after the parties, one ``<Parameter>`` each: never in a URL, where
+        they would reach every proxy's access log.
 
         Raises LocalProtocolError when a parameter exceeds Twilio's limit
         (a ``From`` or ``To`` far longer than any phone number or SIP URI).
@@ -150,7 +207,12 @@ class TwilioCallFlow:
         token = self._tokens.issue(call.call_sid, now)
         return connect_stream_twiml(
             twilio_stream_url(host, call.call_sid),
-            [("caller", call.from_ or ""), ("callee", call.to or ""), ("stream_token", token)],
+            [
+                ("caller", call.from_ or ""),
+                ("callee", call.to or ""),
+                *sorted((variables or {}).items()),
+                ("stream_token", token),
+            ],
             status_callback=f"https://{host}{STREAM_STATUS_PATH}",
             status_callback_method="POST",
         )
@@ -162,8 +224,15 @@ class TwilioCallFlow:
         from_: str,
         machine_detection: bool,
         machine_detection_timeout: int = DEFAULT_MACHINE_DETECTION_TIMEOUT,
+        ring_timeout: int | None = None,
     ) -> HttpRequest:
-        """``POST Calls.json`` for an outbound call that fetches our TwiML."""
+        """``POST Calls.json`` for an outbound call that fetches our TwiML.
+
+        ``StatusCallback`` gets the initiated, ringing, answered and
+        completed events (the outcome, :class:`OutboundCallState`);
+        ``ring_timeout`` is Twilio's ``Timeout``: seconds to let it ring
+        before the call ends as ``no-answer``.
+        """
         rest, host = self._rest, self._host
         if rest is None or not host:
             raise LocalProtocolError("outbound Twilio calls need credentials and a public host")
@@ -180,6 +249,7 @@ class TwilioCallFlow:
             machine_detection_timeout=machine_detection_timeout if amd else None,
             async_amd=True if amd else None,
             async_amd_status_callback=f"https://{host}/webhooks/twilio/amd" if amd else None,
+            timeout=ring_timeout,
         )
 
     def amd_without_stream(

@@ -34,6 +34,7 @@ __all__ = [
     "INLINE_TWIML_MAX_CHARS",
     "PARAMETER_MAX_CHARS",
     "TWIML_CONTENT_TYPE",
+    "conference_twiml",
     "connect_stream_twiml",
     "dial_twiml",
     "hangup_twiml",
@@ -155,6 +156,19 @@ def say_hangup_twiml(text: str, *, voice: str | None = None, language: str | Non
 def hangup_twiml() -> str:
     """``<Response><Hangup /></Response>``: end the call at once."""
     return f"{_DECLARATION}<Response><Hangup /></Response>"
+
+
+def conference_twiml(
+    name: str,
+    *,
+    say: str | None = None,
+    attributes: Mapping[str, str | None] | None = None,
+) -> str:
+    """``<Response>[<Say>say</Say>]<Dial><Conference ...>name</Conference></Dial></Response>``:
+    join the conference ``name`` (a warm transfer's room), after hearing ``say``."""
+    spoken = _element("Say", {}, xml_text(say)) if say else ""
+    room = _element("Conference", dict(attributes or {}), xml_text(name))
+    return f"{_DECLARATION}<Response>{spoken}{_element('Dial', {}, room)}</Response>"
 
 
 def dial_twiml(target: str) -> str:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -194,3 +195,153 @@ def telnyx_responder(rec: RecordedRequest) -> tuple[int, dict[str, Any]]:
     if rec.path.endswith("/calls"):
         return 200, {"data": {"call_control_id": "v3:fake-outbound", "record_type": "call"}}
     return 200, {"data": {"result": "ok"}}
+
+
+class TwilioCallsFake:
+    """Twilio's Calls API, and then what Twilio sends for each call it placed.
+
+    Answers ``POST Calls.json`` like Twilio (201, a fresh ``CA...`` sid,
+    ``queued``) and then, on a thread, plays the call: the signed
+    ``StatusCallback`` posts for the events the request asked for
+    (``initiated``, ``ringing``, ``answered`` as ``in-progress``, and the
+    final ``completed``, ``busy``, ``no-answer`` or ``failed``, which Twilio
+    sends under the ``completed`` event), each with a ``SequenceNumber``; on
+    an answer, the voice webhook (``Url``), then the async AMD result when
+    detection was asked for; the final status once the call is hung up
+    (through the REST API, or by the callee: :meth:`hang_up`).
+
+    ``outcomes`` maps a number to what it does: ``answered`` (a person),
+    ``voicemail`` (a machine: ``machine_end_beep``), ``busy``,
+    ``no-answer``, ``failed``.
+    """
+
+    def __init__(self, token: str, outcomes: dict[str, str], *, host: str) -> None:
+        self.token = token
+        self.outcomes = outcomes
+        self.host = host
+        #: The port our server listens on (set once it runs).
+        self.server_port: int | None = None
+        #: (path, form, HTTP status of our answer) of every webhook sent.
+        self.webhooks: list[tuple[str, dict[str, str], int]] = []
+        #: The voice webhook's TwiML, by call sid, once answered.
+        self.twiml: dict[str, str] = {}
+        self._hung_up: dict[str, threading.Event] = {}
+        self._cond = threading.Condition()
+        self._count = 0
+
+    # -- the REST API ------------------------------------------------------------------
+
+    def responder(self, rec: RecordedRequest) -> tuple[int, dict[str, Any]]:
+        if rec.path.endswith("/Calls.json"):
+            self._count += 1
+            sid = f"CA{self._count:032d}"
+            fields = parse_qsl(rec.body.decode(), keep_blank_values=True)
+            fields.append(("AccountSid", rec.path.split("/")[3]))
+            self._hung_up[sid] = threading.Event()
+            threading.Thread(target=self._play, args=(sid, fields), daemon=True).start()
+            return 201, {"sid": sid, "status": "queued"}
+        if "/Calls/" in rec.path and not rec.path.endswith("/Recordings.json"):
+            sid = rec.path.rsplit("/", 1)[-1].removesuffix(".json")
+            form = rec.form
+            if form.get("Status") == "completed" or "<Hangup" in form.get("Twiml", ""):
+                self.hang_up(sid)
+            return 200, {"sid": sid, "status": "in-progress"}
+        return twilio_responder(rec)
+
+    def hang_up(self, sid: str) -> None:
+        """The call ends (the callee hung up, or the TwiML said so)."""
+        if sid in self._hung_up:
+            self._hung_up[sid].set()
+
+    def wait_answered(self, sid: str, timeout: float = 10.0) -> str:
+        with self._cond:
+            if not self._cond.wait_for(lambda: sid in self.twiml, timeout):
+                raise AssertionError(f"call {sid} was not answered")
+            return self.twiml[sid]
+
+    # -- what Twilio sends --------------------------------------------------------------
+
+    def _post(self, url: str, form: dict[str, str]) -> tuple[int, bytes]:
+        import http.client
+
+        from twilio.request_validator import RequestValidator
+
+        parts = urlsplit(url)
+        assert parts.hostname == self.host, url
+        assert self.server_port is not None, "set server_port first"
+        signature = RequestValidator(self.token).compute_signature(url, form)
+        conn = http.client.HTTPConnection("127.0.0.1", self.server_port, timeout=10)
+        status, body = 0, b""  # 0: the server was gone (Twilio logs error 11200)
+        try:
+            conn.request(
+                "POST",
+                parts.path,
+                body=urlencode(form).encode(),
+                headers={
+                    "content-type": "application/x-www-form-urlencoded",
+                    "x-twilio-signature": signature,
+                },
+            )
+            response = conn.getresponse()
+            status, body = response.status, response.read()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        with self._cond:
+            self.webhooks.append((parts.path, form, status))
+            self._cond.notify_all()
+        return status, body
+
+    def _play(self, sid: str, fields: list[tuple[str, str]]) -> None:
+        request = dict(fields)
+        events = {value for name, value in fields if name == "StatusCallbackEvent"}
+        outcome = self.outcomes.get(request["To"], "answered")
+        base = {
+            "CallSid": sid,
+            "AccountSid": request.get("AccountSid", ""),
+            "From": request["From"],
+            "To": request["To"],
+            "Direction": "outbound-api",
+        }
+        sequence = iter(range(1000))
+
+        def status(call_status: str, event: str, **extra: str) -> None:
+            callback = request.get("StatusCallback")
+            if callback and (event in events or event == "completed"):
+                form = {
+                    **base,
+                    "CallStatus": call_status,
+                    "CallbackSource": "call-progress-events",
+                    "SequenceNumber": str(next(sequence)),
+                    **extra,
+                }
+                self._post(callback, form)
+
+        if outcome == "failed":
+            status("failed", "completed", SipResponseCode="404")
+            return
+        status("initiated", "initiated")
+        status("ringing", "ringing")
+        if outcome == "busy":
+            status("busy", "completed", SipResponseCode="486")
+            return
+        if outcome == "no-answer":
+            status("no-answer", "completed", SipResponseCode="487")
+            return
+        answered_at = time.monotonic()
+        status("in-progress", "answered")
+        _code, body = self._post(request["Url"], {**base, "CallStatus": "in-progress"})
+        with self._cond:
+            self.twiml[sid] = body.decode()
+            self._cond.notify_all()
+        amd = request.get("AsyncAmdStatusCallback")
+        if amd and request.get("MachineDetection"):
+            time.sleep(0.3)  # listening to the greeting
+            answered_by = "machine_end_beep" if outcome == "voicemail" else "human"
+            self._post(
+                amd, {**base, "AnsweredBy": answered_by, "MachineDetectionDuration": "2400"}
+            )
+        self._hung_up[sid].wait(30)
+        duration = max(1, round(time.monotonic() - answered_at))
+        status("completed", "completed", CallDuration=str(duration))
