@@ -174,8 +174,11 @@ class CallRunner:
         clock: Callable[[], float] = time.time,
         http_pool: HttpPool | None = None,
         carrier_retry: RetryPolicy | None = None,
+        observer: Callable[[str, Mapping[str, object], float], None] | None = None,
     ) -> None:
         self._bridge = bridge
+        # Sees every call event as it fires (the dashboard); never awaits.
+        self._observer = observer
         # Carrier commands that are safe to repeat (Telnyx's carry a command_id).
         self._retry = carrier_retry or RetryPolicy(max_attempts=1)
         # Keep-alive connections for the provider and carrier HTTP requests:
@@ -373,6 +376,11 @@ class CallRunner:
             self._timer_changed.set()
         elif isinstance(action, FireCallback):
             _log_call_event(action)
+            if self._observer is not None:
+                try:
+                    self._observer(action.name, action.payload, self._clock())
+                except Exception:
+                    log.exception("call event observer failed")
             self._spawn(self._callback(action), must_finish=True)
         elif isinstance(action, RunTool):
             self._spawn(self._tool(action), must_finish=False)

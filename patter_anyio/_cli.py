@@ -25,6 +25,7 @@ from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
 from ._call import CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
+from ._monitor import Monitor
 from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, StreamTimeouts
 from ._server import Server, StreamHandler
 
@@ -74,8 +75,14 @@ async def run_server(
         trusted_proxies=config.trusted_proxies,
         reuse_port=config.reuse_port,
     )
+    monitor = Monitor()
+    off = server.attach_monitor(monitor, token=config.dashboard_token)
+    if runtime is not None:
+        runtime.monitor = monitor
     for warning in config.warnings():
         log.warning("%s", warning)
+    if off:
+        log.warning("%s", off)
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:

@@ -15,6 +15,7 @@ Every option is checked when it is given, so a mistake is a clear
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -26,6 +27,7 @@ import anyio.abc
 
 from patter_core import PatterError
 from patter_core.http import ServerLimits
+from patter_core.monitor import token_problem
 from patter_core.webhooks import (
     AMD_DIAL_MODE,
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
@@ -46,6 +48,7 @@ from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_
 from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
+from ._monitor import Monitor
 from ._runtime import (
     CarrierSettings,
     LocalRuntime,
@@ -330,6 +333,7 @@ class Patter:
         media_timeout: float = 15.0,
         shutdown_grace: float = 30.0,
         handle_signals: bool = True,
+        dashboard_token: str | None = None,
         server: Server | None = None,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -340,6 +344,9 @@ class Patter:
         ``start``; ``media_timeout``: seconds a started call may go without
         media; ``shutdown_grace``: seconds live calls may go on after
         SIGTERM or ``stop()`` before they end as ``server_shutdown``.
+        ``dashboard_token`` (else ``PATTER_DASHBOARD_TOKEN``): what
+        ``/dashboard``, ``/api/calls`` and ``/metrics`` ask for when ``host``
+        is not a loopback address (without one they are off there).
         """
         _check_port(port)
         timeouts = StreamTimeouts(
@@ -347,6 +354,14 @@ class Patter:
             media=check_seconds("media_timeout", media_timeout),
         )
         grace = check_seconds("shutdown_grace", shutdown_grace)
+        if dashboard_token is None:
+            dashboard_token = os.environ.get("PATTER_DASHBOARD_TOKEN", "").strip() or None
+        if dashboard_token is not None:
+            if not isinstance(dashboard_token, str):
+                raise InvalidOption("dashboard_token must be text")
+            problem = token_problem(dashboard_token)
+            if problem:
+                raise InvalidOption(problem)
         if agent is None:
             agent = self.agent()
         runtime = self._runtime_for(
@@ -375,6 +390,11 @@ class Patter:
         else:
             server.app = app
         server.end_calls = runtime.end_all
+        monitor = Monitor()
+        runtime.monitor = monitor
+        dashboard_off = server.attach_monitor(monitor, token=dashboard_token)
+        if dashboard_off:
+            log.warning("%s", dashboard_off)
         for warning in app.startup_warnings():
             log.warning("%s", warning)
         if self._secret_generated:

@@ -64,6 +64,7 @@ from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner
 from ._codecs import optional_decoders
 from ._httpclient import ClientError, request_with_retry
+from ._monitor import Monitor
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -371,6 +372,8 @@ class LocalRuntime:
         #: not displace the call that passed its token check.
         self.live: dict[str, list[CallRunner]] = {}
         self._outbound: dict[str, _Outbound] = {}
+        #: Sees every call event (the dashboard and /metrics), if set.
+        self.monitor: Monitor | None = None
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -472,6 +475,7 @@ class LocalRuntime:
             call_hooks,
             clock=self._clock,
             carrier_retry=self.carriers.telnyx_retry if req.carrier == "telnyx" else None,
+            observer=self._observer(agent),
         )
         self.live.setdefault(req.call_id, []).append(runner)
         try:
@@ -485,6 +489,19 @@ class LocalRuntime:
             if bridge.accepted:
                 self._outbound.pop(req.call_id, None)
                 self.admission.release(req.call_id, self._clock())
+
+    def _observer(self, agent: Agent) -> Callable[[str, Mapping[str, object], float], None] | None:
+        """What the runner hands each call event to: the monitor, told the agent."""
+        monitor = self.monitor
+        if monitor is None:
+            return None
+
+        def observe(name: str, payload: Mapping[str, object], now: float) -> None:
+            if name == "on_call_start":
+                payload = {**payload, "agent": agent.provider}
+            monitor.observe(name, payload, now)
+
+        return observe
 
     async def end_all(self) -> None:
         """End every live call of this process (server shutdown), each once."""

@@ -117,6 +117,7 @@ from ..providers._events import (
     Transcript,
     Truncate,
     UserSpeechStarted,
+    UserSpeechStopped,
 )
 from ..providers._session import ProviderSession
 from ..webhooks._twilio_flow import AmdAction, amd_action
@@ -144,6 +145,7 @@ from ._config import (
     default_transcoder,
 )
 from ._inbound import CallerAudio
+from ._metrics import CallMetricsRecorder
 from ._playback import Playback
 from ._tools import decide, error_output, offered_tools
 from ._voicemail import VoicemailDrop
@@ -245,6 +247,8 @@ class CallBridge:
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
+        # Per-call metrics for on_call_end (fed at the events below).
+        self._metrics = CallMetricsRecorder()
 
     # -- properties ----------------------------------------------------------
 
@@ -287,6 +291,8 @@ class CallBridge:
             if isinstance(event, Media):
                 self._on_media(event, now)
             elif isinstance(event, Mark):
+                if self._stream.played_ms >= self._stream.sent_ms:
+                    self._metrics.cut_confirmed(now)
                 self._maybe_finish(now)
             elif isinstance(event, Dtmf):
                 self._on_dtmf(event, now)
@@ -618,6 +624,9 @@ class CallBridge:
                 return
             if isinstance(event, AudioOut):
                 self._on_audio(event)
+                self._metrics.agent_audio(now)
+            elif isinstance(event, UserSpeechStopped):
+                self._metrics.speech_stopped(now)
             elif isinstance(event, UserSpeechStarted):
                 self._on_speech_started(now)
             elif isinstance(event, Transcript):
@@ -626,6 +635,7 @@ class CallBridge:
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
             elif isinstance(event, ResponseDone):
+                self._metrics.usage(dict(event.usage))
                 self._on_response_done(event, now)
             elif isinstance(event, SessionReady):
                 self._on_ready(now)
@@ -666,6 +676,7 @@ class CallBridge:
         stream = self._stream
         start = int(stream.sent_ms)
         frames = stream.send_media(audio)
+        self._metrics.frames_out += len(frames)
         name = self._playback.chunk_sent(item, start, int(stream.sent_ms))
         frames.append(stream.send_mark(name))
         self._to_carrier(frames)
@@ -678,6 +689,7 @@ class CallBridge:
             tail = self._outbound.flush()
             frames = self._stream.send_media(tail) if tail else []
             frames += self._stream.flush_media()
+            self._metrics.frames_out += len(frames)
             if frames:
                 self._to_carrier(frames)
                 self._send_agent_audio(self._playback.current, b"")
@@ -692,6 +704,7 @@ class CallBridge:
             return
         if self._stream.played_ms >= self._stream.sent_ms:
             return  # nothing unplayed: no barge-in
+        self._metrics.barge_in(now)
         self._cut_agent(now)
 
     def _cut_agent(self, now: float) -> None:
@@ -804,6 +817,13 @@ class CallBridge:
             "frames_in": self._inbound.frames_in,
             "frames_buffered": self._inbound.frames_held,
             "frames_dropped": self._inbound.frames_dropped,
+            "metrics": self._metrics.report(
+                started_at=self._started_at,
+                now=now,
+                frames_in=self._inbound.frames_in,
+                frames_buffered=self._inbound.frames_held,
+                frames_dropped=self._inbound.frames_dropped,
+            ).as_dict(),
         }
         if reason in ("hangup", "carrier_protocol_error"):
             payload["detail"] = self._hangup_detail

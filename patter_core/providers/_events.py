@@ -81,6 +81,8 @@ class ResponseDone:
 
     item_id: str | None = None
     status: str = "completed"
+    #: What the provider says the answer cost (e.g. Realtime token counts).
+    usage: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

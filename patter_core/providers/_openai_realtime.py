@@ -395,7 +395,16 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             for item in output:
                 if isinstance(item, dict) and item.get("type") == "message":
                     item_id = opt_str(item, "id")
-        return [ResponseDone(item_id=item_id, status=status)]
+        # response.usage: the token counts the Realtime API reports per answer.
+        usage = response.get("usage")
+        counts: tuple[tuple[str, int], ...] = ()
+        if isinstance(usage, dict):
+            counts = tuple(
+                (key, value)
+                for key in ("input_tokens", "output_tokens", "total_tokens")
+                if isinstance(value := usage.get(key), int) and not isinstance(value, bool)
+            )
+        return [ResponseDone(item_id=item_id, status=status, usage=counts)]
 
     def _session_created(self, m: dict[str, Any]) -> list[ProviderEvent]:
         session = m.get("session")
