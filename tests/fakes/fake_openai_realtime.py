@@ -81,6 +81,8 @@ class FakeOpenAIRealtime:
         self._active_item: str | None = None
         self._output: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
+        #: ``response.usage`` sent with every ``response.done`` (None: none).
+        self.usage: dict[str, Any] | None = None
 
     # -- transport-facing -----------------------------------------------------
 
@@ -213,6 +215,8 @@ class FakeOpenAIRealtime:
             "status_details": details,
             "output": self._output,
         }
+        if self.usage is not None:
+            response["usage"] = self.usage
         out.append(self._event("response.done", response=response))
         self.active_response = self._active_item = None
         self._output = []
