@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import anyio
@@ -26,6 +27,7 @@ from ._app import WebhookApp, WebhookHooks
 from ._call import CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
 from ._monitor import Monitor
+from ._recording import recording_dir_problem
 from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings, StreamTimeouts
 from ._server import Server, StreamHandler
 
@@ -140,6 +142,7 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         recording=config.recording,
         voicemail_message=config.voicemail_message,
         timeouts=StreamTimeouts(start=config.start_timeout, media=config.media_timeout),
+        local_recording=Path(config.local_recording) if config.local_recording else None,
     )
 
 
@@ -204,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"patter-local: error: {exc}", file=sys.stderr)
         return 2
+    if config.local_recording:
+        problem = recording_dir_problem(Path(config.local_recording))
+        if problem:
+            print(f"patter-local: error: --local-recording: {problem}", file=sys.stderr)
+            return 2
     logging.basicConfig(
         level=config.log_level,
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",

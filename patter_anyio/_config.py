@@ -134,6 +134,8 @@ class ServerConfig:
     limits: ServerLimits = field(default_factory=ServerLimits)
     #: Opens the dashboard and /metrics on a non-loopback bind.
     dashboard_token: str | None = field(default=None, repr=False)
+    #: Directory for one stereo WAV per call (None: no local recordings).
+    local_recording: str | None = None
 
     def warnings(self) -> list[str]:
         """What an operator should hear at start-up."""
@@ -254,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Twilio HMAC-SHA256 signing key (repeatable; env TWILIO_SIGNING_KEYS)",
     )
     serve.add_argument("--stream-secret", help="stream-token secret (env PATTER_STREAM_SECRET)")
+    serve.add_argument(
+        "--local-recording",
+        metavar="DIR",
+        help="write one stereo WAV per call here (caller left, agent right)",
+    )
     serve.add_argument(
         "--dashboard-token",
         metavar="TOKEN",
@@ -422,6 +429,7 @@ def config_from_args(
             raise ConfigError(problem.replace("the dashboard token", "--dashboard-token", 1))
 
     config = ServerConfig(
+        local_recording=args.local_recording,
         dashboard_token=dashboard_token,
         host=args.host,
         port=args.port,

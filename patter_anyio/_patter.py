@@ -20,6 +20,7 @@ import secrets
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -49,6 +50,7 @@ from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
 from ._monitor import Monitor
+from ._recording import recording_dir_problem
 from ._runtime import (
     CarrierSettings,
     LocalRuntime,
@@ -91,6 +93,22 @@ def _check_signing_keys(keys: object, host: str | None) -> dict[str, str]:
         except PatterError as exc:
             raise InvalidOption(f"twilio_signing_keys: {exc}") from None
     return dict(keys)
+
+
+def _recording_dir(value: object) -> Path | None:
+    """The directory ``local_recording`` names, checked writable (created if missing)."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        directory = Path("recordings")
+    elif isinstance(value, (str, os.PathLike)) and str(value):
+        directory = Path(value)
+    else:
+        raise InvalidOption(f"local_recording must be True or a directory, not {value!r}")
+    problem = recording_dir_problem(directory)
+    if problem:
+        raise InvalidOption(problem)
+    return directory
 
 
 def _check_callback(name: str, value: object) -> None:
@@ -267,6 +285,7 @@ class Patter:
         recording: bool,
         voicemail_message: str | None,
         timeouts: StreamTimeouts | None = None,
+        local_recording: Path | None = None,
     ) -> LocalRuntime:
         if not isinstance(agent, Agent):
             raise InvalidOption("agent must come from phone.agent(...)")
@@ -307,6 +326,7 @@ class Patter:
             recording=recording,
             voicemail_message=voicemail_message,
             timeouts=timeouts,
+            local_recording=local_recording,
         )
 
     def _check_voicemail(self, message: object) -> None:
@@ -334,6 +354,7 @@ class Patter:
         shutdown_grace: float = 30.0,
         handle_signals: bool = True,
         dashboard_token: str | None = None,
+        local_recording: bool | str | os.PathLike[str] = False,
         server: Server | None = None,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -347,6 +368,9 @@ class Patter:
         ``dashboard_token`` (else ``PATTER_DASHBOARD_TOKEN``): what
         ``/dashboard``, ``/api/calls`` and ``/metrics`` ask for when ``host``
         is not a loopback address (without one they are off there).
+        ``local_recording``: ``True`` (into ``./recordings``) or a directory:
+        one stereo WAV per call, caller left, agent right, its path in
+        ``on_call_end`` as ``recording_path``.
         """
         _check_port(port)
         timeouts = StreamTimeouts(
@@ -362,6 +386,7 @@ class Patter:
             problem = token_problem(dashboard_token)
             if problem:
                 raise InvalidOption(problem)
+        recording_dir = _recording_dir(local_recording)
         if agent is None:
             agent = self.agent()
         runtime = self._runtime_for(
@@ -373,6 +398,7 @@ class Patter:
             recording=recording,
             voicemail_message=voicemail_message,
             timeouts=timeouts,
+            local_recording=recording_dir,
         )
         app = WebhookApp(
             stream_secret=self._secret,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -43,6 +44,7 @@ from patter_core.providers import (
     PipelineSession,
     ProviderSession,
 )
+from patter_core.recording import StereoRecorder
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
@@ -65,6 +67,7 @@ from ._call import CallHooks, CallRunner
 from ._codecs import optional_decoders
 from ._httpclient import ClientError, request_with_retry
 from ._monitor import Monitor
+from ._recording import RecordingWriter
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -326,8 +329,11 @@ class LocalRuntime:
         timeouts: StreamTimeouts | None = None,
         entropy: Entropy = secrets,
         clock: Callable[[], float] = time.time,
+        local_recording: Path | None = None,
     ) -> None:
         self.agent = agent
+        #: Where each call's stereo WAV goes (None: not recorded here).
+        self.local_recording = local_recording
         self.carriers = carriers
         self.providers = providers
         self.hooks = hooks
@@ -448,7 +454,9 @@ class LocalRuntime:
             provider_timeout_seconds=agent.provider_timeout,
             error_message=agent.error_message,
         )
+        recorder = StereoRecorder() if self.local_recording is not None else None
         bridge = CallBridge(
+            recorder=recorder,
             stream=stream,
             carrier=req.carrier,
             session_factory=make_session_factory(
@@ -476,6 +484,9 @@ class LocalRuntime:
             clock=self._clock,
             carrier_retry=self.carriers.telnyx_retry if req.carrier == "telnyx" else None,
             observer=self._observer(agent),
+            recording=RecordingWriter(self.local_recording, recorder, name=req.call_id)
+            if self.local_recording is not None and recorder is not None
+            else None,
         )
         self.live.setdefault(req.call_id, []).append(runner)
         try:

@@ -120,6 +120,7 @@ from ..providers._events import (
     UserSpeechStopped,
 )
 from ..providers._session import ProviderSession
+from ..recording._stereo import StereoRecorder
 from ..webhooks._twilio_flow import AmdAction, amd_action
 from ._actions import (
     Action,
@@ -198,6 +199,7 @@ class CallBridge:
         stream_token: str | None = None,
         expected_call_id: str | None = None,
         opened_at: float | None = None,
+        recorder: StereoRecorder | None = None,
     ) -> None:
         # verify_token is required on purpose: None (no check) must be written out.
         self._stream = stream
@@ -249,6 +251,8 @@ class CallBridge:
         self._carrier_frames: SendToCarrier | None = None
         # Per-call metrics for on_call_end (fed at the events below).
         self._metrics = CallMetricsRecorder()
+        # A local stereo recording, fed the audio as the carrier has it.
+        self._recorder = recorder
 
     # -- properties ----------------------------------------------------------
 
@@ -291,6 +295,8 @@ class CallBridge:
             if isinstance(event, Media):
                 self._on_media(event, now)
             elif isinstance(event, Mark):
+                if self._recorder is not None:
+                    self._recorder.played(self._stream.played_ms)
                 if self._stream.played_ms >= self._stream.sent_ms:
                     self._metrics.cut_confirmed(now)
                 self._maybe_finish(now)
@@ -585,6 +591,8 @@ class CallBridge:
         fmt = self._stream.media_format
         if fmt is None or not media.payload:
             return
+        if self._recorder is not None:
+            self._recorder.caller(media.payload, fmt)
         if not self._ready:
             self._inbound.hold(media.payload, fmt)
         elif self._send_caller_audio(media.payload, fmt, now):
@@ -675,6 +683,8 @@ class CallBridge:
     def _send_agent_audio(self, item: str | None, audio: bytes) -> None:
         stream = self._stream
         start = int(stream.sent_ms)
+        if self._recorder is not None and stream.send_format is not None:
+            self._recorder.agent(audio, stream.send_format)
         frames = stream.send_media(audio)
         self._metrics.frames_out += len(frames)
         name = self._playback.chunk_sent(item, start, int(stream.sent_ms))
@@ -687,6 +697,8 @@ class CallBridge:
             # The answer's last partial frame and the resampler's tail, marked,
             # so that played_ms can reach sent_ms.
             tail = self._outbound.flush()
+            if tail and self._recorder is not None and self._stream.send_format is not None:
+                self._recorder.agent(tail, self._stream.send_format)
             frames = self._stream.send_media(tail) if tail else []
             frames += self._stream.flush_media()
             self._metrics.frames_out += len(frames)
@@ -711,6 +723,8 @@ class CallBridge:
         """Drop the agent's unplayed audio and cancel its answer (barge-in, voicemail)."""
         played = int(self._stream.played_ms)
         self._to_carrier([self._stream.send_clear()])
+        if self._recorder is not None:
+            self._recorder.cleared()
         self._command(Cancel(), now)
         for item, heard in self._playback.interrupt(played):
             self._command(Truncate(item_id=item, played_ms=heard), now)
