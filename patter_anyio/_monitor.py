@@ -32,6 +32,8 @@ _MAX_SUBSCRIBERS = 32
 _KEEPALIVE_SECONDS = 15.0
 
 _NO_STORE = ("cache-control", "no-store")
+#: Recordings are answered whole: 256 MiB is over two hours of 8 kHz stereo.
+_MAX_RECORDING_BYTES = 256 * 1024 * 1024
 
 
 def _page() -> bytes:
@@ -98,7 +100,7 @@ class Monitor:
         self._subscribers.add(send)
         return Subscription(self, send, receive, self.board.snapshot_event(self._clock()))
 
-    def respond(self, route: Route) -> HttpResponse:
+    async def respond(self, route: Route) -> HttpResponse:
         """A whole-body answer for every monitor endpoint but the event stream."""
         now = self._clock()
         if route.endpoint is Endpoint.METRICS:
@@ -124,6 +126,16 @@ class Monitor:
             )
         if route.endpoint is Endpoint.API_CALLS:
             return _json(self.board.calls_json(now))
+        if route.endpoint is Endpoint.API_RECORDING and route.call_id is not None:
+            path = self.board.recording_path(route.call_id)
+            if path is not None:
+                data = await anyio.to_thread.run_sync(_read_recording, path)
+                if data is not None:
+                    return HttpResponse(
+                        status=200,
+                        headers=(("content-type", "audio/wav"), _NO_STORE),
+                        body=data,
+                    )
         if route.endpoint is Endpoint.API_CALL and route.call_id is not None:
             one = self.board.call_json(route.call_id, now)
             if one is not None:
@@ -133,6 +145,16 @@ class Monitor:
             headers=(("content-type", "text/plain; charset=utf-8"),),
             body=b"not found\n",
         )
+
+
+def _read_recording(path: str) -> bytes | None:
+    """The file, if it is still there and small enough to answer whole."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_MAX_RECORDING_BYTES + 1)
+    except OSError:
+        return None
+    return data if len(data) <= _MAX_RECORDING_BYTES else None
 
 
 def _json(body: bytes) -> HttpResponse:

@@ -519,7 +519,7 @@ class Server:
                     draining=self.router.draining, calls=len(self._websockets), version=__version__
                 )
             elif decision.endpoint.is_monitor and self.monitor is not None:
-                response = self.monitor.respond(decision)
+                response = await self.monitor.respond(decision)
             else:
                 response = await self.app.handle_http(decision, server_request)
         except Exception:

@@ -210,6 +210,7 @@ def test_routes() -> None:
         ("/api/calls", Endpoint.API_CALLS),
         ("/api/calls/events", Endpoint.API_EVENTS),
         ("/api/calls/MZ1", Endpoint.API_CALL),
+        ("/api/recordings/MZ1", Endpoint.API_RECORDING),
     ]:
         route = router.route("GET", path, auth, "10.0.0.9")
         assert isinstance(route, Route) and route.endpoint is endpoint, path

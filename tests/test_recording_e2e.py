@@ -6,6 +6,7 @@ hearing it; then the bad inputs (an unwritable directory, a full disk)."""
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from tests.fakes.carrier import (
 )
 from tests.test_e2e_echo import AUTH_TOKEN, CALL_SID
 from tests.test_e2e_realtime import Recorded, answer_call, serving, twilio_phone, twilio_rest
+from tests.test_monitor_server import aget
 
 pytestmark = pytest.mark.anyio
 
@@ -61,8 +63,10 @@ def loud_ms(channel: np.ndarray, hz: float) -> list[int]:
 
 
 async def echo_call(
-    tmp_path: Path, caller_audio: bytes, **options: Any
+    tmp_path: Path, caller_audio: bytes, *, dashboard: list[Any] | None = None, **options: Any
 ) -> tuple[dict[str, Any], CarrierStream]:
+    """One call; with ``dashboard``, what the call API and the recording
+    endpoint answer after it, appended there."""
     seen = Recorded()
     with twilio_rest() as rest:
         phone = twilio_phone(rest)
@@ -82,6 +86,11 @@ async def echo_call(
 
             call = await run_in_asyncio_thread(carrier, timeout=40)
             end = await seen.wait_ended()
+            if dashboard is not None:
+                listing = await aget(port, "/api/calls")
+                dashboard.append(json.loads(listing[2])["finished"][0])
+                dashboard.append(await aget(port, f"/api/recordings/{call.stream_id}"))
+                dashboard.append(await aget(port, "/api/recordings/MZ-no-such-stream"))
     return end, call
 
 
@@ -89,7 +98,10 @@ async def test_tone_left_and_its_echo_right_where_it_played(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     audio = ulaw_silence(100) + ulaw_tone(300, 600) + ulaw_silence(1600)
-    end, call = await echo_call(tmp_path, audio, local_recording=tmp_path / "rec")
+    dashboard: list[Any] = []
+    end, call = await echo_call(
+        tmp_path, audio, dashboard=dashboard, local_recording=tmp_path / "rec"
+    )
     path = end["recording_path"]
     assert path == str(tmp_path / "rec" / f"{CALL_SID}.wav")
     stereo = read_wav(path)
@@ -106,6 +118,13 @@ async def test_tone_left_and_its_echo_right_where_it_played(
     assert not loud_ms(stereo[1000 * 8 :, 0], 300)
     assert not loud_ms(stereo[: 1200 * 8, 1], 300)
     assert call.marks and not call.clears
+    # The dashboard serves the file (its path on this machine stays here).
+    finished, (status, headers, body), (missing, _, _) = dashboard
+    assert finished["recording_url"] == f"api/recordings/{call.stream_id}"
+    assert "recording_path" not in finished
+    assert status == 200 and headers["content-type"] == "audio/wav"
+    assert body == Path(path).read_bytes()
+    assert missing == 404
 
 
 async def test_cleared_answer_is_cut_where_the_caller_stopped_hearing_it(

@@ -66,6 +66,7 @@ class Endpoint(enum.Enum):
     API_CALLS = "api_calls"
     API_CALL = "api_call"
     API_EVENTS = "api_events"
+    API_RECORDING = "api_recording"
 
     @property
     def is_websocket(self) -> bool:
@@ -89,7 +90,14 @@ _CALL_STARTERS = frozenset(
 )
 
 _MONITOR = frozenset(
-    {Endpoint.METRICS, Endpoint.DASHBOARD, Endpoint.API_CALLS, Endpoint.API_CALL, Endpoint.API_EVENTS}
+    {
+        Endpoint.METRICS,
+        Endpoint.DASHBOARD,
+        Endpoint.API_CALLS,
+        Endpoint.API_CALL,
+        Endpoint.API_EVENTS,
+        Endpoint.API_RECORDING,
+    }
 )
 
 _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
@@ -110,6 +118,7 @@ _PREFIXES: tuple[tuple[str, Endpoint], ...] = (
     ("/ws/stream/", Endpoint.TWILIO_STREAM),
     ("/ws/telnyx/stream/", Endpoint.TELNYX_STREAM),
     ("/api/calls/", Endpoint.API_CALL),
+    ("/api/recordings/", Endpoint.API_RECORDING),
 )
 
 

@@ -81,6 +81,7 @@ class CallBoard:
         "_max_transcript",
         "_next_id",
         "_provider_errors",
+        "_recordings",
         "_refused",
         "_started",
         "events_dropped",
@@ -105,6 +106,9 @@ class CallBoard:
         self._latency_sum = 0.0
         self._frames_dropped = 0
         self._provider_errors = 0
+        # Recording files of the finished calls in the ring, by id: served
+        # through the dashboard, never shown (the server's paths are its own).
+        self._recordings: dict[str, str] = {}
         #: Events a subscriber's full queue could not take.
         self.events_dropped = 0
 
@@ -178,7 +182,15 @@ class CallBoard:
             # A stream that never became a call (refused token, no start):
             # counted, not listed.
             return None
-        record = {key: value for key, value in payload.items() if key not in ("custom_parameters",)}
+        record = {
+            key: value
+            for key, value in payload.items()
+            if key not in ("custom_parameters", "recording_path")
+        }
+        path = payload.get("recording_path")
+        if isinstance(path, str) and path:
+            self._recordings[live["id"]] = path
+            record["recording_url"] = f"api/recordings/{live['id']}"
         record.update(
             id=live["id"],
             agent=live.get("agent", ""),
@@ -187,6 +199,8 @@ class CallBoard:
             ended_at=now,
             duration_s=round(now - live["started_at"], 3),
         )
+        if len(self._finished) == self._finished.maxlen:
+            self._recordings.pop(self._finished[0]["id"], None)
         self._finished.append(record)
         return self._event("call_end", record)
 
@@ -226,6 +240,10 @@ class CallBoard:
             if key in (record["id"], record.get("call_id")):
                 return _dumps(record).encode("utf-8")
         return None
+
+    def recording_path(self, key: str) -> str | None:
+        """The recording file of a finished call still in the ring."""
+        return self._recordings.get(key)
 
     def snapshot_event(self, now: float) -> bytes:
         """The first event of a new stream: everything the page needs to draw."""
