@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -231,3 +232,50 @@ def test_routes() -> None:
     stream = Router().route("GET", "/ws/stream/CA1", (), "127.0.0.1")
     assert isinstance(stream, Reject) and stream.status == 426 and stream.stream
     assert not nothing.stream
+
+
+def test_latency_summary_matches_numpy_percentiles() -> None:
+    from patter_core.bridge._metrics import CallMetricsRecorder, LatencySummary
+
+    values = [120.0, 340.5, 90.0, 800.0, 410.0, 95.5, 233.0]
+    summary = LatencySummary.of(values)
+    assert summary.p50 == round(float(np.percentile(values, 50)), 1)
+    assert summary.p95 == round(float(np.percentile(values, 95)), 1)
+    assert summary.max == 800.0
+    assert LatencySummary.of([]).as_dict() == {"p50": None, "p95": None, "max": None}
+
+    rec = CallMetricsRecorder(max_turns=2)
+    rec.agent_audio(1.0)  # audio with no end of speech before it: no turn
+    for stopped, audio in ((2.0, 2.25), (5.0, 5.5), (8.0, 8.1)):
+        rec.speech_stopped(stopped)
+        rec.agent_audio(audio)
+        rec.agent_audio(audio + 0.02)  # only the first audio after it counts
+    rec.barge_in(6.0)
+    rec.cut_confirmed(6.05)
+    rec.cut_confirmed(6.5)  # a later echo does not move it
+    rec.usage({"total_tokens": 10})
+    rec.usage({"total_tokens": 5, "input_tokens": 4})
+    report = rec.report(
+        started_at=1.0, now=9.0, frames_in=400, frames_buffered=10, frames_dropped=0
+    ).as_dict()
+    assert [t["latency_ms"] for t in report["turns"]] == [250.0, 500.0]  # bounded at 2
+    assert report["latency_ms"] == {"p50": 375.0, "p95": 487.5, "max": 500.0}
+    assert report["barge_ins"] == 1
+    assert report["barge_in_details"] == [{"at": 6.0, "quiet_ms": 50.0}]
+    assert report["usage"] == {"total_tokens": 15, "input_tokens": 4}
+    assert report["duration_s"] == 8.0 and report["frames_in"] == 400
+
+
+def test_a_slow_subscriber_misses_events_and_they_are_counted() -> None:
+    from patter_anyio._monitor import _QUEUE_SIZE, Monitor
+
+    monitor = Monitor(clock=lambda: 0.0)
+    subscription = monitor.subscribe()
+    assert subscription is not None
+    assert subscription.first.startswith(b"id: 0\nevent: snapshot\n")
+    for n in range(_QUEUE_SIZE + 5):
+        monitor.observe("on_call_start", call_start(f"CA{n}", f"MZ{n}"), 1.0)
+    assert monitor.board.events_dropped == 5
+    subscription.close()
+    monitor.observe("on_call_start", call_start("CAx", "MZx"), 1.0)
+    assert monitor.board.events_dropped == 5  # a closed page is simply gone

@@ -5,6 +5,7 @@ access rule on a non-loopback bind."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -279,3 +280,25 @@ def test_cli_bad_token_exits_2_with_one_line() -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--dashboard-token must be visible ASCII" in lines[0], lines
+
+
+async def test_shutdown_ends_an_open_event_stream_cleanly(anyio_backend: str) -> None:
+    seen = Recorded()
+    phone = Patter()
+    data = b""
+    agent = phone.agent(provider="echo")
+    async with serving(phone, agent, seen, shutdown_grace=30) as port:
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        async with stream:
+            await stream.send(b"GET /api/calls/events HTTP/1.1\r\nHost: t\r\n\r\n")
+            while b"event: snapshot" not in data:
+                data += await stream.receive()
+            began = anyio.current_time()
+            phone.stop()  # the stream is not a call: it does not hold the drain
+            with anyio.fail_after(5), contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    data += await stream.receive()
+            elapsed = anyio.current_time() - began
+    assert elapsed < 2.0
+    # The chunked body ends with its last chunk, not a reset.
+    assert data.endswith(b"\r\n0\r\n\r\n")

@@ -153,6 +153,9 @@ async def test_cleared_answer_is_cut_where_the_caller_stopped_hearing_it(
     assert interruption[0] == 2200
     assert interruption[0] < echo[-1] + 20 <= interruption[0] + 400
     assert end["metrics"]["barge_ins"] == 1
+    # The carrier echoes the cleared marks at once: the agent went quiet quickly.
+    (barge_in,) = end["metrics"]["barge_in_details"]
+    assert barge_in["quiet_ms"] is not None and 0 <= barge_in["quiet_ms"] < 200, barge_in
 
 
 async def test_unwritable_directory_is_refused_before_serving(
