@@ -48,11 +48,6 @@ pytestmark = [
 TOKEN = "dashboard-token-0123456789"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the browser runs in threads either way; once is enough
-
-
 def live_count(browser: Browser) -> int:
     return int(browser.evaluate("document.querySelectorAll('#live .call').length"))
 

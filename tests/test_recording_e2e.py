@@ -36,11 +36,6 @@ pytestmark = pytest.mark.anyio
 RATE = 8000
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # real-time audio both ways: one backend is enough
-
-
 def read_wav(path: str) -> np.ndarray:
     with wave.open(path) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, RATE)
