@@ -212,3 +212,38 @@ async def test_full_disk_stops_the_recording_not_the_call(
     # What was written before is a valid, shorter file.
     stereo = read_wav(end["recording_path"])
     assert 0 < len(stereo) < 3100 * 8
+
+
+async def test_telnyx_call_is_recorded_the_same_way(anyio_backend: str, tmp_path: Path) -> None:
+    from tests.fakes.servers import rest_server, telnyx_responder
+    from tests.test_e2e_telnyx import CALL_ID, answer_and_stream, telnyx_phone
+
+    seen = Recorded()
+    with rest_server(telnyx_responder) as rest:
+        phone = telnyx_phone(rest)
+        agent = phone.agent(provider="echo")
+        async with serving(phone, agent, seen, local_recording=tmp_path) as port:
+            stream = await answer_and_stream(port, rest)
+
+            async def carrier() -> CarrierStream:
+                async with carrier_stream(
+                    local_ws_url(port, stream["stream_url"]),
+                    headers={"x-telnyx-streaming-auth-token": stream["stream_auth_token"]},
+                    carrier="telnyx",
+                ) as call:
+                    await call.start(call_id=CALL_ID)
+                    await call.send_audio(
+                        ulaw_silence(100) + ulaw_tone(300, 600) + ulaw_silence(1600)
+                    )
+                    await call.stop()
+                    await call.wait(call.closed.is_set, what="server closes after stop")
+                    return call
+
+            await run_in_asyncio_thread(carrier, timeout=40)
+            end = await seen.wait_ended()
+    # The call id's ":" is not carried into the file name.
+    assert end["recording_path"] == str(tmp_path / "v3_e2e-call-control-id-0001.wav")
+    stereo = read_wav(end["recording_path"])
+    left, right = loud_ms(stereo[:, 0], 300), loud_ms(stereo[:, 1], 300)
+    assert (left[0], left[-1]) == (100, 680)
+    assert abs(right[0] - 1300) <= 60 and abs((right[-1] + 20 - right[0]) - 600) <= 40, right
