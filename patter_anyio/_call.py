@@ -51,6 +51,7 @@ from patter_core.bridge import (
     CloseCarrier,
     FireCallback,
     HttpCall,
+    Notify,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -391,6 +392,8 @@ class CallRunner:
                 return
             self._observe(action)
             self._spawn(self._callback(action), must_finish=True)
+        elif isinstance(action, Notify):
+            self._observe(action)
         elif isinstance(action, RunTool):
             self._spawn(self._tool(action), must_finish=False)
         elif isinstance(action, HttpCall):
@@ -441,7 +444,7 @@ class CallRunner:
 
     # -- work that waits on the outside world -------------------------------------------
 
-    def _observe(self, action: FireCallback) -> None:
+    def _observe(self, action: FireCallback | Notify) -> None:
         if self._observer is not None:
             try:
                 self._observer(action.name, action.payload, self._clock())

@@ -31,6 +31,7 @@ from tests.test_e2e_realtime import (
     PROMPT,
     Recorded,
     answer_call,
+    interrupt,
     of_type,
     serving,
     twilio_phone,
@@ -101,6 +102,7 @@ async def test_dashboard_follows_a_call(anyio_backend: str, tmp_path: Path) -> N
                     await anyio.sleep(0.25)
                     provider.push(lambda: fake.respond(ulaw_tone(1000, 400), "It has shipped."))
                     await call.wait_played_out(400)
+                    await interrupt(call, provider, fake)  # the caller talks over an answer
                     while not hang_up.is_set():
                         await anyio.sleep(0.02)
                     provider.push(lambda: fake.function_call("end_call", "{}", call_id="call_end"))
@@ -126,6 +128,12 @@ async def test_dashboard_follows_a_call(anyio_backend: str, tmp_path: Path) -> N
                     ".map(e => e.textContent).join('|') === 'Where is it?|It has shipped.'",
                     15,
                     what="both transcript lines on the live call",
+                )
+                browser.wait_for(
+                    "document.querySelector('#live .call .barge-ins').textContent"
+                    " === ' \u00b7 barge-ins: 1'",
+                    15,
+                    what="the barge-in counted on the live call",
                 )
                 return caller
 
@@ -168,7 +176,7 @@ async def test_dashboard_follows_a_call(anyio_backend: str, tmp_path: Path) -> N
     assert shown["bars"] == 1
     assert shown["tip"] == f"turn 1: {round(turn['latency_ms'])} ms"
     assert shown["label"].startswith("response latency per turn (ms): p50 ")
-    assert "ended: end_call" in shown["meta"] and "barge-ins: 0" in shown["meta"]
+    assert "ended: end_call" in shown["meta"] and "barge-ins: 1" in shown["meta"]
     assert shown["lines"] == 2
     png = shown["png"]
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000

@@ -108,6 +108,10 @@ def test_board_follows_a_call_and_counts() -> None:
     # A line break in the text cannot end the event early: JSON escapes it.
     assert line.encode().count(b"\n\n") == 1 and line.encode().endswith(b"\n\n")
     assert json.loads(board.calls_json(102.0))["live"][0]["duration_s"] == 2.0
+    barge = board.observe("barge_in", {"call_id": "CA1"}, 102.0)
+    assert barge is not None and barge.kind == "barge_in"
+    assert json.loads(barge.data) == {"id": "MZ1", "barge_ins": 1}
+    assert board.observe("barge_in", {"call_id": "CA-gone"}, 102.0) is None
     assert board.live_count == 1
     end = board.observe(
         "on_call_end", call_end("CA1", "MZ1", "carrier_stop", [250.0, 900.0]), 103.0

@@ -159,6 +159,7 @@ async def test_call_metrics_dashboard_api_and_prometheus(anyio_backend: str) -> 
             "event: snapshot",
             "event: call_start",
             '"text":"Where is it?"',
+            "event: barge_in",
             "event: call_end",
         )
     ]

@@ -21,6 +21,7 @@ __all__ = [
     "CloseCarrier",
     "FireCallback",
     "HttpCall",
+    "Notify",
     "ProviderIo",
     "RunTool",
     "SendToCarrier",
@@ -53,6 +54,15 @@ class FireCallback:
     """Await a user callback with this payload (a plain dict of JSON-like values)."""
 
     name: CallbackName
+    payload: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notify:
+    """A call event for observers only (the dashboard), never a user callback:
+    e.g. ``barge_in`` with the call id."""
+
+    name: Literal["barge_in"]
     payload: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -92,4 +102,6 @@ class SetTimer:
     deadline: float | None
 
 
-Action = SendToCarrier | ProviderIo | FireCallback | RunTool | HttpCall | CloseCarrier | SetTimer
+Action = (
+    SendToCarrier | ProviderIo | FireCallback | Notify | RunTool | HttpCall | CloseCarrier | SetTimer
+)

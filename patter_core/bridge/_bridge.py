@@ -127,6 +127,7 @@ from ._actions import (
     CloseCarrier,
     FireCallback,
     HttpCall,
+    Notify,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -717,6 +718,8 @@ class CallBridge:
         if self._stream.played_ms >= self._stream.sent_ms:
             return  # nothing unplayed: no barge-in
         self._metrics.barge_in(now)
+        call_id = self._info.call_id if self._info is not None else ""
+        self._out.append(Notify(name="barge_in", payload={"call_id": call_id}))
         self._cut_agent(now)
 
     def _cut_agent(self, now: float) -> None:

@@ -132,6 +132,7 @@ class CallBoard:
                 "agent": payload.get("agent", ""),
                 "started_at": now,
                 "status": "live",
+                "barge_ins": 0,
                 "transcript": [],
             }
             self._live[key] = record
@@ -146,6 +147,12 @@ class CallBoard:
             return self._event("transcript", {"id": live["id"], **line})
         if name == "on_call_end":
             return self._on_end(call_id, stream_id, payload, now)
+        if name == "barge_in":
+            live = self._find_live(call_id)
+            if live is None:
+                return None
+            live["barge_ins"] += 1
+            return self._event("barge_in", {"id": live["id"], "barge_ins": live["barge_ins"]})
         return None
 
     def refused(self, reason: str) -> None:
