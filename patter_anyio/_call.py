@@ -52,6 +52,7 @@ from patter_core.bridge import (
     FireCallback,
     HttpCall,
     LogProblem,
+    Notify,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -76,6 +77,7 @@ from ._httpclient import (
     request_with_retry,
     stream_request,
 )
+from ._recording import RecordingWriter
 from ._remote import ToolFailed
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
@@ -181,8 +183,14 @@ class CallRunner:
         clock: Callable[[], float] = time.time,
         http_pool: HttpPool | None = None,
         carrier_retry: RetryPolicy | None = None,
+        observer: Callable[[str, Mapping[str, object], float], None] | None = None,
+        recording: RecordingWriter | None = None,
     ) -> None:
         self._bridge = bridge
+        # Sees every call event as it fires (the dashboard); never awaits.
+        self._observer = observer
+        # The local stereo recording, finished before on_call_end fires.
+        self._recording = recording
         # Carrier commands that are safe to repeat (Telnyx's carry a command_id).
         self._retry = carrier_retry or RetryPolicy(max_attempts=1)
         # Keep-alive connections for the provider and carrier HTTP requests:
@@ -214,6 +222,8 @@ class CallRunner:
                 self._tg = tg
                 tg.start_soon(self._timers)
                 tg.start_soon(self._read_carrier)
+                if self._recording is not None:
+                    tg.start_soon(self._recording.run)
                 await self._finished.wait()
                 with anyio.move_on_after(self._hooks.finish_timeout):
                     while self._finishing:
@@ -222,6 +232,9 @@ class CallRunner:
         finally:
             self._done = True
             with anyio.CancelScope(shield=True):
+                if self._recording is not None:
+                    with anyio.move_on_after(self._hooks.finish_timeout):
+                        await self._recording.finish()
                 for ws in list(self._sockets.values()):
                     with anyio.move_on_after(1.0):
                         await ws.close(1000)
@@ -385,7 +398,14 @@ class CallRunner:
             self._timer_changed.set()
         elif isinstance(action, FireCallback):
             _log_call_event(action)
+            if self._recording is not None and action.name == "on_call_end":
+                # The file is finished (off this task) before anyone hears of it.
+                self._spawn(self._end_with_recording(action), must_finish=True)
+                return
+            self._observe(action)
             self._spawn(self._callback(action), must_finish=True)
+        elif isinstance(action, Notify):
+            self._observe(action)
         elif isinstance(action, RunTool):
             self._spawn(self._tool(action), must_finish=False)
         elif isinstance(action, HttpCall):
@@ -438,6 +458,20 @@ class CallRunner:
         self._tg.start_soon(run)
 
     # -- work that waits on the outside world -------------------------------------------
+
+    def _observe(self, action: FireCallback | Notify) -> None:
+        if self._observer is not None:
+            try:
+                self._observer(action.name, action.payload, self._clock())
+            except Exception:
+                log.exception("call event observer failed")
+
+    async def _end_with_recording(self, action: FireCallback) -> None:
+        assert self._recording is not None
+        path = await self._recording.finish()
+        ended = FireCallback(name=action.name, payload={**action.payload, "recording_path": path})
+        self._observe(ended)
+        await self._callback(ended)
 
     async def _callback(self, action: FireCallback) -> None:
         callback = getattr(self._hooks, action.name, None)

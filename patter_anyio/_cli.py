@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import anyio
@@ -26,6 +27,8 @@ from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
 from ._call import CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
+from ._monitor import Monitor
+from ._recording import recording_dir_problem
 from ._runtime import (
     CarrierSettings,
     LocalRuntime,
@@ -81,6 +84,10 @@ async def run_server(
         trusted_proxies=config.trusted_proxies,
         reuse_port=config.reuse_port,
     )
+    monitor = Monitor()
+    off = server.attach_monitor(monitor, token=config.dashboard_token)
+    if runtime is not None:
+        runtime.monitor = monitor
     for warning in config.warnings():
         log.warning("%s", warning)
     if runtime is not None:
@@ -89,6 +96,8 @@ async def run_server(
             runtime.agent, runtime.providers, handler=False, today=today
         ):
             log.log(level, "%s", line)
+    if off:
+        log.warning("%s", off)
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
@@ -150,6 +159,7 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         recording=config.recording,
         voicemail_message=config.voicemail_message,
         timeouts=StreamTimeouts(start=config.start_timeout, media=config.media_timeout),
+        local_recording=Path(config.local_recording) if config.local_recording else None,
     )
 
 
@@ -214,6 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"patter-local: error: {exc}", file=sys.stderr)
         return 2
+    if config.local_recording:
+        problem = recording_dir_problem(Path(config.local_recording))
+        if problem:
+            print(f"patter-local: error: --local-recording: {problem}", file=sys.stderr)
+            return 2
     logging.basicConfig(
         level=config.log_level,
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",

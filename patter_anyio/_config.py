@@ -19,6 +19,7 @@ from typing import Literal, NoReturn
 
 from patter_core import Entropy, PatterError
 from patter_core.http import ServerLimits, TrustedProxies
+from patter_core.monitor import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
 
 __all__ = [
@@ -62,6 +63,7 @@ ENVIRONMENT = (
     ("PATTER_MEDIA_TIMEOUT", "as --media-timeout"),
     ("PATTER_PROVIDER_TIMEOUT", "as --provider-timeout"),
     ("PATTER_SHUTDOWN_GRACE", "as --shutdown-grace"),
+    ("PATTER_DASHBOARD_TOKEN", "as --dashboard-token"),
 )
 
 #: Timeout flags: (flag, environment variable, default seconds, help).
@@ -137,6 +139,10 @@ class ServerConfig:
     twilio_api_base_url: str = "https://api.twilio.com"
     telnyx_api_base_url: str = "https://api.telnyx.com/v2"
     limits: ServerLimits = field(default_factory=ServerLimits)
+    #: Opens the dashboard and /metrics on a non-loopback bind.
+    dashboard_token: str | None = field(default=None, repr=False)
+    #: Directory for one stereo WAV per call (None: no local recordings).
+    local_recording: str | None = None
 
     def warnings(self) -> list[str]:
         """What an operator should hear at start-up."""
@@ -289,6 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="Twilio HMAC-SHA256 signing key (repeatable; env TWILIO_SIGNING_KEYS)",
     )
     serve.add_argument("--stream-secret", help="stream-token secret (env PATTER_STREAM_SECRET)")
+    serve.add_argument(
+        "--local-recording",
+        metavar="DIR",
+        help="write one stereo WAV per call here (caller left, agent right)",
+    )
+    serve.add_argument(
+        "--dashboard-token",
+        metavar="TOKEN",
+        help="token for /dashboard and /metrics off loopback (env PATTER_DASHBOARD_TOKEN)",
+    )
     serve.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="default INFO"
     )
@@ -445,7 +461,15 @@ def config_from_args(
             "(several: comma-separated, newest first)"
         )
 
+    dashboard_token = args.dashboard_token or _env(env, "PATTER_DASHBOARD_TOKEN")
+    if dashboard_token:
+        problem = token_problem(dashboard_token)
+        if problem:
+            raise ConfigError(problem.replace("the dashboard token", "--dashboard-token", 1))
+
     config = ServerConfig(
+        local_recording=args.local_recording,
+        dashboard_token=dashboard_token,
         host=args.host,
         port=args.port,
         webhook_host=webhook_host,

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import secrets
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import anyio
@@ -27,6 +29,7 @@ import anyio.abc
 
 from patter_core import PatterError
 from patter_core.http import ServerLimits
+from patter_core.monitor import token_problem
 from patter_core.webhooks import (
     AMD_DIAL_MODE,
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
@@ -50,7 +53,9 @@ from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_
 from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
+from ._monitor import Monitor
 from ._outbound import CallResult
+from ._recording import recording_dir_problem
 from ._remote import RemoteMessageHandler, tool_handlers
 from ._runtime import (
     CarrierSettings,
@@ -95,6 +100,22 @@ def _check_signing_keys(keys: object, host: str | None) -> dict[str, str]:
         except PatterError as exc:
             raise InvalidOption(f"twilio_signing_keys: {exc}") from None
     return dict(keys)
+
+
+def _recording_dir(value: object) -> Path | None:
+    """The directory ``local_recording`` names, checked writable (created if missing)."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        directory = Path("recordings")
+    elif isinstance(value, (str, os.PathLike)) and str(value):
+        directory = Path(value)
+    else:
+        raise InvalidOption(f"local_recording must be True or a directory, not {value!r}")
+    problem = recording_dir_problem(directory)
+    if problem:
+        raise InvalidOption(problem)
+    return directory
 
 
 def _check_callback(name: str, value: object) -> None:
@@ -291,6 +312,7 @@ class Patter:
         timeouts: StreamTimeouts | None = None,
         on_call_status: Callable[..., Any] | None = None,
         on_machine_detection: Callable[..., Any] | None = None,
+        local_recording: Path | None = None,
     ) -> LocalRuntime:
         if not isinstance(agent, Agent):
             raise InvalidOption("agent must come from phone.agent(...)")
@@ -347,6 +369,7 @@ class Patter:
             on_call_status=on_call_status,
             on_machine_detection=on_machine_detection,
             webhook_secret=self._webhook_secret,
+            local_recording=local_recording,
         )
 
     def _check_voicemail(self, message: object) -> None:
@@ -375,6 +398,8 @@ class Patter:
         media_timeout: float = 15.0,
         shutdown_grace: float = 30.0,
         handle_signals: bool = True,
+        dashboard_token: str | None = None,
+        local_recording: bool | str | os.PathLike[str] = False,
         server: Server | None = None,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -390,6 +415,12 @@ class Patter:
         answered, then completed, busy, no_answer, failed or canceled), once;
         ``on_machine_detection({"call_id", "result", "raw", "carrier"})``:
         its answering-machine result (human, machine, fax, unknown), once.
+        ``dashboard_token`` (else ``PATTER_DASHBOARD_TOKEN``): what
+        ``/dashboard``, ``/api/calls`` and ``/metrics`` ask for when ``host``
+        is not a loopback address (without one they are off there).
+        ``local_recording``: ``True`` (into ``./recordings``) or a directory:
+        one stereo WAV per call, caller left, agent right, its path in
+        ``on_call_end`` as ``recording_path``.
         """
         _check_port(port)
         timeouts = StreamTimeouts(
@@ -397,6 +428,15 @@ class Patter:
             media=check_seconds("media_timeout", media_timeout),
         )
         grace = check_seconds("shutdown_grace", shutdown_grace)
+        if dashboard_token is None:
+            dashboard_token = os.environ.get("PATTER_DASHBOARD_TOKEN", "").strip() or None
+        if dashboard_token is not None:
+            if not isinstance(dashboard_token, str):
+                raise InvalidOption("dashboard_token must be text")
+            problem = token_problem(dashboard_token)
+            if problem:
+                raise InvalidOption(problem)
+        recording_dir = _recording_dir(local_recording)
         if agent is None:
             agent = self.agent()
         runtime = self._runtime_for(
@@ -410,6 +450,7 @@ class Patter:
             timeouts=timeouts,
             on_call_status=on_call_status,
             on_machine_detection=on_machine_detection,
+            local_recording=recording_dir,
         )
         app = WebhookApp(
             stream_secret=self._secret,
@@ -427,6 +468,11 @@ class Patter:
         else:
             server.app = app
         server.end_calls = runtime.end_all
+        monitor = Monitor()
+        runtime.monitor = monitor
+        dashboard_off = server.attach_monitor(monitor, token=dashboard_token)
+        if dashboard_off:
+            log.warning("%s", dashboard_off)
         for warning in app.startup_warnings():
             log.warning("%s", warning)
         today = datetime.datetime.now(datetime.UTC).date()

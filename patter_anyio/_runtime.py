@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -55,6 +56,7 @@ from patter_core.providers._models import (
     REALTIME_TRANSCRIPTION_MODEL,
     model_warnings,
 )
+from patter_core.recording import StereoRecorder
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
@@ -81,7 +83,9 @@ from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
 from ._controls import TelnyxControl, TwilioControl
 from ._httpclient import ClientError, request_with_retry
+from ._monitor import Monitor
 from ._outbound import OutboundCalls
+from ._recording import RecordingWriter
 from ._remote import tool_handlers
 from ._server import StreamRequest
 from ._websocket import WebSocket
@@ -373,10 +377,13 @@ class LocalRuntime:
         on_call_status: Callable[[dict[str, Any]], Any] | None = None,
         on_machine_detection: Callable[[dict[str, Any]], Any] | None = None,
         webhook_secret: bytes | None = None,
+        local_recording: Path | None = None,
     ) -> None:
         self.agent = agent
         #: Signs every webhook tool and on_message URL without a secret of its own.
         self.webhook_secret = webhook_secret
+        #: Where each call's stereo WAV goes (None: not recorded here).
+        self.local_recording = local_recording
         self.carriers = carriers
         self.providers = providers
         self.hooks = hooks
@@ -436,6 +443,8 @@ class LocalRuntime:
             on_machine_detection=on_machine_detection,
             clock=clock,
         )
+        #: Sees every call event (the dashboard and /metrics), if set.
+        self.monitor: Monitor | None = None
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -530,7 +539,9 @@ class LocalRuntime:
             error_message=agent.error_message,
             provider_max_duration=agent.provider_max_duration,
         )
+        recorder = StereoRecorder() if self.local_recording is not None else None
         bridge = CallBridge(
+            recorder=recorder,
             stream=stream,
             carrier=req.carrier,
             session_factory=make_session_factory(
@@ -568,6 +579,10 @@ class LocalRuntime:
             call_hooks,
             clock=self._clock,
             carrier_retry=self.carriers.telnyx_retry if req.carrier == "telnyx" else None,
+            observer=self._observer(agent),
+            recording=RecordingWriter(self.local_recording, recorder, name=req.call_id)
+            if self.local_recording is not None and recorder is not None
+            else None,
         )
         self.live.setdefault(req.call_id, []).append(runner)
         try:
@@ -582,6 +597,19 @@ class LocalRuntime:
             if bridge.accepted:
                 self._outbound.pop(req.call_id, None)
                 self.admission.release(req.call_id, self._clock())
+
+    def _observer(self, agent: Agent) -> Callable[[str, Mapping[str, object], float], None] | None:
+        """What the runner hands each call event to: the monitor, told the agent."""
+        monitor = self.monitor
+        if monitor is None:
+            return None
+
+        def observe(name: str, payload: Mapping[str, object], now: float) -> None:
+            if name == "on_call_start":
+                payload = {**payload, "agent": agent.provider}
+            monitor.observe(name, payload, now)
+
+        return observe
 
     async def end_all(self) -> None:
         """End every live call of this process (server shutdown), each once."""

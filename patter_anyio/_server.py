@@ -36,6 +36,7 @@ then one line with a count per interval.
 
 from __future__ import annotations
 
+import contextlib
 import http
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -63,7 +64,9 @@ from patter_core.http import (
     check_body_size,
     health_response,
 )
+from patter_core.monitor import MonitorAccess
 
+from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed
 
 __all__ = [
@@ -192,6 +195,16 @@ class Server:
         self._live = 0
         self._waiting: set[anyio.CancelScope] = set()
         self._websockets: set[WebSocket] = set()
+        #: The dashboard, its API and /metrics (see :meth:`attach_monitor`).
+        self.monitor: Monitor | None = None
+
+    def attach_monitor(self, monitor: Monitor, *, token: str | None = None) -> str | None:
+        """Serve ``monitor`` under the dashboard's access rule for this
+        server's bind address; the start-up warning when that leaves it off."""
+        access = MonitorAccess(bind_host=self.host, token=token)
+        self.monitor = monitor
+        self.router.access = access
+        return access.startup_message()
 
     # --------------------------------------------------------------- control
     def stop(self, *, immediate: bool = False) -> None:
@@ -465,6 +478,8 @@ class Server:
             http_version=request.http_version.decode("ascii", "replace"),
         )
         if isinstance(decision, Reject):
+            if decision.stream and self.monitor is not None:
+                self.monitor.refused(decision.reason)
             await self._send_error(conn, stream, decision.status, decision.reason, decision.headers)
             return False
         if decision.endpoint.is_websocket:
@@ -489,6 +504,9 @@ class Server:
             return False
         if body is None:
             return False
+        if decision.endpoint is Endpoint.API_EVENTS:
+            await self._event_stream(conn, stream, decision)
+            return False
         # Bytes of a next request already buffered: the client pipelines.
         pipelined = bool(conn.trailing_data[0])
         server_request = ServerRequest(
@@ -500,6 +518,8 @@ class Server:
                 response = health_response(
                     draining=self.router.draining, calls=len(self._websockets), version=__version__
                 )
+            elif decision.endpoint.is_monitor and self.monitor is not None:
+                response = await self.monitor.respond(decision)
             else:
                 response = await self.app.handle_http(decision, server_request)
         except Exception:
@@ -509,9 +529,59 @@ class Server:
             )
         finally:
             self._busy -= 1
+        if decision.set_cookie is not None:
+            response = HttpResponse(
+                status=response.status,
+                headers=(*response.headers, ("set-cookie", decision.set_cookie)),
+                body=response.body,
+            )
         close = pipelined or self._stopping or conn.their_state is h11.MUST_CLOSE
         await self._send_response(conn, stream, response, close=close, head_only=method == "HEAD")
         return not close
+
+    async def _event_stream(
+        self, conn: h11.Connection, stream: anyio.abc.ByteStream, route: Route
+    ) -> None:
+        """``GET /api/calls/events``: a chunked ``text/event-stream`` answer,
+        written as the monitor produces events, until the client goes away
+        or a shutdown begins."""
+        subscription = self.monitor.subscribe() if self.monitor is not None else None
+        if subscription is None:
+            await self._send_error(conn, stream, 503, "too many event streams open")
+            return
+        headers = [
+            ("content-type", "text/event-stream; charset=utf-8"),
+            ("cache-control", "no-store"),
+            # nginx buffers proxied answers unless told not to.
+            ("x-accel-buffering", "no"),
+        ]
+        if route.set_cookie is not None:
+            headers.append(("set-cookie", route.set_cookie))
+        scope = anyio.CancelScope()
+        self._waiting.add(scope)
+        if self._stopping:
+            scope.cancel()
+        try:
+            with scope:
+                # No Content-Length: h11 frames the body as chunks.
+                data = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
+                data = (data or b"") + (conn.send(h11.Data(data=subscription.first)) or b"")
+                while True:
+                    with anyio.fail_after(self.limits.send_timeout):
+                        await stream.send(data)
+                    data = conn.send(h11.Data(data=await subscription.next())) or b""
+        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return  # the client is gone
+        finally:
+            subscription.close()
+            self._waiting.discard(scope)
+        # Shutdown: end the body properly, so the client sees a clean end.
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(_ERROR_SEND_TIMEOUT),
+            contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError),
+        ):
+            await stream.send(conn.send(h11.EndOfMessage()) or b"")
 
     async def _read_body(
         self, conn: h11.Connection, stream: anyio.abc.ByteStream, *, chunked: bool
@@ -555,6 +625,8 @@ class Server:
         )
         denied = await self.app.authorize_stream(request)
         if denied is not None:
+            if self.monitor is not None:
+                self.monitor.refused(denied.reason)
             if self._refusals.admit(denied.reason, anyio.current_time()):
                 log.warning("stream %s refused: %s", route.call_id, denied.reason)
             await self._send_error(conn, stream, denied.status, denied.reason, denied.headers)

@@ -531,6 +531,18 @@ def test_full_transcript_reaches_on_call_end() -> None:
         "frames_in": 0,
         "frames_buffered": 0,
         "frames_dropped": 0,
+        "metrics": {
+            "duration_s": 4.0,
+            "turns": [],
+            "latency_ms": {"p50": None, "p95": None, "max": None},
+            "barge_ins": 0,
+            "barge_in_details": [],
+            "frames_in": 0,
+            "frames_out": 0,
+            "frames_buffered": 0,
+            "frames_dropped": 0,
+            "usage": {},
+        },
     }
 
 

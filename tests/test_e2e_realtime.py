@@ -324,6 +324,18 @@ async def test_openai_call(anyio_backend: str) -> None:
     assert call.close_code == 1000
 
 
+async def end_call_with_goodbye(
+    provider: ProviderServer, fake: FakeOpenAIRealtime, call_id: str = "call_end"
+) -> None:
+    """The model calls end_call; our answer to it asks for a goodbye, which it says."""
+    provider.push(lambda: fake.function_call("end_call", "{}", call_id=call_id))
+    await provider.wait_for(
+        lambda m: m.get("type") == "conversation.item.create"
+        and m["item"].get("call_id") == call_id
+    )
+    provider.push(lambda: fake.respond(ulaw_tone(440, 200), "Goodbye."))
+
+
 async def interrupt(call: CarrierStream, provider: ProviderServer, fake: Any) -> BargeIn:
     """A long answer starts playing; the caller talks over it after about half a second."""
     start = len(call.audio)  # where this answer's audio begins on the stream

@@ -44,6 +44,7 @@ from tests.test_e2e_realtime import (
     OPENAI_KEY,
     Recorded,
     answer_call,
+    end_call_with_goodbye,
     hangups,
     of_type,
     serving,
@@ -293,13 +294,7 @@ async def test_no_hangup_once_a_transfer_was_requested(ending: str) -> None:
                     await call.wait(lambda: bool(hangups(rest)), what="the transfer request")
                     # Before Twilio's stop arrives, something ends the call.
                     if ending == "end_call":
-                        provider.push(lambda: fake.function_call("end_call", "{}", "c_end"))
-                        # end_call is answered; the model's goodbye plays, then the end.
-                        await provider.wait_for(
-                            lambda m: m.get("type") == "conversation.item.create"
-                            and m["item"].get("call_id") == "c_end"
-                        )
-                        provider.push(lambda: fake.respond(ulaw_tone(440, 200), "Goodbye."))
+                        await end_call_with_goodbye(provider, fake, "c_end")
                     else:
                         provider.push([Close(1011, "overloaded")])
                     await call.wait(call.closed.is_set, what="our side ending")

@@ -22,6 +22,7 @@ __all__ = [
     "FireCallback",
     "HttpCall",
     "LogProblem",
+    "Notify",
     "ProviderIo",
     "RunTool",
     "SendToCarrier",
@@ -54,6 +55,15 @@ class FireCallback:
     """Await a user callback with this payload (a plain dict of JSON-like values)."""
 
     name: CallbackName
+    payload: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notify:
+    """A call event for observers only (the dashboard), never a user callback:
+    e.g. ``barge_in`` with the call id."""
+
+    name: Literal["barge_in"]
     payload: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -109,4 +119,5 @@ Action = (
     | CloseCarrier
     | SetTimer
     | LogProblem
+    | Notify
 )

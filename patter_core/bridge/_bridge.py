@@ -36,14 +36,17 @@ from ..providers._events import (
     Transcript,
     Truncate,
     UserSpeechStarted,
+    UserSpeechStopped,
 )
 from ..providers._session import CloseSocket, ProviderSession
+from ..recording._stereo import StereoRecorder
 from ..webhooks._twilio_flow import AmdAction, amd_action
 from ._actions import (
     Action,
     CloseCarrier,
     FireCallback,
     HttpCall,
+    Notify,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -64,6 +67,7 @@ from ._ending import call_end_payload, carrier_request
 from ._finish import PlannedEnding
 from ._inbound import CallerAudio
 from ._limits import ProviderCap
+from ._metrics import CallMetricsRecorder
 from ._outbound import AgentAudio
 from ._problems import ProblemLog
 from ._start import admitted, call_start_payload
@@ -103,6 +107,7 @@ class CallBridge:
         stream_token: str | None = None,
         expected_call_id: str | None = None,
         opened_at: float | None = None,
+        recorder: StereoRecorder | None = None,
     ) -> None:
         # verify_token is required on purpose: None (no check) must be written out.
         self._stream = stream
@@ -124,7 +129,7 @@ class CallBridge:
         self._started_at: float | None = None
         self._ready = False
         self._pending: list[ProviderCommand] = []
-        self._agent = AgentAudio(stream, self._make_transcoder)
+        self._agent = AgentAudio(stream, self._make_transcoder, recorder=recorder)
         self._transcript = TranscriptLog(self._config.max_transcript_entries)
         self._ending = PlannedEnding()
         self._transferred_to: str | None = None
@@ -150,6 +155,10 @@ class CallBridge:
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
+        # Per-call metrics for on_call_end (fed at the events below).
+        self._metrics = CallMetricsRecorder()
+        # A local stereo recording, fed the audio as the carrier has it.
+        self._recorder = recorder
 
     # -- properties ----------------------------------------------------------
 
@@ -192,6 +201,10 @@ class CallBridge:
             if isinstance(event, Media):
                 self._on_media(event, now)
             elif isinstance(event, Mark):
+                if self._recorder is not None:
+                    self._recorder.played(self._stream.played_ms)
+                if self._stream.played_ms >= self._stream.sent_ms:
+                    self._metrics.cut_confirmed(now)
                 self._maybe_finish(now)
             elif isinstance(event, Dtmf):
                 self._on_dtmf(event, now)
@@ -477,6 +490,8 @@ class CallBridge:
         fmt = self._stream.media_format
         if fmt is None or not media.payload:
             return
+        if self._recorder is not None:
+            self._recorder.caller(media.payload, fmt)
         if not self._ready:
             self._inbound.hold(media.payload, fmt)
         elif self._send_caller_audio(media.payload, fmt, now):
@@ -516,6 +531,9 @@ class CallBridge:
                 return
             if isinstance(event, AudioOut):
                 self._on_audio(event)
+                self._metrics.agent_audio(now)
+            elif isinstance(event, UserSpeechStopped):
+                self._metrics.speech_stopped(now)
             elif isinstance(event, UserSpeechStarted):
                 self._on_speech_started(now)
             elif isinstance(event, Transcript):
@@ -524,6 +542,7 @@ class CallBridge:
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
             elif isinstance(event, ResponseDone):
+                self._metrics.usage(dict(event.usage))
                 self._on_response_done(now, event.item_id, event.tool_calls)
             elif isinstance(event, SessionReady):
                 self._on_ready(now)
@@ -590,6 +609,9 @@ class CallBridge:
             return
         if not self._agent.unplayed:
             return  # nothing unplayed: no barge-in
+        self._metrics.barge_in(now)
+        call_id = self._info.call_id if self._info is not None else ""
+        self._out.append(Notify(name="barge_in", payload={"call_id": call_id}))
         self._cut_agent(now)
 
     def _cut_agent(self, now: float) -> None:
@@ -709,4 +731,12 @@ class CallBridge:
             provider_close=self._cap.close,
             transferred_to=self._transferred_to,
         )
+        self._metrics.frames_out = self._agent.frames_out
+        payload["metrics"] = self._metrics.report(
+            started_at=self._started_at,
+            now=now,
+            frames_in=self._inbound.frames_in,
+            frames_buffered=self._inbound.frames_held,
+            frames_dropped=self._inbound.frames_dropped,
+        ).as_dict()
         self._out.append(FireCallback(name="on_call_end", payload=payload))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from .._errors import RemoteProtocolError
+from ..monitor._access import MonitorAccess
 from ._clientip import TrustedProxies, client_ip
 from ._framing import check_head
 from ._limits import ServerLimits
@@ -63,10 +64,21 @@ class Endpoint(enum.Enum):
     TELNYX_VOICE = "telnyx_voice"
     TWILIO_STREAM = "twilio_stream"
     TELNYX_STREAM = "telnyx_stream"
+    METRICS = "metrics"
+    DASHBOARD = "dashboard"
+    API_CALLS = "api_calls"
+    API_CALL = "api_call"
+    API_EVENTS = "api_events"
+    API_RECORDING = "api_recording"
 
     @property
     def is_websocket(self) -> bool:
         return self in (Endpoint.TWILIO_STREAM, Endpoint.TELNYX_STREAM)
+
+    @property
+    def is_monitor(self) -> bool:
+        """Behind the dashboard's access rule (:class:`MonitorAccess`)."""
+        return self in _MONITOR
 
     @property
     def starts_calls(self) -> bool:
@@ -80,6 +92,17 @@ _CALL_STARTERS = frozenset(
     {Endpoint.TWILIO_VOICE, Endpoint.TELNYX_VOICE, Endpoint.TWILIO_STREAM, Endpoint.TELNYX_STREAM}
 )
 
+_MONITOR = frozenset(
+    {
+        Endpoint.METRICS,
+        Endpoint.DASHBOARD,
+        Endpoint.API_CALLS,
+        Endpoint.API_CALL,
+        Endpoint.API_EVENTS,
+        Endpoint.API_RECORDING,
+    }
+)
+
 _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
     "/health": (Endpoint.HEALTH, ("GET", "HEAD")),
     "/ready": (Endpoint.READY, ("GET", "HEAD")),
@@ -91,10 +114,16 @@ _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
     "/webhooks/twilio/transfer-status": (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
     "/webhooks/twilio/conference-status": (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
     "/webhooks/telnyx/voice": (Endpoint.TELNYX_VOICE, ("POST",)),
+    "/metrics": (Endpoint.METRICS, ("GET", "HEAD")),
+    "/dashboard": (Endpoint.DASHBOARD, ("GET", "HEAD")),
+    "/api/calls": (Endpoint.API_CALLS, ("GET", "HEAD")),
+    "/api/calls/events": (Endpoint.API_EVENTS, ("GET",)),
 }
 _PREFIXES: tuple[tuple[str, Endpoint], ...] = (
     ("/ws/stream/", Endpoint.TWILIO_STREAM),
     ("/ws/telnyx/stream/", Endpoint.TELNYX_STREAM),
+    ("/api/calls/", Endpoint.API_CALL),
+    ("/api/recordings/", Endpoint.API_RECORDING),
 )
 
 
@@ -111,6 +140,8 @@ class Route:
     call_id: str | None = None
     # For a WebSocket: the Sec-WebSocket-Accept value to answer 101 with.
     websocket_accept: str | None = None
+    # For a dashboard page opened with ``?token=``: the cookie to set.
+    set_cookie: str | None = None
 
     def upgrade_headers(self) -> list[tuple[str, str]]:
         """The headers of the 101 answer (RFC 6455 section 4.2.2)."""
@@ -130,6 +161,8 @@ class Reject:
     status: int
     reason: str
     headers: tuple[tuple[str, str], ...] = field(default=())
+    #: A refused media-stream upgrade (counted by reason on /metrics).
+    stream: bool = False
 
 
 def websocket_accept(key: str) -> str:
@@ -194,13 +227,16 @@ def _check_upgrade(headers: Sequence[tuple[str, str]]) -> str | Reject:
 class Router:
     """Decides each request; owns the per-IP WebSocket limiter."""
 
-    __slots__ = ("_limiter", "_trusted", "draining", "limits")
+    __slots__ = ("_limiter", "_trusted", "access", "draining", "limits")
 
     def __init__(
         self,
         limits: ServerLimits | None = None,
         trusted_proxies: Iterable[str] = (),
+        access: MonitorAccess | None = None,
     ) -> None:
+        #: Who may read the dashboard, its API and /metrics; None: nobody.
+        self.access = access
         self.limits = limits if limits is not None else ServerLimits()
         self._trusted = TrustedProxies(trusted_proxies)
         self._limiter = ConnectionLimiter(self.limits.max_ws_per_ip)
@@ -224,6 +260,22 @@ class Router:
         http_version: str = "1.1",
     ) -> Route | Reject:
         """What to do with one request head."""
+        decision = self._route(method, target, headers, peer, http_version)
+        stream_paths = tuple(prefix for prefix, e in _PREFIXES if e.is_websocket)
+        if isinstance(decision, Reject) and target.startswith(stream_paths):
+            return Reject(
+                status=decision.status, reason=decision.reason, headers=decision.headers, stream=True
+            )
+        return decision
+
+    def _route(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        peer: str,
+        http_version: str,
+    ) -> Route | Reject:
         try:
             check_head(http_version, headers)
         except RemoteProtocolError as exc:
@@ -254,7 +306,8 @@ class Router:
                     segment = unquote(path[len(prefix) :], errors="replace")
                     if _CALL_ID.fullmatch(segment) is None:
                         return Reject(status=404, reason="not found")
-                    endpoint, allowed, call_id = candidate, ("GET",), segment
+                    methods = ("GET",) if candidate.is_websocket else ("GET", "HEAD")
+                    endpoint, allowed, call_id = candidate, methods, segment
                     break
         if endpoint is None:
             return Reject(status=404, reason="not found")
@@ -271,11 +324,29 @@ class Router:
                 headers=(("retry-after", "1"),),
             )
         ip = self.client_ip(peer, headers)
+        set_cookie = None
+        if endpoint.is_monitor:
+            if self.access is None:
+                return Reject(status=404, reason="not found")
+            access = self.access.check(headers, query)
+            if not access.allowed:
+                # RFC 6750 section 3: a 401 names the scheme it wants.
+                extra = (("www-authenticate", "Bearer"),) if access.status == 401 else ()
+                return Reject(status=access.status, reason=access.reason, headers=extra)
+            set_cookie = access.set_cookie
         if not endpoint.is_websocket:
             length = _single(headers, "content-length")
             if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
                 return Reject(status=413, reason="request body too large")
-            return Route(endpoint=endpoint, target=target, path=path, query=query, client_ip=ip)
+            return Route(
+                endpoint=endpoint,
+                target=target,
+                path=path,
+                query=query,
+                client_ip=ip,
+                call_id=call_id,
+                set_cookie=set_cookie,
+            )
         accept = _check_upgrade(headers)
         if isinstance(accept, Reject):
             return accept

@@ -88,6 +88,8 @@ class ResponseDone:
     #: Completed function calls in this answer: their outputs make the agent
     #: answer again (so an ``end_call`` waits for that answer too).
     tool_calls: int = 0
+    #: What the provider says the answer cost (e.g. Realtime token counts).
+    usage: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

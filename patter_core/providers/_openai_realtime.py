@@ -543,7 +543,20 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                     events += self._release_call(key, ok)
         for key in list(self._held_calls):  # calls the output did not list
             events += self._release_call(key, status == "completed")
-        events.append(ResponseDone(item_id=item_id, status=status, tool_calls=self._answer_calls))
+        # response.usage: the token counts the Realtime API reports per answer.
+        usage = response.get("usage")
+        counts: tuple[tuple[str, int], ...] = ()
+        if isinstance(usage, dict):
+            counts = tuple(
+                (key, value)
+                for key in ("input_tokens", "output_tokens", "total_tokens")
+                if isinstance(value := usage.get(key), int) and not isinstance(value, bool)
+            )
+        events.append(
+            ResponseDone(
+                item_id=item_id, status=status, tool_calls=self._answer_calls, usage=counts
+            )
+        )
         self._answer_calls = 0
         self._response_active = self._awaiting_created = False
         if status == "failed":

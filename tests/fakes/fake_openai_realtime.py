@@ -92,6 +92,8 @@ class FakeOpenAIRealtime:
         self.refuse_from: int | None = None
         #: ``session.expires_at`` for the 1st, 2nd ... connection (else none).
         self.expires_at: list[float] = []
+        #: ``response.usage`` sent with every ``response.done`` (None: none).
+        self.usage: dict[str, Any] | None = None
 
     # -- transport-facing -----------------------------------------------------
 
@@ -245,6 +247,8 @@ class FakeOpenAIRealtime:
             "status_details": details,
             "output": self._output,
         }
+        if self.usage is not None:
+            response["usage"] = self.usage
         out.append(self._event("response.done", response=response))
         self.active_response = self._active_item = None
         self._output = []
