@@ -448,8 +448,8 @@ async def spawned_server(
                     transcript.extend(transcript_lines(log))
 
 
-# The runner's DEBUG line for each final transcript segment (``_call.py``).
-_TRANSCRIPT_LINE = re.compile(r"patter_anyio\.call: transcript call=\S+ (user|assistant): (.*)$")
+# The runner's INFO line for each final transcript segment (``_call.py``).
+_TRANSCRIPT_LINE = re.compile(r"patter_anyio\.transcript: call=\S+ (user|assistant): (.*)$")
 
 
 def transcript_lines(log: IO[bytes]) -> list[str]:

@@ -209,6 +209,11 @@ class Server:
     def live_connections(self) -> int:
         return self._live
 
+    @property
+    def live_calls(self) -> int:
+        """Media streams open now."""
+        return len(self._websockets)
+
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
@@ -218,7 +223,7 @@ class Server:
             local_host=self.host, local_port=self.port, reuse_port=self.reuse_port
         )
         self.port = listener.listeners[0].extra(SocketAttribute.local_port)
-        log.info("listening on %s:%d", self.host, self.port)
+        log.debug("bound %s:%d", self.host, self.port)
         task_status.started(self.port)
         async with anyio.create_task_group() as tg:
             accept_scope = anyio.CancelScope()
@@ -244,7 +249,7 @@ class Server:
             for scope in list(self._waiting):
                 scope.cancel()
             log.info(
-                "draining: %d live call(s), up to %g s (a second signal ends them now)",
+                "draining: %d live call(s), up to %g s",
                 len(self._websockets),
                 self.limits.shutdown_grace,
             )

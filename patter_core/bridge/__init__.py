@@ -23,6 +23,7 @@ from ._config import (
     TranscoderFactory,
     Transcoding,
     default_transcoder,
+    e164_number,
     fill_prompt_variables,
     normalize_number,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "TranscoderFactory",
     "Transcoding",
     "default_transcoder",
+    "e164_number",
     "error_output",
     "fill_prompt_variables",
     "normalize_number",
