@@ -180,13 +180,13 @@ def normalise_webhook_host(value: str, *, name: str = "--webhook-url") -> str:
             break
     host = host.rstrip("/")
     if not _HOST_PORT.fullmatch(host):
-        raise ConfigError(
-            f"{name} must be a public host such as abc.ngrok.app, not {value!r}"
-        )
+        raise ConfigError(f"{name} must be a public host such as abc.ngrok.app, not {value!r}")
     return host
 
 
-_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
 
 
 def host_problem(host: object, name: str = "--host") -> str | None:
@@ -210,10 +210,13 @@ def host_problem(host: object, name: str = "--host") -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m patter_anyio",
+        prog="patter-local",
         description="Local mode for phone-call AI agents: answer Twilio and Telnyx calls "
         "on this machine and connect them to an AI provider.",
     )
+    from patter_core import __version__
+
+    parser.add_argument("--version", action="version", version=f"patter-local {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     env_help = "environment:\n" + "\n".join(f"  {name:<22} {text}" for name, text in ENVIRONMENT)

@@ -133,8 +133,16 @@ def startup_lines(info: StartupInfo) -> list[tuple[int, str]]:
                 "follow the Host header",
             )
         )
-    checked = [name for name, on in (("Twilio", info.twilio_checked), ("Telnyx", info.telnyx_checked)) if on]
-    off = [name for name, on in (("Twilio", info.twilio_checked), ("Telnyx", info.telnyx_checked)) if not on]
+    checked = [
+        name
+        for name, on in (("Twilio", info.twilio_checked), ("Telnyx", info.telnyx_checked))
+        if on
+    ]
+    off = [
+        name
+        for name, on in (("Twilio", info.twilio_checked), ("Telnyx", info.telnyx_checked))
+        if not on
+    ]
     text = "signatures: " + "; ".join(
         part
         for part in (

@@ -170,8 +170,7 @@ class Patter:
                 else ("twilio_token", "twilio_sid (or TWILIO_ACCOUNT_SID)")
             )
             raise InvalidOption(
-                f"twilio_sid and twilio_token go together: {given} is set, "
-                f"{missing} is not"
+                f"twilio_sid and twilio_token go together: {given} is set, {missing} is not"
             )
         if phone_number is not None and e164_number(phone_number) is None:
             raise InvalidOption(
@@ -442,8 +441,15 @@ class Patter:
                 runtime.background = tg
                 if handle_signals and threading.current_thread() is threading.main_thread():
                     tg.start_soon(watch_signals, server)
+
+                async def serve_then_stop(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+                    # The task group ends with the server's own serve(), once
+                    # it has drained and said so.
+                    await server.serve(task_status=task_status)
+                    tg.cancel_scope.cancel()
+
                 try:
-                    await tg.start(server.serve)
+                    await tg.start(serve_then_stop)
                 except OSError as exc:
                     bind_error = exc
                     tg.cancel_scope.cancel()
@@ -469,8 +475,6 @@ class Patter:
                         )
                     )
                     task_status.started(server.port)
-                    await _wait_stopped(server)
-                    tg.cancel_scope.cancel()
             if bind_error is not None:
                 raise BindError(bind_problem(host, server.port, bind_error)) from None
         finally:
@@ -582,11 +586,3 @@ async def _send(req: Any) -> Any:
     from ._httpclient import request
 
     return await request(req, timeout=15.0, max_response_bytes=1024 * 1024)
-
-
-async def _wait_stopped(server: Server) -> None:
-    """Return once the server's serve() has finished draining."""
-    while not server.stopping:
-        await anyio.sleep(0.1)
-    while server.live_connections:
-        await anyio.sleep(0.05)

@@ -248,7 +248,8 @@ class Server:
             self.router.draining = True
             for scope in list(self._waiting):
                 scope.cancel()
-            log.info(
+            log.log(
+                logging.INFO if self._websockets else logging.DEBUG,
                 "draining: %d live call(s), up to %g s",
                 len(self._websockets),
                 self.limits.shutdown_grace,
@@ -470,6 +471,14 @@ class Server:
             http_version=request.http_version.decode("ascii", "replace"),
         )
         if isinstance(decision, Reject):
+            if decision.status == 429 and self._refusals.admit("429", anyio.current_time()):
+                log.warning(
+                    "stream %s from %s refused (429): %s; the limit is per address, so "
+                    "behind a proxy give --trusted-proxy so callers are counted, not the proxy",
+                    target.split("?", 1)[0],
+                    self.router.client_ip(peer, headers),
+                    decision.reason,
+                )
             await self._send_error(conn, stream, decision.status, decision.reason, decision.headers)
             return False
         if decision.endpoint.is_websocket:
