@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
 import wave
 from pathlib import Path
 
@@ -172,12 +177,6 @@ def test_an_unwritable_recording_path_fails_before_dialling(
 def test_ctrl_c_during_dial_prints_the_partial_summary_and_writes_the_recording(
     tmp_path: Path,
 ) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "partial.wav"
     with fake_agent(auth_token="tok") as agent:
@@ -213,11 +212,7 @@ def test_ctrl_c_during_dial_prints_the_partial_summary_and_writes_the_recording(
     assert 0.5 < seconds < 10, seconds
 
 
-def _dial_process(*argv: str, env: dict[str, str]) -> "subprocess.CompletedProcess[str]":
-    import os
-    import subprocess
-    import sys
-
+def _dial_process(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     root = Path(__file__).resolve().parent.parent
     clean = {
         k: v
