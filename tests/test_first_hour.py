@@ -418,3 +418,21 @@ async def test_health_answers_while_the_api_serves() -> None:
         )
         assert b'"status": "ok"' in body
         phone.stop(immediate=True)
+
+
+# ------------------------------------------------------------ repository files
+def test_env_example_lists_every_variable_the_server_reads() -> None:
+    from patter_anyio._config import ENVIRONMENT
+
+    text = pathlib.Path(ROOT, ".env.example").read_text()
+    listed = {line.split("=", 1)[0] for line in text.splitlines() if line and line[0] != "#"}
+    assert listed == {name for name, _ in ENVIRONMENT}
+
+
+def test_license_is_the_mit_text_the_metadata_claims() -> None:
+    text = pathlib.Path(ROOT, "LICENSE").read_text()
+    pyproject = pathlib.Path(ROOT, "pyproject.toml").read_text()
+    assert 'license = { text = "MIT" }' in pyproject
+    assert text.startswith("MIT License\n")
+    assert "Permission is hereby granted, free of charge, to any person obtaining a copy" in text
+    assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
