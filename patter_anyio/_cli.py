@@ -186,6 +186,13 @@ def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print(
+            "patter-local: error: give a command: serve (run the server) or dial "
+            "(place a test call); patter-local --help lists them",
+            file=sys.stderr,
+        )
+        return 2
     if args[:1] == ["dial"]:
         try:
             namespace = build_parser().parse_args(args)

@@ -266,7 +266,15 @@ async def _answer_webhook(
     except ClientError as exc:
         raise DialError(f"the webhook request failed: {exc}") from None
     if response.status != 200:
-        raise DialError(f"the webhook answered {response.status}: {_snippet(response.body)}")
+        hint = ""
+        if response.status == 403:
+            hint = (
+                " (the server checks the signature over its own --webhook-url: give dial "
+                "the same --webhook-url, and --auth-token its TWILIO_AUTH_TOKEN)"
+            )
+        raise DialError(
+            f"the webhook answered {response.status}: {_snippet(response.body)}{hint}"
+        )
     return _twiml_stream(response.body)
 
 

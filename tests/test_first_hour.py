@@ -436,3 +436,12 @@ def test_license_is_the_mit_text_the_metadata_claims() -> None:
     assert text.startswith("MIT License\n")
     assert "Permission is hereby granted, free of charge, to any person obtaining a copy" in text
     assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
+
+
+def test_no_command_says_which_there_are() -> None:
+    result = _run()
+    assert (result.returncode, result.stderr) == (
+        2,
+        "patter-local: error: give a command: serve (run the server) or dial (place a test "
+        "call); patter-local --help lists them\n",
+    )
