@@ -51,15 +51,16 @@ class BindError(PatterError, OSError):
     """
 
 
-def bind_problem(host: str, port: int, exc: OSError) -> str:
-    """One sentence a user can act on for a failed bind."""
+def bind_problem(host: str, port: int, exc: OSError, *, port_setting: str = "--port") -> str:
+    """One sentence a user can act on for a failed bind (``port_setting``
+    names the setting to change: the flag, or the API's argument)."""
     where = f"{host}:{port}"
     if isinstance(exc, socket.gaierror):
         return f"cannot listen on {where}: {host!r} is not an address or a known host name"
     if exc.errno == errno.EADDRINUSE:
         return (
             f"cannot listen on {where}: the port is already in use "
-            "(another server running? choose another with --port)"
+            f"(another server running? choose another with {port_setting})"
         )
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot listen on {where}: {host} is not an address of this machine"
@@ -113,6 +114,8 @@ class StartupInfo:
     telnyx_configured: bool
     stream_secret_generated: bool = False
     stop_hint: str = "Ctrl-C to stop (twice to end live calls at once)"
+    #: How the user sets the public host: the flag, or the API's argument.
+    webhook_setting: str = "--webhook-url (PATTER_WEBHOOK_URL)"
 
 
 def startup_lines(info: StartupInfo) -> list[tuple[int, str]]:
@@ -128,7 +131,7 @@ def startup_lines(info: StartupInfo) -> list[tuple[int, str]]:
         lines.append(
             (
                 logging.INFO,
-                "webhook URLs: set --webhook-url (PATTER_WEBHOOK_URL) to your public host, "
+                f"webhook URLs: set {info.webhook_setting} to your public host, "
                 f"e.g. the one `ngrok http {info.port}` prints; until then stream URLs "
                 "follow the Host header",
             )

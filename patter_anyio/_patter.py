@@ -469,6 +469,7 @@ class Patter:
                             ),
                             telnyx_configured=bool(self.carriers.telnyx_key),
                             stream_secret_generated=self._secret_generated,
+                            webhook_setting="webhook_url=",
                             stop_hint="Ctrl-C to stop (twice to end live calls at once)"
                             if handle_signals
                             else "phone.stop() to stop",
@@ -476,7 +477,9 @@ class Patter:
                     )
                     task_status.started(server.port)
             if bind_error is not None:
-                raise BindError(bind_problem(host, server.port, bind_error)) from None
+                raise BindError(
+                    bind_problem(host, server.port, bind_error, port_setting="port=")
+                ) from None
         finally:
             self._runtime = None
             self._server = None

@@ -306,7 +306,7 @@ async def test_serve_on_a_taken_port_raises_one_sentence(
             await phone.serve(phone.agent(), port=port, handle_signals=False)
     assert str(info.value) == (
         f"cannot listen on 127.0.0.1:{port}: the port is already in use "
-        "(another server running? choose another with --port)"
+        "(another server running? choose another with port=)"
     )
     assert isinstance(info.value, OSError)  # code that caught the bind's error still does
     assert not [r for r in caplog.records if r.levelno >= logging.INFO]
