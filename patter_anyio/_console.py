@@ -77,7 +77,7 @@ def _default(config: type, name: str) -> str:
 
 
 def describe_agent(agent: Agent | None, *, elevenlabs_agent_id: str | None = None) -> str:
-    """``openai Realtime (model gpt-realtime, voice marin)``, or the echo agent's line."""
+    """``OpenAI Realtime (model gpt-realtime, voice marin)``, or the echo agent's line."""
     if agent is None:
         return "the application's own stream handler"
     if agent.provider == "echo":
