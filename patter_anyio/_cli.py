@@ -184,6 +184,17 @@ def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
     return max((abs(code) for code in codes if code), default=0)
 
 
+def configure_logging(config: ServerConfig) -> None:
+    """Log lines on stderr at ``--log-level``; transcripts unless ``--quiet-transcripts``."""
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    logging.getLogger(TRANSCRIPT_LOGGER).setLevel(
+        logging.WARNING if config.quiet_transcripts else logging.NOTSET
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
@@ -205,12 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"patter-local: error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
-    if config.quiet_transcripts:
-        logging.getLogger(TRANSCRIPT_LOGGER).setLevel(logging.WARNING)
+    configure_logging(config)
     if command != "serve":  # pragma: no cover - argparse only knows serve for now
         print(f"patter-local: error: unknown command {command!r}", file=sys.stderr)
         return 2

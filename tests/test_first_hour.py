@@ -396,11 +396,26 @@ def test_version() -> None:
     assert (result.returncode, result.stdout) == (0, "patter-local 0.1.0\n")
 
 
-def test_quiet_transcripts_flag() -> None:
-    _, config = config_from_args(["serve", "--quiet-transcripts"], {}, entropy=CountingEntropy())
-    assert config.quiet_transcripts
-    _, config = config_from_args(["serve"], {}, entropy=CountingEntropy())
-    assert not config.quiet_transcripts
+def test_quiet_transcripts_leaves_what_is_said_out_of_the_log() -> None:
+    from patter_anyio._cli import configure_logging
+
+    transcript = logging.getLogger("patter_anyio.transcript")
+    ours = logging.getLogger("patter_anyio")
+    level = ours.level
+    ours.setLevel(logging.INFO)  # as basicConfig would set the root, outside pytest
+    try:
+        _, config = config_from_args(
+            ["serve", "--quiet-transcripts"], {}, entropy=CountingEntropy()
+        )
+        configure_logging(config)
+        assert not transcript.isEnabledFor(logging.INFO)
+        assert logging.getLogger("patter_anyio.call").isEnabledFor(logging.INFO)
+        _, config = config_from_args(["serve"], {}, entropy=CountingEntropy())
+        configure_logging(config)
+        assert transcript.isEnabledFor(logging.INFO)
+    finally:
+        transcript.setLevel(logging.NOTSET)
+        ours.setLevel(level)
 
 
 @pytest.mark.anyio
