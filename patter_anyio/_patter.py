@@ -437,9 +437,10 @@ class Patter:
         # A failed bind (port in use, bad host) is one sentence, as BindError.
         bind_error: OSError | None = None
         try:
+            signals = handle_signals and threading.current_thread() is threading.main_thread()
             async with anyio.create_task_group() as tg:
                 runtime.background = tg
-                if handle_signals and threading.current_thread() is threading.main_thread():
+                if signals:
                     tg.start_soon(watch_signals, server)
 
                 async def serve_then_stop(*, task_status: anyio.abc.TaskStatus[int]) -> None:
@@ -471,7 +472,7 @@ class Patter:
                             stream_secret_generated=self._secret_generated,
                             webhook_setting="webhook_url=",
                             stop_hint="Ctrl-C to stop (twice to end live calls at once)"
-                            if handle_signals
+                            if signals
                             else "phone.stop() to stop",
                         )
                     )
