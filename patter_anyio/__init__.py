@@ -5,6 +5,7 @@ from ._app import WebhookApp, WebhookHooks, read_until_close
 from ._call import CallHooks, CallRunner
 from ._cli import build_app, main, run_server
 from ._config import ConfigError, ServerConfig, config_from_args
+from ._console import BindError
 from ._httpclient import (
     ClientConnectionError,
     ClientError,
@@ -27,6 +28,7 @@ from ._wsclient import connect_websocket
 __all__ = [
     "Agent",
     "Application",
+    "BindError",
     "CallHooks",
     "CallResult",
     "CallRunner",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from patter_core import PatterError
-from patter_core.bridge import ToolSpec, normalize_number
+from patter_core.bridge import ToolSpec, e164_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
 from patter_core.webhooks import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
@@ -190,8 +190,11 @@ class Agent:
             if name in ("end_call", "transfer_call"):
                 raise InvalidOption(f"tool name {name!r} is built in")
         for number in self.transfer_allowlist:
-            if normalize_number(number) is None:
-                raise InvalidOption(f"transfer_allowlist: not a phone number: {number!r}")
+            if e164_number(number) is None:
+                raise InvalidOption(
+                    "transfer_allowlist: each number must be E.164 such as +15550009999, "
+                    f"not {number!r}"
+                )
 
 
 def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:

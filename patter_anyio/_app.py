@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from patter_core import LocalProtocolError, PatterError, RemoteProtocolError
+from patter_core import LocalProtocolError, PatterError, RemoteProtocolError, SignatureError
 from patter_core.http import Endpoint, HttpResponse, Reject, Route
 from patter_core.webhooks import (
     TWIML_CONTENT_TYPE,
@@ -124,14 +124,6 @@ class WebhookApp:
         # compared with other machines' clocks.
         self.clock = clock
 
-    def startup_warnings(self) -> list[str]:
-        out = []
-        if self.twilio is None:
-            out.append("Twilio signature validation is OFF (no auth token configured)")
-        if self.telnyx is None:
-            out.append("Telnyx signature validation is OFF (no public key configured)")
-        return out
-
     # ------------------------------------------------------------------ HTTP
     async def handle_http(self, route: Route, request: ServerRequest) -> HttpResponse:
         try:
@@ -189,10 +181,40 @@ class WebhookApp:
                 headers=(("content-type", TWIML_CONTENT_TYPE),),
                 body=_EMPTY_TWIML.encode(),
             )
+        except SignatureError as exc:
+            # 403 with no detail to the peer; the detail, and what to do, in the log.
+            log.warning("%s", self._refusal_line(route, request, exc))
+            return _text(403, "forbidden")
         except RemoteProtocolError as exc:
-            # SignatureError included: 403 with no detail beyond the reason.
             log.warning("%s refused: %s (%d)", route.path, exc, exc.http_status)
-            return _text(exc.http_status, str(exc) if exc.http_status != 403 else "forbidden")
+            return _text(exc.http_status, str(exc))
+
+    def _refusal_line(self, route: Route, request: ServerRequest, exc: SignatureError) -> str:
+        """One line a user can act on for a webhook refused with 403."""
+        if route.endpoint is Endpoint.TELNYX_VOICE:
+            return (
+                f"Telnyx webhook {route.path} refused (403): {exc}; check that "
+                "TELNYX_PUBLIC_KEY is the public key from the Telnyx portal and that "
+                "this machine's clock is right"
+            )
+        assert self.webhook_host is not None
+        checked = public_url(self.webhook_host, request.target)
+        line = (
+            f"Twilio webhook {route.path} refused (403): {exc}; the signature was checked "
+            f"against {checked}"
+        )
+        arrived = request.header("x-forwarded-host") or request.header("host")
+        if arrived and arrived.lower() != self.webhook_host.lower():
+            line += (
+                f", but the request came for host {arrived}: if Twilio posts there, "
+                f"start the server with --webhook-url {arrived}"
+            )
+        else:
+            line += (
+                ": Twilio signs the exact URL set on the number (set --webhook-url to its "
+                "host) with the account's TWILIO_AUTH_TOKEN"
+            )
+        return line
 
     def _twilio_form(self, request: ServerRequest) -> FormData:
         if self.twilio is None:
@@ -256,7 +278,12 @@ class WebhookApp:
                     headers=request.headers,
                 )
             except RemoteProtocolError as exc:
-                return Reject(status=403, reason=f"forbidden: {exc}")
+                url = media_stream_urls(self.webhook_host, request.target)[0]
+                return Reject(
+                    status=403,
+                    reason=f"forbidden: {exc} (checked against {url}; "
+                    "--webhook-url must be the host Twilio reaches)",
+                )
         return None
 
     async def handle_stream(self, ws: WebSocket, request: StreamRequest) -> None:

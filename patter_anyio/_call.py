@@ -82,9 +82,13 @@ from ._remote import ToolFailed
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
-__all__ = ["CallHooks", "CallRunner", "maybe_await"]
+__all__ = ["TRANSCRIPT_LOGGER", "CallHooks", "CallRunner", "maybe_await"]
 
 log = logging.getLogger("patter_anyio.call")
+#: What the caller and the agent say, one INFO line per final segment; a
+#: logger of its own so it can be silenced (``--quiet-transcripts``).
+TRANSCRIPT_LOGGER = "patter_anyio.transcript"
+transcript_log = logging.getLogger(TRANSCRIPT_LOGGER)
 
 # A user callback: sync or async, one dict argument.
 Callback = Callable[[dict[str, Any]], Any]
@@ -111,7 +115,7 @@ def _swap2(
 
 
 def _log_call_event(action: FireCallback) -> None:
-    """One log line per call event (never the transcript's text above DEBUG)."""
+    """One log line per call event; the transcript on a logger of its own."""
     p = action.payload
     if action.name == "on_call_start":
         log.info(
@@ -132,6 +136,13 @@ def _log_call_event(action: FireCallback) -> None:
                 else ""
             ),
         )
+        if p.get("reason") == "provider_error":
+            log.warning(
+                "call %s ended: the AI provider failed: %s "
+                "(check the provider's key, model and base URL)",
+                p.get("call_id"),
+                p.get("detail") or "no detail",
+            )
         if p.get("reason") == "carrier_protocol_error":
             # e.g. a Telnyx leg streaming a codec we cannot decode: say which.
             log.warning("call %s: carrier stream refused: %s", p.get("call_id"), p.get("detail"))
@@ -142,7 +153,9 @@ def _log_call_event(action: FireCallback) -> None:
                 p.get("carrier_errors"),
             )
     else:
-        log.debug("transcript call=%s %s: %s", p.get("call_id"), p.get("role"), p.get("text"))
+        # Whitespace folded: the caller's words stay on one log line.
+        text = " ".join(str(p.get("text") or "").split())
+        transcript_log.info("call=%s %s: %s", p.get("call_id"), p.get("role"), text)
 
 
 async def maybe_await(value: Any) -> Any:
@@ -342,10 +355,11 @@ class CallRunner:
         except ClientProtocolError as exc:
             # The provider's own words (e.g. OpenAI's "Incorrect API key").
             code, reason = 1006, describe_refusal(exc.status, exc.body)
-            log.warning("provider connection %s refused: %s", channel, reason)
+            # INFO: the call's end says it once, as a warning, with this detail.
+            log.info("provider connection %s refused: %s", channel, reason)
         except ClientError as exc:
             code, reason = 1006, f"could not connect: {exc}"
-            log.warning("provider connection %s failed: %s", channel, exc)
+            log.info("provider connection %s failed: %s", channel, exc)
         finally:
             self._sockets.pop(channel, None)
             if guard is not None:

@@ -22,11 +22,13 @@ from pathlib import Path
 from types import FrameType
 
 import anyio
+import anyio.abc
 
 from ._agent import Agent
 from ._app import WebhookApp, WebhookHooks
-from ._call import CallHooks
+from ._call import TRANSCRIPT_LOGGER, CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
+from ._console import BindError, bind_problem, describe_agent, log_startup, watch_signals
 from ._monitor import Monitor
 from ._recording import recording_dir_problem
 from ._runtime import (
@@ -68,7 +70,8 @@ async def run_server(
 ) -> None:
     """Serve until SIGINT/SIGTERM; a second signal skips the grace period.
 
-    Without a ``stream_handler`` and ``hooks`` the configured agent answers
+    Logs the start-up block once the port is bound; a failed bind raises
+    :class:`BindError` with one sentence. Without a ``stream_handler`` and ``hooks`` the configured agent answers
     every call (:func:`runtime_from_config`).
     """
     runtime = None
@@ -85,37 +88,42 @@ async def run_server(
         reuse_port=config.reuse_port,
     )
     monitor = Monitor()
-    off = server.attach_monitor(monitor, token=config.dashboard_token)
+    dashboard_off = server.attach_monitor(monitor, token=config.dashboard_token)
     if runtime is not None:
         runtime.monitor = monitor
-    for warning in config.warnings():
-        log.warning("%s", warning)
-    if runtime is not None:
-        today = datetime.datetime.now(datetime.UTC).date()
-        for level, line in start_notices(
-            runtime.agent, runtime.providers, handler=False, today=today
-        ):
-            log.log(level, "%s", line)
-    if off:
-        log.warning("%s", off)
+    agent = describe_agent(
+        runtime.agent if runtime is not None else None,
+        elevenlabs_agent_id=config.elevenlabs_agent_id,
+    )
+    bind_error: OSError | None = None
     async with anyio.create_task_group() as tg:
-
-        async def watch_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    if server.stopping:
-                        log.warning("second signal: ending live calls now")
-                        server.stop(immediate=True)
-                        return
-                    log.info("signal %d: finishing live calls, then stopping", signum)
-                    server.stop()
-
-        tg.start_soon(watch_signals)
+        tg.start_soon(watch_signals, server)
         if runtime is not None:
             runtime.background = tg
             server.end_calls = runtime.end_all
-        await server.serve()
-        tg.cancel_scope.cancel()
+
+        async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            await server.serve(task_status=task_status)
+            tg.cancel_scope.cancel()
+
+        try:
+            await tg.start(serve)
+        except OSError as exc:
+            # Raised as itself, not inside the task group's exception group.
+            bind_error = exc
+            tg.cancel_scope.cancel()
+        else:
+            log_startup(config.startup_info(port=server.port, agent=agent))
+            if runtime is not None:
+                today = datetime.datetime.now(datetime.UTC).date()
+                for level, line in start_notices(
+                    runtime.agent, runtime.providers, handler=False, today=today
+                ):
+                    log.log(level, "%s", line)
+            if dashboard_off:
+                log.warning("%s", dashboard_off)
+    if bind_error is not None:
+        raise BindError(bind_problem(config.host, config.port, bind_error)) from None
 
 
 def runtime_from_config(config: ServerConfig) -> LocalRuntime:
@@ -203,15 +211,26 @@ def _run_workers(config: ServerConfig, argv: Sequence[str]) -> int:
     return max((abs(code) for code in codes if code), default=0)
 
 
-def _bind_error(exc: BaseException) -> OSError | None:
-    """The OSError inside ``exc`` when it is the only error there, else None."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc if isinstance(exc, OSError) else None
+def configure_logging(config: ServerConfig) -> None:
+    """Log lines on stderr at ``--log-level``; transcripts unless ``--quiet-transcripts``."""
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+    )
+    logging.getLogger(TRANSCRIPT_LOGGER).setLevel(
+        logging.WARNING if config.quiet_transcripts else logging.NOTSET
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print(
+            "patter-local: error: give a command: serve (run the server) or dial "
+            "(place a test call); patter-local --help lists them",
+            file=sys.stderr,
+        )
+        return 2
     if args[:1] == ["dial"]:
         try:
             namespace = build_parser().parse_args(args)
@@ -229,10 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:
             print(f"patter-local: error: --local-recording: {problem}", file=sys.stderr)
             return 2
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
+    configure_logging(config)
     if command != "serve":  # pragma: no cover - argparse only knows serve for now
         print(f"patter-local: error: unknown command {command!r}", file=sys.stderr)
         return 2
@@ -242,17 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_workers(config, args)
     try:
         anyio.run(run_server, config, backend=config.backend)
-    except (OSError, BaseExceptionGroup) as exc:
-        # Port in use, address not available: one line, not a traceback. The
-        # bind fails inside a task group, which wraps it in an exception group.
-        error = _bind_error(exc)
-        if error is None:
-            raise
-        print(
-            f"patter-local: error: cannot listen on {config.host}:{config.port}: {error}",
-            file=sys.stderr,
-        )
-        return 1
+    except BindError as exc:
+        # Port in use, an address not of this machine: one line, exit 2.
+        print(f"patter-local: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0

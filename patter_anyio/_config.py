@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
 from patter_core import Entropy, PatterError
+from patter_core.bridge import e164_number
 from patter_core.http import ServerLimits, TrustedProxies
 from patter_core.monitor import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
+
+from ._console import StartupInfo
 
 __all__ = [
     "PROVIDERS",
@@ -120,6 +123,8 @@ class ServerConfig:
     #: True when the secret was drawn at start-up (not shared with anyone).
     stream_secret_generated: bool = False
     log_level: str = "INFO"
+    #: Leave what the caller and the agent say out of the log.
+    quiet_transcripts: bool = False
     reuse_port: bool = False
     #: The anyio backend to run on.
     backend: Literal["asyncio", "trio"] = "asyncio"
@@ -144,23 +149,19 @@ class ServerConfig:
     #: Directory for one stereo WAV per call (None: no local recordings).
     local_recording: str | None = None
 
-    def warnings(self) -> list[str]:
-        """What an operator should hear at start-up."""
-        out = []
-        if not (self.twilio_auth_token or self.twilio_signing_keys):
-            out.append("TWILIO_AUTH_TOKEN is not set: Twilio signature validation is OFF")
-        if not self.telnyx_public_key:
-            out.append("TELNYX_PUBLIC_KEY is not set: Telnyx signature validation is OFF")
-        if not self.webhook_host:
-            out.append("no --webhook-url / PATTER_WEBHOOK_URL: stream URLs follow the Host header")
-        if self.stream_secret_generated:
-            out.append(
-                "PATTER_STREAM_SECRET is not set: a random secret is used; "
-                "several instances behind one load balancer need a shared one"
-            )
-        if self.host not in ("127.0.0.1", "::1", "localhost"):
-            out.append(f"listening on {self.host}: reachable from other machines")
-        return out
+    def startup_info(self, *, port: int, agent: str) -> StartupInfo:
+        """What the start-up block says about this configuration."""
+        return StartupInfo(
+            host=self.host,
+            port=port,
+            agent=agent,
+            webhook_host=self.webhook_host,
+            twilio_checked=bool(self.twilio_auth_token or self.twilio_signing_keys),
+            telnyx_checked=bool(self.telnyx_public_key),
+            twilio_configured=bool(self.twilio_account_sid or self.twilio_auth_token),
+            telnyx_configured=bool(self.telnyx_api_key),
+            stream_secret_generated=self.stream_secret_generated,
+        )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -192,8 +193,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def normalise_webhook_host(value: str) -> str:
-    """``https://abc.ngrok.app/`` -> ``abc.ngrok.app`` (scheme and slash dropped)."""
+def normalise_webhook_host(value: str, *, name: str = "--webhook-url") -> str:
+    """``https://abc.ngrok.app/`` -> ``abc.ngrok.app`` (scheme and slash dropped);
+    ``name`` is what the error calls the setting."""
     host = value.strip()
     for prefix in ("https://", "http://", "wss://", "ws://"):
         if host.lower().startswith(prefix):
@@ -201,18 +203,43 @@ def normalise_webhook_host(value: str) -> str:
             break
     host = host.rstrip("/")
     if not _HOST_PORT.fullmatch(host):
-        raise ConfigError(
-            f"--webhook-url must be a public host such as abc.ngrok.app, not {value!r}"
-        )
+        raise ConfigError(f"{name} must be a public host such as abc.ngrok.app, not {value!r}")
     return host
+
+
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+
+
+def host_problem(host: object, name: str = "--host") -> str | None:
+    """Why ``host`` cannot be a local address to bind, or None.
+
+    An IP address must parse as one (``999.1.1.1`` does not); a name must be
+    a syntactically valid host name (whether it resolves is the bind's to say).
+    """
+    import ipaddress
+
+    if not isinstance(host, str) or not host:
+        return f"{name} must be an IP address or a host name, not {host!r}"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        numeric = all(part.isdigit() for part in host.split("."))
+        if numeric or ":" in host or not _HOST_NAME.fullmatch(host):
+            return f"{name} must be an IP address of this machine or a host name, not {host!r}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m patter_anyio",
+        prog="patter-local",
         description="Local mode for phone-call AI agents: answer Twilio and Telnyx calls "
         "on this machine and connect them to an AI provider.",
     )
+    from patter_core import __version__
+
+    parser.add_argument("--version", action="version", version=f"patter-local {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     env_help = "environment:\n" + "\n".join(f"  {name:<22} {text}" for name, text in ENVIRONMENT)
@@ -224,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--quiet-transcripts",
+        action="store_true",
+        help="do not log what the caller and the agent say (logged at INFO by default)",
+    )
     serve.add_argument(
         "--port", type=_port, default=8000, help="port to bind, 1-65535 (default 8000)"
     )
@@ -385,8 +417,20 @@ def config_from_args(
     """Parse ``argv`` (without the program name) into ``(command, config)``."""
     # --help prints and raises SystemExit(0), which the caller lets through.
     args = build_parser().parse_args(list(argv))
-    webhook = args.webhook_url or _env(env, "PATTER_WEBHOOK_URL")
-    webhook_host = normalise_webhook_host(webhook) if webhook else None
+    problem = host_problem(args.host)
+    if problem:
+        raise ConfigError(problem)
+    if args.webhook_url:
+        webhook_host: str | None = normalise_webhook_host(args.webhook_url)
+    else:
+        webhook = _env(env, "PATTER_WEBHOOK_URL")
+        webhook_host = (
+            normalise_webhook_host(webhook, name="PATTER_WEBHOOK_URL") if webhook else None
+        )
+    if args.phone_number and e164_number(args.phone_number) is None:
+        raise ConfigError(
+            f"--phone-number must be an E.164 number such as +15550001111, not {args.phone_number!r}"
+        )
     try:
         TrustedProxies(args.trusted_proxy)
     except PatterError as exc:
@@ -495,6 +539,7 @@ def config_from_args(
         stream_secret=secret,
         stream_secret_generated=generated,
         log_level=args.log_level,
+        quiet_transcripts=args.quiet_transcripts,
         reuse_port=args.reuse_port or args.workers > 1,
         backend=args.backend,
         twilio_account_sid=_env(env, "TWILIO_ACCOUNT_SID"),

@@ -26,12 +26,15 @@ import math
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import IO, NoReturn, TextIO
 
 import anyio
@@ -39,6 +42,7 @@ import anyio
 from patter_core.http import HttpRequest
 
 from ._config import PROVIDERS, ConfigError
+from ._dial_audio import HangUp
 from ._dial_call import DialError, DialOptions, DialProgress, DialReport, dial
 from ._dial_telnyx import DEFAULT_TELNYX_API_PORT, SetupFailed, load_signing_key, public_key_b64
 from ._httpclient import ClientError, request
@@ -286,9 +290,15 @@ def format_summary(report: DialReport, *, record_path: str | None = None) -> str
     ended = "we sent stop" if report.ended_by == "carrier" else "the agent closed the stream"
     if report.ended_by == "agent" and report.close_code is not None:
         ended += f" ({report.close_code})"
+    if report.hung_up_early:
+        ended = "we hung up early (Ctrl-C)"
     lines = [
         f"call {report.call_sid}  stream {report.stream_sid}  ({via}{signed})",
         f"  stream url          {report.stream_url}",
+    ]
+    if report.agent is not None:
+        lines.append(f"  agent               {report.agent}")
+    lines += [
         f"  duration            {report.duration_s:.2f} s, ended because {ended}",
         f"  frames sent         {report.frames_sent}",
         f"  frames received     {report.frames_received} "
@@ -324,11 +334,16 @@ def format_summary(report: DialReport, *, record_path: str | None = None) -> str
     if report.transcript:
         lines.append("  transcript")
         lines.extend(f"    {line}" for line in report.transcript)
+    elif report.agent is not None:
+        # The spawned server's log was read: nothing was said in words.
+        lines.append("  transcript          none")
     else:
         lines.append(
             "  transcript          none (a carrier hears audio only: with --spawn-server "
             "dial reads it from the server's log)"
         )
+    if report.agent_failure:
+        lines.append(f"  agent failed        {report.agent_failure}")
     return "\n".join(lines)
 
 
@@ -348,6 +363,8 @@ def _tail(log: IO[bytes]) -> str:
     log.seek(0)
     lines = log.read().decode("utf-8", "replace").strip().splitlines()
     text = lines[-1].strip() if lines else "no output"
+    # The server's own one-line error already says what is wrong.
+    text = text.removeprefix(f"{_PROG}: error: ")
     return text[-_LOG_TAIL_CHARS:]
 
 
@@ -368,6 +385,7 @@ async def spawned_server(
     env: Mapping[str, str] | None = None,
     start_timeout: float = _SPAWN_START_S,
     transcript: list[str] | None = None,
+    failures: list[str] | None = None,
 ) -> AsyncIterator[DialOptions]:
     """Run ``python -m patter_anyio serve`` for one call; yields the options to dial it with.
 
@@ -378,8 +396,10 @@ async def spawned_server(
     and checks Ed25519 signatures against the public half of
     ``options.telnyx_signing_key`` (or of a generated seed). Raises
     :class:`DialError` when it does not come up; stops it on the way out.
-    With ``transcript`` given, the server logs at DEBUG and, once it has
-    stopped, the call's transcript lines from its log are appended there.
+    With ``transcript`` given, the server logs at INFO and, once it has
+    stopped, the call's transcript lines from its log are appended there;
+    ``failures`` gets the provider failures its log reports. Without
+    ``provider`` the server runs the echo agent, whatever keys are set.
     """
     port = _free_port()
     host = f"127.0.0.1:{port}"
@@ -408,15 +428,17 @@ async def spawned_server(
     command = [
         *(sys.executable, "-m", "patter_anyio", "serve"),
         *("--host", "127.0.0.1", "--port", str(port)),
-        *("--log-level", "WARNING" if transcript is None else "DEBUG"),
+        *("--log-level", "WARNING" if transcript is None else "INFO"),
+        # A key in the shell must not turn a test call into a paid one.
+        *("--provider", provider or "echo"),
     ]
-    if provider:
-        command += ["--provider", provider]
     with tempfile.TemporaryFile() as log:
         try:
+            # A session of its own: a terminal's Ctrl-C reaches dial only,
+            # which hangs up and then stops the server itself.
             process = await anyio.open_process(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                env=child_env,
+                env=child_env, start_new_session=True,
             )  # fmt: skip
         except OSError as exc:
             raise DialError(f"cannot start the server: {exc.strerror or exc}") from None
@@ -446,10 +468,12 @@ async def spawned_server(
                 await process.aclose()
                 if transcript is not None:
                     transcript.extend(transcript_lines(log))
+                if failures is not None:
+                    failures.extend(provider_failures(log))
 
 
-# The runner's DEBUG line for each final transcript segment (``_call.py``).
-_TRANSCRIPT_LINE = re.compile(r"patter_anyio\.call: transcript call=\S+ (user|assistant): (.*)$")
+# The runner's INFO line for each final transcript segment (``_call.py``).
+_TRANSCRIPT_LINE = re.compile(r"patter_anyio\.transcript: call=\S+ (user|assistant): (.*)$")
 
 
 def transcript_lines(log: IO[bytes]) -> list[str]:
@@ -463,15 +487,58 @@ def transcript_lines(log: IO[bytes]) -> list[str]:
     return out
 
 
+# The runner's warning when a provider failure ended a call (``_call.py``).
+_PROVIDER_FAILURE = re.compile(r"ended: the AI provider failed: (.*) \(check the provider")
+
+
+def provider_failures(log: IO[bytes]) -> list[str]:
+    """The provider's own words for every call a server log says it failed."""
+    log.seek(0)
+    text = log.read().decode("utf-8", "replace")
+    return [match.group(1) for match in _PROVIDER_FAILURE.finditer(text)]
+
+
 async def _dial_spawned(
     options: DialOptions, provider: str | None, env: Mapping[str, str]
 ) -> DialReport:
     transcript: list[str] = []
+    failures: list[str] = []
     async with spawned_server(
-        options, provider=provider, env=env, transcript=transcript
+        options, provider=provider, env=env, transcript=transcript, failures=failures
     ) as spawned:
         report = await dial(spawned)
-    return dataclasses.replace(report, transcript=tuple(transcript))
+    failure = report.agent_failure
+    if failures:
+        failure = f"the provider failed: {failures[0]}"
+    return dataclasses.replace(
+        report,
+        transcript=tuple(transcript),
+        agent=describe_spawned_agent(provider),
+        agent_failure=failure,
+    )
+
+
+def describe_spawned_agent(provider: str | None) -> str:
+    if provider in (None, "echo"):
+        return "the echo agent (spawned server; --provider chooses another)"
+    return f"{provider} (spawned server)"
+
+
+def record_problem(path: str) -> str | None:
+    """Why ``path`` cannot take the recording, found before dialling; None when it can."""
+    target = os.path.abspath(path)
+    parent = os.path.dirname(target)
+    if os.path.isdir(target):
+        return f"cannot write {path}: it is a directory"
+    if not os.path.isdir(parent):
+        return f"cannot write {path}: no such directory {parent}"
+    if os.path.exists(target):
+        writable = os.access(target, os.W_OK)
+    else:
+        writable = os.access(parent, os.W_OK | os.X_OK)
+    if not writable:
+        return f"cannot write {path}: permission denied"
+    return None
 
 
 def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
@@ -487,7 +554,13 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
     if args.provider and not args.spawn_server:
         _error("--provider chooses the spawned server's agent: it needs --spawn-server")
         return 2
+    if args.record:
+        problem = record_problem(args.record)
+        if problem:
+            _error(problem)
+            return 2
     progress = None if args.quiet else _ProgressLine(sys.stderr)
+    hang_up = HangUp()
     options = DialOptions(
         server=args.server,
         carrier=args.carrier,
@@ -518,6 +591,7 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         barge_in_hz=args.barge_in_hz,
         timeout=args.timeout,
         progress=progress,
+        hang_up=hang_up,
     )
     if options.carrier == "telnyx" and not args.spawn_server and not args.quiet:
         try:
@@ -525,6 +599,18 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         except SetupFailed as exc:
             _error(str(exc))
             return exc.exit_code
+    # The first Ctrl-C hangs up (the summary and the recording follow); a
+    # second one stops at once.
+    def first_interrupt(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        hang_up.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = (
+        signal.signal(signal.SIGINT, first_interrupt)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
     try:
         if args.spawn_server:
             report = anyio.run(_dial_spawned, options, args.provider, env, backend=args.backend)
@@ -537,6 +623,9 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if progress is not None:
         progress.finish()
     if args.record:
@@ -546,9 +635,11 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
             _error(f"cannot write {args.record}: {exc.strerror or exc}")
             return 1
     print(format_summary(report, record_path=args.record))
+    if report.agent_failure:
+        return 1
     if report.ended_by == "agent" and report.close_code not in (None, 1000):
         return 1
-    return 0
+    return 130 if report.hung_up_early else 0
 
 
 def _print_telnyx_setup(options: DialOptions) -> None:

@@ -266,6 +266,16 @@ class StreamSettings(Protocol):
     def telnyx_error_at(self) -> float | None: ...
     @property
     def progress(self) -> Callable[[DialProgress], None] | None: ...
+    @property
+    def hang_up(self) -> HangUp | None: ...
+
+
+class HangUp:
+    """Set from outside the call (a Ctrl-C handler) to end it early, as a
+    caller hanging up: the next 20 ms frame is ``stop`` instead."""
+
+    def __init__(self) -> None:
+        self.requested = False
 
 
 class CallStream:
@@ -298,6 +308,8 @@ class CallStream:
         self.close_code: int | None = None
         self.failure: str | None = None
         self.receiver_done = anyio.Event()
+        #: When the caller hung up early (``HangUp``), else None.
+        self.hung_up_at: float | None = None
 
     def now(self) -> float:
         return anyio.current_time() - self.t0
@@ -334,8 +346,13 @@ class CallStream:
         dtmf = sorted(opts.dtmf, key=lambda item: item[1])
         error_at = opts.telnyx_error_at
         next_progress = 1.0
+        hang_up = opts.hang_up
         for index in range(total_frames):
             await anyio.sleep_until(self.t0 + index * FRAME_SECONDS)
+            if hang_up is not None and hang_up.requested:
+                self.hung_up_at = index * FRAME_SECONDS
+                total_frames = index
+                break
             now = self.now()
             offset = index * FRAME_BYTES
             payload = caller[offset : offset + FRAME_BYTES]

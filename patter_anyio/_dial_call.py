@@ -44,6 +44,7 @@ from ._dial_audio import (
     DEFAULT_JITTER_BUFFER_S,
     CallStream,
     DialProgress,
+    HangUp,
     percentiles,
     tone_ulaw,
 )
@@ -133,6 +134,8 @@ class DialOptions:
     jitter_buffer_s: float = DEFAULT_JITTER_BUFFER_S
     timeout: float = 10.0  # connecting, the webhook answer, the upgrade
     progress: Callable[[DialProgress], None] | None = None
+    #: Set ``requested`` to hang up before ``duration`` (Ctrl-C).
+    hang_up: HangUp | None = field(default=None, compare=False)
     entropy: Entropy = field(default=secrets, repr=False)
 
 
@@ -169,6 +172,11 @@ class DialReport:
     # Telnyx: what the server asked of the fake Call Control API, in order.
     carrier_commands: tuple[TelnyxCommand, ...] = ()
     errors_sent: int = 0  # Telnyx error frames sent (--telnyx-error-at)
+    hung_up_early: bool = False  # the caller hung up before the duration (Ctrl-C)
+    #: Who answered, when dial knows (the spawned server's agent).
+    agent: str | None = None
+    #: Why the agent failed the call, when it did (shown, exit code 1).
+    agent_failure: str | None = None
 
 
 # --------------------------------------------------------------------- webhook
@@ -258,7 +266,15 @@ async def _answer_webhook(
     except ClientError as exc:
         raise DialError(f"the webhook request failed: {exc}") from None
     if response.status != 200:
-        raise DialError(f"the webhook answered {response.status}: {_snippet(response.body)}")
+        hint = ""
+        if response.status == 403:
+            hint = (
+                " (the server checks the signature over its own --webhook-url: give dial "
+                "the same --webhook-url, and --auth-token its TWILIO_AUTH_TOKEN)"
+            )
+        raise DialError(
+            f"the webhook answered {response.status}: {_snippet(response.body)}{hint}"
+        )
     return _twiml_stream(response.body)
 
 
@@ -298,6 +314,21 @@ def _check_options(options: DialOptions) -> None:
     if options.telnyx_l16_byte_order not in ("big", "little"):
         raise bad(
             f"L16 byte order must be 'big' or 'little', not {options.telnyx_l16_byte_order!r}"
+        )
+
+
+def _check_schedule(options: DialOptions, duration: float) -> None:
+    """Nothing may be scheduled at or after the end of the call: it would never happen."""
+    late = [f"--dtmf {digit}@{at:g}" for digit, at in options.dtmf if at >= duration]
+    if options.barge_in_at is not None and options.barge_in_at >= duration:
+        late.append(f"--barge-in-at {options.barge_in_at:g}")
+    if options.telnyx_error_at is not None and options.telnyx_error_at >= duration:
+        late.append(f"--telnyx-error-at {options.telnyx_error_at:g}")
+    if late:
+        raise DialError(
+            f"{', '.join(late)}: after the call ends at {duration:g} s "
+            "(give a longer --duration)",
+            exit_code=2,
         )
 
 
@@ -493,6 +524,7 @@ async def dial(options: DialOptions) -> DialReport:
     _check_options(options)
     base, netloc, ws_scheme = _server_base(options.server)
     audio = _audio(options)
+    _check_schedule(options, audio.duration)
     if options.carrier == "telnyx":
         return await _dial_telnyx(options, base, netloc, ws_scheme, audio)
     return await _dial_twilio(options, base, netloc, ws_scheme, audio)
@@ -512,6 +544,8 @@ def _report(
     commands: tuple[TelnyxCommand, ...] = (),
 ) -> DialReport:
     duration = audio.duration
+    if call.hung_up_at is not None:
+        duration = call.hung_up_at
     elapsed = min(call.now(), duration) if call.ended_by == "agent" else duration
     pb = call.playback
     return DialReport(
@@ -541,6 +575,12 @@ def _report(
         audio=pb.heard(elapsed),
         carrier=carrier,
         carrier_commands=commands,
+        hung_up_early=call.hung_up_at is not None,
+        agent_failure=(
+            f"the agent closed the stream ({call.close_code}) before sending any audio"
+            if call.ended_by == "agent" and pb.frames_received == 0
+            else None
+        ),
     )
 
 

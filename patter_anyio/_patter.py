@@ -18,7 +18,6 @@ import datetime
 import logging
 import os
 import secrets
-import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import anyio
 import anyio.abc
 
 from patter_core import PatterError
+from patter_core.bridge import e164_number
 from patter_core.http import ServerLimits
 from patter_core.monitor import token_problem
 from patter_core.webhooks import (
@@ -52,7 +52,16 @@ from patter_core.webhooks import (
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
 from ._app import WebhookApp
 from ._call import CallHooks
-from ._config import ConfigError, normalise_webhook_host
+from ._config import ConfigError, host_problem, normalise_webhook_host
+from ._console import (
+    BindError,
+    StartupInfo,
+    bind_problem,
+    default_logging,
+    describe_agent,
+    log_startup,
+    watch_signals,
+)
 from ._monitor import Monitor
 from ._outbound import CallResult
 from ._recording import recording_dir_problem
@@ -118,13 +127,30 @@ def _recording_dir(value: object) -> Path | None:
     return directory
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _from_env(value: str | None, env: Mapping[str, str], name: str) -> str | None:
+    if value is not None:
+        return value
+    return env.get(name, "").strip() or None
+
+
 def _check_callback(name: str, value: object) -> None:
     if value is not None and not callable(value):
         raise InvalidOption(f"{name} must be callable, not {type(value).__name__}")
 
 
 class Patter:
-    """One phone line (or several), served locally."""
+    """One phone line (or several), served locally.
+
+    Credentials not given as arguments are read from the environment
+    (``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``TELNYX_API_KEY``,
+    ``TELNYX_PUBLIC_KEY``, ``OPENAI_API_KEY``, ``ELEVENLABS_API_KEY``,
+    ``ELEVENLABS_AGENT_ID``, ``DEEPGRAM_API_KEY``); ``env`` replaces
+    ``os.environ`` for that (tests, embedding).
+    """
 
     def __init__(
         self,
@@ -151,11 +177,34 @@ class Patter:
         twilio_signing_keys: Mapping[str, str] | None = None,
         webhook_secret: str | None = None,
         allow_private_webhooks: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if mode != "local":
             raise InvalidOption(f"only mode='local' is available here, not {mode!r}")
+        # As the official SDKs do: an argument not given is read from the
+        # environment; an explicit argument always wins.
+        environ = os.environ if env is None else env
+        twilio_sid = _from_env(twilio_sid, environ, "TWILIO_ACCOUNT_SID")
+        twilio_token = _from_env(twilio_token, environ, "TWILIO_AUTH_TOKEN")
+        telnyx_key = _from_env(telnyx_key, environ, "TELNYX_API_KEY")
+        telnyx_public_key = _from_env(telnyx_public_key, environ, "TELNYX_PUBLIC_KEY")
+        openai_key = _from_env(openai_key, environ, "OPENAI_API_KEY")
+        elevenlabs_key = _from_env(elevenlabs_key, environ, "ELEVENLABS_API_KEY")
+        elevenlabs_agent_id = _from_env(elevenlabs_agent_id, environ, "ELEVENLABS_AGENT_ID")
+        deepgram_key = _from_env(deepgram_key, environ, "DEEPGRAM_API_KEY")
         if bool(twilio_sid) != bool(twilio_token):
-            raise InvalidOption("twilio_sid and twilio_token go together")
+            given, missing = (
+                ("twilio_sid", "twilio_token (or TWILIO_AUTH_TOKEN)")
+                if twilio_sid
+                else ("twilio_token", "twilio_sid (or TWILIO_ACCOUNT_SID)")
+            )
+            raise InvalidOption(
+                f"twilio_sid and twilio_token go together: {given} is set, {missing} is not"
+            )
+        if phone_number is not None and e164_number(phone_number) is None:
+            raise InvalidOption(
+                f"phone_number must be an E.164 number such as +15550001111, not {phone_number!r}"
+            )
         if telnyx_codec not in ("PCMU", "L16"):
             raise InvalidOption(f"telnyx_codec must be 'PCMU' or 'L16', not {telnyx_codec!r}")
         try:
@@ -337,11 +386,14 @@ class Patter:
         if on_message is not None and agent.provider != "pipeline":
             raise InvalidOption(
                 "on_message is for provider='pipeline' (speech-to-text, your handler, "
-                f"text-to-speech); a {agent.provider} agent answers by itself"
+                f"text-to-speech); {_article(agent.provider)} {agent.provider} agent "
+                "answers by itself"
             )
         problem = missing_settings(agent, self.providers, handler=on_message is not None)
         if problem:
             raise InvalidOption(problem)
+        if not isinstance(recording, bool):
+            raise InvalidOption(f"recording must be True or False, not {recording!r}")
         twilio = bool(self.carriers.twilio_sid and self.carriers.twilio_token)
         if recording and not (twilio or self.carriers.telnyx_key):
             raise InvalidOption(
@@ -423,6 +475,9 @@ class Patter:
         ``on_call_end`` as ``recording_path``.
         """
         _check_port(port)
+        problem = host_problem(host, "host")
+        if problem:
+            raise InvalidOption(problem)
         timeouts = StreamTimeouts(
             start=check_seconds("start_timeout", start_timeout),
             media=check_seconds("media_timeout", media_timeout),
@@ -468,54 +523,69 @@ class Patter:
         else:
             server.app = app
         server.end_calls = runtime.end_all
+        default_logging()
         monitor = Monitor()
         runtime.monitor = monitor
         dashboard_off = server.attach_monitor(monitor, token=dashboard_token)
         if dashboard_off:
             log.warning("%s", dashboard_off)
-        for warning in app.startup_warnings():
-            log.warning("%s", warning)
         today = datetime.datetime.now(datetime.UTC).date()
         handler = on_message is not None
         for level, line in start_notices(agent, self.providers, handler=handler, today=today):
             log.log(level, "%s", line)
-        if self._secret_generated:
-            log.info("stream tokens use a per-process secret (set stream_secret to share it)")
         self._runtime = runtime
         self._server = server
-        # A failed bind (port in use, bad host) is raised as the OSError
-        # itself, not wrapped in the task group's exception group.
+        # A failed bind (port in use, bad host) is one sentence, as BindError.
         bind_error: OSError | None = None
         try:
+            signals = handle_signals and threading.current_thread() is threading.main_thread()
             async with anyio.create_task_group() as tg:
                 runtime.background = tg
-                if handle_signals and threading.current_thread() is threading.main_thread():
-                    tg.start_soon(self._watch_signals, server, tg.cancel_scope)
+                if signals:
+                    tg.start_soon(watch_signals, server)
+
+                async def serve_then_stop(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+                    # The task group ends with the server's own serve(), once
+                    # it has drained and said so.
+                    await server.serve(task_status=task_status)
+                    tg.cancel_scope.cancel()
+
                 try:
-                    await tg.start(server.serve)
+                    await tg.start(serve_then_stop)
                 except OSError as exc:
                     bind_error = exc
                     tg.cancel_scope.cancel()
                 else:
+                    log_startup(
+                        StartupInfo(
+                            host=server.host,
+                            port=server.port,
+                            agent=describe_agent(
+                                agent, elevenlabs_agent_id=self.providers.elevenlabs_agent_id
+                            ),
+                            webhook_host=app.webhook_host,
+                            twilio_checked=app.twilio is not None,
+                            telnyx_checked=app.telnyx is not None,
+                            twilio_configured=bool(
+                                self.carriers.twilio_sid or self.carriers.twilio_token
+                            ),
+                            telnyx_configured=bool(self.carriers.telnyx_key),
+                            stream_secret_generated=self._secret_generated,
+                            webhook_setting="webhook_url=",
+                            stop_hint="Ctrl-C to stop (twice to end live calls at once)"
+                            if signals
+                            else "phone.stop() to stop",
+                        )
+                    )
                     task_status.started(server.port)
-                    await _wait_stopped(server)
-                    tg.cancel_scope.cancel()
             if bind_error is not None:
-                raise bind_error
+                raise BindError(
+                    bind_problem(host, server.port, bind_error, port_setting="port=")
+                ) from None
         finally:
             runtime.outcomes.abandon()
             self._runtime = None
             self._server = None
-
-    async def _watch_signals(self, server: Server, scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if server.stopping:
-                    log.warning("second signal: ending live calls now")
-                    server.stop(immediate=True)
-                    return
-                log.info("signal %d: finishing live calls, then stopping", signum)
-                server.stop()
 
     def stop(self, *, immediate: bool = False) -> None:
         """Begin a graceful shutdown of a running ``serve()``: drain (503 to new
@@ -660,7 +730,8 @@ class Patter:
             call_id = telnyx_id
         else:
             raise InvalidOption(
-                "an outbound call needs Twilio (twilio_sid, twilio_token) or Telnyx (telnyx_key)"
+                "an outbound call needs Twilio (twilio_sid and twilio_token, or "
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or Telnyx (telnyx_key or TELNYX_API_KEY)"
             )
         log.info("outbound call %s to %s placed", call_id, to)
         if runtime is None:
@@ -681,11 +752,3 @@ async def _send(req: Any) -> Any:
     from ._httpclient import request
 
     return await request(req, timeout=15.0, max_response_bytes=1024 * 1024)
-
-
-async def _wait_stopped(server: Server) -> None:
-    """Return once the server's serve() has finished draining."""
-    while not server.stopping:
-        await anyio.sleep(0.1)
-    while server.live_connections:
-        await anyio.sleep(0.05)

@@ -157,20 +157,27 @@ class ProviderSettings:
 def missing_settings(agent: Agent, providers: ProviderSettings, *, handler: bool) -> str | None:
     """Why ``agent`` cannot run with these keys, or None when it can."""
     if agent.provider == "openai" and not providers.openai_key:
-        return "provider openai needs an OpenAI key (OPENAI_API_KEY)"
+        return "provider openai needs an OpenAI key: openai_key= or OPENAI_API_KEY"
     if agent.provider == "elevenlabs" and not (agent.agent_id or providers.elevenlabs_agent_id):
-        return "provider elevenlabs needs an agent id (ELEVENLABS_AGENT_ID)"
+        return (
+            "provider elevenlabs needs an agent id: agent_id= (or elevenlabs_agent_id=) "
+            "or ELEVENLABS_AGENT_ID"
+        )
     if agent.provider == "pipeline":
         stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
         tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
         if stt == "deepgram" and not providers.deepgram_key:
-            return "pipeline speech-to-text with Deepgram needs DEEPGRAM_API_KEY"
+            return "pipeline speech-to-text with Deepgram needs deepgram_key= or DEEPGRAM_API_KEY"
         if tts in ("elevenlabs", "elevenlabs-ws") and not providers.elevenlabs_key:
-            return "pipeline text-to-speech with ElevenLabs needs ELEVENLABS_API_KEY"
+            return (
+                "pipeline text-to-speech with ElevenLabs needs elevenlabs_key= "
+                "or ELEVENLABS_API_KEY"
+            )
         needs_openai = stt == "openai" or tts == "openai" or not handler
         if needs_openai and not providers.openai_key:
             return (
-                "pipeline needs OPENAI_API_KEY (speech or the LLM; give on_message to skip the LLM)"
+                "pipeline needs openai_key= or OPENAI_API_KEY "
+                "(speech or the LLM; give on_message to skip the LLM)"
             )
     return None
 

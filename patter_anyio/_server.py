@@ -222,6 +222,11 @@ class Server:
     def live_connections(self) -> int:
         return self._live
 
+    @property
+    def live_calls(self) -> int:
+        """Media streams open now."""
+        return len(self._websockets)
+
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
@@ -231,7 +236,7 @@ class Server:
             local_host=self.host, local_port=self.port, reuse_port=self.reuse_port
         )
         self.port = listener.listeners[0].extra(SocketAttribute.local_port)
-        log.info("listening on %s:%d", self.host, self.port)
+        log.debug("bound %s:%d", self.host, self.port)
         task_status.started(self.port)
         async with anyio.create_task_group() as tg:
             accept_scope = anyio.CancelScope()
@@ -256,8 +261,9 @@ class Server:
             self.router.draining = True
             for scope in list(self._waiting):
                 scope.cancel()
-            log.info(
-                "draining: %d live call(s), up to %g s (a second signal ends them now)",
+            log.log(
+                logging.INFO if self._websockets else logging.DEBUG,
+                "draining: %d live call(s), up to %g s",
                 len(self._websockets),
                 self.limits.shutdown_grace,
             )
@@ -480,6 +486,14 @@ class Server:
         if isinstance(decision, Reject):
             if decision.stream and self.monitor is not None:
                 self.monitor.refused(decision.reason)
+            if decision.status == 429 and self._refusals.admit("429", anyio.current_time()):
+                log.warning(
+                    "stream %s from %s refused (429): %s; the limit is per address, so "
+                    "behind a proxy give --trusted-proxy so callers are counted, not the proxy",
+                    target.split("?", 1)[0],
+                    self.router.client_ip(peer, headers),
+                    decision.reason,
+                )
             await self._send_error(conn, stream, decision.status, decision.reason, decision.headers)
             return False
         if decision.endpoint.is_websocket:

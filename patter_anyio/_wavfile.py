@@ -41,6 +41,8 @@ def read_wav_as_ulaw(path: str) -> bytes:
                 raise WavError(f"{path}: {channels} channels; only mono or stereo is supported")
             if not 1000 <= rate <= 192000:
                 raise WavError(f"{path}: sample rate {rate} Hz is outside 1000..192000")
+            if frames == 0:
+                raise WavError(f"{path}: the file holds no audio (0 samples)")
             if frames > MAX_WAV_SECONDS * rate:
                 raise WavError(f"{path}: longer than {MAX_WAV_SECONDS:.0f} s")
             raw = wav.readframes(frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import signal
@@ -14,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from patter_anyio import ConfigError, config_from_args
+from patter_anyio import ConfigError, ServerConfig, config_from_args
 from patter_core import CountingEntropy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,8 +35,32 @@ def test_defaults() -> None:
         1,
     )
     assert config.stream_secret_generated and len(config.stream_secret) == 64
-    assert any("Twilio signature validation is OFF" in w for w in config.warnings())
-    assert any("Telnyx signature validation is OFF" in w for w in config.warnings())
+    assert _block(config) == [
+        (logging.INFO, "patter-local 0.1.0 listening on http://127.0.0.1:8000"),
+        (logging.INFO, "agent: the echo agent: no provider key set (it repeats what the caller says)"),
+        (
+            logging.INFO,
+            "webhook URLs: set --webhook-url (PATTER_WEBHOOK_URL) to your public host, e.g. "
+            "the one `ngrok http 8000` prints; until then stream URLs follow the Host header",
+        ),
+        (logging.INFO, "signatures: Twilio and Telnyx off"),
+        (
+            logging.INFO,
+            "stream tokens: a per-process secret (set PATTER_STREAM_SECRET to share it "
+            "between instances)",
+        ),
+        (logging.INFO, "Ctrl-C to stop (twice to end live calls at once)"),
+    ]
+
+
+def _block(config: ServerConfig) -> list[tuple[int, str]]:
+    from patter_anyio._cli import runtime_from_config
+    from patter_anyio._console import describe_agent, startup_lines
+
+    agent = describe_agent(
+        runtime_from_config(config).agent, elevenlabs_agent_id=config.elevenlabs_agent_id
+    )
+    return startup_lines(config.startup_info(port=config.port, agent=agent))
 
 
 def test_flags_and_environment() -> None:
@@ -206,7 +231,7 @@ def test_serve_health_then_sigterm(workers: str, tmp_path: pathlib.Path) -> None
             proc.wait()
     err = log_path.read_text()
     assert proc.returncode == 0, err
-    assert "signature validation is OFF" in err
+    assert "signatures: Twilio and Telnyx off" in err and "WARNING" not in err
     assert err.count("listening on") == int(workers)
     assert err.count(": stopped") == int(workers)
 

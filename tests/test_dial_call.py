@@ -163,7 +163,9 @@ async def test_unsigned_call_and_agent_hangs_up_quietly() -> None:
         (
             {"auth_token": TOKEN},
             {"auth_token": "wrong"},
-            "the webhook answered 403: invalid signature",
+            "the webhook answered 403: invalid signature (the server checks the signature over "
+            "its own --webhook-url: give dial the same --webhook-url, and --auth-token its "
+            "TWILIO_AUTH_TOKEN)",
         ),
         ({"twiml": "<Response><Say>hi</Say></Response>"}, {}, "the TwiML has no <Stream>"),
         (

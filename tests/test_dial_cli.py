@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
 import wave
 from pathlib import Path
 
@@ -118,3 +123,136 @@ def test_whole_call_from_a_stereo_wav_records_what_came_back(
 def test_parser_has_help_for_every_flag() -> None:
     text = build_dial_parser().format_help()
     assert "dial" in text
+
+
+# -- what a new user meets -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--dtmf", "5@2", "--duration", "2"],
+            "--dtmf 5@2: after the call ends at 2 s (give a longer --duration)",
+        ),
+        (
+            # No --duration: the 3 s test signal plus 2 s.
+            ["--dtmf", "1@1", "--dtmf", "9@6", "--barge-in-at", "7"],
+            "--dtmf 9@6, --barge-in-at 7: after the call ends at 5 s (give a longer --duration)",
+        ),
+    ],
+)
+def test_events_after_the_call_ends_are_refused_before_dialling(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens on port 9: the check comes before any connection.
+    assert dial_main(["--server", "http://127.0.0.1:9", "--quiet", *argv], {}) == 2
+    assert one_error_line(capsys) == f"patter-local: error: {message}"
+
+
+def test_an_empty_wav_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.wav"
+    with wave.open(str(empty), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+    assert dial_main(["--audio", str(empty)], {}) == 2
+    assert one_error_line(capsys) == (
+        f"patter-local: error: {empty}: the file holds no audio (0 samples)"
+    )
+
+
+def test_an_unwritable_recording_path_fails_before_dialling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir.wav"
+    assert dial_main(["--server", "http://127.0.0.1:9", "--record", str(missing)], {}) == 2
+    assert one_error_line(capsys) == (
+        f"patter-local: error: cannot write {missing}: no such directory {missing.parent}"
+    )
+    assert dial_main(["--server", "http://127.0.0.1:9", "--record", str(tmp_path)], {}) == 2
+    assert one_error_line(capsys) == f"patter-local: error: cannot write {tmp_path}: it is a directory"
+
+
+def test_ctrl_c_during_dial_prints_the_partial_summary_and_writes_the_recording(
+    tmp_path: Path,
+) -> None:
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "partial.wav"
+    with fake_agent(auth_token="tok") as agent:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "patter_anyio", "dial", "--server", agent.base_url),
+                *("--duration", "30", "--record", str(out), "--quiet"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root), "TWILIO_AUTH_TOKEN": "tok"},
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not agent.ws_signature_ok:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "ended because we hung up early (Ctrl-C)" in stdout, stdout
+    assert "frames received" in stdout and f"recording           {out}" in stdout
+    with wave.open(str(out), "rb") as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert 0.5 < seconds < 10, seconds
+
+
+def _dial_process(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parent.parent
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_AUTH_TOKEN", "_PUBLIC_KEY", "_AGENT_ID", "_BASE_URL"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "patter_anyio", "dial", *argv],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**clean, "PYTHONPATH": str(root), **env},
+        timeout=120,
+    )
+
+
+def test_spawn_server_uses_the_echo_agent_whatever_key_the_shell_has() -> None:
+    # The base URL leads nowhere: had the key switched the agent to OpenAI,
+    # the call would fail.
+    result = _dial_process(
+        "--spawn-server", "--duration", "4", "--quiet",
+        env={"OPENAI_API_KEY": "sk-from-the-shell", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "  agent               the echo agent (spawned server; --provider chooses another)" in out
+    assert "  frames received     " in out and "frames received     0 " not in out
+    assert "\n  transcript          none\n" in out + "\n"
+    assert "agent failed" not in out
+
+
+def test_spawn_server_shows_a_provider_failure_and_exits_1() -> None:
+    result = _dial_process(
+        "--spawn-server", "--provider", "openai", "--duration", "3", "--quiet",
+        env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},
+    )  # fmt: skip
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "  agent               openai (spawned server)" in result.stdout
+    failed = [line for line in result.stdout.splitlines() if "agent failed" in line]
+    assert len(failed) == 1 and failed[0].startswith(
+        "  agent failed        the provider failed: could not connect"
+    ), result.stdout
+    assert "Traceback" not in result.stderr

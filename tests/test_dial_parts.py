@@ -276,9 +276,9 @@ def test_transcript_lines_from_a_server_log() -> None:
 
     log = io.BytesIO(
         b"2026-11-25 16:01:57,841 INFO [1] patter_anyio.call: call started call=CA1 caller=+1 callee=+2\n"
-        b"2026-11-25 16:01:58,000 DEBUG [1] patter_anyio.call: transcript call=CA1 user: hello there\n"
-        b"2026-11-25 16:01:58,500 DEBUG [1] patter_anyio.call: transcript call=CA1 assistant: Hi: how can I help?\n"
-        b"2026-11-25 16:01:58,600 DEBUG [1] other.module: transcript call=CA1 user: not ours\n"
+        b"2026-11-25 16:01:58,000 INFO [1] patter_anyio.transcript: call=CA1 user: hello there\n"
+        b"2026-11-25 16:01:58,500 INFO [1] patter_anyio.transcript: call=CA1 assistant: Hi: how can I help?\n"
+        b"2026-11-25 16:01:58,600 INFO [1] other.module: call=CA1 user: not ours\n"
         b"\xff\xfe broken bytes\n"
     )
     assert transcript_lines(log) == ["user: hello there", "assistant: Hi: how can I help?"]

@@ -316,9 +316,14 @@ async def test_a_failing_provider_ends_the_call_within_the_set_up_bound(
     assert end["reason"] == "provider_error", end
     bound = 0.3 if failure == "refused" else 1.6
     assert elapsed < bound, elapsed
+    # One warning, naming the provider's words and what to check.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"call {CALL_SID} ended: the AI provider failed: {end['detail']} "
+        "(check the provider's key, model and base URL)"
+    ], warnings
     if failure == "refused":
         assert end["detail"] == "HTTP 401: Incorrect API key provided: sk-e2e-***.", end
-        assert any(end["detail"] in r.getMessage() for r in caplog.records)
     else:
         assert "not ready within 1 s" in end["detail"], end
     # The caller hears the error message, then the call hangs up.

@@ -10,6 +10,7 @@ time and echoes marks as Twilio does.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -190,7 +191,8 @@ class BargeIn:
     expected_end_ms: float
 
 
-async def test_openai_call(anyio_backend: str) -> None:
+async def test_openai_call(anyio_backend: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="patter_anyio")
     fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
     seen = Recorded()
     goodbye = ulaw_tone(500, 400)
@@ -288,6 +290,10 @@ async def test_openai_call(anyio_backend: str) -> None:
     assert ("user", "Where is my order?") in said
     assert ("assistant", "Your order has shipped.") in said
     assert all(t["call_id"] == CALL_SID for t in seen.transcripts)
+    # ... and the log, one INFO line each, on a logger of their own.
+    logged = [r.getMessage() for r in caplog.records if r.name == "patter_anyio.transcript"]
+    assert f"call={CALL_SID} user: Where is my order?" in logged
+    assert f"call={CALL_SID} assistant: Your order has shipped." in logged
 
     # Barge-in: clear to the carrier, cancel and truncate to the model, cut
     # where the carrier's echoed marks said playback had reached.

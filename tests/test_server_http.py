@@ -435,3 +435,45 @@ async def test_head_request() -> None:
     assert status == 200 and body == b""
     full = b'{"status": "ok", "mode": "local", "calls": 0, "version": "0.1.0"}'
     assert headers["content-length"] == str(len(full))
+
+
+async def test_a_refused_twilio_webhook_logs_the_url_checked_and_the_fix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="patter_anyio")
+    async with running() as port:
+        # Signed over the host the request came in on, not the configured one.
+        wrong = split(
+            await exchange(
+                port,
+                twilio_request(
+                    "/webhooks/twilio/voice",
+                    VOICE_FORM,
+                    sign_url="https://internal:8000/webhooks/twilio/voice",
+                ),
+            )
+        )
+    assert wrong[0] == 403 and wrong[2] == b"forbidden\n"
+    lines = [r.getMessage() for r in caplog.records if "refused (403)" in r.getMessage()]
+    assert lines == [
+        "Twilio webhook /webhooks/twilio/voice refused (403): X-Twilio-Signature does not "
+        "match; the signature was checked against https://abc.ngrok.app/webhooks/twilio/voice, "
+        "but the request came for host internal:8000: if Twilio posts there, start the server "
+        "with --webhook-url internal:8000"
+    ]
+
+
+async def test_a_refused_telnyx_webhook_says_what_to_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="patter_anyio")
+    body = telnyx_body()
+    async with running() as port:
+        stale = split(await exchange(port, telnyx_request(body, timestamp=int(NOW) - 400)))
+    assert stale[0] == 403
+    lines = [r.getMessage() for r in caplog.records if "refused (403)" in r.getMessage()]
+    assert lines == [
+        "Telnyx webhook /webhooks/telnyx/voice refused (403): webhook timestamp outside the "
+        "window (400s); check that TELNYX_PUBLIC_KEY is the public key from the Telnyx portal "
+        "and that this machine's clock is right"
+    ]

@@ -345,3 +345,23 @@ async def _raw(port: int, data: bytes) -> bytes:
                     out += await s.receive()
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     return out
+
+
+async def test_a_429_leaves_one_line_that_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="patter_anyio")
+    rec = Recorder()
+    limits = ServerLimits(**{**_fields(FAST), "max_ws_per_ip": 1})
+    async with running(rec.echo, limits=limits) as (_, port):
+        first = await ws_connect(port, "/ws/stream/CA1")
+        with pytest.raises(InvalidStatus) as info:
+            await ws_connect(port, "/ws/stream/CA2?x=1")
+        assert info.value.response.status_code == 429
+        await in_thread(first.close)
+    lines = [r.getMessage() for r in caplog.records if "(429)" in r.getMessage()]
+    assert lines == [
+        "stream /ws/stream/CA2 from 127.0.0.1 refused (429): too many concurrent streams from "
+        "this address; the limit is per address, so behind a proxy give --trusted-proxy so "
+        "callers are counted, not the proxy"
+    ]

@@ -111,6 +111,7 @@ from ._config import (
     TranscoderFactory,
     Transcoding,
     default_transcoder,
+    e164_number,
     fill_prompt_variables,
     normalize_number,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "TranscoderFactory",
     "Transcoding",
     "default_transcoder",
+    "e164_number",
     "error_output",
     "fill_prompt_variables",
     "normalize_number",

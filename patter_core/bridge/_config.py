@@ -151,6 +151,19 @@ def normalize_number(number: str) -> str | None:
     return cleaned if _NUMBER_RE.fullmatch(cleaned) else None
 
 
+# ITU-T E.164: a leading "+", a country code that does not start with 0,
+# at most 15 digits in all.
+_E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+def e164_number(number: object) -> str | None:
+    """``number`` as ``+<digits>`` (separators dropped) when it is E.164, else None."""
+    if not isinstance(number, str):
+        return None
+    cleaned = "".join(ch for ch in number if ch not in " -.()")
+    return cleaned if _E164_RE.fullmatch(cleaned) else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BridgeConfig:
     """Per-call behaviour of the bridge. Every limit is finite on purpose."""
