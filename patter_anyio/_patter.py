@@ -31,18 +31,10 @@ from patter_core.bridge import e164_number
 from patter_core.http import ServerLimits
 from patter_core.monitor import token_problem
 from patter_core.webhooks import (
-    AMD_DIAL_MODE,
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
-    CarrierApiError,
     StreamTokens,
-    TelnyxRest,
-    TwilioCallFlow,
-    TwilioRest,
     TwilioSignatureValidator,
-    leg_client_state,
     machine_detection_timeout_problem,
-    parse_telnyx_response,
-    parse_twilio_call,
     ring_timeout_problem,
     variables_problem,
     voicemail_problem,
@@ -63,7 +55,7 @@ from ._console import (
     watch_signals,
 )
 from ._monitor import Monitor
-from ._outbound import CallResult
+from ._outbound import CallResult, place_call
 from ._recording import recording_dir_problem
 from ._remote import RemoteMessageHandler, tool_handlers
 from ._runtime import (
@@ -683,56 +675,15 @@ class Patter:
                 "call's progress to its webhooks"
             )
 
-        if self.carriers.twilio_sid and self.carriers.twilio_token:
-            rest = TwilioRest(
-                self.carriers.twilio_sid,
-                self.carriers.twilio_token,
-                base_url=self.carriers.twilio_api_base_url,
-            )
-            flow = TwilioCallFlow(StreamTokens(self._secret), webhook_host=host, rest=rest)
-            req = flow.create_call(
-                to=to,
-                from_=number,
-                machine_detection=machine_detection,
-                machine_detection_timeout=machine_detection_timeout,
-                ring_timeout=ring_timeout,
-            )
-            response = await _send(req)
-            call_id = parse_twilio_call(response).sid
-        elif self.carriers.telnyx_key:
-            if not self.carriers.telnyx_connection_id:
-                raise InvalidOption("Telnyx outbound calls need telnyx_connection_id")
-            rest_t = TelnyxRest(
-                self.carriers.telnyx_key, base_url=self.carriers.telnyx_api_base_url
-            )
-            req = rest_t.dial(
-                to=to,
-                from_=number,
-                connection_id=self.carriers.telnyx_connection_id,
-                stream_url=None,
-                stream_codec=None,
-                stream_bidirectional_mode=None,
-                stream_bidirectional_codec=None,
-                stream_bidirectional_sampling_rate=None,
-                answering_machine_detection=AMD_DIAL_MODE if machine_detection else None,
-                webhook_url=f"https://{host}/webhooks/telnyx/voice",
-                # Marks the leg as ours (only our legs are streamed); the
-                # nonce keeps two dials to one number apart (command_id).
-                client_state=leg_client_state(secrets.token_hex(8)),
-                timeout_secs=ring_timeout,
-            )
-            response = await _send(req)
-            telnyx_id = parse_telnyx_response(response).call_control_id
-            if not telnyx_id:
-                raise CarrierApiError(
-                    "Telnyx answered the dial without a call_control_id", api_status=response.status
-                )
-            call_id = telnyx_id
-        else:
-            raise InvalidOption(
-                "an outbound call needs Twilio (twilio_sid and twilio_token, or "
-                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or Telnyx (telnyx_key or TELNYX_API_KEY)"
-            )
+        call_id = await place_call(
+            self.carriers,
+            StreamTokens.from_list(self._secret),
+            to=to,
+            from_=number,
+            machine_detection=machine_detection,
+            machine_detection_timeout=machine_detection_timeout,
+            ring_timeout=ring_timeout,
+        )
         log.info("outbound call %s to %s placed", call_id, to)
         if runtime is None:
             return call_id
@@ -747,8 +698,3 @@ class Patter:
             return call_id
         return await runtime.outcomes.wait(tracked)
 
-
-async def _send(req: Any) -> Any:
-    from ._httpclient import request
-
-    return await request(req, timeout=15.0, max_response_bytes=1024 * 1024)

@@ -12,7 +12,6 @@ pieces and wires them together.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 import secrets
 import time
@@ -26,36 +25,9 @@ import anyio
 import anyio.abc
 
 from patter_core import Entropy
-from patter_core.bridge import BridgeConfig, CallBridge, CallInfo, offered_tools
+from patter_core.bridge import BridgeConfig, CallBridge
 from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
-from patter_core.providers import (
-    DeepgramConfig,
-    EchoSession,
-    ElevenLabsConfig,
-    ElevenLabsSession,
-    ElevenLabsTtsConfig,
-    ElevenLabsWsTtsConfig,
-    LlmConfig,
-    OpenAIRealtimeConfig,
-    OpenAIRealtimeSession,
-    OpenAISttConfig,
-    OpenAITtsConfig,
-    OpenAITurnDetection,
-    PipelineConfig,
-    PipelineSession,
-    ProviderSession,
-)
-from patter_core.providers._models import (
-    DEEPGRAM_STT_MODEL,
-    ELEVENLABS_TTS_MODEL,
-    LLM_MODEL,
-    OPENAI_STT_MODEL,
-    OPENAI_TTS_MODEL,
-    REALTIME_MODEL,
-    REALTIME_TRANSCRIPTION_MODEL,
-    model_warnings,
-)
 from patter_core.recording import StereoRecorder
 from patter_core.webhooks import (
     AmdCallback,
@@ -85,9 +57,17 @@ from ._controls import TelnyxControl, TwilioControl
 from ._httpclient import ClientError, request_with_retry
 from ._monitor import Monitor
 from ._outbound import OutboundCalls
+from ._providers import (
+    configured_models,
+    elevenlabs_tools_notice,
+    make_session_factory,
+    missing_settings,
+    start_notices,
+)
 from ._recording import RecordingWriter
 from ._remote import tool_handlers
 from ._server import StreamRequest
+from ._settings import CarrierSettings, ProviderSettings, StreamTimeouts
 from ._websocket import WebSocket
 
 __all__ = [
@@ -97,6 +77,8 @@ __all__ = [
     "StreamTimeouts",
     "configured_models",
     "elevenlabs_tools_notice",
+    "make_session_factory",
+    "missing_settings",
     "start_notices",
 ]
 
@@ -107,254 +89,6 @@ _MAX_REST_BYTES = 1024 * 1024
 # Outbound-call overrides waiting for their stream; a dialler that never gets
 # its calls answered must not grow this without bound.
 _MAX_PENDING_OUTBOUND = 10_000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CarrierSettings:
-    """Carrier accounts and the public host they reach us on."""
-
-    webhook_host: str | None = None
-    phone_number: str | None = None
-    twilio_sid: str | None = None
-    twilio_token: str | None = field(default=None, repr=False)
-    telnyx_key: str | None = field(default=None, repr=False)
-    telnyx_public_key: str | None = None
-    telnyx_connection_id: str | None = None
-    #: "PCMU" (default: G.711 both ways, certain on every leg) or "L16" (16 kHz).
-    telnyx_codec: str = "PCMU"
-    #: [R] PROTOCOLS.md §4.4: L16 byte order unverified; big-endian per RFC 3551.
-    telnyx_l16_byte_order: str = "big"
-    twilio_api_base_url: str = "https://api.twilio.com"
-    telnyx_api_base_url: str = "https://api.telnyx.com/v2"
-    #: Telnyx commands carry a command_id, so a 5xx or a lost connection is retried.
-    telnyx_retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamTimeouts:
-    """How long a media stream may go without ``start``, and a call without media."""
-
-    #: Seconds from the upgrade to a valid ``start`` (pings do not count).
-    start: float = 10.0
-    #: Seconds a started call may go without media (carriers send it
-    #: continuously, silence included).
-    media: float = 15.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProviderSettings:
-    """AI provider keys and endpoints."""
-
-    openai_key: str | None = field(default=None, repr=False)
-    elevenlabs_key: str | None = field(default=None, repr=False)
-    elevenlabs_agent_id: str | None = None
-    deepgram_key: str | None = field(default=None, repr=False)
-    openai_base_url: str = "https://api.openai.com/v1"
-    elevenlabs_base_url: str = "https://api.elevenlabs.io"
-    deepgram_base_url: str = "wss://api.deepgram.com"
-
-
-def missing_settings(agent: Agent, providers: ProviderSettings, *, handler: bool) -> str | None:
-    """Why ``agent`` cannot run with these keys, or None when it can."""
-    if agent.provider == "openai" and not providers.openai_key:
-        return "provider openai needs an OpenAI key: openai_key= or OPENAI_API_KEY"
-    if agent.provider == "elevenlabs" and not (agent.agent_id or providers.elevenlabs_agent_id):
-        return (
-            "provider elevenlabs needs an agent id: agent_id= (or elevenlabs_agent_id=) "
-            "or ELEVENLABS_AGENT_ID"
-        )
-    if agent.provider == "pipeline":
-        stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
-        tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
-        if stt == "deepgram" and not providers.deepgram_key:
-            return "pipeline speech-to-text with Deepgram needs deepgram_key= or DEEPGRAM_API_KEY"
-        if tts in ("elevenlabs", "elevenlabs-ws") and not providers.elevenlabs_key:
-            return (
-                "pipeline text-to-speech with ElevenLabs needs elevenlabs_key= "
-                "or ELEVENLABS_API_KEY"
-            )
-        needs_openai = stt == "openai" or tts == "openai" or not handler
-        if needs_openai and not providers.openai_key:
-            return (
-                "pipeline needs openai_key= or OPENAI_API_KEY "
-                "(speech or the LLM; give on_message to skip the LLM)"
-            )
-    return None
-
-
-def configured_models(
-    agent: Agent, providers: ProviderSettings, *, handler: bool
-) -> list[tuple[str, str]]:
-    """``(role, model)`` for every model a call of ``agent`` will name on the wire."""
-    if agent.provider == "openai":
-        return [
-            ("openai realtime", agent.model or REALTIME_MODEL),
-            ("openai realtime transcription", REALTIME_TRANSCRIPTION_MODEL),
-        ]
-    if agent.provider != "pipeline":
-        return []  # ElevenLabs: the agent's models are set in its dashboard
-    stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
-    tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
-    models = [
-        ("pipeline speech-to-text", DEEPGRAM_STT_MODEL if stt == "deepgram" else OPENAI_STT_MODEL),
-        ("pipeline text-to-speech", OPENAI_TTS_MODEL if tts == "openai" else ELEVENLABS_TTS_MODEL),
-    ]
-    if not handler:
-        models.append(("pipeline llm", agent.model or LLM_MODEL))
-    return models
-
-
-def elevenlabs_tools_notice(agent: Agent) -> str | None:
-    """What an ElevenLabs agent must declare for our tools to reach us (None: nothing)."""
-    if agent.provider != "elevenlabs":
-        return None
-    config = BridgeConfig(
-        tools=tuple(tool.spec for tool in agent.tools),
-        end_call_tool=agent.end_call_tool,
-        transfer_allowlist=frozenset(agent.transfer_allowlist),
-    )
-    names = [tool.name for tool in offered_tools(config)]
-    if not names:
-        return None
-    # The conversation socket does not say which tools the agent defines, so
-    # this is said once at start rather than checked.
-    return (
-        "ElevenLabs agent: tools reach this server only if the agent defines client tools "
-        f"named {', '.join(names)} and its client events include client_tool_call"
-    )
-
-
-def start_notices(
-    agent: Agent, providers: ProviderSettings, *, handler: bool, today: datetime.date
-) -> list[tuple[int, str]]:
-    """``(log level, line)`` to log when a server for ``agent`` starts."""
-    used = configured_models(agent, providers, handler=handler)
-    out = [(logging.WARNING, line) for line in model_warnings(used, today)]
-    notice = elevenlabs_tools_notice(agent)
-    if notice is not None:
-        out.append((logging.INFO, notice))
-    return out
-
-
-def make_session_factory(
-    agent: Agent,
-    providers: ProviderSettings,
-    *,
-    use_handler: bool,
-    entropy: Entropy,
-) -> Callable[[CallInfo], ProviderSession]:
-    """The session each call of ``agent`` talks to."""
-
-    def tools(info: CallInfo) -> list[dict[str, Any]]:
-        return [
-            {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
-            for t in info.tools
-        ]
-
-    def factory(info: CallInfo) -> ProviderSession:
-        if agent.provider == "openai":
-            assert providers.openai_key
-            return OpenAIRealtimeSession(
-                OpenAIRealtimeConfig(
-                    api_key=providers.openai_key,
-                    model=agent.model or REALTIME_MODEL,
-                    voice=agent.voice or "marin",
-                    instructions=info.instructions,
-                    first_message=info.first_message or None,
-                    tools=tools(info),
-                    audio_format="pcmu",  # G.711 passthrough: no transcoding at all
-                    base_url=providers.openai_base_url,
-                    turn_detection=OpenAITurnDetection(type=agent.turn_detection),
-                    noise_reduction=agent.noise_reduction,
-                    reasoning_effort=agent.reasoning_effort,  # type: ignore[arg-type]
-                    parallel_tool_calls=agent.parallel_tool_calls,
-                )
-            )
-        if agent.provider == "elevenlabs":
-            agent_id = agent.agent_id or providers.elevenlabs_agent_id
-            assert agent_id
-            return ElevenLabsSession(
-                ElevenLabsConfig(
-                    agent_id=agent_id,
-                    api_key=providers.elevenlabs_key,
-                    base_url=providers.elevenlabs_base_url,
-                    prompt=info.instructions or None,
-                    first_message=info.first_message or None,
-                    language=agent.language,
-                    voice_id=agent.voice,
-                    dynamic_variables={"caller": info.caller, "callee": info.callee},
-                )
-            )
-        if agent.provider == "pipeline":
-            stt_name = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
-            tts_name = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
-            stt: DeepgramConfig | OpenAISttConfig
-            if stt_name == "deepgram":
-                assert providers.deepgram_key
-                stt = DeepgramConfig(
-                    api_key=providers.deepgram_key,
-                    base_url=providers.deepgram_base_url,
-                    language=agent.language or "en",
-                )
-            else:
-                assert providers.openai_key
-                stt = OpenAISttConfig(
-                    api_key=providers.openai_key,
-                    base_url=providers.openai_base_url,
-                    language=agent.language,
-                )
-            tts: ElevenLabsTtsConfig | ElevenLabsWsTtsConfig | OpenAITtsConfig
-            if tts_name == "elevenlabs-ws":
-                assert providers.elevenlabs_key
-                tts = ElevenLabsWsTtsConfig(
-                    api_key=providers.elevenlabs_key, base_url=providers.elevenlabs_base_url
-                )
-                if agent.voice:
-                    tts = dataclasses.replace(tts, voice_id=agent.voice)
-            elif tts_name == "elevenlabs":
-                assert providers.elevenlabs_key
-                if agent.voice:
-                    tts = ElevenLabsTtsConfig(
-                        api_key=providers.elevenlabs_key,
-                        voice_id=agent.voice,
-                        base_url=providers.elevenlabs_base_url,
-                    )
-                else:
-                    tts = ElevenLabsTtsConfig(
-                        api_key=providers.elevenlabs_key, base_url=providers.elevenlabs_base_url
-                    )
-            else:
-                assert providers.openai_key
-                tts = OpenAITtsConfig(
-                    api_key=providers.openai_key,
-                    base_url=providers.openai_base_url,
-                    voice=agent.voice or "alloy",
-                )
-            llm = None
-            if not use_handler:
-                assert providers.openai_key
-                llm = LlmConfig(
-                    api_key=providers.openai_key,
-                    model=agent.model or LLM_MODEL,
-                    base_url=providers.openai_base_url,
-                    tools=tuple(tools(info)),
-                    reasoning_effort=agent.reasoning_effort,
-                    parallel_tool_calls=agent.parallel_tool_calls,
-                )
-            return PipelineSession(
-                PipelineConfig(
-                    stt=stt,
-                    tts=tts,
-                    llm=llm,
-                    use_handler=use_handler,
-                    system_prompt=info.instructions,
-                    first_message=info.first_message,
-                ),
-                entropy=entropy,
-            )
-        return EchoSession()
-
-    return factory
 
 
 @dataclass(slots=True)
