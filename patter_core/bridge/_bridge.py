@@ -12,11 +12,9 @@ session cap (:mod:`._limits`), tools (:mod:`._tools`), the transcript
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable, Iterable
 
 from .._errors import RemoteProtocolError
-from ..audio._format import AudioFormat
 from ..media._events import Connected, Dtmf, Mark, Media, Start, Stop, StreamError
 from ..providers._events import (
     AudioOut,
@@ -71,7 +69,7 @@ from ._metrics import CallMetricsRecorder
 from ._outbound import AgentAudio
 from ._problems import ProblemLog
 from ._start import admitted, call_start_payload
-from ._tools import decide, error_output, offered_tools
+from ._tools import decide, offered_tools, start_transfer
 from ._transcript import TranscriptLog
 from ._voicemail import VoicemailDrop
 from ._watchdog import Watchdog, Watchdogs
@@ -114,10 +112,8 @@ class CallBridge:
         self._carrier = carrier
         self._factory = session_factory
         self._verify = verify_token
-        self._make_transcoder = (
-            make_transcoder if make_transcoder is not None else default_transcoder
-        )
-        self._config = config if config is not None else BridgeConfig()
+        make = make_transcoder if make_transcoder is not None else default_transcoder
+        self._config = config = config if config is not None else BridgeConfig()
         self._control = control
         self._token = stream_token  # Telnyx: the upgrade's auth-token header
         # The call id of the stream's URL path: ``start`` must name the same.
@@ -129,7 +125,7 @@ class CallBridge:
         self._started_at: float | None = None
         self._ready = False
         self._pending: list[ProviderCommand] = []
-        self._agent = AgentAudio(stream, self._make_transcoder, recorder=recorder)
+        self._agent = AgentAudio(stream, make, recorder=recorder)
         self._transcript = TranscriptLog(self._config.max_transcript_entries)
         self._ending = PlannedEnding()
         self._transferred_to: str | None = None
@@ -143,15 +139,8 @@ class CallBridge:
         self._problems = ProblemLog()
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
         # Caller audio, held until the session is ready (module doc, "Audio").
-        self._inbound = CallerAudio(
-            self._make_transcoder, max_held_ms=self._config.max_held_audio_ms
-        )
-        self._watchdogs = Watchdogs(
-            opened_at=opened_at,
-            start_timeout=self._config.start_timeout_seconds,
-            media_timeout=self._config.media_timeout_seconds,
-            setup_timeout=self._config.provider_timeout_seconds,
-        )
+        self._inbound = CallerAudio(make, max_held_ms=config.max_held_audio_ms)
+        self._watchdogs = Watchdogs.of(config, opened_at)
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
@@ -200,10 +189,10 @@ class CallBridge:
                 break
             if isinstance(event, Media):
                 self._on_media(event, now)
-            elif isinstance(event, Mark):
+            elif isinstance(event, Mark):  # the audio before it has played
                 if self._recorder is not None:
                     self._recorder.played(self._stream.played_ms)
-                if self._stream.played_ms >= self._stream.sent_ms:
+                if not self._agent.unplayed:
                     self._metrics.cut_confirmed(now)
                 self._maybe_finish(now)
             elif isinstance(event, Dtmf):
@@ -223,12 +212,7 @@ class CallBridge:
 
     def carrier_closed(self, now: float) -> list[Action]:
         """The carrier's socket is gone (closed or lost)."""
-        if self._state is _State.ENDED:
-            return []
-        self._begin()
-        self._carrier_open = False
-        self._end("carrier_disconnected", now)
-        return self._finish(now)
+        return self._end_now("carrier_disconnected", now)
 
     def amd_result(self, answered_by: str, now: float) -> list[Action]:
         """Answering-machine detection (Twilio ``AnsweredBy``) for this call."""
@@ -265,19 +249,22 @@ class CallBridge:
 
     def hangup(self, reason: str, now: float) -> list[Action]:
         """The application ends the call."""
-        if self._state is _State.ENDED:
-            return []
-        self._begin()
-        self._hangup_detail = reason
-        self._end("hangup", now)
-        return self._finish(now)
+        return self._end_now("hangup", now, detail=reason)
 
     def shutdown(self, now: float) -> list[Action]:
         """The server is going away and the call's grace time is over."""
+        return self._end_now("server_shutdown", now, close_code=1001)
+
+    def _end_now(
+        self, reason: str, now: float, *, detail: str = "", close_code: int = 1000
+    ) -> list[Action]:
         if self._state is _State.ENDED:
             return []
         self._begin()
-        self._end("server_shutdown", now, close_code=1001)
+        if reason == "carrier_disconnected":
+            self._carrier_open = False  # nothing more can be sent on it
+        self._hangup_detail = detail or self._hangup_detail
+        self._end(reason, now, close_code=close_code)
         return self._finish(now)
 
     # -- provider side -------------------------------------------------------
@@ -492,29 +479,11 @@ class CallBridge:
             return
         if self._recorder is not None:
             self._recorder.caller(media.payload, fmt)
+        session = self._session
         if not self._ready:
             self._inbound.hold(media.payload, fmt)
-        elif self._send_caller_audio(media.payload, fmt, now):
+        elif session is not None and self._inbound.send(media.payload, fmt, session, now):
             self._drain_session(now)
-
-    def _send_caller_audio(self, payload: bytes, src: AudioFormat, now: float) -> bool:
-        session = self._session
-        if session is None:
-            return False
-        audio = self._inbound.convert(payload, src, session.input_format)
-        if not audio:
-            return False
-        session.send(SendAudio(audio=audio), now)
-        return True
-
-    def _release_held(self, now: float) -> None:
-        """The session became ready: the caller's first words, in order."""
-        fmt = self._stream.media_format
-        for payload in self._inbound.release():
-            if self._state is not _State.ACTIVE or fmt is None:
-                return
-            if self._send_caller_audio(payload, fmt, now):
-                self._collect_io()
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
@@ -556,7 +525,11 @@ class CallBridge:
             return
         self._ready = True
         self._watchdogs.ready()
-        self._release_held(now)
+        # The caller's first words, in order, in the format it now takes.
+        fmt, session = self._stream.media_format, self._session
+        if fmt is not None and session is not None:
+            self._inbound.release_to(session, fmt, now)
+            self._collect_io()
         pending, self._pending = self._pending, []
         info = self._info
         if info is not None and info.first_message and not self._config.first_message_native:
@@ -635,39 +608,21 @@ class CallBridge:
             if self._ending.plan("end_call", grace, goodbye=True):
                 # The output lets the model say goodbye if it has not yet.
                 self._command(ToolResult(call_id=call.call_id, output=_END_CALL_OUTPUT), now)
-        elif decision.kind == "transfer" and decision.mode == "warm":
-            self._warm_transfer(call.call_id, decision.target, decision.summary, now)
         elif decision.kind == "transfer":
-            self._transfer(call.call_id, decision.target, now)
+            info = self._info
+            start = start_transfer(self._control, info.call_id if info else None, decision)
+            if start.request is not None:
+                self._out.append(HttpCall(request=start.request, purpose=start.purpose))
+                if start.purpose == "transfer":
+                    self._transferred_to = decision.target
+            result = ToolResult(
+                call_id=call.call_id, output=start.output, is_error=start.request is None
+            )
+            self._command(result, now)
         else:
             self._command(
                 ToolResult(call_id=call.call_id, output=decision.output, is_error=True), now
             )
-
-    def _transfer(self, call_id: str, target: str, now: float) -> None:
-        request = None
-        if self._control is not None and self._info is not None:
-            request = self._control.transfer(self._info.call_id, target)
-        if request is None:
-            output = error_output("this carrier cannot transfer calls")
-        else:
-            self._out.append(HttpCall(request=request, purpose="transfer"))
-            self._transferred_to = target
-            output = '{"status": "transferring"}'
-        self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
-
-    def _warm_transfer(self, call_id: str, target: str, summary: str, now: float) -> None:
-        # The caller stays with the agent until the person answers; the
-        # runtime then moves the caller (ending this stream) or tells the
-        # agent it did not work (tell_agent).
-        warm = getattr(self._control, "warm_transfer", None)
-        request = warm(self._info.call_id, target, summary) if warm and self._info else None
-        if request is None:
-            output = error_output("warm transfers are not available here; use mode cold")
-        else:
-            self._out.append(HttpCall(request=request, purpose="warm_transfer"))
-            output = json.dumps({"status": "calling", "number": target})
-        self._command(ToolResult(call_id=call_id, output=output, is_error=request is None), now)
 
     def tell_agent(self, text: str, now: float) -> list[Action]:
         """Give the agent a note from the application (a warm transfer's end)."""

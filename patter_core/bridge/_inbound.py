@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Iterator
 
 from ..audio._format import AudioFormat
+from ..providers._events import SendAudio
+from ..providers._session import ProviderSession
 from ._config import TranscoderFactory, Transcoding
 
 __all__ = ["CallerAudio"]
@@ -75,3 +77,16 @@ class CallerAudio:
             converter = self._converter = self._make(src, dst)
             self._dst = dst
         return converter.convert(payload)
+
+    def send(self, payload: bytes, src: AudioFormat, session: ProviderSession, now: float) -> bool:
+        """Convert a frame to what ``session`` takes now and send it (False: nothing to send)."""
+        audio = self.convert(payload, src, session.input_format)
+        if not audio:
+            return False
+        session.send(SendAudio(audio=audio), now)
+        return True
+
+    def release_to(self, session: ProviderSession, src: AudioFormat, now: float) -> None:
+        """The session is ready: every held frame, oldest first."""
+        for payload in self.release():
+            self.send(payload, src, session, now)

@@ -12,16 +12,19 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._config import BridgeConfig, ToolSpec, normalize_number
+from ..http._types import HttpRequest
+from ._config import BridgeConfig, CarrierControl, ToolSpec, normalize_number
 
 __all__ = [
     "END_CALL",
     "TRANSFER_CALL",
     "ToolDecision",
+    "TransferStart",
     "decide",
     "error_output",
     "offered_tools",
     "parse_arguments",
+    "start_transfer",
 ]
 
 END_CALL = ToolSpec(
@@ -158,3 +161,37 @@ def _decide_transfer(config: BridgeConfig, arguments: Mapping[str, object]) -> T
     return ToolDecision(
         kind="transfer", arguments=arguments, target=target, mode=str(mode), summary=summary
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferStart:
+    """What a ``transfer_call`` the model asked for does: the carrier request
+    (None: this carrier cannot), its purpose, and the tool output."""
+
+    request: HttpRequest | None
+    purpose: str
+    output: str
+
+
+def start_transfer(
+    control: CarrierControl | None, call_id: str | None, decision: ToolDecision
+) -> TransferStart:
+    """Cold: the carrier moves the call at once. Warm: the person is called
+    first and the caller stays with the agent until they answer; the runtime
+    then moves the caller (ending the stream) or tells the agent it did not
+    work."""
+    if decision.mode == "warm":
+        warm = getattr(control, "warm_transfer", None)
+        request = warm(call_id, decision.target, decision.summary) if warm and call_id else None
+        if request is None:
+            output = error_output("warm transfers are not available here; use mode cold")
+        else:
+            output = json.dumps({"status": "calling", "number": decision.target})
+        return TransferStart(request=request, purpose="warm_transfer", output=output)
+    request = control.transfer(call_id, decision.target) if control and call_id else None
+    output = (
+        '{"status": "transferring"}'
+        if request is not None
+        else error_output("this carrier cannot transfer calls")
+    )
+    return TransferStart(request=request, purpose="transfer", output=output)
