@@ -86,7 +86,7 @@ def dial(nginx_port: int, seconds: float, log: Path) -> subprocess.Popen[bytes]:
             "--duration",
             str(seconds),
             "--tone-seconds",
-            "1",
+            "0.5",
             "--quiet",
         ],
         stdout=log.open("wb"),
@@ -147,10 +147,11 @@ def test_two_instances_behind_nginx_and_a_drain(tmp_path: Path) -> None:
 
         # Ten short calls through nginx, five at a time.
         for batch in range(2):
-            group = [dial(listen, 2.0, tmp_path / f"dial-{batch}-{i}.log") for i in range(5)]
+            group = [dial(listen, 3.0, tmp_path / f"dial-{batch}-{i}.log") for i in range(5)]
             dials += group
-            for proc in group:
-                assert proc.wait(60) == 0, (tmp_path / "nginx.log").read_text()
+            for i, proc in enumerate(group):
+                log = tmp_path / f"dial-{batch}-{i}.log"
+                assert proc.wait(60) == 0, log.read_text() + (tmp_path / "nginx.log").read_text()
         # nginx alternates requests: a call's webhook and its stream may land
         # on either instance, so each serves webhooks or streams or both.
         served = [len(re.findall(r"incoming call|stream open", log.read_text())) for log in logs]
@@ -177,7 +178,7 @@ def test_two_instances_behind_nginx_and_a_drain(tmp_path: Path) -> None:
         assert status == 503 and b'"draining"' in body
 
         # New calls while the victim drains: all of them land on the other.
-        new_calls = [dial(listen, 2.0, tmp_path / f"dial-new-{i}.log") for i in range(5)]
+        new_calls = [dial(listen, 3.0, tmp_path / f"dial-new-{i}.log") for i in range(5)]
         dials += new_calls
         for proc in long_calls + new_calls:
             assert proc.wait(60) == 0, proc.args
