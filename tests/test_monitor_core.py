@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from patter_core.bridge import default_transcoder
+from patter_core.bridge._inbound import CallerAudio
 from patter_core.http import Endpoint, Reject, Route, Router
 from patter_core.monitor import (
     CallBoard,
@@ -259,14 +261,14 @@ def test_latency_summary_matches_numpy_percentiles() -> None:
     rec.cut_confirmed(6.5)  # a later echo does not move it
     rec.usage({"total_tokens": 10})
     rec.usage({"total_tokens": 5, "input_tokens": 4})
-    report = rec.report(
-        started_at=1.0, now=9.0, frames_in=400, frames_buffered=10, frames_dropped=0
-    ).as_dict()
+    inbound = CallerAudio(default_transcoder, max_held_ms=5000)
+    inbound.frames_in, inbound.frames_held, inbound.ms_sent = 400, 10, 7840.0
+    report = rec.report(started_at=1.0, now=9.0, inbound=inbound).as_dict()
     assert [t["latency_ms"] for t in report["turns"]] == [250.0, 500.0]  # bounded at 2
     assert report["latency_ms"] == {"p50": 375.0, "p95": 487.5, "max": 500.0}
     assert report["barge_ins"] == 1
     assert report["barge_in_details"] == [{"at": 6.0, "quiet_ms": 50.0}]
-    assert report["usage"] == {"total_tokens": 15, "input_tokens": 4}
+    assert report["usage"] == {"total_tokens": 15, "input_tokens": 4, "input_audio_ms": 7840}
     assert report["duration_s"] == 8.0 and report["frames_in"] == 400
 
 
@@ -283,3 +285,25 @@ def test_a_slow_subscriber_misses_events_and_they_are_counted() -> None:
     subscription.close()
     monitor.observe("on_call_start", call_start("CAx", "MZx"), 1.0)
     assert monitor.board.events_dropped == 5  # a closed page is simply gone
+
+
+def test_turn_timings_follow_the_providers_steps() -> None:
+    from patter_core.bridge._metrics import CallMetricsRecorder
+
+    rec = CallMetricsRecorder()
+    rec.stage("llm_first_token", 0.5)  # no turn open: not counted
+    rec.speech_stopped(1.0)
+    rec.stage("stt_final", 1.12)
+    rec.stage("llm_first_token", 1.4)
+    rec.stage("tts_request", 1.5)
+    rec.stage("tts_request", 1.6)  # the first report of a step counts
+    rec.agent_audio(1.75)
+    rec.speech_stopped(3.0)
+    rec.stage("response_created", 3.2)
+    rec.agent_audio(3.25)
+    inbound = CallerAudio(default_transcoder, max_held_ms=5000)
+    first, second = rec.report(started_at=0.0, now=4.0, inbound=inbound).as_dict()["turns"]
+    assert first["provider_ms"] == {"stt_final": 120.0, "llm_first_token": 400.0, "tts_request": 500.0}
+    assert first["tts_ttfb_ms"] == 250.0 and "provider_ttfb_ms" not in first
+    assert second["provider_ms"] == {"response_created": 200.0}
+    assert second["provider_ttfb_ms"] == 50.0 and second["latency_ms"] == 250.0

@@ -49,6 +49,8 @@ TOKEN = "dashboard-token-0123456789"
 #: The provider's scripted think time, between the caller's end of speech
 #: and the first audio of the answer.
 DELAY = 0.3
+#: Of which: until the provider's response.created, then to its first audio.
+CREATED = 0.2
 
 
 def get(
@@ -113,8 +115,14 @@ async def test_call_metrics_dashboard_api_and_prometheus(anyio_backend: str) -> 
                     provider.push(
                         lambda: fake.speech_stopped(500) + fake.user_transcript("Where is it?")
                     )
-                    await anyio.sleep(DELAY)
-                    provider.push(lambda: fake.respond(ulaw_tone(1000, 400), "It has shipped."))
+                    await anyio.sleep(CREATED)
+                    provider.push(fake.begin_response)
+                    await anyio.sleep(DELAY - CREATED)
+                    provider.push(
+                        lambda: fake.audio(ulaw_tone(1000, 400))
+                        + fake.transcript("It has shipped.")
+                        + fake.end_response()
+                    )
                     await call.wait_played_out(400)
                     await interrupt(call, provider, fake)
                     await end_call_with_goodbye(provider, fake)
@@ -142,6 +150,13 @@ async def test_call_metrics_dashboard_api_and_prometheus(anyio_backend: str) -> 
     (turn,) = metrics["turns"]
     assert DELAY * 1000 - 5 <= turn["latency_ms"] <= DELAY * 1000 + 80, turn
     assert metrics["latency_ms"]["p50"] == metrics["latency_ms"]["max"] == turn["latency_ms"]
+    # The provider's own steps: response.created, then its time to first byte.
+    created_ms = turn["provider_ms"]["response_created"]
+    assert CREATED * 1000 - 5 <= created_ms <= CREATED * 1000 + 60, turn
+    assert (DELAY - CREATED) * 1000 - 5 <= turn["provider_ttfb_ms"] <= (DELAY - CREATED) * 1000 + 60
+    assert turn["provider_ttfb_ms"] == pytest.approx(turn["latency_ms"] - created_ms, abs=0.2)
+    # Seconds of caller audio the model heard: the 500 ms spoken, at least.
+    assert metrics["usage"]["input_audio_ms"] >= 500
     assert metrics["barge_ins"] == 1
     # Two answers (the scripted one and the interrupted one), each reporting usage.
     assert metrics["usage"]["total_tokens"] in (240, 360)  # the cancelled answer may report

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from patter_core import CountingEntropy
 from patter_core.audio import PCM16_16K, PCM16_24K
 from patter_core.providers import (
+    AnswerStage,
     AudioOut,
     CallHandler,
     Cancel,
@@ -124,6 +125,7 @@ def test_scripted_turn_first_audio_before_llm_finishes() -> None:
         UserSpeechStarted(),
         UserSpeechStopped(),
         Transcript(role="user", text="What is the weather in Paris?", final=True),
+        AnswerStage(stage="stt_final"),  # when the turn's timings start
     ]
     [llm] = https(session.io_to_send(), "llm")
     body = json.loads(llm.request.body)
@@ -138,7 +140,10 @@ def test_scripted_turn_first_audio_before_llm_finishes() -> None:
     cut = stream.rindex(b"data:", 0, cut)
     first, rest = stream[:cut], stream[cut:]
     session.http_response_start(llm.channel, 200, (("content-type", "text/event-stream"),), 1.0)
-    assert session.http_data(llm.channel, first, 1.0) == []
+    assert session.http_data(llm.channel, first, 1.0) == [
+        AnswerStage(stage="llm_first_token"),
+        AnswerStage(stage="tts_request"),
+    ]
     [tts1] = https(session.io_to_send(), "tts")  # first sentence on its way, LLM still writing
     assert json.loads(tts1.request.body)["input"] == "Sure."
 
@@ -157,7 +162,7 @@ def test_scripted_turn_first_audio_before_llm_finishes() -> None:
     assert audio_of(events) == speech_pcm("It is sunny in Paris.")
     assert events[-2:] == [
         Transcript(role="assistant", text="Sure. It is sunny in Paris.", item_id=item),
-        ResponseDone(item_id=item, status="completed"),
+        ResponseDone(item_id=item, status="completed", usage=(("tts_characters", 26),)),
     ]
     assert session.history[-1] == {"role": "assistant", "content": "Sure. It is sunny in Paris."}
 
@@ -230,7 +235,8 @@ def test_barge_in_truncates_history_to_what_was_heard() -> None:
     assert session.next_deadline() == 2.0
     assert session.handle_timer(2.0) == [
         Transcript(role="assistant", text="Sure. It is sunny in Paris today.", item_id=item),
-        ResponseDone(item_id=item, status="cancelled"),
+        # Both sentences had gone to text-to-speech: 5 + 27 characters.
+        ResponseDone(item_id=item, status="cancelled", usage=(("tts_characters", 32),)),
     ]
     # late bytes of the aborted request are ignored
     assert session.http_data(tts[1].channel, b"\x01\x02", 2.0) == []
@@ -298,7 +304,11 @@ def test_interim_results_and_utterance_end() -> None:
     session.socket_message("stt", fake_deepgram.results("What time", is_final=True), 1.1)
     session.socket_message("stt", fake_deepgram.results("is it?", is_final=True), 1.2)
     events = session.socket_message("stt", fake_deepgram.utterance_end(), 1.3)
-    assert events == [UserSpeechStopped(), Transcript(role="user", text="What time is it?")]
+    assert events == [
+        UserSpeechStopped(),
+        Transcript(role="user", text="What time is it?"),
+        AnswerStage(stage="stt_final"),
+    ]
     assert session.io_to_send() == [CallHandler(request_id=1, text="What time is it?")]
     assert session.socket_message("stt", fake_deepgram.metadata(), 1.4) == []
 
@@ -343,11 +353,13 @@ def test_http_failures_become_provider_errors() -> None:
     [tts] = https(session.io_to_send(), "tts")
     bad = FakeElevenLabsTts(api_key="other")
     events = respond(session, tts, *bad.respond(tts.request))
-    assert isinstance(events[0], ProviderError) and "invalid_api_key" in events[0].message
+    assert events[0] == AnswerStage(stage="tts_request")
+    assert isinstance(events[1], ProviderError) and "invalid_api_key" in events[1].message
     assert isinstance(events[-1], ResponseDone)
     session.send(Say(text="Again."), 3.0)
     [tts] = https(session.io_to_send(), "tts")
-    [error, done] = session.http_failed(tts.channel, "connection reset", 3.1)
+    [stage, error, done] = session.http_failed(tts.channel, "connection reset", 3.1)
+    assert stage == AnswerStage(stage="tts_request")
     assert isinstance(error, ProviderError) and isinstance(done, ResponseDone)
 
 

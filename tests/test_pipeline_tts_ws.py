@@ -259,7 +259,7 @@ def test_scripted_turn_sentences_stream_as_they_complete() -> None:
     assert audio_of(events) == speech("It is sunny in Paris.")
     assert events[-2:] == [
         Transcript(role="assistant", text="Sure. It is sunny in Paris.", item_id=item),
-        ResponseDone(item_id=item, status="completed"),
+        ResponseDone(item_id=item, status="completed", usage=(("tts_characters", 26),)),
     ]
     assert peer.closed == [channel]  # closed by us after isFinal
     assert session.history[-1] == {"role": "assistant", "content": "Sure. It is sunny in Paris."}
@@ -335,7 +335,9 @@ def test_barge_in_drops_late_audio_and_truncates_history() -> None:
     assert session.io_to_send() == [CloseSocket(channel=channel)]
     assert session.handle_timer(2.0) == [
         Transcript(role="assistant", text="Sure. " + second, item_id=item),
-        ResponseDone(item_id=item, status="cancelled"),
+        ResponseDone(
+            item_id=item, status="cancelled", usage=(("tts_characters", len("Sure." + second)),)
+        ),
     ]
     # late audio and the close of the abandoned socket are dropped
     late = audio_message(speech(second), second)

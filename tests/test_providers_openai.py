@@ -13,6 +13,7 @@ from fuzz import fuzz_providers
 from patter_core._errors import LocalProtocolError
 from patter_core.audio import ALAW_8K, PCM16_24K, ULAW_8K
 from patter_core.providers import (
+    AnswerStage,
     AudioOut,
     Cancel,
     CloseSocket,
@@ -301,7 +302,8 @@ def test_scripted_call_through_the_fake() -> None:
     loop = Loopback(session, fake)
 
     # Greeting: session.updated -> SessionReady, then the exact-text response.create.
-    assert loop.start() == [SessionReady()]
+    # The greeting's response.created marks the start of an answer's timings.
+    assert loop.start() == [SessionReady(), AnswerStage(stage="response_created")]
     assert session.session_id == "sess_fake"
     assert session.next_deadline() is None
     assert [m["type"] for m in fake.received] == ["session.update", "response.create"]
@@ -365,9 +367,10 @@ def test_scripted_call_through_the_fake() -> None:
 
     # Tool call round trip.
     events = loop.deliver(fake.function_call("lookup_order", '{"order_number":"42"}', "call_9"))
-    assert events[0] == ToolCall(
-        call_id="call_9", name="lookup_order", arguments='{"order_number":"42"}'
-    )
+    assert events[:2] == [
+        AnswerStage(stage="response_created"),
+        ToolCall(call_id="call_9", name="lookup_order", arguments='{"order_number":"42"}'),
+    ]
     session.send(ToolResult(call_id="call_9", output='{"status":"shipped"}'), 3.0)
     loop.pump()
     assert fake.received[-2:] == [

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from .._errors import RemoteProtocolError
 from ..media._events import Connected, Dtmf, Mark, Media, Start, Stop, StreamError
 from ..providers._events import (
+    AnswerStage,
     AudioOut,
     Cancel,
     HoldBargeIn,
@@ -503,6 +504,8 @@ class CallBridge:
                 self._metrics.agent_audio(now)
             elif isinstance(event, UserSpeechStopped):
                 self._metrics.speech_stopped(now)
+            elif isinstance(event, AnswerStage):
+                self._metrics.stage(event.stage, now)
             elif isinstance(event, UserSpeechStarted):
                 self._on_speech_started(now)
             elif isinstance(event, Transcript):
@@ -687,11 +690,6 @@ class CallBridge:
             transferred_to=self._transferred_to,
         )
         self._metrics.frames_out = self._agent.frames_out
-        payload["metrics"] = self._metrics.report(
-            started_at=self._started_at,
-            now=now,
-            frames_in=self._inbound.frames_in,
-            frames_buffered=self._inbound.frames_held,
-            frames_dropped=self._inbound.frames_dropped,
-        ).as_dict()
+        report = self._metrics.report(started_at=self._started_at, now=now, inbound=self._inbound)
+        payload["metrics"] = report.as_dict()
         self._out.append(FireCallback(name="on_call_end", payload=payload))

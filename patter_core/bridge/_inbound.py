@@ -38,6 +38,7 @@ class CallerAudio:
         "frames_dropped",
         "frames_held",
         "frames_in",
+        "ms_sent",
     )
 
     def __init__(self, make_transcoder: TranscoderFactory, *, max_held_ms: int) -> None:
@@ -53,6 +54,8 @@ class CallerAudio:
         self.frames_held = 0
         #: Held frames dropped (oldest first) because the hold was full.
         self.frames_dropped = 0
+        #: Milliseconds of caller audio sent to the session.
+        self.ms_sent = 0.0
 
     def hold(self, payload: bytes, src: AudioFormat) -> None:
         """Keep a frame until :meth:`release`; the oldest go past the bound."""
@@ -83,6 +86,7 @@ class CallerAudio:
         audio = self.convert(payload, src, session.input_format)
         if not audio:
             return False
+        self.ms_sent += src.ms_for_bytes(len(payload))
         session.send(SendAudio(audio=audio), now)
         return True
 

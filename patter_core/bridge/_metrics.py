@@ -19,29 +19,48 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ._inbound import CallerAudio
+
 __all__ = ["BargeIn", "CallMetrics", "CallMetricsRecorder", "LatencySummary", "Turn"]
 
 #: Turns kept per call: hours of conversation; the count goes on past it.
 DEFAULT_MAX_TURNS = 1000
 
 
+#: Provider time to first byte: from the step to the first agent audio.
+#: Realtime: ``response.created`` to the first delta sent; the pipeline:
+#: the first sentence's text-to-speech request to its first audio.
+_TTFB_FROM = {"response_created": "provider_ttfb_ms", "tts_request": "tts_ttfb_ms"}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Turn:
-    """One answer: the caller's end of speech to the first agent audio sent."""
+    """One answer: the caller's end of speech to the first agent audio sent,
+    and the provider's steps in between (``AnswerStage``), when it says."""
 
     speech_stopped_at: float
     first_audio_at: float
+    stages: tuple[tuple[str, float], ...] = ()
 
     @property
     def latency_ms(self) -> float:
         return round((self.first_audio_at - self.speech_stopped_at) * 1000.0, 1)
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "speech_stopped_at": self.speech_stopped_at,
             "first_audio_at": self.first_audio_at,
             "latency_ms": self.latency_ms,
         }
+        if self.stages:
+            # ms after the caller's end of speech, step by step
+            out["provider_ms"] = {
+                name: round((at - self.speech_stopped_at) * 1000.0, 1) for name, at in self.stages
+            }
+            for name, at in self.stages:
+                if name in _TTFB_FROM:
+                    out[_TTFB_FROM[name]] = round((self.first_audio_at - at) * 1000.0, 1)
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,12 +128,21 @@ class CallMetrics:
 
 
 class CallMetricsRecorder:
-    __slots__ = ("_barge_ins", "_max_turns", "_stopped_at", "_turns", "_usage", "frames_out")
+    __slots__ = (
+        "_barge_ins",
+        "_max_turns",
+        "_stages",
+        "_stopped_at",
+        "_turns",
+        "_usage",
+        "frames_out",
+    )
 
     def __init__(self, *, max_turns: int = DEFAULT_MAX_TURNS) -> None:
         self._max_turns = max_turns
         self._turns: list[Turn] = []
         self._stopped_at: float | None = None
+        self._stages: dict[str, float] = {}
         self._barge_ins: list[BargeIn] = []
         self._usage: dict[str, int] = {}
         #: Media frames sent to the carrier.
@@ -123,6 +151,12 @@ class CallMetricsRecorder:
     def speech_stopped(self, now: float) -> None:
         """The caller's end of speech (the provider's or the VAD's word)."""
         self._stopped_at = now
+        self._stages = {}
+
+    def stage(self, name: str, now: float) -> None:
+        """A provider step of the open turn (the first time it is reported)."""
+        if self._stopped_at is not None:
+            self._stages.setdefault(name, now)
 
     def agent_audio(self, now: float) -> None:
         """Agent audio went to the carrier: the first after speech closes a turn."""
@@ -131,7 +165,8 @@ class CallMetricsRecorder:
             return
         self._stopped_at = None
         if len(self._turns) < self._max_turns:
-            self._turns.append(Turn(speech_stopped_at=stopped, first_audio_at=now))
+            stages = tuple(self._stages.items())
+            self._turns.append(Turn(speech_stopped_at=stopped, first_audio_at=now, stages=stages))
 
     def barge_in(self, now: float) -> None:
         if len(self._barge_ins) < self._max_turns:
@@ -148,24 +183,21 @@ class CallMetricsRecorder:
         for key, value in counts.items():
             self._usage[key] = self._usage.get(key, 0) + value
 
-    def report(
-        self,
-        *,
-        started_at: float | None,
-        now: float,
-        frames_in: int,
-        frames_buffered: int,
-        frames_dropped: int,
-    ) -> CallMetrics:
+    def report(self, *, started_at: float | None, now: float, inbound: CallerAudio) -> CallMetrics:
+        """The call's metrics; ``inbound`` counted the caller's audio."""
         turns = tuple(self._turns)
+        usage = dict(self._usage)
+        if inbound.ms_sent:
+            # Seconds of caller audio sent: what speech-to-text (or the model) heard.
+            usage["input_audio_ms"] = round(inbound.ms_sent)
         return CallMetrics(
             duration_s=round(now - started_at, 3) if started_at is not None else 0.0,
             turns=turns,
             latency_ms=LatencySummary.of([turn.latency_ms for turn in turns]),
             barge_ins=tuple(self._barge_ins),
-            frames_in=frames_in,
+            frames_in=inbound.frames_in,
             frames_out=self.frames_out,
-            frames_buffered=frames_buffered,
-            frames_dropped=frames_dropped,
-            usage=dict(self._usage),
+            frames_buffered=inbound.frames_held,
+            frames_dropped=inbound.frames_dropped,
+            usage=usage,
         )

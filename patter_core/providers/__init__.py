@@ -3,6 +3,7 @@
 from ._echo import EchoConfig, EchoSession
 from ._elevenlabs import ElevenLabsConfig, ElevenLabsSession
 from ._events import (
+    AnswerStage,
     AudioOut,
     Cancel,
     HoldBargeIn,
@@ -47,6 +48,7 @@ from .pipeline import (
 )
 
 __all__ = [
+    "AnswerStage",
     "AudioOut",
     "CallHandler",
     "Cancel",

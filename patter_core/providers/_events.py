@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "AnswerStage",
     "AudioOut",
     "Cancel",
     "HoldBargeIn",
@@ -59,6 +60,15 @@ class UserSpeechStarted:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserSpeechStopped:
     item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerStage:
+    """A step on the way to an answer, for the per-turn timings: Realtime
+    ``response_created``; the pipeline's ``stt_final``, ``llm_first_token``
+    and ``tts_request`` (the first sentence's request). Timed by the bridge."""
+
+    stage: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +124,7 @@ ProviderEvent = (
     | AudioOut
     | UserSpeechStarted
     | UserSpeechStopped
+    | AnswerStage
     | Transcript
     | ToolCall
     | ResponseDone

@@ -82,6 +82,7 @@ from ._base import (
     parse_object,
 )
 from ._events import (
+    AnswerStage,
     AudioOut,
     Cancel,
     HoldBargeIn,
@@ -522,7 +523,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
     def _response_created(self, m: dict[str, Any]) -> list[ProviderEvent]:
         self._response_active = True  # ours, or the server's own (server VAD)
         self._awaiting_created = False
-        return []
+        return [AnswerStage(stage="response_created")]
 
     def _response_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
         response = get_obj(m, "response")

@@ -24,7 +24,8 @@ the :class:`SentenceSplitter`; each complete sentence starts its TTS request
 at once (up to ``max_parallel_tts`` in flight), so the first audio plays
 while the LLM is still writing. Audio goes out in sentence order as
 ``AudioOut(item_id=answer)``; when the last sentence is done and the source
-is closed: ``Transcript(assistant)`` then ``ResponseDone``.
+is closed: ``Transcript(assistant)`` then ``ResponseDone``. With
+:class:`ElevenLabsWsTtsConfig`: one WebSocket per answer (:mod:`._tts_ws_session`).
 
 Barge-in: Deepgram ``SpeechStarted``, an interim result with text, or the VAD
 start emit ``UserSpeechStarted``. The bridge answers with ``Cancel`` (abort
@@ -32,18 +33,9 @@ the LLM and the TTS requests, drop queued text) and ``Truncate(item_id,
 played_ms)``, which rewrites the answer's assistant messages in the history to
 the words the caller heard (see :func:`heard_text`).
 
-With :class:`ElevenLabsWsTtsConfig` the answer's sentences go instead, as
-they complete, on one WebSocket opened when the answer starts (its handshake
-hides behind the LLM's first token); audio comes back in order and is counted
-into sentences by its alignment; the end of the text sends ``{"text": ""}``
-and the server's ``isFinal`` ends the answer. ``Cancel`` closes the socket
-(late audio on it is dropped: its channel is gone). An unexpected close
-opens a new socket for the text whose audio never came, once in a row; a
-second close fails the answer with a ``ProviderError``.
-
-Events produced inside ``send``/``start`` (which return nothing) wait in a
-queue: :meth:`next_deadline` then returns the last ``now`` seen, so the
-runtime calls :meth:`handle_timer` at once and collects them.
+Events made inside ``send``/``start`` are queued; :meth:`next_deadline` has
+the runtime collect them at once. ``AnswerStage``: ``stt_final``,
+``llm_first_token``, ``tts_request``; ``ResponseDone.usage``: ``tts_characters``.
 """
 
 from __future__ import annotations
@@ -56,6 +48,7 @@ from ..._entropy import Entropy
 from ..._errors import RemoteProtocolError
 from ...audio._format import PCM16_16K, AudioFormat
 from .._events import (
+    AnswerStage,
     AudioOut,
     Cancel,
     ProviderCommand,
@@ -412,6 +405,7 @@ class PipelineSession(SpeechSocketsMixin):
             self._user_speaking = False
             self._events.append(UserSpeechStopped())
         self._events.append(Transcript(role="user", text=text, final=True))
+        self._events.append(AnswerStage(stage="stt_final"))
         self._user_turn(text, spoken=True)
 
     # -- turns ----------------------------------------------------------------
@@ -498,6 +492,8 @@ class PipelineSession(SpeechSocketsMixin):
         calls: list[ToolCall] = []
         for item in items:
             if isinstance(item, TextDelta):
+                if not answer.round and not answer.round_text:
+                    self._events.append(AnswerStage(stage="llm_first_token"))
                 answer.round_text.append(item.text)
                 answer.add_sentences(answer.splitter.feed(item.text))
             elif isinstance(item, ChatFinished):
@@ -571,6 +567,8 @@ class PipelineSession(SpeechSocketsMixin):
         limit = answer.head + self._config.max_parallel_tts
         for sentence in answer.sentences[answer.head : limit]:
             if sentence.channel is None and not sentence.done:
+                if sentence is answer.sentences[0]:
+                    self._events.append(AnswerStage(stage="tts_request"))
                 request = build_tts_request(tts, sentence.text)
                 sentence.channel = self._start_http("tts", request, (answer, sentence))
         if answer.all_played_out():
@@ -611,7 +609,9 @@ class PipelineSession(SpeechSocketsMixin):
         spoken = answer.spoken_text()  # what the caller could hear
         if spoken:
             self._events.append(Transcript(role="assistant", text=spoken, item_id=answer.item_id))
-        self._events.append(ResponseDone(item_id=answer.item_id, status=status))
+        sent = sum(len(s.text) for s in answer.sentences if s.channel or s.audio_bytes)
+        usage = (("tts_characters", sent),)
+        self._events.append(ResponseDone(item_id=answer.item_id, status=status, usage=usage))
         if self._says and self._answer is None and not self._closed:
             self._say(self._says.popleft())
 

@@ -5,6 +5,15 @@ session mixes this in and owns every attribute named below. One socket per
 answer (:class:`~._tts_ws.SpeechSocket`), on a fresh ``ttsws-<n>`` channel
 each time, so a late message or close of a socket we gave up can never be
 taken for a newer one's.
+
+With :class:`ElevenLabsWsTtsConfig`, the pipeline's answer sentences go, as
+they complete, on one WebSocket opened when the answer starts (its handshake
+hides behind the LLM's first token); audio comes back in order and is counted
+into sentences by its alignment; the end of the text sends ``{"text": ""}``
+and the server's ``isFinal`` ends the answer. ``Cancel`` closes the socket
+(late audio on it is dropped: its channel is gone). An unexpected close
+opens a new socket for the text whose audio never came, once in a row; a
+second close fails the answer with a ``ProviderError``.
 """
 
 from __future__ import annotations
