@@ -62,13 +62,16 @@ empty call id). Reasons: ``carrier_stop``, ``carrier_disconnected``,
 ``carrier_protocol_error``, ``token_rejected``, ``start_timeout``,
 ``media_timeout`` (:mod:`._watchdog`), ``provider_closed``,
 ``provider_limit``, ``provider_error`` (``detail`` says why), ``end_call``,
-``voicemail``, ``fax``, ``hangup``, ``server_shutdown``.
+``voicemail``, ``fax``, ``hangup``, ``server_shutdown``, ``silence`` and
+``max_duration`` (:mod:`._silence`: a quiet line after its reprompts, the
+call's own cap; each after a line the caller hears).
 
 ``end_call`` answers the model (so it can say goodbye) and waits for the
 answer that output starts (``ResponseDone.tool_calls``) and its audio to
 play (marks), at most ``end_call_grace_seconds``, then hangs up. The
 voicemail drop: see :mod:`._voicemail` (at most ``voicemail_max_seconds``; no
-barge-in meanwhile). Near the provider's session cap (:mod:`._limits`) a
+barge-in meanwhile). A greeting that must play in full and speech too short to
+interrupt: :mod:`._bargein`. Near the provider's session cap (:mod:`._limits`) a
 closing line plays, then the call ends as ``provider_limit``.
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as

@@ -1,12 +1,8 @@
 """The call bridge: one pure object per phone call, between carrier and agent.
 
-Its theory of operation (states, start, audio, barge-in, endings, provider
-sockets) is the package's: see :mod:`patter_core.bridge`. The pieces it is
-built from have modules of their own: caller audio (:mod:`._inbound`), agent
-audio (:mod:`._outbound`), endings (:mod:`._ending`), watchdogs
-(:mod:`._watchdog`), the voicemail drop (:mod:`._voicemail`), the provider's
-session cap (:mod:`._limits`), tools (:mod:`._tools`), the transcript
-(:mod:`._transcript`).
+Its theory of operation is the package's (:mod:`patter_core.bridge`); each
+piece it is built from has a module of its own (audio in and out, endings,
+watchdogs, silence, barge-in, voicemail, the provider's cap, tools, transcript).
 """
 
 from __future__ import annotations
@@ -25,6 +21,7 @@ from ..providers._events import (
     ProviderError,
     ProviderEvent,
     ResponseDone,
+    ResumeBargeIn,
     Say,
     SendAudio,
     SendText,
@@ -35,6 +32,7 @@ from ..providers._events import (
     Transcript,
     Truncate,
     UserSpeechStarted,
+    UserSpeechStopped,
 )
 from ..providers._session import CloseSocket, ProviderSession
 from ..webhooks._twilio_flow import AmdAction, amd_action
@@ -48,6 +46,7 @@ from ._actions import (
     SendToCarrier,
     SetTimer,
 )
+from ._bargein import BargeIn
 from ._config import (
     BridgeConfig,
     CallInfo,
@@ -65,6 +64,7 @@ from ._inbound import CallerAudio
 from ._limits import ProviderCap
 from ._outbound import AgentAudio
 from ._problems import ProblemLog
+from ._silence import Pace, SilenceWatch
 from ._start import admitted, call_start_payload
 from ._tools import decide, error_output, offered_tools
 from ._transcript import TranscriptLog
@@ -146,6 +146,8 @@ class CallBridge:
             media_timeout=self._config.media_timeout_seconds,
             setup_timeout=self._config.provider_timeout_seconds,
         )
+        self._silence = SilenceWatch.for_config(self._config)
+        self._barge = BargeIn.for_config(self._config)
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
@@ -338,7 +340,7 @@ class CallBridge:
             return None
         deadlines = [self._ending.deadline, self._watchdogs.next_deadline()]
         if self._ending.reason is None:
-            deadlines.append(self._cap.warn_at())
+            deadlines += (self._cap.warn_at(), self._silence.deadline(), self._barge.pending_at)
         if self._voicemail is not None:
             deadlines.append(self._voicemail.deadline())
         if self._session is not None:
@@ -363,6 +365,10 @@ class CallBridge:
         else:
             if self._ending.reason is None and self._cap.due(now):
                 self._on_cap(now)
+            elif self._ending.reason is None:
+                self._on_pace(self._silence.due(now), now)
+                if self._barge.due(now) and self._agent.unplayed:
+                    self._cut_agent(now)  # the caller's speech lasted barge_in_min_ms
             self._maybe_finish(now)
             self._drain_session(now)
         return self._finish(now)
@@ -374,6 +380,9 @@ class CallBridge:
         self._carrier_frames = None
 
     def _finish(self, now: float) -> list[Action]:
+        if self._state is _State.ACTIVE:
+            self._silence.observe(self._agent.unplayed, now)
+            self._barge.played(self._agent.unplayed)
         deadline = self.next_deadline()
         if deadline != self._timer:
             self._timer = deadline
@@ -454,6 +463,7 @@ class CallBridge:
         self._state = _State.ACTIVE
         self._started_at = now
         self._watchdogs.started(now)
+        self._silence.started(now)
         if self._config.provider_max_duration is not None:
             self._cap.limit(now + self._config.provider_max_duration)
         session = self._factory(info)
@@ -504,6 +514,7 @@ class CallBridge:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
             return  # the digit goes into the prompt: only keypad characters pass
         self._command(SendText(text=self._config.dtmf_text.replace("{digit}", dtmf.digit)), now)
+        self._silence.caller_speech(False, now)  # a key pressed is the caller answering
         self._fire_transcript(self._transcript.add("user", f"[DTMF {dtmf.digit}]", now))
         self._drain_session(now)
 
@@ -517,8 +528,13 @@ class CallBridge:
                 self._on_audio(event)
             elif isinstance(event, UserSpeechStarted):
                 self._on_speech_started(now)
+            elif isinstance(event, UserSpeechStopped):
+                self._silence.caller_speech(False, now)
+                self._barge.speech_stopped()
             elif isinstance(event, Transcript):
                 if event.final and event.text:
+                    if event.role == "user":
+                        self._silence.caller_speech(False, now)
                     self._fire_transcript(self._transcript.record(event, now))
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
@@ -536,11 +552,14 @@ class CallBridge:
             return
         self._ready = True
         self._watchdogs.ready()
+        self._silence.ready(now)
         self._release_held(now)
         pending, self._pending = self._pending, []
         info = self._info
         if info is not None and info.first_message and not self._config.first_message_native:
             pending.insert(0, Say(text=info.first_message))
+        if self._barge.hold_provider(info is not None and bool(info.first_message)):
+            pending.insert(0, HoldBargeIn())  # the greeting must play in full
         for command in pending:
             self._command(command, now)
 
@@ -574,9 +593,24 @@ class CallBridge:
         self._command(Say(text=self._config.provider_limit_message), now)
         self._ending.plan("provider_limit", max(now, self._cap.at or now), needs_done=True)
 
+    def _on_pace(self, pace: Pace | None, now: float) -> None:
+        """Silence or the call's cap (see ``_silence``): a line, then maybe the end."""
+        if pace is None:
+            return
+        text = pace.line(self._config)
+        if pace is not Pace.REPROMPT:
+            if self._agent.unplayed:
+                self._cut_agent(now)  # the closing line plays now, not after the answer
+            grace = now + self._config.end_call_grace_seconds
+            self._ending.plan(pace.value, grace, needs_done=bool(text))
+        if text:
+            self._command(Say(text=text), now)
+
     def _on_response_done(
         self, now: float, item_id: str | None = None, tool_calls: int = 0
     ) -> None:
+        if self._barge.response_done():
+            self._command(ResumeBargeIn(), now)
         self._to_carrier(self._agent.response_done())
         if self._voicemail is not None:
             self._voicemail.response_done(item_id)
@@ -585,11 +619,13 @@ class CallBridge:
         self._maybe_finish(now)
 
     def _on_speech_started(self, now: float) -> None:
+        self._silence.caller_speech(True, now)
         if self._ending.reason == "voicemail":
             return
         if not self._agent.unplayed:
             return  # nothing unplayed: no barge-in
-        self._cut_agent(now)
+        if self._barge.speech_started(now):  # not during a held greeting, nor too short
+            self._cut_agent(now)
 
     def _cut_agent(self, now: float) -> None:
         """Drop the agent's unplayed audio and cancel its answer (barge-in, voicemail)."""

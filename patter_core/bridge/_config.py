@@ -222,6 +222,21 @@ class BridgeConfig:
     #: Said to the caller (carrier text-to-speech) before the hang-up when the
     #: provider fails; "" hangs up in silence.
     error_message: str = ""
+    #: Quiet line (nobody speaking) for this long: a reprompt, at most
+    #: ``silence_reprompts`` in a row, then ``silence_goodbye`` and the end
+    #: (reason ``silence``); None: off. See :mod:`._silence`.
+    silence_timeout_seconds: float | None = None
+    silence_message: str = "Are you still there?"
+    silence_reprompts: int = 1
+    silence_goodbye: str = "It seems nobody is there. Goodbye."
+    #: The call's own cap from ``start`` (None: none): ``max_duration_message``,
+    #: then the end (reason ``max_duration``).
+    max_duration_seconds: float | None = None
+    max_duration_message: str = "We have reached the time limit for this call. Goodbye."
+    #: False: caller speech cuts nothing until the greeting has played (:mod:`._bargein`).
+    first_message_interruptible: bool = True
+    #: Caller speech shorter than this does not interrupt the agent.
+    barge_in_min_ms: int = 0
 
     def __post_init__(self) -> None:
         names = [tool.name for tool in self.tools]
@@ -243,7 +258,11 @@ class BridgeConfig:
             raise LocalProtocolError("limits must be positive")
         if self.max_held_audio_ms < 0:
             raise LocalProtocolError("max_held_audio_ms must not be negative")
+        if self.silence_reprompts < 0 or self.barge_in_min_ms < 0:
+            raise LocalProtocolError("silence_reprompts and barge_in_min_ms must not be negative")
         for value in (
+            self.silence_timeout_seconds,
+            self.max_duration_seconds,
             self.start_timeout_seconds,
             self.media_timeout_seconds,
             self.provider_timeout_seconds,
