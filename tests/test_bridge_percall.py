@@ -4,7 +4,7 @@ the shortest speech that counts as a barge-in."""
 
 from __future__ import annotations
 
-from patter_core.bridge import BridgeConfig, HttpCall
+from patter_core.bridge import Action, BridgeConfig, FireCallback, HttpCall, LogProblem
 from patter_core.providers import (
     AudioOut,
     Cancel,
@@ -12,6 +12,7 @@ from patter_core.providers import (
     ResponseDone,
     ResumeBargeIn,
     Say,
+    SessionReady,
     Transcript,
     Truncate,
     UserSpeechStarted,
@@ -23,9 +24,11 @@ from .test_bridge_support import (
     Rig,
     callbacks,
     carrier_frames,
+    connected,
     http_calls,
     mark,
     media,
+    start,
 )
 
 
@@ -209,3 +212,101 @@ def test_new_options_are_checked() -> None:
 
 def test_audio_out_unused_import_guard() -> None:
     assert AudioOut(audio=b"").audio == b""
+
+
+# -- on_call_start's overrides and the prompt variables -----------------------------
+
+
+def _start_with(params: dict[str, str]) -> str:
+    import json
+
+    frame = json.loads(start())
+    frame["start"]["customParameters"].update(params)
+    return json.dumps(frame)
+
+
+def _problems(actions: list[Action]) -> list[str]:
+    return [a.message for a in actions if isinstance(a, LogProblem)]
+
+
+WAITING = BridgeConfig(
+    instructions="Help {name} with order {order}.",
+    first_message="Hello {name}!",
+    call_start_wait_seconds=2.0,
+)
+
+
+def test_overrides_reach_the_session_and_no_caller_audio_is_lost() -> None:
+    rig = Rig(WAITING)
+    rig.carrier(connected(), 0.0)
+    rig.carrier(_start_with({"var_order": "A-7", "var_name": "caller"}), 0.0)
+    [fired] = [a for a in rig.actions if isinstance(a, FireCallback)]
+    assert fired.name == "on_call_start" and fired.awaits_answer
+    assert rig.infos == [] and not rig.session.started  # waiting for the answer
+    rig.carrier(media(b"\x11" * 160), 0.1)  # the caller's first words, held
+    assert rig.bridge.next_deadline() == 2.0
+    out = rig.bridge.call_start_result(
+        {
+            "system_prompt": "You are {name}'s agent for {order} ({callee}).",
+            "first_message": "Hi {name}",
+            "voice": "cedar",
+            "variables": {"name": "Ada"},
+        },
+        0.5,
+    )
+    [info] = rig.infos
+    # Overrides first, then the outbound call's var_ parameters, then the parties.
+    assert info.instructions == "You are Ada's agent for A-7 (+18005550199)."
+    assert info.first_message == "Hi Ada" and info.voice == "cedar" and info.model is None
+    assert "var_order" in info.custom_parameters  # the application sees them too
+    assert rig.session.started and _problems(out) == []
+    rig.bridge.provider_socket_opened("main", 0.6)
+    rig.provider([SessionReady()], 0.7)
+    assert [type(c).__name__ for c in rig.session.commands][:2] == ["SendAudio", "Say"]
+    # A second answer changes nothing.
+    assert rig.bridge.call_start_result({"system_prompt": "x"}, 0.8) == []
+
+
+def test_unknown_override_keys_are_logged_and_the_call_goes_on() -> None:
+    rig = Rig(WAITING)
+    rig.carrier(connected(), 0.0)
+    rig.carrier(start(), 0.0)
+    out = rig.bridge.call_start_result({"prompt": "typo", "voice": 3, "variables": {"name": 1}}, 0.1)
+    problems = _problems(out)
+    assert any("unknown override keys prompt" in p for p in problems)
+    assert any("voice must be text" in p for p in problems)
+    [info] = rig.infos
+    # The agent's prompt; {order} has no value: left as written, logged once.
+    assert info.instructions == "Help 1 with order {order}."
+    assert [p for p in problems if "{order}" in p] == [
+        "no value for {order} in the prompt or first message; left as written"
+    ]
+
+
+def test_not_a_dict_and_no_answer_in_time_fall_back_to_the_agent() -> None:
+    rig = Rig(WAITING)
+    rig.carrier(connected(), 0.0)
+    rig.carrier(start(), 0.0)
+    out = rig.bridge.call_start_result("nope", 0.1)
+    assert any("not a dict" in p for p in _problems(out))
+    assert rig.infos[0].first_message == "Hello {name}!"
+    rig = Rig(WAITING)
+    rig.carrier(connected(), 0.0)
+    rig.carrier(start(), 0.0)
+    assert rig.bridge.handle_timer(1.9) == [] or rig.infos == []
+    out = rig.bridge.handle_timer(2.0)
+    assert "on_call_start did not answer in time" in _problems(out)
+    assert len(rig.infos) == 1 and rig.session.started
+    assert rig.bridge.call_start_result({"system_prompt": "late"}, 2.5) == []
+
+
+def test_without_waiting_the_session_opens_at_start() -> None:
+    rig = Rig(BridgeConfig(instructions="For {callee}, {missing}"))
+    rig.carrier(connected(), 0.0)
+    out = rig.carrier(start(), 0.0)
+    [fired] = [a for a in out if isinstance(a, FireCallback)]
+    assert not fired.awaits_answer
+    assert rig.infos[0].instructions == "For +18005550199, {missing}"
+    assert _problems(out) == [
+        "no value for {missing} in the prompt or first message; left as written"
+    ]

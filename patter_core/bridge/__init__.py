@@ -25,9 +25,11 @@ the verifier (the runtime's admission also refuses a second live stream for
 a call and a token whose call has ended), or a ``start`` naming another call
 than the URL path (``expected_call_id``) closes the carrier socket with 1008
 and no provider I/O ever happens. The token never reaches the application's
-callbacks. Then the session factory gets a :class:`CallInfo` (prompt variables
-``{caller}``/``{callee}`` filled, tools offered), ``on_call_start`` fires, a
-recording starts if configured, and the session starts. The first message is
+callbacks. ``on_call_start`` fires; when its answer is awaited
+(``call_start_wait_seconds``) the session waits for it, at most that long,
+and its overrides apply (:mod:`._overrides`). Then the session factory gets a
+:class:`CallInfo` (prompt variables filled, tools offered), a recording starts
+if configured, and the session starts. The first message is
 the session's to speak when ``first_message_native`` (it got it in
 ``CallInfo``); otherwise the bridge sends ``Say`` on the first
 ``SessionReady``.
@@ -103,6 +105,7 @@ from ._actions import (
 )
 from ._bridge import CallBridge
 from ._config import (
+    VARIABLE_PARAMETER_PREFIX,
     BridgeConfig,
     CallInfo,
     CarrierControl,
@@ -116,11 +119,14 @@ from ._config import (
     fill_prompt_variables,
     normalize_number,
 )
+from ._overrides import OVERRIDE_KEYS
 from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools
 
 __all__ = [
     "END_CALL",
+    "OVERRIDE_KEYS",
     "TRANSFER_CALL",
+    "VARIABLE_PARAMETER_PREFIX",
     "Action",
     "BridgeConfig",
     "CallBridge",

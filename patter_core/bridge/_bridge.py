@@ -11,7 +11,6 @@ import enum
 from collections.abc import Callable, Iterable
 
 from .._errors import RemoteProtocolError
-from ..audio._format import AudioFormat
 from ..media._events import Connected, Dtmf, Mark, Media, Start, Stop, StreamError
 from ..providers._events import (
     AudioOut,
@@ -41,6 +40,7 @@ from ._actions import (
     CloseCarrier,
     FireCallback,
     HttpCall,
+    LogProblem,
     ProviderIo,
     RunTool,
     SendToCarrier,
@@ -63,7 +63,9 @@ from ._finish import PlannedEnding
 from ._inbound import CallerAudio
 from ._limits import ProviderCap
 from ._outbound import AgentAudio
+from ._overrides import per_call
 from ._problems import ProblemLog
+from ._provider_inputs import ProviderInputs
 from ._silence import Pace, SilenceWatch
 from ._start import admitted, call_start_payload
 from ._tools import decide, error_output, offered_tools
@@ -86,7 +88,7 @@ _END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
-class CallBridge:
+class CallBridge(ProviderInputs):
     """One call: carrier media stream <-> provider session. See the module doc."""
 
     def __init__(
@@ -108,10 +110,8 @@ class CallBridge:
         self._carrier = carrier
         self._factory = session_factory
         self._verify = verify_token
-        self._make_transcoder = (
-            make_transcoder if make_transcoder is not None else default_transcoder
-        )
-        self._config = config if config is not None else BridgeConfig()
+        self._make_transcoder = make_transcoder or default_transcoder
+        self._config = config = config if config is not None else BridgeConfig()
         self._control = control
         self._token = stream_token  # Telnyx: the upgrade's auth-token header
         # The call id of the stream's URL path: ``start`` must name the same.
@@ -120,6 +120,8 @@ class CallBridge:
         self._carrier_open = True
         self._session: ProviderSession | None = None
         self._info: CallInfo | None = None
+        self._start: Start | None = None
+        self._start_wait: float | None = None  # until on_call_start's overrides
         self._started_at: float | None = None
         self._ready = False
         self._pending: list[ProviderCommand] = []
@@ -137,17 +139,9 @@ class CallBridge:
         self._problems = ProblemLog()
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
         # Caller audio, held until the session is ready (module doc, "Audio").
-        self._inbound = CallerAudio(
-            self._make_transcoder, max_held_ms=self._config.max_held_audio_ms
-        )
-        self._watchdogs = Watchdogs(
-            opened_at=opened_at,
-            start_timeout=self._config.start_timeout_seconds,
-            media_timeout=self._config.media_timeout_seconds,
-            setup_timeout=self._config.provider_timeout_seconds,
-        )
-        self._silence = SilenceWatch.for_config(self._config)
-        self._barge = BargeIn.for_config(self._config)
+        self._inbound = CallerAudio(self._make_transcoder, max_held_ms=config.max_held_audio_ms)
+        self._watchdogs = Watchdogs.for_config(config, opened_at=opened_at)
+        self._silence, self._barge = SilenceWatch.for_config(config), BargeIn.for_config(config)
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
@@ -274,9 +268,6 @@ class CallBridge:
         self._opened_channels.add(channel)
         return self._provider_input(lambda s: s.socket_opened(channel, now), now)
 
-    def provider_socket_message(self, channel: str, data: str | bytes, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.socket_message(channel, data, now), now)
-
     def provider_socket_closed(
         self, channel: str, code: int, reason: str, now: float
     ) -> list[Action]:
@@ -301,26 +292,6 @@ class CallBridge:
             actions += self._finish(now)
         return actions
 
-    def provider_http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[Action]:
-        return self._provider_input(
-            lambda s: s.http_response_start(channel, status, headers, now), now
-        )
-
-    def provider_http_data(self, channel: str, data: bytes, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.http_data(channel, data, now), now)
-
-    def provider_http_done(self, channel: str, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.http_done(channel, now), now)
-
-    def provider_http_failed(self, channel: str, message: str, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.http_failed(channel, message, now), now)
-
-    def handler_result(self, request_id: int, text: str, now: float) -> list[Action]:
-        """The user's ``on_message`` handler answered (pipeline mode)."""
-        return self._provider_input(lambda s: s.handler_result(request_id, text, now), now)
-
     def tool_result(
         self, call_id: str, output: str, now: float, *, is_error: bool = False
     ) -> list[Action]:
@@ -338,7 +309,7 @@ class CallBridge:
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
-        deadlines = [self._ending.deadline, self._watchdogs.next_deadline()]
+        deadlines = [self._ending.deadline, self._watchdogs.next_deadline(), self._start_wait]
         if self._ending.reason is None:
             deadlines += (self._cap.warn_at(), self._silence.deadline(), self._barge.pending_at)
         if self._voicemail is not None:
@@ -362,13 +333,14 @@ class CallBridge:
             self._end(fired.value, now)
         elif self._ending.overdue(now):
             self._end(self._ending.reason or "hangup", now)
+        elif self._start_wait is not None and now >= self._start_wait:
+            self._out.append(LogProblem(message="on_call_start did not answer in time"))
+            self._open_session(None, now)
         else:
             if self._ending.reason is None and self._cap.due(now):
                 self._on_cap(now)
             elif self._ending.reason is None:
-                self._on_pace(self._silence.due(now), now)
-                if self._barge.due(now) and self._agent.unplayed:
-                    self._cut_agent(now)  # the caller's speech lasted barge_in_min_ms
+                self._on_pace(now)
             self._maybe_finish(now)
             self._drain_session(now)
         return self._finish(now)
@@ -459,18 +431,37 @@ class CallBridge:
             self._end("token_rejected", now, close_code=1008)
             return
         info = call_info(start, self._carrier, self._config, offered_tools(self._config))
-        self._info = info
+        self._info, self._start = info, start
         self._state = _State.ACTIVE
         self._started_at = now
         self._watchdogs.started(now)
         self._silence.started(now)
         if self._config.provider_max_duration is not None:
             self._cap.limit(now + self._config.provider_max_duration)
-        session = self._factory(info)
-        self._session = session
+        wait = self._config.call_start_wait_seconds
+        payload = call_start_payload(info, self._carrier)
         self._out.append(
-            FireCallback(name="on_call_start", payload=call_start_payload(info, self._carrier))
+            FireCallback(name="on_call_start", payload=payload, awaits_answer=wait is not None)
         )
+        if wait is None:
+            return self._open_session(None, now)
+        self._start_wait = now + wait  # the caller's audio is held meanwhile
+
+    def call_start_result(self, overrides: object, now: float) -> list[Action]:
+        """``on_call_start`` answered (``FireCallback.awaits_answer``): its overrides."""
+        if self._state is not _State.ACTIVE or self._start_wait is None:
+            return []  # too late: the agent's settings are in use
+        self._begin()
+        self._open_session(overrides, now)
+        return self._finish(now)
+
+    def _open_session(self, overrides: object, now: float) -> None:
+        """The provider session, with this call's own settings (``_overrides``)."""
+        assert self._start is not None
+        self._start_wait = None
+        self._config, info, problems = per_call(self._start, self._carrier, self._config, overrides)
+        self._out.extend(LogProblem(message=problem) for problem in problems)
+        self._info, self._session = info, (session := self._factory(info))
         if self._config.record and self._control is not None:
             request = self._control.start_recording(info.call_id)
             if request is not None:
@@ -488,27 +479,8 @@ class CallBridge:
             return
         if not self._ready:
             self._inbound.hold(media.payload, fmt)
-        elif self._send_caller_audio(media.payload, fmt, now):
+        elif self._inbound.send([media.payload], fmt, self._session, now):
             self._drain_session(now)
-
-    def _send_caller_audio(self, payload: bytes, src: AudioFormat, now: float) -> bool:
-        session = self._session
-        if session is None:
-            return False
-        audio = self._inbound.convert(payload, src, session.input_format)
-        if not audio:
-            return False
-        session.send(SendAudio(audio=audio), now)
-        return True
-
-    def _release_held(self, now: float) -> None:
-        """The session became ready: the caller's first words, in order."""
-        fmt = self._stream.media_format
-        for payload in self._inbound.release():
-            if self._state is not _State.ACTIVE or fmt is None:
-                return
-            if self._send_caller_audio(payload, fmt, now):
-                self._collect_io()
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
@@ -553,7 +525,9 @@ class CallBridge:
         self._ready = True
         self._watchdogs.ready()
         self._silence.ready(now)
-        self._release_held(now)
+        fmt = self._stream.media_format  # the caller's first words, in order
+        if fmt is not None and self._inbound.send(self._inbound.release(), fmt, self._session, now):
+            self._collect_io()
         pending, self._pending = self._pending, []
         info = self._info
         if info is not None and info.first_message and not self._config.first_message_native:
@@ -593,12 +567,13 @@ class CallBridge:
         self._command(Say(text=self._config.provider_limit_message), now)
         self._ending.plan("provider_limit", max(now, self._cap.at or now), needs_done=True)
 
-    def _on_pace(self, pace: Pace | None, now: float) -> None:
-        """Silence or the call's cap (see ``_silence``): a line, then maybe the end."""
-        if pace is None:
-            return
-        text = pace.line(self._config)
-        if pace is not Pace.REPROMPT:
+    def _on_pace(self, now: float) -> None:
+        """Silence, the call's cap (``_silence``), a barge-in that lasted (``_bargein``)."""
+        if self._barge.due(now) and self._agent.unplayed:
+            self._cut_agent(now)
+        pace = self._silence.due(now)
+        text = pace.line(self._config) if pace is not None else ""
+        if pace is not None and pace is not Pace.REPROMPT:
             if self._agent.unplayed:
                 self._cut_agent(now)  # the closing line plays now, not after the answer
             grace = now + self._config.end_call_grace_seconds

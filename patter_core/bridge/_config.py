@@ -136,6 +136,11 @@ class CallInfo:
     first_message: str
     #: Every tool the model may call: the user's plus the built-ins offered.
     tools: tuple[ToolSpec, ...] = ()
+    #: This call's voice, model and language, when ``on_call_start`` chose
+    #: them (None: the agent's).
+    voice: str | None = None
+    model: str | None = None
+    language: str | None = None
 
 
 #: Makes the provider session for one call (after the stream token was checked).
@@ -222,6 +227,10 @@ class BridgeConfig:
     #: Said to the caller (carrier text-to-speech) before the hang-up when the
     #: provider fails; "" hangs up in silence.
     error_message: str = ""
+    #: How long the provider session waits for ``on_call_start``'s overrides
+    #: (``FireCallback.awaits_answer``; the caller's audio is held meanwhile);
+    #: None: the callback is not waited for. Past it: the agent's settings.
+    call_start_wait_seconds: float | None = None
     #: Quiet line (nobody speaking) for this long: a reprompt, at most
     #: ``silence_reprompts`` in a row, then ``silence_goodbye`` and the end
     #: (reason ``silence``); None: off. See :mod:`._silence`.
@@ -263,6 +272,7 @@ class BridgeConfig:
         for value in (
             self.silence_timeout_seconds,
             self.max_duration_seconds,
+            self.call_start_wait_seconds,
             self.start_timeout_seconds,
             self.media_timeout_seconds,
             self.provider_timeout_seconds,
@@ -273,6 +283,10 @@ class BridgeConfig:
 
 #: The ``<Parameter>`` carrying our stream token (Twilio).
 STREAM_TOKEN_PARAMETER = "stream_token"
+#: Prompt variables of an outbound call travel to the stream as custom
+#: parameters (Twilio ``<Parameter>``, Telnyx ``custom_parameters``) named
+#: with this prefix: ``var_order_id`` fills ``{order_id}``. Never in the URL.
+VARIABLE_PARAMETER_PREFIX = "var_"
 
 #: Keys in ``Start.custom_parameters`` naming the parties (Twilio's ``start``
 #: has no caller/callee fields; the webhook passes them as parameters).
@@ -289,13 +303,20 @@ def _first(params: Mapping[str, str], keys: tuple[str, ...]) -> str:
 
 
 def call_info(
-    start: Start, carrier: str, config: BridgeConfig, tools: tuple[ToolSpec, ...]
+    start: Start,
+    carrier: str,
+    config: BridgeConfig,
+    tools: tuple[ToolSpec, ...],
+    *,
+    variables: Mapping[str, str] | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> CallInfo:
-    """The call's :class:`CallInfo`, prompt variables filled from the parties."""
+    """The call's :class:`CallInfo`, prompt variables filled (:func:`call_variables`)."""
     params = start.custom_parameters
     caller = start.caller or _first(params, _CALLER_KEYS)
     callee = start.callee or _first(params, _CALLEE_KEYS)
-    variables = {"caller": caller, "callee": callee}
+    variables = call_variables(params, variables or {}, caller=caller, callee=callee)
+    settings = settings or {}
     return CallInfo(
         call_id=start.call_id,
         stream_id=start.stream_id,
@@ -308,7 +329,28 @@ def call_info(
         instructions=fill_prompt_variables(config.instructions, variables),
         first_message=fill_prompt_variables(config.first_message, variables),
         tools=tools,
+        voice=settings.get("voice"),
+        model=settings.get("model"),
+        language=settings.get("language"),
     )
+
+
+def call_variables(
+    params: Mapping[str, str], overrides: Mapping[str, str], *, caller: str, callee: str
+) -> dict[str, str]:
+    """Prompt variables, first source wins: ``on_call_start``'s, then the
+    outbound call's (:data:`VARIABLE_PARAMETER_PREFIX`), then the parties."""
+    out = {"caller": caller, "callee": callee}
+    n = len(VARIABLE_PARAMETER_PREFIX)
+    out.update({k[n:]: v for k, v in params.items() if k.startswith(VARIABLE_PARAMETER_PREFIX)})
+    out.update(overrides)
+    return out
+
+
+def unfilled_variables(template: str, variables: Mapping[str, str]) -> list[str]:
+    """The ``{name}`` placeholders of ``template`` with no value, in order, once each."""
+    names = dict.fromkeys(m.group(1) for m in _VARIABLE_RE.finditer(template))
+    return [name for name in names if name not in variables]
 
 
 _VARIABLE_RE = re.compile(r"\{(\w+)\}")

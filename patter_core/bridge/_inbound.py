@@ -15,9 +15,11 @@ out in a format it no longer takes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..audio._format import AudioFormat
+from ..providers._events import SendAudio
+from ..providers._session import ProviderSession
 from ._config import TranscoderFactory, Transcoding
 
 __all__ = ["CallerAudio"]
@@ -67,6 +69,24 @@ class CallerAudio:
         held, self._held = self._held, deque()
         self._held_ms = 0.0
         return iter(held)
+
+    def send(
+        self,
+        payloads: Iterable[bytes],
+        src: AudioFormat,
+        session: ProviderSession | None,
+        now: float,
+    ) -> bool:
+        """Convert and send to ``session``, in order; True when anything went."""
+        sent = False
+        if session is None:
+            return sent
+        for payload in payloads:
+            audio = self.convert(payload, src, session.input_format)
+            if audio:
+                session.send(SendAudio(audio=audio), now)
+                sent = True
+        return sent
 
     def convert(self, payload: bytes, src: AudioFormat, dst: AudioFormat) -> bytes:
         """``payload`` in ``dst``; the converter is rebuilt when ``dst`` changes."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import enum
 
+from ._config import BridgeConfig
+
 __all__ = ["Watchdog", "Watchdogs"]
 
 
@@ -54,6 +56,15 @@ class Watchdogs:
         self._setup: float | None = None
         #: When the carrier last sent media (the bridge sets it per frame).
         self.last_media = 0.0
+
+    @classmethod
+    def for_config(cls, config: BridgeConfig, *, opened_at: float | None) -> Watchdogs:
+        return cls(
+            opened_at=opened_at,
+            start_timeout=config.start_timeout_seconds,
+            media_timeout=config.media_timeout_seconds,
+            setup_timeout=config.provider_timeout_seconds,
+        )
 
     def started(self, now: float) -> None:
         """``start`` arrived: the start watchdog is done, the others begin."""
