@@ -117,9 +117,23 @@ class Agent:
     #: conversation duration); a closing line plays before it. OpenAI's own
     #: cap is announced by the server and needs no setting.
     provider_max_duration: float | None = None
+    #: Seconds of a quiet line (nobody speaking) before the agent says
+    #: ``silence_message``; after ``silence_reprompts`` of them, another quiet
+    #: ``silence_timeout`` ends the call (reason ``silence``). None: off.
+    silence_timeout: float | None = None
+    silence_message: str = "Are you still there?"
+    silence_reprompts: int = 1
+    #: The call's own cap in seconds: a closing line, then the end (reason
+    #: ``max_duration``). None: no cap of ours.
+    max_duration: float | None = 3600.0
+    #: False: caller speech during the greeting neither cuts nor cancels it.
+    first_message_interruptible: bool = True
+    #: Caller speech shorter than this many milliseconds does not interrupt.
+    barge_in_min_ms: int = 0
 
     def __post_init__(self) -> None:
         check_seconds("provider_timeout", self.provider_timeout)
+        _check_per_call(self)
         if not isinstance(self.error_message, str):
             raise InvalidOption("error_message must be text")
         if self.provider not in PROVIDER_NAMES:
@@ -147,6 +161,32 @@ class Agent:
         for number in self.transfer_allowlist:
             if normalize_number(number) is None:
                 raise InvalidOption(f"transfer_allowlist: not a phone number: {number!r}")
+
+
+def _check_per_call(agent: Agent) -> None:
+    """The per-call options: watchdogs and barge-in controls."""
+    for name in ("silence_timeout", "max_duration"):
+        value = getattr(agent, name)
+        if value is not None:
+            check_seconds(name, value)
+    if not isinstance(agent.silence_message, str) or not agent.silence_message.strip():
+        raise InvalidOption("silence_message must be some text to say")
+    for name, value in (
+        ("silence_reprompts", agent.silence_reprompts),
+        ("barge_in_min_ms", agent.barge_in_min_ms),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 60_000:
+            raise InvalidOption(f"{name} must be a whole number from 0, not {value!r}")
+    if agent.first_message_interruptible not in (True, False):
+        raise InvalidOption("first_message_interruptible must be True or False")
+    if agent.provider == "elevenlabs" and (
+        not agent.first_message_interruptible or agent.barge_in_min_ms
+    ):
+        # Its turn taking is the agent's own, server side: no client message holds it.
+        raise InvalidOption(
+            "first_message_interruptible and barge_in_min_ms are not available for "
+            "provider='elevenlabs': set interruptions in the ElevenLabs agent"
+        )
 
 
 def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:

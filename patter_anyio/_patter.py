@@ -208,6 +208,12 @@ class Patter:
         reasoning_effort: str | None = None,
         parallel_tool_calls: bool | None = None,
         provider_max_duration: float | None = None,
+        silence_timeout: float | None = None,
+        silence_message: str = "Are you still there?",
+        silence_reprompts: int = 1,
+        max_duration: float | None = 3600.0,
+        first_message_interruptible: bool = True,
+        barge_in_min_ms: int = 0,
     ) -> Agent:
         """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
         if provider is None:
@@ -260,6 +266,12 @@ class Patter:
             reasoning_effort=reasoning_effort,
             parallel_tool_calls=parallel_tool_calls,
             provider_max_duration=provider_max_duration,
+            silence_timeout=silence_timeout,
+            silence_message=silence_message,
+            silence_reprompts=silence_reprompts,
+            max_duration=max_duration,
+            first_message_interruptible=first_message_interruptible,
+            barge_in_min_ms=barge_in_min_ms,
         )
         return agent
 

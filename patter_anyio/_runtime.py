@@ -96,6 +96,10 @@ _MAX_REST_BYTES = 1024 * 1024
 # Outbound-call overrides waiting for their stream; a dialler that never gets
 # its calls answered must not grow this without bound.
 _MAX_PENDING_OUTBOUND = 10_000
+#: How long a call's provider session waits for on_call_start's overrides: a
+#: lookup in the application's own database takes well under a second; past
+#: this the agent's settings apply and a line is logged.
+CALL_START_WAIT = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,6 +238,16 @@ def make_session_factory(
         ]
 
     def factory(info: CallInfo) -> ProviderSession:
+        # This call's voice, model and language (on_call_start's overrides).
+        own = dataclasses.replace(
+            agent,
+            voice=info.voice or agent.voice,
+            model=info.model or agent.model,
+            language=info.language or agent.language,
+        )
+        return build(own, info)
+
+    def build(agent: Agent, info: CallInfo) -> ProviderSession:
         if agent.provider == "openai":
             assert providers.openai_key
             return OpenAIRealtimeSession(
@@ -246,7 +260,11 @@ def make_session_factory(
                     tools=tools(info),
                     audio_format="pcmu",  # G.711 passthrough: no transcoding at all
                     base_url=providers.openai_base_url,
-                    turn_detection=OpenAITurnDetection(type=agent.turn_detection),
+                    # With barge_in_min_ms the bridge decides when speech
+                    # interrupts: the server must not cancel on its own.
+                    turn_detection=OpenAITurnDetection(
+                        type=agent.turn_detection, interrupt_response=not agent.barge_in_min_ms
+                    ),
                     noise_reduction=agent.noise_reduction,
                     reasoning_effort=agent.reasoning_effort,  # type: ignore[arg-type]
                     parallel_tool_calls=agent.parallel_tool_calls,
@@ -525,6 +543,15 @@ class LocalRuntime:
             provider_timeout_seconds=agent.provider_timeout,
             error_message=agent.error_message,
             provider_max_duration=agent.provider_max_duration,
+            silence_timeout_seconds=agent.silence_timeout,
+            silence_message=agent.silence_message,
+            silence_reprompts=agent.silence_reprompts,
+            max_duration_seconds=agent.max_duration,
+            first_message_interruptible=agent.first_message_interruptible,
+            barge_in_min_ms=agent.barge_in_min_ms,
+            # on_call_start may answer with this call's overrides: the session
+            # waits for them, bounded (the caller's audio is held meanwhile).
+            call_start_wait_seconds=CALL_START_WAIT if self.hooks.on_call_start else None,
         )
         bridge = CallBridge(
             stream=stream,
