@@ -1,0 +1,251 @@
+"""End to end over loopback: per-call behaviour.
+
+Silence reprompts and the hang-up, the call's maximum duration, a greeting
+that must play in full, and on_call_start's overrides reaching the
+provider's ``session.update``. The real server (``Patter.serve`` on
+127.0.0.1), the fake OpenAI Realtime server, the fake Twilio REST API and
+Twilio's end of the media stream (:mod:`tests.fakes.carrier`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import pytest
+
+from patter_anyio import InvalidOption, Patter
+from tests.fakes.carrier import (
+    CarrierStream,
+    carrier_stream,
+    local_ws_url,
+    run_in_asyncio_thread,
+    stream_signature,
+    ulaw_tone,
+)
+from tests.fakes.fake_openai_realtime import FakeOpenAIRealtime
+from tests.fakes.provider_servers import provider_server
+from tests.test_e2e_echo import AUTH_TOKEN, CALL_SID
+from tests.test_e2e_realtime import (
+    OPENAI_KEY,
+    Recorded,
+    answer_call,
+    hangups,
+    of_type,
+    serving,
+    twilio_phone,
+    twilio_rest,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def _creates(fake: FakeOpenAIRealtime) -> list[str]:
+    """The instructions of every ``response.create`` (what the agent was asked to say)."""
+    return [
+        (m.get("response") or {}).get("instructions", "")
+        for m in fake.received
+        if m["type"] == "response.create"
+    ]
+
+
+def _detections(fake: FakeOpenAIRealtime) -> list[dict[str, Any]]:
+    return [
+        m["session"]["audio"]["input"]["turn_detection"]
+        for m in fake.received
+        if m["type"] == "session.update" and "audio" in m["session"]
+    ]
+
+
+@asynccontextmanager
+async def _serving(
+    phone: Patter, agent: Any, seen: Recorded, on_call_start: Any, **options: Any
+) -> AsyncIterator[int]:
+    """``serve`` on an ephemeral port with the test's own ``on_call_start``."""
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(
+                partial(
+                    phone.serve,
+                    agent,
+                    None,
+                    handle_signals=False,
+                    on_call_start=on_call_start,
+                    on_call_end=seen.ends.append,
+                    **options,
+                )
+            )
+            try:
+                yield port
+            finally:
+                phone.stop()
+
+
+async def _call_until_closed(port: int, timeout: float = 10.0) -> CarrierStream:
+    stream_url, params = await answer_call(port)
+
+    async def carrier() -> CarrierStream:
+        headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+        async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+            await call.start(call_id=CALL_SID, custom_parameters=params)
+            await call.wait(call.closed.is_set, timeout=timeout, what="the hang-up")
+            return call
+
+    result: CarrierStream = await run_in_asyncio_thread(carrier, timeout=timeout + 5)
+    return result
+
+
+async def test_silence_reprompts_once_then_hangs_up_with_reason_silence() -> None:
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    fake.answer = lambda _: fake.respond(ulaw_tone(500, 200), "line")
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", silence_timeout=0.6, silence_message="Hello?")
+        async with serving(phone, agent, seen) as port:
+            call = await _call_until_closed(port)
+            end = await seen.wait_ended()
+    # One reprompt, then the goodbye; each played before the next quiet spell.
+    said = _creates(fake)
+    assert len(said) == 2, said
+    assert said[0].endswith("Hello?")
+    assert said[1].endswith("It seems nobody is there. Goodbye.")
+    assert call.played_at_close == len(call.audio) == 2 * 1600  # both lines heard whole
+    assert end["reason"] == "silence"
+    assert hangups(rest) == [{"Status": "completed"}]
+
+
+async def test_max_duration_says_a_closing_line_and_hangs_up() -> None:
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    fake.answer = lambda _: fake.respond(ulaw_tone(500, 200), "bye")
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", max_duration=1.0)
+        async with serving(phone, agent, seen) as port:
+            call = await _call_until_closed(port)
+            end = await seen.wait_ended()
+    assert [s.rsplit(" ", 1)[-1] for s in _creates(fake)] == ["Goodbye."]
+    assert call.played_at_close == len(call.audio) == 1600
+    assert end["reason"] == "max_duration"
+    assert 1.0 <= end["ended_at"] - end["started_at"] < 3.0
+    assert hangups(rest) == [{"Status": "completed"}]
+
+
+async def _greeting_call(interruptible: bool) -> tuple[CarrierStream, FakeOpenAIRealtime, int]:
+    """A 1.5 s greeting; the caller talks over it 300 ms in."""
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    greeting = ulaw_tone(700, 1500)
+    # The greeting streams, and is not over when the caller starts talking.
+    fake.answer = lambda _: fake.begin_response() + fake.audio(greeting)
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(
+            provider="openai",
+            first_message="This call is recorded.",
+            first_message_interruptible=interruptible,
+        )
+        async with serving(phone, agent, seen) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> CarrierStream:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await call.wait(lambda: call.played_ms >= 300, what="the greeting playing")
+                    # Loud caller audio, and the server hearing speech.
+                    await call.send_audio(ulaw_tone(300, 200, amplitude=20000))
+                    provider.push(lambda: fake.speech_started(audio_start_ms=300))
+                    await anyio.sleep(0.3)
+                    provider.push(lambda: fake.end_response() if fake.active_response else [])
+                    await anyio.sleep(1.6)
+                    return call
+
+            call = await run_in_asyncio_thread(carrier)
+    return call, fake, len(greeting)
+
+
+async def test_greeting_not_interruptible_arrives_whole() -> None:
+    call, fake, size = await _greeting_call(interruptible=False)
+    assert call.clears == []  # no clear
+    kinds = [m["type"] for m in fake.received]
+    assert "response.cancel" not in kinds and "conversation.item.truncate" not in kinds
+    assert len(call.audio) == size and call.heard == call.audio  # whole, and heard
+    # The server's own barge-in held for the greeting, then given back.
+    detections = _detections(fake)
+    assert [d["interrupt_response"] for d in detections] == [True, False, True]
+    assert [d["create_response"] for d in detections] == [True, False, True]
+
+
+async def test_greeting_interruptible_by_default_is_cleared() -> None:
+    call, fake, size = await _greeting_call(interruptible=True)
+    assert len(call.clears) == 1
+    kinds = [m["type"] for m in fake.received]
+    assert "conversation.item.truncate" in kinds
+    assert len(call.heard) < size
+    assert [d["interrupt_response"] for d in _detections(fake)] == [True]
+
+
+async def test_on_call_start_overrides_and_outbound_variables_reach_the_provider() -> None:
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    seen = Recorded()
+
+    async def on_call_start(call: dict[str, Any]) -> dict[str, Any]:
+        seen.starts.append(call)
+        await anyio.sleep(0.1)  # e.g. a database lookup
+        return {
+            "system_prompt": "Help {name} with order {order} on {callee}.",
+            "first_message": "Hi {name}!",
+            "voice": "cedar",
+            "variables": {"name": "Ada"},
+        }
+
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", system_prompt="Default.", first_message="Hey.")
+        async with _serving(phone, agent, seen, on_call_start) as port:
+            stream_url, params = await answer_call(port)
+            # An outbound call's variables travel as var_ parameters of the stream.
+            params = {**params, "var_order": "A-7"}
+
+            async def carrier() -> None:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await provider.wait_for(of_type("response.create"))
+                    await call.stop()
+
+            await run_in_asyncio_thread(carrier)
+            await seen.wait_ended()
+    (update,) = [m for m in fake.received if m["type"] == "session.update"]
+    session = update["session"]
+    callee = seen.starts[0]["callee"]
+    assert session["instructions"] == f"Help Ada with order A-7 on {callee}."
+    assert session["audio"]["output"]["voice"] == "cedar"
+    assert _creates(fake)[0].endswith("Hi Ada!")
+
+
+def test_per_call_options_are_checked() -> None:
+    phone = Patter(openai_key="sk-x")
+    for bad in (
+        {"silence_timeout": 0},
+        {"silence_timeout": -1.0},
+        {"max_duration": 0},
+        {"silence_reprompts": -1},
+        {"silence_reprompts": 1.5},
+        {"silence_message": ""},
+        {"barge_in_min_ms": -10},
+        {"first_message_interruptible": "no"},
+    ):
+        with pytest.raises(InvalidOption):
+            phone.agent(**bad)
+    with pytest.raises(InvalidOption, match="elevenlabs"):
+        Patter(elevenlabs_key="k", elevenlabs_agent_id="a").agent(
+            provider="elevenlabs", first_message_interruptible=False
+        )
+    agent = phone.agent(silence_timeout=8, barge_in_min_ms=250)
+    assert agent.silence_timeout == 8 and agent.max_duration == 3600.0
