@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from patter_core import PatterError
-from patter_core.bridge import ToolSpec, normalize_number
+from patter_core.bridge import CallInfo, ToolSpec, normalize_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
 
 __all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool", "check_seconds"]
@@ -187,6 +188,39 @@ def _check_per_call(agent: Agent) -> None:
             "first_message_interruptible and barge_in_min_ms are not available for "
             "provider='elevenlabs': set interruptions in the ElevenLabs agent"
         )
+
+
+#: How long a call's provider session waits for on_call_start's overrides: a
+#: lookup in the application's own data takes well under a second; past this
+#: the agent's settings apply and a line is logged.
+CALL_START_WAIT = 2.0
+
+
+def per_call_options(agent: Agent, *, awaits_overrides: bool) -> dict[str, Any]:
+    """The bridge's per-call settings of ``agent`` (``BridgeConfig`` keywords)."""
+    return {
+        "silence_timeout_seconds": agent.silence_timeout,
+        "silence_message": agent.silence_message,
+        "silence_reprompts": agent.silence_reprompts,
+        "max_duration_seconds": agent.max_duration,
+        "first_message_interruptible": agent.first_message_interruptible,
+        "barge_in_min_ms": agent.barge_in_min_ms,
+        # on_call_start may answer with this call's overrides: the session
+        # waits for them, bounded (the caller's audio is held meanwhile).
+        "call_start_wait_seconds": CALL_START_WAIT if awaits_overrides else None,
+    }
+
+
+def with_call_settings(agent: Agent, info: CallInfo) -> Agent:
+    """``agent`` with this call's voice, model and language (on_call_start's overrides)."""
+    if info.voice is None and info.model is None and info.language is None:
+        return agent
+    return dataclasses.replace(
+        agent,
+        voice=info.voice or agent.voice,
+        model=info.model or agent.model,
+        language=info.language or agent.language,
+    )
 
 
 def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:

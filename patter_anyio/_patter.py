@@ -20,6 +20,7 @@ import secrets
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -47,6 +48,7 @@ from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_
 from ._app import WebhookApp
 from ._call import CallHooks
 from ._config import ConfigError, normalise_webhook_host
+from ._routing import ROUTE_TIMEOUT, Router
 from ._runtime import (
     CarrierSettings,
     LocalRuntime,
@@ -355,6 +357,8 @@ class Patter:
         shutdown_grace: float = 30.0,
         handle_signals: bool = True,
         server: Server | None = None,
+        route: Callable[[dict[str, Any]], Any] | None = None,
+        route_timeout: float = ROUTE_TIMEOUT,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve calls until SIGINT/SIGTERM (or ``stop()``); reports the port to ``task_status``.
@@ -364,8 +368,13 @@ class Patter:
         ``start``; ``media_timeout``: seconds a started call may go without
         media; ``shutdown_grace``: seconds live calls may go on after
         SIGTERM or ``stop()`` before they end as ``server_shutdown``.
+        ``route(call)`` picks the agent of each incoming call before it is
+        answered (an :class:`Agent`, or None to refuse it), within
+        ``route_timeout`` seconds; sync or async.
         """
         _check_port(port)
+        _check_callback("route", route)
+        route_timeout = check_seconds("route_timeout", route_timeout)
         timeouts = StreamTimeouts(
             start=check_seconds("start_timeout", start_timeout),
             media=check_seconds("media_timeout", media_timeout),
@@ -383,6 +392,14 @@ class Patter:
             voicemail_message=voicemail_message,
             timeouts=timeouts,
         )
+        handler = on_message is not None
+        if route is not None:
+            runtime.router = Router(
+                route,
+                default=agent,
+                timeout=route_timeout,
+                problem=partial(missing_settings, providers=self.providers, handler=handler),
+            )
         app = WebhookApp(
             stream_secret=self._secret,
             webhook_host=self.carriers.webhook_host,
@@ -402,7 +419,6 @@ class Patter:
         for warning in app.startup_warnings():
             log.warning("%s", warning)
         today = datetime.datetime.now(datetime.UTC).date()
-        handler = on_message is not None
         for level, line in start_notices(agent, self.providers, handler=handler, today=today):
             log.log(level, "%s", line)
         if self._secret_generated:

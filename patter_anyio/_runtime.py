@@ -71,11 +71,12 @@ from patter_core.webhooks import (
     is_machine_end,
 )
 
-from ._agent import Agent
+from ._agent import Agent, per_call_options, with_call_settings
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner
 from ._codecs import optional_decoders
 from ._httpclient import ClientError, request_with_retry
+from ._routing import Router
 from ._server import StreamRequest
 from ._websocket import WebSocket
 
@@ -96,10 +97,6 @@ _MAX_REST_BYTES = 1024 * 1024
 # Outbound-call overrides waiting for their stream; a dialler that never gets
 # its calls answered must not grow this without bound.
 _MAX_PENDING_OUTBOUND = 10_000
-#: How long a call's provider session waits for on_call_start's overrides: a
-#: lookup in the application's own database takes well under a second; past
-#: this the agent's settings apply and a line is logged.
-CALL_START_WAIT = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,14 +235,7 @@ def make_session_factory(
         ]
 
     def factory(info: CallInfo) -> ProviderSession:
-        # This call's voice, model and language (on_call_start's overrides).
-        own = dataclasses.replace(
-            agent,
-            voice=info.voice or agent.voice,
-            model=info.model or agent.model,
-            language=info.language or agent.language,
-        )
-        return build(own, info)
+        return build(with_call_settings(agent, info), info)
 
     def build(agent: Agent, info: CallInfo) -> ProviderSession:
         if agent.provider == "openai":
@@ -423,8 +413,11 @@ class LocalRuntime:
         timeouts: StreamTimeouts | None = None,
         entropy: Entropy = secrets,
         clock: Callable[[], float] = time.time,
+        router: Router | None = None,
     ) -> None:
         self.agent = agent
+        #: ``serve(route=...)``: picks each incoming call's agent (``_routing``).
+        self.router = router
         self.carriers = carriers
         self.providers = providers
         self.hooks = hooks
@@ -480,6 +473,7 @@ class LocalRuntime:
             on_recording_status=self._on_recording_status,
             on_amd_result=self._on_amd_result,
             on_telnyx_event=self._on_telnyx_event,
+            route_call=self.router.admit if self.router is not None else None,
         )
 
     def expect_outbound(
@@ -495,7 +489,8 @@ class LocalRuntime:
         # Looked up, not taken: a stream that fails its token check must not
         # use up the settings of the real call.
         outbound = self._outbound.get(req.call_id)
-        agent = outbound.agent if outbound and outbound.agent else self.agent
+        routed = self.router.agent_for(req.call_id) if self.router is not None else None
+        agent = (outbound.agent if outbound else None) or routed or self.agent
         voicemail = (
             outbound.voicemail_message
             if outbound and outbound.voicemail_message is not None
@@ -543,15 +538,7 @@ class LocalRuntime:
             provider_timeout_seconds=agent.provider_timeout,
             error_message=agent.error_message,
             provider_max_duration=agent.provider_max_duration,
-            silence_timeout_seconds=agent.silence_timeout,
-            silence_message=agent.silence_message,
-            silence_reprompts=agent.silence_reprompts,
-            max_duration_seconds=agent.max_duration,
-            first_message_interruptible=agent.first_message_interruptible,
-            barge_in_min_ms=agent.barge_in_min_ms,
-            # on_call_start may answer with this call's overrides: the session
-            # waits for them, bounded (the caller's audio is held meanwhile).
-            call_start_wait_seconds=CALL_START_WAIT if self.hooks.on_call_start else None,
+            **per_call_options(agent, awaits_overrides=self.hooks.on_call_start is not None),
         )
         bridge = CallBridge(
             stream=stream,
@@ -592,6 +579,8 @@ class LocalRuntime:
                 self.live.pop(req.call_id, None)
             if bridge.accepted:
                 self._outbound.pop(req.call_id, None)
+                if self.router is not None:
+                    self.router.forget(req.call_id)
                 self.admission.release(req.call_id, self._clock())
 
     async def end_all(self) -> None:
@@ -659,7 +648,11 @@ class LocalRuntime:
         if self.telnyx_flow is None:
             log.warning("Telnyx %s received but TELNYX_API_KEY is not set", event.event_type)
             return
-        follow_up = self.telnyx_flow.on_event(event, self._clock())
+        router, call_id = self.router, event.call_control_id
+        if router is not None and call_id and not await router.admit(event):
+            follow_up = self.telnyx_flow.reject(call_id)  # route chose no agent
+        else:
+            follow_up = self.telnyx_flow.on_event(event, self._clock())
         if follow_up.problem:
             log.error("%s", follow_up.problem)
         if follow_up.ignored:

@@ -9,6 +9,7 @@ Twilio's end of the media stream (:mod:`tests.fakes.carrier`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -22,13 +23,17 @@ from tests.fakes.carrier import (
     CarrierStream,
     carrier_stream,
     local_ws_url,
+    parse_stream_twiml,
     run_in_asyncio_thread,
     stream_signature,
+    telnyx_webhook,
+    twilio_voice_webhook,
     ulaw_tone,
 )
 from tests.fakes.fake_openai_realtime import FakeOpenAIRealtime
 from tests.fakes.provider_servers import provider_server
-from tests.test_e2e_echo import AUTH_TOKEN, CALL_SID
+from tests.fakes.servers import rest_server, telnyx_responder
+from tests.test_e2e_echo import AUTH_TOKEN, CALL_SID, HOST, incoming_call_form
 from tests.test_e2e_realtime import (
     OPENAI_KEY,
     Recorded,
@@ -39,6 +44,9 @@ from tests.test_e2e_realtime import (
     twilio_phone,
     twilio_rest,
 )
+from tests.test_e2e_telnyx import SIGNING_KEY, telnyx_phone, wait_actions
+from tests.test_e2e_telnyx import actions as telnyx_actions
+from tests.test_e2e_telnyx import call_payload as telnyx_call_payload
 
 pytestmark = pytest.mark.anyio
 
@@ -249,3 +257,108 @@ def test_per_call_options_are_checked() -> None:
         )
     agent = phone.agent(silence_timeout=8, barge_in_min_ms=250)
     assert agent.silence_timeout == 8 and agent.max_duration == 3600.0
+
+
+# -- routing before answering -------------------------------------------------------
+
+
+SALES = "+18005550111"
+
+
+async def _routed_call(port: int, to: str) -> tuple[int, bytes]:
+    form = dict(incoming_call_form(), To=to, Called=to)
+    answer = await twilio_voice_webhook(port, host=HOST, auth_token=AUTH_TOKEN, form=form)
+    return answer.status, answer.body
+
+
+async def test_route_picks_an_agent_by_callee_and_none_rejects() -> None:
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    seen = Recorded()
+    calls: list[dict[str, Any]] = []
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        default = phone.agent(provider="openai", system_prompt="Support.", first_message="Hi.")
+        sales = phone.agent(
+            provider="openai", system_prompt="Sales for {caller}.", first_message="Sales here."
+        )
+
+        async def route(call: dict[str, Any]) -> Any:
+            calls.append(call)
+            if call["callee"] == "+19995550000":
+                return None
+            return sales if call["callee"] == SALES else default
+
+        async with serving(phone, default, seen, route=route) as port:
+            # None: Twilio's <Reject/>, and no provider connection at all.
+            status, body = await _routed_call(port, "+19995550000")
+            assert status == 200 and b"<Reject />" in body and b"<Stream" not in body
+            assert fake.accepted == 0
+            # The sales number: the sales agent's prompt and greeting.
+            status, body = await _routed_call(port, SALES)
+            assert status == 200 and b"<Stream" in body
+            stream_url, params = parse_stream_twiml(body)
+
+            async def carrier() -> None:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await provider.wait_for(of_type("response.create"))
+                    await call.stop()
+
+            await run_in_asyncio_thread(carrier)
+            await seen.wait_ended()
+    assert [c["callee"] for c in calls] == ["+19995550000", SALES]
+    assert calls[1]["carrier"] == "twilio" and calls[1]["call_id"] == CALL_SID
+    assert calls[1]["params"]["To"] == SALES  # the carrier's own fields
+    (update,) = [m for m in fake.received if m["type"] == "session.update"]
+    assert update["session"]["instructions"] == f"Sales for {calls[1]['caller']}."
+    assert _creates(fake)[0].endswith("Sales here.")
+
+
+@pytest.mark.parametrize("answer", ["slow", "raises", "not an agent"])
+async def test_a_broken_route_gives_the_default_agent(answer: str) -> None:
+    seen = Recorded()
+
+    def route(call: dict[str, Any]) -> Any:  # sync: run in a worker thread
+        if answer == "slow":
+            time.sleep(1.0)
+        if answer == "raises":
+            raise RuntimeError("lookup failed")
+        return "sales"
+
+    with twilio_rest() as rest:
+        phone = twilio_phone(rest)
+        agent = phone.agent(provider="echo")
+        async with serving(phone, agent, seen, route=route, route_timeout=0.3) as port:
+            began = time.monotonic()
+            status, body = await _routed_call(port, SALES)
+            took = time.monotonic() - began
+    assert status == 200 and b"<Stream" in body  # answered, by the default agent
+    assert took < 0.9
+
+
+async def test_telnyx_route_none_rejects_through_call_control() -> None:
+    seen = Recorded()
+    with rest_server(telnyx_responder) as rest:
+        phone = telnyx_phone(rest)
+        agent = phone.agent(provider="echo")
+        async with serving(phone, agent, seen, route=lambda call: None) as port:
+            initiated = await telnyx_webhook(
+                port, SIGNING_KEY, "call.initiated", telnyx_call_payload()
+            )
+            assert initiated.status == 200
+            (reject,) = await wait_actions(rest, "reject")
+    assert reject.json["cause"] == "CALL_REJECTED"
+    assert telnyx_actions(rest, "answer") == []
+
+
+def test_route_is_checked_at_serve() -> None:
+    phone = Patter(openai_key="sk-x")
+
+    async def main(**options: Any) -> None:
+        await phone.serve(phone.agent(), None, handle_signals=False, **options)
+
+    with pytest.raises(InvalidOption, match="route must be callable"):
+        anyio.run(partial(main, route="sales"))
+    with pytest.raises(InvalidOption, match="route_timeout"):
+        anyio.run(partial(main, route=lambda call: None, route_timeout=0))

@@ -28,6 +28,7 @@ from ._forms import (
     parse_form,
 )
 from ._rest import CarrierApiError, RetryPolicy
+from ._routing import routed_call
 from ._telnyx_events import (
     DEFAULT_MAX_TELNYX_WEBHOOK_BYTES,
     TelnyxCallAnswered,
@@ -107,6 +108,7 @@ from ._twiml import (
     connect_stream_twiml,
     dial_twiml,
     hangup_twiml,
+    reject_twiml,
     say_hangup_twiml,
     twilio_stream_url,
     xml_attribute,
@@ -187,6 +189,8 @@ __all__ = [
     "parse_telnyx_webhook",
     "parse_twilio_call",
     "public_url",
+    "reject_twiml",
+    "routed_call",
     "say_hangup_twiml",
     "signature_algorithm",
     "stream_status_log",

@@ -203,6 +203,11 @@ class TelnyxCallFlow:
             return TelnyxFollowUp(requests=(("hangup", self._rest.hangup(call_id)),))
         return TelnyxFollowUp()
 
+    def reject(self, call_id: str) -> TelnyxFollowUp:
+        """Refuse an incoming call instead of answering it (the application's
+        ``route`` chose no agent)."""
+        return TelnyxFollowUp(requests=(("reject", self._rest.reject(call_id)),))
+
     def voicemail_drop(self, call_id: str, message: str) -> TelnyxFollowUp:
         """Leave ``message`` on a machine when no stream of ours carries the call.
 

@@ -37,6 +37,7 @@ __all__ = [
     "connect_stream_twiml",
     "dial_twiml",
     "hangup_twiml",
+    "reject_twiml",
     "say_hangup_twiml",
     "twilio_stream_url",
     "xml_attribute",
@@ -155,6 +156,15 @@ def say_hangup_twiml(text: str, *, voice: str | None = None, language: str | Non
 def hangup_twiml() -> str:
     """``<Response><Hangup /></Response>``: end the call at once."""
     return f"{_DECLARATION}<Response><Hangup /></Response>"
+
+
+def reject_twiml() -> str:
+    """``<Response><Reject /></Response>``: refuse the call before it is answered.
+
+    The caller hears the network's "not in service" / busy treatment and is
+    not billed; ``<Reject>`` must be the first verb (Twilio's TwiML docs).
+    """
+    return f"{_DECLARATION}<Response><Reject /></Response>"
 
 
 def dial_twiml(target: str) -> str:
