@@ -69,15 +69,19 @@ class Router:
         )
         if agent is None:
             return False
-        if agent is not self.default:
-            if len(self._chosen) >= MAX_PENDING_ROUTED:
-                self._chosen.pop(next(iter(self._chosen)))
-            self._chosen[str(call["call_id"])] = agent
+        if len(self._chosen) >= MAX_PENDING_ROUTED:
+            self._chosen.pop(next(iter(self._chosen)))
+        self._chosen[str(call["call_id"])] = agent
         return True
 
-    def agent_for(self, call_id: str) -> Agent | None:
-        """The chosen agent (looked up, not taken: a refused stream must not use it up)."""
-        return self._chosen.get(call_id)
+    def agent_for(self, call_id: str) -> Agent:
+        """The chosen agent (looked up, not taken: a refused stream must not use
+        it up); the default, with a log line, when this process chose none."""
+        agent = self._chosen.get(call_id)
+        if agent is None:
+            log.info("call %s: routed by another instance (or not at all): default agent", call_id)
+            return self.default
+        return agent
 
     def forget(self, call_id: str) -> None:
         self._chosen.pop(call_id, None)

@@ -489,8 +489,10 @@ class LocalRuntime:
         # Looked up, not taken: a stream that fails its token check must not
         # use up the settings of the real call.
         outbound = self._outbound.get(req.call_id)
-        routed = self.router.agent_for(req.call_id) if self.router is not None else None
-        agent = (outbound.agent if outbound else None) or routed or self.agent
+        agent = outbound.agent if outbound else None
+        if agent is None:
+            routed = self.router is not None and outbound is None  # ours are not routed
+            agent = self.router.agent_for(req.call_id) if self.router and routed else self.agent
         voicemail = (
             outbound.voicemail_message
             if outbound and outbound.voicemail_message is not None
