@@ -131,6 +131,9 @@ class Agent:
     first_message_interruptible: bool = True
     #: Caller speech shorter than this many milliseconds does not interrupt.
     barge_in_min_ms: int = 0
+    #: OpenAI Realtime: open and configure the session at the voice webhook,
+    #: so it is ready when the stream starts (``_prewarm``).
+    prewarm: bool = True
 
     def __post_init__(self) -> None:
         check_seconds("provider_timeout", self.provider_timeout)
@@ -178,6 +181,8 @@ def _check_per_call(agent: Agent) -> None:
     ):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 60_000:
             raise InvalidOption(f"{name} must be a whole number from 0, not {value!r}")
+    if agent.prewarm not in (True, False):
+        raise InvalidOption("prewarm must be True or False")
     if agent.first_message_interruptible not in (True, False):
         raise InvalidOption("first_message_interruptible must be True or False")
     if agent.provider == "elevenlabs" and (

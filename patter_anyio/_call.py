@@ -267,6 +267,25 @@ class CallRunner:
         """The server is going away: end the call as ``server_shutdown``."""
         await self._input(self._bridge.shutdown)
 
+    # -- a provider socket opened before the call (prewarm, ``_prewarm``) ----------
+
+    def adopt_socket(self, channel: str, ws: WebSocket) -> None:
+        """``ws`` is this call's ``channel`` from now on; its reader is the
+        prewarm's, which hands each message to :meth:`provider_message`."""
+        self._sockets[channel] = ws
+        bridge = self._bridge
+        self._spawn(
+            self._input(lambda now: bridge.provider_socket_opened(channel, now)), must_finish=False
+        )
+
+    async def provider_message(self, channel: str, data: str | bytes) -> None:
+        await self._input(partial(_swap2, self._bridge.provider_socket_message, channel, data))
+
+    async def provider_closed(self, channel: str, code: int, reason: str) -> None:
+        self._sockets.pop(channel, None)
+        bridge = self._bridge
+        await self._input(lambda now: bridge.provider_socket_closed(channel, code, reason, now))
+
     # -- readers -------------------------------------------------------------------
 
     async def _read_carrier(self) -> None:

@@ -216,6 +216,7 @@ class Patter:
         max_duration: float | None = 3600.0,
         first_message_interruptible: bool = True,
         barge_in_min_ms: int = 0,
+        prewarm: bool = True,
     ) -> Agent:
         """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
         if provider is None:
@@ -274,6 +275,7 @@ class Patter:
             max_duration=max_duration,
             first_message_interruptible=first_message_interruptible,
             barge_in_min_ms=barge_in_min_ms,
+            prewarm=prewarm,
         )
         return agent
 

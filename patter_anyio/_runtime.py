@@ -11,7 +11,6 @@ pieces and wires them together.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import secrets
@@ -29,20 +28,6 @@ from patter_core.bridge import BridgeConfig, CallBridge, CallInfo, offered_tools
 from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers import (
-    DeepgramConfig,
-    EchoSession,
-    ElevenLabsConfig,
-    ElevenLabsSession,
-    ElevenLabsTtsConfig,
-    ElevenLabsWsTtsConfig,
-    LlmConfig,
-    OpenAIRealtimeConfig,
-    OpenAIRealtimeSession,
-    OpenAISttConfig,
-    OpenAITtsConfig,
-    OpenAITurnDetection,
-    PipelineConfig,
-    PipelineSession,
     ProviderSession,
 )
 from patter_core.providers._models import (
@@ -58,6 +43,7 @@ from patter_core.providers._models import (
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
+    IncomingCall,
     RecordingStatusCallback,
     RetryPolicy,
     StreamAdmission,
@@ -69,15 +55,18 @@ from patter_core.webhooks import (
     TwilioRest,
     dial_twiml,
     is_machine_end,
+    routed_call,
 )
 
-from ._agent import Agent, per_call_options, with_call_settings
+from ._agent import Agent, per_call_options
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner
 from ._codecs import optional_decoders
 from ._httpclient import ClientError, request_with_retry
+from ._prewarm import Prewarm
 from ._routing import Router
 from ._server import StreamRequest
+from ._sessions import make_session_factory
 from ._websocket import WebSocket
 
 __all__ = [
@@ -219,134 +208,6 @@ def start_notices(
     return out
 
 
-def make_session_factory(
-    agent: Agent,
-    providers: ProviderSettings,
-    *,
-    use_handler: bool,
-    entropy: Entropy,
-) -> Callable[[CallInfo], ProviderSession]:
-    """The session each call of ``agent`` talks to."""
-
-    def tools(info: CallInfo) -> list[dict[str, Any]]:
-        return [
-            {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
-            for t in info.tools
-        ]
-
-    def factory(info: CallInfo) -> ProviderSession:
-        return build(with_call_settings(agent, info), info)
-
-    def build(agent: Agent, info: CallInfo) -> ProviderSession:
-        if agent.provider == "openai":
-            assert providers.openai_key
-            return OpenAIRealtimeSession(
-                OpenAIRealtimeConfig(
-                    api_key=providers.openai_key,
-                    model=agent.model or REALTIME_MODEL,
-                    voice=agent.voice or "marin",
-                    instructions=info.instructions,
-                    first_message=info.first_message or None,
-                    tools=tools(info),
-                    audio_format="pcmu",  # G.711 passthrough: no transcoding at all
-                    base_url=providers.openai_base_url,
-                    # With barge_in_min_ms the bridge decides when speech
-                    # interrupts: the server must not cancel on its own.
-                    turn_detection=OpenAITurnDetection(
-                        type=agent.turn_detection, interrupt_response=not agent.barge_in_min_ms
-                    ),
-                    noise_reduction=agent.noise_reduction,
-                    reasoning_effort=agent.reasoning_effort,  # type: ignore[arg-type]
-                    parallel_tool_calls=agent.parallel_tool_calls,
-                )
-            )
-        if agent.provider == "elevenlabs":
-            agent_id = agent.agent_id or providers.elevenlabs_agent_id
-            assert agent_id
-            return ElevenLabsSession(
-                ElevenLabsConfig(
-                    agent_id=agent_id,
-                    api_key=providers.elevenlabs_key,
-                    base_url=providers.elevenlabs_base_url,
-                    prompt=info.instructions or None,
-                    first_message=info.first_message or None,
-                    language=agent.language,
-                    voice_id=agent.voice,
-                    dynamic_variables={"caller": info.caller, "callee": info.callee},
-                )
-            )
-        if agent.provider == "pipeline":
-            stt_name = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
-            tts_name = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
-            stt: DeepgramConfig | OpenAISttConfig
-            if stt_name == "deepgram":
-                assert providers.deepgram_key
-                stt = DeepgramConfig(
-                    api_key=providers.deepgram_key,
-                    base_url=providers.deepgram_base_url,
-                    language=agent.language or "en",
-                )
-            else:
-                assert providers.openai_key
-                stt = OpenAISttConfig(
-                    api_key=providers.openai_key,
-                    base_url=providers.openai_base_url,
-                    language=agent.language,
-                )
-            tts: ElevenLabsTtsConfig | ElevenLabsWsTtsConfig | OpenAITtsConfig
-            if tts_name == "elevenlabs-ws":
-                assert providers.elevenlabs_key
-                tts = ElevenLabsWsTtsConfig(
-                    api_key=providers.elevenlabs_key, base_url=providers.elevenlabs_base_url
-                )
-                if agent.voice:
-                    tts = dataclasses.replace(tts, voice_id=agent.voice)
-            elif tts_name == "elevenlabs":
-                assert providers.elevenlabs_key
-                if agent.voice:
-                    tts = ElevenLabsTtsConfig(
-                        api_key=providers.elevenlabs_key,
-                        voice_id=agent.voice,
-                        base_url=providers.elevenlabs_base_url,
-                    )
-                else:
-                    tts = ElevenLabsTtsConfig(
-                        api_key=providers.elevenlabs_key, base_url=providers.elevenlabs_base_url
-                    )
-            else:
-                assert providers.openai_key
-                tts = OpenAITtsConfig(
-                    api_key=providers.openai_key,
-                    base_url=providers.openai_base_url,
-                    voice=agent.voice or "alloy",
-                )
-            llm = None
-            if not use_handler:
-                assert providers.openai_key
-                llm = LlmConfig(
-                    api_key=providers.openai_key,
-                    model=agent.model or LLM_MODEL,
-                    base_url=providers.openai_base_url,
-                    tools=tuple(tools(info)),
-                    reasoning_effort=agent.reasoning_effort,
-                    parallel_tool_calls=agent.parallel_tool_calls,
-                )
-            return PipelineSession(
-                PipelineConfig(
-                    stt=stt,
-                    tts=tts,
-                    llm=llm,
-                    use_handler=use_handler,
-                    system_prompt=info.instructions,
-                    first_message=info.first_message,
-                ),
-                entropy=entropy,
-            )
-        return EchoSession()
-
-    return factory
-
-
 class TwilioControl:
     """:class:`~patter_core.bridge.CarrierControl` over Twilio's REST API."""
 
@@ -462,6 +323,8 @@ class LocalRuntime:
         #: not displace the call that passed its token check.
         self.live: dict[str, list[CallRunner]] = {}
         self._outbound: dict[str, _Outbound] = {}
+        #: Provider sessions opened at the webhook, until their stream starts.
+        self.prewarm = Prewarm(clock=clock)
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -473,8 +336,24 @@ class LocalRuntime:
             on_recording_status=self._on_recording_status,
             on_amd_result=self._on_amd_result,
             on_telnyx_event=self._on_telnyx_event,
-            route_call=self.router.admit if self.router is not None else None,
+            route_call=self._admit,
         )
+
+    async def _admit(self, event: IncomingCall | TelnyxEvent) -> bool:
+        """Before answering: ``route`` (False refuses the call), then a warm start."""
+        if self.router is not None and not await self.router.admit(event):
+            return False
+        call, hooks = routed_call(event), self.hooks
+        agent = self.router.agent_for(str(call["call_id"])) if call and self.router else self.agent
+        if call and agent.prewarm and agent.provider == "openai" and not hooks.on_call_start:
+            factory = self._factory(agent)
+            if self.background is not None:
+                self.prewarm.begin(self.background, call, agent, factory)
+        return True
+
+    def _factory(self, agent: Agent) -> Callable[[CallInfo], ProviderSession]:
+        handler = self.hooks.on_message is not None
+        return make_session_factory(agent, self.providers, use_handler=handler, entropy=self._entropy)
 
     def expect_outbound(
         self, call_id: str, agent: Agent | None, voicemail_message: str | None
@@ -490,9 +369,9 @@ class LocalRuntime:
         # use up the settings of the real call.
         outbound = self._outbound.get(req.call_id)
         agent = outbound.agent if outbound else None
-        if agent is None:
-            routed = self.router is not None and outbound is None  # ours are not routed
-            agent = self.router.agent_for(req.call_id) if self.router and routed else self.agent
+        if agent is None:  # the calls we place are not routed
+            agent = self.router.agent_for(req.call_id) if self.router and not outbound else None
+        agent = agent or self.agent
         voicemail = (
             outbound.voicemail_message
             if outbound and outbound.voicemail_message is not None
@@ -542,15 +421,11 @@ class LocalRuntime:
             provider_max_duration=agent.provider_max_duration,
             **per_call_options(agent, awaits_overrides=self.hooks.on_call_start is not None),
         )
+        runner_of_call: list[CallRunner] = []
         bridge = CallBridge(
             stream=stream,
             carrier=req.carrier,
-            session_factory=make_session_factory(
-                agent,
-                self.providers,
-                use_handler=self.hooks.on_message is not None,
-                entropy=self._entropy,
-            ),
+            session_factory=self.prewarm.factory(self._factory(agent), runner_of_call),
             verify_token=self.admission.admit,
             config=config,
             control=control,
@@ -570,6 +445,7 @@ class LocalRuntime:
             clock=self._clock,
             carrier_retry=self.carriers.telnyx_retry if req.carrier == "telnyx" else None,
         )
+        runner_of_call.append(runner)  # a warm session's socket goes to it
         self.live.setdefault(req.call_id, []).append(runner)
         try:
             await runner.run()
@@ -650,8 +526,8 @@ class LocalRuntime:
         if self.telnyx_flow is None:
             log.warning("Telnyx %s received but TELNYX_API_KEY is not set", event.event_type)
             return
-        router, call_id = self.router, event.call_control_id
-        if router is not None and call_id and not await router.admit(event):
+        call_id = event.call_control_id
+        if call_id and not await self._admit(event):
             follow_up = self.telnyx_flow.reject(call_id)  # route chose no agent
         else:
             follow_up = self.telnyx_flow.on_event(event, self._clock())

@@ -310,3 +310,27 @@ def test_without_waiting_the_session_opens_at_start() -> None:
     assert _problems(out) == [
         "no value for {missing} in the prompt or first message; left as written"
     ]
+
+
+def test_a_warm_session_is_adopted_with_what_it_produced() -> None:
+    from patter_core.providers import WarmSession
+
+    from .test_bridge_support import FakeSession
+
+    inner = FakeSession()
+    inner.started = True  # at the webhook
+    ready_and_greeting = [SessionReady(), AudioOut(audio=b"\x01\x00" * 320, item_id="hi")]
+    rig = Rig(BridgeConfig(first_message="Hi"), session=None)
+    rig.session = WarmSession(inner, ready_and_greeting, frozenset({"main"}))  # type: ignore[assignment]
+    rig.carrier(connected(), 0.0)
+    rig.carrier(start(), 0.0)
+    # Started once (at the webhook), ready at once, the greeting already playing.
+    assert inner.io == [] and rig.bridge.session is rig.session
+    frames = [f["event"] for f in carrier_frames(rig.actions)]
+    assert frames[:1] == ["media"] and "mark" in frames
+    assert inner.commands == [Say(text="Hi")]  # not native here: the bridge asks for it
+    # The socket it adopted is open already: the runner's report of it does
+    # not reach the session a second time.
+    inner.inbox = [SessionReady()]
+    rig.bridge.provider_socket_opened("main", 0.1)
+    assert inner.inbox == [SessionReady()]

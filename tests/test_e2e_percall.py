@@ -362,3 +362,71 @@ def test_route_is_checked_at_serve() -> None:
         anyio.run(partial(main, route="sales"))
     with pytest.raises(InvalidOption, match="route_timeout"):
         anyio.run(partial(main, route=lambda call: None, route_timeout=0))
+
+
+# -- a warm start ---------------------------------------------------------------------
+
+
+async def greeting_latency(*, prewarm: bool, ready_delay: float = 0.3) -> dict[str, Any]:
+    """One call: the webhook, the stream a second later, the greeting; the
+    time from ``start`` to the greeting's first audio at the carrier."""
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY, ready_delay=ready_delay)
+    fake.answer = lambda _: fake.respond(ulaw_tone(600, 400), "Hello there!")
+    seen = Recorded()
+    out: dict[str, Any] = {}
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", first_message="Hello there!", prewarm=prewarm)
+        async with _serving(phone, agent, seen, None) as port:
+            stream_url, params = await answer_call(port)
+            await anyio.sleep(1.0)  # Twilio starts the stream a second or so later
+            out["connections_before_stream"] = fake.accepted
+
+            async def carrier() -> float:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+                    began = time.monotonic()
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await call.wait(lambda: len(call.audio) > 0, what="the greeting")
+                    took = time.monotonic() - began
+                    await call.wait_played_out(400)
+                    await call.stop()
+                    return took
+
+            out["first_audio_s"] = await run_in_asyncio_thread(carrier)
+            await seen.wait_ended()
+    out["connections"] = fake.accepted
+    out["creates"] = len(_creates(fake))
+    return out
+
+
+async def test_prewarm_opens_at_the_webhook_and_greets_sooner() -> None:
+    warm = await greeting_latency(prewarm=True)
+    cold = await greeting_latency(prewarm=False)
+    # Warm: the provider connection opened during the webhook, and was adopted.
+    assert warm["connections"] == 1 and warm["creates"] == 1
+    assert warm["connections_before_stream"] == 1
+    assert cold["connections_before_stream"] == 0 and cold["connections"] == 1
+    # The 300 ms set-up is off the caller's clock.
+    assert warm["first_audio_s"] + 0.2 < cold["first_audio_s"], (warm, cold)
+
+
+async def test_an_unused_prewarmed_session_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("patter_anyio._prewarm.WARM_TTL", 0.5)
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", system_prompt="Hi.")
+        async with _serving(phone, agent, seen, None) as port:
+            await answer_call(port)
+            await provider.wait_for(of_type("session.update"))  # opened at the webhook
+            assert provider.connections == 1 and provider.client_close_codes == []
+            began = time.monotonic()
+            with anyio.fail_after(3):
+                while not provider.client_close_codes:
+                    await anyio.sleep(0.02)
+            waited = time.monotonic() - began
+    assert provider.client_close_codes == [1000]  # closed by us, cleanly
+    assert 0.2 < waited < 1.5
+    assert seen.ends == []  # no call ever started

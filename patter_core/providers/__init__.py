@@ -36,6 +36,7 @@ from ._session import (
     StartHttp,
 )
 from ._urls import elevenlabs_base_url_from_env, openai_base_url_from_env
+from ._warm import WarmSession
 from .pipeline import (
     DeepgramConfig,
     ElevenLabsTtsConfig,
@@ -75,6 +76,7 @@ __all__ = [
     "UpdateInstructions",
     "UserSpeechStarted",
     "UserSpeechStopped",
+    "WarmSession",
     "describe_refusal",
 ]
 
