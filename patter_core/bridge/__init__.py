@@ -119,7 +119,7 @@ from ._config import (
     fill_prompt_variables,
     normalize_number,
 )
-from ._overrides import OVERRIDE_KEYS
+from ._overrides import OVERRIDE_KEYS, per_call
 from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools
 
 __all__ = [
@@ -152,4 +152,5 @@ __all__ = [
     "fill_prompt_variables",
     "normalize_number",
     "offered_tools",
+    "per_call",
 ]
