@@ -185,13 +185,15 @@ def _check_per_call(agent: Agent) -> None:
         raise InvalidOption("prewarm must be True or False")
     if agent.first_message_interruptible not in (True, False):
         raise InvalidOption("first_message_interruptible must be True or False")
-    if agent.provider == "elevenlabs" and (
+    if agent.provider in ("elevenlabs", "pipeline") and (
         not agent.first_message_interruptible or agent.barge_in_min_ms
     ):
-        # Its turn taking is the agent's own, server side: no client message holds it.
+        # ElevenLabs: turn taking is the agent's own, server side, and no client
+        # message holds it. The pipeline answers every finished utterance,
+        # cancelling the answer in progress, whatever the bridge holds back.
         raise InvalidOption(
-            "first_message_interruptible and barge_in_min_ms are not available for "
-            "provider='elevenlabs': set interruptions in the ElevenLabs agent"
+            "first_message_interruptible and barge_in_min_ms are available for "
+            f"provider='openai' (and 'echo'), not {agent.provider!r}"
         )
 
 

@@ -255,6 +255,8 @@ def test_per_call_options_are_checked() -> None:
         Patter(elevenlabs_key="k", elevenlabs_agent_id="a").agent(
             provider="elevenlabs", first_message_interruptible=False
         )
+    with pytest.raises(InvalidOption, match="pipeline"):
+        phone.agent(provider="pipeline", barge_in_min_ms=200)
     agent = phone.agent(silence_timeout=8, barge_in_min_ms=250)
     assert agent.silence_timeout == 8 and agent.max_duration == 3600.0
 
