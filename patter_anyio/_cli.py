@@ -123,6 +123,8 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         noise_reduction=None if config.noise_reduction == "off" else config.noise_reduction,
         reasoning_effort=config.reasoning_effort,
         provider_max_duration=config.provider_max_duration,
+        silence_timeout=config.silence_timeout,
+        max_duration=config.max_duration,
     )
     return LocalRuntime(
         agent=agent,
