@@ -117,7 +117,13 @@ def test_max_duration_says_the_closing_line_then_hangs_up() -> None:
     assert Cancel() in rig.session.commands
     assert names and _hangups(rig) == []
     rig.provider([ResponseDone(item_id="a")], 30.1)  # the cancelled answer's end
-    _answer(rig, "bye", 30.2, played_at=33.0)
+    assert callbacks(rig.actions, "on_call_end") == []  # the line is yet to be heard
+    names = play_agent(rig, "bye", 2, 30.2)
+    rig.provider([ResponseDone(item_id="a")], 30.25)  # a stray end of the old one
+    names += marks_sent(carrier_frames(rig.provider([ResponseDone(item_id="bye")], 30.3)))
+    assert callbacks(rig.actions, "on_call_end") == []  # done, but not played yet
+    for name in names:
+        rig.carrier(mark(name), 33.0)
     [end] = callbacks(rig.actions, "on_call_end")
     assert end["reason"] == "max_duration"
     assert len(_hangups(rig)) == 1
@@ -334,3 +340,19 @@ def test_a_warm_session_is_adopted_with_what_it_produced() -> None:
     inner.inbox = [SessionReady()]
     rig.bridge.provider_socket_opened("main", 0.1)
     assert inner.inbox == [SessionReady()]
+
+
+def test_a_voicemail_drop_during_a_held_greeting_keeps_the_provider_held() -> None:
+    config = BridgeConfig(
+        first_message="This call is recorded.",
+        first_message_interruptible=False,
+        voicemail_message="Please call back.",
+    )
+    rig = Rig(config)
+    rig.connect(0.0)
+    play_agent(rig, "greet", 10, 0.1)
+    rig.actions += rig.bridge.amd_result("machine_end_beep", 0.5)
+    assert rig.session.commands[-2:] == [HoldBargeIn(), Say(text="Please call back.")]
+    rig.provider([ResponseDone(item_id="greet", status="cancelled")], 0.6)
+    # The greeting's end must not give the machine's noise its barge-in back.
+    assert ResumeBargeIn() not in rig.session.commands

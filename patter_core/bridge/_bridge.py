@@ -546,6 +546,7 @@ class CallBridge(ProviderInputs):
             return
         if self._voicemail is not None:
             self._voicemail.audio(event.item_id)
+        self._ending.audio(event.item_id)
         self._to_carrier(frames)
 
     def _on_provider_error(self, error: ProviderError, now: float) -> None:
@@ -577,20 +578,20 @@ class CallBridge(ProviderInputs):
             if self._agent.unplayed:
                 self._cut_agent(now)  # the closing line plays now, not after the answer
             grace = now + self._config.end_call_grace_seconds
-            self._ending.plan(pace.value, grace, needs_done=bool(text))
+            self._ending.plan(pace.value, grace, needs_done=bool(text), own_answer=True)
         if text:
             self._command(Say(text=text), now)
 
     def _on_response_done(
         self, now: float, item_id: str | None = None, tool_calls: int = 0
     ) -> None:
-        if self._barge.response_done():
+        if self._barge.response_done() and self._voicemail is None:  # the drop holds it
             self._command(ResumeBargeIn(), now)
         self._to_carrier(self._agent.response_done())
         if self._voicemail is not None:
             self._voicemail.response_done(item_id)
         else:
-            self._ending.answer_done(tool_calls)
+            self._ending.answer_done(tool_calls, item_id)
         self._maybe_finish(now)
 
     def _on_speech_started(self, now: float) -> None:
