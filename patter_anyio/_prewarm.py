@@ -138,6 +138,7 @@ class Prewarm:
                 await self._send_io(warm, ws)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._expire, warm, ws)
+                    tg.start_soon(ws.guard)  # the send timeout, adopted or not
                     try:
                         while True:
                             data = await ws.receive()
