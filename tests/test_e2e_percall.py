@@ -432,3 +432,37 @@ async def test_an_unused_prewarmed_session_is_closed(monkeypatch: pytest.MonkeyP
     assert provider.client_close_codes == [1000]  # closed by us, cleanly
     assert 0.2 < waited < 1.5
     assert seen.ends == []  # no call ever started
+
+
+async def test_a_refused_stream_does_not_adopt_the_warm_session() -> None:
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    fake.answer = lambda _: fake.respond(ulaw_tone(600, 200), "Hello!")
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", first_message="Hello!")
+        async with _serving(phone, agent, seen, None) as port:
+            stream_url, params = await answer_call(port)
+            await provider.wait_for(of_type("response.create"))  # warm, greeting asked for
+
+            async def carrier() -> tuple[int | None, int]:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                url = local_ws_url(port, stream_url)
+                forged = dict(params, stream_token=params["stream_token"][:-4] + "AAAA")
+                async with carrier_stream(url, headers=headers) as bad:
+                    await bad.start(call_id=CALL_SID, custom_parameters=forged)
+                    await bad.wait(bad.closed.is_set, what="the refusal")
+                async with carrier_stream(url, headers=headers) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await call.wait_played_out(200)
+                    await call.stop()
+                return bad.close_code, len(bad.audio)
+
+            close_code, bad_audio = await run_in_asyncio_thread(carrier)
+            with anyio.fail_after(5):
+                while len(seen.ends) < 2:
+                    await anyio.sleep(0.01)
+    assert close_code == 1008 and bad_audio == 0  # the forged stream heard nothing
+    assert [e["reason"] for e in seen.ends] == ["token_rejected", "carrier_stop"]
+    # The real stream adopted the one warm session: no second connection.
+    assert provider.connections == 1 and len(_creates(fake)) == 1
