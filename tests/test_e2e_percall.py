@@ -9,6 +9,7 @@ Twilio's end of the media stream (:mod:`tests.fakes.carrier`).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
-from patter_anyio import InvalidOption, Patter
+from patter_anyio import InvalidOption, Patter, Tool
 from tests.fakes.carrier import (
     CarrierStream,
     carrier_stream,
@@ -202,6 +203,12 @@ async def test_on_call_start_overrides_and_outbound_variables_reach_the_provider
     fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
     seen = Recorded()
 
+    looked_up: list[dict[str, Any]] = []
+
+    def lookup(arguments: dict[str, Any], call: dict[str, Any]) -> dict[str, str]:
+        looked_up.append(arguments)
+        return {"status": "shipped"}
+
     async def on_call_start(call: dict[str, Any]) -> dict[str, Any]:
         seen.starts.append(call)
         await anyio.sleep(0.1)  # e.g. a database lookup
@@ -210,6 +217,8 @@ async def test_on_call_start_overrides_and_outbound_variables_reach_the_provider
             "first_message": "Hi {name}!",
             "voice": "cedar",
             "variables": {"name": "Ada"},
+            # This call's own tool: its handler runs for this call.
+            "tools": [Tool(name="lookup_order", handler=lookup, description="Find it")],
         }
 
     with provider_server(fake) as provider, twilio_rest() as rest:
@@ -225,11 +234,17 @@ async def test_on_call_start_overrides_and_outbound_variables_reach_the_provider
                 async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
                     await call.start(call_id=CALL_SID, custom_parameters=params)
                     await provider.wait_for(of_type("response.create"))
+                    provider.push(lambda: fake.function_call("lookup_order", '{"id": "A-7"}'))
+                    await provider.wait_for(of_type("conversation.item.create"))
                     await call.stop()
 
             await run_in_asyncio_thread(carrier)
             await seen.wait_ended()
+    assert looked_up == [{"id": "A-7"}]
+    (output,) = [m for m in fake.received if m["type"] == "conversation.item.create"]
+    assert json.loads(output["item"]["output"]) == {"status": "shipped"}
     (update,) = [m for m in fake.received if m["type"] == "session.update"]
+    assert "lookup_order" in [t["name"] for t in update["session"]["tools"]]
     session = update["session"]
     callee = seen.starts[0]["callee"]
     assert session["instructions"] == f"Help Ada with order A-7 on {callee}."
@@ -466,3 +481,39 @@ async def test_a_refused_stream_does_not_adopt_the_warm_session() -> None:
     assert [e["reason"] for e in seen.ends] == ["token_rejected", "carrier_stop"]
     # The real stream adopted the one warm session: no second connection.
     assert provider.connections == 1 and len(_creates(fake)) == 1
+
+
+async def test_speech_shorter_than_barge_in_min_ms_does_not_interrupt() -> None:
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    fake.answer = lambda _: fake.begin_response() + fake.audio(ulaw_tone(700, 3000))
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", first_message="Hello.", barge_in_min_ms=300)
+        async with serving(phone, agent, seen) as port:
+            stream_url, params = await answer_call(port)
+
+            async def carrier() -> tuple[list[int], float]:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await call.wait(lambda: call.played_ms >= 200, what="the answer playing")
+                    # "mm-hm": 100 ms of speech.
+                    provider.push(lambda: fake.speech_started(audio_start_ms=200))
+                    await anyio.sleep(0.1)
+                    provider.push(lambda: fake.speech_stopped(audio_end_ms=300))
+                    await anyio.sleep(0.5)
+                    coughs = list(call.clears)
+                    # Real speech: the barge-in comes 300 ms after it began.
+                    began = time.monotonic()
+                    provider.push(lambda: fake.speech_started(audio_start_ms=900))
+                    await call.wait(lambda: bool(call.clears), what="the clear")
+                    return coughs, time.monotonic() - began
+
+            coughs, waited = await run_in_asyncio_thread(carrier)
+    assert coughs == []
+    assert 0.25 <= waited < 1.0
+    # The server does not cancel by itself: the bridge decides, then cancels.
+    assert [d["interrupt_response"] for d in _detections(fake)] == [False]
+    kinds = [m["type"] for m in fake.received]
+    assert kinds.count("response.cancel") == 1
