@@ -175,12 +175,14 @@ def _check_per_call(agent: Agent) -> None:
             check_seconds(name, value)
     if not isinstance(agent.silence_message, str) or not agent.silence_message.strip():
         raise InvalidOption("silence_message must be some text to say")
-    for name, value in (
-        ("silence_reprompts", agent.silence_reprompts),
-        ("barge_in_min_ms", agent.barge_in_min_ms),
+    # A handful of reprompts is already a lot for a silent line; two seconds
+    # of speech is a sentence, not something to ignore.
+    for name, value, most in (
+        ("silence_reprompts", agent.silence_reprompts, 10),
+        ("barge_in_min_ms", agent.barge_in_min_ms, 2000),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 60_000:
-            raise InvalidOption(f"{name} must be a whole number from 0, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise InvalidOption(f"{name} must be a whole number from 0 to {most}, not {value!r}")
     if agent.prewarm not in (True, False):
         raise InvalidOption("prewarm must be True or False")
     if agent.first_message_interruptible not in (True, False):
