@@ -149,9 +149,7 @@ def test_greeting_not_interruptible_plays_whole_and_barge_in_returns_after() -> 
     rig.carrier(media(b"\x00" * 160), 0.55)  # loud caller audio
     rig.provider([UserSpeechStopped()], 0.6)
     assert [f["event"] for f in carrier_frames(rig.actions[before:])] == []
-    assert rig.session.commands == [] or all(
-        not isinstance(c, Cancel | Truncate) for c in rig.session.commands
-    )
+    assert not any(isinstance(c, Cancel | Truncate) for c in rig.session.commands)
     names += marks_sent(carrier_frames(rig.provider([ResponseDone(item_id="greet")], 0.7)))
     assert ResumeBargeIn() in rig.session.commands  # given back at the greeting's end
     rig.provider([UserSpeechStarted()], 0.8)  # still playing from the carrier's buffer
@@ -214,10 +212,6 @@ def test_new_options_are_checked() -> None:
     ):
         with pytest.raises(LocalProtocolError):
             BridgeConfig(**bad)  # type: ignore[arg-type]
-
-
-def test_audio_out_unused_import_guard() -> None:
-    assert AudioOut(audio=b"").audio == b""
 
 
 # -- on_call_start's overrides and the prompt variables -----------------------------
@@ -299,7 +293,8 @@ def test_not_a_dict_and_no_answer_in_time_fall_back_to_the_agent() -> None:
     rig = Rig(WAITING)
     rig.carrier(connected(), 0.0)
     rig.carrier(start(), 0.0)
-    assert rig.bridge.handle_timer(1.9) == [] or rig.infos == []
+    rig.bridge.handle_timer(1.9)
+    assert rig.infos == []  # still waiting
     out = rig.bridge.handle_timer(2.0)
     assert "on_call_start did not answer in time" in _problems(out)
     assert len(rig.infos) == 1 and rig.session.started
