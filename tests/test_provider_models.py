@@ -279,6 +279,9 @@ def test_cli_flags_reach_the_agent() -> None:
     agent = runtime_from_config(plain).agent
     assert (agent.turn_detection, agent.noise_reduction) == ("server_vad", "near_field")
     assert (agent.silence_timeout, agent.max_duration) == (None, 3600.0)
+    assert agent.prewarm
+    _, workers = config_from_args(["serve", "--workers", "2"], {}, entropy=CountingEntropy())
+    assert not runtime_from_config(workers).agent.prewarm  # streams may reach another worker
 
 
 @pytest.mark.parametrize(
