@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from patter_core import PatterError
-from patter_core.bridge import ToolSpec, e164_number
+from patter_core.bridge import CallInfo, ToolSpec, e164_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
 from patter_core.webhooks import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
@@ -162,9 +163,26 @@ class Agent:
     #: conversation duration); a closing line plays before it. OpenAI's own
     #: cap is announced by the server and needs no setting.
     provider_max_duration: float | None = None
+    #: Seconds of a quiet line (nobody speaking) before the agent says
+    #: ``silence_message``; after ``silence_reprompts`` of them, another quiet
+    #: ``silence_timeout`` ends the call (reason ``silence``). None: off.
+    silence_timeout: float | None = None
+    silence_message: str = "Are you still there?"
+    silence_reprompts: int = 1
+    #: The call's own cap in seconds: a closing line, then the end (reason
+    #: ``max_duration``). None: no cap of ours.
+    max_duration: float | None = 3600.0
+    #: False: caller speech during the greeting neither cuts nor cancels it.
+    first_message_interruptible: bool = True
+    #: Caller speech shorter than this many milliseconds does not interrupt.
+    barge_in_min_ms: int = 0
+    #: OpenAI Realtime: open and configure the session at the voice webhook,
+    #: so it is ready when the stream starts (``_prewarm``).
+    prewarm: bool = True
 
     def __post_init__(self) -> None:
         check_seconds("provider_timeout", self.provider_timeout)
+        _check_per_call(self)
         if not isinstance(self.error_message, str):
             raise InvalidOption("error_message must be text")
         if self.provider not in PROVIDER_NAMES:
@@ -195,6 +213,71 @@ class Agent:
                     "transfer_allowlist: each number must be E.164 such as +15550009999, "
                     f"not {number!r}"
                 )
+
+
+def _check_per_call(agent: Agent) -> None:
+    """The per-call options: watchdogs and barge-in controls."""
+    for name in ("silence_timeout", "max_duration"):
+        value = getattr(agent, name)
+        if value is not None:
+            check_seconds(name, value)
+    if not isinstance(agent.silence_message, str) or not agent.silence_message.strip():
+        raise InvalidOption("silence_message must be some text to say")
+    # A handful of reprompts is already a lot for a silent line; two seconds
+    # of speech is a sentence, not something to ignore.
+    for name, value, most in (
+        ("silence_reprompts", agent.silence_reprompts, 10),
+        ("barge_in_min_ms", agent.barge_in_min_ms, 2000),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise InvalidOption(f"{name} must be a whole number from 0 to {most}, not {value!r}")
+    if agent.prewarm not in (True, False):
+        raise InvalidOption("prewarm must be True or False")
+    if agent.first_message_interruptible not in (True, False):
+        raise InvalidOption("first_message_interruptible must be True or False")
+    if agent.provider in ("elevenlabs", "pipeline") and (
+        not agent.first_message_interruptible or agent.barge_in_min_ms
+    ):
+        # ElevenLabs: turn taking is the agent's own, server side, and no client
+        # message holds it. The pipeline answers every finished utterance,
+        # cancelling the answer in progress, whatever the bridge holds back.
+        raise InvalidOption(
+            "first_message_interruptible and barge_in_min_ms are available for "
+            f"provider='openai' (and 'echo'), not {agent.provider!r}"
+        )
+
+
+#: How long a call's provider session waits for on_call_start's overrides: a
+#: lookup in the application's own data takes well under a second; past this
+#: the agent's settings apply and a line is logged.
+CALL_START_WAIT = 2.0
+
+
+def per_call_options(agent: Agent, *, awaits_overrides: bool) -> dict[str, Any]:
+    """The bridge's per-call settings of ``agent`` (``BridgeConfig`` keywords)."""
+    return {
+        "silence_timeout_seconds": agent.silence_timeout,
+        "silence_message": agent.silence_message,
+        "silence_reprompts": agent.silence_reprompts,
+        "max_duration_seconds": agent.max_duration,
+        "first_message_interruptible": agent.first_message_interruptible,
+        "barge_in_min_ms": agent.barge_in_min_ms,
+        # on_call_start may answer with this call's overrides: the session
+        # waits for them, bounded (the caller's audio is held meanwhile).
+        "call_start_wait_seconds": CALL_START_WAIT if awaits_overrides else None,
+    }
+
+
+def with_call_settings(agent: Agent, info: CallInfo) -> Agent:
+    """``agent`` with this call's voice, model and language (on_call_start's overrides)."""
+    if info.voice is None and info.model is None and info.language is None:
+        return agent
+    return dataclasses.replace(
+        agent,
+        voice=info.voice or agent.voice,
+        model=info.model or agent.model,
+        language=info.language or agent.language,
+    )
 
 
 def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:

@@ -52,6 +52,7 @@ from patter_core.webhooks import (
     parse_stream_status,
     parse_telnyx_webhook,
     public_url,
+    reject_twiml,
     stream_status_log,
 )
 
@@ -82,6 +83,9 @@ class WebhookHooks:
     on_transfer_status: Callable[[str, CallStatusCallback], Awaitable[None]] | None = None
     #: An outbound call's variables by call id, for its ``<Parameter>`` list.
     variables_for: Callable[[str], Mapping[str, str]] | None = None
+    #: Before a Twilio call is answered: False refuses it with ``<Reject />``
+    #: (``serve(route=...)``; it never raises, a broken rule gives the default).
+    route_call: Callable[[IncomingCall], Awaitable[bool]] | None = None
 
 
 async def read_until_close(ws: WebSocket, request: StreamRequest) -> None:
@@ -230,6 +234,12 @@ class WebhookApp:
         call = parse_incoming_call(form)
         log.info("incoming call call=%s direction=%s", call.call_sid, call.direction)
         await self._run_hook(self.hooks.on_incoming_call, call)
+        if self.hooks.route_call is not None and not await self.hooks.route_call(call):
+            return HttpResponse(
+                status=200,
+                headers=(("content-type", TWIML_CONTENT_TYPE),),
+                body=reject_twiml().encode(),
+            )
         host = self.webhook_host or request.header("host")
         if not host:
             return _text(400, "no webhook host configured and no Host header")

@@ -31,6 +31,7 @@ every provider connection and returns.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import logging
@@ -70,6 +71,7 @@ from patter_core.providers import (
 )
 from patter_core.webhooks import RetryPolicy
 
+from ._agent import InvalidOption, as_tools
 from ._httpclient import (
     ClientError,
     ClientProtocolError,
@@ -297,6 +299,25 @@ class CallRunner:
         """The server is going away: end the call as ``server_shutdown``."""
         await self._input(self._bridge.shutdown)
 
+    # -- a provider socket opened before the call (prewarm, ``_prewarm``) ----------
+
+    def adopt_socket(self, channel: str, ws: WebSocket) -> None:
+        """``ws`` is this call's ``channel`` from now on; its reader is the
+        prewarm's, which hands each message to :meth:`provider_message`."""
+        self._sockets[channel] = ws
+        bridge = self._bridge
+        self._spawn(
+            self._input(lambda now: bridge.provider_socket_opened(channel, now)), must_finish=False
+        )
+
+    async def provider_message(self, channel: str, data: str | bytes) -> None:
+        await self._input(partial(_swap2, self._bridge.provider_socket_message, channel, data))
+
+    async def provider_closed(self, channel: str, code: int, reason: str) -> None:
+        self._sockets.pop(channel, None)
+        bridge = self._bridge
+        await self._input(lambda now: bridge.provider_socket_closed(channel, code, reason, now))
+
     # -- readers -------------------------------------------------------------------
 
     async def _read_carrier(self) -> None:
@@ -489,12 +510,31 @@ class CallRunner:
 
     async def _callback(self, action: FireCallback) -> None:
         callback = getattr(self._hooks, action.name, None)
-        if callback is None:
-            return
+        result = None
+        if callback is not None:
+            try:
+                result = await maybe_await(callback(dict(action.payload)))
+            except Exception:
+                log.exception("%s callback failed", action.name)
+        if action.awaits_answer:  # on_call_start's overrides for this call
+            overrides = self._overrides(result)
+            await self._input(lambda now: self._bridge.call_start_result(overrides, now))
+
+    def _overrides(self, result: Any) -> Any:
+        """The core takes tool specs; the handlers of a per-call tool list stay here."""
+        if not isinstance(result, Mapping) or result.get("tools") is None:
+            return result
+        overrides = dict(result)
         try:
-            await maybe_await(callback(dict(action.payload)))
-        except Exception:
-            log.exception("%s callback failed", action.name)
+            tools = as_tools(overrides["tools"])
+        except InvalidOption as exc:
+            log.warning("on_call_start: override tools ignored: %s", exc)
+            del overrides["tools"]
+            return overrides
+        overrides["tools"] = tuple(tool.spec for tool in tools)
+        handlers = {**self._hooks.tools, **{tool.name: tool.handler for tool in tools}}
+        self._hooks = dataclasses.replace(self._hooks, tools=handlers)
+        return overrides
 
     async def _tool(self, action: RunTool) -> None:
         handler = self._hooks.tools.get(action.name)

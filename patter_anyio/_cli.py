@@ -140,6 +140,11 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         noise_reduction=None if config.noise_reduction == "off" else config.noise_reduction,
         reasoning_effort=config.reasoning_effort,
         provider_max_duration=config.provider_max_duration,
+        silence_timeout=config.silence_timeout,
+        max_duration=config.max_duration,
+        # Workers share one port: a call's stream may reach another worker
+        # than its webhook, which would waste the warm session.
+        prewarm=config.workers == 1,
     )
     return LocalRuntime(
         agent=agent,

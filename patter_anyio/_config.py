@@ -110,6 +110,9 @@ class ServerConfig:
     reasoning_effort: str | None = None
     #: The provider's session cap in seconds (an ElevenLabs agent's maximum duration).
     provider_max_duration: float | None = None
+    #: Per-call watchdogs (see ``Agent``): a quiet line's reprompt, the call's cap.
+    silence_timeout: float | None = None
+    max_duration: float | None = 3600.0
     recording: bool = False
     voicemail_message: str | None = None
     #: Said by the carrier before hanging up when the provider fails.
@@ -294,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider-max-duration",
         type=_seconds,
         help="the provider's session cap in seconds (an ElevenLabs agent's maximum duration)",
+    )
+    serve.add_argument(
+        "--silence-timeout",
+        type=_seconds,
+        help="seconds of a quiet line before a reprompt; again after it: goodbye (default off)",
+    )
+    serve.add_argument(
+        "--max-duration",
+        type=_seconds,
+        default=3600.0,
+        help="longest call in seconds: a closing line, then the hang-up (default 3600)",
     )
     serve.add_argument(
         "--recording", action="store_true", help="record calls (through the carrier's REST API)"
@@ -527,6 +541,8 @@ def config_from_args(
         noise_reduction=args.noise_reduction,
         reasoning_effort=args.reasoning_effort,
         provider_max_duration=args.provider_max_duration,
+        silence_timeout=args.silence_timeout,
+        max_duration=args.max_duration,
         recording=args.recording,
         voicemail_message=args.voicemail_message,
         error_message=args.error_message,

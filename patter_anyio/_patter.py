@@ -20,6 +20,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -58,6 +59,7 @@ from ._monitor import Monitor
 from ._outbound import CallResult, place_call
 from ._recording import recording_dir_problem
 from ._remote import RemoteMessageHandler, tool_handlers
+from ._routing import ROUTE_TIMEOUT, Router
 from ._runtime import (
     CarrierSettings,
     LocalRuntime,
@@ -283,6 +285,13 @@ class Patter:
         reasoning_effort: str | None = None,
         parallel_tool_calls: bool | None = None,
         provider_max_duration: float | None = None,
+        silence_timeout: float | None = None,
+        silence_message: str = "Are you still there?",
+        silence_reprompts: int = 1,
+        max_duration: float | None = 3600.0,
+        first_message_interruptible: bool = True,
+        barge_in_min_ms: int = 0,
+        prewarm: bool = True,
     ) -> Agent:
         """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
         if provider is None:
@@ -335,6 +344,13 @@ class Patter:
             reasoning_effort=reasoning_effort,
             parallel_tool_calls=parallel_tool_calls,
             provider_max_duration=provider_max_duration,
+            silence_timeout=silence_timeout,
+            silence_message=silence_message,
+            silence_reprompts=silence_reprompts,
+            max_duration=max_duration,
+            first_message_interruptible=first_message_interruptible,
+            barge_in_min_ms=barge_in_min_ms,
+            prewarm=prewarm,
         )
         return agent
 
@@ -445,6 +461,8 @@ class Patter:
         dashboard_token: str | None = None,
         local_recording: bool | str | os.PathLike[str] = False,
         server: Server | None = None,
+        route: Callable[[dict[str, Any]], Any] | None = None,
+        route_timeout: float = ROUTE_TIMEOUT,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve calls until SIGINT/SIGTERM (or ``stop()``); reports the port to ``task_status``.
@@ -465,8 +483,13 @@ class Patter:
         ``local_recording``: ``True`` (into ``./recordings``) or a directory:
         one stereo WAV per call, caller left, agent right, its path in
         ``on_call_end`` as ``recording_path``.
+        ``route(call)`` picks the agent of each incoming call before it is
+        answered (an :class:`Agent`, or None to refuse it), within
+        ``route_timeout`` seconds; sync or async.
         """
         _check_port(port)
+        _check_callback("route", route)
+        route_timeout = check_seconds("route_timeout", route_timeout)
         problem = host_problem(host, "host")
         if problem:
             raise InvalidOption(problem)
@@ -499,6 +522,14 @@ class Patter:
             on_machine_detection=on_machine_detection,
             local_recording=recording_dir,
         )
+        handler = on_message is not None
+        if route is not None:
+            runtime.router = Router(
+                route,
+                default=agent,
+                timeout=route_timeout,
+                problem=partial(missing_settings, providers=self.providers, handler=handler),
+            )
         app = WebhookApp(
             stream_secret=self._secret,
             webhook_host=self.carriers.webhook_host,
@@ -522,7 +553,6 @@ class Patter:
         if dashboard_off:
             log.warning("%s", dashboard_off)
         today = datetime.datetime.now(datetime.UTC).date()
-        handler = on_message is not None
         for level, line in start_notices(agent, self.providers, handler=handler, today=today):
             log.log(level, "%s", line)
         self._runtime = runtime

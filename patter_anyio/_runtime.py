@@ -25,13 +25,15 @@ import anyio
 import anyio.abc
 
 from patter_core import Entropy
-from patter_core.bridge import BridgeConfig, CallBridge
+from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
 from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
+from patter_core.providers import ProviderSession
 from patter_core.recording import StereoRecorder
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
+    IncomingCall,
     RecordingStatusCallback,
     RetryPolicy,
     StreamAdmission,
@@ -46,10 +48,11 @@ from patter_core.webhooks import (
     TwilioRest,
     TwilioWarmTransfer,
     is_machine_end,
+    routed_call,
     warm_leg_caller,
 )
 
-from ._agent import Agent
+from ._agent import Agent, per_call_options
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
@@ -57,16 +60,18 @@ from ._controls import TelnyxControl, TwilioControl
 from ._httpclient import ClientError, request_with_retry
 from ._monitor import Monitor
 from ._outbound import OutboundCalls
+from ._prewarm import Prewarm
 from ._providers import (
     configured_models,
     elevenlabs_tools_notice,
-    make_session_factory,
     missing_settings,
     start_notices,
 )
 from ._recording import RecordingWriter
 from ._remote import tool_handlers
+from ._routing import Router
 from ._server import StreamRequest
+from ._sessions import make_session_factory
 from ._settings import CarrierSettings, ProviderSettings, StreamTimeouts
 from ._websocket import WebSocket
 
@@ -119,12 +124,15 @@ class LocalRuntime:
         on_machine_detection: Callable[[dict[str, Any]], Any] | None = None,
         webhook_secret: bytes | None = None,
         local_recording: Path | None = None,
+        router: Router | None = None,
     ) -> None:
         self.agent = agent
         #: Signs every webhook tool and on_message URL without a secret of its own.
         self.webhook_secret = webhook_secret
         #: Where each call's stereo WAV goes (None: not recorded here).
         self.local_recording = local_recording
+        #: ``serve(route=...)``: picks each incoming call's agent (``_routing``).
+        self.router = router
         self.carriers = carriers
         self.providers = providers
         self.hooks = hooks
@@ -186,6 +194,8 @@ class LocalRuntime:
         )
         #: Sees every call event (the dashboard and /metrics), if set.
         self.monitor: Monitor | None = None
+        #: Provider sessions opened at the webhook, until their stream starts.
+        self.prewarm = Prewarm(clock=clock)
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -199,7 +209,24 @@ class LocalRuntime:
             on_telnyx_event=self._on_telnyx_event,
             variables_for=self._variables_for,
             on_transfer_status=self._on_transfer_status,
+            route_call=self._admit,
         )
+
+    async def _admit(self, event: IncomingCall | TelnyxEvent) -> bool:
+        """Before answering: ``route`` (False refuses the call), then a warm start."""
+        if self.router is not None and not await self.router.admit(event):
+            return False
+        call, hooks = routed_call(event), self.hooks
+        agent = self.router.agent_for(str(call["call_id"])) if call and self.router else self.agent
+        if call and agent.prewarm and agent.provider == "openai" and not hooks.on_call_start:
+            factory = self._factory(agent)
+            if self.background is not None:
+                self.prewarm.begin(self.background, call, agent, factory)
+        return True
+
+    def _factory(self, agent: Agent) -> Callable[[CallInfo], ProviderSession]:
+        handler = self.hooks.on_message is not None
+        return make_session_factory(agent, self.providers, use_handler=handler, entropy=self._entropy)
 
     def expect_outbound(
         self,
@@ -224,7 +251,10 @@ class LocalRuntime:
         # Looked up, not taken: a stream that fails its token check must not
         # use up the settings of the real call.
         outbound = self._outbound.get(req.call_id)
-        agent = outbound.agent if outbound and outbound.agent else self.agent
+        agent = outbound.agent if outbound else None
+        if agent is None:  # the calls we place are not routed
+            agent = self.router.agent_for(req.call_id) if self.router and not outbound else None
+        agent = agent or self.agent
         voicemail = (
             outbound.voicemail_message
             if outbound and outbound.voicemail_message is not None
@@ -279,18 +309,15 @@ class LocalRuntime:
             provider_timeout_seconds=agent.provider_timeout,
             error_message=agent.error_message,
             provider_max_duration=agent.provider_max_duration,
+            **per_call_options(agent, awaits_overrides=self.hooks.on_call_start is not None),
         )
         recorder = StereoRecorder() if self.local_recording is not None else None
+        runner_of_call: list[CallRunner] = []
         bridge = CallBridge(
             recorder=recorder,
             stream=stream,
             carrier=req.carrier,
-            session_factory=make_session_factory(
-                agent,
-                self.providers,
-                use_handler=self.hooks.on_message is not None,
-                entropy=self._entropy,
-            ),
+            session_factory=self.prewarm.factory(self._factory(agent), runner_of_call),
             verify_token=self.admission.admit,
             config=config,
             control=control,
@@ -325,6 +352,7 @@ class LocalRuntime:
             if self.local_recording is not None and recorder is not None
             else None,
         )
+        runner_of_call.append(runner)  # a warm session's socket goes to it
         self.live.setdefault(req.call_id, []).append(runner)
         try:
             await runner.run()
@@ -337,6 +365,8 @@ class LocalRuntime:
                 self.live.pop(req.call_id, None)
             if bridge.accepted:
                 self._outbound.pop(req.call_id, None)
+                if self.router is not None:
+                    self.router.forget(req.call_id)
                 self.admission.release(req.call_id, self._clock())
 
     def _observer(self, agent: Agent) -> Callable[[str, Mapping[str, object], float], None] | None:
@@ -441,8 +471,12 @@ class LocalRuntime:
         if caller_id is not None and self.telnyx_warm is not None:
             await self._warm_step(caller_id, self.telnyx_warm.on_event(event))
             return
-        variables = self._variables_for(event.call_control_id or "")
-        follow_up = self.telnyx_flow.on_event(event, self._clock(), variables=variables)
+        call_id = event.call_control_id
+        if call_id and not await self._admit(event):
+            follow_up = self.telnyx_flow.reject(call_id)  # route chose no agent
+        else:
+            variables = self._variables_for(call_id or "")
+            follow_up = self.telnyx_flow.on_event(event, self._clock(), variables=variables)
         if follow_up.problem:
             log.error("%s", follow_up.problem)
         if follow_up.ignored:

@@ -113,8 +113,8 @@ async def test_answered_call_returns_its_transcript() -> None:
             sid = "CA" + "1".zfill(32)
             # The variables travel as <Parameter>, escaped; the stream URL
             # carries nothing but the call id.
-            assert params["name"] == "Ada & <Bob>"
-            assert params["topic"] == "the invoice"
+            assert params["var_name"] == "Ada & <Bob>"
+            assert params["var_topic"] == "the invoice"
             assert f'url="wss://{WEBHOOK_HOST}/ws/stream/{sid}"' in twiml
             async with twilio_stream(fake.server_port or 0, sid, params) as carrier:
                 await carrier.start()
@@ -133,8 +133,8 @@ async def test_answered_call_returns_its_transcript() -> None:
         assert started["custom_parameters"] == {
             "caller": OUR_NUMBER,
             "callee": PERSON,
-            "name": "Ada & <Bob>",
-            "topic": "the invoice",
+            "var_name": "Ada & <Bob>",
+            "var_topic": "the invoice",
         }
         assert done.end_reason == rec.of("on_call_end")[0]["reason"]
         assert done.ended_at >= done.started_at
@@ -339,7 +339,7 @@ async def test_telnyx_variables_go_with_the_stream() -> None:
             )
             tg.cancel_scope.cancel()
     assert start.json["custom_parameters"] == [
-        {"name": "name", "value": "Ada"},
-        {"name": "topic", "value": "invoice"},
+        {"name": "var_name", "value": "Ada"},
+        {"name": "var_topic", "value": "invoice"},
     ]
     assert "Ada" not in start.json["stream_url"]

@@ -201,7 +201,9 @@ async def test_telnyx_stream_token_required(anyio_backend: str) -> None:
             port = await tg.start(
                 partial(
                     phone.serve,
-                    phone.agent(provider="openai"),
+                    # No warm start: the verified call.initiated of the other
+                    # call would open a session of its own; only streams count here.
+                    phone.agent(provider="openai", prewarm=False),
                     None,
                     handle_signals=False,
                     on_call_end=ends.append,

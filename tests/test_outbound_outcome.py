@@ -190,7 +190,7 @@ def test_variables_go_in_parameters_and_fill_the_prompt() -> None:
         call_status="in-progress",
     )
     twiml = flow.answer(call, 0.0, variables={"name": 'Ada "A" & <B>'})
-    assert '<Parameter name="name" value="Ada &quot;A&quot; &amp; &lt;B&gt;" />' in twiml
+    assert '<Parameter name="var_name" value="Ada &quot;A&quot; &amp; &lt;B&gt;" />' in twiml
     assert f'url="wss://abc.ngrok.app/ws/stream/{SID}"' in twiml
     start = Start(
         stream_id="MZ1",
@@ -199,7 +199,8 @@ def test_variables_go_in_parameters_and_fill_the_prompt() -> None:
         custom_parameters={
             "caller": "+15550001111",
             "callee": "+15550002222",
-            "name": "Ada",
+            "var_name": "Ada",
+            "name": "not a variable: no var_ prefix",
             "stream_token": "secret",
         },
     )

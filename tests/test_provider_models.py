@@ -265,14 +265,23 @@ def test_cli_flags_reach_the_agent() -> None:
         "low",
         "--provider-max-duration",
         "600",
+        "--silence-timeout",
+        "8",
+        "--max-duration",
+        "900",
     ]
     _, config = config_from_args(argv, {"OPENAI_API_KEY": "sk-x"}, entropy=CountingEntropy())
     agent = runtime_from_config(config).agent
     assert (agent.turn_detection, agent.noise_reduction) == ("semantic_vad", None)
     assert (agent.reasoning_effort, agent.provider_max_duration) == ("low", 600.0)
+    assert (agent.silence_timeout, agent.max_duration) == (8.0, 900.0)
     _, plain = config_from_args(["serve"], {}, entropy=CountingEntropy())
     agent = runtime_from_config(plain).agent
     assert (agent.turn_detection, agent.noise_reduction) == ("server_vad", "near_field")
+    assert (agent.silence_timeout, agent.max_duration) == (None, 3600.0)
+    assert agent.prewarm
+    _, workers = config_from_args(["serve", "--workers", "2"], {}, entropy=CountingEntropy())
+    assert not runtime_from_config(workers).agent.prewarm  # streams may reach another worker
 
 
 @pytest.mark.parametrize(
@@ -283,6 +292,8 @@ def test_cli_flags_reach_the_agent() -> None:
         ("--noise-reduction", "far"),
         ("--provider-max-duration", "-3"),
         ("--provider-max-duration", "soon"),
+        ("--silence-timeout", "0"),
+        ("--max-duration", "-1"),
     ],
 )
 def test_bad_cli_flags_are_one_line_errors(flag: str, value: str) -> None:

@@ -25,9 +25,11 @@ the verifier (the runtime's admission also refuses a second live stream for
 a call and a token whose call has ended), or a ``start`` naming another call
 than the URL path (``expected_call_id``) closes the carrier socket with 1008
 and no provider I/O ever happens. The token never reaches the application's
-callbacks. Then the session factory gets a :class:`CallInfo` (prompt variables
-``{caller}``/``{callee}`` filled, tools offered), ``on_call_start`` fires, a
-recording starts if configured, and the session starts. The first message is
+callbacks. ``on_call_start`` fires; when its answer is awaited
+(``call_start_wait_seconds``) the session waits for it, at most that long,
+and its overrides apply (:mod:`._overrides`). Then the session factory gets a
+:class:`CallInfo` (prompt variables filled, tools offered), a recording starts
+if configured, and the session starts. The first message is
 the session's to speak when ``first_message_native`` (it got it in
 ``CallInfo``); otherwise the bridge sends ``Say`` on the first
 ``SessionReady``.
@@ -62,13 +64,16 @@ empty call id). Reasons: ``carrier_stop``, ``carrier_disconnected``,
 ``carrier_protocol_error``, ``token_rejected``, ``start_timeout``,
 ``media_timeout`` (:mod:`._watchdog`), ``provider_closed``,
 ``provider_limit``, ``provider_error`` (``detail`` says why), ``end_call``,
-``voicemail``, ``fax``, ``hangup``, ``server_shutdown``.
+``voicemail``, ``fax``, ``hangup``, ``server_shutdown``, ``silence`` and
+``max_duration`` (:mod:`._silence`: a quiet line after its reprompts, the
+call's own cap; each after a line the caller hears).
 
 ``end_call`` answers the model (so it can say goodbye) and waits for the
 answer that output starts (``ResponseDone.tool_calls``) and its audio to
 play (marks), at most ``end_call_grace_seconds``, then hangs up. The
 voicemail drop: see :mod:`._voicemail` (at most ``voicemail_max_seconds``; no
-barge-in meanwhile). Near the provider's session cap (:mod:`._limits`) a
+barge-in meanwhile). A greeting that must play in full and speech too short to
+interrupt: :mod:`._bargein`. Near the provider's session cap (:mod:`._limits`) a
 closing line plays, then the call ends as ``provider_limit``.
 
 Provider sockets. A fatal ``ProviderError`` ends the call: as
@@ -115,10 +120,12 @@ from ._config import (
     fill_prompt_variables,
     normalize_number,
 )
+from ._overrides import OVERRIDE_KEYS, per_call
 from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools
 
 __all__ = [
     "END_CALL",
+    "OVERRIDE_KEYS",
     "TRANSFER_CALL",
     "Action",
     "BridgeConfig",
@@ -147,4 +154,5 @@ __all__ = [
     "fill_prompt_variables",
     "normalize_number",
     "offered_tools",
+    "per_call",
 ]

@@ -56,6 +56,9 @@ class FireCallback:
 
     name: CallbackName
     payload: Mapping[str, object] = field(default_factory=dict)
+    #: The bridge waits for the callback's answer: report it with
+    #: ``CallBridge.call_start_result`` (``on_call_start``'s overrides).
+    awaits_answer: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,12 +1,8 @@
 """The call bridge: one pure object per phone call, between carrier and agent.
 
-Its theory of operation (states, start, audio, barge-in, endings, provider
-sockets) is the package's: see :mod:`patter_core.bridge`. The pieces it is
-built from have modules of their own: caller audio (:mod:`._inbound`), agent
-audio (:mod:`._outbound`), endings (:mod:`._ending`), watchdogs
-(:mod:`._watchdog`), the voicemail drop (:mod:`._voicemail`), the provider's
-session cap (:mod:`._limits`), tools (:mod:`._tools`), the transcript
-(:mod:`._transcript`).
+Its theory of operation is the package's (:mod:`patter_core.bridge`); each
+piece it is built from has a module of its own (audio in and out, endings,
+watchdogs, silence, barge-in, voicemail, the provider's cap, tools, transcript).
 """
 
 from __future__ import annotations
@@ -25,6 +21,7 @@ from ..providers._events import (
     ProviderError,
     ProviderEvent,
     ResponseDone,
+    ResumeBargeIn,
     Say,
     SendAudio,
     SendText,
@@ -45,12 +42,14 @@ from ._actions import (
     CloseCarrier,
     FireCallback,
     HttpCall,
+    LogProblem,
     Notify,
     ProviderIo,
     RunTool,
     SendToCarrier,
     SetTimer,
 )
+from ._bargein import BargeIn
 from ._config import (
     BridgeConfig,
     CallInfo,
@@ -68,7 +67,10 @@ from ._inbound import CallerAudio
 from ._limits import ProviderCap
 from ._metrics import CallMetricsRecorder
 from ._outbound import AgentAudio
+from ._overrides import per_call
 from ._problems import ProblemLog
+from ._provider_inputs import ProviderInputs
+from ._silence import Pace, SilenceWatch
 from ._start import admitted, call_start_payload
 from ._tools import decide, offered_tools, start_transfer
 from ._transcript import TranscriptLog
@@ -90,7 +92,7 @@ _END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
-class CallBridge:
+class CallBridge(ProviderInputs):
     """One call: carrier media stream <-> provider session. See the module doc."""
 
     def __init__(
@@ -123,6 +125,8 @@ class CallBridge:
         self._carrier_open = True
         self._session: ProviderSession | None = None
         self._info: CallInfo | None = None
+        self._start: Start | None = None
+        self._start_wait: float | None = None  # until on_call_start's overrides
         self._started_at: float | None = None
         self._ready = False
         self._pending: list[ProviderCommand] = []
@@ -141,7 +145,8 @@ class CallBridge:
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
         # Caller audio, held until the session is ready (module doc, "Audio").
         self._inbound = CallerAudio(make, max_held_ms=config.max_held_audio_ms)
-        self._watchdogs = Watchdogs.of(config, opened_at)
+        self._watchdogs = Watchdogs.for_config(config, opened_at=opened_at)
+        self._silence, self._barge = SilenceWatch.for_config(config), BargeIn.for_config(config)
         # Per input: the actions being built and the carrier frames gathered.
         self._out: list[Action] = []
         self._carrier_frames: SendToCarrier | None = None
@@ -274,9 +279,6 @@ class CallBridge:
         self._opened_channels.add(channel)
         return self._provider_input(lambda s: s.socket_opened(channel, now), now)
 
-    def provider_socket_message(self, channel: str, data: str | bytes, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.socket_message(channel, data, now), now)
-
     def provider_socket_closed(
         self, channel: str, code: int, reason: str, now: float
     ) -> list[Action]:
@@ -301,26 +303,6 @@ class CallBridge:
             actions += self._finish(now)
         return actions
 
-    def provider_http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[Action]:
-        return self._provider_input(
-            lambda s: s.http_response_start(channel, status, headers, now), now
-        )
-
-    def provider_http_data(self, channel: str, data: bytes, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.http_data(channel, data, now), now)
-
-    def provider_http_done(self, channel: str, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.http_done(channel, now), now)
-
-    def provider_http_failed(self, channel: str, message: str, now: float) -> list[Action]:
-        return self._provider_input(lambda s: s.http_failed(channel, message, now), now)
-
-    def handler_result(self, request_id: int, text: str, now: float) -> list[Action]:
-        """The user's ``on_message`` handler answered (pipeline mode)."""
-        return self._provider_input(lambda s: s.handler_result(request_id, text, now), now)
-
     def tool_result(
         self, call_id: str, output: str, now: float, *, is_error: bool = False
     ) -> list[Action]:
@@ -338,9 +320,9 @@ class CallBridge:
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
-        deadlines = [self._ending.deadline, self._watchdogs.next_deadline()]
+        deadlines = [self._ending.deadline, self._watchdogs.next_deadline(), self._start_wait]
         if self._ending.reason is None:
-            deadlines.append(self._cap.warn_at())
+            deadlines += (self._cap.warn_at(), self._silence.deadline(), self._barge.pending_at)
         if self._voicemail is not None:
             deadlines.append(self._voicemail.deadline())
         if self._session is not None:
@@ -362,9 +344,14 @@ class CallBridge:
             self._end(fired.value, now)
         elif self._ending.overdue(now):
             self._end(self._ending.reason or "hangup", now)
+        elif self._start_wait is not None and now >= self._start_wait:
+            self._out.append(LogProblem(message="on_call_start did not answer in time"))
+            self._open_session(None, now)
         else:
             if self._ending.reason is None and self._cap.due(now):
                 self._on_cap(now)
+            elif self._ending.reason is None:
+                self._on_pace(now)
             self._maybe_finish(now)
             self._drain_session(now)
         return self._finish(now)
@@ -376,6 +363,9 @@ class CallBridge:
         self._carrier_frames = None
 
     def _finish(self, now: float) -> list[Action]:
+        if self._state is _State.ACTIVE:
+            self._silence.observe(self._agent.unplayed, now)
+            self._barge.played(self._agent.unplayed)
         deadline = self.next_deadline()
         if deadline != self._timer:
             self._timer = deadline
@@ -452,17 +442,37 @@ class CallBridge:
             self._end("token_rejected", now, close_code=1008)
             return
         info = call_info(start, self._carrier, self._config, offered_tools(self._config))
-        self._info = info
+        self._info, self._start = info, start
         self._state = _State.ACTIVE
         self._started_at = now
         self._watchdogs.started(now)
+        self._silence.started(now)
         if self._config.provider_max_duration is not None:
             self._cap.limit(now + self._config.provider_max_duration)
-        session = self._factory(info)
-        self._session = session
+        wait = self._config.call_start_wait_seconds
+        payload = call_start_payload(info, self._carrier)
         self._out.append(
-            FireCallback(name="on_call_start", payload=call_start_payload(info, self._carrier))
+            FireCallback(name="on_call_start", payload=payload, awaits_answer=wait is not None)
         )
+        if wait is None:
+            return self._open_session(None, now)
+        self._start_wait = now + wait  # the caller's audio is held meanwhile
+
+    def call_start_result(self, overrides: object, now: float) -> list[Action]:
+        """``on_call_start`` answered (``FireCallback.awaits_answer``): its overrides."""
+        if self._state is not _State.ACTIVE or self._start_wait is None:
+            return []  # too late: the agent's settings are in use
+        self._begin()
+        self._open_session(overrides, now)
+        return self._finish(now)
+
+    def _open_session(self, overrides: object, now: float) -> None:
+        """The provider session, with this call's own settings (``_overrides``)."""
+        assert self._start is not None
+        self._start_wait = None
+        self._config, info, problems = per_call(self._start, self._carrier, self._config, overrides)
+        self._out.extend(LogProblem(message=problem) for problem in problems)
+        self._info, self._session = info, (session := self._factory(info))
         if self._config.record and self._control is not None:
             request = self._control.start_recording(info.call_id)
             if request is not None:
@@ -480,16 +490,16 @@ class CallBridge:
             return
         if self._recorder is not None:
             self._recorder.caller(media.payload, fmt)
-        session = self._session
         if not self._ready:
             self._inbound.hold(media.payload, fmt)
-        elif session is not None and self._inbound.send(media.payload, fmt, session, now):
+        elif self._inbound.send([media.payload], fmt, self._session, now):
             self._drain_session(now)
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
         if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
             return  # the digit goes into the prompt: only keypad characters pass
         self._command(SendText(text=self._config.dtmf_text.replace("{digit}", dtmf.digit)), now)
+        self._silence.caller_speech(False, now)  # a key pressed is the caller answering
         self._fire_transcript(self._transcript.add("user", f"[DTMF {dtmf.digit}]", now))
         self._drain_session(now)
 
@@ -504,12 +514,16 @@ class CallBridge:
                 self._metrics.agent_audio(now)
             elif isinstance(event, UserSpeechStopped):
                 self._metrics.speech_stopped(now)
+                self._silence.caller_speech(False, now)
+                self._barge.speech_stopped()
             elif isinstance(event, AnswerStage):
                 self._metrics.stage(event.stage, now)
             elif isinstance(event, UserSpeechStarted):
                 self._on_speech_started(now)
             elif isinstance(event, Transcript):
                 if event.final and event.text:
+                    if event.role == "user":
+                        self._silence.caller_speech(False, now)
                     self._fire_transcript(self._transcript.record(event, now))
             elif isinstance(event, ToolCall):
                 self._on_tool_call(event, now)
@@ -528,15 +542,16 @@ class CallBridge:
             return
         self._ready = True
         self._watchdogs.ready()
-        # The caller's first words, in order, in the format it now takes.
-        fmt, session = self._stream.media_format, self._session
-        if fmt is not None and session is not None:
-            self._inbound.release_to(session, fmt, now)
+        self._silence.ready(now)
+        fmt = self._stream.media_format  # the caller's first words, in order
+        if fmt is not None and self._inbound.send(self._inbound.release(), fmt, self._session, now):
             self._collect_io()
         pending, self._pending = self._pending, []
         info = self._info
         if info is not None and info.first_message and not self._config.first_message_native:
             pending.insert(0, Say(text=info.first_message))
+        if self._barge.hold_provider(info is not None and bool(info.first_message)):
+            pending.insert(0, HoldBargeIn())  # the greeting must play in full
         for command in pending:
             self._command(command, now)
 
@@ -549,6 +564,7 @@ class CallBridge:
             return
         if self._voicemail is not None:
             self._voicemail.audio(event.item_id)
+        self._ending.audio(event.item_id)
         self._to_carrier(frames)
 
     def _on_provider_error(self, error: ProviderError, now: float) -> None:
@@ -570,25 +586,43 @@ class CallBridge:
         self._command(Say(text=self._config.provider_limit_message), now)
         self._ending.plan("provider_limit", max(now, self._cap.at or now), needs_done=True)
 
+    def _on_pace(self, now: float) -> None:
+        """Silence, the call's cap (``_silence``), a barge-in that lasted (``_bargein``)."""
+        if self._barge.due(now) and self._agent.unplayed:
+            self._cut_agent(now)
+        pace = self._silence.due(now)
+        text = pace.line(self._config) if pace is not None else ""
+        if pace is not None and pace is not Pace.REPROMPT:
+            if self._agent.unplayed:
+                self._cut_agent(now)  # the closing line plays now, not after the answer
+            grace = now + self._config.end_call_grace_seconds
+            self._ending.plan(pace.value, grace, needs_done=bool(text), own_answer=True)
+        if text:
+            self._command(Say(text=text), now)
+
     def _on_response_done(
         self, now: float, item_id: str | None = None, tool_calls: int = 0
     ) -> None:
+        if self._barge.response_done() and self._voicemail is None:  # the drop holds it
+            self._command(ResumeBargeIn(), now)
         self._to_carrier(self._agent.response_done())
         if self._voicemail is not None:
             self._voicemail.response_done(item_id)
         else:
-            self._ending.answer_done(tool_calls)
+            self._ending.answer_done(tool_calls, item_id)
         self._maybe_finish(now)
 
     def _on_speech_started(self, now: float) -> None:
+        self._silence.caller_speech(True, now)
         if self._ending.reason == "voicemail":
             return
         if not self._agent.unplayed:
             return  # nothing unplayed: no barge-in
-        self._metrics.barge_in(now)
-        call_id = self._info.call_id if self._info is not None else ""
-        self._out.append(Notify(name="barge_in", payload={"call_id": call_id}))
-        self._cut_agent(now)
+        if self._barge.speech_started(now):  # not during a held greeting, nor too short
+            self._metrics.barge_in(now)
+            call_id = self._info.call_id if self._info is not None else ""
+            self._out.append(Notify(name="barge_in", payload={"call_id": call_id}))
+            self._cut_agent(now)
 
     def _cut_agent(self, now: float) -> None:
         """Drop the agent's unplayed audio and cancel its answer (barge-in, voicemail)."""

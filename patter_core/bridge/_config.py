@@ -23,6 +23,7 @@ from ..audio._transcode import Transcoder
 from ..http._types import HttpRequest
 from ..media._events import MediaEvent, Start
 from ..providers._session import ProviderSession
+from ..webhooks._variables import parameter_variables
 
 __all__ = [
     "BridgeConfig",
@@ -136,6 +137,11 @@ class CallInfo:
     first_message: str
     #: Every tool the model may call: the user's plus the built-ins offered.
     tools: tuple[ToolSpec, ...] = ()
+    #: This call's voice, model and language, when ``on_call_start`` chose
+    #: them (None: the agent's).
+    voice: str | None = None
+    model: str | None = None
+    language: str | None = None
 
 
 #: Makes the provider session for one call (after the stream token was checked).
@@ -235,6 +241,25 @@ class BridgeConfig:
     #: Said to the caller (carrier text-to-speech) before the hang-up when the
     #: provider fails; "" hangs up in silence.
     error_message: str = ""
+    #: How long the provider session waits for ``on_call_start``'s overrides
+    #: (``FireCallback.awaits_answer``; the caller's audio is held meanwhile);
+    #: None: the callback is not waited for. Past it: the agent's settings.
+    call_start_wait_seconds: float | None = None
+    #: Quiet line (nobody speaking) for this long: a reprompt, at most
+    #: ``silence_reprompts`` in a row, then ``silence_goodbye`` and the end
+    #: (reason ``silence``); None: off. See :mod:`._silence`.
+    silence_timeout_seconds: float | None = None
+    silence_message: str = "Are you still there?"
+    silence_reprompts: int = 1
+    silence_goodbye: str = "It seems nobody is there. Goodbye."
+    #: The call's own cap from ``start`` (None: none): ``max_duration_message``,
+    #: then the end (reason ``max_duration``).
+    max_duration_seconds: float | None = None
+    max_duration_message: str = "We have reached the time limit for this call. Goodbye."
+    #: False: caller speech cuts nothing until the greeting has played (:mod:`._bargein`).
+    first_message_interruptible: bool = True
+    #: Caller speech shorter than this does not interrupt the agent.
+    barge_in_min_ms: int = 0
 
     def __post_init__(self) -> None:
         names = [tool.name for tool in self.tools]
@@ -256,7 +281,12 @@ class BridgeConfig:
             raise LocalProtocolError("limits must be positive")
         if self.max_held_audio_ms < 0:
             raise LocalProtocolError("max_held_audio_ms must not be negative")
+        if self.silence_reprompts < 0 or self.barge_in_min_ms < 0:
+            raise LocalProtocolError("silence_reprompts and barge_in_min_ms must not be negative")
         for value in (
+            self.silence_timeout_seconds,
+            self.max_duration_seconds,
+            self.call_start_wait_seconds,
             self.start_timeout_seconds,
             self.media_timeout_seconds,
             self.provider_timeout_seconds,
@@ -283,16 +313,20 @@ def _first(params: Mapping[str, str], keys: tuple[str, ...]) -> str:
 
 
 def call_info(
-    start: Start, carrier: str, config: BridgeConfig, tools: tuple[ToolSpec, ...]
+    start: Start,
+    carrier: str,
+    config: BridgeConfig,
+    tools: tuple[ToolSpec, ...],
+    *,
+    variables: Mapping[str, str] | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> CallInfo:
-    """The call's :class:`CallInfo`, prompt variables filled from the parties."""
+    """The call's :class:`CallInfo`, prompt variables filled (:func:`call_variables`)."""
     params = start.custom_parameters
     caller = start.caller or _first(params, _CALLER_KEYS)
     callee = start.callee or _first(params, _CALLEE_KEYS)
-    # An outbound call's variables arrive as custom parameters and fill the
-    # prompt too; the parties win over a parameter of the same name.
-    variables = {k: v for k, v in params.items() if k != STREAM_TOKEN_PARAMETER}
-    variables.update(caller=caller, callee=callee)
+    variables = call_variables(params, variables or {}, caller=caller, callee=callee)
+    settings = settings or {}
     return CallInfo(
         call_id=start.call_id,
         stream_id=start.stream_id,
@@ -305,7 +339,27 @@ def call_info(
         instructions=fill_prompt_variables(config.instructions, variables),
         first_message=fill_prompt_variables(config.first_message, variables),
         tools=tools,
+        voice=settings.get("voice"),
+        model=settings.get("model"),
+        language=settings.get("language"),
     )
+
+
+def call_variables(
+    params: Mapping[str, str], overrides: Mapping[str, str], *, caller: str, callee: str
+) -> dict[str, str]:
+    """Prompt variables, first source wins: ``on_call_start``'s, then the
+    outbound call's (:mod:`patter_core.webhooks._variables`), then the parties."""
+    out = {"caller": caller, "callee": callee}
+    out.update(parameter_variables(params))
+    out.update(overrides)
+    return out
+
+
+def unfilled_variables(template: str, variables: Mapping[str, str]) -> list[str]:
+    """The ``{name}`` placeholders of ``template`` with no value, in order, once each."""
+    names = dict.fromkeys(m.group(1) for m in _VARIABLE_RE.finditer(template))
+    return [name for name in names if name not in variables]
 
 
 _VARIABLE_RE = re.compile(r"\{(\w+)\}")

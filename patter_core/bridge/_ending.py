@@ -35,6 +35,8 @@ HANGUP_REASONS = frozenset(
         "provider_limit",
         "media_timeout",
         "server_shutdown",
+        "silence",
+        "max_duration",
     }
 )
 PROVIDER_FAILURES = frozenset({"provider_error", "provider_closed"})

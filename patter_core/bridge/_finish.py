@@ -7,6 +7,11 @@ the call *later*: when the answer they wait for is complete
 ``end_call``, the model's goodbye that follows the tool's output has come
 too. ``deadline`` bounds the wait. The first plan wins: a second one (an
 ``end_call`` during the voicemail message) changes nothing.
+
+A closing line of our own (silence, ``max_duration``) waits for *its* answer
+(``own_answer``): the first audio played after the plan names its item, and
+only the end of that item counts. The end of an answer cut to make room for
+it (OpenAI reports the cancelled response) says nothing about the line.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ __all__ = ["PlannedEnding"]
 class PlannedEnding:
     """Why and by when the call ends, and what it still waits for."""
 
-    __slots__ = ("_await_goodbye", "_needs_done", "deadline", "reason")
+    __slots__ = ("_await_goodbye", "_item", "_needs_done", "_own", "deadline", "reason")
 
     def __init__(self) -> None:
         #: The end reason once planned (None: no ending planned).
@@ -26,20 +31,37 @@ class PlannedEnding:
         self.deadline: float | None = None
         self._needs_done = False
         self._await_goodbye = False
+        self._own = False  # waiting for the item named by the first audio
+        self._item: str | None = None
 
     def plan(
-        self, reason: str, deadline: float, *, needs_done: bool = False, goodbye: bool = False
+        self,
+        reason: str,
+        deadline: float,
+        *,
+        needs_done: bool = False,
+        goodbye: bool = False,
+        own_answer: bool = False,
     ) -> bool:
         """Plan the ending; False when one is planned already."""
         if self.reason is not None:
             return False
         self.reason, self.deadline = reason, deadline
         self._needs_done, self._await_goodbye = needs_done or goodbye, goodbye
+        self._own = own_answer and self._needs_done
         return True
 
-    def answer_done(self, tool_calls: int) -> None:
+    def audio(self, item: str | None) -> None:
+        """Agent audio accepted for playback; after an ``own_answer`` plan the
+        first names the line's item."""
+        if self._own:
+            self._own, self._item = False, item if item is not None else ""
+
+    def answer_done(self, tool_calls: int, item: str | None = None) -> None:
         """An answer is complete; with ``tool_calls`` it was end_call's own,
         and the goodbye it asked for is yet to come."""
+        if self._own or (self._item is not None and (item or "") != self._item):
+            return  # not the closing line's answer (see the module doc)
         if self._await_goodbye and tool_calls:
             self._await_goodbye = False
         else:

@@ -15,7 +15,7 @@ out in a format it no longer takes.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..audio._format import AudioFormat
 from ..providers._events import SendAudio
@@ -73,6 +73,25 @@ class CallerAudio:
         self._held_ms = 0.0
         return iter(held)
 
+    def send(
+        self,
+        payloads: Iterable[bytes],
+        src: AudioFormat,
+        session: ProviderSession | None,
+        now: float,
+    ) -> bool:
+        """Convert and send to ``session``, in order; True when anything went."""
+        sent = False
+        if session is None:
+            return sent
+        for payload in payloads:
+            audio = self.convert(payload, src, session.input_format)
+            if audio:
+                self.ms_sent += src.ms_for_bytes(len(payload))
+                session.send(SendAudio(audio=audio), now)
+                sent = True
+        return sent
+
     def convert(self, payload: bytes, src: AudioFormat, dst: AudioFormat) -> bytes:
         """``payload`` in ``dst``; the converter is rebuilt when ``dst`` changes."""
         converter = self._converter
@@ -80,17 +99,3 @@ class CallerAudio:
             converter = self._converter = self._make(src, dst)
             self._dst = dst
         return converter.convert(payload)
-
-    def send(self, payload: bytes, src: AudioFormat, session: ProviderSession, now: float) -> bool:
-        """Convert a frame to what ``session`` takes now and send it (False: nothing to send)."""
-        audio = self.convert(payload, src, session.input_format)
-        if not audio:
-            return False
-        self.ms_sent += src.ms_for_bytes(len(payload))
-        session.send(SendAudio(audio=audio), now)
-        return True
-
-    def release_to(self, session: ProviderSession, src: AudioFormat, now: float) -> None:
-        """The session is ready: every held frame, oldest first."""
-        for payload in self.release():
-            self.send(payload, src, session, now)

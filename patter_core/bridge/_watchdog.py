@@ -58,7 +58,7 @@ class Watchdogs:
         self.last_media = 0.0
 
     @classmethod
-    def of(cls, config: BridgeConfig, opened_at: float | None) -> Watchdogs:
+    def for_config(cls, config: BridgeConfig, *, opened_at: float | None) -> Watchdogs:
         """The watchdogs ``config`` sets, for a stream opened at ``opened_at``."""
         return cls(
             opened_at=opened_at,

@@ -11,6 +11,7 @@ from ._events import (
     ProviderError,
     ProviderEvent,
     ResponseDone,
+    ResumeBargeIn,
     Say,
     SendAudio,
     SendText,
@@ -36,6 +37,7 @@ from ._session import (
     StartHttp,
 )
 from ._urls import elevenlabs_base_url_from_env, openai_base_url_from_env
+from ._warm import WarmSession
 from .pipeline import (
     DeepgramConfig,
     ElevenLabsTtsConfig,
@@ -61,6 +63,7 @@ __all__ = [
     "ProviderEvent",
     "ProviderSession",
     "ResponseDone",
+    "ResumeBargeIn",
     "Say",
     "SendAudio",
     "SendMessage",
@@ -75,6 +78,7 @@ __all__ = [
     "UpdateInstructions",
     "UserSpeechStarted",
     "UserSpeechStopped",
+    "WarmSession",
     "describe_refusal",
 ]
 

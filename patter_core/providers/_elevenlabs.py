@@ -84,6 +84,7 @@ from ._events import (
     ProviderError,
     ProviderEvent,
     ResponseDone,
+    ResumeBargeIn,
     Say,
     SendAudio,
     SendText,
@@ -345,7 +346,7 @@ class ElevenLabsSession(RealtimeSessionBase):
             ]
         if isinstance(command, SendText):
             return [(dumps({"type": "user_message", "text": command.text}), False)]
-        if isinstance(command, HoldBargeIn):
+        if isinstance(command, HoldBargeIn | ResumeBargeIn):
             # Turn taking is the agent's own, server side; no client message
             # turns interruptions off. The bridge ignores them meanwhile.
             return []

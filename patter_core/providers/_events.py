@@ -20,6 +20,7 @@ __all__ = [
     "ProviderError",
     "ProviderEvent",
     "ResponseDone",
+    "ResumeBargeIn",
     "Say",
     "SendAudio",
     "SendText",
@@ -193,6 +194,20 @@ class HoldBargeIn:
     """
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeBargeIn:
+    """Sound on the line may cancel the agent's answer again (after
+    :class:`HoldBargeIn`, e.g. once a greeting that must play in full is over)."""
+
+
 ProviderCommand = (
-    SendAudio | Cancel | Truncate | ToolResult | Say | SendText | UpdateInstructions | HoldBargeIn
+    SendAudio
+    | Cancel
+    | Truncate
+    | ToolResult
+    | Say
+    | SendText
+    | UpdateInstructions
+    | HoldBargeIn
+    | ResumeBargeIn
 )

@@ -90,6 +90,7 @@ from ._events import (
     ProviderError,
     ProviderEvent,
     ResponseDone,
+    ResumeBargeIn,
     Say,
     SendAudio,
     SendText,
@@ -249,13 +250,16 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                 },
             }
             return [(dumps(item), False), (_RESPONSE_CREATE, False)]
-        if isinstance(command, HoldBargeIn):
+        if isinstance(command, HoldBargeIn | ResumeBargeIn):
             # The server cancels its own answer on speech (interrupt_response)
-            # and answers the speech (create_response): both off, until the end.
+            # and answers the speech (create_response): both off while held,
+            # the configured detection again once resumed.
             detection = self._config.turn_detection
             if detection is None:
                 return []
-            held = replace(detection, interrupt_response=False, create_response=False)
+            held = detection
+            if isinstance(command, HoldBargeIn):
+                held = replace(detection, interrupt_response=False, create_response=False)
             update = {
                 "type": "session.update",
                 "session": {

@@ -49,6 +49,7 @@ from ._outgoing import (
     webhook_url_problem,
 )
 from ._rest import CarrierApiError, RetryPolicy
+from ._routing import routed_call
 from ._telnyx_events import (
     DEFAULT_MAX_TELNYX_WEBHOOK_BYTES,
     TelnyxCallAnswered,
@@ -131,11 +132,13 @@ from ._twiml import (
     connect_stream_twiml,
     dial_twiml,
     hangup_twiml,
+    reject_twiml,
     say_hangup_twiml,
     twilio_stream_url,
     xml_attribute,
     xml_text,
 )
+from ._variables import VARIABLE_PARAMETER_PREFIX, parameter_variables, variable_parameters
 from ._warm_transfer import (
     CONFERENCE_STATUS_PATH,
     HOLD_MUSIC_URL,
@@ -173,6 +176,7 @@ __all__ = [
     "STREAM_STATUS_PATH",
     "TRANSFER_STATUS_PATH",
     "TWIML_CONTENT_TYPE",
+    "VARIABLE_PARAMETER_PREFIX",
     "WARM_TRANSFER_RING_SECONDS",
     "WEBHOOK_RETRY",
     "AmdAction",
@@ -237,6 +241,7 @@ __all__ = [
     "media_stream_urls",
     "message_reply",
     "message_webhook_request",
+    "parameter_variables",
     "parse_amd_callback",
     "parse_call_status",
     "parse_form",
@@ -247,7 +252,9 @@ __all__ = [
     "parse_telnyx_webhook",
     "parse_twilio_call",
     "public_url",
+    "reject_twiml",
     "ring_timeout_problem",
+    "routed_call",
     "say_hangup_twiml",
     "sign_webhook_body",
     "signature_algorithm",
@@ -255,6 +262,7 @@ __all__ = [
     "tool_webhook_answer",
     "tool_webhook_request",
     "twilio_stream_url",
+    "variable_parameters",
     "variables_problem",
     "verify_telnyx_signature",
     "voicemail_problem",

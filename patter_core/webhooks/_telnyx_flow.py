@@ -58,6 +58,7 @@ from ._telnyx_events import (
 )
 from ._telnyx_rest import TelnyxRest
 from ._tokens import StreamTokens
+from ._variables import variable_parameters
 
 __all__ = [
     "AMD_DIAL_MODE",
@@ -208,6 +209,11 @@ class TelnyxCallFlow:
             return TelnyxFollowUp(requests=(("hangup", self._rest.hangup(call_id)),))
         return TelnyxFollowUp()
 
+    def reject(self, call_id: str) -> TelnyxFollowUp:
+        """Refuse an incoming call instead of answering it (the application's
+        ``route`` chose no agent)."""
+        return TelnyxFollowUp(requests=(("reject", self._rest.reject(call_id)),))
+
     def voicemail_drop(self, call_id: str, message: str) -> TelnyxFollowUp:
         """Leave ``message`` on a machine when no stream of ours carries the call.
 
@@ -234,7 +240,7 @@ class TelnyxCallFlow:
             stream_bidirectional_codec="L16" if l16 else "PCMU",
             stream_bidirectional_sampling_rate=16000 if l16 else None,
             stream_auth_token=self._tokens.issue(call_id, now),
-            custom_parameters=sorted(variables.items()),
+            custom_parameters=variable_parameters(variables),
             client_state=leg_client_state(),
         )
         return TelnyxFollowUp(requests=(("streaming_start", request),))

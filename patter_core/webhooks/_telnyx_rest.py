@@ -245,6 +245,15 @@ class TelnyxRest:
             call_control_id, "hangup", {"client_state": client_state, "command_id": command_id}
         )
 
+    def reject(
+        self, call_control_id: str, *, cause: str = "CALL_REJECTED", command_id: str | None = None
+    ) -> HttpRequest:
+        """Refuse an incoming call before answering it (``cause``: ``CALL_REJECTED``
+        or ``USER_BUSY``, Call Control's ``actions/reject``)."""
+        if cause not in ("CALL_REJECTED", "USER_BUSY"):
+            raise LocalProtocolError(f"reject cause must be CALL_REJECTED or USER_BUSY: {cause!r}")
+        return self._action(call_control_id, "reject", {"cause": cause, "command_id": command_id})
+
     def transfer(
         self,
         call_control_id: str,

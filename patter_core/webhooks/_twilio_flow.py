@@ -45,6 +45,7 @@ from ._twiml import (
     say_hangup_twiml,
     twilio_stream_url,
 )
+from ._variables import VARIABLE_PARAMETER_PREFIX, variable_parameters
 
 __all__ = [
     "DEFAULT_MACHINE_DETECTION_TIMEOUT",
@@ -141,7 +142,7 @@ def variables_problem(variables: object) -> str | None:
             return f"variable {name!r} is reserved (the call fills it)"
         if not isinstance(value, str):
             return f"variable {name!r} must be text, not {type(value).__name__}"
-        if len(name) + len(value) > PARAMETER_MAX_CHARS:
+        if len(VARIABLE_PARAMETER_PREFIX + name) + len(value) > PARAMETER_MAX_CHARS:
             return (
                 f"variable {name!r} is too long: name plus value may have "
                 f"{PARAMETER_MAX_CHARS} characters"
@@ -210,7 +211,7 @@ class TwilioCallFlow:
             [
                 ("caller", call.from_ or ""),
                 ("callee", call.to or ""),
-                *sorted((variables or {}).items()),
+                *variable_parameters(variables or {}),
                 ("stream_token", token),
             ],
             status_callback=f"https://{host}{STREAM_STATUS_PATH}",

@@ -38,6 +38,7 @@ __all__ = [
     "connect_stream_twiml",
     "dial_twiml",
     "hangup_twiml",
+    "reject_twiml",
     "say_hangup_twiml",
     "twilio_stream_url",
     "xml_attribute",
@@ -169,6 +170,15 @@ def conference_twiml(
     spoken = _element("Say", {}, xml_text(say)) if say else ""
     room = _element("Conference", dict(attributes or {}), xml_text(name))
     return f"{_DECLARATION}<Response>{spoken}{_element('Dial', {}, room)}</Response>"
+
+
+def reject_twiml() -> str:
+    """``<Response><Reject /></Response>``: refuse the call before it is answered.
+
+    The caller hears the network's "not in service" / busy treatment and is
+    not billed; ``<Reject>`` must be the first verb (Twilio's TwiML docs).
+    """
+    return f"{_DECLARATION}<Response><Reject /></Response>"
 
 
 def dial_twiml(target: str) -> str:

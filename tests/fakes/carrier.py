@@ -38,7 +38,7 @@ from urllib.parse import urlencode, urlsplit
 import anyio
 import numpy as np
 from nacl.signing import SigningKey
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
