@@ -27,14 +27,12 @@ from typing import Any, Literal, overload
 import anyio
 import anyio.abc
 
-from patter_core import PatterError
 from patter_core.bridge import e164_number
 from patter_core.http import ServerLimits
 from patter_core.monitor import token_problem
 from patter_core.webhooks import (
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
     StreamTokens,
-    TwilioSignatureValidator,
     machine_detection_timeout_problem,
     ring_timeout_problem,
     variables_problem,
@@ -45,6 +43,15 @@ from patter_core.webhooks import (
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
 from ._app import WebhookApp
 from ._call import CallHooks
+from ._checks import (
+    article,
+    check_agent_text,
+    check_callback,
+    check_port,
+    check_signing_keys,
+    from_env,
+    local_recording_dir,
+)
 from ._config import ConfigError, host_problem, normalise_webhook_host
 from ._console import (
     BindError,
@@ -57,7 +64,6 @@ from ._console import (
 )
 from ._monitor import Monitor
 from ._outbound import CallResult, place_call
-from ._recording import recording_dir_problem
 from ._remote import RemoteMessageHandler, tool_handlers
 from ._routing import ROUTE_TIMEOUT, Router
 from ._runtime import (
@@ -73,67 +79,6 @@ from ._server import Server
 __all__ = ["Patter"]
 
 log = logging.getLogger("patter_anyio")
-
-
-def _check_port(port: int | None) -> None:
-    if port is None:
-        return  # an ephemeral port, for tests and embedding
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise InvalidOption(f"port must be an integer in 1-65535, not {port!r}")
-
-
-def _check_agent_text(**fields: object) -> None:
-    for name, value in fields.items():
-        optional = name not in ("system_prompt", "first_message")
-        if not (isinstance(value, str) or (optional and value is None)):
-            kind = "text or None" if optional else "text"
-            raise InvalidOption(f"{name} must be {kind}, not {type(value).__name__}")
-
-
-def _check_signing_keys(keys: object, host: str | None) -> dict[str, str]:
-    if keys is None:
-        return {}
-    if not isinstance(keys, Mapping):
-        raise InvalidOption("twilio_signing_keys must be a dict of key id to secret")
-    if keys and host is None:
-        raise InvalidOption("twilio_signing_keys need webhook_url: signatures cover the public URL")
-    if keys:
-        try:
-            TwilioSignatureValidator(None, shared_keys=keys)
-        except PatterError as exc:
-            raise InvalidOption(f"twilio_signing_keys: {exc}") from None
-    return dict(keys)
-
-
-def _recording_dir(value: object) -> Path | None:
-    """The directory ``local_recording`` names, checked writable (created if missing)."""
-    if value is False or value is None:
-        return None
-    if value is True:
-        directory = Path("recordings")
-    elif isinstance(value, (str, os.PathLike)) and str(value):
-        directory = Path(value)
-    else:
-        raise InvalidOption(f"local_recording must be True or a directory, not {value!r}")
-    problem = recording_dir_problem(directory)
-    if problem:
-        raise InvalidOption(problem)
-    return directory
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
-def _from_env(value: str | None, env: Mapping[str, str], name: str) -> str | None:
-    if value is not None:
-        return value
-    return env.get(name, "").strip() or None
-
-
-def _check_callback(name: str, value: object) -> None:
-    if value is not None and not callable(value):
-        raise InvalidOption(f"{name} must be callable, not {type(value).__name__}")
 
 
 class Patter:
@@ -178,14 +123,14 @@ class Patter:
         # As the official SDKs do: an argument not given is read from the
         # environment; an explicit argument always wins.
         environ = os.environ if env is None else env
-        twilio_sid = _from_env(twilio_sid, environ, "TWILIO_ACCOUNT_SID")
-        twilio_token = _from_env(twilio_token, environ, "TWILIO_AUTH_TOKEN")
-        telnyx_key = _from_env(telnyx_key, environ, "TELNYX_API_KEY")
-        telnyx_public_key = _from_env(telnyx_public_key, environ, "TELNYX_PUBLIC_KEY")
-        openai_key = _from_env(openai_key, environ, "OPENAI_API_KEY")
-        elevenlabs_key = _from_env(elevenlabs_key, environ, "ELEVENLABS_API_KEY")
-        elevenlabs_agent_id = _from_env(elevenlabs_agent_id, environ, "ELEVENLABS_AGENT_ID")
-        deepgram_key = _from_env(deepgram_key, environ, "DEEPGRAM_API_KEY")
+        twilio_sid = from_env(twilio_sid, environ, "TWILIO_ACCOUNT_SID")
+        twilio_token = from_env(twilio_token, environ, "TWILIO_AUTH_TOKEN")
+        telnyx_key = from_env(telnyx_key, environ, "TELNYX_API_KEY")
+        telnyx_public_key = from_env(telnyx_public_key, environ, "TELNYX_PUBLIC_KEY")
+        openai_key = from_env(openai_key, environ, "OPENAI_API_KEY")
+        elevenlabs_key = from_env(elevenlabs_key, environ, "ELEVENLABS_API_KEY")
+        elevenlabs_agent_id = from_env(elevenlabs_agent_id, environ, "ELEVENLABS_AGENT_ID")
+        deepgram_key = from_env(deepgram_key, environ, "DEEPGRAM_API_KEY")
         if bool(twilio_sid) != bool(twilio_token):
             given, missing = (
                 ("twilio_sid", "twilio_token (or TWILIO_AUTH_TOKEN)")
@@ -208,7 +153,7 @@ class Patter:
             raise InvalidOption(
                 f"webhook_url must be a public host such as abc.ngrok.app, not {webhook_url!r}"
             ) from None
-        self._twilio_signing_keys = _check_signing_keys(twilio_signing_keys, host)
+        self._twilio_signing_keys = check_signing_keys(twilio_signing_keys, host)
         if stream_secret is not None and (
             not isinstance(stream_secret, str)
             or any(len(part) < 16 for part in stream_secret.split(","))
@@ -306,7 +251,7 @@ class Patter:
             raise InvalidOption(
                 f"tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai', not {tts!r}"
             )
-        _check_agent_text(
+        check_agent_text(
             system_prompt=system_prompt,
             first_message=first_message,
             voice=voice,
@@ -390,11 +335,11 @@ class Patter:
             ("on_call_status", on_call_status),
             ("on_machine_detection", on_machine_detection),
         ):
-            _check_callback(name, value)
+            check_callback(name, value)
         if on_message is not None and agent.provider != "pipeline":
             raise InvalidOption(
                 "on_message is for provider='pipeline' (speech-to-text, your handler, "
-                f"text-to-speech); {_article(agent.provider)} {agent.provider} agent "
+                f"text-to-speech); {article(agent.provider)} {agent.provider} agent "
                 "answers by itself"
             )
         problem = missing_settings(agent, self.providers, handler=on_message is not None)
@@ -487,8 +432,8 @@ class Patter:
         answered (an :class:`Agent`, or None to refuse it), within
         ``route_timeout`` seconds; sync or async.
         """
-        _check_port(port)
-        _check_callback("route", route)
+        check_port(port)
+        check_callback("route", route)
         route_timeout = check_seconds("route_timeout", route_timeout)
         problem = host_problem(host, "host")
         if problem:
@@ -506,7 +451,7 @@ class Patter:
             problem = token_problem(dashboard_token)
             if problem:
                 raise InvalidOption(problem)
-        recording_dir = _recording_dir(local_recording)
+        recording_to = local_recording_dir(local_recording)
         if agent is None:
             agent = self.agent()
         runtime = self._runtime_for(
@@ -520,7 +465,7 @@ class Patter:
             timeouts=timeouts,
             on_call_status=on_call_status,
             on_machine_detection=on_machine_detection,
-            local_recording=recording_dir,
+            local_recording=recording_to,
         )
         handler = on_message is not None
         if route is not None:
