@@ -8,7 +8,7 @@ user callbacks and tools, makes carrier REST requests and arms one timer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -124,3 +124,39 @@ Action = (
     | LogProblem
     | Notify
 )
+
+
+class Outbox:
+    """The actions one bridge input produces, in order.
+
+    Carrier frames produced anywhere in the same input are gathered into one
+    :class:`SendToCarrier`, at the place of the first: one socket write per
+    wake-up (DESIGN.md, the hot path), and a ``clear`` never overtakes the
+    media before it.
+    """
+
+    __slots__ = ("_frames", "actions")
+
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+        self._frames: SendToCarrier | None = None
+
+    def append(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def extend(self, actions: Iterable[Action]) -> None:
+        self.actions.extend(actions)
+
+    def to_carrier(self, messages: Iterable[str]) -> None:
+        messages = list(messages)
+        if not messages:
+            return
+        if self._frames is None:
+            self._frames = SendToCarrier(messages=[])
+            self.actions.append(self._frames)
+        self._frames.messages.extend(messages)
+
+    def take(self) -> list[Action]:
+        """Everything so far; the box is empty afterwards."""
+        out, self.actions, self._frames = self.actions, [], None
+        return out

@@ -44,9 +44,9 @@ from ._actions import (
     HttpCall,
     LogProblem,
     Notify,
+    Outbox,
     ProviderIo,
     RunTool,
-    SendToCarrier,
     SetTimer,
 )
 from ._bargein import BargeIn
@@ -72,7 +72,7 @@ from ._problems import ProblemLog
 from ._provider_inputs import ProviderInputs
 from ._silence import Pace, SilenceWatch
 from ._start import admitted, call_start_payload
-from ._tools import decide, offered_tools, start_transfer
+from ._tools import DTMF_DIGITS, END_CALL_OUTPUT, decide, offered_tools, start_transfer
 from ._transcript import TranscriptLog
 from ._voicemail import VoicemailDrop
 from ._watchdog import Watchdog, Watchdogs
@@ -84,12 +84,6 @@ class _State(enum.Enum):
     WAITING = "waiting"
     ACTIVE = "active"
     ENDED = "ended"
-
-
-#: What the model hears back from end_call.
-_END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have not"}'
-#: Digits a keypad can send (RFC 4733 events 0-15).
-_DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
 class CallBridge(ProviderInputs):
@@ -147,13 +141,9 @@ class CallBridge(ProviderInputs):
         self._inbound = CallerAudio(make, max_held_ms=config.max_held_audio_ms)
         self._watchdogs = Watchdogs.for_config(config, opened_at=opened_at)
         self._silence, self._barge = SilenceWatch.for_config(config), BargeIn.for_config(config)
-        # Per input: the actions being built and the carrier frames gathered.
-        self._out: list[Action] = []
-        self._carrier_frames: SendToCarrier | None = None
-        # Per-call metrics for on_call_end (fed at the events below).
-        self._metrics = CallMetricsRecorder()
-        # A local stereo recording, fed the audio as the carrier has it.
-        self._recorder = recorder
+        self._out = Outbox()  # per input: the actions being built
+        self._metrics = CallMetricsRecorder()  # for on_call_end, fed at the events below
+        self._recorder = recorder  # a local stereo recording: the audio as the carrier has it
 
     # -- properties ----------------------------------------------------------
 
@@ -173,9 +163,6 @@ class CallBridge(ProviderInputs):
     @property
     def session(self) -> ProviderSession | None:
         return self._session
-
-    def _is_active(self) -> bool:
-        return self._state is _State.ACTIVE
 
     # -- carrier side --------------------------------------------------------
 
@@ -284,18 +271,16 @@ class CallBridge(ProviderInputs):
     ) -> list[Action]:
         # A socket that never opened did not close on us: connecting failed
         # (refused, DNS, a refused handshake), which is a provider error.
-        opened = channel in self._opened_channels
+        opened, active = channel in self._opened_channels, self._state is _State.ACTIVE
         self._opened_channels.discard(channel)
-        if not opened and self._is_active() and not self._error_detail:
+        if not opened and active and not self._error_detail:
             self._error_detail = reason  # our words for why connecting failed
         self._socket_closing = (code, reason) if opened else None
         try:
-            actions = self._provider_input(
-                lambda s: s.socket_closed(channel, code, reason, now), now
-            )
+            actions = self._provider_input(lambda s: s.socket_closed(channel, code, reason, now), now)
         finally:
             self._socket_closing = None
-        if channel == "main" and self._is_active() and not self._cap.expected_close(channel):
+        if channel == "main" and self._state is _State.ACTIVE and not self._cap.expected_close(channel):
             self._begin()
             if opened:
                 self._cap.close = (code, reason)
@@ -308,10 +293,18 @@ class CallBridge(ProviderInputs):
     ) -> list[Action]:
         """A user tool (``RunTool``) finished; ``output`` goes back to the model
         (``is_error`` when it failed: no handler, raised, timed out)."""
+        result = ToolResult(call_id=call_id, output=output, is_error=is_error)
+        return self._command_input(result, now)
+
+    def tell_agent(self, text: str, now: float) -> list[Action]:
+        """Give the agent a note from the application (a warm transfer's end)."""
+        return self._command_input(SendText(text=text), now)
+
+    def _command_input(self, command: ProviderCommand, now: float) -> list[Action]:
         if self._state is not _State.ACTIVE:
             return []
         self._begin()
-        self._command(ToolResult(call_id=call_id, output=output, is_error=is_error), now)
+        self._command(command, now)
         self._drain_session(now)
         return self._finish(now)
 
@@ -359,8 +352,7 @@ class CallBridge(ProviderInputs):
     # -- input plumbing ------------------------------------------------------
 
     def _begin(self) -> None:
-        self._out = []
-        self._carrier_frames = None
+        self._out.take()  # a new input starts with an empty box
 
     def _finish(self, now: float) -> list[Action]:
         if self._state is _State.ACTIVE:
@@ -370,19 +362,11 @@ class CallBridge(ProviderInputs):
         if deadline != self._timer:
             self._timer = deadline
             self._out.append(SetTimer(deadline=deadline))
-        out = self._out
-        self._out = []
-        self._carrier_frames = None
-        return out
+        return self._out.take()
 
     def _to_carrier(self, messages: Iterable[str]) -> None:
-        messages = list(messages)
-        if not messages or not self._carrier_open:
-            return
-        if self._carrier_frames is None:
-            self._carrier_frames = SendToCarrier(messages=[])
-            self._out.append(self._carrier_frames)
-        self._carrier_frames.messages.extend(messages)
+        if self._carrier_open:
+            self._out.to_carrier(messages)
 
     def _provider_input(
         self, call: Callable[[ProviderSession], list[ProviderEvent]], now: float
@@ -430,13 +414,7 @@ class CallBridge(ProviderInputs):
     def _on_start(self, start: Start, now: float) -> None:
         if self._state is not _State.WAITING:
             return  # a second start is the stream object's to reject; ignore
-        if not admitted(
-            start,
-            verify=self._verify,
-            token=self._token,
-            expected_call_id=self._expected_call_id,
-            now=now,
-        ):
+        if not admitted(start, self._verify, self._token, self._expected_call_id, now):
             # Who it claims to be, for on_call_end; nothing is filled in.
             self._info = call_info(start, self._carrier, BridgeConfig(), ())
             self._end("token_rejected", now, close_code=1008)
@@ -496,7 +474,7 @@ class CallBridge(ProviderInputs):
             self._drain_session(now)
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
-        if self._state is not _State.ACTIVE or dtmf.digit not in _DTMF_DIGITS:
+        if self._state is not _State.ACTIVE or dtmf.digit not in DTMF_DIGITS:
             return  # the digit goes into the prompt: only keypad characters pass
         self._command(SendText(text=self._config.dtmf_text.replace("{digit}", dtmf.digit)), now)
         self._silence.caller_speech(False, now)  # a key pressed is the caller answering
@@ -644,7 +622,7 @@ class CallBridge(ProviderInputs):
             grace = now + self._config.end_call_grace_seconds
             if self._ending.plan("end_call", grace, goodbye=True):
                 # The output lets the model say goodbye if it has not yet.
-                self._command(ToolResult(call_id=call.call_id, output=_END_CALL_OUTPUT), now)
+                self._command(ToolResult(call_id=call.call_id, output=END_CALL_OUTPUT), now)
         elif decision.kind == "transfer":
             info = self._info
             start = start_transfer(self._control, info.call_id if info else None, decision)
@@ -660,15 +638,6 @@ class CallBridge(ProviderInputs):
             self._command(
                 ToolResult(call_id=call.call_id, output=decision.output, is_error=True), now
             )
-
-    def tell_agent(self, text: str, now: float) -> list[Action]:
-        """Give the agent a note from the application (a warm transfer's end)."""
-        if self._state is not _State.ACTIVE:
-            return []
-        self._begin()
-        self._command(SendText(text=text), now)
-        self._drain_session(now)
-        return self._finish(now)
 
     def _fire_transcript(self, entry: dict[str, object]) -> None:
         call_id = self._info.call_id if self._info is not None else ""

@@ -21,7 +21,6 @@ __all__ = ["admitted", "call_start_payload"]
 
 def admitted(
     start: Start,
-    *,
     verify: TokenVerifier | None,
     token: str | None,
     expected_call_id: str | None,

@@ -16,7 +16,9 @@ from ..http._types import HttpRequest
 from ._config import BridgeConfig, CarrierControl, ToolSpec, normalize_number
 
 __all__ = [
+    "DTMF_DIGITS",
     "END_CALL",
+    "END_CALL_OUTPUT",
     "TRANSFER_CALL",
     "ToolDecision",
     "TransferStart",
@@ -63,6 +65,12 @@ TRANSFER_CALL = ToolSpec(
 #: Longest warm-transfer summary: it is spoken (inline TwiML is capped at
 #: 4,000 characters in all), and a minute of speech is about 900 characters.
 MAX_SUMMARY_CHARS = 1_500
+
+#: What the model hears back from end_call: a chance to say goodbye.
+END_CALL_OUTPUT = '{"status": "ending the call; say goodbye briefly if you have not"}'
+#: Digits a keypad can send (RFC 4733 events 0-15); DTMF text lands in the
+#: model's context, so only these pass.
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 #: Longest argument text we parse: a tool call's arguments are a few hundred
 #: bytes; this bounds the work a misbehaving model can cause.
