@@ -22,6 +22,7 @@ nothing beyond the test extra.
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import subprocess
 import sys
@@ -95,8 +96,18 @@ def line_coverage(name: str, inputs: list[bytes]) -> tuple[int, int]:
 
 
 def _module_level_lines(path: Path) -> set[int]:
-    code = compile(path.read_text(), str(path), "exec")
-    return {line for _, _, line in code.co_lines() if line is not None}
+    """Lines run at import: the module body and class bodies (not functions)."""
+    lines: set[int] = set()
+    stack = [compile(path.read_text(), str(path), "exec")]
+    while stack:
+        code = stack.pop()
+        lines.update(line for _, _, line in code.co_lines() if line is not None)
+        stack.extend(
+            c
+            for c in code.co_consts
+            if isinstance(c, types.CodeType) and not c.co_flags & inspect.CO_OPTIMIZED
+        )
+    return lines
 
 
 def corpus_files(name: str) -> list[Path]:

@@ -45,3 +45,33 @@ def test_line_coverage_counts_what_runs() -> None:
     empty, same_total = line_coverage("router", [])
     assert total == same_total > 0
     assert empty < seeded <= total
+
+
+def test_a_target_lets_undeclared_errors_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The replay above only means something if a parser's KeyError reaches it.
+    from patter_core.http import Router
+
+    def broken(*args: object) -> None:
+        raise KeyError("host")
+
+    monkeypatch.setattr(Router, "route", broken)
+    with pytest.raises(KeyError):
+        TARGETS["router"].run(TARGETS["router"].seeds[0])
+
+
+def test_a_declared_error_must_carry_an_answer() -> None:
+    from fuzz.targets import _declared
+    from patter_core import RemoteProtocolError
+
+    _declared(RemoteProtocolError("bad", http_status=413, close_code=1009))
+    with pytest.raises(AssertionError):
+        _declared(RemoteProtocolError("bad", http_status=200))
+
+
+def test_replay_command_prints_coverage(capsys: pytest.CaptureFixture[str]) -> None:
+    from fuzz.campaign import main
+
+    assert main(["sse", "--replay"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"sse: {len(corpus_files('sse'))} corpus inputs, lines ")
+    assert out.rstrip().endswith("no finding")
