@@ -172,6 +172,8 @@ def _campaign(name: str, runs: int, max_time: int) -> int:
     scratch = WORK / name
     scratch.mkdir(exist_ok=True)
     log = WORK / f"{name}.log"
+    if log.exists():  # keep the previous run's figures next to this one's
+        log.replace(WORK / f"{name}.previous.log")
     args = [
         f"-runs={runs}",
         f"-max_len={MAX_LEN}",
@@ -229,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         for name in chosen:
             count, hit, total = replay(name)
-            print(f"{name}: {count} corpus inputs, lines {hit}/{total}, no finding")
+            percent = 100 * hit / max(total, 1)
+            print(
+                f"{name}: {count} corpus inputs, lines {hit}/{total} ({percent:.0f}%), no finding"
+            )
         return 0
     try:
         import atheris  # noqa: F401

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from nacl.signing import SigningKey
 
 from fuzz import fuzz_media, fuzz_pipeline, fuzz_providers, fuzz_router
-from patter_core import RemoteProtocolError
+from patter_core import LocalProtocolError, RemoteProtocolError
 from patter_core.http import HttpResponse
 from patter_core.providers.pipeline import (
     ChatStreamReader,
@@ -40,6 +40,7 @@ from patter_core.webhooks import (
     StreamTokens,
     TelnyxSignatureVerifier,
     TwilioSignatureValidator,
+    decode_client_state,
     parse_amd_callback,
     parse_call_status,
     parse_form,
@@ -374,9 +375,48 @@ def _sse_seeds() -> list[bytes]:
     ]
 
 
-# -- the HTTP router ----------------------------------------------------------------
+# -- stream tokens and echoed client state ---------------------------------------------
 
-_TOKENS = StreamTokens(b"fuzz-secret-0123456789")
+_TOKENS = StreamTokens(b"fuzz-secret-0123456789", previous_secrets=[b"fuzz-old-secret-98765"])
+
+
+def _stream_token(data: bytes) -> None:
+    """``token NUL call id NUL client_state``; mode bit 0 swaps in a token issued
+    for ``call id`` (so the fuzzer reaches the MAC and expiry checks), the other
+    bits move ``now`` around the token's life."""
+    if not data:
+        return
+    mode, rest = data[0], data[1:]
+    token_bytes, _, rest = rest.partition(b"\x00")
+    call_bytes, _, state = rest.partition(b"\x00")
+    token = token_bytes.decode("utf-8", "replace")
+    call_id = call_bytes.decode("utf-8", "replace")
+    now = 1_000.0 + (mode >> 1) * 10.0
+    if mode & 1 and call_id:
+        with contextlib.suppress(LocalProtocolError):
+            token = _TOKENS.issue(call_id, 1_000.0) + token
+    for check in (
+        lambda: _TOKENS.verify(token, call_id, now),
+        lambda: decode_client_state(state.decode("utf-8", "replace")),
+    ):
+        try:
+            check()
+        except RemoteProtocolError as exc:
+            _declared(exc)
+
+
+def _token_seeds() -> list[bytes]:
+    token = _TOKENS.issue("CA1", 1_000.0).encode()
+    state = base64.b64encode(b'{"to":"+1"}')
+    return [
+        b"\x00" + token + b"\x00CA1\x00" + state,
+        b"\x01\x00CA1\x00" + state,
+        b"\x41\x00v3:1\x00=",
+        b"\x00" + token + b"\x00CA2\x00" + state[:-1],
+    ]
+
+
+# -- the HTTP router ----------------------------------------------------------------
 
 
 def _router(data: bytes) -> None:
@@ -516,6 +556,13 @@ TARGETS: dict[str, Target] = {
                 "providers/pipeline/_llm.py",
                 "providers/pipeline/_openai_stt.py",
             ],
+        ),
+        Target(
+            "stream-token",
+            _stream_token,
+            _token_seeds(),
+            ["CA1", "v3:1", "."],
+            ["webhooks/_tokens.py", "webhooks/_telnyx_events.py"],
         ),
         Target(
             "router",
