@@ -152,14 +152,16 @@ def test_metadata_sets_formats_then_session_ready() -> None:
         ("mp3_44100_128", None),
         ("pcm_12345", None),
         ("pcm_", None),
+        ("pcm_16000\u00b9", None),  # a digit to str.isdigit(), not to int()
     ],
 )
 def test_audio_format_names(name: str, fmt: AudioFormat | None) -> None:
     assert elevenlabs_audio_format(name) == fmt
 
 
-def test_unsupported_agent_format_is_fatal() -> None:
-    fake = FakeElevenLabs(output_format="mp3_44100_128")
+@pytest.mark.parametrize("name", ["mp3_44100_128", "pcm_16000\u00b9"])
+def test_unsupported_agent_format_is_fatal(name: str) -> None:
+    fake = FakeElevenLabs(output_format=name)
     loop = Loopback(make(), fake)
     [error] = loop.start()
     assert isinstance(error, ProviderError) and error.fatal

@@ -105,6 +105,15 @@ def test_rejections(method: str, target: str, headers: list[tuple[str, str]], st
     assert decision.status == status
 
 
+@pytest.mark.parametrize("length", ["x", "-1", "9999999\u00b9", "\u0662"])
+def test_a_content_length_that_is_not_ascii_digits_is_not_judged_here(length: str) -> None:
+    # h11 refuses such a header at the socket; the pure router must not raise
+    # on it either ("\u00b9" is a digit to str.isdigit() and not to int()).
+    decision = Router().route("POST", "/webhooks/twilio/voice", [("content-length", length)], "::1")
+    assert isinstance(decision, Route)
+    assert decision.endpoint is Endpoint.TWILIO_VOICE
+
+
 def test_405_lists_allowed_methods() -> None:
     decision = Router().route("DELETE", "/health", [], "127.0.0.1")
     assert isinstance(decision, Reject)

@@ -336,7 +336,13 @@ class Router:
             set_cookie = access.set_cookie
         if not endpoint.is_websocket:
             length = _single(headers, "content-length")
-            if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+            # isascii: str.isdigit() admits "¹" and other digits int() refuses.
+            if (
+                length is not None
+                and length.isascii()
+                and length.isdigit()
+                and int(length) > self.limits.max_body_bytes
+            ):
                 return Reject(status=413, reason="request body too large")
             return Route(
                 endpoint=endpoint,

@@ -132,7 +132,8 @@ def elevenlabs_audio_format(name: str) -> AudioFormat | None:
     if name == "alaw_8000":
         return ALAW_8K
     prefix, _, rate = name.partition("_")
-    if prefix == "pcm" and rate.isdigit() and int(rate) in _PCM_RATES:
+    # isascii: str.isdigit() admits "¹" and other digits int() refuses.
+    if prefix == "pcm" and rate.isascii() and rate.isdigit() and int(rate) in _PCM_RATES:
         return AudioFormat(encoding=Encoding.PCM16LE, sample_rate=int(rate))
     return None
 
