@@ -52,26 +52,26 @@ _PARSERS = (
     parse_stream_status,
 )
 
-_FIELD_NAMES = st.sampled_from(
-    [
-        "CallSid",
-        "AccountSid",
-        "From",
-        "To",
-        "CallStatus",
-        "CallDuration",
-        "SequenceNumber",
-        "SipResponseCode",
-        "AnsweredBy",
-        "MachineDetectionDuration",
-        "RecordingSid",
-        "RecordingStatus",
-        "RecordingDuration",
-        "RecordingChannels",
-        "StreamSid",
-        "StreamEvent",
-    ]
-)
+#: The Twilio form fields a webhook parser reads.
+FORM_FIELDS = [
+    "CallSid",
+    "AccountSid",
+    "From",
+    "To",
+    "CallStatus",
+    "CallDuration",
+    "SequenceNumber",
+    "SipResponseCode",
+    "AnsweredBy",
+    "MachineDetectionDuration",
+    "RecordingSid",
+    "RecordingStatus",
+    "RecordingDuration",
+    "RecordingChannels",
+    "StreamSid",
+    "StreamEvent",
+]
+_FIELD_NAMES = st.sampled_from(FORM_FIELDS)
 _FORM_BYTES = st.binary(max_size=300) | st.lists(
     st.tuples(_FIELD_NAMES | st.text(max_size=5), st.text(max_size=12) | st.binary(max_size=6)),
     max_size=12,

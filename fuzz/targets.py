@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from nacl.signing import SigningKey
 
 from fuzz import fuzz_media, fuzz_pipeline, fuzz_providers, fuzz_router
+from fuzz.fuzz_webhooks import FORM_FIELDS
 from patter_core import LocalProtocolError, RemoteProtocolError
 from patter_core.http import HttpResponse
 from patter_core.providers.pipeline import (
@@ -150,27 +151,7 @@ _FORM_PARSERS = (
     parse_recording_status,
     parse_stream_status,
 )
-_FORM_FIELDS = [
-    "CallSid",
-    "AccountSid",
-    "From",
-    "To",
-    "CallStatus",
-    "CallDuration",
-    "SequenceNumber",
-    "SipResponseCode",
-    "AnsweredBy",
-    "MachineDetectionDuration",
-    "RecordingSid",
-    "RecordingStatus",
-    "RecordingDuration",
-    "RecordingChannels",
-    "StreamSid",
-    "StreamEvent",
-    "Direction",
-    "CallerName",
-    "Timestamp",
-]
+_FORM_FIELDS = [*FORM_FIELDS, "Direction", "CallerName", "Timestamp"]
 
 
 def _headers(blob: bytes) -> list[tuple[str, str]]:
