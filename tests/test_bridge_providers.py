@@ -140,6 +140,27 @@ def test_near_the_announced_cap_a_closing_line_plays_then_provider_limit() -> No
     assert [h.purpose for h in http_calls(out)] == ["hangup"]
 
 
+def test_the_cap_closing_line_is_not_ended_by_the_answer_before_it() -> None:
+    rig = Rig()
+    rig.connect(now=0.0)
+    rig.provider([SessionLimit(expires_at=3600.0)], 1.0)
+    early = play_agent(rig, "earlier", 2, 3579.5)  # an answer playing when the line is due
+    rig.bridge.handle_timer(3580.0)
+    rig.provider([ResponseDone(item_id="earlier")], 3580.1)
+    for name in early:
+        rig.carrier(mark(name), 3580.5)
+    for tail in list(rig.stream.pending_marks):
+        rig.carrier(mark(tail), 3580.6)
+    # The earlier answer is over and heard: the closing line is not yet.
+    assert callbacks(rig.actions, "on_call_end") == []
+    names = play_agent(rig, "limit", 2, 3581.0)
+    rig.provider([ResponseDone(item_id="limit")], 3582.0)
+    for name in names + list(rig.stream.pending_marks):
+        rig.carrier(mark(name), 3584.0)
+    (ended,) = callbacks(rig.actions, "on_call_end")
+    assert ended["reason"] == "provider_limit"
+
+
 def test_configured_max_duration_and_the_earliest_cap_wins() -> None:
     rig = Rig(BridgeConfig(provider_max_duration=600.0, provider_limit_margin_seconds=15.0))
     rig.connect(now=10.0)

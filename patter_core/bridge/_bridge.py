@@ -562,7 +562,8 @@ class CallBridge(ProviderInputs):
     def _on_cap(self, now: float) -> None:  # near the cap: a closing line, then provider_limit
         self._cap.announced = True
         self._command(Say(text=self._config.provider_limit_message), now)
-        self._ending.plan("provider_limit", max(now, self._cap.at or now), needs_done=True)
+        # Ends after the closing line's own answer, not whichever ends first.
+        self._ending.plan("provider_limit", max(now, self._cap.at or now), needs_done=True, own_answer=True)
 
     def _on_pace(self, now: float) -> None:
         """Silence, the call's cap (``_silence``), a barge-in that lasted (``_bargein``)."""
