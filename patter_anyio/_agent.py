@@ -8,25 +8,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from patter_core import PatterError
 from patter_core.bridge import CallInfo, ToolSpec, e164_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
 from patter_core.webhooks import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
+from ._errors import InvalidOption
 from ._remote import RemoteTool
 
 __all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool", "check_seconds"]
 
 ProviderName = Literal["openai", "elevenlabs", "pipeline", "echo"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("openai", "elevenlabs", "pipeline", "echo")
-
-
-class InvalidOption(PatterError, ValueError):
-    """An option of the Python API is wrong; raised before anything binds.
-
-    A :class:`ValueError`, so ``except ValueError`` catches it, and a
-    :class:`~patter_core.PatterError` like every error we raise on purpose.
-    """
 
 
 def check_seconds(name: str, value: object) -> float:

@@ -23,7 +23,9 @@ from patter_core.http import ServerLimits, TrustedProxies
 from patter_core.monitor import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
 
+from ._agent import PROVIDER_NAMES, ProviderName
 from ._console import StartupInfo
+from ._errors import ConfigError
 
 __all__ = [
     "PROVIDERS",
@@ -34,8 +36,8 @@ __all__ = [
     "normalise_webhook_host",
 ]
 
-Provider = Literal["openai", "elevenlabs", "pipeline", "echo"]
-PROVIDERS: tuple[Provider, ...] = ("openai", "elevenlabs", "pipeline", "echo")
+Provider = ProviderName
+PROVIDERS = PROVIDER_NAMES
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Each worker is a whole process with its own event loop; more than this on
 # one machine is a configuration mistake, not a need.
@@ -86,10 +88,6 @@ TIMEOUTS = (
         "seconds live calls may go on after SIGTERM",
     ),
 )
-
-
-class ConfigError(PatterError):
-    """A bad flag or a missing setting; the message is one line for stderr."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

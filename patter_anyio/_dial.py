@@ -41,10 +41,11 @@ import anyio
 
 from patter_core.http import HttpRequest
 
-from ._config import PROVIDERS, ConfigError
+from ._agent import PROVIDER_NAMES as PROVIDERS
 from ._dial_audio import HangUp
 from ._dial_call import DialError, DialOptions, DialProgress, DialReport, dial
 from ._dial_telnyx import DEFAULT_TELNYX_API_PORT, SetupFailed, load_signing_key, public_key_b64
+from ._errors import ConfigError
 from ._httpclient import ClientError, request
 from ._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 
