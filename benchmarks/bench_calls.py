@@ -63,7 +63,6 @@ import json
 import math
 import os
 import pstats
-import re
 import shutil
 import signal
 import statistics
@@ -76,6 +75,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlencode, urlsplit
+from xml.etree import ElementTree
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
@@ -218,12 +218,13 @@ class SimCall:
         status, _, twiml = answer.partition(b"\r\n\r\n")
         if not status.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"webhook answered {status[:40]!r}")
-        text = twiml.decode("utf-8")
-        match = re.search(r'<Stream url="([^"]+)"', text)
-        if match is None:
-            raise RuntimeError(f"no <Stream> in {text[:200]!r}")
-        params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', text))
-        return urlsplit(match.group(1)).path, params
+        # Read as XML, as Twilio does: attribute order and escaping are free.
+        stream = ElementTree.fromstring(twiml).find("./Connect/Stream")
+        url = stream.get("url") if stream is not None else None
+        if stream is None or url is None:
+            raise RuntimeError(f"no <Stream url> in {twiml[:200]!r}")
+        params = {p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")}
+        return urlsplit(url).path, params
 
     async def run(self) -> None:
         try:
