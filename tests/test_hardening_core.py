@@ -188,3 +188,11 @@ def test_stream_secret_list_is_validated() -> None:
     assert config.stream_secret.split(",")[0] == "a-long-enough-secret-1"  # type: ignore[attr-defined]
     with pytest.raises(InvalidOption, match="comma-separated"):
         Patter(stream_secret="a-long-enough-secret-1,")
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(allow_nan=False)), max_size=8))
+def test_earliest_is_the_smallest_deadline_set(deadlines: list[float | None]) -> None:
+    from patter_core._deadlines import earliest
+
+    present = [d for d in deadlines if d is not None]
+    assert earliest(*deadlines) == (min(present) if present else None)

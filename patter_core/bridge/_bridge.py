@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 
+from .._deadlines import earliest
 from .._errors import RemoteProtocolError
 from ..media._events import Connected, Dtmf, Mark, Media, Start, Stop, StreamError
 from ..providers._events import (
@@ -313,15 +314,13 @@ class CallBridge(ProviderInputs):
     def next_deadline(self) -> float | None:
         if self._state is _State.ENDED:
             return None
-        deadlines = [self._ending.deadline, self._watchdogs.next_deadline(), self._start_wait]
+        best = earliest(self._ending.deadline, self._watchdogs.next_deadline(), self._start_wait)
         if self._ending.reason is None:
-            deadlines += (self._cap.warn_at(), self._silence.deadline(), self._barge.pending_at)
+            best = earliest(best, self._cap.warn_at(), self._silence.deadline(), self._barge.pending_at)
         if self._voicemail is not None:
-            deadlines.append(self._voicemail.deadline())
-        if self._session is not None:
-            deadlines.append(self._session.next_deadline())
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+            best = earliest(best, self._voicemail.deadline())
+        session = self._session
+        return best if session is None else earliest(best, session.next_deadline())
 
     def handle_timer(self, now: float) -> list[Action]:
         if self._state is _State.ENDED:

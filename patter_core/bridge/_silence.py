@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 
+from .._deadlines import earliest
 from ._config import BridgeConfig
 
 __all__ = ["Pace", "SilenceWatch"]
@@ -109,8 +110,7 @@ class SilenceWatch:
         silence = None
         if quiet is not None and self._timeout is not None and not self._busy:
             silence = quiet + self._timeout
-        present = [d for d in (silence, self._max_at) if d is not None]
-        return min(present) if present else None
+        return earliest(silence, self._max_at)
 
     def due(self, now: float) -> Pace | None:
         """What is due at ``now`` (each fires once; a reprompt re-arms the clock)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 
+from .._deadlines import earliest
 from ._config import BridgeConfig
 
 __all__ = ["Watchdog", "Watchdogs"]
@@ -81,8 +82,7 @@ class Watchdogs:
         self._setup = None
 
     def next_deadline(self) -> float | None:
-        present = [d for d in (self._start, self._setup, self._media_check) if d is not None]
-        return min(present) if present else None
+        return earliest(self._start, self._setup, self._media_check)
 
     def fired(self, now: float) -> Watchdog | None:
         """The watchdog due at ``now``, if any (the media one re-arms itself)."""

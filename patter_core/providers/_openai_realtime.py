@@ -67,6 +67,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from .._deadlines import earliest
 from .._errors import LocalProtocolError
 from ..audio._format import PCM16_24K, AudioFormat
 from ._base import (
@@ -308,17 +309,17 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
     # -- renewal before expiry (_openai_renewal) ---------------------------------
 
     def next_deadline(self) -> float | None:
-        deadlines = [super().next_deadline()]
-        if self._state is not SessionState.CLOSED:
-            r = self._renewal
-            if r is None:
-                deadlines.append(self._renew_at)
-            elif not r.ready:
-                deadlines.append(r.deadline)
-            elif self.expires_at is not None:
-                deadlines.append(self.expires_at - SWITCH_BY_SECONDS)
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+        base = super().next_deadline()
+        if self._state is SessionState.CLOSED:
+            return base
+        r = self._renewal
+        if r is None:
+            return earliest(base, self._renew_at)
+        if not r.ready:
+            return earliest(base, r.deadline)
+        if self.expires_at is not None:
+            return earliest(base, self.expires_at - SWITCH_BY_SECONDS)
+        return base
 
     def handle_timer(self, now: float) -> list[ProviderEvent]:
         events = super().handle_timer(now)
