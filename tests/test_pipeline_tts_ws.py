@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from patter_core import CountingEntropy, RemoteProtocolError
 from patter_core.audio import PCM16_16K
 from patter_core.providers import (
+    AnswerStage,
     AudioOut,
     CallHandler,
     Cancel,
@@ -240,13 +241,17 @@ def test_scripted_turn_sentences_stream_as_they_complete() -> None:
     stream = sse(content_chunks(["Sure", ". It is", " sunny", " in Paris."]))
     cut = stream.rindex(b"data:", 0, stream.index(b"sunny"))
     session.http_response_start(llm.channel, 200, (), 1.0)
-    session.http_data(llm.channel, stream[:cut], 1.0)
-    events = peer.run()
+    events = session.http_data(llm.channel, stream[:cut], 1.0)
+    events += peer.run()
     # the first sentence went out and its audio came back: the LLM is still writing
     assert peer.sent_texts(channel) == [" ", "Sure. "]
     assert audio_of(events) == speech("Sure.")
     item = next(e.item_id for e in events if isinstance(e, AudioOut))
     assert not any(isinstance(e, ResponseDone) for e in events)
+    # The turn's steps, for its timings: the LLM's first token, then the
+    # first text handed to the speech socket, each once.
+    stages = [e.stage for e in events if isinstance(e, AnswerStage)]
+    assert stages == ["llm_first_token", "tts_request"]
 
     session.http_data(llm.channel, stream[cut:], 1.2)
     session.http_done(llm.channel, 1.2)

@@ -19,7 +19,7 @@ second close fails the answer with a ``ProviderError``.
 from __future__ import annotations
 
 from ..._errors import RemoteProtocolError
-from .._events import AudioOut, ProviderError, ProviderEvent
+from .._events import AnswerStage, AudioOut, ProviderError, ProviderEvent
 from .._session import CloseSocket, IoAction
 from ._answer import Answer
 from ._tts_ws import SpeechSocket, TtsWsAudio, TtsWsError, TtsWsFinal, parse_tts_ws_message
@@ -77,11 +77,14 @@ class SpeechSocketsMixin:
             # closed: no isFinal will come, so finish here.
             self._finish(answer, answer.status)
             return
+        sent = speech.sent
         self._io += speech.sync(
             answer.sentences,
             source_open=answer.source_open,
             new_channel=lambda: self._speech_channel(answer),
         )
+        if not sent and speech.sent:  # the answer's first text on its way to TTS
+            self._events.append(AnswerStage(stage="tts_request"))
 
     def _speech_opened(self, channel: str) -> None:
         found = self._speech_of(channel)
