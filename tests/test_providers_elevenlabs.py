@@ -32,6 +32,7 @@ from patter_core.providers import (
     Truncate,
     UpdateInstructions,
     UserSpeechStarted,
+    UserSpeechStopped,
 )
 from patter_core.providers._elevenlabs import (
     ELEVENLABS_SAY_PREFIX,
@@ -376,6 +377,7 @@ def test_scripted_call_through_the_fake() -> None:
     ]
     assert loop.deliver(fake.user_transcript("Where is my order?")) == [
         ResponseDone(item_id=fresh_audio.item_id),
+        UserSpeechStopped(),  # the caller's end of speech, for the turn's latency
         Transcript(role="user", text="Where is my order?"),
     ]
     assert loop.deliver(fake.correction("Your order shipped yesterday.", "Your order")) == [

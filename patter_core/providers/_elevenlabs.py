@@ -29,7 +29,7 @@ Server events::
     ping                       -> (we queue pong with the same event_id)
     agent_response             -> Transcript(assistant)
     agent_response_correction  -> Transcript(assistant, corrected text, correction=True)
-    user_transcript            -> Transcript(user)
+    user_transcript            -> UserSpeechStopped, Transcript(user)
     tentative_user_transcript  -> Transcript(user, final=False)
     client_tool_call           -> ToolCall(arguments = JSON of the parameters)
     error                      -> ProviderError(fatal=False; the close that follows is fatal)
@@ -94,6 +94,7 @@ from ._events import (
     Truncate,
     UpdateInstructions,
     UserSpeechStarted,
+    UserSpeechStopped,
 )
 from ._session import StartHttp
 from ._urls import (
@@ -385,7 +386,10 @@ class ElevenLabsSession(RealtimeSessionBase):
         if kind == "user_transcript":
             event = get_obj(message, "user_transcription_event")
             text = get_str(event, "user_transcript")
-            return [*self._answer_done("completed"), Transcript(role="user", text=text)]
+            # The agent's own turn-taking decided the caller is done: for the
+            # per-turn timings this is the end of the caller's speech.
+            ends = [*self._answer_done("completed"), UserSpeechStopped()]
+            return [*ends, Transcript(role="user", text=text)]
         if kind == "tentative_user_transcript":
             event = get_obj(message, "tentative_user_transcription_event")
             text = get_str(event, "user_transcript")
