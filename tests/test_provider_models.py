@@ -58,7 +58,7 @@ def sdk_shutdowns() -> dict[str, datetime.date]:
 
 
 def test_the_sdk_notes_are_read() -> None:
-    # The parser finds what the issue quotes; if the SDK changes its wording
+    # The parser finds the shutdown dates the SDK announces; if it changes its wording
     # this fails instead of every other test passing on an empty list.
     assert deprecations(*REALTIME)["gpt-realtime"] == datetime.date(2027, 1, 20)
     assert deprecations(*TRANSCRIPTION)["gpt-4o-mini-transcribe"] == datetime.date(2027, 2, 26)
