@@ -9,7 +9,6 @@ the only thing a user sees when the port is taken.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import signal
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from patter_core import PatterError, __version__
-from patter_core.providers import OpenAIRealtimeConfig
+from patter_core.providers._models import REALTIME_MODEL, REALTIME_VOICE
 
 from ._agent import Agent
 
@@ -69,13 +68,6 @@ def bind_problem(host: str, port: int, exc: OSError, *, port_setting: str = "--p
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-def _default(config: type, name: str) -> str:
-    for item in dataclasses.fields(config):
-        if item.name == name and isinstance(item.default, str):
-            return item.default
-    return "default"  # pragma: no cover - the config classes give defaults
-
-
 def describe_agent(agent: Agent | None, *, elevenlabs_agent_id: str | None = None) -> str:
     """``OpenAI Realtime (model gpt-realtime, voice marin)``, or the echo agent's line."""
     if agent is None:
@@ -83,8 +75,8 @@ def describe_agent(agent: Agent | None, *, elevenlabs_agent_id: str | None = Non
     if agent.provider == "echo":
         return "the echo agent: no provider key set (it repeats what the caller says)"
     if agent.provider == "openai":
-        model = agent.model or _default(OpenAIRealtimeConfig, "model")
-        voice = agent.voice or _default(OpenAIRealtimeConfig, "voice")
+        model = agent.model or REALTIME_MODEL
+        voice = agent.voice or REALTIME_VOICE
         return f"OpenAI Realtime (model {model}, voice {voice})"
     if agent.provider == "elevenlabs":
         agent_id = agent.agent_id or elevenlabs_agent_id

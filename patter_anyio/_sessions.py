@@ -34,7 +34,9 @@ from patter_core.providers import (
 )
 from patter_core.providers._models import (
     LLM_MODEL,
+    OPENAI_TTS_VOICE,
     REALTIME_MODEL,
+    REALTIME_VOICE,
 )
 
 from ._agent import Agent, with_call_settings
@@ -70,7 +72,7 @@ def make_session_factory(
                 OpenAIRealtimeConfig(
                     api_key=providers.openai_key,
                     model=agent.model or REALTIME_MODEL,
-                    voice=agent.voice or "marin",
+                    voice=agent.voice or REALTIME_VOICE,
                     instructions=info.instructions,
                     first_message=info.first_message or None,
                     tools=tools(info),
@@ -144,7 +146,7 @@ def make_session_factory(
                 tts = OpenAITtsConfig(
                     api_key=providers.openai_key,
                     base_url=providers.openai_base_url,
-                    voice=agent.voice or "alloy",
+                    voice=agent.voice or OPENAI_TTS_VOICE,
                 )
             llm = None
             if not use_handler:

@@ -205,7 +205,8 @@ class CallBridge(ProviderInputs):
         return self._finish(now)
 
     def carrier_closed(self, now: float) -> list[Action]:
-        """The carrier's socket is gone (closed or lost)."""
+        """The carrier's socket is gone (closed or lost): nothing more goes on it."""
+        self._carrier_open = False
         return self._end_now("carrier_disconnected", now)
 
     def amd_result(self, answered_by: str, now: float) -> list[Action]:
@@ -255,8 +256,6 @@ class CallBridge(ProviderInputs):
         if self._state is _State.ENDED:
             return []
         self._begin()
-        if reason == "carrier_disconnected":
-            self._carrier_open = False  # nothing more can be sent on it
         self._hangup_detail = detail or self._hangup_detail
         self._end(reason, now, close_code=close_code)
         return self._finish(now)
@@ -355,8 +354,9 @@ class CallBridge(ProviderInputs):
 
     def _finish(self, now: float) -> list[Action]:
         if self._state is _State.ACTIVE:
-            self._silence.observe(self._agent.unplayed, now)
-            self._barge.played(self._agent.unplayed)
+            unplayed = self._agent.unplayed
+            self._silence.observe(unplayed, now)
+            self._barge.played(unplayed)
         deadline = self.next_deadline()
         if deadline != self._timer:
             self._timer = deadline

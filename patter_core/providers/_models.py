@@ -30,8 +30,10 @@ __all__ = [
     "LLM_MODEL",
     "OPENAI_STT_MODEL",
     "OPENAI_TTS_MODEL",
+    "OPENAI_TTS_VOICE",
     "REALTIME_MODEL",
     "REALTIME_TRANSCRIPTION_MODEL",
+    "REALTIME_VOICE",
     "SHUTDOWN_WARNING_DAYS",
     "ModelDefault",
     "model_warnings",
@@ -50,6 +52,9 @@ class ModelDefault:
 # OpenAI Realtime: the SDK's current models are gpt-realtime-2, -2.1 and
 # -2.1-mini; OpenAI's own Agents SDK and Twilio example default to -2.1.
 REALTIME_MODEL = "gpt-realtime-2.1"
+# The voices our sessions ask for when the agent names none.
+REALTIME_VOICE = "marin"
+OPENAI_TTS_VOICE = "alloy"
 # Input transcription inside a Realtime session (and the pipeline's OpenAI
 # speech-to-text): gpt-transcribe is current for both endpoints.
 REALTIME_TRANSCRIPTION_MODEL = "gpt-transcribe"

@@ -14,7 +14,7 @@ from ._base import (
     DEFAULT_MAX_PENDING_BYTES,
     DEFAULT_SETUP_TIMEOUT,
 )
-from ._models import REALTIME_MODEL, REALTIME_TRANSCRIPTION_MODEL
+from ._models import REALTIME_MODEL, REALTIME_TRANSCRIPTION_MODEL, REALTIME_VOICE
 from ._urls import DEFAULT_OPENAI_BASE_URL
 
 __all__ = [
@@ -80,7 +80,7 @@ class OpenAIRealtimeConfig:
 
     api_key: str
     model: str = REALTIME_MODEL
-    voice: str = "marin"
+    voice: str = REALTIME_VOICE
     instructions: str = ""
     first_message: str | None = None
     tools: Sequence[Mapping[str, Any]] = ()

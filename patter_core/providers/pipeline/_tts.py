@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from ...audio._format import PCM16_16K, PCM16_24K, AudioFormat
 from ...http._types import HttpRequest
-from .._models import ELEVENLABS_TTS_MODEL, OPENAI_TTS_MODEL
+from .._models import ELEVENLABS_TTS_MODEL, OPENAI_TTS_MODEL, OPENAI_TTS_VOICE
 
 __all__ = [
     "ElevenLabsTtsConfig",
@@ -44,7 +44,7 @@ class OpenAITtsConfig:
     api_key: str
     base_url: str = "https://api.openai.com/v1"
     model: str = OPENAI_TTS_MODEL
-    voice: str = "alloy"
+    voice: str = OPENAI_TTS_VOICE
     instructions: str | None = None
 
     @property
