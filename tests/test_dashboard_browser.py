@@ -6,6 +6,7 @@ temporary directory (``dashboard.png``)."""
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -175,7 +176,9 @@ async def test_dashboard_follows_a_call(anyio_backend: str, tmp_path: Path) -> N
 
     (turn,) = end["metrics"]["turns"]
     assert shown["bars"] == 1
-    assert shown["tip"] == f"turn 1: {round(turn['latency_ms'])} ms"
+    # The page rounds as JavaScript's Math.round does (half up), not as
+    # Python's round() (half to even): 252.5 ms shows as 253.
+    assert shown["tip"] == f"turn 1: {math.floor(turn['latency_ms'] + 0.5)} ms"
     assert shown["label"].startswith("response latency per turn (ms): p50 ")
     assert "ended: end_call" in shown["meta"] and "barge-ins: 1" in shown["meta"]
     assert shown["lines"] == 3  # the caller, the cut answer, the goodbye
