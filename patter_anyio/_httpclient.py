@@ -50,6 +50,8 @@ from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
 from patter_core.webhooks import RetryPolicy
 
+from ._loopstream import LoopStream, connect
+
 __all__ = [
     "ClientConnectionError",
     "ClientError",
@@ -153,13 +155,13 @@ async def open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> an
     """TCP (and TLS for https/wss) to the target; errors become ClientError."""
     try:
         if target.secure:
-            return await anyio.connect_tcp(
+            return await connect(
                 target.host,
                 target.port,
                 ssl_context=ssl_context or default_ssl_context(),
                 tls_hostname=target.host,
             )
-        return await anyio.connect_tcp(target.host, target.port)
+        return await connect(target.host, target.port)
     except (OSError, anyio.BrokenResourceError) as exc:
         raise ClientConnectionError(
             f"cannot connect to {target.host}:{target.port}: {exc}"
@@ -200,7 +202,11 @@ class _Connection:
 
     def looks_idle(self) -> bool:
         """True if the socket has nothing to read (no EOF, no stray bytes)."""
-        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        stream = self.stream
+        if isinstance(stream, LoopStream):
+            # Reading never stops on it: what arrived is in its buffer.
+            return stream.idle()
+        sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         if sock is None:
             return False  # cannot tell: do not reuse
         try:

@@ -66,6 +66,7 @@ from patter_core.http import (
 )
 from patter_core.monitor import MonitorAccess
 
+from ._loopstream import accept
 from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed
 
@@ -305,7 +306,7 @@ class Server:
         assert isinstance(listener, anyio.abc.SocketListener)
         while True:
             try:
-                stream = await listener.accept()
+                stream = await accept(listener)
             except OSError as exc:
                 # Out of file descriptors and the like: back off and keep
                 # serving the connections we have, instead of dying.
