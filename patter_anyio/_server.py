@@ -659,7 +659,8 @@ class Server:
         trailing, _ = conn.trailing_data
         ws = WebSocket(
             stream,
-            Connection(ConnectionType.SERVER, trailing_data=bytes(trailing)),
+            Connection(ConnectionType.SERVER),
+            trailing=bytes(trailing),
             max_message_bytes=self.limits.max_ws_message_bytes,
             idle_timeout=self.limits.ws_idle_timeout,
             send_timeout=self.limits.send_timeout,

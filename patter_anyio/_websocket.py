@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import struct
+import os
 from collections import deque
 from collections.abc import Sequence
 from time import monotonic
@@ -37,17 +37,10 @@ from time import monotonic
 import anyio
 import anyio.abc
 from wsproto.connection import Connection, ConnectionState
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Message,
-    Ping,
-    Pong,
-    TextMessage,
-)
+from wsproto.events import CloseConnection, Event, Ping
 
 from patter_core import PatterError
+from patter_core.http._wsframes import ControlFrame, FrameReader, frame
 
 __all__ = ["WebSocket", "WebSocketClosed"]
 
@@ -59,13 +52,8 @@ log = logging.getLogger("patter_anyio.websocket")
 _CLOSE_WAIT = 2.0
 # One socket read; media frames are a few hundred bytes.
 _READ_SIZE = 65536
-# Headers of unmasked final frames (RFC 6455 section 5.2): FIN + opcode,
-# then the payload length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
-_HEAD_7 = struct.Struct("!BB")
-_HEAD_16 = struct.Struct("!BBH")
-_HEAD_64 = struct.Struct("!BBQ")
-_FIN_TEXT = 0x81
-_FIN_BINARY = 0x82
+# The states in which wsproto reads frames (a Close ends them).
+_READING = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
 _IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -97,23 +85,27 @@ class WebSocket:
         stream: anyio.abc.ByteStream,
         connection: Connection,
         *,
+        trailing: bytes = b"",
         max_message_bytes: int,
         idle_timeout: float | None = None,
         send_timeout: float = 10.0,
     ) -> None:
         self._stream = stream
+        # wsproto keeps the closing handshake and answers pings: it is given
+        # the control frames only. Data frames are read and built by
+        # patter_core's frame module (no extension is ever negotiated).
         self._conn = connection
+        self._client = connection.client
         self._events: deque[Event] = deque(connection.events())
-        self._max = max_message_bytes
+        self._reader = FrameReader(client=connection.client, max_message_bytes=max_message_bytes)
+        if trailing:
+            self._reader.receive_data(trailing)
         self._idle_timeout = idle_timeout
         self._send_timeout = send_timeout
         # fast_acquire: an uncontended send does not yield to the loop first.
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._receiving = False
         self._closed: WebSocketClosed | None = None
-        self._text_parts: list[str] = []
-        self._byte_parts: list[bytes] = []
-        self._pending_size = 0
         # Set while guard() runs; then reads and writes note when they
         # started (monotonic seconds) instead of entering a timeout scope.
         self._guarded = False
@@ -121,13 +113,6 @@ class WebSocket:
         self._write_started: float | None = None
         self._send_timed_out = False
         self._stream_closed = False
-        # A server's frames are never masked (RFC 6455 section 5.1), and with
-        # no extension negotiated (we offer none) a whole message is one
-        # header and the payload: we build those frames ourselves, several
-        # times cheaper than wsproto's general path; wsproto still parses
-        # everything and does pings and the closing handshake.
-        extensions = getattr(getattr(connection, "_proto", None), "extensions", None)
-        self._plain_frames = not connection.client and extensions == []
 
     # ------------------------------------------------------------------ state
     @property
@@ -166,22 +151,9 @@ class WebSocket:
             raise self._closed
         if self._conn.state is not ConnectionState.OPEN:
             raise WebSocketClosed(1006, "closing")
-        if self._plain_frames:
-            if isinstance(data, str):
-                first = _FIN_TEXT
-                payload = data.encode("utf-8")
-            else:
-                first = _FIN_BINARY
-                payload = bytes(data)
-            size = len(payload)
-            if size < 126:
-                return _HEAD_7.pack(first, size) + payload
-            if size < 65536:
-                return _HEAD_16.pack(first, 126, size) + payload
-            return _HEAD_64.pack(first, 127, size) + payload
-        if isinstance(data, str):
-            return self._conn.send(TextMessage(data=data))
-        return self._conn.send(BytesMessage(data=data))
+        # A client masks its frames with an unpredictable key (RFC 6455
+        # section 5.3); a server never masks.
+        return frame(data, os.urandom(4)) if self._client else frame(data)
 
     async def send(self, data: str | bytes) -> None:
         await self._send_raw(self._frame(data))
@@ -243,58 +215,38 @@ class WebSocket:
             # We already sent and got Close; any more bytes are ignored.
             await self._finish(self._closed or WebSocketClosed(1006))
             return
-        self._conn.receive_data(data)
-        self._events.extend(self._conn.events())
+        if data is None:
+            # The TCP connection ended: wsproto reports it (1006 unless a
+            # Close came first).
+            self._conn.receive_data(None)
+            self._events.extend(self._conn.events())
+        else:
+            self._reader.receive_data(data)
 
     async def _process_events(self) -> str | bytes | None:
-        while self._events:
-            event = self._events.popleft()
-            if isinstance(event, Message):
-                result = self._collect(event)
-                if isinstance(result, WebSocketClosed):
-                    await self._fail(result.code, result.reason)
+        events = self._events
+        while True:
+            while events:
+                event = events.popleft()
+                if isinstance(event, Ping):
+                    # RFC 6455 section 5.5.2: answer with the same payload.
+                    await self._send_control(event.response())
+                elif isinstance(event, CloseConnection):
+                    await self._on_close(event)
                     return None
-                if result is not None:
-                    return result
-            elif isinstance(event, Ping):
-                # RFC 6455 section 5.5.2: answer with the same payload.
-                await self._send_control(event.response())
-            elif isinstance(event, Pong):
-                pass
-            elif isinstance(event, CloseConnection):
-                await self._on_close(event)
+                # A Pong needs nothing; wsproto gives us no data messages.
+            item = self._reader.next_event()
+            if item is None:
                 return None
-        return None
-
-    def _collect(self, event: Message) -> str | bytes | WebSocketClosed | None:  # type: ignore[type-arg]
-        if isinstance(event, TextMessage):
-            self._text_parts.append(event.data)
-            # A character is at most 4 UTF-8 bytes: count exactly only when
-            # the cheap bound says we might be over.
-            self._pending_size += len(event.data)
-            if self._pending_size * 4 > self._max:
-                size = sum(len(p.encode("utf-8", "surrogatepass")) for p in self._text_parts)
-                if size > self._max:
-                    return WebSocketClosed(1009, "message too big")
-            if event.message_finished:
-                text = (
-                    self._text_parts[0] if len(self._text_parts) == 1 else "".join(self._text_parts)
-                )
-                self._text_parts = []
-                self._pending_size = 0
-                return text
+            if isinstance(item, str | bytes):
+                return item
+            if isinstance(item, ControlFrame):
+                if self._conn.state in _READING:
+                    self._conn.receive_data(item.raw)
+                    events.extend(self._conn.events())
+                continue
+            await self._fail(item.code, _CLOSE_WORDS.get(item.code, "protocol error"))
             return None
-        assert isinstance(event, BytesMessage)
-        self._byte_parts.append(bytes(event.data))
-        self._pending_size += len(event.data)
-        if self._pending_size > self._max:
-            return WebSocketClosed(1009, "message too big")
-        if event.message_finished:
-            data = self._byte_parts[0] if len(self._byte_parts) == 1 else b"".join(self._byte_parts)
-            self._byte_parts = []
-            self._pending_size = 0
-            return data
-        return None
 
     async def _send_control(self, event: Event) -> None:
         if self._conn.state is not ConnectionState.OPEN:
@@ -420,12 +372,19 @@ class WebSocket:
                     OSError,
                 ):
                     data = None
-                self._conn.receive_data(data)
-                # Messages after our Close are dropped (section 5.5.1).
-                for _ in self._conn.events():
-                    pass
                 if data is None:
+                    self._conn.receive_data(None)
                     break
+                # Messages after our Close are dropped (section 5.5.1); only
+                # control frames (the answering Close) matter now.
+                self._reader.receive_data(data)
+                while (item := self._reader.next_event()) is not None:
+                    if isinstance(item, ControlFrame) and self._conn.state in _READING:
+                        self._conn.receive_data(item.raw)
+                        for _ in self._conn.events():
+                            pass
+                    elif not isinstance(item, str | bytes):
+                        break
         await self._finish(self._closed)
 
     async def aclose(self) -> None:

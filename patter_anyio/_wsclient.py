@@ -9,6 +9,7 @@ its handlers.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 import anyio
 import wsproto
 import wsproto.utilities
+from wsproto.connection import Connection, ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 
 from ._httpclient import (
@@ -35,6 +37,10 @@ _READ_SIZE = 65536
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # Error bodies of refused handshakes are kept for the error message only.
 _MAX_REJECT_BODY = 16 * 1024
+# More than any handshake answer's head.
+_MAX_HEAD = 64 * 1024
+# Where a response head ends: an empty line.
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 @asynccontextmanager
@@ -76,7 +82,7 @@ async def connect_websocket(
                         )
                     )
                 )
-                await _handshake(ws_conn, stream)
+                trailing = await _handshake(ws_conn, stream)
         except TimeoutError as exc:
             raise ClientTimeout(f"WebSocket handshake with {target.host} timed out") from exc
         except (anyio.BrokenResourceError, OSError) as exc:
@@ -84,7 +90,10 @@ async def connect_websocket(
         assert ws_conn.connection is not None
         ws = WebSocket(
             stream,
-            ws_conn.connection,
+            # A fresh connection: the frames after the 101 (``trailing``) go
+            # to the WebSocket's own reader, not to the handshake's parser.
+            Connection(ConnectionType.CLIENT),
+            trailing=trailing,
             max_message_bytes=max_message_bytes,
             idle_timeout=idle_timeout,
             send_timeout=send_timeout,
@@ -99,19 +108,30 @@ async def connect_websocket(
             await stream.aclose()
 
 
-async def _handshake(ws_conn: wsproto.WSConnection, stream: anyio.abc.ByteStream) -> None:
+async def _handshake(ws_conn: wsproto.WSConnection, stream: anyio.abc.ByteStream) -> bytes:
+    """Read the server's answer; returns the bytes that came after a 101's
+    head (the first frames, when the server sent them at once)."""
     reject_status: int | None = None
     reject_body = bytearray()
+    received = bytearray()
     while True:
         try:
             data = await stream.receive(_READ_SIZE)
         except anyio.EndOfStream:
             data = b""
+        if len(received) <= _MAX_HEAD:
+            # Before the 101's head ends (h11 allows 16 KiB); a refusal's
+            # body past this is not needed here.
+            received += data
         try:
             ws_conn.receive_data(data or None)
             for event in ws_conn.events():
                 if isinstance(event, AcceptConnection):
-                    return
+                    # A 101 has no body: its head ends at the first empty
+                    # line (h11 takes a bare LF as a line end too).
+                    end = _HEAD_END.search(received)
+                    assert end is not None
+                    return bytes(received[end.end() :])
                 if isinstance(event, RejectConnection):
                     reject_status = event.status_code
                     if not event.has_body:
