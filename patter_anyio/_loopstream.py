@@ -180,13 +180,25 @@ class LoopStream(anyio.abc.SocketStream):
         return chunk
 
     # -- writing -----------------------------------------------------------
-    async def send(self, item: bytes) -> None:
+    def write_nowait(self, item: bytes) -> bool:
+        """Hand ``item`` to the transport; True when that is all, False when
+        its buffer is past the high-water mark and the writer should
+        ``await drain()`` before writing more."""
         p = self._protocol
         if p.closed:
             raise anyio.ClosedResourceError
         if p.lost:
             raise anyio.BrokenResourceError from p.error
         self._transport.write(item)
+        return not p.write_paused
+
+    async def send(self, item: bytes) -> None:
+        if not self.write_nowait(item):
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below its high-water mark."""
+        p = self._protocol
         while p.write_paused and not p.lost:
             drain = p.drain = self._loop.create_future()
             try:

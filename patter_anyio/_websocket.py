@@ -42,6 +42,9 @@ from wsproto.events import CloseConnection, Event, Ping
 from patter_core import PatterError
 from patter_core.http._wsframes import ControlFrame, FrameReader, frame
 
+from ._lock import FastLock
+from ._loopstream import LoopStream
+
 __all__ = ["WebSocket", "WebSocketClosed"]
 
 log = logging.getLogger("patter_anyio.websocket")
@@ -102,8 +105,9 @@ class WebSocket:
             self._reader.receive_data(trailing)
         self._idle_timeout = idle_timeout
         self._send_timeout = send_timeout
-        # fast_acquire: an uncontended send does not yield to the loop first.
-        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._send_lock = FastLock()
+        # On asyncio a write usually completes without waiting (LoopStream).
+        self._loop_stream = stream if isinstance(stream, LoopStream) else None
         self._receiving = False
         self._closed: WebSocketClosed | None = None
         # Set while guard() runs; then reads and writes note when they
@@ -127,22 +131,27 @@ class WebSocket:
     # ------------------------------------------------------------------- send
     async def _write(self, data: bytes) -> None:
         lock = self._send_lock
-        try:
-            # Uncontended (the usual case): no checkpoint, no wait; the
-            # stream's send checks for cancellation anyway.
-            lock.acquire_nowait()
-        except anyio.WouldBlock:
+        if not lock.acquire_nowait():  # uncontended (the usual case): no wait
             await lock.acquire()
         try:
+            stream = self._loop_stream
+            if stream is not None:
+                if stream.write_nowait(data):
+                    return  # written, nothing to wait for
+                # Written, but past the transport's high-water mark: the
+                # drain is what the send timeout watches.
+                wait = stream.drain()
+            else:
+                wait = self._stream.send(data)
             if self._guarded:
                 self._write_started = monotonic()
                 try:
-                    await self._stream.send(data)
+                    await wait
                 finally:
                     self._write_started = None
             else:
                 with anyio.fail_after(self._send_timeout):
-                    await self._stream.send(data)
+                    await wait
         finally:
             lock.release()
 

@@ -20,6 +20,8 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 
 from patter_anyio import WebSocket
+from patter_anyio._loopstream import LoopStream, running_asyncio
+from patter_anyio._loopstream import accept as loop_accept
 from patter_anyio._websocket import WebSocketClosed
 
 
@@ -99,9 +101,11 @@ def test_client_frames_stay_masked() -> None:
 
 @asynccontextmanager
 async def _pair(
-    *, idle_timeout: float | None, send_timeout: float, guarded: bool
+    *, idle_timeout: float | None, send_timeout: float, guarded: bool, ours: bool = True
 ) -> AsyncIterator[tuple[WebSocket, anyio.abc.SocketStream]]:
-    """A server WebSocket (guard running or not) and the raw peer socket."""
+    """A server WebSocket (guard running or not) and the raw peer socket.
+    ``ours``: the server side is the stream the server accepts with
+    (``LoopStream`` on asyncio); else anyio's own socket stream."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     async with listener, await anyio.connect_tcp("127.0.0.1", port) as peer:
@@ -112,6 +116,8 @@ async def _pair(
                 accepted.append(stream)
                 await anyio.sleep_forever()
 
+            if ours:
+                await keep(await loop_accept(listener.listeners[0]))
             await listener.serve(keep)
 
         async with anyio.create_task_group() as tg:
@@ -144,9 +150,13 @@ async def _read_all(peer: anyio.abc.SocketStream) -> bytes:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("ours", [True, False])
 @pytest.mark.parametrize("guarded", [True, False])
-async def test_idle_timeout_closes_1001(guarded: bool) -> None:
-    async with _pair(idle_timeout=0.3, send_timeout=2.0, guarded=guarded) as (ws, peer):
+async def test_idle_timeout_closes_1001(guarded: bool, ours: bool) -> None:
+    async with _pair(idle_timeout=0.3, send_timeout=2.0, guarded=guarded, ours=ours) as (
+        ws,
+        peer,
+    ):
         client = Connection(ConnectionType.CLIENT)
         # Traffic every 0.1 s keeps the socket open past the 0.3 s timeout.
         for _ in range(6):
@@ -167,9 +177,13 @@ async def test_idle_timeout_closes_1001(guarded: bool) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("ours", [True, False])
 @pytest.mark.parametrize("guarded", [True, False])
-async def test_send_to_a_peer_that_stops_reading_times_out(guarded: bool) -> None:
-    async with _pair(idle_timeout=None, send_timeout=0.3, guarded=guarded) as (ws, _peer):
+async def test_send_to_a_peer_that_stops_reading_times_out(guarded: bool, ours: bool) -> None:
+    async with _pair(idle_timeout=None, send_timeout=0.3, guarded=guarded, ours=ours) as (
+        ws,
+        _peer,
+    ):
         chunk = b"\x00" * (1 << 20)
         with anyio.fail_after(10), pytest.raises(WebSocketClosed) as closed:
             while True:  # until the kernel's buffers are full and a send stalls
@@ -187,3 +201,95 @@ async def test_guard_runs_once_and_ends_with_the_connection() -> None:
         with anyio.fail_after(2), pytest.raises(WebSocketClosed) as closed:
             await ws.receive()
         assert closed.value.code == 1006
+
+
+# -- the asyncio stream and the lock ---------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_server_stream_is_ours_on_asyncio_and_anyio_s_on_trio() -> None:
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+        stream = ws._stream
+        assert isinstance(stream, LoopStream) == (running_asyncio() is not None)
+        # Bytes both ways, whole, in order; max_bytes splits without loss.
+        await stream.send(b"hello")
+        with anyio.fail_after(2):
+            assert await peer.receive() == b"hello"
+        await peer.send(b"abcdef")
+        got = b""
+        with anyio.fail_after(2):
+            got += await stream.receive(4)
+            got += await stream.receive(4)
+        assert got == b"abcdef"
+        assert stream.extra(anyio.abc.SocketAttribute.remote_address)[0] == "127.0.0.1"
+        await peer.send_eof()
+        with anyio.fail_after(2), pytest.raises(anyio.EndOfStream):
+            await stream.receive()
+        await stream.aclose()
+        with pytest.raises(anyio.ClosedResourceError):
+            await stream.send(b"x")
+
+
+@pytest.mark.anyio
+async def test_loop_stream_flushes_on_close_and_reports_a_dead_peer() -> None:
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+        stream = ws._stream
+        # What was written before aclose() reaches the peer, then its EOF.
+        await stream.send(b"x" * 200_000)
+        await stream.aclose()
+        data = bytearray()
+        with anyio.fail_after(5):
+            while True:
+                try:
+                    data += await peer.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+        assert len(data) == 200_000
+
+
+@pytest.mark.anyio
+async def test_fast_lock_hands_over_in_order_and_survives_cancellation() -> None:
+    from patter_anyio._lock import FastLock
+
+    lock = FastLock()
+    order: list[str] = []
+    assert lock.acquire_nowait()
+    assert not lock.acquire_nowait()
+
+    async def waiter(name: str) -> None:
+        async with lock:
+            order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, "a")
+        await anyio.sleep(0.01)
+        cancelled = anyio.CancelScope()
+
+        async def give_up() -> None:
+            with cancelled:
+                await waiter("never")
+
+        tg.start_soon(give_up)
+        await anyio.sleep(0.01)
+        tg.start_soon(waiter, "b")
+        await anyio.sleep(0.01)
+        cancelled.cancel()  # a waiter that leaves the queue does not block the rest
+        await anyio.sleep(0.01)
+        assert order == []
+        lock.release()
+    assert order == ["a", "b"]
+    assert not lock.locked()
+    # Handed over and cancelled at once: whichever wins, the lock ends free.
+    assert lock.acquire_nowait()
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def late() -> None:
+                async with lock:
+                    order.append("late")
+
+            tg.start_soon(late)
+            await anyio.sleep(0.01)
+            lock.release()
+            scope.cancel()
+    assert not lock.locked()
