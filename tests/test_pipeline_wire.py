@@ -8,7 +8,6 @@ import struct
 import wave
 from io import BytesIO
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +18,6 @@ from patter_core.providers.pipeline import (
     ChatStreamReader,
     DeepgramConfig,
     ElevenLabsTtsConfig,
-    EnergyVad,
     LlmConfig,
     OpenAITtsConfig,
     TextDelta,
@@ -42,7 +40,6 @@ from patter_core.providers.pipeline._deepgram import (
     DeepgramSpeechStarted,
     DeepgramUtteranceEnd,
 )
-from patter_core.providers.pipeline._vad import VadSpeechEnded, VadSpeechStarted
 
 from .fakes import fake_deepgram
 from .fakes.fake_openai_http import content_chunks, sse, tone, tool_call_chunks
@@ -236,22 +233,3 @@ def test_chat_reader_without_done_and_errors() -> None:
     reader.feed(b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}\n\n')
     with pytest.raises(RemoteProtocolError):
         reader.end_of_body()
-
-
-# -- VAD ------------------------------------------------------------------------
-
-
-def test_vad_finds_one_utterance_with_preroll() -> None:
-    silence = np.zeros(16000, dtype="<i2").tobytes()  # 1 s
-    speech = tone(800, 16000)  # RMS about 5600
-    vad = EnergyVad()
-    events = []
-    stream = silence + speech + silence
-    for n in range(0, len(stream), 640):
-        events += vad.feed(stream[n : n + 640])
-    assert [type(e) for e in events] == [VadSpeechStarted, VadSpeechEnded]
-    ended = events[1]
-    assert isinstance(ended, VadSpeechEnded)
-    # pre-roll (200 ms) + the 800 ms tone + 700 ms of trailing silence
-    assert len(ended.audio) == (200 + 800 + 700) * 32
-    assert speech in ended.audio

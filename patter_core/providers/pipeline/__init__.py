@@ -1,11 +1,12 @@
 """The pipeline provider: speech-to-text -> on_message handler or LLM -> text-to-speech.
 
 Every piece is pure: the Deepgram and ElevenLabs/OpenAI wire formats, an
-incremental Server-Sent Events parser, a streaming sentence splitter, an
-energy VAD, WAV and multipart builders, and :class:`PipelineSession`, which
+incremental Server-Sent Events parser, a streaming sentence splitter,
+WAV and multipart builders, and :class:`PipelineSession`, which
 turns them into one :class:`~patter_core.providers.ProviderSession`.
 """
 
+from ...audio._vad import VadConfig
 from ._config import OpenAISttConfig, PipelineConfig
 from ._deepgram import (
     DeepgramConfig,
@@ -38,7 +39,6 @@ from ._tts_ws import (
     elevenlabs_ws_url,
     parse_tts_ws_message,
 )
-from ._vad import EnergyVad, VadConfig
 from ._wav import wav_bytes, wav_header
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "DeepgramConfig",
     "ElevenLabsTtsConfig",
     "ElevenLabsWsTtsConfig",
-    "EnergyVad",
     "LlmConfig",
     "OpenAISttConfig",
     "OpenAITtsConfig",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..._errors import LocalProtocolError
+from ...audio._vad import VadConfig
 from .._models import OPENAI_STT_MODEL
 from ._deepgram import DeepgramConfig
 from ._llm import LlmConfig
 from ._tts import ElevenLabsTtsConfig, OpenAITtsConfig
 from ._tts_ws import ElevenLabsWsTtsConfig
-from ._vad import VadConfig
 
 __all__ = ["OpenAISttConfig", "PipelineConfig"]
 
