@@ -25,13 +25,12 @@ Wire facts (developers.deepgram.com, "Live Audio" API reference and guides):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ..._errors import RemoteProtocolError
+from ..._json import load_message
 from .._models import DEEPGRAM_STT_MODEL
 from .._urls import to_websocket_url
 
@@ -143,17 +142,11 @@ def _number(value: Any) -> float:
 
 
 def parse_deepgram_message(data: str | bytes) -> DeepgramEvent | None:
-    """One server message; ``None`` for types we do not use (and future ones)."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise RemoteProtocolError("Deepgram message too large", close_code=1009)
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):
-        raise RemoteProtocolError(
-            "Deepgram sent a message that is not JSON", close_code=1007
-        ) from None
-    if not isinstance(value, dict):
-        raise RemoteProtocolError("Deepgram message is not an object", close_code=1007)
+    """One server message; ``None`` for types we do not use (and future ones).
+
+    A message that is not a JSON object raises :class:`~patter_core._json.MalformedMessage`.
+    """
+    value = load_message(data, MAX_MESSAGE_BYTES)
     kind = value.get("type")
     if kind == "Results":
         channel = value.get("channel")
