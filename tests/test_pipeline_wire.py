@@ -57,7 +57,7 @@ def test_deepgram_url_golden() -> None:
         api_key="k", base_url="http://127.0.0.1:9/", model="nova-2", language=None
     )
     assert deepgram_url(custom).startswith("ws://127.0.0.1:9/v1/listen?model=nova-2&encoding=")
-    assert deepgram_base_url_from_env({}) == "wss://api.deepgram.com"
+    assert deepgram_base_url_from_env({}) == "https://api.deepgram.com"
     env = {"DEEPGRAM_BASE_URL": "https://dg.local"}
     assert deepgram_base_url_from_env(env) == "https://dg.local"
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .._base_urls import DEFAULT_TELNYX_API
 from .._errors import LocalProtocolError
 from ..http import HttpRequest, HttpResponse
 from ._rest import CarrierApiError, json_object
@@ -37,7 +38,6 @@ __all__ = [
     "parse_telnyx_response",
 ]
 
-DEFAULT_TELNYX_API = "https://api.telnyx.com/v2"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

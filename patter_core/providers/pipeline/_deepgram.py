@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from ..._base_urls import DEFAULT_DEEPGRAM_BASE_URL, base_url_from_env
 from ..._json import load_message
 from .._models import DEEPGRAM_STT_MODEL
 from .._urls import to_websocket_url
@@ -50,7 +51,6 @@ __all__ = [
     "parse_deepgram_message",
 ]
 
-DEFAULT_DEEPGRAM_BASE_URL = "wss://api.deepgram.com"
 KEEP_ALIVE = '{"type":"KeepAlive"}'
 CLOSE_STREAM = '{"type":"CloseStream"}'
 # Results messages are a few KB (one alternative with word timings); 1 MiB
@@ -77,7 +77,7 @@ class DeepgramConfig:
 
 def deepgram_base_url_from_env(environ: Mapping[str, str]) -> str:
     """``DEEPGRAM_BASE_URL`` (the SDKs' override, for proxies and test doubles) or the default."""
-    return environ.get("DEEPGRAM_BASE_URL") or DEFAULT_DEEPGRAM_BASE_URL
+    return base_url_from_env(environ, "DEEPGRAM_BASE_URL")
 
 
 def deepgram_url(config: DeepgramConfig) -> str:

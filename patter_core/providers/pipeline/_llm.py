@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..._base_urls import DEFAULT_OPENAI_BASE_URL
 from ..._errors import RemoteProtocolError
 from ...http._types import HttpRequest
 from .._models import LLM_MODEL
@@ -53,7 +54,7 @@ MAX_ARGUMENT_CHARS = 256 * 1024
 class LlmConfig:
     api_key: str
     model: str = LLM_MODEL
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str = DEFAULT_OPENAI_BASE_URL
     # Each tool: {"name", "description", "parameters"} or already
     # {"type": "function", "function": {...}}.
     tools: tuple[Mapping[str, Any], ...] = ()

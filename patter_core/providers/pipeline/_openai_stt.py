@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from ..._base_urls import DEFAULT_OPENAI_BASE_URL
 from ..._entropy import Entropy
 from ..._errors import RemoteProtocolError
 from ...http._types import HttpRequest
@@ -54,7 +55,7 @@ def build_transcription_request(
     *,
     api_key: str,
     entropy: Entropy,
-    base_url: str = "https://api.openai.com/v1",
+    base_url: str = DEFAULT_OPENAI_BASE_URL,
     model: str = OPENAI_STT_MODEL,
     language: str | None = None,
 ) -> HttpRequest:

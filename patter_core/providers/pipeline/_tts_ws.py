@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..._base_urls import DEFAULT_ELEVENLABS_BASE_URL
 from ..._json import b64decode, load_message, opt_str
 from ...audio._format import PCM16_16K, AudioFormat
 from .._models import ELEVENLABS_TTS_MODEL
@@ -88,7 +89,7 @@ _FALLBACK_BYTES_PER_CHAR = 32000 // 15
 class ElevenLabsWsTtsConfig:
     api_key: str
     voice_id: str = "21m00Tcm4TlvDq8ikWAM"  # a premade voice available on every account
-    base_url: str = "https://api.elevenlabs.io"  # http(s) or ws(s); the scheme is swapped
+    base_url: str = DEFAULT_ELEVENLABS_BASE_URL  # http(s) or ws(s); the scheme is swapped
     # The Flash models are the low-latency ones (about 75 ms to first audio).
     model_id: str = ELEVENLABS_TTS_MODEL
     voice_settings: Mapping[str, Any] | None = field(default=None)
