@@ -26,9 +26,9 @@ from patter_core._base_urls import (
     DEFAULT_TELNYX_API,
     DEFAULT_TWILIO_API,
 )
-from patter_core.bridge import e164_number
+from patter_core.bridge._config import e164_number
 from patter_core.http import ServerLimits, TrustedProxies
-from patter_core.monitor import token_problem
+from patter_core.monitor._access import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
 
 from ._agent import PROVIDER_NAMES, ProviderName
@@ -506,7 +506,7 @@ def config_from_args(
         for name, variable, default, _ in TIMEOUTS
     }
     if args.voicemail_message and _env(env, "TWILIO_ACCOUNT_SID"):
-        from patter_core.webhooks import voicemail_problem
+        from patter_core.webhooks._twilio_flow import voicemail_problem
 
         problem = voicemail_problem(args.voicemail_message)
         if problem:

@@ -34,17 +34,17 @@ from patter_core._base_urls import (
     DEFAULT_TELNYX_API,
     DEFAULT_TWILIO_API,
 )
-from patter_core.bridge import e164_number
+from patter_core.bridge._config import e164_number
 from patter_core.http import ServerLimits
-from patter_core.monitor import token_problem
-from patter_core.webhooks import (
+from patter_core.monitor._access import token_problem
+from patter_core.webhooks import StreamTokens
+from patter_core.webhooks._outgoing import webhook_url_problem
+from patter_core.webhooks._twilio_flow import (
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
-    StreamTokens,
     machine_detection_timeout_problem,
     ring_timeout_problem,
     variables_problem,
     voicemail_problem,
-    webhook_url_problem,
 )
 
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds

@@ -12,8 +12,9 @@ from patter_anyio._patter import Patter
 from patter_anyio._settings import CarrierSettings, ProviderSettings
 from patter_core import CountingEntropy
 from patter_core._base_urls import BASE_URL_VARIABLES, base_url_from_env
-from patter_core.providers import elevenlabs_base_url_from_env, openai_base_url_from_env
-from patter_core.providers.pipeline import DeepgramConfig, deepgram_base_url_from_env, deepgram_url
+from patter_core.providers._urls import elevenlabs_base_url_from_env, openai_base_url_from_env
+from patter_core.providers.pipeline import DeepgramConfig
+from patter_core.providers.pipeline._deepgram import deepgram_base_url_from_env, deepgram_url
 from patter_core.webhooks import TelnyxRest, TwilioRest
 
 PUBLIC = {

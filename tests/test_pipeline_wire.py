@@ -14,32 +14,37 @@ from hypothesis import strategies as st
 
 from patter_core import CountingEntropy, RemoteProtocolError
 from patter_core.providers.pipeline import (
-    ChatFinished,
-    ChatStreamReader,
     DeepgramConfig,
     ElevenLabsTtsConfig,
     LlmConfig,
     OpenAITtsConfig,
-    TextDelta,
-    ToolCallRequest,
-    build_chat_request,
-    build_elevenlabs_request,
-    build_openai_speech_request,
-    build_transcription_request,
-    deepgram_base_url_from_env,
-    deepgram_url,
-    multipart_body,
-    parse_deepgram_message,
-    parse_transcription,
-    wav_bytes,
-    wav_header,
 )
 from patter_core.providers.pipeline._deepgram import (
     DeepgramMetadata,
     DeepgramResult,
     DeepgramSpeechStarted,
     DeepgramUtteranceEnd,
+    deepgram_base_url_from_env,
+    deepgram_url,
+    parse_deepgram_message,
 )
+from patter_core.providers.pipeline._llm import (
+    ChatFinished,
+    ChatStreamReader,
+    TextDelta,
+    ToolCallRequest,
+    build_chat_request,
+)
+from patter_core.providers.pipeline._openai_stt import (
+    build_transcription_request,
+    multipart_body,
+    parse_transcription,
+)
+from patter_core.providers.pipeline._tts import (
+    build_elevenlabs_request,
+    build_openai_speech_request,
+)
+from patter_core.providers.pipeline._wav import wav_bytes, wav_header
 
 from .fakes import fake_deepgram
 from .fakes.fake_openai_http import content_chunks, sse, tone, tool_call_chunks

@@ -8,17 +8,7 @@ carrier-sized frames; :class:`EnergyVad` finds a caller's utterances.
 
 from ._format import ALAW_8K, PCM16_16K, PCM16_24K, ULAW_8K, AudioFormat, Encoding
 from ._framer import Framer
-from ._g711 import (
-    alaw_decode,
-    alaw_decode_array,
-    alaw_encode,
-    alaw_encode_array,
-    ulaw_decode,
-    ulaw_decode_array,
-    ulaw_encode,
-    ulaw_encode_array,
-)
-from ._resample import StreamingResampler, resample_buffer
+from ._resample import StreamingResampler
 from ._transcode import Transcoder
 from ._vad import EnergyVad, VadConfig, VadEvent, VadSpeechEnded, VadSpeechStarted
 
@@ -37,13 +27,4 @@ __all__ = [
     "VadEvent",
     "VadSpeechEnded",
     "VadSpeechStarted",
-    "alaw_decode",
-    "alaw_decode_array",
-    "alaw_encode",
-    "alaw_encode_array",
-    "resample_buffer",
-    "ulaw_decode",
-    "ulaw_decode_array",
-    "ulaw_encode",
-    "ulaw_encode_array",
 ]
