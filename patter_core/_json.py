@@ -7,8 +7,9 @@ exception, :class:`MalformedMessage`, and never as a ``KeyError``,
 :class:`~patter_core.RemoteProtocolError` carrying the WebSocket close code to
 answer with (RFC 6455 section 7.4.1): 1007 (invalid payload data) for a
 message that is not a JSON object or a field of the wrong type, 1009 (message
-too big) for one over the size limit. A carrier stream closes with it; a
-provider session counts it and reports a non-fatal error.
+too big) for one over the size limit, and the matching HTTP status (400, 413)
+for a webhook body. A carrier stream closes with it; a provider session
+counts it and reports a non-fatal error.
 
 Absent and ``null`` are the same to every reader: senders write both for
 "no value".
@@ -47,10 +48,14 @@ _MAX_COUNTER_DIGITS = 18
 
 
 class MalformedMessage(RemoteProtocolError):
-    """A peer's message is not the JSON its protocol says (close 1007, or 1009 if too big)."""
+    """A peer's message is not the JSON its protocol says.
+
+    Close 1007 and HTTP 400; over the size limit, close 1009 and HTTP 413.
+    """
 
     def __init__(self, message: str, *, close_code: int = CLOSE_BAD_DATA) -> None:
-        super().__init__(message, http_status=400, close_code=close_code)
+        status = 413 if close_code == CLOSE_TOO_BIG else 400
+        super().__init__(message, http_status=status, close_code=close_code)
 
 
 def load_message(message: str | bytes, max_bytes: int) -> JsonObject:

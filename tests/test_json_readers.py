@@ -45,7 +45,8 @@ def test_load_message_refusals(message: str | bytes, close_code: int) -> None:
     with pytest.raises(MalformedMessage) as info:
         load_message(message, 100)
     assert isinstance(info.value, RemoteProtocolError)
-    assert info.value.close_code == close_code and info.value.http_status == 400
+    assert info.value.close_code == close_code
+    assert info.value.http_status == (413 if close_code == 1009 else 400)
 
 
 def test_deep_nesting_within_the_limit_is_malformed_not_a_crash() -> None:
@@ -116,6 +117,19 @@ def test_carriers_and_providers_raise_the_same_error(parse: Any, message: str | 
     with pytest.raises(MalformedMessage) as info:
         parse(message)
     assert info.value.close_code == 1007
+
+
+def test_webhook_bodies_and_carrier_answers_use_the_same_readers() -> None:
+    from patter_core.http import HttpResponse
+    from patter_core.webhooks import CarrierApiError, parse_telnyx_webhook, parse_twilio_call
+
+    for body, status in ((b"[]", 400), (b"\xff", 400), (b"{}" + b" " * 70_000, 413)):
+        with pytest.raises(MalformedMessage) as info:
+            parse_telnyx_webhook(body, max_bytes=65_536)
+        assert info.value.http_status == status
+    with pytest.raises(CarrierApiError, match=r"status 201.*not a JSON object") as api:
+        parse_twilio_call(HttpResponse(status=201, headers=(), body=b"[1]"))
+    assert api.value.api_status == 201 and api.value.http_status == 502
 
 
 def test_a_field_of_the_wrong_type_in_a_carrier_message() -> None:
