@@ -23,6 +23,8 @@ from patter_core._json import (
 )
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers.pipeline._deepgram import parse_deepgram_message
+from patter_core.providers.pipeline._llm import ChatStreamReader
+from patter_core.providers.pipeline._openai_stt import parse_transcription
 from patter_core.providers.pipeline._tts_ws import parse_tts_ws_message
 
 
@@ -110,6 +112,12 @@ def test_any_input_parses_or_is_malformed(data: str | bytes) -> None:
         lambda m: TelnyxMediaStream().receive(m),
         parse_deepgram_message,
         parse_tts_ws_message,
+        lambda m: parse_transcription(
+            m.encode("utf-8", "surrogateescape") if isinstance(m, str) else m
+        ),
+        lambda m: ChatStreamReader().feed(
+            b"data: " + (m.encode() if isinstance(m, str) else m) + b"\n\n"
+        ),
     ],
 )
 @pytest.mark.parametrize("message", ["[]", "{oops", b"\xfe"])

@@ -29,9 +29,10 @@ from typing import Any
 
 from ..._base_urls import DEFAULT_OPENAI_BASE_URL
 from ..._errors import RemoteProtocolError
+from ..._json import load_message
 from ...http._types import HttpRequest
 from .._models import LLM_MODEL
-from ._sse import SSEParser
+from ._sse import DEFAULT_MAX_EVENT_BYTES, SSEParser
 
 __all__ = [
     "ChatFinished",
@@ -174,12 +175,8 @@ class ChatStreamReader:
         return out
 
     def _chunk(self, data: str, out: list[ChatItem]) -> None:
-        try:
-            value = json.loads(data)
-        except (ValueError, RecursionError):
-            raise RemoteProtocolError("chat stream event is not JSON", http_status=502) from None
-        if not isinstance(value, dict):
-            raise RemoteProtocolError("chat stream event is not an object", http_status=502)
+        # The SSE parser bounds an event already; the reader checks it again.
+        value = load_message(data, DEFAULT_MAX_EVENT_BYTES)
         error = value.get("error")
         if error is not None:
             message = error.get("message") if isinstance(error, dict) else error
