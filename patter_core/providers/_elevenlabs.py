@@ -56,6 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._base_urls import DEFAULT_ELEVENLABS_BASE_URL
 from .._errors import LocalProtocolError
 from .._json import MalformedMessage, b64decode, get_int, get_object, get_str, load_message, opt_str
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
@@ -91,11 +92,7 @@ from ._events import (
     UserSpeechStopped,
 )
 from ._session import StartHttp
-from ._urls import (
-    DEFAULT_ELEVENLABS_BASE_URL,
-    elevenlabs_conversation_url,
-    elevenlabs_signed_url_endpoint,
-)
+from ._urls import elevenlabs_conversation_url, elevenlabs_signed_url_endpoint
 
 __all__ = [
     "ELEVENLABS_SAY_PREFIX",

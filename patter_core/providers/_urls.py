@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
-from .._base_urls import DEFAULT_ELEVENLABS_BASE_URL, DEFAULT_OPENAI_BASE_URL, base_url_from_env
+from .._base_urls import base_url_from_env
 from .._errors import LocalProtocolError
 
 __all__ = [
-    "DEFAULT_ELEVENLABS_BASE_URL",
-    "DEFAULT_OPENAI_BASE_URL",
     "elevenlabs_base_url_from_env",
     "elevenlabs_conversation_url",
     "elevenlabs_signed_url_endpoint",

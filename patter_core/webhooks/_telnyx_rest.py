@@ -31,7 +31,6 @@ from ..http import HttpRequest, HttpResponse
 from ._rest import CarrierApiError, json_object
 
 __all__ = [
-    "DEFAULT_TELNYX_API",
     "TelnyxCall",
     "TelnyxRest",
     "derive_command_id",

@@ -22,7 +22,7 @@ from ..http import HttpRequest, HttpResponse
 from ._rest import CarrierApiError, json_object
 from ._twiml import INLINE_TWIML_MAX_CHARS
 
-__all__ = ["DEFAULT_TWILIO_API", "TwilioCall", "TwilioRest", "parse_twilio_call"]
+__all__ = ["TwilioCall", "TwilioRest", "parse_twilio_call"]
 
 
 _Field = tuple[str, str]
