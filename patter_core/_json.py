@@ -21,13 +21,10 @@ import binascii
 import json
 from typing import Any
 
-from ._errors import RemoteProtocolError
+from ._errors import CLOSE_TOO_BIG, MalformedMessage
 
 __all__ = [
-    "CLOSE_BAD_DATA",
-    "CLOSE_TOO_BIG",
     "JsonObject",
-    "MalformedMessage",
     "b64decode",
     "get_counter",
     "get_int",
@@ -37,25 +34,11 @@ __all__ = [
     "opt_str",
 ]
 
-CLOSE_BAD_DATA = 1007
-CLOSE_TOO_BIG = 1009
-
 JsonObject = dict[str, Any]
 
 # Counters travel as decimal strings ("sequenceNumber":"4"). Eighteen digits
 # hold any realistic count and keep int() far from Python's 4300-digit guard.
 _MAX_COUNTER_DIGITS = 18
-
-
-class MalformedMessage(RemoteProtocolError):
-    """A peer's message is not the JSON its protocol says.
-
-    Close 1007 and HTTP 400; over the size limit, close 1009 and HTTP 413.
-    """
-
-    def __init__(self, message: str, *, close_code: int = CLOSE_BAD_DATA) -> None:
-        status = 413 if close_code == CLOSE_TOO_BIG else 400
-        super().__init__(message, http_status=status, close_code=close_code)
 
 
 def load_message(message: str | bytes, max_bytes: int) -> JsonObject:

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter_core import RemoteProtocolError
+from patter_core import MalformedMessage, RemoteProtocolError
 from patter_core._json import (
-    MalformedMessage,
     b64decode,
     get_counter,
     get_int,

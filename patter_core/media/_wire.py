@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import binascii
 
-from .._errors import RemoteProtocolError
+from .._errors import CLOSE_BAD_DATA, CLOSE_TOO_BIG, RemoteProtocolError
 from .._json import (
-    CLOSE_BAD_DATA,
-    CLOSE_TOO_BIG,
     JsonObject,
     get_counter,
     get_object,

@@ -31,8 +31,8 @@ import enum
 import json
 from typing import Any
 
-from .._errors import LocalProtocolError
-from .._json import MalformedMessage, get_str, load_message
+from .._errors import LocalProtocolError, MalformedMessage
+from .._json import get_str, load_message
 from ._events import ProviderCommand, ProviderError, ProviderEvent, SessionReady
 from ._session import CloseSocket, IoAction, NoHttpMixin, OpenSocket, SendMessage
 

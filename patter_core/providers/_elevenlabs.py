@@ -57,8 +57,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._base_urls import DEFAULT_ELEVENLABS_BASE_URL
-from .._errors import LocalProtocolError
-from .._json import MalformedMessage, b64decode, get_int, get_object, get_str, load_message, opt_str
+from .._errors import LocalProtocolError, MalformedMessage
+from .._json import b64decode, get_int, get_object, get_str, load_message, opt_str
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
 from ..http._types import HttpRequest
 from ._base import (

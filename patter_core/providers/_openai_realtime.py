@@ -68,8 +68,8 @@ from dataclasses import replace
 from typing import Any
 
 from .._deadlines import earliest
-from .._errors import LocalProtocolError
-from .._json import MalformedMessage, b64decode, get_object, get_str, load_message, opt_str
+from .._errors import LocalProtocolError, MalformedMessage
+from .._json import b64decode, get_object, get_str, load_message, opt_str
 from ..audio._format import PCM16_24K, AudioFormat
 from ._base import RealtimeSessionBase, SessionState, b64encode, dumps
 from ._events import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import LocalProtocolError, RemoteProtocolError
-from .._json import MalformedMessage, load_message
+from .._errors import LocalProtocolError, MalformedMessage, RemoteProtocolError
+from .._json import load_message
 from ..http import HttpResponse
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "CarrierApiError", "RetryPolicy", "json_object"]
