@@ -88,7 +88,7 @@ def frame_for(fmt: AudioFormat) -> Any:
     le = pcm.astype("<i2").tobytes()
     if audioop is not None:
         return audioop.lin2ulaw(le, 2) if fmt.encoding is Encoding.ULAW else audioop.lin2alaw(le, 2)
-    from patter_core.audio import alaw_encode, ulaw_encode
+    from patter_core.audio._g711 import alaw_encode, ulaw_encode
 
     return ulaw_encode(le) if fmt.encoding is Encoding.ULAW else alaw_encode(le)
 

@@ -81,7 +81,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from patter_core.audio import ulaw_encode
+from patter_core.audio._g711 import ulaw_encode
 
 from ._load_helpers import (
     FRAME_BYTES,

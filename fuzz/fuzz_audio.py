@@ -23,16 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patter_core import LocalProtocolError
-from patter_core.audio import (
-    AudioFormat,
-    Encoding,
-    Framer,
-    Transcoder,
-    alaw_decode,
-    alaw_encode,
-    ulaw_decode,
-    ulaw_encode,
-)
+from patter_core.audio import AudioFormat, Encoding, Framer, Transcoder
+from patter_core.audio._g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 __all__ = ["check", "main", "one_case", "run"]
 

@@ -29,18 +29,18 @@ from hypothesis import strategies as st
 from patter_core import CountingEntropy, RemoteProtocolError
 from patter_core.providers import CallHandler, OpenSocket, SendText, StartHttp
 from patter_core.providers.pipeline import (
-    ChatStreamReader,
     DeepgramConfig,
     ElevenLabsWsTtsConfig,
     LlmConfig,
     OpenAITtsConfig,
     PipelineConfig,
     PipelineSession,
-    SSEParser,
-    parse_deepgram_message,
-    parse_transcription,
-    parse_tts_ws_message,
 )
+from patter_core.providers.pipeline._deepgram import parse_deepgram_message
+from patter_core.providers.pipeline._llm import ChatStreamReader
+from patter_core.providers.pipeline._openai_stt import parse_transcription
+from patter_core.providers.pipeline._sse import SSEParser
+from patter_core.providers.pipeline._tts_ws import parse_tts_ws_message
 
 DEEPGRAM: list[dict[str, Any]] = [
     {

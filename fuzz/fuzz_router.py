@@ -11,7 +11,8 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patter_core.http import Reject, Route, Router, ServerLimits, TrustedProxies, client_ip
+from patter_core.http import Reject, Route, Router, ServerLimits, TrustedProxies
+from patter_core.http._clientip import client_ip
 
 _PATHS = st.sampled_from(
     [

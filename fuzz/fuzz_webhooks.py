@@ -27,7 +27,6 @@ from patter_core.webhooks import (
     StreamTokens,
     TelnyxSignatureVerifier,
     TwilioSignatureValidator,
-    decode_client_state,
     parse_amd_callback,
     parse_call_status,
     parse_form,
@@ -37,8 +36,9 @@ from patter_core.webhooks import (
     parse_telnyx_response,
     parse_telnyx_webhook,
     parse_twilio_call,
-    verify_telnyx_signature,
 )
+from patter_core.webhooks._telnyx_events import decode_client_state
+from patter_core.webhooks._telnyx_signature import verify_telnyx_signature
 
 _TWILIO = TwilioSignatureValidator("fuzz-token", shared_keys={"k1": "shared"})
 _TELNYX_KEY = base64.b64encode(bytes(range(32))).decode()

@@ -31,17 +31,14 @@ from fuzz import fuzz_media, fuzz_pipeline, fuzz_providers, fuzz_router
 from fuzz.fuzz_webhooks import FORM_FIELDS
 from patter_core import LocalProtocolError, RemoteProtocolError
 from patter_core.http import HttpResponse
-from patter_core.providers.pipeline import (
-    ChatStreamReader,
-    parse_deepgram_message,
-    parse_transcription,
-    parse_tts_ws_message,
-)
+from patter_core.providers.pipeline._deepgram import parse_deepgram_message
+from patter_core.providers.pipeline._llm import ChatStreamReader
+from patter_core.providers.pipeline._openai_stt import parse_transcription
+from patter_core.providers.pipeline._tts_ws import parse_tts_ws_message
 from patter_core.webhooks import (
     StreamTokens,
     TelnyxSignatureVerifier,
     TwilioSignatureValidator,
-    decode_client_state,
     parse_amd_callback,
     parse_call_status,
     parse_form,
@@ -52,6 +49,7 @@ from patter_core.webhooks import (
     parse_telnyx_webhook,
     parse_twilio_call,
 )
+from patter_core.webhooks._telnyx_events import decode_client_state
 
 __all__ = ["TARGETS", "Target", "corpus_name"]
 

@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from patter_core.bridge import CallInfo, ToolSpec, e164_number
+from patter_core.bridge import CallInfo, ToolSpec
+from patter_core.bridge._config import e164_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
-from patter_core.webhooks import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
+from patter_core.webhooks._outgoing import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
 from ._errors import InvalidOption
 from ._remote import RemoteTool

@@ -32,7 +32,6 @@ from urllib.parse import parse_qsl
 from patter_core import LocalProtocolError, PatterError, RemoteProtocolError, SignatureError
 from patter_core.http import Endpoint, HttpResponse, Reject, Route
 from patter_core.webhooks import (
-    TWIML_CONTENT_TYPE,
     AmdCallback,
     CallStatusCallback,
     FormData,
@@ -43,7 +42,6 @@ from patter_core.webhooks import (
     TelnyxSignatureVerifier,
     TwilioCallFlow,
     TwilioSignatureValidator,
-    media_stream_urls,
     parse_amd_callback,
     parse_call_status,
     parse_form,
@@ -51,10 +49,10 @@ from patter_core.webhooks import (
     parse_recording_status,
     parse_stream_status,
     parse_telnyx_webhook,
-    public_url,
-    reject_twiml,
-    stream_status_log,
 )
+from patter_core.webhooks._twilio_flow import stream_status_log
+from patter_core.webhooks._twilio_signature import media_stream_urls, public_url
+from patter_core.webhooks._twiml import TWIML_CONTENT_TYPE, reject_twiml
 
 from ._server import ServerRequest, StreamHandler, StreamRequest
 from ._websocket import WebSocket

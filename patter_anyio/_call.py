@@ -58,17 +58,11 @@ from patter_core.bridge import (
     RunTool,
     SendToCarrier,
     SetTimer,
-    error_output,
 )
+from patter_core.bridge._tools import error_output
 from patter_core.http import HttpRequest
-from patter_core.providers import (
-    CallHandler,
-    CloseSocket,
-    OpenSocket,
-    SendMessage,
-    StartHttp,
-    describe_refusal,
-)
+from patter_core.providers import CallHandler, CloseSocket, OpenSocket, SendMessage, StartHttp
+from patter_core.providers._refusal import describe_refusal
 from patter_core.webhooks import RetryPolicy
 
 from ._agent import InvalidOption, as_tools

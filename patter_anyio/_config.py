@@ -18,9 +18,17 @@ from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
 from patter_core import Entropy, PatterError
-from patter_core.bridge import e164_number
+from patter_core._base_urls import (
+    BASE_URL_VARIABLES,
+    DEFAULT_DEEPGRAM_BASE_URL,
+    DEFAULT_ELEVENLABS_BASE_URL,
+    DEFAULT_OPENAI_BASE_URL,
+    DEFAULT_TELNYX_API,
+    DEFAULT_TWILIO_API,
+)
+from patter_core.bridge._config import e164_number
 from patter_core.http import ServerLimits, TrustedProxies
-from patter_core.monitor import token_problem
+from patter_core.monitor._access import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
 
 from ._agent import PROVIDER_NAMES, ProviderName
@@ -59,11 +67,7 @@ ENVIRONMENT = (
     ("ELEVENLABS_API_KEY", "ElevenLabs key (private agents; text-to-speech in pipeline)"),
     ("ELEVENLABS_AGENT_ID", "ElevenLabs Conversational AI agent (provider elevenlabs)"),
     ("DEEPGRAM_API_KEY", "Deepgram key (speech-to-text in pipeline)"),
-    ("OPENAI_BASE_URL", "override https://api.openai.com/v1"),
-    ("ELEVENLABS_BASE_URL", "override https://api.elevenlabs.io"),
-    ("DEEPGRAM_BASE_URL", "override https://api.deepgram.com"),
-    ("TWILIO_API_BASE_URL", "override https://api.twilio.com"),
-    ("TELNYX_API_BASE_URL", "override https://api.telnyx.com/v2"),
+    *((name, f"override {default}") for name, default in BASE_URL_VARIABLES.items()),
     ("PATTER_START_TIMEOUT", "as --start-timeout"),
     ("PATTER_MEDIA_TIMEOUT", "as --media-timeout"),
     ("PATTER_PROVIDER_TIMEOUT", "as --provider-timeout"),
@@ -139,11 +143,11 @@ class ServerConfig:
     elevenlabs_api_key: str | None = field(default=None, repr=False)
     elevenlabs_agent_id: str | None = None
     deepgram_api_key: str | None = field(default=None, repr=False)
-    openai_base_url: str = "https://api.openai.com/v1"
-    elevenlabs_base_url: str = "https://api.elevenlabs.io"
-    deepgram_base_url: str = "https://api.deepgram.com"
-    twilio_api_base_url: str = "https://api.twilio.com"
-    telnyx_api_base_url: str = "https://api.telnyx.com/v2"
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL
+    deepgram_base_url: str = DEFAULT_DEEPGRAM_BASE_URL
+    twilio_api_base_url: str = DEFAULT_TWILIO_API
+    telnyx_api_base_url: str = DEFAULT_TELNYX_API
     limits: ServerLimits = field(default_factory=ServerLimits)
     #: Opens the dashboard and /metrics on a non-loopback bind.
     dashboard_token: str | None = field(default=None, repr=False)
@@ -389,10 +393,10 @@ def _timeout_setting(
     return value
 
 
-def _base_url(env: Mapping[str, str], name: str, default: str) -> str:
+def _base_url(env: Mapping[str, str], name: str) -> str:
     value = _env(env, name)
     if value is None:
-        return default
+        return BASE_URL_VARIABLES[name]
     if not value.startswith(("https://", "http://", "wss://", "ws://")):
         raise ConfigError(f"{name} must be an http(s) or ws(s) URL, not {value!r}")
     return value.rstrip("/")
@@ -502,7 +506,7 @@ def config_from_args(
         for name, variable, default, _ in TIMEOUTS
     }
     if args.voicemail_message and _env(env, "TWILIO_ACCOUNT_SID"):
-        from patter_core.webhooks import voicemail_problem
+        from patter_core.webhooks._twilio_flow import voicemail_problem
 
         problem = voicemail_problem(args.voicemail_message)
         if problem:
@@ -565,10 +569,10 @@ def config_from_args(
         elevenlabs_api_key=keys["elevenlabs_key"],
         elevenlabs_agent_id=keys["elevenlabs_agent"],
         deepgram_api_key=keys["deepgram"],
-        openai_base_url=_base_url(env, "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-        elevenlabs_base_url=_base_url(env, "ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
-        deepgram_base_url=_base_url(env, "DEEPGRAM_BASE_URL", "https://api.deepgram.com"),
-        twilio_api_base_url=_base_url(env, "TWILIO_API_BASE_URL", "https://api.twilio.com"),
-        telnyx_api_base_url=_base_url(env, "TELNYX_API_BASE_URL", "https://api.telnyx.com/v2"),
+        openai_base_url=_base_url(env, "OPENAI_BASE_URL"),
+        elevenlabs_base_url=_base_url(env, "ELEVENLABS_BASE_URL"),
+        deepgram_base_url=_base_url(env, "DEEPGRAM_BASE_URL"),
+        twilio_api_base_url=_base_url(env, "TWILIO_API_BASE_URL"),
+        telnyx_api_base_url=_base_url(env, "TELNYX_API_BASE_URL"),
     )
     return str(args.command), config

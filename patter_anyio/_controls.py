@@ -16,8 +16,8 @@ from patter_core.webhooks import (
     TwilioCallFlow,
     TwilioRest,
     TwilioWarmTransfer,
-    dial_twiml,
 )
+from patter_core.webhooks._twiml import dial_twiml
 
 __all__ = ["TelnyxControl", "TwilioControl"]
 

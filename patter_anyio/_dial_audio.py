@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from patter_core import RemoteProtocolError
-from patter_core.audio import ulaw_decode, ulaw_encode
+from patter_core.audio._g711 import ulaw_decode, ulaw_encode
 
 from ._dial_frames import AgentClear, AgentMark, AgentMedia, CarrierFrames, parse_agent_message
 from ._websocket import WebSocket, WebSocketClosed

@@ -37,7 +37,8 @@ import anyio.abc
 
 from patter_core import Entropy, LocalProtocolError, PatterError
 from patter_core.http import HttpRequest
-from patter_core.webhooks import TwilioSignatureValidator, public_url
+from patter_core.webhooks import TwilioSignatureValidator
+from patter_core.webhooks._twilio_signature import public_url
 
 from ._codecs import g722_encoder
 from ._dial_audio import (

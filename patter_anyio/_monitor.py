@@ -20,7 +20,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from patter_core.http import Endpoint, HttpResponse, Route
-from patter_core.monitor import CallBoard, sse_comment
+from patter_core.monitor import CallBoard
+from patter_core.monitor._board import sse_comment
 
 __all__ = ["Monitor", "Subscription"]
 

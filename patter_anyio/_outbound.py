@@ -28,7 +28,6 @@ import anyio
 from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
 from patter_core.webhooks import (
-    AMD_DIAL_MODE,
     AmdCallback,
     CallStatusCallback,
     CarrierApiError,
@@ -39,10 +38,10 @@ from patter_core.webhooks import (
     TelnyxRest,
     TwilioCallFlow,
     TwilioRest,
-    leg_client_state,
     parse_telnyx_response,
     parse_twilio_call,
 )
+from patter_core.webhooks._telnyx_flow import AMD_DIAL_MODE, leg_client_state
 
 from ._agent import InvalidOption
 from ._call import maybe_await

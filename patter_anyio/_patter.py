@@ -27,17 +27,24 @@ from typing import Any, Literal, overload
 import anyio
 import anyio.abc
 
-from patter_core.bridge import e164_number
+from patter_core._base_urls import (
+    DEFAULT_DEEPGRAM_BASE_URL,
+    DEFAULT_ELEVENLABS_BASE_URL,
+    DEFAULT_OPENAI_BASE_URL,
+    DEFAULT_TELNYX_API,
+    DEFAULT_TWILIO_API,
+)
+from patter_core.bridge._config import e164_number
 from patter_core.http import ServerLimits
-from patter_core.monitor import token_problem
-from patter_core.webhooks import (
+from patter_core.monitor._access import token_problem
+from patter_core.webhooks import StreamTokens
+from patter_core.webhooks._outgoing import webhook_url_problem
+from patter_core.webhooks._twilio_flow import (
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
-    StreamTokens,
     machine_detection_timeout_problem,
     ring_timeout_problem,
     variables_problem,
     voicemail_problem,
-    webhook_url_problem,
 )
 
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
@@ -106,11 +113,11 @@ class Patter:
         deepgram_key: str | None = None,
         phone_number: str | None = None,
         webhook_url: str | None = None,
-        openai_base_url: str = "https://api.openai.com/v1",
-        elevenlabs_base_url: str = "https://api.elevenlabs.io",
-        deepgram_base_url: str = "wss://api.deepgram.com",
-        twilio_api_base_url: str = "https://api.twilio.com",
-        telnyx_api_base_url: str = "https://api.telnyx.com/v2",
+        openai_base_url: str = DEFAULT_OPENAI_BASE_URL,
+        elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL,
+        deepgram_base_url: str = DEFAULT_DEEPGRAM_BASE_URL,
+        twilio_api_base_url: str = DEFAULT_TWILIO_API,
+        telnyx_api_base_url: str = DEFAULT_TELNYX_API,
         stream_secret: str | None = None,
         telnyx_codec: str = "PCMU",
         twilio_signing_keys: Mapping[str, str] | None = None,

@@ -29,7 +29,8 @@ import anyio
 import anyio.abc
 
 from patter_core.audio import ULAW_8K
-from patter_core.bridge import BridgeConfig, CallInfo, SessionFactory, per_call
+from patter_core.bridge import BridgeConfig, CallInfo, SessionFactory
+from patter_core.bridge._overrides import per_call
 from patter_core.media import Start
 from patter_core.providers import (
     CloseSocket,

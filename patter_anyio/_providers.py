@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 import logging
 
-from patter_core.bridge import BridgeConfig, offered_tools
+from patter_core.bridge import BridgeConfig
+from patter_core.bridge._tools import offered_tools
 from patter_core.providers._models import (
     DEEPGRAM_STT_MODEL,
     ELEVENLABS_TTS_MODEL,

@@ -20,7 +20,8 @@ from typing import BinaryIO
 
 import anyio
 
-from patter_core.recording import StereoRecorder, wav_header, wav_sizes
+from patter_core.recording import StereoRecorder
+from patter_core.recording._wav import wav_header, wav_sizes
 
 __all__ = ["RecordingWriter", "recording_dir_problem"]
 

@@ -21,11 +21,11 @@ import anyio
 
 from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
-from patter_core.webhooks import (
+from patter_core.webhooks import RetryPolicy
+from patter_core.webhooks._outgoing import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_WEBHOOK_TIMEOUT,
     WEBHOOK_RETRY,
-    RetryPolicy,
     address_problem,
     message_reply,
     message_webhook_request,

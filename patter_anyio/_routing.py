@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from patter_core.webhooks import IncomingCall, TelnyxEvent, routed_call
+from patter_core.webhooks import IncomingCall, TelnyxEvent
+from patter_core.webhooks._routing import routed_call
 
 from ._agent import Agent
 

@@ -47,10 +47,10 @@ from patter_core.webhooks import (
     TwilioCallFlow,
     TwilioRest,
     TwilioWarmTransfer,
-    is_machine_end,
-    routed_call,
-    warm_leg_caller,
 )
+from patter_core.webhooks._routing import routed_call
+from patter_core.webhooks._twilio_events import is_machine_end
+from patter_core.webhooks._warm_transfer import warm_leg_caller
 
 from ._agent import Agent, per_call_options
 from ._app import WebhookHooks

@@ -61,9 +61,9 @@ from patter_core.http import (
     Router,
     ServerLimits,
     Suppressed,
-    check_body_size,
-    health_response,
 )
+from patter_core.http._health import health_response
+from patter_core.http._router import check_body_size
 from patter_core.monitor import MonitorAccess
 
 from ._loopstream import accept

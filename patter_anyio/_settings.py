@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from patter_core._base_urls import (
+    DEFAULT_DEEPGRAM_BASE_URL,
+    DEFAULT_ELEVENLABS_BASE_URL,
+    DEFAULT_OPENAI_BASE_URL,
+    DEFAULT_TELNYX_API,
+    DEFAULT_TWILIO_API,
+)
 from patter_core.webhooks import RetryPolicy
 
 __all__ = ["CarrierSettings", "ProviderSettings", "StreamTimeouts"]
@@ -24,8 +31,8 @@ class CarrierSettings:
     telnyx_codec: str = "PCMU"
     #: [R] PROTOCOLS.md §4.4: L16 byte order unverified; big-endian per RFC 3551.
     telnyx_l16_byte_order: str = "big"
-    twilio_api_base_url: str = "https://api.twilio.com"
-    telnyx_api_base_url: str = "https://api.telnyx.com/v2"
+    twilio_api_base_url: str = DEFAULT_TWILIO_API
+    telnyx_api_base_url: str = DEFAULT_TELNYX_API
     #: Telnyx commands carry a command_id, so a 5xx or a lost connection is retried.
     telnyx_retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -49,6 +56,6 @@ class ProviderSettings:
     elevenlabs_key: str | None = field(default=None, repr=False)
     elevenlabs_agent_id: str | None = None
     deepgram_key: str | None = field(default=None, repr=False)
-    openai_base_url: str = "https://api.openai.com/v1"
-    elevenlabs_base_url: str = "https://api.elevenlabs.io"
-    deepgram_base_url: str = "wss://api.deepgram.com"
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL
+    deepgram_base_url: str = DEFAULT_DEEPGRAM_BASE_URL

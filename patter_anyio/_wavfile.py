@@ -13,7 +13,8 @@ import wave
 import numpy as np
 
 from patter_core import PatterError
-from patter_core.audio import resample_buffer, ulaw_encode
+from patter_core.audio._g711 import ulaw_encode
+from patter_core.audio._resample import resample_buffer
 
 __all__ = ["WavError", "read_wav_as_ulaw", "write_wav_pcm16"]
 

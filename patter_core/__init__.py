@@ -6,12 +6,19 @@ time comes in as ``now`` arguments and randomness as an injected
 """
 
 from ._entropy import CountingEntropy, Entropy
-from ._errors import LocalProtocolError, PatterError, RemoteProtocolError, SignatureError
+from ._errors import (
+    LocalProtocolError,
+    MalformedMessage,
+    PatterError,
+    RemoteProtocolError,
+    SignatureError,
+)
 
 __all__ = [
     "CountingEntropy",
     "Entropy",
     "LocalProtocolError",
+    "MalformedMessage",
     "PatterError",
     "RemoteProtocolError",
     "SignatureError",

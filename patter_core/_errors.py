@@ -17,11 +17,17 @@ Every exception a ``patter_core`` object raises on bad input is one of these
 from __future__ import annotations
 
 __all__ = [
+    "CLOSE_BAD_DATA",
+    "CLOSE_TOO_BIG",
     "LocalProtocolError",
+    "MalformedMessage",
     "PatterError",
     "RemoteProtocolError",
     "SignatureError",
 ]
+
+CLOSE_BAD_DATA = 1007  # RFC 6455 7.4.1: invalid payload data
+CLOSE_TOO_BIG = 1009  # RFC 6455 7.4.1: message too big
 
 
 class PatterError(Exception):
@@ -56,3 +62,14 @@ class SignatureError(RemoteProtocolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, http_status=403, close_code=1008)
+
+
+class MalformedMessage(RemoteProtocolError):
+    """A peer's JSON message is not what its protocol says (:mod:`patter_core._json`).
+
+    Close 1007 and HTTP 400; over the size limit, close 1009 and HTTP 413.
+    """
+
+    def __init__(self, message: str, *, close_code: int = CLOSE_BAD_DATA) -> None:
+        status = 413 if close_code == CLOSE_TOO_BIG else 400
+        super().__init__(message, http_status=status, close_code=close_code)

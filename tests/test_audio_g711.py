@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patter_core import LocalProtocolError
-from patter_core.audio import (
+from patter_core.audio._g711 import (
     alaw_decode,
     alaw_decode_array,
     alaw_encode,

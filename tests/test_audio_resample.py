@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patter_core import LocalProtocolError
-from patter_core.audio import StreamingResampler, resample_buffer
+from patter_core.audio import StreamingResampler
+from patter_core.audio._resample import resample_buffer
 
 FIXED_PAIRS = [
     (8000, 16000),

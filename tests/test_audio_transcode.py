@@ -20,11 +20,8 @@ from patter_core.audio import (
     Encoding,
     Framer,
     Transcoder,
-    alaw_decode,
-    alaw_encode,
-    ulaw_decode,
-    ulaw_encode,
 )
+from patter_core.audio._g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 L16_16K_BE = AudioFormat(encoding=Encoding.PCM16BE, sample_rate=16000)  # Telnyx L16 default
 G711 = (Encoding.ULAW, Encoding.ALAW)

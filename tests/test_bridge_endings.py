@@ -11,14 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter_core.bridge import (
-    Action,
-    BridgeConfig,
-    CallBridge,
-    CloseCarrier,
-    fill_prompt_variables,
-    normalize_number,
-)
+from patter_core.bridge import Action, BridgeConfig, CallBridge, CloseCarrier
+from patter_core.bridge._config import fill_prompt_variables, normalize_number
 from patter_core.media import TwilioMediaStream
 from patter_core.providers import (
     AudioOut,

@@ -25,7 +25,7 @@ from patter_anyio._dial_frames import (
 )
 from patter_anyio._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 from patter_core import RemoteProtocolError
-from patter_core.audio import ulaw_decode
+from patter_core.audio._g711 import ulaw_decode
 from patter_core.media import Media, Start, TwilioMediaStream
 
 # ------------------------------------------------------------------ playback

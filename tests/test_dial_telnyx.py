@@ -32,7 +32,7 @@ from patter_anyio._dial_telnyx import (
 )
 from patter_anyio._httpclient import request
 from patter_core import CountingEntropy, RemoteProtocolError
-from patter_core.audio import ulaw_decode, ulaw_encode
+from patter_core.audio._g711 import ulaw_decode, ulaw_encode
 from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream
 from patter_core.media._events import Connected, Dtmf, Media, Start, Stop

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from patter_anyio import Patter
-from patter_core.webhooks import is_our_leg
+from patter_core.webhooks._telnyx_flow import is_our_leg
 from tests.fakes.http_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import anyio
 import pytest
 
-from patter_core.webhooks import is_our_leg
+from patter_core.webhooks._telnyx_flow import is_our_leg
 from tests.fakes.carrier import (
     CarrierStream,
     carrier_stream,

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
-from patter_core.webhooks import HOLD_MUSIC_URL
+from patter_core.webhooks._warm_transfer import HOLD_MUSIC_URL
 from tests.fakes.carrier import (
     carrier_stream,
     local_ws_url,

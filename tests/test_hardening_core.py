@@ -13,7 +13,7 @@ from patter_anyio import ConfigError, config_from_args
 from patter_core import SignatureError
 from patter_core.bridge._watchdog import Watchdog, Watchdogs
 from patter_core.http import LogThrottle
-from patter_core.providers import describe_refusal
+from patter_core.providers._refusal import describe_refusal
 from patter_core.webhooks import StreamAdmission, StreamTokens
 
 SECRET = b"a-test-secret-of-enough-bytes!!"

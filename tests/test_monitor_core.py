@@ -11,20 +11,13 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from patter_core.bridge import default_transcoder
+from patter_core.bridge._config import default_transcoder
 from patter_core.bridge._inbound import CallerAudio
 from patter_core.http import Endpoint, Reject, Route, Router
-from patter_core.monitor import (
-    CallBoard,
-    Family,
-    MonitorAccess,
-    Sample,
-    histogram,
-    is_loopback,
-    render,
-    sse_event,
-    token_problem,
-)
+from patter_core.monitor import CallBoard, Family, MonitorAccess, Sample
+from patter_core.monitor._access import is_loopback, token_problem
+from patter_core.monitor._board import sse_event
+from patter_core.monitor._prometheus import histogram, render
 
 TOKEN = "dashboard-token-0123456789"
 

@@ -31,12 +31,12 @@ from patter_core.webhooks import (
     TwilioCallFlow,
     TwilioRest,
     TwilioWarmTransfer,
-    machine_detection_kind,
     parse_call_status,
     parse_form,
     parse_telnyx_webhook,
-    warm_leg_caller,
 )
+from patter_core.webhooks._outcome import machine_detection_kind
+from patter_core.webhooks._warm_transfer import warm_leg_caller
 from tests.test_bridge_support import FakeControl, Rig, http_calls
 
 SID = "CA" + "1" * 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter_core.providers.pipeline import SentenceSplitter
+from patter_core.providers.pipeline._sentences import SentenceSplitter
 
 
 def split_all(text: str, cuts: list[int] | None = None, **kwargs: int) -> list[str]:

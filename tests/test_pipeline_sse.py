@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patter_core import RemoteProtocolError
-from patter_core.providers.pipeline import SSEEvent, SSEParser
+from patter_core.providers.pipeline._sse import SSEEvent, SSEParser
 
 
 def parse_whole(data: bytes) -> list[SSEEvent]:

@@ -35,12 +35,16 @@ from patter_core.providers.pipeline import (
     LlmConfig,
     PipelineConfig,
     PipelineSession,
+)
+from patter_core.providers.pipeline._tts_ws import (
+    TtsWsAudio,
+    TtsWsError,
+    TtsWsFinal,
     elevenlabs_ws_init_message,
     elevenlabs_ws_text_message,
     elevenlabs_ws_url,
     parse_tts_ws_message,
 )
-from patter_core.providers.pipeline._tts_ws import TtsWsAudio, TtsWsError, TtsWsFinal
 
 from .fakes import fake_deepgram
 from .fakes.fake_elevenlabs_tts import FakeElevenLabsTtsSocket, audio_message

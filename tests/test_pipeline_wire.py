@@ -8,41 +8,43 @@ import struct
 import wave
 from io import BytesIO
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patter_core import CountingEntropy, RemoteProtocolError
 from patter_core.providers.pipeline import (
-    ChatFinished,
-    ChatStreamReader,
     DeepgramConfig,
     ElevenLabsTtsConfig,
-    EnergyVad,
     LlmConfig,
     OpenAITtsConfig,
-    TextDelta,
-    ToolCallRequest,
-    build_chat_request,
-    build_elevenlabs_request,
-    build_openai_speech_request,
-    build_transcription_request,
-    deepgram_base_url_from_env,
-    deepgram_url,
-    multipart_body,
-    parse_deepgram_message,
-    parse_transcription,
-    wav_bytes,
-    wav_header,
 )
 from patter_core.providers.pipeline._deepgram import (
     DeepgramMetadata,
     DeepgramResult,
     DeepgramSpeechStarted,
     DeepgramUtteranceEnd,
+    deepgram_base_url_from_env,
+    deepgram_url,
+    parse_deepgram_message,
 )
-from patter_core.providers.pipeline._vad import VadSpeechEnded, VadSpeechStarted
+from patter_core.providers.pipeline._llm import (
+    ChatFinished,
+    ChatStreamReader,
+    TextDelta,
+    ToolCallRequest,
+    build_chat_request,
+)
+from patter_core.providers.pipeline._openai_stt import (
+    build_transcription_request,
+    multipart_body,
+    parse_transcription,
+)
+from patter_core.providers.pipeline._tts import (
+    build_elevenlabs_request,
+    build_openai_speech_request,
+)
+from patter_core.providers.pipeline._wav import wav_bytes, wav_header
 
 from .fakes import fake_deepgram
 from .fakes.fake_openai_http import content_chunks, sse, tone, tool_call_chunks
@@ -60,7 +62,7 @@ def test_deepgram_url_golden() -> None:
         api_key="k", base_url="http://127.0.0.1:9/", model="nova-2", language=None
     )
     assert deepgram_url(custom).startswith("ws://127.0.0.1:9/v1/listen?model=nova-2&encoding=")
-    assert deepgram_base_url_from_env({}) == "wss://api.deepgram.com"
+    assert deepgram_base_url_from_env({}) == "https://api.deepgram.com"
     env = {"DEEPGRAM_BASE_URL": "https://dg.local"}
     assert deepgram_base_url_from_env(env) == "https://dg.local"
 
@@ -236,22 +238,3 @@ def test_chat_reader_without_done_and_errors() -> None:
     reader.feed(b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}\n\n')
     with pytest.raises(RemoteProtocolError):
         reader.end_of_body()
-
-
-# -- VAD ------------------------------------------------------------------------
-
-
-def test_vad_finds_one_utterance_with_preroll() -> None:
-    silence = np.zeros(16000, dtype="<i2").tobytes()  # 1 s
-    speech = tone(800, 16000)  # RMS about 5600
-    vad = EnergyVad()
-    events = []
-    stream = silence + speech + silence
-    for n in range(0, len(stream), 640):
-        events += vad.feed(stream[n : n + 640])
-    assert [type(e) for e in events] == [VadSpeechStarted, VadSpeechEnded]
-    ended = events[1]
-    assert isinstance(ended, VadSpeechEnded)
-    # pre-roll (200 ms) + the 800 ms tone + 700 ms of trailing silence
-    assert len(ended.audio) == (200 + 800 + 700) * 32
-    assert speech in ended.audio

@@ -10,8 +10,10 @@ import wave
 import numpy as np
 import pytest
 
-from patter_core.audio import ULAW_8K, AudioFormat, Encoding, ulaw_encode
-from patter_core.recording import StereoRecorder, wav_header, wav_sizes
+from patter_core.audio import ULAW_8K, AudioFormat, Encoding
+from patter_core.audio._g711 import ulaw_encode
+from patter_core.recording import StereoRecorder
+from patter_core.recording._wav import wav_header, wav_sizes
 
 PCM8K = AudioFormat(encoding=Encoding.PCM16LE, sample_rate=8000)
 

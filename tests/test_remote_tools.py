@@ -21,7 +21,7 @@ import pytest
 
 from patter_anyio import InvalidOption, Tool
 from patter_anyio._remote import RemoteMessageHandler, ToolFailed
-from patter_core.webhooks import address_problem, webhook_url_problem
+from patter_core.webhooks._outgoing import address_problem, webhook_url_problem
 from tests.fakes.carrier import (
     carrier_stream,
     local_ws_url,

@@ -18,9 +18,9 @@ from patter_core.http import (
     Router,
     ServerLimits,
     TrustedProxies,
-    client_ip,
-    websocket_accept,
 )
+from patter_core.http._clientip import client_ip
+from patter_core.http._router import websocket_accept
 
 UPGRADE = [
     ("host", "x"),

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from patter_anyio import Server, WebhookApp
 from patter_core import RemoteProtocolError
-from patter_core.http import ChunkGuard, HeadGuard, Reject, Router, ServerLimits, check_head
+from patter_core.http import ChunkGuard, HeadGuard, Reject, Router, ServerLimits
+from patter_core.http._framing import check_head
 
 from .test_server_http import SECRET, Events, exchange
 

@@ -8,14 +8,9 @@ import json
 import pytest
 
 from patter_core import LocalProtocolError
-from patter_core.webhooks import (
-    TelnyxRest,
-    parse_form,
-    parse_incoming_call,
-    parse_telnyx_webhook,
-    reject_twiml,
-    routed_call,
-)
+from patter_core.webhooks import TelnyxRest, parse_form, parse_incoming_call, parse_telnyx_webhook
+from patter_core.webhooks._routing import routed_call
+from patter_core.webhooks._twiml import reject_twiml
 
 
 def _twilio(direction: str) -> bytes:

@@ -23,11 +23,10 @@ from patter_core.webhooks import (
     TelnyxStreamingStarted,
     TelnyxStreamingStopped,
     TelnyxUnknownEvent,
-    decode_client_state,
-    encode_client_state,
     parse_telnyx_webhook,
-    verify_telnyx_signature,
 )
+from patter_core.webhooks._telnyx_events import decode_client_state, encode_client_state
+from patter_core.webhooks._telnyx_signature import verify_telnyx_signature
 
 # PROTOCOLS.md §4.2, worked example valid_compact
 PUBLIC_KEY = "AidcYhK3q5YAA+WEaUfrqVdfaZqifwyfcVWAK/i1cd8="

@@ -8,15 +8,9 @@ import pytest
 from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
 
 from patter_core import SignatureError
-from patter_core.webhooks import (
-    StreamTokens,
-    TelnyxCallFlow,
-    TelnyxRest,
-    dial_twiml,
-    is_our_leg,
-    leg_client_state,
-    parse_telnyx_webhook,
-)
+from patter_core.webhooks import StreamTokens, TelnyxCallFlow, TelnyxRest, parse_telnyx_webhook
+from patter_core.webhooks._telnyx_flow import is_our_leg, leg_client_state
+from patter_core.webhooks._twiml import dial_twiml
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = 1_700_000_000.0

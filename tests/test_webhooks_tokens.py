@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patter_core import LocalProtocolError, SignatureError
-from patter_core.webhooks import DEFAULT_STREAM_TOKEN_TTL_S, StreamTokens
+from patter_core.webhooks import StreamTokens
+from patter_core.webhooks._tokens import DEFAULT_STREAM_TOKEN_TTL_S
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOW = 1_700_000_000.25

@@ -18,13 +18,10 @@ from patter_core.webhooks import (
     TwilioCallFlow,
     TwilioRest,
     TwilioSignatureValidator,
-    amd_action,
-    connect_stream_twiml,
-    media_stream_urls,
-    say_hangup_twiml,
-    stream_status_log,
-    voicemail_problem,
 )
+from patter_core.webhooks._twilio_flow import amd_action, stream_status_log, voicemail_problem
+from patter_core.webhooks._twilio_signature import media_stream_urls
+from patter_core.webhooks._twiml import connect_stream_twiml, say_hangup_twiml
 
 HOST = "abc.ngrok.app"
 SID = "CA" + "1" * 32

@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 
 from patter_core import RemoteProtocolError
 from patter_core.webhooks import (
-    AMD_ANSWERED_BY,
     FormData,
-    is_machine_end,
     parse_amd_callback,
     parse_call_status,
     parse_form,
@@ -20,6 +18,7 @@ from patter_core.webhooks import (
     parse_recording_status,
     parse_stream_status,
 )
+from patter_core.webhooks._twilio_events import AMD_ANSWERED_BY, is_machine_end
 
 INCOMING = (
     b"AccountSid=AC0123456789abcdef0123456789abcdef&ApiVersion=2010-04-01"

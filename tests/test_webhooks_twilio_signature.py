@@ -11,13 +11,8 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from patter_core import LocalProtocolError, RemoteProtocolError, SignatureError
-from patter_core.webhooks import (
-    FormData,
-    TwilioSignatureValidator,
-    media_stream_url,
-    public_url,
-    signature_algorithm,
-)
+from patter_core.webhooks import FormData, TwilioSignatureValidator
+from patter_core.webhooks._twilio_signature import media_stream_url, public_url, signature_algorithm
 
 TOKEN = "12345"
 URL = "https://mycompany.com/myapp.php?foo=1&bar=2"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from twilio.twiml.voice_response import Connect, VoiceResponse  # type: ignore[import-untyped]
 
 from patter_core import LocalProtocolError
-from patter_core.webhooks import (
+from patter_core.webhooks._twiml import (
     connect_stream_twiml,
     hangup_twiml,
     say_hangup_twiml,

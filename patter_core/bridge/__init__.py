@@ -115,17 +115,11 @@ from ._config import (
     ToolSpec,
     TranscoderFactory,
     Transcoding,
-    default_transcoder,
-    e164_number,
-    fill_prompt_variables,
-    normalize_number,
 )
-from ._overrides import OVERRIDE_KEYS, per_call
-from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools
+from ._tools import END_CALL, TRANSFER_CALL
 
 __all__ = [
     "END_CALL",
-    "OVERRIDE_KEYS",
     "TRANSFER_CALL",
     "Action",
     "BridgeConfig",
@@ -148,11 +142,4 @@ __all__ = [
     "ToolSpec",
     "TranscoderFactory",
     "Transcoding",
-    "default_transcoder",
-    "e164_number",
-    "error_output",
-    "fill_prompt_variables",
-    "normalize_number",
-    "offered_tools",
-    "per_call",
 ]

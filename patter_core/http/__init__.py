@@ -1,12 +1,11 @@
 """HTTP values and routing decisions (pure)."""
 
-from ._clientip import TrustedProxies, client_ip
-from ._framing import ChunkGuard, HeadGuard, check_head
-from ._health import health_response
+from ._clientip import TrustedProxies
+from ._framing import ChunkGuard, HeadGuard
 from ._limits import ServerLimits
 from ._logthrottle import LogThrottle, Suppressed
 from ._ratelimit import ConnectionLimiter
-from ._router import Endpoint, Reject, Route, Router, check_body_size, websocket_accept
+from ._router import Endpoint, Reject, Route, Router
 from ._types import HttpRequest, HttpResponse
 
 __all__ = [
@@ -23,9 +22,4 @@ __all__ = [
     "ServerLimits",
     "Suppressed",
     "TrustedProxies",
-    "check_body_size",
-    "check_head",
-    "client_ip",
-    "health_response",
-    "websocket_accept",
 ]

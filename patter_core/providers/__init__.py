@@ -26,7 +26,6 @@ from ._events import (
     UserSpeechStopped,
 )
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
-from ._refusal import describe_refusal
 from ._session import (
     CallHandler,
     CloseSocket,
@@ -36,7 +35,6 @@ from ._session import (
     SendMessage,
     StartHttp,
 )
-from ._urls import elevenlabs_base_url_from_env, openai_base_url_from_env
 from ._warm import WarmSession
 from .pipeline import (
     DeepgramConfig,
@@ -79,7 +77,6 @@ __all__ = [
     "UserSpeechStarted",
     "UserSpeechStopped",
     "WarmSession",
-    "describe_refusal",
 ]
 
 # Realtime providers (OpenAI Realtime, ElevenLabs Conversational AI).
@@ -89,8 +86,6 @@ __all__ += [
     "OpenAIRealtimeConfig",
     "OpenAIRealtimeSession",
     "OpenAITurnDetection",
-    "elevenlabs_base_url_from_env",
-    "openai_base_url_from_env",
 ]
 
 # The speech-to-text -> handler or LLM -> text-to-speech pipeline.

@@ -31,11 +31,12 @@ import enum
 import json
 from typing import Any
 
-from .._errors import LocalProtocolError
+from .._errors import LocalProtocolError, MalformedMessage
+from .._json import get_str, load_message
 from ._events import ProviderCommand, ProviderError, ProviderEvent, SessionReady
 from ._session import CloseSocket, IoAction, NoHttpMixin, OpenSocket, SendMessage
 
-__all__ = ["MAIN", "Malformed", "RealtimeSessionBase", "SessionState"]
+__all__ = ["MAIN", "RealtimeSessionBase", "SessionState"]
 
 MAIN = "main"
 
@@ -62,70 +63,6 @@ class SessionState(enum.Enum):
     OPEN = "open"
     READY = "ready"
     CLOSED = "closed"
-
-
-class Malformed(Exception):
-    """Internal: a provider message we cannot make sense of (never escapes)."""
-
-
-# -- small, strict readers for provider JSON -----------------------------------
-
-
-def parse_object(data: str | bytes, max_bytes: int) -> dict[str, Any]:
-    """Parse one WebSocket message into a JSON object, or raise :class:`Malformed`."""
-    # len() of a str counts code points, never more than its UTF-8 bytes, so the
-    # check errs on the side of accepting; it exists to bound the work done.
-    if len(data) > max_bytes:
-        raise Malformed(f"message of {len(data)} bytes exceeds {max_bytes}")
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError, UnicodeDecodeError (bytes frames)
-        # and over-long integers; RecursionError deeply nested arrays.
-        raise Malformed(f"not JSON: {type(exc).__name__}") from None
-    if not isinstance(obj, dict):
-        raise Malformed("message is not a JSON object")
-    return obj
-
-
-def get_obj(obj: dict[str, Any], key: str) -> dict[str, Any]:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise Malformed(f"{key!r} must be an object")
-    return value
-
-
-def get_str(obj: dict[str, Any], key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise Malformed(f"{key!r} must be a string")
-    return value
-
-
-def opt_str(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise Malformed(f"{key!r} must be a string or absent")
-    return value
-
-
-def get_int(obj: dict[str, Any], key: str) -> int:
-    value = obj.get(key)
-    # bool is an int subclass in Python but not a number on the wire.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise Malformed(f"{key!r} must be an integer")
-    return value
-
-
-def b64decode(text: str) -> bytes:
-    # Strict: the lenient mode silently skips characters outside the alphabet,
-    # which would turn a corrupted delta into a shorter, wrong one.
-    try:
-        return binascii.a2b_base64(text, strict_mode=True)
-    except ValueError:  # binascii.Error subclasses ValueError; so do non-ASCII strs
-        raise Malformed("bad base64 audio") from None
 
 
 def b64encode(data: bytes) -> str:
@@ -206,10 +143,10 @@ class RealtimeSessionBase(NoHttpMixin):
         if self._state is not SessionState.OPEN and self._state is not SessionState.READY:
             raise LocalProtocolError(f"socket_message in state {self._state.value}")
         try:
-            message = parse_object(data, self._max_message_bytes)
+            message = load_message(data, self._max_message_bytes)
             kind = get_str(message, "type") if "type" in message else ""
             return self._on_message(kind, message, now)
-        except Malformed as exc:
+        except MalformedMessage as exc:
             return self._malformed(str(exc))
 
     def socket_closed(

@@ -12,19 +12,22 @@ the bridge, which runs due timers after every input, collects it at once
 with :meth:`handle_timer`. ``start(now)`` queues :class:`SessionReady` that
 way.
 
-Turn taking is an energy voice-activity detector over 20 ms frames:
+Turn taking is the core's energy voice-activity detector
+(:mod:`patter_core.audio._vad`, one rule for every part that needs one), with
+the echo's own numbers:
 
-* a frame is *voiced* when its RMS is at least ``speech_rms`` (default 500
+* a frame starts speech when its RMS is at least ``speech_rms`` (default 500
   of 32767, about -36 dBFS: well above line noise and comfort noise, well
-  below speech at telephone levels, which sits around -20 dBFS);
-* after ``min_speech_ms`` (200 ms) of voiced frames the caller is speaking:
-  :class:`UserSpeechStarted` (so barge-in against the echo works as against
-  a real agent). Shorter bursts are clicks and are forgotten;
-* after ``silence_ms`` (600 ms) of unvoiced frames the turn is over:
+  below speech at telephone levels, which sits around -20 dBFS), and keeps it
+  going while at least 60% of that (the detector's hysteresis);
+* after ``min_speech_ms`` (200 ms) of such frames in a row the caller is
+  speaking: :class:`UserSpeechStarted` (so barge-in against the echo works as
+  against a real agent). Shorter bursts are clicks and are forgotten;
+* after ``silence_ms`` (600 ms) of quiet frames the turn is over:
   :class:`UserSpeechStopped`, then the utterance, from its first voiced
-  frame to its last, as :class:`AudioOut` chunks of ``chunk_ms`` (200 ms,
-  so the bridge's marks give a fine playback position) with item ids
-  ``"echo-1"``, ``"echo-2"``, ..., then :class:`ResponseDone`;
+  frame to its last (no pre-roll), as :class:`AudioOut` chunks of
+  ``chunk_ms`` (200 ms, so the bridge's marks give a fine playback position)
+  with item ids ``"echo-1"``, ``"echo-2"``, ..., then :class:`ResponseDone`;
 * an utterance is cut at ``max_utterance_ms`` (30 s) so memory stays bounded.
 
 ``Say(text)`` has no text-to-speech behind it: it plays two short 440 Hz
@@ -42,6 +45,7 @@ import numpy as np
 
 from .._errors import LocalProtocolError
 from ..audio._format import PCM16_16K, AudioFormat
+from ..audio._vad import FRAME_MS, EnergyVad, VadConfig, VadSpeechStarted
 from ._events import (
     AudioOut,
     Cancel,
@@ -59,8 +63,9 @@ from ._session import IoAction, NoHttpMixin
 __all__ = ["EchoConfig", "EchoSession"]
 
 _RATE = 16000
-_FRAME_MS = 20
-_FRAME_BYTES = _RATE * _FRAME_MS // 1000 * 2  # 640
+# Speech goes on while a frame is at least this share of the onset level:
+# VadConfig's own default ratio (300 of 500).
+_END_LEVEL = 0.6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,7 +85,7 @@ class EchoConfig:
     def __post_init__(self) -> None:
         for name in ("min_speech_ms", "silence_ms", "chunk_ms", "max_utterance_ms"):
             value = getattr(self, name)
-            if value < _FRAME_MS or value % _FRAME_MS:
+            if value < FRAME_MS or value % FRAME_MS:
                 raise LocalProtocolError(f"{name} must be a positive multiple of 20 ms")
         if self.speech_rms <= 0 or not 0 < self.beep_amplitude <= 32767:
             raise LocalProtocolError("speech_rms and beep_amplitude must be positive")
@@ -94,11 +99,17 @@ class EchoSession(NoHttpMixin):
         self._events: list[ProviderEvent] = []
         self._due: float | None = None
         self._closed = False
-        self._partial = b""  # less than one frame of input
-        self._utterance = bytearray()  # from the first voiced frame
-        self._voiced_ms = 0
-        self._silent_ms = 0  # unvoiced run since the last voiced frame
-        self._speaking = False
+        config = self._config
+        self._vad = EnergyVad(
+            VadConfig(
+                start_rms=config.speech_rms,
+                end_rms=config.speech_rms * _END_LEVEL,
+                start_ms=config.min_speech_ms,
+                end_silence_ms=config.silence_ms,
+                preroll_ms=0,
+                max_utterance_ms=config.max_utterance_ms,
+            )
+        )
         self._turns = 0
         self._says = 0
 
@@ -121,7 +132,7 @@ class EchoSession(NoHttpMixin):
         elif isinstance(command, Say):
             self._emit(self._beeps(), now)
         elif isinstance(command, Cancel):
-            self._reset()
+            self._vad.reset()
 
     def close(self, now: float) -> None:
         self._closed = True
@@ -159,54 +170,17 @@ class EchoSession(NoHttpMixin):
             if self._due is None:
                 self._due = now
 
-    def _reset(self) -> None:
-        self._utterance = bytearray()
-        self._voiced_ms = 0
-        self._silent_ms = 0
-        self._speaking = False
-
     def _listen(self, audio: bytes) -> list[ProviderEvent]:
-        data = self._partial + audio
-        whole = len(data) - len(data) % _FRAME_BYTES
-        self._partial = data[whole:]
-        if not whole:
-            return []
-        samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64)
-        frames = samples.reshape(-1, _FRAME_BYTES // 2)
-        rms = np.sqrt(np.mean(frames * frames, axis=1))
         events: list[ProviderEvent] = []
-        config = self._config
-        for index, level in enumerate(rms.tolist()):
-            frame = data[index * _FRAME_BYTES : (index + 1) * _FRAME_BYTES]
-            if level >= config.speech_rms:
-                self._utterance += frame
-                self._voiced_ms += _FRAME_MS
-                self._silent_ms = 0
-                if not self._speaking and self._voiced_ms >= config.min_speech_ms:
-                    self._speaking = True
-                    events.append(UserSpeechStarted(item_id=f"echo-{self._turns + 1}"))
-            elif self._utterance:
-                self._utterance += frame
-                self._silent_ms += _FRAME_MS
-                if self._silent_ms >= config.silence_ms:
-                    events += self._end_turn()
-            if len(self._utterance) >= config.max_utterance_ms * _RATE // 1000 * 2:
-                events += self._end_turn()
-        return events
-
-    def _end_turn(self) -> list[ProviderEvent]:
-        speaking = self._speaking
-        # Drop the trailing silence: the echo is the speech, first to last voiced frame.
-        trailing = self._silent_ms * _RATE // 1000 * 2
-        audio = bytes(self._utterance[: len(self._utterance) - trailing])
-        self._reset()
-        if not speaking:
-            return []  # a click, not a turn
-        self._turns += 1
-        item = f"echo-{self._turns}"
-        events: list[ProviderEvent] = [UserSpeechStopped(item_id=item)]
-        events += _chunks(audio, item, self._config.chunk_ms)
-        events.append(ResponseDone(item_id=item))
+        for event in self._vad.feed(audio):
+            if isinstance(event, VadSpeechStarted):
+                events.append(UserSpeechStarted(item_id=f"echo-{self._turns + 1}"))
+                continue
+            self._turns += 1
+            item = f"echo-{self._turns}"
+            events.append(UserSpeechStopped(item_id=item))
+            events += _chunks(event.audio, item, self._config.chunk_ms)
+            events.append(ResponseDone(item_id=item))
         return events
 
     def _beeps(self) -> list[ProviderEvent]:

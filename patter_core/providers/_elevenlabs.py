@@ -56,7 +56,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import LocalProtocolError
+from .._base_urls import DEFAULT_ELEVENLABS_BASE_URL
+from .._errors import LocalProtocolError, MalformedMessage
+from .._json import b64decode, get_int, get_object, get_str, load_message, opt_str
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
 from ..http._types import HttpRequest
 from ._base import (
@@ -64,17 +66,10 @@ from ._base import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_PENDING_BYTES,
     DEFAULT_SETUP_TIMEOUT,
-    Malformed,
     RealtimeSessionBase,
     SessionState,
-    b64decode,
     b64encode,
     dumps,
-    get_int,
-    get_obj,
-    get_str,
-    opt_str,
-    parse_object,
 )
 from ._events import (
     AudioOut,
@@ -97,11 +92,7 @@ from ._events import (
     UserSpeechStopped,
 )
 from ._session import StartHttp
-from ._urls import (
-    DEFAULT_ELEVENLABS_BASE_URL,
-    elevenlabs_conversation_url,
-    elevenlabs_signed_url_endpoint,
-)
+from ._urls import elevenlabs_conversation_url, elevenlabs_signed_url_endpoint
 
 __all__ = [
     "ELEVENLABS_SAY_PREFIX",
@@ -310,9 +301,9 @@ class ElevenLabsSession(RealtimeSessionBase):
             )
         try:
             url = get_str(
-                parse_object(body, self._config.max_signed_url_response_bytes), "signed_url"
+                load_message(body, self._config.max_signed_url_response_bytes), "signed_url"
             )
-        except Malformed as exc:
+        except MalformedMessage as exc:
             return self._fail(f"signed URL response unusable: {exc}", code="signed_url_failed")
         if not url.startswith(("wss://", "ws://")):
             return self._fail("signed URL is not a ws(s):// URL", code="signed_url_failed")
@@ -365,39 +356,39 @@ class ElevenLabsSession(RealtimeSessionBase):
 
     def _on_message(self, kind: str, message: dict[str, Any], now: float) -> list[ProviderEvent]:
         if kind == "audio":
-            return self._audio(get_obj(message, "audio_event"))
+            return self._audio(get_object(message, "audio_event"))
         if kind == "ping":
-            event_id = get_int(get_obj(message, "ping_event"), "event_id")
+            event_id = get_int(get_object(message, "ping_event"), "event_id")
             # Answered at once, even before the metadata: an unanswered ping
             # is how the server decides we are gone.
             self._send_now(dumps({"type": "pong", "event_id": event_id}))
             return []
         if kind == "interruption":
-            event_id = get_int(get_obj(message, "interruption_event"), "event_id")
+            event_id = get_int(get_object(message, "interruption_event"), "event_id")
             self._last_interrupt_id = max(self._last_interrupt_id, event_id)
             return [UserSpeechStarted(), *self._answer_done("cancelled")]
         if kind == "agent_response":
-            event = get_obj(message, "agent_response_event")
+            event = get_object(message, "agent_response_event")
             return [Transcript(role="assistant", text=get_str(event, "agent_response"))]
         if kind == "agent_response_correction":
-            event = get_obj(message, "agent_response_correction_event")
+            event = get_object(message, "agent_response_correction_event")
             text = get_str(event, "corrected_agent_response")
             return [Transcript(role="assistant", text=text, correction=True)]
         if kind == "user_transcript":
-            event = get_obj(message, "user_transcription_event")
+            event = get_object(message, "user_transcription_event")
             text = get_str(event, "user_transcript")
             # The agent's own turn-taking decided the caller is done: for the
             # per-turn timings this is the end of the caller's speech.
             ends = [*self._answer_done("completed"), UserSpeechStopped()]
             return [*ends, Transcript(role="user", text=text)]
         if kind == "tentative_user_transcript":
-            event = get_obj(message, "tentative_user_transcription_event")
+            event = get_object(message, "tentative_user_transcription_event")
             text = get_str(event, "user_transcript")
             return [Transcript(role="user", text=text, final=False)]
         if kind == "client_tool_call":
-            return self._tool_call(get_obj(message, "client_tool_call"))
+            return self._tool_call(get_object(message, "client_tool_call"))
         if kind == "conversation_initiation_metadata":
-            return self._metadata(get_obj(message, "conversation_initiation_metadata_event"))
+            return self._metadata(get_object(message, "conversation_initiation_metadata_event"))
         if kind == "error":
             return [self._error(message)]
         return []  # vad_score, agent_response_metadata, newer events: nothing to do
@@ -414,7 +405,7 @@ class ElevenLabsSession(RealtimeSessionBase):
         if not audio:
             return []
         if self._output.encoding is Encoding.PCM16LE and len(audio) % 2:
-            raise Malformed("PCM16 audio with an odd byte count")
+            raise MalformedMessage("PCM16 audio with an odd byte count")
         item_id = str(event_id) if event_id is not None else None
         events: list[ProviderEvent] = []
         if self._answering_any and item_id != self._answering:

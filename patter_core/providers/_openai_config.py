@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._base_urls import DEFAULT_OPENAI_BASE_URL
 from .._errors import LocalProtocolError
 from ..audio._format import ALAW_8K, PCM16_24K, ULAW_8K, AudioFormat
 from ._base import (
@@ -15,7 +16,6 @@ from ._base import (
     DEFAULT_SETUP_TIMEOUT,
 )
 from ._models import REALTIME_MODEL, REALTIME_TRANSCRIPTION_MODEL, REALTIME_VOICE
-from ._urls import DEFAULT_OPENAI_BASE_URL
 
 __all__ = [
     "FORMATS",

@@ -68,20 +68,10 @@ from dataclasses import replace
 from typing import Any
 
 from .._deadlines import earliest
-from .._errors import LocalProtocolError
+from .._errors import LocalProtocolError, MalformedMessage
+from .._json import b64decode, get_object, get_str, load_message, opt_str
 from ..audio._format import PCM16_24K, AudioFormat
-from ._base import (
-    Malformed,
-    RealtimeSessionBase,
-    SessionState,
-    b64decode,
-    b64encode,
-    dumps,
-    get_obj,
-    get_str,
-    opt_str,
-    parse_object,
-)
+from ._base import RealtimeSessionBase, SessionState, b64encode, dumps
 from ._events import (
     AnswerStage,
     AudioOut,
@@ -356,10 +346,10 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                 return []  # the old session's last words: it is no longer ours
             return super().socket_message(channel, data, now)
         try:
-            m = parse_object(data, self._config.max_message_bytes)
+            m = load_message(data, self._config.max_message_bytes)
             kind = get_str(m, "type") if "type" in m else ""
             if kind == "session.created":
-                session = get_obj(m, "session")
+                session = get_object(m, "session")
                 r.session_id = opt_str(session, "id")
                 expires = session.get("expires_at")
                 if isinstance(expires, int | float) and not isinstance(expires, bool):
@@ -370,10 +360,10 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                     self._io.append(SendMessage(channel=channel, data=text))
                 return self._maybe_switch()
             elif kind == "error":
-                error = get_obj(m, "error")
+                error = get_object(m, "error")
                 detail = opt_str(error, "message") or "unspecified error"
                 return [ProviderError(message=f"renewal: {detail}", code=opt_str(error, "code"))]
-        except Malformed as exc:
+        except MalformedMessage as exc:
             return self._malformed(str(exc))
         return []
 
@@ -455,7 +445,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         if not audio:
             return []
         if self._format is PCM16_24K and len(audio) % 2:
-            raise Malformed("PCM16 delta with an odd byte count")
+            raise MalformedMessage("PCM16 delta with an odd byte count")
         return [AudioOut(audio=audio, item_id=opt_str(m, "item_id"))]
 
     def _assistant_delta(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -519,7 +509,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         return [call]
 
     def _item_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
-        item = get_obj(m, "item")
+        item = get_object(m, "item")
         if item.get("type") != "function_call":
             return []
         key = opt_str(item, "id") or opt_str(item, "call_id") or ""
@@ -531,7 +521,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         return [AnswerStage(stage="response_created")]
 
     def _response_done(self, m: dict[str, Any]) -> list[ProviderEvent]:
-        response = get_obj(m, "response")
+        response = get_object(m, "response")
         status = opt_str(response, "status") or "completed"
         item_id: str | None = None
         events: list[ProviderEvent] = []
@@ -615,7 +605,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         return events
 
     def _error(self, m: dict[str, Any]) -> list[ProviderEvent]:
-        error = get_obj(m, "error")
+        error = get_object(m, "error")
         code = opt_str(error, "code") or opt_str(error, "type")
         if code in _EXPECTED_ERROR_CODES:
             self.expected_errors += 1

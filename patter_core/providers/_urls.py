@@ -1,11 +1,10 @@
 """Base URLs of the realtime providers, and the endpoints derived from them.
 
-Both vendors' SDKs let a base URL be overridden (``OPENAI_BASE_URL``,
-``ELEVENLABS_BASE_URL``) to reach a proxy, a regional server or a test double.
-We keep that convention: the configuration carries an ``http(s)://`` base and
-the WebSocket URL is derived from it by swapping the scheme (http -> ws,
-https -> wss). The core never reads the environment itself; the runtime passes
-its ``os.environ`` to the ``*_from_env`` functions.
+The defaults and their environment overrides live in
+:mod:`patter_core._base_urls`. The configuration carries an ``http(s)://``
+base and the WebSocket URL is derived from it by swapping the scheme (http ->
+ws, https -> wss). The core never reads the environment itself; the runtime
+passes its ``os.environ`` to the ``*_from_env`` functions.
 """
 
 from __future__ import annotations
@@ -13,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
+from .._base_urls import base_url_from_env
 from .._errors import LocalProtocolError
 
 __all__ = [
-    "DEFAULT_ELEVENLABS_BASE_URL",
-    "DEFAULT_OPENAI_BASE_URL",
     "elevenlabs_base_url_from_env",
     "elevenlabs_conversation_url",
     "elevenlabs_signed_url_endpoint",
@@ -26,8 +24,6 @@ __all__ = [
     "to_websocket_url",
 ]
 
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_ELEVENLABS_BASE_URL = "https://api.elevenlabs.io"
 
 _WS_SCHEME = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 _HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
@@ -79,9 +75,9 @@ def elevenlabs_signed_url_endpoint(base_url: str, agent_id: str) -> str:
 
 def openai_base_url_from_env(env: Mapping[str, str]) -> str:
     """``OPENAI_BASE_URL`` if set and non-empty, else the public API."""
-    return env.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL
+    return base_url_from_env(env, "OPENAI_BASE_URL")
 
 
 def elevenlabs_base_url_from_env(env: Mapping[str, str]) -> str:
     """``ELEVENLABS_BASE_URL`` if set and non-empty, else the public API."""
-    return env.get("ELEVENLABS_BASE_URL") or DEFAULT_ELEVENLABS_BASE_URL
+    return base_url_from_env(env, "ELEVENLABS_BASE_URL")

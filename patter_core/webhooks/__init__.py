@@ -3,14 +3,19 @@
 Everything Twilio and Telnyx send us over HTTP, and everything we send back:
 
 * Twilio: ``X-Twilio-Signature`` checks (:class:`TwilioSignatureValidator`,
-  over :func:`public_url` / :func:`media_stream_url`), form decoding
-  (:func:`parse_form`) into typed callbacks, TwiML answers, and Calls API
-  requests (:class:`TwilioRest`).
+  over the public URL of a webhook or of a media stream's upgrade), form
+  decoding (:func:`parse_form`) into typed callbacks, the call flow's TwiML
+  answers (:class:`TwilioCallFlow`), and Calls API requests
+  (:class:`TwilioRest`).
 * Telnyx: Ed25519 webhook verification (:class:`TelnyxSignatureVerifier`),
   envelope parsing (:func:`parse_telnyx_webhook`) and Call Control requests
   (:class:`TelnyxRest`).
 * :class:`StreamTokens`: the short-lived HMAC that admits a media stream;
   :class:`StreamAdmission`: one live stream per call, no replays.
+
+The package exports the protocol objects; the wire helpers underneath them
+(TwiML and XML builders, URL and signature helpers, client-state codecs,
+limits' defaults) stay importable from their private modules.
 
 No sockets and no clock: ``now`` is an argument and REST calls come out as
 :class:`~patter_core.http.HttpRequest` values for the runtime to send.
@@ -19,39 +24,11 @@ No sockets and no clock: ``now`` is an argument and REST calls come out as
 from __future__ import annotations
 
 from ._admission import StreamAdmission
-from ._forms import (
-    DEFAULT_MAX_FORM_BYTES,
-    DEFAULT_MAX_FORM_FIELDS,
-    FormData,
-    Headers,
-    header_value,
-    parse_form,
-)
-from ._outcome import (
-    CallOutcome,
-    MachineDetection,
-    OutboundCallState,
-    OutcomeUpdate,
-    machine_detection_kind,
-)
-from ._outgoing import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_WEBHOOK_TIMEOUT,
-    SIGNATURE_HEADER,
-    WEBHOOK_RETRY,
-    WebhookAnswer,
-    address_problem,
-    message_reply,
-    message_webhook_request,
-    sign_webhook_body,
-    tool_webhook_answer,
-    tool_webhook_request,
-    webhook_url_problem,
-)
+from ._forms import FormData, Headers, parse_form
+from ._outcome import CallOutcome, MachineDetection, OutboundCallState, OutcomeUpdate
+from ._outgoing import WebhookAnswer
 from ._rest import CarrierApiError, RetryPolicy
-from ._routing import routed_call
 from ._telnyx_events import (
-    DEFAULT_MAX_TELNYX_WEBHOOK_BYTES,
     TelnyxCallAnswered,
     TelnyxCallHangup,
     TelnyxCallInitiated,
@@ -63,122 +40,30 @@ from ._telnyx_events import (
     TelnyxStreamingStarted,
     TelnyxStreamingStopped,
     TelnyxUnknownEvent,
-    decode_client_state,
-    encode_client_state,
     parse_telnyx_webhook,
 )
-from ._telnyx_flow import (
-    AMD_DIAL_MODE,
-    TelnyxCallFlow,
-    TelnyxFollowUp,
-    is_our_leg,
-    leg_client_state,
-)
-from ._telnyx_rest import (
-    DEFAULT_TELNYX_API,
-    TelnyxCall,
-    TelnyxRest,
-    derive_command_id,
-    parse_telnyx_response,
-)
-from ._telnyx_signature import (
-    DEFAULT_TELNYX_TOLERANCE_S,
-    TelnyxSignatureVerifier,
-    verify_telnyx_signature,
-)
-from ._tokens import DEFAULT_STREAM_TOKEN_TTL_S, StreamTokens
+from ._telnyx_flow import TelnyxCallFlow, TelnyxFollowUp
+from ._telnyx_rest import TelnyxCall, TelnyxRest, parse_telnyx_response
+from ._telnyx_signature import TelnyxSignatureVerifier
+from ._tokens import StreamTokens
 from ._twilio_events import (
-    AMD_ANSWERED_BY,
     AmdCallback,
     CallStatusCallback,
     IncomingCall,
     RecordingStatusCallback,
     StreamStatusCallback,
-    is_machine_end,
     parse_amd_callback,
     parse_call_status,
     parse_incoming_call,
     parse_recording_status,
     parse_stream_status,
 )
-from ._twilio_flow import (
-    DEFAULT_MACHINE_DETECTION_TIMEOUT,
-    STREAM_STATUS_PATH,
-    AmdAction,
-    StreamStatusLog,
-    TwilioCallFlow,
-    amd_action,
-    machine_detection_timeout_problem,
-    ring_timeout_problem,
-    stream_status_log,
-    variables_problem,
-    voicemail_problem,
-)
-from ._twilio_rest import DEFAULT_TWILIO_API, TwilioCall, TwilioRest, parse_twilio_call
-from ._twilio_signature import (
-    HMAC_SHA1,
-    HMAC_SHA256,
-    TwilioSignatureValidator,
-    media_stream_url,
-    media_stream_urls,
-    public_url,
-    signature_algorithm,
-)
-from ._twiml import (
-    INLINE_TWIML_MAX_CHARS,
-    PARAMETER_MAX_CHARS,
-    TWIML_CONTENT_TYPE,
-    conference_twiml,
-    connect_stream_twiml,
-    dial_twiml,
-    hangup_twiml,
-    reject_twiml,
-    say_hangup_twiml,
-    twilio_stream_url,
-    xml_attribute,
-    xml_text,
-)
-from ._variables import VARIABLE_PARAMETER_PREFIX, parameter_variables, variable_parameters
-from ._warm_transfer import (
-    CONFERENCE_STATUS_PATH,
-    HOLD_MUSIC_URL,
-    TRANSFER_STATUS_PATH,
-    WARM_TRANSFER_RING_SECONDS,
-    TelnyxWarmTransfer,
-    TransferFollowUp,
-    TransferStep,
-    TwilioWarmTransfer,
-    conference_name,
-    warm_leg_caller,
-    warm_leg_state,
-)
+from ._twilio_flow import AmdAction, StreamStatusLog, TwilioCallFlow
+from ._twilio_rest import TwilioCall, TwilioRest, parse_twilio_call
+from ._twilio_signature import TwilioSignatureValidator
+from ._warm_transfer import TelnyxWarmTransfer, TransferFollowUp, TransferStep, TwilioWarmTransfer
 
 __all__ = [
-    "AMD_ANSWERED_BY",
-    "AMD_DIAL_MODE",
-    "CONFERENCE_STATUS_PATH",
-    "DEFAULT_MACHINE_DETECTION_TIMEOUT",
-    "DEFAULT_MAX_FORM_BYTES",
-    "DEFAULT_MAX_FORM_FIELDS",
-    "DEFAULT_MAX_RESPONSE_BYTES",
-    "DEFAULT_MAX_TELNYX_WEBHOOK_BYTES",
-    "DEFAULT_STREAM_TOKEN_TTL_S",
-    "DEFAULT_TELNYX_API",
-    "DEFAULT_TELNYX_TOLERANCE_S",
-    "DEFAULT_TWILIO_API",
-    "DEFAULT_WEBHOOK_TIMEOUT",
-    "HMAC_SHA1",
-    "HMAC_SHA256",
-    "HOLD_MUSIC_URL",
-    "INLINE_TWIML_MAX_CHARS",
-    "PARAMETER_MAX_CHARS",
-    "SIGNATURE_HEADER",
-    "STREAM_STATUS_PATH",
-    "TRANSFER_STATUS_PATH",
-    "TWIML_CONTENT_TYPE",
-    "VARIABLE_PARAMETER_PREFIX",
-    "WARM_TRANSFER_RING_SECONDS",
-    "WEBHOOK_RETRY",
     "AmdAction",
     "AmdCallback",
     "CallOutcome",
@@ -221,27 +106,6 @@ __all__ = [
     "TwilioSignatureValidator",
     "TwilioWarmTransfer",
     "WebhookAnswer",
-    "address_problem",
-    "amd_action",
-    "conference_name",
-    "conference_twiml",
-    "connect_stream_twiml",
-    "decode_client_state",
-    "derive_command_id",
-    "dial_twiml",
-    "encode_client_state",
-    "hangup_twiml",
-    "header_value",
-    "is_machine_end",
-    "is_our_leg",
-    "leg_client_state",
-    "machine_detection_kind",
-    "machine_detection_timeout_problem",
-    "media_stream_url",
-    "media_stream_urls",
-    "message_reply",
-    "message_webhook_request",
-    "parameter_variables",
     "parse_amd_callback",
     "parse_call_status",
     "parse_form",
@@ -251,24 +115,4 @@ __all__ = [
     "parse_telnyx_response",
     "parse_telnyx_webhook",
     "parse_twilio_call",
-    "public_url",
-    "reject_twiml",
-    "ring_timeout_problem",
-    "routed_call",
-    "say_hangup_twiml",
-    "sign_webhook_body",
-    "signature_algorithm",
-    "stream_status_log",
-    "tool_webhook_answer",
-    "tool_webhook_request",
-    "twilio_stream_url",
-    "variable_parameters",
-    "variables_problem",
-    "verify_telnyx_signature",
-    "voicemail_problem",
-    "warm_leg_caller",
-    "warm_leg_state",
-    "webhook_url_problem",
-    "xml_attribute",
-    "xml_text",
 ]

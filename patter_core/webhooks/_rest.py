@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from .._errors import LocalProtocolError, MalformedMessage, RemoteProtocolError
+from .._json import load_message
 from ..http import HttpResponse
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "CarrierApiError", "RetryPolicy", "json_object"]
@@ -43,17 +43,12 @@ def json_object(
     response: HttpResponse, *, max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 ) -> dict[str, Any]:
     """The response body as a JSON object, or :class:`CarrierApiError`."""
-    if len(response.body) > max_bytes:
-        raise CarrierApiError("response body too large", api_status=response.status)
     try:
-        data = json.loads(response.body)
-    except (ValueError, RecursionError):
+        return load_message(response.body, max_bytes)
+    except MalformedMessage as exc:
         raise CarrierApiError(
-            f"response is not JSON (status {response.status})", api_status=response.status
+            f"unusable response (status {response.status}): {exc}", api_status=response.status
         ) from None
-    if not isinstance(data, dict):
-        raise CarrierApiError("response is not a JSON object", api_status=response.status)
-    return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from .._errors import RemoteProtocolError
+from .._json import load_message
 
 __all__ = [
     "DEFAULT_MAX_TELNYX_WEBHOOK_BYTES",
@@ -155,16 +155,7 @@ def parse_telnyx_webhook(
     or ``payload`` not an object, no string ``event_type``, a known call
     event without ``call_control_id``, a DTMF event without its digit.
     """
-    if len(body) > max_bytes:
-        raise RemoteProtocolError(
-            f"Telnyx webhook of {len(body)} bytes exceeds {max_bytes}", http_status=413
-        )
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _bad("body is not UTF-8 JSON") from None
-    if not isinstance(document, dict):
-        raise _bad("body is not a JSON object")
+    document = load_message(body, max_bytes)
     data = document.get("data")
     if not isinstance(data, dict):
         raise _bad("no data object")

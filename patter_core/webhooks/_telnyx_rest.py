@@ -25,19 +25,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .._base_urls import DEFAULT_TELNYX_API
 from .._errors import LocalProtocolError
 from ..http import HttpRequest, HttpResponse
 from ._rest import CarrierApiError, json_object
 
 __all__ = [
-    "DEFAULT_TELNYX_API",
     "TelnyxCall",
     "TelnyxRest",
     "derive_command_id",
     "parse_telnyx_response",
 ]
 
-DEFAULT_TELNYX_API = "https://api.telnyx.com/v2"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,14 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from .._base_urls import DEFAULT_TWILIO_API
 from .._errors import LocalProtocolError
 from ..http import HttpRequest, HttpResponse
 from ._rest import CarrierApiError, json_object
 from ._twiml import INLINE_TWIML_MAX_CHARS
 
-__all__ = ["DEFAULT_TWILIO_API", "TwilioCall", "TwilioRest", "parse_twilio_call"]
+__all__ = ["TwilioCall", "TwilioRest", "parse_twilio_call"]
 
-DEFAULT_TWILIO_API = "https://api.twilio.com"
 
 _Field = tuple[str, str]
 

@@ -42,7 +42,7 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from patter_core.audio import ulaw_decode_array, ulaw_encode_array
+from patter_core.audio._g711 import ulaw_decode_array, ulaw_encode_array
 
 __all__ = [
     "CarrierStream",

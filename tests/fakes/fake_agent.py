@@ -33,7 +33,7 @@ from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from patter_core.audio import ulaw_decode, ulaw_encode
+from patter_core.audio._g711 import ulaw_decode, ulaw_encode
 
 WEBHOOK_PATH = "/webhooks/twilio/voice"
 

@@ -38,7 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from patter_core.audio import ulaw_decode, ulaw_encode
+from patter_core.audio._g711 import ulaw_decode, ulaw_encode
 
 from .fake_deepgram import results
 from .fake_openai_http import chunk, content_chunks

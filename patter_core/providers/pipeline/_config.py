@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..._base_urls import DEFAULT_OPENAI_BASE_URL
 from ..._errors import LocalProtocolError
+from ...audio._vad import VadConfig
 from .._models import OPENAI_STT_MODEL
 from ._deepgram import DeepgramConfig
 from ._llm import LlmConfig
 from ._tts import ElevenLabsTtsConfig, OpenAITtsConfig
 from ._tts_ws import ElevenLabsWsTtsConfig
-from ._vad import VadConfig
 
 __all__ = ["OpenAISttConfig", "PipelineConfig"]
 
@@ -18,7 +19,7 @@ __all__ = ["OpenAISttConfig", "PipelineConfig"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenAISttConfig:
     api_key: str
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str = DEFAULT_OPENAI_BASE_URL
     model: str = OPENAI_STT_MODEL
     language: str | None = None
     vad: VadConfig = field(default_factory=VadConfig)

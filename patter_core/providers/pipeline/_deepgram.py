@@ -25,13 +25,13 @@ Wire facts (developers.deepgram.com, "Live Audio" API reference and guides):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ..._errors import RemoteProtocolError
+from ..._base_urls import DEFAULT_DEEPGRAM_BASE_URL, base_url_from_env
+from ..._json import load_message
 from .._models import DEEPGRAM_STT_MODEL
 from .._urls import to_websocket_url
 
@@ -51,7 +51,6 @@ __all__ = [
     "parse_deepgram_message",
 ]
 
-DEFAULT_DEEPGRAM_BASE_URL = "wss://api.deepgram.com"
 KEEP_ALIVE = '{"type":"KeepAlive"}'
 CLOSE_STREAM = '{"type":"CloseStream"}'
 # Results messages are a few KB (one alternative with word timings); 1 MiB
@@ -78,7 +77,7 @@ class DeepgramConfig:
 
 def deepgram_base_url_from_env(environ: Mapping[str, str]) -> str:
     """``DEEPGRAM_BASE_URL`` (the SDKs' override, for proxies and test doubles) or the default."""
-    return environ.get("DEEPGRAM_BASE_URL") or DEFAULT_DEEPGRAM_BASE_URL
+    return base_url_from_env(environ, "DEEPGRAM_BASE_URL")
 
 
 def deepgram_url(config: DeepgramConfig) -> str:
@@ -143,17 +142,11 @@ def _number(value: Any) -> float:
 
 
 def parse_deepgram_message(data: str | bytes) -> DeepgramEvent | None:
-    """One server message; ``None`` for types we do not use (and future ones)."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise RemoteProtocolError("Deepgram message too large", close_code=1009)
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):
-        raise RemoteProtocolError(
-            "Deepgram sent a message that is not JSON", close_code=1007
-        ) from None
-    if not isinstance(value, dict):
-        raise RemoteProtocolError("Deepgram message is not an object", close_code=1007)
+    """One server message; ``None`` for types we do not use (and future ones).
+
+    A message that is not a JSON object raises :class:`~patter_core._json.MalformedMessage`.
+    """
+    value = load_message(data, MAX_MESSAGE_BYTES)
     kind = value.get("type")
     if kind == "Results":
         channel = value.get("channel")

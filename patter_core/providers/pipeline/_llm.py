@@ -27,10 +27,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..._base_urls import DEFAULT_OPENAI_BASE_URL
 from ..._errors import RemoteProtocolError
+from ..._json import load_message
 from ...http._types import HttpRequest
 from .._models import LLM_MODEL
-from ._sse import SSEParser
+from ._sse import DEFAULT_MAX_EVENT_BYTES, SSEParser
 
 __all__ = [
     "ChatFinished",
@@ -53,7 +55,7 @@ MAX_ARGUMENT_CHARS = 256 * 1024
 class LlmConfig:
     api_key: str
     model: str = LLM_MODEL
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str = DEFAULT_OPENAI_BASE_URL
     # Each tool: {"name", "description", "parameters"} or already
     # {"type": "function", "function": {...}}.
     tools: tuple[Mapping[str, Any], ...] = ()
@@ -173,12 +175,8 @@ class ChatStreamReader:
         return out
 
     def _chunk(self, data: str, out: list[ChatItem]) -> None:
-        try:
-            value = json.loads(data)
-        except (ValueError, RecursionError):
-            raise RemoteProtocolError("chat stream event is not JSON", http_status=502) from None
-        if not isinstance(value, dict):
-            raise RemoteProtocolError("chat stream event is not an object", http_status=502)
+        # The SSE parser bounds an event already; the reader checks it again.
+        value = load_message(data, DEFAULT_MAX_EVENT_BYTES)
         error = value.get("error")
         if error is not None:
             message = error.get("message") if isinstance(error, dict) else error

@@ -12,16 +12,20 @@ occur in the content: it is drawn from the injected entropy, 128 bits).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from ..._base_urls import DEFAULT_OPENAI_BASE_URL
 from ..._entropy import Entropy
-from ..._errors import RemoteProtocolError
+from ..._json import get_str, load_message
 from ...http._types import HttpRequest
 from .._models import OPENAI_STT_MODEL
 from ._wav import wav_bytes
 
 __all__ = ["build_transcription_request", "multipart_body", "parse_transcription"]
+
+# A transcription answer is {"text": ...}: a few KB for a 30 s utterance (the
+# VAD's cap). 1 MiB bounds what a broken peer makes us parse.
+MAX_TRANSCRIPTION_BYTES = 1 << 20
 
 
 def multipart_body(
@@ -54,7 +58,7 @@ def build_transcription_request(
     *,
     api_key: str,
     entropy: Entropy,
-    base_url: str = "https://api.openai.com/v1",
+    base_url: str = DEFAULT_OPENAI_BASE_URL,
     model: str = OPENAI_STT_MODEL,
     language: str | None = None,
 ) -> HttpRequest:
@@ -78,13 +82,5 @@ def build_transcription_request(
 
 
 def parse_transcription(body: bytes) -> str:
-    """The ``text`` of a JSON transcription answer."""
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise RemoteProtocolError(
-            f"transcription answer is not JSON: {exc}", http_status=502
-        ) from None
-    if not isinstance(value, dict) or not isinstance(value.get("text"), str):
-        raise RemoteProtocolError("transcription answer has no text", http_status=502)
-    return str(value["text"])
+    """The ``text`` of a JSON transcription answer, or :class:`~patter_core._json.MalformedMessage`."""
+    return get_str(load_message(body, MAX_TRANSCRIPTION_BYTES), "text")

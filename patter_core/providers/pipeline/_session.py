@@ -47,6 +47,7 @@ from typing import Any
 from ..._entropy import Entropy
 from ..._errors import RemoteProtocolError
 from ...audio._format import PCM16_16K, AudioFormat
+from ...audio._vad import EnergyVad, VadSpeechStarted
 from .._events import (
     AnswerStage,
     AudioOut,
@@ -88,7 +89,6 @@ from ._openai_stt import build_transcription_request, parse_transcription
 from ._tts import build_tts_request
 from ._tts_ws import ElevenLabsWsTtsConfig, SpeechSocket
 from ._tts_ws_session import SpeechSocketsMixin
-from ._vad import EnergyVad, VadSpeechStarted
 
 __all__ = ["PipelineSession"]
 

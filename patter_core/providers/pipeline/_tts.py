@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from ..._base_urls import DEFAULT_ELEVENLABS_BASE_URL, DEFAULT_OPENAI_BASE_URL
 from ...audio._format import PCM16_16K, PCM16_24K, AudioFormat
 from ...http._types import HttpRequest
 from .._models import ELEVENLABS_TTS_MODEL, OPENAI_TTS_MODEL, OPENAI_TTS_VOICE
@@ -42,7 +43,7 @@ def _json(value: Any) -> bytes:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenAITtsConfig:
     api_key: str
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str = DEFAULT_OPENAI_BASE_URL
     model: str = OPENAI_TTS_MODEL
     voice: str = OPENAI_TTS_VOICE
     instructions: str | None = None
@@ -56,7 +57,7 @@ class OpenAITtsConfig:
 class ElevenLabsTtsConfig:
     api_key: str
     voice_id: str = "21m00Tcm4TlvDq8ikWAM"  # a premade voice available on every account
-    base_url: str = "https://api.elevenlabs.io"
+    base_url: str = DEFAULT_ELEVENLABS_BASE_URL
     # The Flash models are the low-latency ones (about 75 ms to first audio).
     model_id: str = ELEVENLABS_TTS_MODEL
     voice_settings: Mapping[str, Any] | None = field(default=None)

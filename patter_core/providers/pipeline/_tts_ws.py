@@ -45,14 +45,14 @@ once more after an unexpected close. The pipeline session drives it.
 
 from __future__ import annotations
 
-import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..._errors import RemoteProtocolError
+from ..._base_urls import DEFAULT_ELEVENLABS_BASE_URL
+from ..._json import b64decode, load_message, opt_str
 from ...audio._format import PCM16_16K, AudioFormat
 from .._models import ELEVENLABS_TTS_MODEL
 from .._session import IoAction, OpenSocket, SendMessage
@@ -89,7 +89,7 @@ _FALLBACK_BYTES_PER_CHAR = 32000 // 15
 class ElevenLabsWsTtsConfig:
     api_key: str
     voice_id: str = "21m00Tcm4TlvDq8ikWAM"  # a premade voice available on every account
-    base_url: str = "https://api.elevenlabs.io"  # http(s) or ws(s); the scheme is swapped
+    base_url: str = DEFAULT_ELEVENLABS_BASE_URL  # http(s) or ws(s); the scheme is swapped
     # The Flash models are the low-latency ones (about 75 ms to first audio).
     model_id: str = ELEVENLABS_TTS_MODEL
     voice_settings: Mapping[str, Any] | None = field(default=None)
@@ -189,16 +189,7 @@ def _aligned_chars(value: dict[str, Any]) -> int:
 
 def parse_tts_ws_message(data: str | bytes) -> list[TtsWsEvent]:
     """One server message; unknown shapes give no events."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise RemoteProtocolError("ElevenLabs TTS message too large", close_code=1009)
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):
-        raise RemoteProtocolError(
-            "ElevenLabs TTS sent a message that is not JSON", close_code=1007
-        ) from None
-    if not isinstance(value, dict):
-        raise RemoteProtocolError("ElevenLabs TTS message is not an object", close_code=1007)
+    value = load_message(data, MAX_MESSAGE_BYTES)
     events: list[TtsWsEvent] = []
     error = value.get("error")
     if error is not None and error is not False:
@@ -209,17 +200,9 @@ def parse_tts_ws_message(data: str | bytes) -> list[TtsWsEvent]:
                 code=error if isinstance(error, str) else None,
             )
         )
-    audio = value.get("audio")
-    if audio is not None and not isinstance(audio, str):
-        raise RemoteProtocolError("ElevenLabs TTS audio is not a string", close_code=1007)
+    audio = opt_str(value, "audio")
     if audio:
-        try:
-            pcm = binascii.a2b_base64(audio, strict_mode=True)
-        except ValueError:  # binascii.Error, or a non-ASCII str
-            raise RemoteProtocolError(
-                "ElevenLabs TTS audio is not base64", close_code=1007
-            ) from None
-        events.append(TtsWsAudio(audio=pcm, chars=_aligned_chars(value)))
+        events.append(TtsWsAudio(audio=b64decode(audio), chars=_aligned_chars(value)))
     if value.get("isFinal") is True:
         events.append(TtsWsFinal())
     return events

@@ -1,0 +1,136 @@
+"""Strict readers for a peer's JSON messages: one message, one field at a time.
+
+Every protocol that reads JSON from a peer (the carriers' media streams, the
+realtime providers) parses it here, so the peer's bad input leaves as one
+exception, :class:`MalformedMessage`, and never as a ``KeyError``,
+``TypeError``, ``UnicodeDecodeError`` or ``json.JSONDecodeError``. It is a
+:class:`~patter_core.RemoteProtocolError` carrying the WebSocket close code to
+answer with (RFC 6455 section 7.4.1): 1007 (invalid payload data) for a
+message that is not a JSON object or a field of the wrong type, 1009 (message
+too big) for one over the size limit, and the matching HTTP status (400, 413)
+for a webhook body. A carrier stream closes with it; a provider session
+counts it and reports a non-fatal error.
+
+Absent and ``null`` are the same to every reader: senders write both for
+"no value".
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from typing import Any
+
+from ._errors import CLOSE_TOO_BIG, MalformedMessage
+
+__all__ = [
+    "JsonObject",
+    "b64decode",
+    "get_counter",
+    "get_int",
+    "get_object",
+    "get_str",
+    "load_message",
+    "opt_str",
+]
+
+JsonObject = dict[str, Any]
+
+# Counters travel as decimal strings ("sequenceNumber":"4"). Eighteen digits
+# hold any realistic count and keep int() far from Python's 4300-digit guard.
+_MAX_COUNTER_DIGITS = 18
+
+
+def load_message(message: str | bytes, max_bytes: int) -> JsonObject:
+    """Parse one text message into a JSON object, enforcing the size limit."""
+    if isinstance(message, str):
+        size = len(message)
+        # A str of n characters is between n and 4n UTF-8 bytes; only encode
+        # (to measure) when the cheap bound cannot decide. "surrogatepass"
+        # only measures: a WebSocket layer never hands us lone surrogates.
+        if size > max_bytes // 4:
+            size = len(message.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise MalformedMessage(
+                f"message of {size} bytes exceeds {max_bytes}", close_code=CLOSE_TOO_BIG
+            )
+        text = message
+    elif isinstance(message, bytes | bytearray | memoryview):
+        if len(message) > max_bytes:
+            raise MalformedMessage(
+                f"message of {len(message)} bytes exceeds {max_bytes}", close_code=CLOSE_TOO_BIG
+            )
+        try:
+            text = bytes(message).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedMessage("message is not valid UTF-8") from None
+    else:
+        raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        # JSONDecodeError is a ValueError; so are over-long integer literals.
+        # Deeply nested arrays exhaust the decoder's recursion guard.
+        raise MalformedMessage("message is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedMessage("message is not a JSON object")
+    return value
+
+
+def get_object(obj: JsonObject, key: str, *, required: bool = True) -> JsonObject:
+    """An object field; absent gives ``{}`` when not ``required``."""
+    value = obj.get(key)
+    if isinstance(value, dict):
+        return value
+    if value is None and not required:
+        return {}
+    raise MalformedMessage(f"{key!r} must be a JSON object")
+
+
+def get_str(obj: JsonObject, key: str, default: str | None = None) -> str:
+    """A string field; absent gives ``default``, or fails if there is none."""
+    value = obj.get(key)
+    if isinstance(value, str):
+        return value
+    if value is None and default is not None:
+        return default
+    raise MalformedMessage(f"{key!r} must be a string")
+
+
+def opt_str(obj: JsonObject, key: str) -> str | None:
+    """A string field, or ``None`` when absent."""
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedMessage(f"{key!r} must be a string or absent")
+
+
+def get_int(obj: JsonObject, key: str) -> int:
+    """A JSON integer field (``true`` is not one, though Python says bool is an int)."""
+    value = obj.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise MalformedMessage(f"{key!r} must be an integer")
+
+
+def get_counter(obj: JsonObject, key: str) -> int:
+    """A non-negative counter sent as a decimal string (or, leniently, a JSON int); 0 if absent."""
+    value = obj.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        if 0 < len(value) <= _MAX_COUNTER_DIGITS and value.isascii() and value.isdigit():
+            return int(value)
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**18:
+        return value
+    raise MalformedMessage(f"{key!r} must be a non-negative decimal counter")
+
+
+def b64decode(text: str) -> bytes:
+    """A field's standard base64 (audio, mostly), decoded strictly."""
+    # Strict: the lenient mode silently skips characters outside the alphabet,
+    # which would turn a corrupted delta into a shorter, wrong one.
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except ValueError:  # binascii.Error subclasses ValueError; so do non-ASCII strs
+        raise MalformedMessage("bad base64 audio") from None
