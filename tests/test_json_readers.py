@@ -4,6 +4,7 @@ and the provider parsers raise that same error."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -143,3 +144,40 @@ def test_a_field_of_the_wrong_type_in_a_carrier_message() -> None:
     stream = TwilioMediaStream()
     with pytest.raises(MalformedMessage, match="'start' must be a JSON object"):
         stream.receive('{"event":"start","start":"x","streamSid":"MZ1"}')
+
+
+# -- the scanner fast path agrees with json.loads ----------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _outcome(parse: Any, text: str) -> tuple[str, Any]:
+    try:
+        return ("value", parse(text))
+    except (ValueError, RecursionError) as exc:
+        return ("error", type(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=_json_values,
+    before=st.sampled_from(["", " ", "\n", "\ufeff", "x"]),
+    after=st.sampled_from(["", " ", "\t\n", "x", "{}", "]"]),
+)
+def test_fast_loads_agrees_with_json_loads(value: Any, before: str, after: str) -> None:
+    from patter_core._json import _loads
+
+    text = before + json.dumps(value) + after
+    assert _outcome(_loads, text) == _outcome(json.loads, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60))
+def test_fast_loads_agrees_on_any_text(text: str) -> None:
+    from patter_core._json import _loads
+
+    assert _outcome(_loads, text) == _outcome(json.loads, text)
