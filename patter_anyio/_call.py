@@ -73,6 +73,7 @@ from ._httpclient import (
     request_with_retry,
     stream_request,
 )
+from ._lock import FastLock
 from ._recording import RecordingWriter
 from ._remote import ToolFailed
 from ._websocket import WebSocket, WebSocketClosed
@@ -215,7 +216,7 @@ class CallRunner:
         self._sockets: dict[str, WebSocket] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
         # Held from feeding an input to the bridge until its last action ran.
-        self._lock = anyio.Lock()
+        self._lock = FastLock()
         self._timer_changed = anyio.Event()
         self._finishing: set[object] = set()
         self._finished = anyio.Event()
@@ -253,9 +254,7 @@ class CallRunner:
     async def _input(self, produce: Callable[[float], list[Action]]) -> None:
         """Feed one input to the bridge and run what it asks for, in order."""
         lock = self._lock
-        try:
-            lock.acquire_nowait()  # uncontended: no checkpoint
-        except anyio.WouldBlock:
+        if not lock.acquire_nowait():  # uncontended: no checkpoint
             await lock.acquire()
         try:
             actions = produce(self._clock())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import CLOSE_TOO_BIG, MalformedMessage
@@ -47,7 +48,7 @@ _MAX_COUNTER_DIGITS = 18
 # (DESIGN.md, "The hot path"). Anything the scanner does not take whole
 # from the first character (leading or trailing whitespace, a BOM, an
 # error) goes to ``json.loads``, so the rules and messages stay its own.
-_scan = json.JSONDecoder().scan_once
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _loads(text: str) -> Any:
