@@ -37,6 +37,9 @@ from patter_core.providers import (
     ProviderEvent,
     ProviderSession,
     SendMessage,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
     WarmSession,
 )
 
@@ -102,12 +105,12 @@ class Prewarm:
             return False
         info = warm_info(call, agent)
         session = make_session(info)
-        session.start(self._clock())
+        events = session.start(self._clock())
         io = session.io_to_send()
         if len(io) != 1 or not isinstance(io[0], OpenSocket) or io[0].channel != "main":
             session.close(self._clock())  # more than one socket: not warmed
             return False
-        warm = _Warm(call_id=call_id, info=info, session=session)
+        warm = _Warm(call_id=call_id, info=info, session=session, events=events)
         self._warm[call_id] = warm
         tg.start_soon(self._run, warm, io[0])
         return True
@@ -134,19 +137,20 @@ class Prewarm:
                 opening.url, headers=opening.headers, timeout=self._connect_timeout
             ) as ws:
                 warm.ws = ws
-                warm.events += warm.session.socket_opened("main", self._clock())
+                opened = SocketOpened(channel="main")
+                warm.events += warm.session.receive_io(opened, self._clock())
                 await self._send_io(warm, ws)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._expire, warm, ws)
                     tg.start_soon(ws.guard)  # the send timeout, adopted or not
                     try:
                         while True:
-                            data = await ws.receive()
+                            message = SocketMessage(channel="main", data=await ws.receive())
                             if warm.runner is not None:  # adopted: the call's now
-                                await warm.runner.provider_message("main", data)
+                                await warm.runner.provider_result(message)
                                 continue
                             now = self._clock()
-                            warm.events += warm.session.socket_message("main", data, now)
+                            warm.events += warm.session.receive_io(message, now)
                             await self._send_io(warm, ws)
                     except WebSocketClosed as closed:
                         code, reason = closed.code, closed.reason
@@ -158,7 +162,8 @@ class Prewarm:
             if self._warm.get(warm.call_id) is warm:
                 del self._warm[warm.call_id]
         if warm.runner is not None:
-            await warm.runner.provider_closed("main", code, reason)
+            closed_result = SocketClosed(channel="main", code=code, reason=reason)
+            await warm.runner.provider_result(closed_result)
         else:
             warm.session.close(self._clock())
 

@@ -25,6 +25,17 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._io import (
+    HandlerReplied,
+    HttpData,
+    HttpDone,
+    HttpFailed,
+    HttpStarted,
+    IoResult,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
+)
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
 from ._refusal import describe_refusal
 from ._session import (
@@ -80,6 +91,19 @@ __all__ = [
     "UserSpeechStopped",
     "WarmSession",
     "describe_refusal",
+]
+
+# What the runtime reports about a session's I/O (``receive_io``).
+__all__ += [
+    "HandlerReplied",
+    "HttpData",
+    "HttpDone",
+    "HttpFailed",
+    "HttpStarted",
+    "IoResult",
+    "SocketClosed",
+    "SocketMessage",
+    "SocketOpened",
 ]
 
 # Realtime providers (OpenAI Realtime, ElevenLabs Conversational AI).

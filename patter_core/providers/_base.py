@@ -5,8 +5,8 @@ Theory of operation
 
 A realtime session owns one WebSocket channel, ``"main"``, and moves through::
 
-    IDLE --start--> CONNECTING --socket_opened--> OPEN --(provider accepts)--> READY
-      any state --close / socket_closed / fatal error--> CLOSED
+    IDLE --start--> CONNECTING --SocketOpened--> OPEN --(provider accepts)--> READY
+      any state --close / SocketClosed / fatal error--> CLOSED
 
 Outbound messages go into an I/O queue drained by :meth:`io_to_send`. Until
 the subclass declares the session *live* (OpenAI: once ``session.update`` is
@@ -32,8 +32,9 @@ import json
 from typing import Any
 
 from .._errors import LocalProtocolError
+from . import _io
 from ._events import ProviderCommand, ProviderError, ProviderEvent, SessionReady
-from ._session import CloseSocket, IoAction, NoHttpMixin, OpenSocket, SendMessage
+from ._session import CloseSocket, IoAction, OpenSocket, SendMessage
 
 __all__ = ["MAIN", "Malformed", "RealtimeSessionBase", "SessionState"]
 
@@ -137,7 +138,7 @@ def dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class RealtimeSessionBase(NoHttpMixin):
+class RealtimeSessionBase:
     """The I/O queue, pending queue, state, timers and error accounting."""
 
     _provider_name = "provider"
@@ -178,33 +179,55 @@ class RealtimeSessionBase(NoHttpMixin):
         out, self._io = self._io, []
         return out
 
-    def send(self, command: ProviderCommand, now: float) -> None:
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
+        """Queue the command's messages; a realtime command makes no events
+        itself (the provider's answers arrive as messages)."""
         if self._state is SessionState.IDLE:
             raise LocalProtocolError("send() before start()")
         messages = self._encode(command)
         if self._state is SessionState.CLOSED:
-            return  # the call is ending; a late command is not an error
+            return []  # the call is ending; a late command is not an error
         for text, is_audio in messages:
             self._send_text(text, is_audio)
+        return []
 
     def close(self, now: float) -> None:
         self._shut(1000)
 
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+    def receive_io(self, result: _io.IoResult, now: float) -> list[ProviderEvent]:
+        # A message first: 50 a second on a call, against one of each other kind.
+        if type(result) is _io.SocketMessage:
+            return self._socket_message(result.channel, result.data, now)
+        if isinstance(result, _io.SocketOpened):
+            return self._socket_opened(result.channel, now)
+        if isinstance(result, _io.SocketClosed):
+            return self._socket_closed(result.channel, result.code, result.reason, now)
+        if isinstance(result, _io.HttpStarted):
+            return self._http_started(result.channel, result.status, now)
+        if isinstance(result, _io.HttpData):
+            return self._http_data(result.channel, result.data, now)
+        if isinstance(result, _io.HttpDone):
+            return self._http_done(result.channel, now)
+        if isinstance(result, _io.HttpFailed):
+            return self._http_failed(result.channel, result.message, now)
+        assert isinstance(result, _io.HandlerReplied)
+        return []  # a realtime session never calls the handler
+
+    def _socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is not SessionState.CONNECTING or not self._socket_requested:
             if self._state is SessionState.CLOSED:
                 return []  # we closed while the connect was in flight
-            raise LocalProtocolError(f"socket_opened in state {self._state.value}")
+            raise LocalProtocolError(f"SocketOpened in state {self._state.value}")
         self._state = SessionState.OPEN
         return self._on_open(now)
 
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+    def _socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is SessionState.CLOSED:
             return []  # late frames after our close are expected and meaningless
         if self._state is not SessionState.OPEN and self._state is not SessionState.READY:
-            raise LocalProtocolError(f"socket_message in state {self._state.value}")
+            raise LocalProtocolError(f"SocketMessage in state {self._state.value}")
         try:
             message = parse_object(data, self._max_message_bytes)
             kind = get_str(message, "type") if "type" in message else ""
@@ -212,7 +235,7 @@ class RealtimeSessionBase(NoHttpMixin):
         except Malformed as exc:
             return self._malformed(str(exc))
 
-    def socket_closed(
+    def _socket_closed(
         self, channel: str, code: int, reason: str, now: float
     ) -> list[ProviderEvent]:
         self._check_channel(channel)
@@ -242,6 +265,20 @@ class RealtimeSessionBase(NoHttpMixin):
         )
 
     # -- for subclasses ---------------------------------------------------------
+
+    # HTTP results: only for a session that starts requests (ElevenLabs'
+    # signed URL); the runtime reports nothing it was not asked for.
+    def _http_started(self, channel: str, status: int, now: float) -> list[ProviderEvent]:
+        return []
+
+    def _http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
+        return []
+
+    def _http_done(self, channel: str, now: float) -> list[ProviderEvent]:
+        return []
+
+    def _http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
+        return []
 
     def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
         raise NotImplementedError

@@ -206,9 +206,10 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
     def output_format(self) -> AudioFormat:
         return self._format
 
-    def start(self, now: float) -> None:
+    def start(self, now: float) -> list[ProviderEvent]:
         self._begin(now)
         self._open_socket(self._url, self._headers)
+        return []
 
     # -- commands -> wire -------------------------------------------------------
 
@@ -278,12 +279,13 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return [(self._instructions_update, False)]
         raise LocalProtocolError(f"not a provider command: {command!r}")
 
-    def send(self, command: ProviderCommand, now: float) -> None:
-        super().send(command, now)
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
+        events = super().send(command, now)
         if isinstance(command, ToolResult):
             self._open_calls.discard(command.call_id)
             self._outputs_sent = True
             self._flush_responses()
+        return events
 
     def _send_text(self, text: str, is_audio: bool) -> None:
         if text.startswith(_CREATE_PREFIX):
@@ -340,21 +342,21 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             events += self._switch()  # forced, even mid-answer
         return events
 
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+    def _socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
         r = self._renewal
         if r is not None and channel == r.channel:
             self._io.append(SendMessage(channel=channel, data=self._session_update))
             if self._instructions_update is not None:
                 self._io.append(SendMessage(channel=channel, data=self._instructions_update))
             return []
-        return super().socket_opened(channel, now)
+        return super()._socket_opened(channel, now)
 
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+    def _socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
         r = self._renewal
         if r is None or channel != r.channel:
             if channel in self._retired:
                 return []  # the old session's last words: it is no longer ours
-            return super().socket_message(channel, data, now)
+            return super()._socket_message(channel, data, now)
         try:
             m = parse_object(data, self._config.max_message_bytes)
             kind = get_str(m, "type") if "type" in m else ""
@@ -377,7 +379,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return self._malformed(str(exc))
         return []
 
-    def socket_closed(
+    def _socket_closed(
         self, channel: str, code: int, reason: str, now: float
     ) -> list[ProviderEvent]:
         r = self._renewal
@@ -385,7 +387,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return self._renewal_failed(f"the new session closed ({code} {reason})".strip())
         if channel in self._retired:
             return []  # we closed it after the switch
-        return super().socket_closed(channel, code, reason, now)
+        return super()._socket_closed(channel, code, reason, now)
 
     def close(self, now: float) -> None:
         r, self._renewal = self._renewal, None

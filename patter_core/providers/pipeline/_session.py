@@ -33,8 +33,8 @@ the LLM and the TTS requests, drop queued text) and ``Truncate(item_id,
 played_ms)``, which rewrites the answer's assistant messages in the history to
 the words the caller heard (see :func:`heard_text`).
 
-Events made inside ``send``/``start`` are queued; :meth:`next_deadline` has
-the runtime collect them at once. ``AnswerStage``: ``stt_final``,
+Every call returns the events it made (``start`` and ``send`` too).
+``AnswerStage``: ``stt_final``,
 ``llm_first_token``, ``tts_request``; ``ResponseDone.usage``: ``tts_characters``.
 """
 
@@ -47,6 +47,7 @@ from typing import Any
 from ..._entropy import Entropy
 from ..._errors import RemoteProtocolError
 from ...audio._format import PCM16_16K, AudioFormat
+from .. import _io
 from .._events import (
     AnswerStage,
     AudioOut,
@@ -123,7 +124,6 @@ class PipelineSession(SpeechSocketsMixin):
         self._instructions = config.system_prompt
         self._events: list[ProviderEvent] = []
         self._io: list[IoAction] = []
-        self._now = 0.0
         self._closed = False
         self._counter = 0
         self._channels: dict[str, Any] = {}  # live HTTP channel -> owner
@@ -166,8 +166,7 @@ class PipelineSession(SpeechSocketsMixin):
         """The conversation as chat-completions messages (without the system prompt)."""
         return self._history
 
-    def start(self, now: float) -> None:
-        self._now = now
+    def start(self, now: float) -> list[ProviderEvent]:
         stt = self._config.stt
         if isinstance(stt, DeepgramConfig):
             self._io.append(
@@ -177,11 +176,11 @@ class PipelineSession(SpeechSocketsMixin):
             self._events.append(SessionReady())  # nothing to connect before the first turn
         if self._config.first_message:
             self._say(self._config.first_message)
+        return self._take()
 
-    def send(self, command: ProviderCommand, now: float) -> None:
-        self._now = now
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
         if self._closed:
-            return
+            return []
         if isinstance(command, SendAudio):
             self._send_audio(command.audio, now)
         elif isinstance(command, Cancel):
@@ -199,9 +198,9 @@ class PipelineSession(SpeechSocketsMixin):
             self._user_turn(command.text, spoken=False)
         elif isinstance(command, UpdateInstructions):
             self._instructions = command.instructions
+        return self._take()
 
     def close(self, now: float) -> None:
-        self._now = now
         if self._closed:
             return
         self._closed = True
@@ -218,8 +217,25 @@ class PipelineSession(SpeechSocketsMixin):
         io, self._io = self._io, []
         return io
 
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
-        self._now = now
+    def receive_io(self, result: _io.IoResult, now: float) -> list[ProviderEvent]:
+        if type(result) is _io.SocketMessage:
+            return self._socket_message(result.channel, result.data)
+        if isinstance(result, _io.HttpData):
+            return self._http_data(result.channel, result.data)
+        if isinstance(result, _io.HttpStarted):
+            return self._http_started(result.channel, result.status)
+        if isinstance(result, _io.HttpDone):
+            return self._http_done(result.channel)
+        if isinstance(result, _io.HttpFailed):
+            return self._http_failed(result.channel, result.message)
+        if isinstance(result, _io.SocketOpened):
+            return self._socket_opened(result.channel, now)
+        if isinstance(result, _io.SocketClosed):
+            return self._socket_closed(result.channel, result.code, result.reason)
+        assert isinstance(result, _io.HandlerReplied)
+        return self._handler_replied(result.request_id, result.text)
+
+    def _socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
         if channel == "stt" and self._deepgram is not None and not self._closed:
             self._stt_open = True
             self._last_stt_send = now
@@ -231,8 +247,7 @@ class PipelineSession(SpeechSocketsMixin):
             self._speech_opened(channel)
         return self._take()
 
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
-        self._now = now
+    def _socket_message(self, channel: str, data: str | bytes) -> list[ProviderEvent]:
         if channel == "stt" and self._stt_open and not self._closed:
             try:
                 message = parse_deepgram_message(data)
@@ -253,10 +268,7 @@ class PipelineSession(SpeechSocketsMixin):
             self._speech_message(channel, data)
         return self._take()
 
-    def socket_closed(
-        self, channel: str, code: int, reason: str, now: float
-    ) -> list[ProviderEvent]:
-        self._now = now
+    def _socket_closed(self, channel: str, code: int, reason: str) -> list[ProviderEvent]:
         if channel == "stt" and self._stt_open and not self._closed:
             self._stt_open = False
             self._events.append(
@@ -270,17 +282,13 @@ class PipelineSession(SpeechSocketsMixin):
             self._speech_closed(channel, code, reason)
         return self._take()
 
-    def http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[ProviderEvent]:
-        self._now = now
+    def _http_started(self, channel: str, status: int) -> list[ProviderEvent]:
         if channel in self._channels:
             self._http_status[channel] = status
             self._http_body[channel] = bytearray()
         return self._take()
 
-    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
-        self._now = now
+    def _http_data(self, channel: str, data: bytes) -> list[ProviderEvent]:
         if channel not in self._channels:
             return self._take()
         owner = self._channels[channel]
@@ -299,8 +307,7 @@ class PipelineSession(SpeechSocketsMixin):
                 body += data
         return self._take()
 
-    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
-        self._now = now
+    def _http_done(self, channel: str) -> list[ProviderEvent]:
         if channel not in self._channels:
             return self._take()
         owner = self._channels[channel]
@@ -326,28 +333,23 @@ class PipelineSession(SpeechSocketsMixin):
                     self._user_turn(text, spoken=True)
         return self._take()
 
-    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
-        self._now = now
+    def _http_failed(self, channel: str, message: str) -> list[ProviderEvent]:
         if channel in self._channels:
             self._http_failure(channel, message)
         return self._take()
 
-    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
-        self._now = now
+    def _handler_replied(self, request_id: int, text: str) -> list[ProviderEvent]:
         if request_id == self._handler_request and not self._closed:
             self._handler_request = None
             self._say(text)
         return self._take()
 
     def next_deadline(self) -> float | None:
-        if self._events:
-            return self._now
         if self._stt_open and self._deepgram is not None:
             return self._last_stt_send + self._deepgram.keepalive_interval_s
         return None
 
     def handle_timer(self, now: float) -> list[ProviderEvent]:
-        self._now = now
         dg = self._deepgram
         if (
             self._stt_open
