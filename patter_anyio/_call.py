@@ -62,6 +62,7 @@ from patter_core.bridge import (
 from patter_core.http import HttpRequest
 from patter_core.providers import (
     CallHandler,
+    ChannelId,
     CloseSocket,
     HandlerReplied,
     HttpData,
@@ -224,8 +225,8 @@ class CallRunner:
         self._carrier = carrier
         self._hooks = hooks
         self._clock = clock
-        self._sockets: dict[str, WebSocket] = {}
-        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._sockets: dict[ChannelId, WebSocket] = {}
+        self._scopes: dict[ChannelId, anyio.CancelScope] = {}
         # Held from feeding an input to the bridge until its last action ran.
         self._lock = anyio.Lock()
         self._timer_changed = anyio.Event()
@@ -305,7 +306,7 @@ class CallRunner:
 
     # -- a provider socket opened before the call (prewarm, ``_prewarm``) ----------
 
-    def adopt_socket(self, channel: str, ws: WebSocket) -> None:
+    def adopt_socket(self, channel: ChannelId, ws: WebSocket) -> None:
         """``ws`` is this call's ``channel`` from now on; its reader is the
         prewarm's, which hands each result to :meth:`provider_result`."""
         self._sockets[channel] = ws

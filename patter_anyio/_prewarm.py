@@ -31,6 +31,7 @@ import anyio.abc
 from patter_core.audio import ULAW_8K
 from patter_core.bridge import BridgeConfig, CallInfo, SessionFactory, per_call
 from patter_core.media import Start
+from patter_core.providers import MAIN_CHANNEL as MAIN
 from patter_core.providers import (
     CloseSocket,
     OpenSocket,
@@ -107,7 +108,7 @@ class Prewarm:
         session = make_session(info)
         events = session.start(self._clock())
         io = session.io_to_send()
-        if len(io) != 1 or not isinstance(io[0], OpenSocket) or io[0].channel != "main":
+        if len(io) != 1 or not isinstance(io[0], OpenSocket) or io[0].channel != MAIN:
             session.close(self._clock())  # more than one socket: not warmed
             return False
         warm = _Warm(call_id=call_id, info=info, session=session, events=events)
@@ -124,9 +125,9 @@ class Prewarm:
                 return make_session(info)
             del self._warm[info.call_id]
             warm.runner = runner[0]
-            warm.runner.adopt_socket("main", warm.ws)
+            warm.runner.adopt_socket(MAIN, warm.ws)
             log.info("call %s: adopted the prewarmed provider session", info.call_id)
-            return WarmSession(warm.session, warm.events, frozenset({"main"}))
+            return WarmSession(warm.session, warm.events, frozenset({MAIN}))
 
         return factory
 
@@ -137,7 +138,7 @@ class Prewarm:
                 opening.url, headers=opening.headers, timeout=self._connect_timeout
             ) as ws:
                 warm.ws = ws
-                opened = SocketOpened(channel="main")
+                opened = SocketOpened(channel=MAIN)
                 warm.events += warm.session.receive_io(opened, self._clock())
                 await self._send_io(warm, ws)
                 async with anyio.create_task_group() as tg:
@@ -145,7 +146,7 @@ class Prewarm:
                     tg.start_soon(ws.guard)  # the send timeout, adopted or not
                     try:
                         while True:
-                            message = SocketMessage(channel="main", data=await ws.receive())
+                            message = SocketMessage(channel=MAIN, data=await ws.receive())
                             if warm.runner is not None:  # adopted: the call's now
                                 await warm.runner.provider_result(message)
                                 continue
@@ -162,7 +163,7 @@ class Prewarm:
             if self._warm.get(warm.call_id) is warm:
                 del self._warm[warm.call_id]
         if warm.runner is not None:
-            closed_result = SocketClosed(channel="main", code=code, reason=reason)
+            closed_result = SocketClosed(channel=MAIN, code=code, reason=reason)
             await warm.runner.provider_result(closed_result)
         else:
             warm.session.close(self._clock())
@@ -177,9 +178,9 @@ class Prewarm:
 
     async def _send_io(self, warm: _Warm, ws: WebSocket) -> None:
         for io in warm.session.io_to_send():
-            if isinstance(io, SendMessage) and io.channel == "main":
+            if isinstance(io, SendMessage) and io.channel == MAIN:
                 await ws.send(io.data)
-            elif isinstance(io, CloseSocket) and io.channel == "main":
+            elif isinstance(io, CloseSocket) and io.channel == MAIN:
                 await ws.close(io.code)
 
 

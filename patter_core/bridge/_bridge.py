@@ -35,7 +35,7 @@ from ..providers._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from ..providers._io import IoResult, SocketClosed, SocketOpened
+from ..providers._io import MAIN_CHANNEL, ChannelId, IoResult, SocketClosed, SocketOpened
 from ..providers._session import CloseSocket, ProviderSession
 from ..recording._stereo import StereoRecorder
 from ..webhooks._twilio_flow import AmdAction, amd_action
@@ -135,7 +135,7 @@ class CallBridge:
         self._carrier_errors = 0  # carrier error reports (Telnyx ``error`` frames)
         self._timer: float | None = None
         self._socket_closing: tuple[int, str] | None = None  # while a SocketClosed is handled
-        self._opened_channels: set[str] = set()
+        self._opened_channels: set[ChannelId] = set()
         self._error_detail = ""
         self._problems = ProblemLog()
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
@@ -284,7 +284,7 @@ class CallBridge:
             actions = self._provider_input(result, now)
         finally:
             self._socket_closing = None
-        if channel == "main" and self._state is _State.ACTIVE and not self._cap.expected_close(channel):
+        if channel == MAIN_CHANNEL and self._state is _State.ACTIVE and not self._cap.expected_close(channel):
             self._begin()
             if opened:
                 self._cap.close = (code, reason)

@@ -26,6 +26,8 @@ from ._events import (
     UserSpeechStopped,
 )
 from ._io import (
+    MAIN_CHANNEL,
+    ChannelId,
     HandlerReplied,
     HttpData,
     HttpDone,
@@ -95,6 +97,8 @@ __all__ = [
 
 # What the runtime reports about a session's I/O (``receive_io``).
 __all__ += [
+    "MAIN_CHANNEL",
+    "ChannelId",
     "HandlerReplied",
     "HttpData",
     "HttpDone",

@@ -34,11 +34,12 @@ from typing import Any
 from .._errors import LocalProtocolError
 from . import _io
 from ._events import ProviderCommand, ProviderError, ProviderEvent, SessionReady
+from ._io import MAIN_CHANNEL, ChannelId
 from ._session import CloseSocket, IoAction, OpenSocket, SendMessage
 
 __all__ = ["MAIN", "Malformed", "RealtimeSessionBase", "SessionState"]
 
-MAIN = "main"
+MAIN = MAIN_CHANNEL
 
 # Why these numbers:
 # - 8 MiB per message: OpenAI caps *client* events at 15 MiB, and server audio
@@ -213,7 +214,7 @@ class RealtimeSessionBase:
         assert isinstance(result, _io.HandlerReplied)
         return []  # a realtime session never calls the handler
 
-    def _socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+    def _socket_opened(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is not SessionState.CONNECTING or not self._socket_requested:
             if self._state is SessionState.CLOSED:
@@ -222,7 +223,9 @@ class RealtimeSessionBase:
         self._state = SessionState.OPEN
         return self._on_open(now)
 
-    def _socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+    def _socket_message(
+        self, channel: ChannelId, data: str | bytes, now: float
+    ) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is SessionState.CLOSED:
             return []  # late frames after our close are expected and meaningless
@@ -236,7 +239,7 @@ class RealtimeSessionBase:
             return self._malformed(str(exc))
 
     def _socket_closed(
-        self, channel: str, code: int, reason: str, now: float
+        self, channel: ChannelId, code: int, reason: str, now: float
     ) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is SessionState.CLOSED:
@@ -268,16 +271,16 @@ class RealtimeSessionBase:
 
     # HTTP results: only for a session that starts requests (ElevenLabs'
     # signed URL); the runtime reports nothing it was not asked for.
-    def _http_started(self, channel: str, status: int, now: float) -> list[ProviderEvent]:
+    def _http_started(self, channel: ChannelId, status: int, now: float) -> list[ProviderEvent]:
         return []
 
-    def _http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
+    def _http_data(self, channel: ChannelId, data: bytes, now: float) -> list[ProviderEvent]:
         return []
 
-    def _http_done(self, channel: str, now: float) -> list[ProviderEvent]:
+    def _http_done(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
         return []
 
-    def _http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
+    def _http_failed(self, channel: ChannelId, message: str, now: float) -> list[ProviderEvent]:
         return []
 
     def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
@@ -360,6 +363,6 @@ class RealtimeSessionBase:
             )
         ]
 
-    def _check_channel(self, channel: str) -> None:
+    def _check_channel(self, channel: ChannelId) -> None:
         if channel != self._channel:
             raise LocalProtocolError(f"unknown channel {channel!r}")

@@ -96,6 +96,7 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._io import ChannelId
 from ._session import StartHttp
 from ._urls import (
     DEFAULT_ELEVENLABS_BASE_URL,
@@ -111,7 +112,7 @@ __all__ = [
     "elevenlabs_audio_format",
 ]
 
-SIGNED_URL_CHANNEL = "signed_url"
+SIGNED_URL_CHANNEL = ChannelId("signed_url")
 
 #: How ``Say`` is worded once the conversation runs (see the module doc).
 ELEVENLABS_SAY_PREFIX = "Please say exactly this to me, word for word, and nothing else: "
@@ -263,7 +264,7 @@ class ElevenLabsSession(RealtimeSessionBase):
 
     # -- the signed-URL request -------------------------------------------------
 
-    def _check_http(self, channel: str) -> bool:
+    def _check_http(self, channel: ChannelId) -> bool:
         """True if this HTTP report is for us; False if it arrived after close."""
         if channel != SIGNED_URL_CHANNEL:
             raise LocalProtocolError(f"unknown HTTP channel {channel!r}")
@@ -273,12 +274,12 @@ class ElevenLabsSession(RealtimeSessionBase):
             raise LocalProtocolError("HTTP report with no request in flight")
         return True
 
-    def _http_started(self, channel: str, status: int, now: float) -> list[ProviderEvent]:
+    def _http_started(self, channel: ChannelId, status: int, now: float) -> list[ProviderEvent]:
         if self._check_http(channel):
             self._http_status = status
         return []
 
-    def _http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
+    def _http_data(self, channel: ChannelId, data: bytes, now: float) -> list[ProviderEvent]:
         if not self._check_http(channel):
             return []
         if len(self._http_body) + len(data) > self._config.max_signed_url_response_bytes:
@@ -287,13 +288,13 @@ class ElevenLabsSession(RealtimeSessionBase):
         self._http_body += data
         return []
 
-    def _http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
+    def _http_failed(self, channel: ChannelId, message: str, now: float) -> list[ProviderEvent]:
         if not self._check_http(channel):
             return []
         self._http_in_flight = False
         return self._fail(f"signed URL request failed: {message}", code="signed_url_failed")
 
-    def _http_done(self, channel: str, now: float) -> list[ProviderEvent]:
+    def _http_done(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
         if not self._check_http(channel):
             return []
         self._http_in_flight = False

@@ -8,13 +8,20 @@ performs them and reports each outcome as one :data:`IoResult`, given to
 ``receive_data`` takes bytes. One typed value per outcome, one entry point:
 a session answers only the kinds it asked for, and a result of a kind it
 never asked for gives no events.
+
+Actions and results name their connection with a :data:`ChannelId`, a
+distinct type over ``str`` (free at run time), so that mypy tells a channel
+from any other string; a session makes its ids with ``ChannelId("main")``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NewType
 
 __all__ = [
+    "MAIN_CHANNEL",
+    "ChannelId",
     "HandlerReplied",
     "HttpData",
     "HttpDone",
@@ -27,18 +34,24 @@ __all__ = [
 ]
 
 
+#: The name of one connection a session asked for ("main", "stt", "llm-3").
+ChannelId = NewType("ChannelId", str)
+#: A realtime session's socket; the bridge ends the call when it closes.
+MAIN_CHANNEL = ChannelId("main")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SocketOpened:
     """The WebSocket of an ``OpenSocket`` is open (handshake done)."""
 
-    channel: str
+    channel: ChannelId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SocketMessage:
     """One WebSocket message: text as ``str``, binary as ``bytes``."""
 
-    channel: str
+    channel: ChannelId
     data: str | bytes
 
 
@@ -47,7 +60,7 @@ class SocketClosed:
     """The socket is gone: closed by the peer (its code and reason), lost, or
     never opened (connecting failed: 1006 and our words for why)."""
 
-    channel: str
+    channel: ChannelId
     code: int
     reason: str = ""
 
@@ -56,7 +69,7 @@ class SocketClosed:
 class HttpStarted:
     """The head of a ``StartHttp`` request's response."""
 
-    channel: str
+    channel: ChannelId
     status: int
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -65,7 +78,7 @@ class HttpStarted:
 class HttpData:
     """A piece of the response body, as it arrived."""
 
-    channel: str
+    channel: ChannelId
     data: bytes
 
 
@@ -73,14 +86,14 @@ class HttpData:
 class HttpDone:
     """The response body is complete."""
 
-    channel: str
+    channel: ChannelId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpFailed:
     """The request failed (connect, timeout, a broken response) before it was done."""
 
-    channel: str
+    channel: ChannelId
     message: str
 
 

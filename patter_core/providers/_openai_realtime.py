@@ -104,6 +104,7 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._io import ChannelId
 from ._openai_config import (
     FORMATS,
     REASONING_EFFORTS,
@@ -190,7 +191,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self._instructions_update: str | None = None
         self._renew_at: float | None = None
         self._renewal: Renewal | None = None
-        self._retired: set[str] = set()
+        self._retired: set[ChannelId] = set()
         #: Sessions replaced before they expired, the conversation carried over.
         self.renewals = 0
 
@@ -331,7 +332,8 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         if r is None and self._renew_at is not None and now >= self._renew_at:
             self._renew_at = None
             self._renewal = Renewal(
-                channel=f"main.{self.renewals + 2}", deadline=now + self._config.setup_timeout
+                channel=ChannelId(f"main.{self.renewals + 2}"),
+                deadline=now + self._config.setup_timeout,
             )
             self._io.append(
                 OpenSocket(channel=self._renewal.channel, url=self._url, headers=self._headers)
@@ -342,7 +344,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             events += self._switch()  # forced, even mid-answer
         return events
 
-    def _socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+    def _socket_opened(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
         r = self._renewal
         if r is not None and channel == r.channel:
             self._io.append(SendMessage(channel=channel, data=self._session_update))
@@ -351,7 +353,9 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return []
         return super()._socket_opened(channel, now)
 
-    def _socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+    def _socket_message(
+        self, channel: ChannelId, data: str | bytes, now: float
+    ) -> list[ProviderEvent]:
         r = self._renewal
         if r is None or channel != r.channel:
             if channel in self._retired:
@@ -380,7 +384,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         return []
 
     def _socket_closed(
-        self, channel: str, code: int, reason: str, now: float
+        self, channel: ChannelId, code: int, reason: str, now: float
     ) -> list[ProviderEvent]:
         r = self._renewal
         if r is not None and channel == r.channel:

@@ -37,7 +37,7 @@ from typing import Protocol
 from ..audio._format import AudioFormat
 from ..http._types import HttpRequest
 from ._events import ProviderCommand, ProviderEvent
-from ._io import IoResult
+from ._io import ChannelId, IoResult
 
 __all__ = [
     "CallHandler",
@@ -54,7 +54,7 @@ __all__ = [
 class OpenSocket:
     """Open a WebSocket client connection; reported with ``SocketOpened``."""
 
-    channel: str
+    channel: ChannelId
     url: str  # ws:// or wss://
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -63,13 +63,13 @@ class OpenSocket:
 class SendMessage:
     """Send one WebSocket message (text for ``str``, binary for ``bytes``)."""
 
-    channel: str
+    channel: ChannelId
     data: str | bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CloseSocket:
-    channel: str
+    channel: ChannelId
     code: int = 1000
 
 
@@ -78,7 +78,7 @@ class StartHttp:
     """Make an HTTP request; its answer comes back as ``HttpStarted``,
     ``HttpData`` and ``HttpDone`` (or ``HttpFailed``)."""
 
-    channel: str
+    channel: ChannelId
     request: HttpRequest
 
 

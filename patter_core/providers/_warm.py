@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..audio._format import AudioFormat
 from ._events import ProviderCommand, ProviderEvent
-from ._io import IoResult, SocketOpened
+from ._io import ChannelId, IoResult, SocketOpened
 from ._session import IoAction, ProviderSession
 
 __all__ = ["WarmSession"]
@@ -34,7 +34,7 @@ class WarmSession:
     __slots__ = ("_events", "_opened", "session")
 
     def __init__(
-        self, session: ProviderSession, events: list[ProviderEvent], opened: frozenset[str]
+        self, session: ProviderSession, events: list[ProviderEvent], opened: frozenset[ChannelId]
     ) -> None:
         self.session = session
         self._events = events

@@ -26,6 +26,8 @@ import numpy as np
 
 from patter_core.http._types import HttpRequest
 from patter_core.providers import (
+    MAIN_CHANNEL,
+    ChannelId,
     CloseSocket,
     HttpData,
     HttpDone,
@@ -395,7 +397,7 @@ class Loopback:
         self.closed: list[int] = []
         self.connected = False
         #: The channel of the newest socket (a renewed session opens another).
-        self.channel = "main"
+        self.channel = MAIN_CHANNEL
 
     def start(self) -> list[ProviderEvent]:
         self.session.start(self.now)
@@ -408,14 +410,14 @@ class Loopback:
                 self._perform(action)
         return self.events[mark:]
 
-    def deliver(self, messages: list[str], channel: str | None = None) -> list[ProviderEvent]:
+    def deliver(self, messages: list[str], channel: ChannelId | None = None) -> list[ProviderEvent]:
         """Server messages on ``channel`` (default: the newest socket's)."""
         mark = len(self.events)
         self._feed(messages, channel)
         self.pump()
         return self.events[mark:]
 
-    def _feed(self, messages: list[str], channel: str | None = None) -> None:
+    def _feed(self, messages: list[str], channel: ChannelId | None = None) -> None:
         # No pumping here: actions already drained go out first, in order.
         for message in messages:
             self.events += self.session.receive_io(

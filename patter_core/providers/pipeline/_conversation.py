@@ -36,6 +36,7 @@ from .._events import (
     ToolCall,
     Transcript,
 )
+from .._io import ChannelId
 from .._session import CallHandler
 from ._answer import Answer, heard_text
 from ._config import PipelineConfig
@@ -140,7 +141,7 @@ class Conversation:
         answer.round_text = []
         answer.llm_channel = self._out.start_http("llm", build_chat_request(llm, messages), answer)
 
-    def llm_data(self, answer: Answer, channel: str, data: bytes) -> None:
+    def llm_data(self, answer: Answer, channel: ChannelId, data: bytes) -> None:
         assert answer.reader is not None
         try:
             items = answer.reader.feed(data)
@@ -150,7 +151,7 @@ class Conversation:
             return
         self._llm_items(answer, items)
 
-    def llm_done(self, answer: Answer, channel: str) -> None:
+    def llm_done(self, answer: Answer, channel: ChannelId) -> None:
         assert answer.reader is not None
         self._out.forget(channel)
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...http._types import HttpRequest
 from .._events import ProviderEvent
+from .._io import ChannelId
 from .._session import CloseSocket, IoAction, StartHttp
 
 __all__ = ["TRANSCRIPTION", "PipelineOutbox"]
@@ -32,9 +33,9 @@ class PipelineOutbox:
         self.io: list[IoAction] = []
         self.events: list[ProviderEvent] = []
         self._counter = 0
-        self.channels: dict[str, Any] = {}  # live HTTP channel -> owner
-        self.status: dict[str, int] = {}  # its response's status, once known
-        self.body: dict[str, bytearray] = {}  # an error body, or a transcription
+        self.channels: dict[ChannelId, Any] = {}  # live HTTP channel -> owner
+        self.status: dict[ChannelId, int] = {}  # its response's status, once known
+        self.body: dict[ChannelId, bytearray] = {}  # an error body, or a transcription
 
     def next_id(self) -> int:
         self._counter += 1
@@ -48,18 +49,18 @@ class PipelineOutbox:
         io, self.io = self.io, []
         return io
 
-    def start_http(self, kind: str, request: HttpRequest, owner: Any) -> str:
-        channel = f"{kind}-{self.next_id()}"
+    def start_http(self, kind: str, request: HttpRequest, owner: Any) -> ChannelId:
+        channel = ChannelId(f"{kind}-{self.next_id()}")
         self.channels[channel] = owner
         self.io.append(StartHttp(channel=channel, request=request))
         return channel
 
-    def forget(self, channel: str) -> None:
+    def forget(self, channel: ChannelId) -> None:
         self.channels.pop(channel, None)
         self.status.pop(channel, None)
         self.body.pop(channel, None)
 
-    def abort(self, channel: str) -> None:
+    def abort(self, channel: ChannelId) -> None:
         """Give the request up: data still arriving on it is ignored."""
         if channel in self.channels:
             self.forget(channel)

@@ -188,7 +188,7 @@ class PipelineSession:
             else:
                 self._speech.closed(channel, result.code, result.reason)
 
-    def _http_data(self, channel: str, data: bytes) -> None:
+    def _http_data(self, channel: _io.ChannelId, data: bytes) -> None:
         owner = self._out.channels[channel]
         status = self._out.status.get(channel, 200)
         body = self._out.body.setdefault(channel, bytearray())
@@ -203,7 +203,7 @@ class PipelineSession:
         else:
             body += data
 
-    def _http_done(self, channel: str) -> None:
+    def _http_done(self, channel: _io.ChannelId) -> None:
         owner = self._out.channels[channel]
         status = self._out.status.get(channel, 200)
         if not 200 <= status < 300:
@@ -221,7 +221,7 @@ class PipelineSession:
             if said:
                 self._talk.user_turn(said, spoken=True)
 
-    def _http_failure(self, channel: str, message: str) -> None:
+    def _http_failure(self, channel: _io.ChannelId, message: str) -> None:
         owner = self._out.channels.get(channel)
         self._out.abort(channel)
         if isinstance(owner, Answer):

@@ -30,6 +30,7 @@ from .._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from .._io import ChannelId
 from .._session import CloseSocket, OpenSocket, SendMessage
 from ._config import OpenAISttConfig, PipelineConfig
 from ._deepgram import (
@@ -51,7 +52,7 @@ from ._vad import EnergyVad, VadSpeechStarted
 
 __all__ = ["MAX_EARLY_AUDIO_BYTES", "MAX_TRANSCRIPTION_BYTES", "STT", "SpeechIn"]
 
-STT = "stt"  # the Deepgram socket's channel
+STT = ChannelId("stt")  # the Deepgram socket's channel
 # Audio that arrives before the Deepgram socket is open is held, up to 2 s
 # (64 KB): enough for a slow TLS handshake, bounded if it never opens.
 MAX_EARLY_AUDIO_BYTES = 2 * PCM16_16K.bytes_per_second

@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from ..._errors import RemoteProtocolError
 from .._events import AnswerStage, AudioOut, ProviderError
+from .._io import ChannelId
 from .._session import CloseSocket
 from ._answer import Answer, Sentence
 from ._config import PipelineConfig
@@ -66,7 +67,7 @@ class SpeechOut:
         self._buffered = 0  # bytes in later sentences' buffers
         self._ws = config.tts if isinstance(config.tts, ElevenLabsWsTtsConfig) else None
         self._speech: dict[str, SpeechSocket] = {}  # answer item id -> its socket state
-        self._channels: dict[str, Answer] = {}  # live socket channel -> answer
+        self._channels: dict[ChannelId, Answer] = {}  # live socket channel -> answer
 
     def begin(self, answer: Answer) -> None:
         """A new answer: with the stream-input socket, connect now."""
@@ -144,17 +145,17 @@ class SpeechOut:
 
     # -- one stream-input socket per answer -------------------------------------
 
-    def owns(self, channel: str) -> bool:
+    def owns(self, channel: ChannelId) -> bool:
         return channel in self._channels
 
-    def opened(self, channel: str) -> None:
+    def opened(self, channel: ChannelId) -> None:
         found = self._socket_of(channel)
         if found is not None:
             answer, speech = found
             self._out.io.append(speech.opened())
             self.pump(answer)
 
-    def message(self, channel: str, data: str | bytes) -> None:
+    def message(self, channel: ChannelId, data: str | bytes) -> None:
         found = self._socket_of(channel)
         if found is None:
             return
@@ -181,7 +182,7 @@ class SpeechOut:
                 self._finish(answer, answer.status)
                 return
 
-    def closed(self, channel: str, code: int, reason: str) -> None:
+    def closed(self, channel: ChannelId, code: int, reason: str) -> None:
         found = self._socket_of(channel)
         self._channels.pop(channel, None)
         if found is None:
@@ -217,16 +218,16 @@ class SpeechOut:
         if not sent and speech.sent:  # the answer's first text on its way to TTS
             self._out.events.append(AnswerStage(stage="tts_request"))
 
-    def _new_channel(self, answer: Answer) -> str:
-        channel = f"ttsws-{self._out.next_id()}"
+    def _new_channel(self, answer: Answer) -> ChannelId:
+        channel = ChannelId(f"ttsws-{self._out.next_id()}")
         self._channels[channel] = answer
         return channel
 
-    def _drop_channel(self, channel: str) -> None:
+    def _drop_channel(self, channel: ChannelId) -> None:
         if self._channels.pop(channel, None) is not None:
             self._out.io.append(CloseSocket(channel=channel))
 
-    def _socket_of(self, channel: str) -> tuple[Answer, SpeechSocket] | None:
+    def _socket_of(self, channel: ChannelId) -> tuple[Answer, SpeechSocket] | None:
         answer = self._channels.get(channel)
         speech = self._speech.get(answer.item_id) if answer is not None else None
         if answer is None or speech is None or speech.channel != channel or answer.finished:
