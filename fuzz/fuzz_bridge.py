@@ -40,12 +40,14 @@ from patter_core.providers import (
     CloseSocket,
     EchoSession,
     IoAction,
+    IoResult,
     OpenSocket,
-    ProviderCommand,
     ProviderError,
     ProviderEvent,
     ResponseDone,
     SessionReady,
+    SocketClosed,
+    SocketMessage,
     ToolCall,
     Transcript,
     UserSpeechStarted,
@@ -80,22 +82,21 @@ class _Scripted(EchoSession):
         self.opened = False
         self.io: list[IoAction] = []
 
-    def start(self, now: float) -> None:
-        super().start(now)
+    def start(self, now: float) -> list[ProviderEvent]:
         self.io.append(OpenSocket(channel="main", url="wss://provider.invalid/"))
+        return super().start(now)
 
     def close(self, now: float) -> None:
         super().close(now)
         self.io.append(CloseSocket(channel="main"))
 
-    def send(self, command: ProviderCommand, now: float) -> None:
-        super().send(command, now)
-
     def io_to_send(self) -> list[IoAction]:
         io, self.io = self.io, []
         return io
 
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+    def receive_io(self, result: IoResult, now: float) -> list[ProviderEvent]:
+        if not isinstance(result, SocketMessage):
+            return []
         events, self.inbox = self.inbox, []
         return events
 
@@ -225,9 +226,9 @@ def check(sequence: list[tuple[str, Any]]) -> None:
             out = bridge.carrier_message(value, t)
         elif kind == "provider":
             session.inbox = list(value)
-            out = bridge.provider_socket_message("main", "x", t)
+            out = bridge.provider_result(SocketMessage(channel="main", data="x"), t)
         elif kind == "closed":
-            out = bridge.provider_socket_closed(value, 1006, "", t)
+            out = bridge.provider_result(SocketClosed(channel=value, code=1006, reason=""), t)
         elif kind == "timer":
             out = bridge.handle_timer(value)
         elif kind == "amd":

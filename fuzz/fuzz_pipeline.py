@@ -27,7 +27,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patter_core import CountingEntropy, RemoteProtocolError
-from patter_core.providers import CallHandler, OpenSocket, SendText, StartHttp
+from patter_core.providers import (
+    CallHandler,
+    HandlerReplied,
+    HttpData,
+    HttpDone,
+    HttpStarted,
+    OpenSocket,
+    SendText,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
+    StartHttp,
+)
 from patter_core.providers.pipeline import (
     DeepgramConfig,
     ElevenLabsWsTtsConfig,
@@ -164,21 +176,24 @@ def check_session(deepgram: list[str], chat: list[str], tts: bytes) -> None:
     )
     session = PipelineSession(config, entropy=CountingEntropy())
     session.start(0.0)
-    session.socket_opened("stt", 0.0)
+    session.receive_io(SocketOpened(channel="stt"), 0.0)
     now = 0.0
     pending = [a for a in session.io_to_send() if isinstance(a, StartHttp)]
     for message in [*deepgram, json.dumps(DEEPGRAM[0])]:
         now += 0.1
-        session.socket_message("stt", message, now)
+        session.receive_io(SocketMessage(channel="stt", data=message), now)
         pending += [a for a in session.io_to_send() if isinstance(a, StartHttp)]
     for action in pending:
-        session.http_response_start(action.channel, 200, (), now)
+        session.receive_io(HttpStarted(channel=action.channel, status=200, headers=()), now)
         if action.channel.startswith("llm"):
             for message in chat:
-                session.http_data(action.channel, b"data: " + message.encode() + b"\n\n", now)
+                session.receive_io(
+                    HttpData(channel=action.channel, data=b"data: " + message.encode() + b"\n\n"),
+                    now,
+                )
         else:
-            session.http_data(action.channel, tts, now)
-        session.http_done(action.channel, now)
+            session.receive_io(HttpData(channel=action.channel, data=tts), now)
+        session.receive_io(HttpDone(channel=action.channel), now)
         session.io_to_send()
         session.handle_timer(now)
     session.close(now)
@@ -195,13 +210,13 @@ def check_tts_ws(messages: list[str], closes: list[bool]) -> None:
     session.start(0.0)
     session.send(SendText(text="hi"), 0.0)
     [call] = [a for a in session.io_to_send() if isinstance(a, CallHandler)]
-    session.handler_result(call.request_id, "One. Two.", 0.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="One. Two."), 0.0)
     channels = [a.channel for a in session.io_to_send() if isinstance(a, OpenSocket)]
     for now, (message, close) in enumerate(zip(messages, closes, strict=False)):
-        session.socket_opened(channels[-1], now)
-        session.socket_message(channels[-1], message, now)
+        session.receive_io(SocketOpened(channel=channels[-1]), now)
+        session.receive_io(SocketMessage(channel=channels[-1], data=message), now)
         if close:
-            session.socket_closed(channels[-1], 1006, "", now)
+            session.receive_io(SocketClosed(channel=channels[-1], code=1006, reason=""), now)
         channels += [a.channel for a in session.io_to_send() if isinstance(a, OpenSocket)]
     session.close(0.0)
 

@@ -26,11 +26,16 @@ from patter_core._errors import RemoteProtocolError
 from patter_core.providers import (
     AudioOut,
     CloseSocket,
+    HttpData,
+    HttpDone,
+    HttpStarted,
     OpenSocket,
     ProviderError,
     ResponseDone,
     SendMessage,
     SessionReady,
+    SocketMessage,
+    SocketOpened,
     StartHttp,
     ToolCall,
     Transcript,
@@ -147,7 +152,7 @@ def _messages(types: list[str]) -> st.SearchStrategy[list[str | bytes]]:
 def _feed(session: OpenAIRealtimeSession | ElevenLabsSession, messages: list[str | bytes]) -> None:
     for message in messages:
         try:
-            events = session.socket_message("main", message, 1.0)
+            events = session.receive_io(SocketMessage(channel="main", data=message), 1.0)
         except RemoteProtocolError:
             continue
         for event in events:
@@ -165,7 +170,7 @@ def check_openai(messages: list[str | bytes]) -> None:
             OpenAIRealtimeConfig(api_key="k", audio_format=audio_format, first_message="hi")
         )
         session.start(0.0)
-        session.socket_opened("main", 0.1)
+        session.receive_io(SocketOpened(channel="main"), 0.1)
         session.io_to_send()
         _feed(session, messages)
 
@@ -173,7 +178,7 @@ def check_openai(messages: list[str | bytes]) -> None:
 def check_elevenlabs(messages: list[str | bytes]) -> None:
     session = ElevenLabsSession(ElevenLabsConfig(agent_id="a", expected_output_format="pcm_16000"))
     session.start(0.0)
-    session.socket_opened("main", 0.1)
+    session.receive_io(SocketOpened(channel="main"), 0.1)
     session.io_to_send()
     _feed(session, messages)
 
@@ -183,10 +188,12 @@ def check_signed_url(answer: tuple[int, list[bytes]]) -> None:
     session = ElevenLabsSession(ElevenLabsConfig(agent_id="a", api_key="k"))
     session.start(0.0)
     session.io_to_send()
-    events: list[Any] = session.http_response_start("signed_url", status, (), 0.1)
+    events: list[Any] = session.receive_io(
+        HttpStarted(channel="signed_url", status=status, headers=()), 0.1
+    )
     for chunk in chunks:
-        events += session.http_data("signed_url", chunk, 0.1)
-    events += session.http_done("signed_url", 0.2)
+        events += session.receive_io(HttpData(channel="signed_url", data=chunk), 0.1)
+    events += session.receive_io(HttpDone(channel="signed_url"), 0.2)
     for event in events:
         assert isinstance(event, ProviderError) and event.fatal, event
     actions = session.io_to_send()

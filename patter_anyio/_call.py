@@ -39,8 +39,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -61,7 +60,23 @@ from patter_core.bridge import (
 )
 from patter_core.bridge._tools import error_output
 from patter_core.http import HttpRequest
-from patter_core.providers import CallHandler, CloseSocket, OpenSocket, SendMessage, StartHttp
+from patter_core.providers import (
+    CallHandler,
+    ChannelId,
+    CloseSocket,
+    HandlerReplied,
+    HttpData,
+    HttpDone,
+    HttpFailed,
+    HttpStarted,
+    IoResult,
+    OpenSocket,
+    SendMessage,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
+    StartHttp,
+)
 from patter_core.providers._refusal import describe_refusal
 from patter_core.webhooks import RetryPolicy
 
@@ -101,14 +116,12 @@ _MAX_PROVIDER_HTTP_BYTES = 64 * 1024 * 1024
 _MAX_REST_BYTES = 1024 * 1024
 
 
-def _swap(fn: Callable[[Any, float], list[Action]], arg: Any, now: float) -> list[Action]:
-    return fn(arg, now)
+_T = TypeVar("_T")
 
 
-def _swap2(
-    fn: Callable[[str, Any, float], list[Action]], channel: str, arg: Any, now: float
-) -> list[Action]:
-    return fn(channel, arg, now)
+def _now_only(feed: Callable[[float], list[Action]], now: float) -> list[Action]:
+    """For an input that is only a moment (a timer, a close): ``feed(now)``."""
+    return feed(now)
 
 
 def _log_call_event(action: FireCallback) -> None:
@@ -213,8 +226,8 @@ class CallRunner:
         self._carrier = carrier
         self._hooks = hooks
         self._clock = clock
-        self._sockets: dict[str, WebSocket] = {}
-        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._sockets: dict[ChannelId, WebSocket] = {}
+        self._scopes: dict[ChannelId, anyio.CancelScope] = {}
         # Held from feeding an input to the bridge until its last action ran.
         self._lock = FastLock()
         self._timer_changed = anyio.Event()
@@ -251,13 +264,14 @@ class CallRunner:
                 if self._own_pool:
                     await self._http_pool.aclose()
 
-    async def _input(self, produce: Callable[[float], list[Action]]) -> None:
-        """Feed one input to the bridge and run what it asks for, in order."""
+    async def _input(self, feed: Callable[[_T, float], list[Action]], arg: _T) -> None:
+        """Feed ``arg`` to the bridge (``feed(arg, now)``) and run what it asks
+        for, in order. Two arguments, not a closure: no object per message."""
         lock = self._lock
         if not lock.acquire_nowait():  # uncontended: no checkpoint
             await lock.acquire()
         try:
-            actions = produce(self._clock())
+            actions = feed(arg, self._clock())
             # Read before running the batch: an action may yield, and the
             # call's end is declared only once the ending's own actions ran.
             ended = self._bridge.ended
@@ -275,41 +289,33 @@ class CallRunner:
 
     async def amd_result(self, answered_by: str) -> None:
         """Answering-machine detection for this call (from a webhook)."""
-        bridge = self._bridge
-        await self._input(lambda now: bridge.amd_result(answered_by, now))
+        await self._input(self._bridge.amd_result, answered_by)
 
     async def tell_agent(self, text: str) -> None:
         """A note for the agent from the application (a warm transfer's end)."""
-        bridge = self._bridge
-        await self._input(lambda now: bridge.tell_agent(text, now))
+        await self._input(self._bridge.tell_agent, text)
 
     async def hangup(self, reason: str) -> None:
         """End the call from the application's side."""
-        bridge = self._bridge
-        await self._input(lambda now: bridge.hangup(reason, now))
+        await self._input(self._bridge.hangup, reason)
 
     async def shutdown(self) -> None:
         """The server is going away: end the call as ``server_shutdown``."""
-        await self._input(self._bridge.shutdown)
+        await self._input(_now_only, self._bridge.shutdown)
 
     # -- a provider socket opened before the call (prewarm, ``_prewarm``) ----------
 
-    def adopt_socket(self, channel: str, ws: WebSocket) -> None:
+    def adopt_socket(self, channel: ChannelId, ws: WebSocket) -> None:
         """``ws`` is this call's ``channel`` from now on; its reader is the
-        prewarm's, which hands each message to :meth:`provider_message`."""
+        prewarm's, which hands each result to :meth:`provider_result`."""
         self._sockets[channel] = ws
-        bridge = self._bridge
-        self._spawn(
-            self._input(lambda now: bridge.provider_socket_opened(channel, now)), must_finish=False
-        )
+        opened = SocketOpened(channel=channel)
+        self._spawn(self._input(self._bridge.provider_result, opened), must_finish=False)
 
-    async def provider_message(self, channel: str, data: str | bytes) -> None:
-        await self._input(partial(_swap2, self._bridge.provider_socket_message, channel, data))
-
-    async def provider_closed(self, channel: str, code: int, reason: str) -> None:
-        self._sockets.pop(channel, None)
-        bridge = self._bridge
-        await self._input(lambda now: bridge.provider_socket_closed(channel, code, reason, now))
+    async def provider_result(self, result: IoResult) -> None:
+        if isinstance(result, SocketClosed):
+            self._sockets.pop(result.channel, None)
+        await self._input(self._bridge.provider_result, result)
 
     # -- readers -------------------------------------------------------------------
 
@@ -319,9 +325,9 @@ class CallRunner:
             try:
                 message = await self._carrier.receive()
             except WebSocketClosed:
-                await self._input(bridge.carrier_closed)
+                await self._input(_now_only, bridge.carrier_closed)
                 return
-            await self._input(partial(_swap, bridge.carrier_message, message))
+            await self._input(bridge.carrier_message, message)
             if bridge.ended:
                 return
 
@@ -330,12 +336,8 @@ class CallRunner:
             deadline = self._bridge.next_deadline()
             delay = math.inf if deadline is None else deadline - self._clock()
             if delay <= 0:
-                await self._input(self._bridge.handle_timer)
-                # Let the executor run; a deadline still due (a session that
-                # keeps asking for "now") must not spin the loop.
-                again = self._bridge.next_deadline()
-                due = again is not None and again <= self._clock()
-                await anyio.sleep(0.001 if due else 0)
+                await self._input(_now_only, self._bridge.handle_timer)
+                await anyio.sleep(0)  # let the other tasks run
                 continue
             changed = self._timer_changed
             with anyio.move_on_after(delay):
@@ -344,7 +346,7 @@ class CallRunner:
                 self._timer_changed = anyio.Event()
 
     async def _provider_socket(self, action: OpenSocket) -> None:
-        bridge = self._bridge
+        result = self._bridge.provider_result
         channel = action.channel
         guard: anyio.CancelScope | None = None
         try:
@@ -356,16 +358,14 @@ class CallRunner:
                 # timeout scope around every write.
                 guard = anyio.CancelScope()
                 self._spawn(self._guard(ws, guard), must_finish=False)
-                await self._input(lambda now: bridge.provider_socket_opened(channel, now))
+                await self._input(result, SocketOpened(channel=channel))
                 while True:
                     try:
                         data = await ws.receive()
                     except WebSocketClosed as closed:
                         code, reason = closed.code, closed.reason
                         break
-                    await self._input(
-                        partial(_swap2, bridge.provider_socket_message, channel, data)
-                    )
+                    await self._input(result, SocketMessage(channel=channel, data=data))
         except ClientProtocolError as exc:
             # The provider's own words (e.g. OpenAI's "Incorrect API key").
             code, reason = 1006, describe_refusal(exc.status, exc.body)
@@ -378,7 +378,7 @@ class CallRunner:
             self._sockets.pop(channel, None)
             if guard is not None:
                 guard.cancel()
-        await self._input(lambda now: bridge.provider_socket_closed(channel, code, reason, now))
+        await self._input(result, SocketClosed(channel=channel, code=code, reason=reason))
 
     @staticmethod
     async def _guard(ws: WebSocket, scope: anyio.CancelScope) -> None:
@@ -386,7 +386,7 @@ class CallRunner:
             await ws.guard()
 
     async def _provider_http(self, action: StartHttp) -> None:
-        bridge = self._bridge
+        result = self._bridge.provider_result
         channel = action.channel
         with anyio.CancelScope() as scope:
             self._scopes[channel] = scope
@@ -397,19 +397,15 @@ class CallRunner:
                     max_response_bytes=_MAX_PROVIDER_HTTP_BYTES,
                     pool=self._http_pool,
                 ) as response:
-                    await self._input(
-                        lambda now: bridge.provider_http_response_start(
-                            channel, response.status, response.headers, now
-                        )
+                    started = HttpStarted(
+                        channel=channel, status=response.status, headers=response.headers
                     )
+                    await self._input(result, started)
                     async for chunk in response:
-                        await self._input(
-                            partial(_swap2, bridge.provider_http_data, channel, chunk)
-                        )
-                await self._input(lambda now: bridge.provider_http_done(channel, now))
+                        await self._input(result, HttpData(channel=channel, data=chunk))
+                await self._input(result, HttpDone(channel=channel))
             except ClientError as exc:
-                message = str(exc)
-                await self._input(lambda now: bridge.provider_http_failed(channel, message, now))
+                await self._input(result, HttpFailed(channel=channel, message=str(exc)))
             finally:
                 self._scopes.pop(channel, None)
 
@@ -510,8 +506,7 @@ class CallRunner:
             except Exception:
                 log.exception("%s callback failed", action.name)
         if action.awaits_answer:  # on_call_start's overrides for this call
-            overrides = self._overrides(result)
-            await self._input(lambda now: self._bridge.call_start_result(overrides, now))
+            await self._input(self._bridge.call_start_result, self._overrides(result))
 
     def _overrides(self, result: Any) -> Any:
         """The core takes tool specs; the handlers of a per-call tool list stay here."""
@@ -553,8 +548,9 @@ class CallRunner:
             except Exception as exc:
                 log.exception("tool %s failed", action.name)
                 output = error_output(f"tool {action.name} failed: {exc}")
+        bridge = self._bridge
         await self._input(
-            lambda now: self._bridge.tool_result(action.call_id, output, now, is_error=failed)
+            lambda _, now: bridge.tool_result(action.call_id, output, now, is_error=failed), None
         )
 
     async def _handler(self, io: CallHandler) -> None:
@@ -575,7 +571,8 @@ class CallRunner:
                 log.warning("on_message failed: %s", exc)
             except Exception:
                 log.exception("on_message handler failed")
-        await self._input(lambda now: self._bridge.handler_result(io.request_id, text, now))
+        replied = HandlerReplied(request_id=io.request_id, text=text)
+        await self._input(self._bridge.provider_result, replied)
 
     async def _rest(self, req: HttpRequest, purpose: str) -> None:
         try:

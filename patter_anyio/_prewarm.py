@@ -32,12 +32,16 @@ from patter_core.audio import ULAW_8K
 from patter_core.bridge import BridgeConfig, CallInfo, SessionFactory
 from patter_core.bridge._overrides import per_call
 from patter_core.media import Start
+from patter_core.providers import MAIN_CHANNEL as MAIN
 from patter_core.providers import (
     CloseSocket,
     OpenSocket,
     ProviderEvent,
     ProviderSession,
     SendMessage,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
     WarmSession,
 )
 
@@ -103,12 +107,12 @@ class Prewarm:
             return False
         info = warm_info(call, agent)
         session = make_session(info)
-        session.start(self._clock())
+        events = session.start(self._clock())
         io = session.io_to_send()
-        if len(io) != 1 or not isinstance(io[0], OpenSocket) or io[0].channel != "main":
+        if len(io) != 1 or not isinstance(io[0], OpenSocket) or io[0].channel != MAIN:
             session.close(self._clock())  # more than one socket: not warmed
             return False
-        warm = _Warm(call_id=call_id, info=info, session=session)
+        warm = _Warm(call_id=call_id, info=info, session=session, events=events)
         self._warm[call_id] = warm
         tg.start_soon(self._run, warm, io[0])
         return True
@@ -122,9 +126,9 @@ class Prewarm:
                 return make_session(info)
             del self._warm[info.call_id]
             warm.runner = runner[0]
-            warm.runner.adopt_socket("main", warm.ws)
+            warm.runner.adopt_socket(MAIN, warm.ws)
             log.info("call %s: adopted the prewarmed provider session", info.call_id)
-            return WarmSession(warm.session, warm.events, frozenset({"main"}))
+            return WarmSession(warm.session, warm.events, frozenset({MAIN}))
 
         return factory
 
@@ -135,19 +139,20 @@ class Prewarm:
                 opening.url, headers=opening.headers, timeout=self._connect_timeout
             ) as ws:
                 warm.ws = ws
-                warm.events += warm.session.socket_opened("main", self._clock())
+                opened = SocketOpened(channel=MAIN)
+                warm.events += warm.session.receive_io(opened, self._clock())
                 await self._send_io(warm, ws)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._expire, warm, ws)
                     tg.start_soon(ws.guard)  # the send timeout, adopted or not
                     try:
                         while True:
-                            data = await ws.receive()
+                            message = SocketMessage(channel=MAIN, data=await ws.receive())
                             if warm.runner is not None:  # adopted: the call's now
-                                await warm.runner.provider_message("main", data)
+                                await warm.runner.provider_result(message)
                                 continue
                             now = self._clock()
-                            warm.events += warm.session.socket_message("main", data, now)
+                            warm.events += warm.session.receive_io(message, now)
                             await self._send_io(warm, ws)
                     except WebSocketClosed as closed:
                         code, reason = closed.code, closed.reason
@@ -159,7 +164,8 @@ class Prewarm:
             if self._warm.get(warm.call_id) is warm:
                 del self._warm[warm.call_id]
         if warm.runner is not None:
-            await warm.runner.provider_closed("main", code, reason)
+            closed_result = SocketClosed(channel=MAIN, code=code, reason=reason)
+            await warm.runner.provider_result(closed_result)
         else:
             warm.session.close(self._clock())
 
@@ -173,9 +179,9 @@ class Prewarm:
 
     async def _send_io(self, warm: _Warm, ws: WebSocket) -> None:
         for io in warm.session.io_to_send():
-            if isinstance(io, SendMessage) and io.channel == "main":
+            if isinstance(io, SendMessage) and io.channel == MAIN:
                 await ws.send(io.data)
-            elif isinstance(io, CloseSocket) and io.channel == "main":
+            elif isinstance(io, CloseSocket) and io.channel == MAIN:
                 await ws.close(io.code)
 
 

@@ -31,6 +31,7 @@ from patter_core.providers import (
     SendAudio,
     SendText,
     SessionReady,
+    SocketClosed,
     ToolCall,
     ToolResult,
     Transcript,
@@ -326,7 +327,9 @@ def _transferring(rig: Rig) -> None:
             [ToolCall(call_id="e", name="end_call", arguments="{}"), ResponseDone()], 3.0
         ),
         lambda rig: rig.provider([ProviderError(message="boom", fatal=True)], 3.0),
-        lambda rig: rig.bridge.provider_socket_closed("main", 1011, "gone", 3.0),
+        lambda rig: rig.bridge.provider_result(
+            SocketClosed(channel="main", code=1011, reason="gone"), 3.0
+        ),
         lambda rig: rig.bridge.hangup("app", 3.0),
     ],
     ids=["end_call", "provider_error", "provider_closed", "hangup"],

@@ -20,6 +20,8 @@ from patter_core.providers import (
     ProviderError,
     ResponseDone,
     SessionReady,
+    SocketClosed,
+    SocketMessage,
     ToolCall,
     Transcript,
     UserSpeechStarted,
@@ -43,7 +45,7 @@ from .test_bridge_support import (
 def _quiet(rig: Rig, events: list[Any]) -> list[Action]:
     """Provider events whose actions the caller inspects (not kept in rig.actions)."""
     rig.session.inbox = events
-    return rig.bridge.provider_socket_message("main", "scripted", 5.0)
+    return rig.bridge.provider_result(SocketMessage(channel="main", data="scripted"), 5.0)
 
 
 def _end_call(rig: Rig) -> list[Action]:
@@ -53,11 +55,11 @@ def _end_call(rig: Rig) -> list[Action]:
 
 def _provider_closed(rig: Rig) -> list[Action]:
     rig.session.inbox = [ProviderError(message="closed", fatal=True, code="1011")]
-    return rig.bridge.provider_socket_closed("main", 1011, "bye", 5.0)
+    return rig.bridge.provider_result(SocketClosed(channel="main", code=1011, reason="bye"), 5.0)
 
 
 def _provider_closed_silently(rig: Rig) -> list[Action]:
-    return rig.bridge.provider_socket_closed("main", 1000, "", 5.0)
+    return rig.bridge.provider_result(SocketClosed(channel="main", code=1000, reason=""), 5.0)
 
 
 def _voicemail(rig: Rig) -> list[Action]:
@@ -180,7 +182,13 @@ def test_non_fatal_provider_error_keeps_the_call() -> None:
     assert callbacks(rig.provider([ProviderError(message="x")], 1.0), "on_call_end") == []
     assert not rig.bridge.ended
     # A pipeline channel closing is the session's business.
-    assert callbacks(rig.bridge.provider_socket_closed("tts", 1000, "", 1.0), "on_call_end") == []
+    assert (
+        callbacks(
+            rig.bridge.provider_result(SocketClosed(channel="tts", code=1000, reason=""), 1.0),
+            "on_call_end",
+        )
+        == []
+    )
 
 
 # -- robustness ---------------------------------------------------------------------

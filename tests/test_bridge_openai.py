@@ -14,6 +14,8 @@ from patter_core.providers import (
     OpenAIRealtimeSession,
     OpenSocket,
     SendMessage,
+    SocketMessage,
+    SocketOpened,
 )
 
 from .test_bridge_support import callbacks, carrier_frames, connected, mark, start, verify
@@ -43,7 +45,7 @@ def _sent(actions: list[Any]) -> list[dict[str, Any]]:
 
 
 def _server(bridge: CallBridge, event: dict[str, Any], now: float) -> list[Any]:
-    return bridge.provider_socket_message("main", json.dumps(event), now)
+    return bridge.provider_result(SocketMessage(channel="main", data=json.dumps(event)), now)
 
 
 def test_openai_call_barge_in_on_the_wire() -> None:
@@ -63,7 +65,7 @@ def test_openai_call_barge_in_on_the_wire() -> None:
     out = bridge.carrier_message(connected(), 0.0) + bridge.carrier_message(start(), 0.0)
     (opened,) = [a.action for a in out if isinstance(a, ProviderIo)]
     assert isinstance(opened, OpenSocket) and opened.channel == "main"
-    out = bridge.provider_socket_opened("main", 0.2)
+    out = bridge.provider_result(SocketOpened(channel="main"), 0.2)
     update = _sent(out)[0]
     assert update["type"] == "session.update"
     assert update["session"]["instructions"] == "You serve +14155550100."

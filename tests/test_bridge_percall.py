@@ -13,6 +13,7 @@ from patter_core.providers import (
     ResumeBargeIn,
     Say,
     SessionReady,
+    SocketOpened,
     Transcript,
     Truncate,
     UserSpeechStarted,
@@ -260,7 +261,7 @@ def test_overrides_reach_the_session_and_no_caller_audio_is_lost() -> None:
     assert info.first_message == "Hi Ada" and info.voice == "cedar" and info.model is None
     assert "var_order" in info.custom_parameters  # the application sees them too
     assert rig.session.started and _problems(out) == []
-    rig.bridge.provider_socket_opened("main", 0.6)
+    rig.bridge.provider_result(SocketOpened(channel="main"), 0.6)
     rig.provider([SessionReady()], 0.7)
     assert [type(c).__name__ for c in rig.session.commands][:2] == ["SendAudio", "Say"]
     # A second answer changes nothing.
@@ -333,8 +334,12 @@ def test_a_warm_session_is_adopted_with_what_it_produced() -> None:
     # The socket it adopted is open already: the runner's report of it does
     # not reach the session a second time.
     inner.inbox = [SessionReady()]
-    rig.bridge.provider_socket_opened("main", 0.1)
-    assert inner.inbox == [SessionReady()]
+    rig.bridge.provider_result(SocketOpened(channel="main"), 0.1)
+    assert inner.inbox == [SessionReady()] and inner.results == []
+    # A later opening (a reconnect) is the session's own.
+    again = SocketOpened(channel="main")
+    rig.bridge.provider_result(again, 0.2)
+    assert inner.results == [again] and inner.inbox == []
 
 
 def test_a_voicemail_drop_during_a_held_greeting_keeps_the_provider_held() -> None:

@@ -11,6 +11,7 @@ from patter_core.providers import (
     ResponseDone,
     Say,
     SessionLimit,
+    SocketClosed,
     ToolCall,
     Transcript,
     Truncate,
@@ -49,7 +50,7 @@ def test_a_second_end_call_in_the_goodbye_does_not_wait_again() -> None:
 
 def provider_close(rig: Rig, code: int, reason: str, now: float) -> list[object]:
     rig.session.inbox = [ProviderError(message="closed", fatal=True, code=str(code))]
-    out = rig.bridge.provider_socket_closed("main", code, reason, now)
+    out = rig.bridge.provider_result(SocketClosed(channel="main", code=code, reason=reason), now)
     rig.actions += out
     return list(out)
 

@@ -28,10 +28,13 @@ from patter_core.media import TwilioMediaStream
 from patter_core.providers import (
     CloseSocket,
     IoAction,
+    IoResult,
     OpenSocket,
     ProviderCommand,
     ProviderEvent,
     SendMessage,
+    SocketMessage,
+    SocketOpened,
 )
 
 STREAM_SID = "MZ00000000000000000000000000000001"
@@ -139,6 +142,7 @@ class FakeSession:
         self.commands: list[ProviderCommand] = []
         self.inbox: list[ProviderEvent] = []
         self.io: list[IoAction] = []
+        self.results: list[IoResult] = []  # every I/O result given, in order
         self.started = False
         self.closed = False
 
@@ -150,13 +154,15 @@ class FakeSession:
     def output_format(self) -> AudioFormat:
         return self.fmt
 
-    def start(self, now: float) -> None:
+    def start(self, now: float) -> list[ProviderEvent]:
         self.started = True
         self.io.append(OpenSocket(channel="main", url="wss://provider.invalid/"))
+        return []
 
-    def send(self, command: ProviderCommand, now: float) -> None:
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
         self.commands.append(command)
         self.io.append(SendMessage(channel="main", data=type(command).__name__))
+        return []
 
     def close(self, now: float) -> None:
         if not self.closed:
@@ -167,37 +173,10 @@ class FakeSession:
         io, self.io = self.io, []
         return io
 
-    def _take(self) -> list[ProviderEvent]:
+    def receive_io(self, result: IoResult, now: float) -> list[ProviderEvent]:
+        self.results.append(result)
         events, self.inbox = self.inbox, []
         return events
-
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
-        return self._take()
-
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
-        return self._take()
-
-    def socket_closed(
-        self, channel: str, code: int, reason: str, now: float
-    ) -> list[ProviderEvent]:
-        return self._take()
-
-    def http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[ProviderEvent]:
-        return self._take()
-
-    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
-        return self._take()
-
-    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
-        return self._take()
-
-    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
-        return self._take()
-
-    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
-        return self._take()
 
     def next_deadline(self) -> float | None:
         return None
@@ -271,7 +250,7 @@ class Rig:
 
     def provider(self, events: list[ProviderEvent], now: float) -> list[Action]:
         self.session.inbox = list(events)
-        out = self.bridge.provider_socket_message("main", "scripted", now)
+        out = self.bridge.provider_result(SocketMessage(channel="main", data="scripted"), now)
         self.actions += out
         return out
 
@@ -280,7 +259,7 @@ class Rig:
 
         out = self.carrier(connected(), now) + self.carrier(start(), now)
         self.session.inbox = []
-        out += self.bridge.provider_socket_opened("main", now)
+        out += self.bridge.provider_result(SocketOpened(channel="main"), now)
         if ready:
             out += self.provider([SessionReady()], now)
         return out

@@ -49,22 +49,17 @@ SILENCE_20MS = bytes(640)
 def feed(session: EchoSession, audio: bytes, now: float, step: int = 640) -> list[ProviderEvent]:
     events: list[ProviderEvent] = []
     for i in range(0, len(audio), step):
-        session.send(SendAudio(audio=audio[i : i + step]), now)
-        if (deadline := session.next_deadline()) is not None and deadline <= now:
-            events += session.handle_timer(now)
+        events += session.send(SendAudio(audio=audio[i : i + step]), now)
+    assert session.next_deadline() is None  # nothing is held for a timer
     return events
 
 
-def test_start_makes_ready_through_the_timer() -> None:
+def test_start_is_ready_at_once() -> None:
     session: ProviderSession = EchoSession()
     assert session.input_format == PCM16_16K and session.output_format == PCM16_16K
-    assert session.next_deadline() is None
-    session.start(3.0)
+    assert session.start(3.0) == [SessionReady()]
     assert session.io_to_send() == []
-    assert session.next_deadline() == 3.0
-    assert session.handle_timer(2.9) == []
-    assert session.handle_timer(3.0) == [SessionReady()]
-    assert session.next_deadline() is None
+    assert session.next_deadline() is None and session.handle_timer(3.0) == []
 
 
 def test_a_turn_is_echoed_after_the_pause() -> None:
@@ -101,8 +96,8 @@ def test_quiet_noise_is_not_speech() -> None:
 def test_cancel_forgets_the_utterance_and_others_are_ignored() -> None:
     session = EchoSession()
     feed(session, tone(300, 300), 1.0)
-    session.send(Cancel(), 1.0)
-    session.send(SendText(text="The caller pressed 1"), 1.0)
+    assert session.send(Cancel(), 1.0) == []
+    assert session.send(SendText(text="The caller pressed 1"), 1.0) == []
     assert feed(session, SILENCE_20MS * 40, 1.0) == []
 
 
@@ -116,8 +111,7 @@ def test_long_utterances_are_cut() -> None:
 
 def test_say_plays_two_beeps_at_440_hz() -> None:
     session = EchoSession()
-    session.send(Say(text="Hello"), 0.0)
-    events = session.handle_timer(0.0)
+    events = session.send(Say(text="Hello"), 0.0)
     assert isinstance(events[0], AudioOut) and events[0].item_id == "echo-say-1"
     assert events[1] == ResponseDone(item_id="echo-say-1")
     audio = events[0].audio
@@ -130,8 +124,8 @@ def test_close_silences_it() -> None:
     session = EchoSession()
     session.start(0.0)
     session.close(0.0)
-    session.send(Say(text="x"), 0.0)
-    assert session.next_deadline() is None and session.handle_timer(1.0) == []
+    assert session.send(Say(text="x"), 0.0) == []
+    assert session.start(1.0) == [] and session.next_deadline() is None
 
 
 def test_bad_config() -> None:
@@ -145,9 +139,10 @@ def test_bad_config() -> None:
 @given(st.lists(st.binary(max_size=1500), max_size=12))
 def test_any_audio_split_gives_well_formed_turns(chunks: list[bytes]) -> None:
     session = EchoSession()
+    events: list[ProviderEvent] = []
     for chunk in chunks:
-        session.send(SendAudio(audio=chunk[: len(chunk) // 2 * 2]), 0.0)
-    for event in session.handle_timer(0.0):
+        events += session.send(SendAudio(audio=chunk[: len(chunk) // 2 * 2]), 0.0)
+    for event in events:
         assert isinstance(event, UserSpeechStarted | UserSpeechStopped | AudioOut | ResponseDone)
 
 

@@ -17,6 +17,11 @@ from patter_core.providers import (
     CallHandler,
     Cancel,
     CloseSocket,
+    HandlerReplied,
+    HttpData,
+    HttpDone,
+    HttpFailed,
+    HttpStarted,
     OpenSocket,
     ProviderError,
     ProviderEvent,
@@ -27,6 +32,9 @@ from patter_core.providers import (
     SendMessage,
     SendText,
     SessionReady,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
     StartHttp,
     ToolCall,
     ToolResult,
@@ -82,7 +90,7 @@ def opened(session: PipelineSession) -> PipelineSession:
     session.start(0.0)
     [action] = session.io_to_send()
     assert isinstance(action, OpenSocket)
-    assert session.socket_opened("stt", 0.1) == [SessionReady()]
+    assert session.receive_io(SocketOpened(channel="stt"), 0.1) == [SessionReady()]
     return session
 
 
@@ -93,10 +101,10 @@ def https(io: list[Any], kind: str) -> list[StartHttp]:
 def respond(
     session: PipelineSession, action: StartHttp, status: int, body: bytes, step: int = 333
 ) -> list[ProviderEvent]:
-    events = session.http_response_start(action.channel, status, (), 1.0)
+    events = session.receive_io(HttpStarted(channel=action.channel, status=status, headers=()), 1.0)
     for n in range(0, len(body), step):
-        events += session.http_data(action.channel, body[n : n + step], 1.0)
-    return events + session.http_done(action.channel, 1.0)
+        events += session.receive_io(HttpData(channel=action.channel, data=body[n : n + step]), 1.0)
+    return events + session.receive_io(HttpDone(channel=action.channel), 1.0)
 
 
 def audio_of(events: list[ProviderEvent]) -> bytes:
@@ -104,8 +112,11 @@ def audio_of(events: list[ProviderEvent]) -> bytes:
 
 
 def user_says(session: PipelineSession, text: str) -> list[ProviderEvent]:
-    return session.socket_message(
-        "stt", fake_deepgram.results(text, is_final=True, speech_final=True), 1.0
+    return session.receive_io(
+        SocketMessage(
+            channel="stt", data=fake_deepgram.results(text, is_final=True, speech_final=True)
+        ),
+        1.0,
     )
 
 
@@ -139,8 +150,13 @@ def test_scripted_turn_first_audio_before_llm_finishes() -> None:
     cut = stream.index(b"sunny")
     cut = stream.rindex(b"data:", 0, cut)
     first, rest = stream[:cut], stream[cut:]
-    session.http_response_start(llm.channel, 200, (("content-type", "text/event-stream"),), 1.0)
-    assert session.http_data(llm.channel, first, 1.0) == [
+    session.receive_io(
+        HttpStarted(
+            channel=llm.channel, status=200, headers=(("content-type", "text/event-stream"),)
+        ),
+        1.0,
+    )
+    assert session.receive_io(HttpData(channel=llm.channel, data=first), 1.0) == [
         AnswerStage(stage="llm_first_token"),
         AnswerStage(stage="tts_request"),
     ]
@@ -154,8 +170,8 @@ def test_scripted_turn_first_audio_before_llm_finishes() -> None:
     assert audio_of(events) == speech_pcm("Sure.")
     item = next(e.item_id for e in events if isinstance(e, AudioOut))
 
-    assert session.http_data(llm.channel, rest, 1.0) == []
-    assert session.http_done(llm.channel, 1.0) == []
+    assert session.receive_io(HttpData(channel=llm.channel, data=rest), 1.0) == []
+    assert session.receive_io(HttpDone(channel=llm.channel), 1.0) == []
     [tts2] = https(session.io_to_send(), "tts")
     assert json.loads(tts2.request.body)["input"] == "It is sunny in Paris."
     events = respond(session, tts2, *fake.respond(tts2.request))
@@ -173,7 +189,7 @@ def test_parallel_tts_audio_stays_in_sentence_order() -> None:
     session.io_to_send()
     session.send(SendText(text="1"), 0.5)
     [call] = [a for a in session.io_to_send() if isinstance(a, CallHandler)]
-    session.handler_result(call.request_id, "One. Two. Three.", 1.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="One. Two. Three."), 1.0)
     tts = https(session.io_to_send(), "tts")
     assert len(tts) == 2  # max_parallel_tts
     fake = FakeElevenLabsTts()
@@ -194,8 +210,10 @@ def test_handler_mode() -> None:
     user_says(session, "Hello?")
     [call] = session.io_to_send()
     assert isinstance(call, CallHandler) and call.text == "Hello?"
-    assert session.handler_result(call.request_id + 99, "stale", 1.0) == []
-    session.handler_result(call.request_id, "Hi! How can I help?", 1.0)
+    assert (
+        session.receive_io(HandlerReplied(request_id=call.request_id + 99, text="stale"), 1.0) == []
+    )
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="Hi! How can I help?"), 1.0)
     tts = https(session.io_to_send(), "tts")
     assert [json.loads(t.request.body)["input"] for t in tts] == ["Hi!", "How can I help?"]
     fake = FakeOpenAI()
@@ -218,28 +236,32 @@ def test_barge_in_truncates_history_to_what_was_heard() -> None:
     user_says(session, "Tell me.")
     [call] = session.io_to_send()
     assert isinstance(call, CallHandler)
-    session.handler_result(call.request_id, "Sure. It is sunny in Paris today.", 1.0)
+    session.receive_io(
+        HandlerReplied(request_id=call.request_id, text="Sure. It is sunny in Paris today."), 1.0
+    )
     tts = https(session.io_to_send(), "tts")
     fake = FakeOpenAI()
     events = respond(session, tts[0], *fake.respond(tts[0].request))  # 250 ms
-    session.http_response_start(tts[1].channel, 200, (), 1.0)
-    events += session.http_data(tts[1].channel, speech_pcm("It is sunny in Paris today."), 1.0)
+    session.receive_io(HttpStarted(channel=tts[1].channel, status=200, headers=()), 1.0)
+    events += session.receive_io(
+        HttpData(channel=tts[1].channel, data=speech_pcm("It is sunny in Paris today.")), 1.0
+    )
     item = next(e.item_id for e in events if isinstance(e, AudioOut))
     assert item is not None
 
-    assert session.socket_message("stt", fake_deepgram.speech_started(), 2.0) == [
-        UserSpeechStarted()
-    ]
-    session.send(Cancel(), 2.0)
-    assert session.io_to_send() == [CloseSocket(channel=tts[1].channel)]
-    assert session.next_deadline() == 2.0
-    assert session.handle_timer(2.0) == [
+    assert session.receive_io(
+        SocketMessage(channel="stt", data=fake_deepgram.speech_started()), 2.0
+    ) == [UserSpeechStarted()]
+    # The cancelled answer's end comes back from the Cancel itself.
+    assert session.send(Cancel(), 2.0) == [
         Transcript(role="assistant", text="Sure. It is sunny in Paris today.", item_id=item),
         # Both sentences had gone to text-to-speech: 5 + 27 characters.
         ResponseDone(item_id=item, status="cancelled", usage=(("tts_characters", 32),)),
     ]
+    assert session.io_to_send() == [CloseSocket(channel=tts[1].channel)]
+    assert session.handle_timer(2.0) == []  # nothing was held back for a timer
     # late bytes of the aborted request are ignored
-    assert session.http_data(tts[1].channel, b"\x01\x02", 2.0) == []
+    assert session.receive_io(HttpData(channel=tts[1].channel, data=b"\x01\x02"), 2.0) == []
     # heard: all of "Sure." (250 ms) and half of the 1350 ms second sentence
     session.send(Truncate(item_id=item, played_ms=250 + 675), 2.1)
     assert session.history[-1] == {"role": "assistant", "content": "Sure. It is sunny"}
@@ -251,13 +273,17 @@ def test_cancel_aborts_llm_stream() -> None:
     session = opened(make())
     user_says(session, "Hi")
     [llm] = https(session.io_to_send(), "llm")
-    session.http_response_start(llm.channel, 200, (), 1.0)
-    session.http_data(llm.channel, sse(content_chunks(["Hello there, I"]), done=False)[:150], 1.0)
-    session.send(Cancel(), 1.1)
+    session.receive_io(HttpStarted(channel=llm.channel, status=200, headers=()), 1.0)
+    session.receive_io(
+        HttpData(
+            channel=llm.channel, data=sse(content_chunks(["Hello there, I"]), done=False)[:150]
+        ),
+        1.0,
+    )
+    events = session.send(Cancel(), 1.1)
     assert CloseSocket(channel=llm.channel) in session.io_to_send()
-    events = session.handle_timer(1.1)
     assert [type(e) for e in events] == [ResponseDone]
-    assert session.http_data(llm.channel, b"data: [DONE]\n\n", 1.2) == []
+    assert session.receive_io(HttpData(channel=llm.channel, data=b"data: [DONE]\n\n"), 1.2) == []
     assert session.history == [{"role": "user", "content": "Hi"}]
 
 
@@ -292,25 +318,34 @@ def test_tool_call_round_trip() -> None:
     events = respond(session, tts, *FakeOpenAI().respond(tts.request))
     assert isinstance(events[-1], ResponseDone) and events[-1].status == "completed"
     assert session.history[-1] == {"role": "assistant", "content": "It is 21 degrees."}
-    session.send(ToolResult(call_id="call_zzz", output="?"), 3.0)
-    [error] = session.handle_timer(3.0)
+    [error] = session.send(ToolResult(call_id="call_zzz", output="?"), 3.0)
     assert isinstance(error, ProviderError) and error.code == "unknown_call"
 
 
 def test_interim_results_and_utterance_end() -> None:
     session = opened(make(handler=True))
-    events = session.socket_message("stt", fake_deepgram.results("what", is_final=False), 1.0)
+    events = session.receive_io(
+        SocketMessage(channel="stt", data=fake_deepgram.results("what", is_final=False)), 1.0
+    )
     assert events == [UserSpeechStarted(), Transcript(role="user", text="what", final=False)]
-    session.socket_message("stt", fake_deepgram.results("What time", is_final=True), 1.1)
-    session.socket_message("stt", fake_deepgram.results("is it?", is_final=True), 1.2)
-    events = session.socket_message("stt", fake_deepgram.utterance_end(), 1.3)
+    session.receive_io(
+        SocketMessage(channel="stt", data=fake_deepgram.results("What time", is_final=True)), 1.1
+    )
+    session.receive_io(
+        SocketMessage(channel="stt", data=fake_deepgram.results("is it?", is_final=True)), 1.2
+    )
+    events = session.receive_io(
+        SocketMessage(channel="stt", data=fake_deepgram.utterance_end()), 1.3
+    )
     assert events == [
         UserSpeechStopped(),
         Transcript(role="user", text="What time is it?"),
         AnswerStage(stage="stt_final"),
     ]
     assert session.io_to_send() == [CallHandler(request_id=1, text="What time is it?")]
-    assert session.socket_message("stt", fake_deepgram.metadata(), 1.4) == []
+    assert (
+        session.receive_io(SocketMessage(channel="stt", data=fake_deepgram.metadata()), 1.4) == []
+    )
 
 
 def test_keepalive_closestream_and_unexpected_close() -> None:
@@ -321,7 +356,7 @@ def test_keepalive_closestream_and_unexpected_close() -> None:
     session.send(SendAudio(audio=b"\0\0"), 5.0)
     session.io_to_send()
     assert session.next_deadline() == 9.0
-    [error] = session.socket_closed("stt", 1011, "NET-0001", 6.0)
+    [error] = session.receive_io(SocketClosed(channel="stt", code=1011, reason="NET-0001"), 6.0)
     assert isinstance(error, ProviderError) and error.fatal
     session = opened(make())
     session.close(1.0)
@@ -329,7 +364,7 @@ def test_keepalive_closestream_and_unexpected_close() -> None:
         SendMessage(channel="stt", data='{"type":"CloseStream"}'),
         CloseSocket(channel="stt"),
     ]
-    assert session.socket_closed("stt", 1000, "", 1.1) == []
+    assert session.receive_io(SocketClosed(channel="stt", code=1000, reason=""), 1.1) == []
 
 
 def test_early_audio_is_sent_when_the_socket_opens() -> None:
@@ -337,7 +372,7 @@ def test_early_audio_is_sent_when_the_socket_opens() -> None:
     session.start(0.0)
     session.io_to_send()
     session.send(SendAudio(audio=b"\1\0" * 10), 0.01)
-    session.socket_opened("stt", 0.2)
+    session.receive_io(SocketOpened(channel="stt"), 0.2)
     assert session.io_to_send() == [SendMessage(channel="stt", data=b"\1\0" * 10)]
 
 
@@ -349,17 +384,16 @@ def test_http_failures_become_provider_errors() -> None:
     assert isinstance(events[0], ProviderError) and "boom" in events[0].message
     assert isinstance(events[-1], ResponseDone) and events[-1].status == "failed"
 
-    session.send(Say(text="Hello."), 2.0)
+    assert session.send(Say(text="Hello."), 2.0) == [AnswerStage(stage="tts_request")]
     [tts] = https(session.io_to_send(), "tts")
     bad = FakeElevenLabsTts(api_key="other")
     events = respond(session, tts, *bad.respond(tts.request))
-    assert events[0] == AnswerStage(stage="tts_request")
-    assert isinstance(events[1], ProviderError) and "invalid_api_key" in events[1].message
+    assert isinstance(events[0], ProviderError) and "invalid_api_key" in events[0].message
     assert isinstance(events[-1], ResponseDone)
-    session.send(Say(text="Again."), 3.0)
+    assert session.send(Say(text="Again."), 3.0) == [AnswerStage(stage="tts_request")]
     [tts] = https(session.io_to_send(), "tts")
-    [stage, error, done] = session.http_failed(tts.channel, "connection reset", 3.1)
-    assert stage == AnswerStage(stage="tts_request")
+    failed = HttpFailed(channel=tts.channel, message="connection reset")
+    [error, done] = session.receive_io(failed, 3.1)
     assert isinstance(error, ProviderError) and isinstance(done, ResponseDone)
 
 
@@ -386,15 +420,13 @@ def test_says_queue_behind_the_answer_in_progress() -> None:
 
 def test_openai_stt_with_vad() -> None:
     session = make(stt="openai")
-    session.start(0.0)
+    assert session.start(0.0) == [SessionReady()]  # nothing to connect first
     assert session.io_to_send() == []
-    assert session.next_deadline() == 0.0
-    assert session.handle_timer(0.0) == [SessionReady()]
+    assert session.next_deadline() is None
     silence = np.zeros(16000, dtype="<i2").tobytes()
     events: list[ProviderEvent] = []
     for n, chunk in enumerate([silence, tone(600, 16000), silence]):
-        session.send(SendAudio(audio=chunk), float(n))
-        events += session.handle_timer(float(n))
+        events += session.send(SendAudio(audio=chunk), float(n))
     assert events == [UserSpeechStarted(), UserSpeechStopped()]
     [stt] = https(session.io_to_send(), "stt")
     fake = FakeOpenAI()
@@ -467,27 +499,27 @@ def test_session_never_raises_on_arbitrary_provider_input(
 ) -> None:
     session = make(handler=handler, stt=stt)
     session.start(0.0)
-    session.socket_opened("stt", 0.0)
+    session.receive_io(SocketOpened(channel="stt"), 0.0)
     now = 0.0
     for op in ops:
         now += 0.1
         kind = op[0]
         if kind == "msg" or kind == "dg":
-            session.socket_message("stt", op[1], now)
+            session.receive_io(SocketMessage(channel="stt", data=op[1]), now)
         elif kind == "start":
-            session.http_response_start(op[1], op[2], (), now)
+            session.receive_io(HttpStarted(channel=op[1], status=op[2], headers=()), now)
         elif kind in ("data", "sse"):
-            session.http_data(op[1], op[2], now)
+            session.receive_io(HttpData(channel=op[1], data=op[2]), now)
         elif kind == "done":
-            session.http_done(op[1], now)
+            session.receive_io(HttpDone(channel=op[1]), now)
         elif kind == "failed":
-            session.http_failed(op[1], "boom", now)
+            session.receive_io(HttpFailed(channel=op[1], message="boom"), now)
         elif kind == "closed":
-            session.socket_closed(op[1], 1006, "", now)
+            session.receive_io(SocketClosed(channel=op[1], code=1006, reason=""), now)
         elif kind == "cmd":
             session.send(op[1], now)
         elif kind == "handler":
-            session.handler_result(op[1], op[2], now)
+            session.receive_io(HandlerReplied(request_id=op[1], text=op[2]), now)
         else:
             session.handle_timer(now)
         session.io_to_send()

@@ -18,6 +18,10 @@ from patter_core.providers import (
     CallHandler,
     Cancel,
     CloseSocket,
+    HandlerReplied,
+    HttpData,
+    HttpDone,
+    HttpStarted,
     OpenSocket,
     ProviderError,
     ProviderEvent,
@@ -25,6 +29,9 @@ from patter_core.providers import (
     SendMessage,
     SendText,
     SessionReady,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
     StartHttp,
     Transcript,
     Truncate,
@@ -174,7 +181,7 @@ def make(*, handler: bool = False, **tts: Any) -> PipelineSession:
     session.start(0.0)
     [stt] = session.io_to_send()
     assert isinstance(stt, OpenSocket) and stt.channel == "stt"
-    assert session.socket_opened("stt", 0.1) == [SessionReady()]
+    assert session.receive_io(SocketOpened(channel="stt"), 0.1) == [SessionReady()]
     return session
 
 
@@ -200,11 +207,13 @@ class Peer:
                     fake = self.sockets[channel] = FakeElevenLabsTtsSocket()
                     assert fake.accept(action.url, action.headers)
                     if connect:
-                        events += self.session.socket_opened(channel, now)
+                        events += self.session.receive_io(SocketOpened(channel=channel), now)
                 elif isinstance(action, SendMessage):
                     assert channel not in self.closed
                     for reply in self.sockets[channel].receive(action.data):
-                        events += self.session.socket_message(channel, reply, now)
+                        events += self.session.receive_io(
+                            SocketMessage(channel=channel, data=reply), now
+                        )
                 elif isinstance(action, CloseSocket):
                     self.closed.append(channel)
         return events + self.session.handle_timer(now)
@@ -222,8 +231,11 @@ def speech(text: str) -> bytes:
 
 
 def user_says(session: PipelineSession, text: str, now: float = 1.0) -> list[ProviderEvent]:
-    return session.socket_message(
-        "stt", fake_deepgram.results(text, is_final=True, speech_final=True), now
+    return session.receive_io(
+        SocketMessage(
+            channel="stt", data=fake_deepgram.results(text, is_final=True, speech_final=True)
+        ),
+        now,
     )
 
 
@@ -244,8 +256,8 @@ def test_scripted_turn_sentences_stream_as_they_complete() -> None:
 
     stream = sse(content_chunks(["Sure", ". It is", " sunny", " in Paris."]))
     cut = stream.rindex(b"data:", 0, stream.index(b"sunny"))
-    session.http_response_start(llm.channel, 200, (), 1.0)
-    events = session.http_data(llm.channel, stream[:cut], 1.0)
+    session.receive_io(HttpStarted(channel=llm.channel, status=200, headers=()), 1.0)
+    events = session.receive_io(HttpData(channel=llm.channel, data=stream[:cut]), 1.0)
     events += peer.run()
     # the first sentence went out and its audio came back: the LLM is still writing
     assert peer.sent_texts(channel) == [" ", "Sure. "]
@@ -257,8 +269,8 @@ def test_scripted_turn_sentences_stream_as_they_complete() -> None:
     stages = [e.stage for e in events if isinstance(e, AnswerStage)]
     assert stages == ["llm_first_token", "tts_request"]
 
-    session.http_data(llm.channel, stream[cut:], 1.2)
-    session.http_done(llm.channel, 1.2)
+    session.receive_io(HttpData(channel=llm.channel, data=stream[cut:]), 1.2)
+    session.receive_io(HttpDone(channel=llm.channel), 1.2)
     events = peer.run(1.2)
     assert peer.sockets[channel].received[1:] == [
         {"text": "Sure. ", "flush": True},
@@ -273,7 +285,7 @@ def test_scripted_turn_sentences_stream_as_they_complete() -> None:
     assert peer.closed == [channel]  # closed by us after isFinal
     assert session.history[-1] == {"role": "assistant", "content": "Sure. It is sunny in Paris."}
     # a late close of that socket means nothing
-    assert session.socket_closed(channel, 1000, "", 1.3) == []
+    assert session.receive_io(SocketClosed(channel=channel, code=1000, reason=""), 1.3) == []
 
 
 def test_response_done_waits_for_is_final() -> None:
@@ -281,10 +293,10 @@ def test_response_done_waits_for_is_final() -> None:
     session.send(SendText(text="hi"), 0.5)
     [call] = session.io_to_send()
     assert isinstance(call, CallHandler)
-    session.handler_result(call.request_id, "One. Two.", 1.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="One. Two."), 1.0)
     [opener] = session.io_to_send()
     assert isinstance(opener, OpenSocket)
-    session.socket_opened(opener.channel, 1.0)
+    session.receive_io(SocketOpened(channel=opener.channel), 1.0)
     sent = [a.data for a in session.io_to_send() if isinstance(a, SendMessage)]
     assert sent == [
         '{"text":" "}',
@@ -293,11 +305,17 @@ def test_response_done_waits_for_is_final() -> None:
         '{"text":""}',
     ]
     one, two = speech("One."), speech("Two.")
-    events = session.socket_message(opener.channel, audio_message(one, "One."), 1.1)
-    events += session.socket_message(opener.channel, audio_message(two, "Two."), 1.1)
+    events = session.receive_io(
+        SocketMessage(channel=opener.channel, data=audio_message(one, "One.")), 1.1
+    )
+    events += session.receive_io(
+        SocketMessage(channel=opener.channel, data=audio_message(two, "Two.")), 1.1
+    )
     assert audio_of(events) == one + two
     assert not any(isinstance(e, ResponseDone) for e in events)
-    events = session.socket_message(opener.channel, '{"isFinal": true}', 1.2)
+    events = session.receive_io(
+        SocketMessage(channel=opener.channel, data='{"isFinal": true}'), 1.2
+    )
     assert [type(e) for e in events] == [Transcript, ResponseDone]
     assert session.io_to_send() == [CloseSocket(channel=opener.channel)]
 
@@ -308,7 +326,7 @@ def test_try_trigger_mode_and_voice_settings() -> None:
     session.send(SendText(text="hi"), 0.5)
     peer.run()
     [call] = [a for a in peer.held if isinstance(a, CallHandler)]
-    session.handler_result(call.request_id, "Hello.", 1.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="Hello."), 1.0)
     events = peer.run()
     [channel] = peer.sockets
     assert peer.sockets[channel].received == [
@@ -325,34 +343,39 @@ def test_barge_in_drops_late_audio_and_truncates_history() -> None:
     user_says(session, "Tell me.")
     peer.run()
     [call] = [a for a in peer.held if isinstance(a, CallHandler)]
-    session.handler_result(call.request_id, "Sure. It is sunny in Paris today.", 1.0)
+    session.receive_io(
+        HandlerReplied(request_id=call.request_id, text="Sure. It is sunny in Paris today."), 1.0
+    )
     [opener] = session.io_to_send()
     assert isinstance(opener, OpenSocket)
-    session.socket_opened(opener.channel, 1.0)
+    session.receive_io(SocketOpened(channel=opener.channel), 1.0)
     session.io_to_send()
     channel = opener.channel
     second = "It is sunny in Paris today."
-    events = session.socket_message(channel, audio_message(speech("Sure."), "Sure."), 1.1)
+    events = session.receive_io(
+        SocketMessage(channel=channel, data=audio_message(speech("Sure."), "Sure.")), 1.1
+    )
     # the second sentence's audio comes in two chunks; only the first arrives
     half = speech(second)[: len(speech(second)) // 2]
-    events += session.socket_message(channel, audio_message(half, second[:13]), 1.1)
+    events += session.receive_io(
+        SocketMessage(channel=channel, data=audio_message(half, second[:13])), 1.1
+    )
     item = next(e.item_id for e in events if isinstance(e, AudioOut))
     assert item is not None
 
-    session.socket_message("stt", fake_deepgram.speech_started(), 2.0)
-    session.send(Cancel(), 2.0)
-    assert session.io_to_send() == [CloseSocket(channel=channel)]
-    assert session.handle_timer(2.0) == [
+    session.receive_io(SocketMessage(channel="stt", data=fake_deepgram.speech_started()), 2.0)
+    assert session.send(Cancel(), 2.0) == [
         Transcript(role="assistant", text="Sure. " + second, item_id=item),
         ResponseDone(
             item_id=item, status="cancelled", usage=(("tts_characters", len("Sure." + second)),)
         ),
     ]
+    assert session.io_to_send() == [CloseSocket(channel=channel)]
     # late audio and the close of the abandoned socket are dropped
     late = audio_message(speech(second), second)
-    assert session.socket_message(channel, late, 2.1) == []
-    assert session.socket_message(channel, '{"isFinal": true}', 2.1) == []
-    assert session.socket_closed(channel, 1000, "", 2.1) == []
+    assert session.receive_io(SocketMessage(channel=channel, data=late), 2.1) == []
+    assert session.receive_io(SocketMessage(channel=channel, data='{"isFinal": true}'), 2.1) == []
+    assert session.receive_io(SocketClosed(channel=channel, code=1000, reason=""), 2.1) == []
     assert session.io_to_send() == []
     # heard: all of "Sure." (250 ms) and 400 of the 675 ms that came of the second
     session.send(Truncate(item_id=item, played_ms=250 + 400), 2.2)
@@ -364,7 +387,7 @@ def test_barge_in_drops_late_audio_and_truncates_history() -> None:
     user_says(session, "And tomorrow?", 3.0)
     peer.run(3.0)
     [call] = [a for a in peer.held if isinstance(a, CallHandler) and a.text == "And tomorrow?"]
-    session.handler_result(call.request_id, "Rain.", 3.1)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="Rain."), 3.1)
     events = peer.run(3.1)
     assert [c for c in peer.sockets if c != channel] and audio_of(events) == speech("Rain.")
     assert isinstance(events[-1], ResponseDone) and events[-1].item_id != item
@@ -375,41 +398,54 @@ def test_unexpected_close_reopens_once_and_resends_unvoiced_text() -> None:
     session.send(SendText(text="hi"), 0.5)
     [call] = session.io_to_send()
     assert isinstance(call, CallHandler)
-    session.handler_result(call.request_id, "One. Two. Three.", 1.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="One. Two. Three."), 1.0)
     [first] = session.io_to_send()
     assert isinstance(first, OpenSocket)
-    session.socket_opened(first.channel, 1.0)
+    session.receive_io(SocketOpened(channel=first.channel), 1.0)
     session.io_to_send()
-    events = session.socket_message(first.channel, audio_message(speech("One."), "One."), 1.1)
-    events += session.socket_message(
-        first.channel,
-        '{"message": "boom", "error": "internal_error", "code": 1011}',
+    events = session.receive_io(
+        SocketMessage(channel=first.channel, data=audio_message(speech("One."), "One.")), 1.1
+    )
+    events += session.receive_io(
+        SocketMessage(
+            channel=first.channel,
+            data='{"message": "boom", "error": "internal_error", "code": 1011}',
+        ),
         1.1,
     )
     assert events[-1] == ProviderError(message="TTS: boom", code="internal_error")
-    assert session.socket_closed(first.channel, 1011, "", 1.2) == []
+    assert session.receive_io(SocketClosed(channel=first.channel, code=1011, reason=""), 1.2) == []
     [second] = session.io_to_send()
     assert isinstance(second, OpenSocket) and second.channel != first.channel
     assert second.url == first.url and second.headers == first.headers
-    session.socket_opened(second.channel, 1.3)
+    session.receive_io(SocketOpened(channel=second.channel), 1.3)
     assert [a.data for a in session.io_to_send() if isinstance(a, SendMessage)] == [
         '{"text":" "}',
         '{"text":"Two. ","flush":true}',
         '{"text":"Three. ","flush":true}',
         '{"text":""}',
     ]
-    events = session.socket_message(second.channel, audio_message(speech("Two."), "Two."), 1.4)
+    events = session.receive_io(
+        SocketMessage(channel=second.channel, data=audio_message(speech("Two."), "Two.")), 1.4
+    )
     # audio resets the count: one more close may be survived
-    assert session.socket_closed(second.channel, 1006, "reset", 1.5) == []
+    assert (
+        session.receive_io(SocketClosed(channel=second.channel, code=1006, reason="reset"), 1.5)
+        == []
+    )
     [third] = session.io_to_send()
     assert isinstance(third, OpenSocket)
-    session.socket_opened(third.channel, 1.6)
+    session.receive_io(SocketOpened(channel=third.channel), 1.6)
     assert [a.data for a in session.io_to_send() if isinstance(a, SendMessage)][1:] == [
         '{"text":"Three. ","flush":true}',
         '{"text":""}',
     ]
-    events += session.socket_message(third.channel, audio_message(speech("Three."), "Three."), 1.7)
-    events += session.socket_message(third.channel, '{"isFinal": true}', 1.7)
+    events += session.receive_io(
+        SocketMessage(channel=third.channel, data=audio_message(speech("Three."), "Three.")), 1.7
+    )
+    events += session.receive_io(
+        SocketMessage(channel=third.channel, data='{"isFinal": true}'), 1.7
+    )
     assert audio_of(events) == speech("Two.") + speech("Three.")
     done = events[-1]
     assert isinstance(done, ResponseDone) and done.status == "completed"
@@ -422,12 +458,21 @@ def test_second_close_in_a_row_fails_the_answer() -> None:
     [first] = [a for a in io if isinstance(a, OpenSocket)]
     [llm] = [a for a in io if isinstance(a, StartHttp)]
     # the handshake fails (bad key, network): closed without ever opening
-    assert session.socket_closed(first.channel, 1006, "connect failed", 1.0) == []
+    assert (
+        session.receive_io(
+            SocketClosed(channel=first.channel, code=1006, reason="connect failed"), 1.0
+        )
+        == []
+    )
     assert session.io_to_send() == []  # no text yet: reopen when some comes
-    session.http_response_start(llm.channel, 200, (), 1.1)
-    session.http_data(llm.channel, sse(content_chunks(["Hi there. How"]), done=False), 1.1)
+    session.receive_io(HttpStarted(channel=llm.channel, status=200, headers=()), 1.1)
+    session.receive_io(
+        HttpData(channel=llm.channel, data=sse(content_chunks(["Hi there. How"]), done=False)), 1.1
+    )
     [second] = [a for a in session.io_to_send() if isinstance(a, OpenSocket)]
-    events = session.socket_closed(second.channel, 1008, "invalid key", 1.2)
+    events = session.receive_io(
+        SocketClosed(channel=second.channel, code=1008, reason="invalid key"), 1.2
+    )
     assert events[0] == ProviderError(message="TTS: stream closed (1008: invalid key)", code="tts")
     assert isinstance(events[-1], ResponseDone) and events[-1].status == "failed"
     assert CloseSocket(channel=llm.channel) in session.io_to_send()  # the LLM is stopped too
@@ -440,16 +485,16 @@ def test_llm_without_text_finishes_without_speech() -> None:
     user_says(session, "Hello?")
     peer.run(connect=False)  # the socket is still connecting
     llm = take_llm(peer)
-    session.http_response_start(llm.channel, 200, (), 1.0)
-    events = session.http_data(llm.channel, sse(content_chunks([])), 1.0)
-    events += session.http_done(llm.channel, 1.0)
+    session.receive_io(HttpStarted(channel=llm.channel, status=200, headers=()), 1.0)
+    events = session.receive_io(HttpData(channel=llm.channel, data=sse(content_chunks([]))), 1.0)
+    events += session.receive_io(HttpDone(channel=llm.channel), 1.0)
     assert [type(e) for e in events] == [ResponseDone]
     [channel] = peer.sockets
     assert session.io_to_send() == [
         CloseSocket(channel=llm.channel),  # read to its end
         CloseSocket(channel=channel),  # nothing to say: the socket is not needed
     ]
-    assert session.socket_opened(channel, 1.1) == []
+    assert session.receive_io(SocketOpened(channel=channel), 1.1) == []
     assert session.io_to_send() == []
 
 
@@ -458,15 +503,17 @@ def test_audio_without_alignment_is_counted_by_duration() -> None:
     session.send(SendText(text="hi"), 0.5)
     [call] = session.io_to_send()
     assert isinstance(call, CallHandler)
-    session.handler_result(call.request_id, "Hello. Bye.", 1.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="Hello. Bye."), 1.0)
     [opener] = session.io_to_send()
     assert isinstance(opener, OpenSocket)
-    session.socket_opened(opener.channel, 1.0)
+    session.receive_io(SocketOpened(channel=opener.channel), 1.0)
     session.io_to_send()
     pcm = tone(1000, 16000)  # 1 s is about 15 characters: more than both sentences
     message = json.dumps({"audio": base64.b64encode(pcm).decode(), "isFinal": False})
-    events = session.socket_message(opener.channel, message, 1.1)
-    events += session.socket_message(opener.channel, '{"isFinal": true}', 1.1)
+    events = session.receive_io(SocketMessage(channel=opener.channel, data=message), 1.1)
+    events += session.receive_io(
+        SocketMessage(channel=opener.channel, data='{"isFinal": true}'), 1.1
+    )
     assert audio_of(events) == pcm
     done = events[-1]
     assert isinstance(done, ResponseDone)
@@ -478,17 +525,21 @@ def test_odd_audio_bytes_are_carried_and_garbage_is_reported() -> None:
     session.send(SendText(text="hi"), 0.5)
     [call] = session.io_to_send()
     assert isinstance(call, CallHandler)
-    session.handler_result(call.request_id, "Hello.", 1.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="Hello."), 1.0)
     [opener] = session.io_to_send()
     assert isinstance(opener, OpenSocket)
-    session.socket_opened(opener.channel, 1.0)
+    session.receive_io(SocketOpened(channel=opener.channel), 1.0)
     session.io_to_send()
     pcm = speech("Hello.")
-    events = session.socket_message(opener.channel, audio_message(pcm[:101], "Hel"), 1.1)
-    events += session.socket_message(opener.channel, audio_message(pcm[101:], "lo."), 1.1)
+    events = session.receive_io(
+        SocketMessage(channel=opener.channel, data=audio_message(pcm[:101], "Hel")), 1.1
+    )
+    events += session.receive_io(
+        SocketMessage(channel=opener.channel, data=audio_message(pcm[101:], "lo.")), 1.1
+    )
     assert all(len(e.audio) % 2 == 0 for e in events if isinstance(e, AudioOut))
     assert audio_of(events) == pcm
-    [error] = session.socket_message(opener.channel, "not json", 1.2)
+    [error] = session.receive_io(SocketMessage(channel=opener.channel, data="not json"), 1.2)
     assert isinstance(error, ProviderError) and error.code == "tts_protocol"
 
 
@@ -498,8 +549,8 @@ def test_close_closes_the_speech_socket() -> None:
     [opener] = [a for a in session.io_to_send() if isinstance(a, OpenSocket)]
     session.close(2.0)
     assert CloseSocket(channel=opener.channel) in session.io_to_send()
-    assert session.socket_opened(opener.channel, 2.1) == []
-    assert session.socket_closed(opener.channel, 1000, "", 2.1) == []
+    assert session.receive_io(SocketOpened(channel=opener.channel), 2.1) == []
+    assert session.receive_io(SocketClosed(channel=opener.channel, code=1000, reason=""), 2.1) == []
 
 
 @settings(
@@ -518,22 +569,22 @@ def test_session_survives_any_server_messages(
     session.send(SendText(text="hi"), 0.5)
     [call] = session.io_to_send()
     assert isinstance(call, CallHandler)
-    session.handler_result(call.request_id, "One. Two.", 1.0)
+    session.receive_io(HandlerReplied(request_id=call.request_id, text="One. Two."), 1.0)
     channels = [a.channel for a in session.io_to_send() if isinstance(a, OpenSocket)]
     now = 1.0
     for step in script:
         now += 0.1
         channel = channels[-1]
         if step == "message" and messages:
-            session.socket_message(channel, messages.pop(0), now)
+            session.receive_io(SocketMessage(channel=channel, data=messages.pop(0)), now)
         elif step == "close":
-            session.socket_closed(channel, 1006, "", now)
+            session.receive_io(SocketClosed(channel=channel, code=1006, reason=""), now)
         elif step == "cancel":
             session.send(Cancel(), now)
         else:
-            session.socket_opened(channel, now)
+            session.receive_io(SocketOpened(channel=channel), now)
         channels += [a.channel for a in session.io_to_send() if isinstance(a, OpenSocket)]
         session.handle_timer(now)
     for message in messages:
-        session.socket_message(channels[-1], message, now)
+        session.receive_io(SocketMessage(channel=channels[-1], data=message), now)
     session.close(now)

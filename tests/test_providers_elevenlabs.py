@@ -17,6 +17,10 @@ from patter_core.providers import (
     AudioOut,
     Cancel,
     CloseSocket,
+    HttpData,
+    HttpDone,
+    HttpFailed,
+    HttpStarted,
     OpenSocket,
     ProviderError,
     ResponseDone,
@@ -25,6 +29,9 @@ from patter_core.providers import (
     SendMessage,
     SendText,
     SessionReady,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
     StartHttp,
     ToolCall,
     ToolResult,
@@ -103,7 +110,7 @@ def test_initiation_message_carries_only_the_overrides_given() -> None:
     )
     session.start(0.0)
     session.io_to_send()
-    assert session.socket_opened("main", 0.1) == []
+    assert session.receive_io(SocketOpened(channel="main"), 0.1) == []
     assert sent_json(session) == [
         {
             "type": "conversation_initiation_client_data",
@@ -121,7 +128,7 @@ def test_initiation_message_carries_only_the_overrides_given() -> None:
     bare = make()
     bare.start(0.0)
     bare.io_to_send()
-    bare.socket_opened("main", 0.1)
+    bare.receive_io(SocketOpened(channel="main"), 0.1)
     assert sent_json(bare) == [
         {
             "type": "conversation_initiation_client_data",
@@ -214,9 +221,11 @@ def test_signed_url_garbage_is_fatal(status: int, body: bytes) -> None:
     session.start(0.0)
     [action] = session.io_to_send()
     assert isinstance(action, StartHttp) and action.channel == "signed_url"
-    assert session.http_response_start("signed_url", status, (), 0.1) == []
-    assert session.http_data("signed_url", body, 0.1) == []
-    [error] = session.http_done("signed_url", 0.2)
+    assert (
+        session.receive_io(HttpStarted(channel="signed_url", status=status, headers=()), 0.1) == []
+    )
+    assert session.receive_io(HttpData(channel="signed_url", data=body), 0.1) == []
+    [error] = session.receive_io(HttpDone(channel="signed_url"), 0.2)
     assert isinstance(error, ProviderError) and error.fatal
     assert session.io_to_send() == []  # no socket was ever asked for
 
@@ -225,21 +234,23 @@ def test_signed_url_size_limit_and_transport_failure() -> None:
     session = make(api_key="k", max_signed_url_response_bytes=10)
     session.start(0.0)
     session.io_to_send()
-    session.http_response_start("signed_url", 200, (), 0.1)
-    [error] = session.http_data("signed_url", b"x" * 11, 0.1)
+    session.receive_io(HttpStarted(channel="signed_url", status=200, headers=()), 0.1)
+    [error] = session.receive_io(HttpData(channel="signed_url", data=b"x" * 11), 0.1)
     assert isinstance(error, ProviderError) and error.fatal
-    assert session.http_done("signed_url", 0.2) == []  # after the failure: ignored
+    assert (
+        session.receive_io(HttpDone(channel="signed_url"), 0.2) == []
+    )  # after the failure: ignored
     other = make(api_key="k")
     other.start(0.0)
     other.io_to_send()
-    [error] = other.http_failed("signed_url", "connection refused", 0.1)
+    [error] = other.receive_io(HttpFailed(channel="signed_url", message="connection refused"), 0.1)
     assert error == ProviderError(
         message="signed URL request failed: connection refused",
         fatal=True,
         code="signed_url_failed",
     )
     with pytest.raises(LocalProtocolError):
-        other.http_done("llm", 0.2)
+        other.receive_io(HttpDone(channel="llm"), 0.2)
 
 
 # -- commands ---------------------------------------------------------------------
@@ -403,7 +414,7 @@ def test_scripted_call_through_the_fake() -> None:
     assert loop.deliver(fake.error("invalid_message", "bad chunk")) == [
         ProviderError(message="bad chunk", code="invalid_message")
     ]
-    [closed] = session.socket_closed("main", 1000, "", 9.0)
+    [closed] = session.receive_io(SocketClosed(channel="main", code=1000, reason=""), 9.0)
     assert isinstance(closed, ProviderError) and closed.fatal and closed.code == "1000"
     session.close(9.1)
     assert session.io_to_send() == []  # already closed by the peer
@@ -427,7 +438,7 @@ def test_scripted_call_through_the_fake() -> None:
 )
 def test_malformed_messages_become_non_fatal_errors(message: str) -> None:
     session, _, _ = ready()
-    [error] = session.socket_message("main", message, 1.0)
+    [error] = session.receive_io(SocketMessage(channel="main", data=message), 1.0)
     assert isinstance(error, ProviderError) and not error.fatal
     assert error.code == "malformed_message" and session.malformed_messages == 1
     assert session.io_to_send() == []
@@ -436,15 +447,17 @@ def test_malformed_messages_become_non_fatal_errors(message: str) -> None:
 def test_malformed_metadata_is_reported_and_a_good_one_still_counts() -> None:
     session = make()
     session.start(0.0)
-    session.socket_opened("main", 0.1)
+    session.receive_io(SocketOpened(channel="main"), 0.1)
     session.io_to_send()
     bad = {
         "type": "conversation_initiation_metadata",
         "conversation_initiation_metadata_event": {"user_input_audio_format": 3},
     }
-    [error] = session.socket_message("main", json.dumps(bad), 0.2)
+    [error] = session.receive_io(SocketMessage(channel="main", data=json.dumps(bad)), 0.2)
     assert isinstance(error, ProviderError) and error.code == "malformed_message"
-    assert session.socket_message("main", FakeElevenLabs().metadata(), 0.3) == [SessionReady()]
+    assert session.receive_io(
+        SocketMessage(channel="main", data=FakeElevenLabs().metadata()), 0.3
+    ) == [SessionReady()]
 
 
 def test_odd_pcm_audio_is_malformed_and_tool_call_without_parameters() -> None:
@@ -452,15 +465,15 @@ def test_odd_pcm_audio_is_malformed_and_tool_call_without_parameters() -> None:
     other = make(expected_output_format="pcm_16000")
     Loopback(other, FakeElevenLabs(output_format="pcm_16000")).start()
     message = json.dumps({"type": "audio", "audio_event": {"audio_base_64": "AAAA", "event_id": 9}})
-    [error] = other.socket_message("main", message, 1.0)
+    [error] = other.receive_io(SocketMessage(channel="main", data=message), 1.0)
     assert isinstance(error, ProviderError) and error.code == "malformed_message"
     bare = '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"c"}}'
-    assert session.socket_message("main", bare, 1.0) == [
+    assert session.receive_io(SocketMessage(channel="main", data=bare), 1.0) == [
         ToolCall(call_id="c", name="t", arguments="{}")
     ]
     # Not an object: still a tool call, which the bridge answers with an error.
     listed = '{"type":"client_tool_call","client_tool_call":{"tool_name":"t","tool_call_id":"d","parameters":[1]}}'
-    assert session.socket_message("main", listed, 1.0) == [
+    assert session.receive_io(SocketMessage(channel="main", data=listed), 1.0) == [
         ToolCall(call_id="d", name="t", arguments="[1]")
     ]
 
@@ -477,7 +490,9 @@ def test_misuse_is_local_error() -> None:
     session = make()
     session.start(0.0)
     with pytest.raises(LocalProtocolError):
-        session.http_done("signed_url", 0.1)  # public agent: no request in flight
+        session.receive_io(
+            HttpDone(channel="signed_url"), 0.1
+        )  # public agent: no request in flight
 
 
 def test_setup_timeout_while_fetching_the_signed_url() -> None:
@@ -488,7 +503,9 @@ def test_setup_timeout_while_fetching_the_signed_url() -> None:
     [error] = session.handle_timer(15.0)
     assert isinstance(error, ProviderError) and error.fatal and error.code == "setup_timeout"
     assert session.io_to_send() == []  # no socket to close yet
-    assert session.http_done("signed_url", 16.0) == []  # a late answer is ignored
+    assert (
+        session.receive_io(HttpDone(channel="signed_url"), 16.0) == []
+    )  # a late answer is ignored
 
 
 def test_close_before_open_and_late_open() -> None:
@@ -497,7 +514,7 @@ def test_close_before_open_and_late_open() -> None:
     session.io_to_send()
     session.close(0.5)
     assert session.io_to_send() == [CloseSocket(channel="main", code=1000)]
-    assert session.socket_opened("main", 0.6) == []
+    assert session.receive_io(SocketOpened(channel="main"), 0.6) == []
     assert session.io_to_send() == []
 
 

@@ -25,6 +25,9 @@ from patter_core.providers import (
     SendMessage,
     SendText,
     SessionReady,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
     ToolCall,
     ToolResult,
     Transcript,
@@ -61,7 +64,7 @@ def make(**kwargs: object) -> OpenAIRealtimeSession:
 def opened(**kwargs: object) -> OpenAIRealtimeSession:
     session = make(**kwargs)
     session.start(0.0)
-    session.socket_opened("main", 0.1)
+    session.receive_io(SocketOpened(channel="main"), 0.1)
     session.io_to_send()
     return session
 
@@ -124,7 +127,7 @@ def test_session_update_is_the_ga_shape_of_protocols_5_2() -> None:
     )
     session.start(0.0)
     session.io_to_send()
-    assert session.socket_opened("main", 0.1) == []
+    assert session.receive_io(SocketOpened(channel="main"), 0.1) == []
     assert sent_json(session) == [
         {
             "type": "session.update",
@@ -169,7 +172,7 @@ def test_audio_format_choice(name: str, wire: dict[str, object], fmt: object) ->
     assert session.input_format == fmt and session.output_format == fmt
     session.start(0.0)
     session.io_to_send()
-    session.socket_opened("main", 0.1)
+    session.receive_io(SocketOpened(channel="main"), 0.1)
     [update] = sent_json(session)
     audio = update["session"]["audio"]  # type: ignore[index]
     assert audio["input"]["format"] == wire and audio["output"]["format"] == wire
@@ -180,7 +183,7 @@ def test_manual_turns_semantic_vad_and_no_transcription() -> None:
     manual = make(turn_detection=None, input_transcription_model=None, noise_reduction="near_field")
     manual.start(0.0)
     manual.io_to_send()
-    manual.socket_opened("main", 0.1)
+    manual.receive_io(SocketOpened(channel="main"), 0.1)
     [update] = sent_json(manual)
     audio_in = update["session"]["audio"]["input"]  # type: ignore[index]
     assert audio_in == {
@@ -260,16 +263,16 @@ def test_commands_golden_json() -> None:
         {"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}},
     ]
     done = json.dumps({"type": "response.done", "response": {"status": "completed", "output": []}})
-    session.socket_message("main", done, 2.0)
+    session.receive_io(SocketMessage(channel="main", data=done), 2.0)
     assert sent_json(session) == [
         {
             "type": "response.create",
             "response": {"instructions": SAY_EXACTLY_PREFIX + "Hello there."},
         }
     ]
-    session.socket_message("main", done, 3.0)
+    session.receive_io(SocketMessage(channel="main", data=done), 3.0)
     assert sent_json(session) == [{"type": "response.create"}]
-    session.socket_message("main", done, 4.0)
+    session.receive_io(SocketMessage(channel="main", data=done), 4.0)
     assert sent_json(session) == []
 
 
@@ -282,7 +285,7 @@ def test_command_misuse_is_local_error() -> None:
     with pytest.raises(LocalProtocolError):
         session.send("audio", 1.0)  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError):
-        session.socket_message("stt", "{}", 1.0)
+        session.receive_io(SocketMessage(channel="stt", data="{}"), 1.0)
     with pytest.raises(LocalProtocolError):
         session.start(1.0)
     with pytest.raises(LocalProtocolError):
@@ -399,7 +402,7 @@ def test_scripted_call_through_the_fake() -> None:
     session.close(5.0)
     loop.pump()
     assert loop.closed == [1000]
-    assert session.socket_closed("main", 1000, "", 5.1) == []
+    assert session.receive_io(SocketClosed(channel="main", code=1000, reason=""), 5.1) == []
     session.send(SendAudio(audio=b"late"), 5.2)  # ignored after close
     assert session.io_to_send() == []
 
@@ -418,7 +421,11 @@ def test_pcm24_call_and_beta_event_names() -> None:
         {"type": "rate_limits.updated", "rate_limits": []},
         {"type": "brand.new.event", "x": 1},
     ]
-    events = [e for m in beta for e in session.socket_message("main", json.dumps(m), 1.0)]
+    events = [
+        e
+        for m in beta
+        for e in session.receive_io(SocketMessage(channel="main", data=json.dumps(m)), 1.0)
+    ]
     assert events == [
         SessionReady(),
         AudioOut(audio=pcm, item_id="i1"),
@@ -435,7 +442,7 @@ def test_commands_before_the_socket_opens_follow_the_session_update() -> None:
     session.send(SendAudio(audio=b"\x7f" * 160), 0.01)
     session.send(SendText(text="hi"), 0.02)
     assert session.io_to_send() == []
-    session.socket_opened("main", 0.1)
+    session.receive_io(SocketOpened(channel="main"), 0.1)
     kinds = [m["type"] for m in sent_json(session)]  # type: ignore[index]
     assert kinds == [
         "session.update",
@@ -452,7 +459,7 @@ def test_pending_queue_is_bounded() -> None:
     for _ in range(10):
         session.send(SendAudio(audio=b"\x00" * 300), 0.0)  # 446 bytes of JSON each
     assert session.dropped_messages == 8
-    session.socket_opened("main", 0.1)
+    session.receive_io(SocketOpened(channel="main"), 0.1)
     assert len(session.io_to_send()) == 3
 
 
@@ -468,13 +475,17 @@ def test_refused_handshake_is_fatal() -> None:
 
 def test_server_close_is_fatal() -> None:
     session = opened()
-    [error] = session.socket_closed("main", 4000, "beta_api_shape_disabled", 1.0)
+    [error] = session.receive_io(
+        SocketClosed(channel="main", code=4000, reason="beta_api_shape_disabled"), 1.0
+    )
     assert error == ProviderError(
         message="OpenAI Realtime closed the connection (4000 beta_api_shape_disabled)",
         fatal=True,
         code="4000",
     )
-    assert session.socket_message("main", "{}", 1.1) == []  # late frames are ignored
+    assert (
+        session.receive_io(SocketMessage(channel="main", data="{}"), 1.1) == []
+    )  # late frames are ignored
 
 
 def test_setup_timeout() -> None:
@@ -483,7 +494,7 @@ def test_setup_timeout() -> None:
     session.io_to_send()
     assert session.next_deadline() == 110.0
     assert session.handle_timer(109.9) == []
-    session.socket_opened("main", 101.0)
+    session.receive_io(SocketOpened(channel="main"), 101.0)
     session.io_to_send()
     [error] = session.handle_timer(110.0)
     assert isinstance(error, ProviderError) and error.fatal and error.code == "setup_timeout"
@@ -510,7 +521,7 @@ def test_setup_timeout() -> None:
 )
 def test_malformed_messages_become_non_fatal_errors(message: str | bytes) -> None:
     session = opened(audio_format="pcm24")  # ...but "AAA=" is 2 bytes: fine here too
-    events = session.socket_message("main", message, 1.0)
+    events = session.receive_io(SocketMessage(channel="main", data=message), 1.0)
     if message == '{"type":"response.output_audio.delta","delta":"AAA="}':
         assert events == [AudioOut(audio=b"\x00\x00")]
         return
@@ -522,16 +533,16 @@ def test_malformed_messages_become_non_fatal_errors(message: str | bytes) -> Non
 def test_odd_pcm16_delta_is_malformed() -> None:
     session = opened(audio_format="pcm24")
     message = json.dumps({"type": "response.output_audio.delta", "delta": "AAAA"})  # 3 bytes
-    [error] = session.socket_message("main", message, 1.0)
+    [error] = session.receive_io(SocketMessage(channel="main", data=message), 1.0)
     assert isinstance(error, ProviderError) and error.code == "malformed_message"
 
 
 def test_too_many_malformed_messages_close_the_session() -> None:
     session = opened(max_malformed_messages=3)
     for _ in range(3):
-        [error] = session.socket_message("main", "garbage", 1.0)
+        [error] = session.receive_io(SocketMessage(channel="main", data="garbage"), 1.0)
         assert isinstance(error, ProviderError) and not error.fatal
-    [error] = session.socket_message("main", "garbage", 1.0)
+    [error] = session.receive_io(SocketMessage(channel="main", data="garbage"), 1.0)
     assert isinstance(error, ProviderError) and error.fatal
     assert error.code == "too_many_malformed_messages"
     assert session.io_to_send() == [CloseSocket(channel="main", code=1002)]
@@ -539,7 +550,9 @@ def test_too_many_malformed_messages_close_the_session() -> None:
 
 def test_oversized_message_is_refused_before_parsing() -> None:
     session = opened(max_message_bytes=100)
-    [error] = session.socket_message("main", '{"type":"x","pad":"' + "a" * 200 + '"}', 1.0)
+    [error] = session.receive_io(
+        SocketMessage(channel="main", data='{"type":"x","pad":"' + "a" * 200 + '"}'), 1.0
+    )
     assert isinstance(error, ProviderError) and error.code == "malformed_message"
 
 

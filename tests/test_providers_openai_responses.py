@@ -19,6 +19,7 @@ from patter_core.providers import (
     SendMessage,
     SendText,
     SessionLimit,
+    SocketClosed,
     ToolCall,
     ToolResult,
     UpdateInstructions,
@@ -195,8 +196,10 @@ def test_session_is_renewed_before_it_expires_and_the_conversation_carried_over(
     (append,) = session.io_to_send()
     assert isinstance(append, SendMessage) and append.channel == "main.2"
     # The old socket's close is ours, not the provider hanging up.
-    assert session.socket_closed("main", 1000, "", 901.0) == []
-    assert session.socket_closed("main.2", 1001, "expired", 902.0)[0].fatal  # type: ignore[union-attr]
+    assert session.receive_io(SocketClosed(channel="main", code=1000, reason=""), 901.0) == []
+    assert session.receive_io(SocketClosed(channel="main.2", code=1001, reason="expired"), 902.0)[
+        0
+    ].fatal  # type: ignore[union-attr]
 
 
 def test_a_replacement_that_cannot_be_had_reports_the_cap() -> None:

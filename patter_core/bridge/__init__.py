@@ -6,7 +6,7 @@ Theory of operation
 A :class:`CallBridge` (:mod:`._bridge`) owns the carrier's media stream object (Twilio or
 Telnyx, given at construction) and, once the stream has started and its
 token checked, the provider session (made by the injected factory). Every
-input -- a carrier message, a provider socket event, a tool's result, a
+input -- a carrier message, a provider I/O result, a tool's result, a
 timer -- returns a list of :mod:`actions <patter_core.bridge._actions>` for
 the runtime to execute in order. The bridge never blocks and never reads a
 clock: ``now`` is an argument.

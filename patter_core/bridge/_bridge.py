@@ -8,7 +8,7 @@ watchdogs, silence, barge-in, voicemail, the provider's cap, tools, transcript).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from .._deadlines import earliest
 from .._errors import RemoteProtocolError
@@ -35,6 +35,7 @@ from ..providers._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ..providers._io import MAIN_CHANNEL, ChannelId, IoResult, SocketClosed, SocketOpened
 from ..providers._session import CloseSocket, ProviderSession
 from ..recording._stereo import StereoRecorder
 from ..webhooks._twilio_flow import AmdAction, amd_action
@@ -70,7 +71,6 @@ from ._metrics import CallMetricsRecorder
 from ._outbound import AgentAudio
 from ._overrides import per_call
 from ._problems import ProblemLog
-from ._provider_inputs import ProviderInputs
 from ._silence import Pace, SilenceWatch
 from ._start import admitted, call_start_payload
 from ._tools import DTMF_DIGITS, END_CALL_OUTPUT, decide, offered_tools, start_transfer
@@ -87,7 +87,7 @@ class _State(enum.Enum):
     ENDED = "ended"
 
 
-class CallBridge(ProviderInputs):
+class CallBridge:
     """One call: carrier media stream <-> provider session. See the module doc."""
 
     def __init__(
@@ -125,6 +125,7 @@ class CallBridge(ProviderInputs):
         self._started_at: float | None = None
         self._ready = False
         self._pending: list[ProviderCommand] = []
+        self._later: list[ProviderEvent] = []  # made by commands and audio: _drain_session
         self._agent = AgentAudio(stream, make, recorder=recorder)
         self._transcript = TranscriptLog(self._config.max_transcript_entries)
         self._ending = PlannedEnding()
@@ -133,8 +134,8 @@ class CallBridge(ProviderInputs):
         self._hangup_detail = ""
         self._carrier_errors = 0  # carrier error reports (Telnyx ``error`` frames)
         self._timer: float | None = None
-        self._socket_closing: tuple[int, str] | None = None  # in provider_socket_closed
-        self._opened_channels: set[str] = set()
+        self._socket_closing: tuple[int, str] | None = None  # while a SocketClosed is handled
+        self._opened_channels: set[ChannelId] = set()
         self._error_detail = ""
         self._problems = ProblemLog()
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
@@ -262,25 +263,28 @@ class CallBridge(ProviderInputs):
 
     # -- provider side -------------------------------------------------------
 
-    def provider_socket_opened(self, channel: str, now: float) -> list[Action]:
-        self._opened_channels.add(channel)
-        return self._provider_input(lambda s: s.socket_opened(channel, now), now)
+    def provider_result(self, result: IoResult, now: float) -> list[Action]:
+        """What the runtime did with one of the session's I/O actions (``IoResult``)."""
+        if isinstance(result, SocketClosed):
+            return self._provider_closed(result, now)
+        if isinstance(result, SocketOpened):
+            self._opened_channels.add(result.channel)
+        return self._provider_input(result, now)
 
-    def provider_socket_closed(
-        self, channel: str, code: int, reason: str, now: float
-    ) -> list[Action]:
+    def _provider_closed(self, result: SocketClosed, now: float) -> list[Action]:
         # A socket that never opened did not close on us: connecting failed
         # (refused, DNS, a refused handshake), which is a provider error.
+        channel, code, reason = result.channel, result.code, result.reason
         opened, active = channel in self._opened_channels, self._state is _State.ACTIVE
         self._opened_channels.discard(channel)
         if not opened and active and not self._error_detail:
             self._error_detail = reason  # our words for why connecting failed
         self._socket_closing = (code, reason) if opened else None
         try:
-            actions = self._provider_input(lambda s: s.socket_closed(channel, code, reason, now), now)
+            actions = self._provider_input(result, now)
         finally:
             self._socket_closing = None
-        if channel == "main" and self._state is _State.ACTIVE and not self._cap.expected_close(channel):
+        if channel == MAIN_CHANNEL and self._state is _State.ACTIVE and not self._cap.expected_close(channel):
             self._begin()
             if opened:
                 self._cap.close = (code, reason)
@@ -367,14 +371,12 @@ class CallBridge(ProviderInputs):
         if self._carrier_open:
             self._out.to_carrier(messages)
 
-    def _provider_input(
-        self, call: Callable[[ProviderSession], list[ProviderEvent]], now: float
-    ) -> list[Action]:
+    def _provider_input(self, result: IoResult, now: float) -> list[Action]:
         session = self._session
         if self._state is not _State.ACTIVE or session is None:
             return []
         self._begin()
-        self._handle_events(call(session), now)
+        self._handle_events(session.receive_io(result, now), now)
         self._drain_session(now)
         return self._finish(now)
 
@@ -392,20 +394,20 @@ class CallBridge(ProviderInputs):
             if len(self._pending) < self._config.max_pending_commands:
                 self._pending.append(command)
             return
-        self._session.send(command, now)
+        self._later += self._session.send(command, now)
         self._collect_io()
 
     def _drain_session(self, now: float) -> None:
-        """Pass on the session's I/O and run its due timers (see module doc)."""
-        self._collect_io()
-        for _ in range(self._config.max_timer_rounds):
-            session = self._session
-            if self._state is not _State.ACTIVE or session is None:
-                return
+        """Pass on the session's I/O; handle its commands' and due timer's events."""
+        session = self._session
+        if self._state is _State.ACTIVE and session is not None:
             deadline = session.next_deadline()
-            if deadline is None or deadline > now:
-                return
-            self._handle_events(session.handle_timer(now), now)
+            if deadline is not None and deadline <= now:
+                self._later += session.handle_timer(now)
+        self._collect_io()
+        while self._later:
+            events, self._later = self._later, []
+            self._handle_events(events, now)  # stops at the call's end
             self._collect_io()
 
     # -- carrier events --------------------------------------------------------
@@ -454,7 +456,7 @@ class CallBridge(ProviderInputs):
             request = self._control.start_recording(info.call_id)
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="recording"))
-        session.start(now)
+        self._later += session.start(now)
         self._drain_session(now)
 
     def _on_media(self, media: Media, now: float) -> None:
@@ -469,7 +471,7 @@ class CallBridge(ProviderInputs):
             self._recorder.caller(media.payload, fmt)
         if not self._ready:
             self._inbound.hold(media.payload, fmt)
-        elif self._inbound.send([media.payload], fmt, self._session, now):
+        elif self._inbound.send([media.payload], fmt, self._session, now, self._later):
             self._drain_session(now)
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
@@ -521,7 +523,7 @@ class CallBridge(ProviderInputs):
         self._watchdogs.ready()
         self._silence.ready(now)
         fmt = self._stream.media_format  # the caller's first words, in order
-        if fmt is not None and self._inbound.send(self._inbound.release(), fmt, self._session, now):
+        if fmt is not None and self._inbound.send(self._inbound.release(), fmt, self._session, now, self._later):
             self._collect_io()
         pending, self._pending = self._pending, []
         info = self._info

@@ -219,9 +219,6 @@ class BridgeConfig:
     #: Length of the transcript kept for ``on_call_end``; bounds memory on a
     #: runaway call (a long call has a few hundred segments).
     max_transcript_entries: int = 10_000
-    #: Provider events handled per input before we stop draining the
-    #: session's due timers: guards against a session that is always due.
-    max_timer_rounds: int = 16
     #: Caller audio held from ``start`` until the provider session is ready
     #: (a real provider takes 300 to 1,000 ms: TLS, handshake, session
     #: confirmation), then sent in order. 5 s covers the whole set-up bound

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 
 from ..audio._format import AudioFormat
-from ..providers._events import SendAudio
+from ..providers._events import ProviderEvent, SendAudio
 from ..providers._session import ProviderSession
 from ._config import TranscoderFactory, Transcoding
 
@@ -79,8 +79,10 @@ class CallerAudio:
         src: AudioFormat,
         session: ProviderSession | None,
         now: float,
+        events: list[ProviderEvent],
     ) -> bool:
-        """Convert and send to ``session``, in order; True when anything went."""
+        """Convert and send to ``session``, in order; True when anything went.
+        The events the session made (a VAD's turn) go on ``events``."""
         sent = False
         if session is None:
             return sent
@@ -88,7 +90,7 @@ class CallerAudio:
             audio = self.convert(payload, src, session.input_format)
             if audio:
                 self.ms_sent += src.ms_for_bytes(len(payload))
-                session.send(SendAudio(audio=audio), now)
+                events += session.send(SendAudio(audio=audio), now)
                 sent = True
         return sent
 

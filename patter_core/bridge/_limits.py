@@ -9,6 +9,8 @@ the cap and ends the call as ``provider_limit`` once it has played.
 
 from __future__ import annotations
 
+from ..providers._io import ChannelId
+
 __all__ = ["ProviderCap"]
 
 
@@ -26,7 +28,7 @@ class ProviderCap:
         #: The provider closed normally and our queued audio is still playing.
         self.playing_out = False
         #: Channels the session closed itself (an OpenAI session renewed).
-        self.retired: set[str] = set()
+        self.retired: set[ChannelId] = set()
 
     def limit(self, at: float) -> None:
         """The session ends at ``at`` (several sources: the earliest wins)."""
@@ -42,7 +44,7 @@ class ProviderCap:
         warn = self.warn_at()
         return warn is not None and now >= warn
 
-    def expected_close(self, channel: str) -> bool:
+    def expected_close(self, channel: ChannelId) -> bool:
         """A close of ``channel`` that does not end the call by itself."""
         return self.playing_out or channel in self.retired
 

@@ -25,6 +25,19 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._io import (
+    MAIN_CHANNEL,
+    ChannelId,
+    HandlerReplied,
+    HttpData,
+    HttpDone,
+    HttpFailed,
+    HttpStarted,
+    IoResult,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
+)
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
 from ._session import (
     CallHandler,
@@ -77,6 +90,21 @@ __all__ = [
     "UserSpeechStarted",
     "UserSpeechStopped",
     "WarmSession",
+]
+
+# What the runtime reports about a session's I/O (``receive_io``).
+__all__ += [
+    "MAIN_CHANNEL",
+    "ChannelId",
+    "HandlerReplied",
+    "HttpData",
+    "HttpDone",
+    "HttpFailed",
+    "HttpStarted",
+    "IoResult",
+    "SocketClosed",
+    "SocketMessage",
+    "SocketOpened",
 ]
 
 # Realtime providers (OpenAI Realtime, ElevenLabs Conversational AI).

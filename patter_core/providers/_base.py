@@ -5,8 +5,8 @@ Theory of operation
 
 A realtime session owns one WebSocket channel, ``"main"``, and moves through::
 
-    IDLE --start--> CONNECTING --socket_opened--> OPEN --(provider accepts)--> READY
-      any state --close / socket_closed / fatal error--> CLOSED
+    IDLE --start--> CONNECTING --SocketOpened--> OPEN --(provider accepts)--> READY
+      any state --close / SocketClosed / fatal error--> CLOSED
 
 Outbound messages go into an I/O queue drained by :meth:`io_to_send`. Until
 the subclass declares the session *live* (OpenAI: once ``session.update`` is
@@ -33,12 +33,14 @@ from typing import Any
 
 from .._errors import LocalProtocolError, MalformedMessage
 from .._json import get_str, load_message
+from . import _io
 from ._events import ProviderCommand, ProviderError, ProviderEvent, SessionReady
-from ._session import CloseSocket, IoAction, NoHttpMixin, OpenSocket, SendMessage
+from ._io import MAIN_CHANNEL, ChannelId
+from ._session import CloseSocket, IoAction, OpenSocket, SendMessage
 
 __all__ = ["MAIN", "RealtimeSessionBase", "SessionState"]
 
-MAIN = "main"
+MAIN = MAIN_CHANNEL
 
 # Why these numbers:
 # - 8 MiB per message: OpenAI caps *client* events at 15 MiB, and server audio
@@ -74,7 +76,7 @@ def dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-class RealtimeSessionBase(NoHttpMixin):
+class RealtimeSessionBase:
     """The I/O queue, pending queue, state, timers and error accounting."""
 
     _provider_name = "provider"
@@ -115,33 +117,57 @@ class RealtimeSessionBase(NoHttpMixin):
         out, self._io = self._io, []
         return out
 
-    def send(self, command: ProviderCommand, now: float) -> None:
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
+        """Queue the command's messages; a realtime command makes no events
+        itself (the provider's answers arrive as messages)."""
         if self._state is SessionState.IDLE:
             raise LocalProtocolError("send() before start()")
         messages = self._encode(command)
         if self._state is SessionState.CLOSED:
-            return  # the call is ending; a late command is not an error
+            return []  # the call is ending; a late command is not an error
         for text, is_audio in messages:
             self._send_text(text, is_audio)
+        return []
 
     def close(self, now: float) -> None:
         self._shut(1000)
 
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+    def receive_io(self, result: _io.IoResult, now: float) -> list[ProviderEvent]:
+        # A message first: 50 a second on a call, against one of each other kind.
+        if type(result) is _io.SocketMessage:
+            return self._socket_message(result.channel, result.data, now)
+        if isinstance(result, _io.SocketOpened):
+            return self._socket_opened(result.channel, now)
+        if isinstance(result, _io.SocketClosed):
+            return self._socket_closed(result.channel, result.code, result.reason, now)
+        if isinstance(result, _io.HttpStarted):
+            return self._http_started(result.channel, result.status, now)
+        if isinstance(result, _io.HttpData):
+            return self._http_data(result.channel, result.data, now)
+        if isinstance(result, _io.HttpDone):
+            return self._http_done(result.channel, now)
+        if isinstance(result, _io.HttpFailed):
+            return self._http_failed(result.channel, result.message, now)
+        assert isinstance(result, _io.HandlerReplied)
+        return []  # a realtime session never calls the handler
+
+    def _socket_opened(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is not SessionState.CONNECTING or not self._socket_requested:
             if self._state is SessionState.CLOSED:
                 return []  # we closed while the connect was in flight
-            raise LocalProtocolError(f"socket_opened in state {self._state.value}")
+            raise LocalProtocolError(f"SocketOpened in state {self._state.value}")
         self._state = SessionState.OPEN
         return self._on_open(now)
 
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+    def _socket_message(
+        self, channel: ChannelId, data: str | bytes, now: float
+    ) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is SessionState.CLOSED:
             return []  # late frames after our close are expected and meaningless
         if self._state is not SessionState.OPEN and self._state is not SessionState.READY:
-            raise LocalProtocolError(f"socket_message in state {self._state.value}")
+            raise LocalProtocolError(f"SocketMessage in state {self._state.value}")
         try:
             message = load_message(data, self._max_message_bytes)
             kind = get_str(message, "type") if "type" in message else ""
@@ -149,8 +175,8 @@ class RealtimeSessionBase(NoHttpMixin):
         except MalformedMessage as exc:
             return self._malformed(str(exc))
 
-    def socket_closed(
-        self, channel: str, code: int, reason: str, now: float
+    def _socket_closed(
+        self, channel: ChannelId, code: int, reason: str, now: float
     ) -> list[ProviderEvent]:
         self._check_channel(channel)
         if self._state is SessionState.CLOSED:
@@ -179,6 +205,20 @@ class RealtimeSessionBase(NoHttpMixin):
         )
 
     # -- for subclasses ---------------------------------------------------------
+
+    # HTTP results: only for a session that starts requests (ElevenLabs'
+    # signed URL); the runtime reports nothing it was not asked for.
+    def _http_started(self, channel: ChannelId, status: int, now: float) -> list[ProviderEvent]:
+        return []
+
+    def _http_data(self, channel: ChannelId, data: bytes, now: float) -> list[ProviderEvent]:
+        return []
+
+    def _http_done(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
+        return []
+
+    def _http_failed(self, channel: ChannelId, message: str, now: float) -> list[ProviderEvent]:
+        return []
 
     def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
         raise NotImplementedError
@@ -260,6 +300,6 @@ class RealtimeSessionBase(NoHttpMixin):
             )
         ]
 
-    def _check_channel(self, channel: str) -> None:
+    def _check_channel(self, channel: ChannelId) -> None:
         if channel != self._channel:
             raise LocalProtocolError(f"unknown channel {channel!r}")

@@ -5,12 +5,9 @@ Theory of operation
 
 :class:`EchoSession` speaks PCM16 little-endian at 16 kHz both ways (the
 canonical bus) and repeats what the caller said once they pause. It opens no
-socket and never asks for I/O (:meth:`io_to_send` is always empty), so it
-talks to the bridge through its timer: every event it has to give is queued
-and :meth:`next_deadline` returns the time of the input that produced it, so
-the bridge, which runs due timers after every input, collects it at once
-with :meth:`handle_timer`. ``start(now)`` queues :class:`SessionReady` that
-way.
+socket and never asks for I/O (:meth:`io_to_send` is always empty): every
+event comes back from the call that made it, ``start(now)`` with
+:class:`SessionReady`, ``send`` with the turn's events.
 
 Turn taking is the core's energy voice-activity detector
 (:mod:`patter_core.audio._vad`, one rule for every part that needs one), with
@@ -58,7 +55,8 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from ._session import IoAction, NoHttpMixin
+from ._io import IoResult
+from ._session import IoAction
 
 __all__ = ["EchoConfig", "EchoSession"]
 
@@ -91,13 +89,11 @@ class EchoConfig:
             raise LocalProtocolError("speech_rms and beep_amplitude must be positive")
 
 
-class EchoSession(NoHttpMixin):
+class EchoSession:
     """A :class:`~patter_core.providers.ProviderSession` that repeats the caller."""
 
     def __init__(self, config: EchoConfig | None = None) -> None:
         self._config = config if config is not None else EchoConfig()
-        self._events: list[ProviderEvent] = []
-        self._due: float | None = None
         self._closed = False
         config = self._config
         self._vad = EnergyVad(
@@ -121,54 +117,37 @@ class EchoSession(NoHttpMixin):
     def output_format(self) -> AudioFormat:
         return PCM16_16K
 
-    def start(self, now: float) -> None:
-        self._emit([SessionReady()], now)
+    def start(self, now: float) -> list[ProviderEvent]:
+        return [] if self._closed else [SessionReady()]
 
-    def send(self, command: ProviderCommand, now: float) -> None:
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
         if self._closed:
-            return
+            return []
         if isinstance(command, SendAudio):
-            self._emit(self._listen(command.audio), now)
-        elif isinstance(command, Say):
-            self._emit(self._beeps(), now)
-        elif isinstance(command, Cancel):
+            return self._listen(command.audio)
+        if isinstance(command, Say):
+            return self._beeps()
+        if isinstance(command, Cancel):
             self._vad.reset()
+        return []
 
     def close(self, now: float) -> None:
         self._closed = True
-        self._events = []
-        self._due = None
 
     def io_to_send(self) -> list[IoAction]:
         return []  # no sockets, ever
 
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
-        return []
-
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
-        return []
-
-    def socket_closed(
-        self, channel: str, code: int, reason: str, now: float
-    ) -> list[ProviderEvent]:
-        return []
+    def receive_io(self, result: IoResult, now: float) -> list[ProviderEvent]:
+        return []  # it asks for no I/O, so none is reported
 
     def next_deadline(self) -> float | None:
-        return self._due
+        return None
 
     def handle_timer(self, now: float) -> list[ProviderEvent]:
-        if self._due is None or now < self._due:
-            return []
-        events, self._events, self._due = self._events, [], None
-        return events
+        return []
 
     # -- internals -------------------------------------------------------------
 
-    def _emit(self, events: list[ProviderEvent], now: float) -> None:
-        if events and not self._closed:
-            self._events.extend(events)
-            if self._due is None:
-                self._due = now
 
     def _listen(self, audio: bytes) -> list[ProviderEvent]:
         events: list[ProviderEvent] = []

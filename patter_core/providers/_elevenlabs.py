@@ -10,8 +10,8 @@ PROTOCOLS.md §6. A public agent is reached directly::
 A private agent (``api_key`` given) first trades the key for a signed URL::
 
     start                -> StartHttp("signed_url", GET .../get-signed-url?agent_id=..., xi-api-key)
-    http_* (200 + JSON)  -> OpenSocket("main", <signed_url>)
-    http_* (other)       -> ProviderError(fatal=True)
+    HttpDone (200 + JSON) -> OpenSocket("main", <signed_url>)
+    HttpDone (other)      -> ProviderError(fatal=True)
 
 Once the socket is open we send ``conversation_initiation_client_data`` (the
 overrides given, and the dynamic variables). The server answers
@@ -91,6 +91,7 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._io import ChannelId
 from ._session import StartHttp
 from ._urls import elevenlabs_conversation_url, elevenlabs_signed_url_endpoint
 
@@ -102,7 +103,7 @@ __all__ = [
     "elevenlabs_audio_format",
 ]
 
-SIGNED_URL_CHANNEL = "signed_url"
+SIGNED_URL_CHANNEL = ChannelId("signed_url")
 
 #: How ``Say`` is worded once the conversation runs (see the module doc).
 ELEVENLABS_SAY_PREFIX = "Please say exactly this to me, word for word, and nothing else: "
@@ -233,12 +234,12 @@ class ElevenLabsSession(RealtimeSessionBase):
     def output_format(self) -> AudioFormat:
         return self._output
 
-    def start(self, now: float) -> None:
+    def start(self, now: float) -> list[ProviderEvent]:
         self._begin(now)
         cfg = self._config
         if cfg.api_key is None:
             self._open_socket(elevenlabs_conversation_url(cfg.base_url, cfg.agent_id))
-            return
+            return []
         self._http_in_flight = True
         self._io.append(
             StartHttp(
@@ -250,10 +251,11 @@ class ElevenLabsSession(RealtimeSessionBase):
                 ),
             )
         )
+        return []
 
     # -- the signed-URL request -------------------------------------------------
 
-    def _check_http(self, channel: str) -> bool:
+    def _check_http(self, channel: ChannelId) -> bool:
         """True if this HTTP report is for us; False if it arrived after close."""
         if channel != SIGNED_URL_CHANNEL:
             raise LocalProtocolError(f"unknown HTTP channel {channel!r}")
@@ -263,14 +265,12 @@ class ElevenLabsSession(RealtimeSessionBase):
             raise LocalProtocolError("HTTP report with no request in flight")
         return True
 
-    def http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[ProviderEvent]:
+    def _http_started(self, channel: ChannelId, status: int, now: float) -> list[ProviderEvent]:
         if self._check_http(channel):
             self._http_status = status
         return []
 
-    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
+    def _http_data(self, channel: ChannelId, data: bytes, now: float) -> list[ProviderEvent]:
         if not self._check_http(channel):
             return []
         if len(self._http_body) + len(data) > self._config.max_signed_url_response_bytes:
@@ -279,13 +279,13 @@ class ElevenLabsSession(RealtimeSessionBase):
         self._http_body += data
         return []
 
-    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
+    def _http_failed(self, channel: ChannelId, message: str, now: float) -> list[ProviderEvent]:
         if not self._check_http(channel):
             return []
         self._http_in_flight = False
         return self._fail(f"signed URL request failed: {message}", code="signed_url_failed")
 
-    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
+    def _http_done(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
         if not self._check_http(channel):
             return []
         self._http_in_flight = False

@@ -94,6 +94,7 @@ from ._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from ._io import ChannelId
 from ._openai_config import (
     FORMATS,
     REASONING_EFFORTS,
@@ -180,7 +181,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self._instructions_update: str | None = None
         self._renew_at: float | None = None
         self._renewal: Renewal | None = None
-        self._retired: set[str] = set()
+        self._retired: set[ChannelId] = set()
         #: Sessions replaced before they expired, the conversation carried over.
         self.renewals = 0
 
@@ -196,9 +197,10 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
     def output_format(self) -> AudioFormat:
         return self._format
 
-    def start(self, now: float) -> None:
+    def start(self, now: float) -> list[ProviderEvent]:
         self._begin(now)
         self._open_socket(self._url, self._headers)
+        return []
 
     # -- commands -> wire -------------------------------------------------------
 
@@ -268,12 +270,13 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return [(self._instructions_update, False)]
         raise LocalProtocolError(f"not a provider command: {command!r}")
 
-    def send(self, command: ProviderCommand, now: float) -> None:
-        super().send(command, now)
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
+        events = super().send(command, now)
         if isinstance(command, ToolResult):
             self._open_calls.discard(command.call_id)
             self._outputs_sent = True
             self._flush_responses()
+        return events
 
     def _send_text(self, text: str, is_audio: bool) -> None:
         if text.startswith(_CREATE_PREFIX):
@@ -319,7 +322,8 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         if r is None and self._renew_at is not None and now >= self._renew_at:
             self._renew_at = None
             self._renewal = Renewal(
-                channel=f"main.{self.renewals + 2}", deadline=now + self._config.setup_timeout
+                channel=ChannelId(f"main.{self.renewals + 2}"),
+                deadline=now + self._config.setup_timeout,
             )
             self._io.append(
                 OpenSocket(channel=self._renewal.channel, url=self._url, headers=self._headers)
@@ -330,21 +334,23 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             events += self._switch()  # forced, even mid-answer
         return events
 
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]:
+    def _socket_opened(self, channel: ChannelId, now: float) -> list[ProviderEvent]:
         r = self._renewal
         if r is not None and channel == r.channel:
             self._io.append(SendMessage(channel=channel, data=self._session_update))
             if self._instructions_update is not None:
                 self._io.append(SendMessage(channel=channel, data=self._instructions_update))
             return []
-        return super().socket_opened(channel, now)
+        return super()._socket_opened(channel, now)
 
-    def socket_message(self, channel: str, data: str | bytes, now: float) -> list[ProviderEvent]:
+    def _socket_message(
+        self, channel: ChannelId, data: str | bytes, now: float
+    ) -> list[ProviderEvent]:
         r = self._renewal
         if r is None or channel != r.channel:
             if channel in self._retired:
                 return []  # the old session's last words: it is no longer ours
-            return super().socket_message(channel, data, now)
+            return super()._socket_message(channel, data, now)
         try:
             m = load_message(data, self._config.max_message_bytes)
             kind = get_str(m, "type") if "type" in m else ""
@@ -367,15 +373,15 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return self._malformed(str(exc))
         return []
 
-    def socket_closed(
-        self, channel: str, code: int, reason: str, now: float
+    def _socket_closed(
+        self, channel: ChannelId, code: int, reason: str, now: float
     ) -> list[ProviderEvent]:
         r = self._renewal
         if r is not None and channel == r.channel:
             return self._renewal_failed(f"the new session closed ({code} {reason})".strip())
         if channel in self._retired:
             return []  # we closed it after the switch
-        return super().socket_closed(channel, code, reason, now)
+        return super()._socket_closed(channel, code, reason, now)
 
     def close(self, now: float) -> None:
         r, self._renewal = self._renewal, None

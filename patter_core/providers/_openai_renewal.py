@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._base import dumps
+from ._io import ChannelId
 
 __all__ = ["MAX_HISTORY_ITEMS", "SWITCH_BY_SECONDS", "Renewal", "history_items"]
 
@@ -46,7 +47,7 @@ MAX_HISTORY_ITEMS = 200
 class Renewal:
     """One replacement session being set up."""
 
-    channel: str
+    channel: ChannelId
     deadline: float  # ready by then, or the renewal failed
     expires_at: float | None = None
     session_id: str | None = None

@@ -5,21 +5,25 @@ Theory of operation
 
 A provider session is a pure object. It never opens a socket; instead it
 *asks* for I/O with :data:`IoAction` values, drained with
-:meth:`ProviderSession.io_to_send`, and is *told* what happened through the
-``socket_*``, ``http_*`` and ``handler_result`` methods, each of which returns
-the :mod:`common events <patter_core.providers._events>` that the input
-produced. The bridge gives it commands with :meth:`ProviderSession.send`.
+:meth:`ProviderSession.io_to_send`, and is *told* what happened with one
+:data:`~patter_core.providers.IoResult` per outcome, given to
+:meth:`ProviderSession.receive_io`. The bridge gives it commands with
+:meth:`ProviderSession.send`. Every call returns the :mod:`common events
+<patter_core.providers._events>` that it produced: nothing is held back for
+a later call to collect.
 
 Connections are named by a *channel* string: a realtime provider uses a single
 socket channel ("main"); the pipeline uses several ("stt", "tts", "llm").
 
 A realtime session, start to end::
 
-    session.start(now)                      -> io: OpenSocket("main", url, headers)
-    session.socket_opened("main", now)      -> io: SendMessage("main", session.update ...)
-    session.socket_message("main", m, now)  -> [SessionReady()], [AudioOut(...)], ...
-    session.send(SendAudio(audio=...), now) -> io: SendMessage("main", append ...)
-    session.close(now)                      -> io: CloseSocket("main")
+    session.start(now)                       -> io: OpenSocket("main", url, headers)
+    session.receive_io(SocketOpened(channel="main"), now)
+                                             -> io: SendMessage("main", session.update ...)
+    session.receive_io(SocketMessage(channel="main", data=m), now)
+                                             -> [SessionReady()], [AudioOut(...)], ...
+    session.send(SendAudio(audio=...), now)  -> io: SendMessage("main", append ...)
+    session.close(now)                       -> io: CloseSocket("main")
 
 Time-driven behaviour (keep-alives, timeouts) is exposed as
 :meth:`next_deadline` / :meth:`handle_timer`, as in aioquic.
@@ -33,12 +37,12 @@ from typing import Protocol
 from ..audio._format import AudioFormat
 from ..http._types import HttpRequest
 from ._events import ProviderCommand, ProviderEvent
+from ._io import ChannelId, IoResult
 
 __all__ = [
     "CallHandler",
     "CloseSocket",
     "IoAction",
-    "NoHttpMixin",
     "OpenSocket",
     "ProviderSession",
     "SendMessage",
@@ -48,9 +52,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenSocket:
-    """Open a WebSocket client connection; report with ``socket_opened``."""
+    """Open a WebSocket client connection; reported with ``SocketOpened``."""
 
-    channel: str
+    channel: ChannelId
     url: str  # ws:// or wss://
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -59,21 +63,22 @@ class OpenSocket:
 class SendMessage:
     """Send one WebSocket message (text for ``str``, binary for ``bytes``)."""
 
-    channel: str
+    channel: ChannelId
     data: str | bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CloseSocket:
-    channel: str
+    channel: ChannelId
     code: int = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartHttp:
-    """Make an HTTP request; stream the answer back through ``http_*`` calls."""
+    """Make an HTTP request; its answer comes back as ``HttpStarted``,
+    ``HttpData`` and ``HttpDone`` (or ``HttpFailed``)."""
 
-    channel: str
+    channel: ChannelId
     request: HttpRequest
 
 
@@ -81,7 +86,7 @@ class StartHttp:
 class CallHandler:
     """Pipeline mode: call the user's ``on_message`` with the caller's text.
 
-    The runtime awaits the handler and reports with ``handler_result``.
+    The runtime awaits the handler and reports with ``HandlerReplied``.
     """
 
     request_id: int
@@ -104,62 +109,18 @@ class ProviderSession(Protocol):
         """The format :class:`AudioOut` carries (may change until SessionReady)."""
         ...
 
-    def start(self, now: float) -> None: ...
+    def start(self, now: float) -> list[ProviderEvent]: ...
 
-    def send(self, command: ProviderCommand, now: float) -> None: ...
+    def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]: ...
 
     def close(self, now: float) -> None: ...
 
     def io_to_send(self) -> list[IoAction]: ...
 
-    def socket_opened(self, channel: str, now: float) -> list[ProviderEvent]: ...
-
-    def socket_message(
-        self, channel: str, data: str | bytes, now: float
-    ) -> list[ProviderEvent]: ...
-
-    def socket_closed(
-        self, channel: str, code: int, reason: str, now: float
-    ) -> list[ProviderEvent]: ...
-
-    def http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[ProviderEvent]: ...
-
-    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]: ...
-
-    def http_done(self, channel: str, now: float) -> list[ProviderEvent]: ...
-
-    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]: ...
-
-    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]: ...
+    def receive_io(self, result: IoResult, now: float) -> list[ProviderEvent]:
+        """What the runtime did with one of the session's I/O actions."""
+        ...
 
     def next_deadline(self) -> float | None: ...
 
     def handle_timer(self, now: float) -> list[ProviderEvent]: ...
-
-
-class NoHttpMixin:
-    """The HTTP and handler inputs of a session that never asks for them.
-
-    The runtime only reports on I/O a session requested, so for a session
-    that starts no HTTP request and no handler call these inputs cannot
-    happen; they answer with no events rather than raise.
-    """
-
-    def http_response_start(
-        self, channel: str, status: int, headers: tuple[tuple[str, str], ...], now: float
-    ) -> list[ProviderEvent]:
-        return []
-
-    def http_data(self, channel: str, data: bytes, now: float) -> list[ProviderEvent]:
-        return []
-
-    def http_done(self, channel: str, now: float) -> list[ProviderEvent]:
-        return []
-
-    def http_failed(self, channel: str, message: str, now: float) -> list[ProviderEvent]:
-        return []
-
-    def handler_result(self, request_id: int, text: str, now: float) -> list[ProviderEvent]:
-        return []

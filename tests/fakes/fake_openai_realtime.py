@@ -26,11 +26,19 @@ import numpy as np
 
 from patter_core.http._types import HttpRequest
 from patter_core.providers import (
+    MAIN_CHANNEL,
+    ChannelId,
     CloseSocket,
+    HttpData,
+    HttpDone,
+    HttpStarted,
     OpenSocket,
     ProviderEvent,
     ProviderSession,
     SendMessage,
+    SocketClosed,
+    SocketMessage,
+    SocketOpened,
     StartHttp,
 )
 from patter_core.providers._models import REALTIME_MODEL
@@ -389,7 +397,7 @@ class Loopback:
         self.closed: list[int] = []
         self.connected = False
         #: The channel of the newest socket (a renewed session opens another).
-        self.channel = "main"
+        self.channel = MAIN_CHANNEL
 
     def start(self) -> list[ProviderEvent]:
         self.session.start(self.now)
@@ -402,17 +410,19 @@ class Loopback:
                 self._perform(action)
         return self.events[mark:]
 
-    def deliver(self, messages: list[str], channel: str | None = None) -> list[ProviderEvent]:
+    def deliver(self, messages: list[str], channel: ChannelId | None = None) -> list[ProviderEvent]:
         """Server messages on ``channel`` (default: the newest socket's)."""
         mark = len(self.events)
         self._feed(messages, channel)
         self.pump()
         return self.events[mark:]
 
-    def _feed(self, messages: list[str], channel: str | None = None) -> None:
+    def _feed(self, messages: list[str], channel: ChannelId | None = None) -> None:
         # No pumping here: actions already drained go out first, in order.
         for message in messages:
-            self.events += self.session.socket_message(channel or self.channel, message, self.now)
+            self.events += self.session.receive_io(
+                SocketMessage(channel=channel or self.channel, data=message), self.now
+            )
 
     def _perform(self, action: object) -> None:
         if isinstance(action, OpenSocket):
@@ -421,12 +431,17 @@ class Loopback:
             parts = urlsplit(action.url)
             status = self.peer.check_handshake(f"{parts.path}?{parts.query}", action.headers)
             if status is not None:
-                self.events += self.session.socket_closed(
-                    action.channel, 1006, f"handshake refused: HTTP {status}", self.now
+                self.events += self.session.receive_io(
+                    SocketClosed(
+                        channel=action.channel,
+                        code=1006,
+                        reason=f"handshake refused: HTTP {status}",
+                    ),
+                    self.now,
                 )
                 return
             self.connected = True
-            self.events += self.session.socket_opened(action.channel, self.now)
+            self.events += self.session.receive_io(SocketOpened(channel=action.channel), self.now)
             self._feed(self.peer.on_connect())
         elif isinstance(action, SendMessage):
             assert self.connected, "sent on a socket that is not open"
@@ -439,10 +454,13 @@ class Loopback:
             self.http.append(action.request)
             status, body = self.peer.http_request(action.request)  # type: ignore[attr-defined]
             ch = action.channel
-            self.events += self.session.http_response_start(
-                ch, status, (("content-type", "application/json"),), self.now
+            self.events += self.session.receive_io(
+                HttpStarted(
+                    channel=ch, status=status, headers=(("content-type", "application/json"),)
+                ),
+                self.now,
             )
-            self.events += self.session.http_data(ch, body, self.now)
-            self.events += self.session.http_done(ch, self.now)
+            self.events += self.session.receive_io(HttpData(channel=ch, data=body), self.now)
+            self.events += self.session.receive_io(HttpDone(channel=ch), self.now)
         else:
             raise AssertionError(f"unexpected action {action!r}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._io import ChannelId
 from ._llm import ChatStreamReader
 from ._sentences import SentenceSplitter
 from ._tts import PcmAligner
@@ -29,7 +30,7 @@ class Sentence:
     def __init__(self, text: str, round_index: int) -> None:
         self.text = text
         self.round = round_index  # which LLM round (assistant message) produced it
-        self.channel: str | None = None  # set when its TTS request starts
+        self.channel: ChannelId | None = None  # set when its TTS request starts
         self.aligner = PcmAligner()
         self.buffered: list[bytes] = []
         self.audio_bytes = 0  # bytes handed to the bridge
@@ -48,7 +49,7 @@ class Answer:
         self.round = 0
         self.round_text: list[str] = []  # all text of the current LLM round
         self.round_messages: dict[int, dict[str, Any]] = {}  # round -> history message
-        self.llm_channel: str | None = None
+        self.llm_channel: ChannelId | None = None
         self.reader: ChatStreamReader | None = None
         self.pending_calls: set[str] = set()
         self.status = "completed"

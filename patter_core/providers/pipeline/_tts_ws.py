@@ -54,6 +54,7 @@ from urllib.parse import quote, urlencode
 from ..._base_urls import DEFAULT_ELEVENLABS_BASE_URL
 from ..._json import b64decode, load_message, opt_str
 from ...audio._format import PCM16_16K, AudioFormat
+from .._io import ChannelId
 from .._models import ELEVENLABS_TTS_MODEL
 from .._session import IoAction, OpenSocket, SendMessage
 from .._urls import to_websocket_url
@@ -231,7 +232,7 @@ class SpeechSocket:
     def __init__(self, config: ElevenLabsWsTtsConfig) -> None:
         self._config = config
         self._aligner = PcmAligner()
-        self.channel: str | None = None  # the live socket, connecting or open
+        self.channel: ChannelId | None = None  # the live socket, connecting or open
         self.open = False
         self.sent = 0
         self.ended = False  # END_OF_INPUT written on the live socket
@@ -239,7 +240,7 @@ class SpeechSocket:
         self.failures = 0  # unexpected closes in a row
         self.last_error: str | None = None
 
-    def connect(self, channel: str) -> OpenSocket:
+    def connect(self, channel: ChannelId) -> OpenSocket:
         self.channel = channel
         self.open = False
         self.ended = False
@@ -256,7 +257,11 @@ class SpeechSocket:
         return SendMessage(channel=self.channel, data=elevenlabs_ws_init_message(self._config))
 
     def sync(
-        self, sentences: Sequence[Sentence], *, source_open: bool, new_channel: Callable[[], str]
+        self,
+        sentences: Sequence[Sentence],
+        *,
+        source_open: bool,
+        new_channel: Callable[[], ChannelId],
     ) -> list[IoAction]:
         """Write what is new; open a socket first if text waits and none is live."""
         if self.channel is None:
