@@ -22,6 +22,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from patter_core.http import Endpoint, HttpResponse, Route
 from patter_core.monitor import CallBoard, sse_comment
 
+from ._errors import STREAM_LOST
+
 __all__ = ["Monitor", "Subscription"]
 
 #: Events queued per watching page before it starts missing them.
@@ -86,7 +88,7 @@ class Monitor:
                 send.send_nowait(data)
             except anyio.WouldBlock:
                 self.board.event_dropped()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            except STREAM_LOST:
                 self._subscribers.discard(send)
 
     def refused(self, reason: str) -> None:

@@ -62,10 +62,12 @@ from patter_core.http import (
     ServerLimits,
     Suppressed,
     check_body_size,
+    find_header,
     health_response,
 )
 from patter_core.monitor import MonitorAccess
 
+from ._errors import STREAM_ENDED, STREAM_LOST
 from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed
 
@@ -99,11 +101,7 @@ class ServerRequest:
     client_ip: str
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return find_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,11 +115,7 @@ class StreamRequest:
     client_ip: str
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return find_header(self.headers, name)
 
 
 StreamHandler = Callable[[WebSocket, StreamRequest], Awaitable[None]]
@@ -342,7 +336,7 @@ class Server:
                 return event  # type: ignore[return-value]
             try:
                 data = await stream.receive(_READ_SIZE)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            except STREAM_ENDED:
                 data = b""
             if guard is not None:
                 guard.feed(data)
@@ -421,12 +415,7 @@ class Server:
                 await stream.send_eof()
                 while budget > 0:
                     budget -= len(await stream.receive(_READ_SIZE))
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
+            except STREAM_ENDED:
                 pass
 
     async def _send_response(
@@ -462,7 +451,7 @@ class Server:
         try:
             with anyio.fail_after(timeout if timeout is not None else self.limits.send_timeout):
                 await stream.send(data or b"")
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_LOST:  # TimeoutError is an OSError
             pass
 
     async def _handle_request(
@@ -584,7 +573,7 @@ class Server:
                     with anyio.fail_after(self.limits.send_timeout):
                         await stream.send(data)
                     data = conn.send(h11.Data(data=await subscription.next())) or b""
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_LOST:  # TimeoutError is an OSError
             return  # the client is gone
         finally:
             subscription.close()
@@ -593,7 +582,7 @@ class Server:
         with (
             anyio.CancelScope(shield=True),
             anyio.move_on_after(_ERROR_SEND_TIMEOUT),
-            contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError),
+            contextlib.suppress(*STREAM_LOST),
         ):
             await stream.send(conn.send(h11.EndOfMessage()) or b"")
 
@@ -653,7 +642,7 @@ class Server:
             )
             with anyio.fail_after(self.limits.send_timeout):
                 await stream.send(data or b"")
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_LOST:  # TimeoutError is an OSError
             return
         trailing, _ = conn.trailing_data
         ws = WebSocket(

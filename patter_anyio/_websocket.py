@@ -49,6 +49,8 @@ from wsproto.events import (
 
 from patter_core import PatterError
 
+from ._errors import STREAM_ENDED, STREAM_LOST
+
 __all__ = ["WebSocket", "WebSocketClosed"]
 
 log = logging.getLogger("patter_anyio.websocket")
@@ -67,7 +69,7 @@ _HEAD_64 = struct.Struct("!BBQ")
 _FIN_TEXT = 0x81
 _FIN_BINARY = 0x82
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
-_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_IO_ERRORS = STREAM_LOST
 
 
 #: What we say when closing for the peer's malformed frames (RFC 6455 7.4.1),
@@ -237,7 +239,7 @@ class WebSocket:
         except TimeoutError:
             await self._fail(1001, "idle timeout")
             return
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_ENDED:
             data = None
         if self._conn.state is ConnectionState.CLOSED:
             # We already sent and got Close; any more bytes are ignored.
@@ -413,12 +415,7 @@ class WebSocket:
             while self._conn.state is ConnectionState.LOCAL_CLOSING:
                 try:
                     data: bytes | None = await self._stream.receive(_READ_SIZE)
-                except (
-                    anyio.EndOfStream,
-                    anyio.BrokenResourceError,
-                    anyio.ClosedResourceError,
-                    OSError,
-                ):
+                except STREAM_ENDED:
                     data = None
                 self._conn.receive_data(data)
                 # Messages after our Close are dropped (section 5.5.1).

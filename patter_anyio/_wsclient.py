@@ -18,6 +18,7 @@ import wsproto
 import wsproto.utilities
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 
+from ._errors import STREAM_LOST
 from ._httpclient import (
     ClientConnectionError,
     ClientProtocolError,
@@ -79,7 +80,7 @@ async def connect_websocket(
                 await _handshake(ws_conn, stream)
         except TimeoutError as exc:
             raise ClientTimeout(f"WebSocket handshake with {target.host} timed out") from exc
-        except (anyio.BrokenResourceError, OSError) as exc:
+        except STREAM_LOST as exc:
             raise ClientConnectionError(f"connection lost: {exc}") from exc
         assert ws_conn.connection is not None
         ws = WebSocket(

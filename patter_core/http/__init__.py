@@ -7,7 +7,7 @@ from ._limits import ServerLimits
 from ._logthrottle import LogThrottle, Suppressed
 from ._ratelimit import ConnectionLimiter
 from ._router import Endpoint, Reject, Route, Router, check_body_size, websocket_accept
-from ._types import HttpRequest, HttpResponse
+from ._types import HttpRequest, HttpResponse, find_header, header_values
 
 __all__ = [
     "ChunkGuard",
@@ -26,6 +26,8 @@ __all__ = [
     "check_body_size",
     "check_head",
     "client_ip",
+    "find_header",
+    "header_values",
     "health_response",
     "websocket_accept",
 ]
