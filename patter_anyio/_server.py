@@ -67,6 +67,7 @@ from patter_core.http import (
 )
 from patter_core.monitor import MonitorAccess
 
+from ._clock import SYSTEM_CLOCK
 from ._errors import STREAM_ENDED, STREAM_LOST
 from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed
@@ -275,15 +276,15 @@ class Server:
                 while self._live:
                     await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
-        self._log_suppressed(self._refusals.take(anyio.current_time(), all_=True))
+        self._log_suppressed(self._refusals.take(SYSTEM_CLOCK.monotonic(), all_=True))
         log.info("stopped")
 
     async def _report_refusals(self) -> None:
         """One line per reason and interval for refusals not logged in full."""
         while True:
             deadline = self._refusals.next_deadline()
-            await anyio.sleep(1.0 if deadline is None else max(0.0, deadline - anyio.current_time()))
-            self._log_suppressed(self._refusals.take(anyio.current_time()))
+            await anyio.sleep(1.0 if deadline is None else max(0.0, deadline - SYSTEM_CLOCK.monotonic()))
+            self._log_suppressed(self._refusals.take(SYSTEM_CLOCK.monotonic()))
 
     @staticmethod
     def _log_suppressed(counts: Iterable[Suppressed]) -> None:
@@ -475,7 +476,7 @@ class Server:
         if isinstance(decision, Reject):
             if decision.stream and self.monitor is not None:
                 self.monitor.refused(decision.reason)
-            if decision.status == 429 and self._refusals.admit("429", anyio.current_time()):
+            if decision.status == 429 and self._refusals.admit("429", SYSTEM_CLOCK.monotonic()):
                 log.warning(
                     "stream %s from %s refused (429): %s; the limit is per address, so "
                     "behind a proxy give --trusted-proxy so callers are counted, not the proxy",
@@ -630,7 +631,7 @@ class Server:
         if denied is not None:
             if self.monitor is not None:
                 self.monitor.refused(denied.reason)
-            if self._refusals.admit(denied.reason, anyio.current_time()):
+            if self._refusals.admit(denied.reason, SYSTEM_CLOCK.monotonic()):
                 log.warning("stream %s refused: %s", route.call_id, denied.reason)
             await self._send_error(conn, stream, denied.status, denied.reason, denied.headers)
             return

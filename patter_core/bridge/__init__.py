@@ -121,6 +121,7 @@ from ._config import (
     normalize_number,
 )
 from ._overrides import OVERRIDE_KEYS, per_call
+from ._payloads import CallbackPayload, CallEnded, CallStarted, EndReason, TranscriptLine
 from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools
 
 __all__ = [
@@ -130,10 +131,14 @@ __all__ = [
     "Action",
     "BridgeConfig",
     "CallBridge",
+    "CallEnded",
     "CallInfo",
+    "CallStarted",
     "CallbackName",
+    "CallbackPayload",
     "CarrierControl",
     "CloseCarrier",
+    "EndReason",
     "FireCallback",
     "HttpCall",
     "LogProblem",
@@ -148,6 +153,7 @@ __all__ = [
     "ToolSpec",
     "TranscoderFactory",
     "Transcoding",
+    "TranscriptLine",
     "default_transcoder",
     "e164_number",
     "error_output",
