@@ -29,9 +29,13 @@ class Clock:
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
 
+    def wall_offset(self) -> float:
+        """Wall-clock seconds minus the monotonic clock's reading, now."""
+        return self.wall() - self.monotonic()
+
     def to_wall(self, reading: float) -> float:
         """The wall-clock time of a :meth:`monotonic` ``reading``."""
-        return reading + (self.wall() - self.monotonic())
+        return reading + self.wall_offset()
 
 
 SYSTEM_CLOCK = Clock()
