@@ -245,7 +245,7 @@ def check(sequence: list[tuple[str, Any]]) -> None:
         assert stream.played_ms <= stream.sent_ms
     ends = [a for a in actions if isinstance(a, FireCallback) and a.name == "on_call_end"]
     assert len(ends) == (1 if bridge.ended else 0), ends
-    if ends and ends[0].payload["reason"] == "token_rejected":
+    if ends and ends[0].payload.as_dict()["reason"] == "token_rejected":
         assert not any(isinstance(a, ProviderIo) for a in actions)
 
 

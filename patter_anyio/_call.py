@@ -36,7 +36,6 @@ import inspect
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -47,8 +46,12 @@ import anyio.abc
 from patter_core import PatterError
 from patter_core.bridge import (
     Action,
+    CallbackPayload,
     CallBridge,
+    CallEnded,
+    CallStarted,
     CloseCarrier,
+    EndReason,
     FireCallback,
     HttpCall,
     LogProblem,
@@ -81,6 +84,7 @@ from patter_core.providers._refusal import describe_refusal
 from patter_core.webhooks import RetryPolicy
 
 from ._agent import InvalidOption, as_tools
+from ._clock import SYSTEM_CLOCK, Clock
 from ._httpclient import (
     ClientError,
     ClientProtocolError,
@@ -124,48 +128,42 @@ def _now_only(feed: Callable[[float], list[Action]], now: float) -> list[Action]
     return feed(now)
 
 
-def _log_call_event(action: FireCallback) -> None:
+def _log_call_event(p: CallbackPayload) -> None:
     """One log line per call event; the transcript on a logger of its own."""
-    p = action.payload
-    if action.name == "on_call_start":
-        log.info(
-            "call started call=%s caller=%s callee=%s",
-            p.get("call_id"),
-            p.get("caller"),
-            p.get("callee"),
-        )
-    elif action.name == "on_call_end":
+    if isinstance(p, CallStarted):
+        log.info("call started call=%s caller=%s callee=%s", p.call_id, p.caller, p.callee)
+    elif isinstance(p, CallEnded):
         log.info(
             "call ended call=%s reason=%s segments=%d%s",
-            p.get("call_id"),
-            p.get("reason"),
-            len(p.get("transcript") or ()),  # type: ignore[arg-type]
+            p.call_id,
+            p.reason.value,
+            len(p.transcript),
             (
-                f" provider_close={p['provider_close_code']} {p.get('provider_close_reason', '')!r}"
-                if "provider_close_code" in p
+                f" provider_close={p.provider_close[0]} {p.provider_close[1]!r}"
+                if p.provider_close is not None
                 else ""
             ),
         )
-        if p.get("reason") == "provider_error":
+        if p.reason is EndReason.PROVIDER_ERROR:
             log.warning(
                 "call %s ended: the AI provider failed: %s "
                 "(check the provider's key, model and base URL)",
-                p.get("call_id"),
-                p.get("detail") or "no detail",
+                p.call_id,
+                p.detail or "no detail",
             )
-        if p.get("reason") == "carrier_protocol_error":
+        if p.reason is EndReason.CARRIER_PROTOCOL_ERROR:
             # e.g. a Telnyx leg streaming a codec we cannot decode: say which.
-            log.warning("call %s: carrier stream refused: %s", p.get("call_id"), p.get("detail"))
-        if p.get("carrier_errors"):
+            log.warning("call %s: carrier stream refused: %s", p.call_id, p.detail)
+        if p.carrier_errors:
             log.warning(
                 "call %s: the carrier reported %s stream errors (the call went on)",
-                p.get("call_id"),
-                p.get("carrier_errors"),
+                p.call_id,
+                p.carrier_errors,
             )
     else:
         # Whitespace folded: the caller's words stay on one log line.
-        text = " ".join(str(p.get("text") or "").split())
-        transcript_log.info("call=%s %s: %s", p.get("call_id"), p.get("role"), text)
+        text = " ".join(p.text.split())
+        transcript_log.info("call=%s %s: %s", p.call_id, p.role, text)
 
 
 async def maybe_await(value: Any) -> Any:
@@ -203,7 +201,7 @@ class CallRunner:
         carrier: WebSocket,
         hooks: CallHooks,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         http_pool: HttpPool | None = None,
         carrier_retry: RetryPolicy | None = None,
         observer: Callable[[str, Mapping[str, object], float], None] | None = None,
@@ -271,7 +269,7 @@ class CallRunner:
         if not lock.acquire_nowait():  # uncontended: no checkpoint
             await lock.acquire()
         try:
-            actions = feed(arg, self._clock())
+            actions = feed(arg, self._clock.monotonic())
             # Read before running the batch: an action may yield, and the
             # call's end is declared only once the ending's own actions ran.
             ended = self._bridge.ended
@@ -334,7 +332,7 @@ class CallRunner:
     async def _timers(self) -> None:
         while True:
             deadline = self._bridge.next_deadline()
-            delay = math.inf if deadline is None else deadline - self._clock()
+            delay = math.inf if deadline is None else deadline - self._clock.monotonic()
             if delay <= 0:
                 await self._input(_now_only, self._bridge.handle_timer)
                 await anyio.sleep(0)  # let the other tasks run
@@ -421,15 +419,17 @@ class CallRunner:
         elif isinstance(action, SetTimer):
             self._timer_changed.set()
         elif isinstance(action, FireCallback):
-            _log_call_event(action)
+            _log_call_event(action.payload)
+            # The documented dict, built here and only here (wall-clock times).
+            payload = action.payload.as_dict(self._clock.to_wall)
             if self._recording is not None and action.name == "on_call_end":
                 # The file is finished (off this task) before anyone hears of it.
-                self._spawn(self._end_with_recording(action), must_finish=True)
+                self._spawn(self._end_with_recording(action, payload), must_finish=True)
                 return
-            self._observe(action)
-            self._spawn(self._callback(action), must_finish=True)
+            self._observe(action.name, payload)
+            self._spawn(self._callback(action, payload), must_finish=True)
         elif isinstance(action, Notify):
-            self._observe(action)
+            self._observe(action.name, action.payload)
         elif isinstance(action, RunTool):
             self._spawn(self._tool(action), must_finish=False)
         elif isinstance(action, HttpCall):
@@ -483,26 +483,25 @@ class CallRunner:
 
     # -- work that waits on the outside world -------------------------------------------
 
-    def _observe(self, action: FireCallback | Notify) -> None:
+    def _observe(self, name: str, payload: Mapping[str, object]) -> None:
         if self._observer is not None:
             try:
-                self._observer(action.name, action.payload, self._clock())
+                self._observer(name, payload, self._clock.wall())
             except Exception:
                 log.exception("call event observer failed")
 
-    async def _end_with_recording(self, action: FireCallback) -> None:
+    async def _end_with_recording(self, action: FireCallback, payload: dict[str, object]) -> None:
         assert self._recording is not None
-        path = await self._recording.finish()
-        ended = FireCallback(name=action.name, payload={**action.payload, "recording_path": path})
-        self._observe(ended)
-        await self._callback(ended)
+        payload["recording_path"] = await self._recording.finish()
+        self._observe(action.name, payload)
+        await self._callback(action, payload)
 
-    async def _callback(self, action: FireCallback) -> None:
+    async def _callback(self, action: FireCallback, payload: dict[str, object]) -> None:
         callback = getattr(self._hooks, action.name, None)
         result = None
         if callback is not None:
             try:
-                result = await maybe_await(callback(dict(action.payload)))
+                result = await maybe_await(callback(dict(payload)))
             except Exception:
                 log.exception("%s callback failed", action.name)
         if action.awaits_answer:  # on_call_start's overrides for this call

@@ -21,7 +21,6 @@ __all__ = [
     "check_callback",
     "check_port",
     "check_signing_keys",
-    "from_env",
     "local_recording_dir",
 ]
 
@@ -74,12 +73,6 @@ def local_recording_dir(value: object) -> Path | None:
 
 def article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
-
-
-def from_env(value: str | None, env: Mapping[str, str], name: str) -> str | None:
-    if value is not None:
-        return value
-    return env.get(name, "").strip() or None
 
 
 def check_callback(name: str, value: object) -> None:

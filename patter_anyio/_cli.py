@@ -31,13 +31,7 @@ from ._config import ConfigError, ServerConfig, build_parser, config_from_args
 from ._console import BindError, bind_problem, describe_agent, log_startup, watch_signals
 from ._monitor import Monitor
 from ._recording import recording_dir_problem
-from ._runtime import (
-    CarrierSettings,
-    LocalRuntime,
-    ProviderSettings,
-    StreamTimeouts,
-    start_notices,
-)
+from ._runtime import LocalRuntime, StreamTimeouts, start_notices
 from ._server import Server, StreamHandler
 
 __all__ = ["build_app", "main", "run_server"]
@@ -53,10 +47,10 @@ def build_app(
 ) -> WebhookApp:
     return WebhookApp(
         stream_secret=config.stream_secret.encode("utf-8"),
-        webhook_host=config.webhook_host,
-        twilio_auth_token=config.twilio_auth_token,
+        webhook_host=config.carriers.webhook_host,
+        twilio_auth_token=config.carriers.twilio_token,
         twilio_signing_keys=dict(config.twilio_signing_keys),
-        telnyx_public_key=config.telnyx_public_key,
+        telnyx_public_key=config.carriers.telnyx_public_key,
         hooks=hooks,
         stream_handler=stream_handler,
     )
@@ -93,7 +87,7 @@ async def run_server(
         runtime.monitor = monitor
     agent = describe_agent(
         runtime.agent if runtime is not None else None,
-        elevenlabs_agent_id=config.elevenlabs_agent_id,
+        elevenlabs_agent_id=config.providers.elevenlabs_agent_id,
     )
     bind_error: OSError | None = None
     async with anyio.create_task_group() as tg:
@@ -148,25 +142,8 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
     )
     return LocalRuntime(
         agent=agent,
-        carriers=CarrierSettings(
-            webhook_host=config.webhook_host,
-            phone_number=config.phone_number,
-            twilio_sid=config.twilio_account_sid,
-            twilio_token=config.twilio_auth_token,
-            telnyx_key=config.telnyx_api_key,
-            telnyx_public_key=config.telnyx_public_key,
-            twilio_api_base_url=config.twilio_api_base_url,
-            telnyx_api_base_url=config.telnyx_api_base_url,
-        ),
-        providers=ProviderSettings(
-            openai_key=config.openai_api_key,
-            elevenlabs_key=config.elevenlabs_api_key,
-            elevenlabs_agent_id=config.elevenlabs_agent_id,
-            deepgram_key=config.deepgram_api_key,
-            openai_base_url=config.openai_base_url,
-            elevenlabs_base_url=config.elevenlabs_base_url,
-            deepgram_base_url=config.deepgram_base_url,
-        ),
+        carriers=config.carriers,
+        providers=config.providers,
         hooks=CallHooks(),
         stream_secret=config.stream_secret.encode("utf-8"),
         recording=config.recording,

@@ -18,15 +18,6 @@ from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
 from patter_core import Entropy, PatterError
-from patter_core._base_urls import (
-    BASE_URL_VARIABLES,
-    DEFAULT_DEEPGRAM_BASE_URL,
-    DEFAULT_ELEVENLABS_BASE_URL,
-    DEFAULT_OPENAI_BASE_URL,
-    DEFAULT_TELNYX_API,
-    DEFAULT_TWILIO_API,
-)
-from patter_core.bridge._config import e164_number
 from patter_core.http import ServerLimits, TrustedProxies
 from patter_core.monitor._access import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
@@ -34,6 +25,15 @@ from patter_core.providers._openai_config import REASONING_EFFORTS
 from ._agent import PROVIDER_NAMES, ProviderName
 from ._console import StartupInfo
 from ._errors import ConfigError
+from ._settings import (
+    BASE_URL_VARIABLES,
+    KEY_VARIABLES,
+    CarrierSettings,
+    ProviderSettings,
+    build_settings,
+    given,
+    normalise_webhook_host,
+)
 
 __all__ = [
     "PROVIDERS",
@@ -52,8 +52,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_WORKERS = 64
 # A stream secret shorter than this is guessable; 32 bytes are generated.
 MIN_SECRET_CHARS = 16
-
-_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 ENVIRONMENT = (
     ("PATTER_WEBHOOK_URL", "public host for signatures and stream URLs (as --webhook-url)"),
@@ -98,9 +96,10 @@ TIMEOUTS = (
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8000
-    #: Public ``host[:port]`` (no scheme) that carriers reach us on.
-    webhook_host: str | None = None
-    phone_number: str | None = None
+    #: Carrier accounts, the public host and number (the model ``Patter`` builds too).
+    carriers: CarrierSettings = field(default_factory=CarrierSettings)
+    #: Provider keys and endpoints.
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
     provider: Provider = "echo"
     system_prompt: str | None = None
     first_message: str | None = None
@@ -133,21 +132,8 @@ class ServerConfig:
     reuse_port: bool = False
     #: The anyio backend to run on.
     backend: Literal["asyncio", "trio"] = "asyncio"
-    twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = field(default=None, repr=False)
     #: HMAC-SHA256 signing keys, ``(key id, secret)`` pairs.
     twilio_signing_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    telnyx_api_key: str | None = field(default=None, repr=False)
-    telnyx_public_key: str | None = None
-    openai_api_key: str | None = field(default=None, repr=False)
-    elevenlabs_api_key: str | None = field(default=None, repr=False)
-    elevenlabs_agent_id: str | None = None
-    deepgram_api_key: str | None = field(default=None, repr=False)
-    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
-    elevenlabs_base_url: str = DEFAULT_ELEVENLABS_BASE_URL
-    deepgram_base_url: str = DEFAULT_DEEPGRAM_BASE_URL
-    twilio_api_base_url: str = DEFAULT_TWILIO_API
-    telnyx_api_base_url: str = DEFAULT_TELNYX_API
     limits: ServerLimits = field(default_factory=ServerLimits)
     #: Opens the dashboard and /metrics on a non-loopback bind.
     dashboard_token: str | None = field(default=None, repr=False)
@@ -156,15 +142,16 @@ class ServerConfig:
 
     def startup_info(self, *, port: int, agent: str) -> StartupInfo:
         """What the start-up block says about this configuration."""
+        carriers = self.carriers
         return StartupInfo(
             host=self.host,
             port=port,
             agent=agent,
-            webhook_host=self.webhook_host,
-            twilio_checked=bool(self.twilio_auth_token or self.twilio_signing_keys),
-            telnyx_checked=bool(self.telnyx_public_key),
-            twilio_configured=bool(self.twilio_account_sid or self.twilio_auth_token),
-            telnyx_configured=bool(self.telnyx_api_key),
+            webhook_host=carriers.webhook_host,
+            twilio_checked=bool(carriers.twilio_token or self.twilio_signing_keys),
+            telnyx_checked=bool(carriers.telnyx_public_key),
+            twilio_configured=bool(carriers.twilio_sid or carriers.twilio_token),
+            telnyx_configured=bool(carriers.telnyx_key),
             stream_secret_generated=self.stream_secret_generated,
         )
 
@@ -196,20 +183,6 @@ def _seconds(text: str) -> float:
     if not 0 < value < 1e9:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
     return value
-
-
-def normalise_webhook_host(value: str, *, name: str = "--webhook-url") -> str:
-    """``https://abc.ngrok.app/`` -> ``abc.ngrok.app`` (scheme and slash dropped);
-    ``name`` is what the error calls the setting."""
-    host = value.strip()
-    for prefix in ("https://", "http://", "wss://", "ws://"):
-        if host.lower().startswith(prefix):
-            host = host[len(prefix) :]
-            break
-    host = host.rstrip("/")
-    if not _HOST_PORT.fullmatch(host):
-        raise ConfigError(f"{name} must be a public host such as abc.ngrok.app, not {value!r}")
-    return host
 
 
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
@@ -393,15 +366,6 @@ def _timeout_setting(
     return value
 
 
-def _base_url(env: Mapping[str, str], name: str) -> str:
-    value = _env(env, name)
-    if value is None:
-        return BASE_URL_VARIABLES[name]
-    if not value.startswith(("https://", "http://", "wss://", "ws://")):
-        raise ConfigError(f"{name} must be an http(s) or ws(s) URL, not {value!r}")
-    return value.rstrip("/")
-
-
 def signing_keys(items: Sequence[str], source: str) -> tuple[tuple[str, str], ...]:
     """``["id=secret", ...]`` as pairs; a malformed item names its position,
     never its secret."""
@@ -436,51 +400,49 @@ def config_from_args(
     problem = host_problem(args.host)
     if problem:
         raise ConfigError(problem)
-    if args.webhook_url:
-        webhook_host: str | None = normalise_webhook_host(args.webhook_url)
-    else:
-        webhook = _env(env, "PATTER_WEBHOOK_URL")
-        webhook_host = (
-            normalise_webhook_host(webhook, name="PATTER_WEBHOOK_URL") if webhook else None
-        )
-    if args.phone_number and e164_number(args.phone_number) is None:
-        raise ConfigError(
-            f"--phone-number must be an E.164 number such as +15550001111, not {args.phone_number!r}"
-        )
+    # Keys and endpoints come from the environment only; the same model as
+    # Patter(...) builds, checked by the same code.
+    carriers, providers = build_settings(
+        {
+            "webhook_host": given(
+                args.webhook_url or None, "--webhook-url", env, "PATTER_WEBHOOK_URL"
+            ),
+            "phone_number": given(args.phone_number or None, "--phone-number"),
+            **{
+                key: given(None, variable, env, variable)
+                for key, variable in (KEY_VARIABLES | BASE_URL_VARIABLES).items()
+            },
+        }
+    )
+    webhook_host = carriers.webhook_host
     try:
         TrustedProxies(args.trusted_proxy)
     except PatterError as exc:
         raise ConfigError(f"--trusted-proxy: {exc}") from None
 
-    keys = {
-        "openai": _env(env, "OPENAI_API_KEY"),
-        "elevenlabs_key": _env(env, "ELEVENLABS_API_KEY"),
-        "elevenlabs_agent": _env(env, "ELEVENLABS_AGENT_ID"),
-        "deepgram": _env(env, "DEEPGRAM_API_KEY"),
-    }
     provider: Provider
     if args.provider is not None:
         provider = args.provider
-    elif keys["openai"]:
+    elif providers.openai_key:
         provider = "openai"
-    elif keys["elevenlabs_agent"]:
+    elif providers.elevenlabs_agent_id:
         provider = "elevenlabs"
     else:
         provider = "echo"
-    if provider == "openai" and not keys["openai"]:
+    if provider == "openai" and not providers.openai_key:
         raise ConfigError("--provider openai needs OPENAI_API_KEY")
-    if provider == "elevenlabs" and not keys["elevenlabs_agent"]:
+    if provider == "elevenlabs" and not providers.elevenlabs_agent_id:
         raise ConfigError("--provider elevenlabs needs ELEVENLABS_AGENT_ID")
     # The CLI has no on_message handler: the pipeline's replies come from the LLM.
-    if provider == "pipeline" and not keys["openai"]:
+    if provider == "pipeline" and not providers.openai_key:
         raise ConfigError("--provider pipeline needs OPENAI_API_KEY (its LLM)")
-    twilio_rest = _env(env, "TWILIO_ACCOUNT_SID") and _env(env, "TWILIO_AUTH_TOKEN")
-    if args.recording and not (twilio_rest or _env(env, "TELNYX_API_KEY")):
+    twilio_rest = carriers.twilio_sid and carriers.twilio_token
+    if args.recording and not (twilio_rest or carriers.telnyx_key):
         raise ConfigError(
             "--recording needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or TELNYX_API_KEY"
         )
 
-    twilio_token = _env(env, "TWILIO_AUTH_TOKEN")
+    twilio_token = carriers.twilio_token
     if args.twilio_signing_key:
         twilio_keys = signing_keys(args.twilio_signing_key, "--twilio-signing-key")
     else:
@@ -492,20 +454,12 @@ def config_from_args(
             "--webhook-url / PATTER_WEBHOOK_URL is not: signatures are checked against the "
             "public URL"
         )
-    telnyx_public_key = _env(env, "TELNYX_PUBLIC_KEY")
-    if telnyx_public_key:
-        from patter_core.webhooks import TelnyxSignatureVerifier
-
-        try:
-            TelnyxSignatureVerifier(telnyx_public_key)
-        except PatterError:
-            raise ConfigError("TELNYX_PUBLIC_KEY is not a base64 Ed25519 public key") from None
 
     seconds = {
         name: _timeout_setting(getattr(args, name), env, name, variable, default)
         for name, variable, default, _ in TIMEOUTS
     }
-    if args.voicemail_message and _env(env, "TWILIO_ACCOUNT_SID"):
+    if args.voicemail_message and carriers.twilio_sid:
         from patter_core.webhooks._twilio_flow import voicemail_problem
 
         problem = voicemail_problem(args.voicemail_message)
@@ -532,8 +486,8 @@ def config_from_args(
         dashboard_token=dashboard_token,
         host=args.host,
         port=args.port,
-        webhook_host=webhook_host,
-        phone_number=args.phone_number,
+        carriers=carriers,
+        providers=providers,
         provider=provider,
         system_prompt=args.system_prompt,
         first_message=args.first_message,
@@ -560,19 +514,6 @@ def config_from_args(
         quiet_transcripts=args.quiet_transcripts,
         reuse_port=args.reuse_port or args.workers > 1,
         backend=args.backend,
-        twilio_account_sid=_env(env, "TWILIO_ACCOUNT_SID"),
-        twilio_auth_token=twilio_token,
         twilio_signing_keys=twilio_keys,
-        telnyx_api_key=_env(env, "TELNYX_API_KEY"),
-        telnyx_public_key=telnyx_public_key,
-        openai_api_key=keys["openai"],
-        elevenlabs_api_key=keys["elevenlabs_key"],
-        elevenlabs_agent_id=keys["elevenlabs_agent"],
-        deepgram_api_key=keys["deepgram"],
-        openai_base_url=_base_url(env, "OPENAI_BASE_URL"),
-        elevenlabs_base_url=_base_url(env, "ELEVENLABS_BASE_URL"),
-        deepgram_base_url=_base_url(env, "DEEPGRAM_BASE_URL"),
-        twilio_api_base_url=_base_url(env, "TWILIO_API_BASE_URL"),
-        telnyx_api_base_url=_base_url(env, "TELNYX_API_BASE_URL"),
     )
     return str(args.command), config

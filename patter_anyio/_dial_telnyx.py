@@ -49,6 +49,7 @@ from patter_core import Entropy, PatterError
 from patter_core.http import HttpRequest
 
 from ._dial_frames import iso_time
+from ._errors import STREAM_ENDED
 from ._httpclient import (
     ClientConnectionError,
     ClientError,
@@ -219,15 +220,10 @@ class FakeTelnyxApi:
                     out = (out or b"") + (conn.send(h11.Data(data=payload)) or b"")
                     out += conn.send(h11.EndOfMessage()) or b""
                     await stream.send(out)
-            except (
-                TimeoutError,
-                h11.ProtocolError,
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
-                return  # a client that went away or spoke no HTTP: nothing to answer
+            except h11.ProtocolError:
+                return  # a client that spoke no HTTP: nothing to answer
+            except STREAM_ENDED:
+                return  # a client that went away
 
     async def _serve_one(
         self, conn: h11.Connection, stream: anyio.abc.ByteStream

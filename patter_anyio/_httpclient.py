@@ -48,8 +48,10 @@ import h11
 
 from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
+from patter_core.http._types import find_header
 from patter_core.webhooks import RetryPolicy
 
+from ._errors import STREAM_LOST
 from ._loopstream import LoopStream, connect
 
 __all__ = [
@@ -162,7 +164,7 @@ async def open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> an
                 tls_hostname=target.host,
             )
         return await connect(target.host, target.port)
-    except (OSError, anyio.BrokenResourceError) as exc:
+    except STREAM_LOST as exc:
         raise ClientConnectionError(
             f"cannot connect to {target.host}:{target.port}: {exc}"
         ) from exc
@@ -232,7 +234,7 @@ class _Connection:
         with (
             anyio.CancelScope(shield=True),
             anyio.move_on_after(_CLOSE_TIMEOUT),
-            contextlib.suppress(anyio.BrokenResourceError, OSError),
+            contextlib.suppress(*STREAM_LOST),
         ):
             await self.stream.aclose()
 
@@ -248,7 +250,7 @@ async def _next_event(conn: _Connection) -> h11.Event:
                 data = await conn.stream.receive(_READ_SIZE)
             except anyio.EndOfStream:
                 data = b""
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            except STREAM_LOST as exc:
                 raise ClientConnectionError(f"connection lost: {exc}") from exc
             conn.received += len(data)
             conn.h11.receive_data(data)
@@ -438,7 +440,7 @@ async def _exchange(
             return await _read_head(conn)
     except TimeoutError as exc:
         raise ClientTimeout(f"{target.host} did not answer in time") from exc
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+    except STREAM_LOST as exc:
         raise ClientConnectionError(f"connection lost: {exc}") from exc
 
 
@@ -476,6 +478,11 @@ async def _start(
         return conn, head
 
 
+def _text_headers(head: h11.Response) -> tuple[tuple[str, str], ...]:
+    # RFC 9110 §5.5: field values are octets; latin-1 keeps every one.
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers)
+
+
 class StreamingResponse:
     """Status and headers now, the body as it arrives (``async for chunk in resp``)."""
 
@@ -489,20 +496,14 @@ class StreamingResponse:
     ) -> None:
         self._conn = conn
         self.status: int = head.status_code
-        self.headers: tuple[tuple[str, str], ...] = tuple(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers
-        )
+        self.headers = _text_headers(head)
         self._read_timeout = read_timeout
         self._max = max_response_bytes
         self._received = 0
         self._done = False
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return find_header(self.headers, name)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -551,11 +552,7 @@ async def stream_request(
     conn, head = await _start(req, target, ssl_context, pool, timeout)
     try:
         if 300 <= head.status_code < 400:
-            location = None
-            for name, value in head.headers:
-                if name == b"location":
-                    location = value.decode("latin-1")
-            raise RedirectRefused(head.status_code, location)
+            raise RedirectRefused(head.status_code, find_header(_text_headers(head), "location"))
         yield StreamingResponse(
             conn,
             head,

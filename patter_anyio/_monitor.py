@@ -23,6 +23,8 @@ from patter_core.http import Endpoint, HttpResponse, Route
 from patter_core.monitor import CallBoard
 from patter_core.monitor._board import sse_comment
 
+from ._errors import STREAM_LOST
+
 __all__ = ["Monitor", "Subscription"]
 
 #: Events queued per watching page before it starts missing them.
@@ -87,7 +89,7 @@ class Monitor:
                 send.send_nowait(data)
             except anyio.WouldBlock:
                 self.board.event_dropped()
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            except STREAM_LOST:
                 self._subscribers.discard(send)
 
     def refused(self, reason: str) -> None:

@@ -34,7 +34,6 @@ from patter_core._base_urls import (
     DEFAULT_TELNYX_API,
     DEFAULT_TWILIO_API,
 )
-from patter_core.bridge._config import e164_number
 from patter_core.http import ServerLimits
 from patter_core.monitor._access import token_problem
 from patter_core.webhooks import StreamTokens
@@ -56,10 +55,9 @@ from ._checks import (
     check_callback,
     check_port,
     check_signing_keys,
-    from_env,
     local_recording_dir,
 )
-from ._config import ConfigError, host_problem, normalise_webhook_host
+from ._config import host_problem
 from ._console import (
     BindError,
     StartupInfo,
@@ -74,14 +72,13 @@ from ._outbound import CallResult, place_call
 from ._remote import RemoteMessageHandler, tool_handlers
 from ._routing import ROUTE_TIMEOUT, Router
 from ._runtime import (
-    CarrierSettings,
     LocalRuntime,
-    ProviderSettings,
     StreamTimeouts,
     missing_settings,
     start_notices,
 )
 from ._server import Server
+from ._settings import KEY_VARIABLES, build_settings, given
 
 __all__ = ["Patter"]
 
@@ -130,36 +127,48 @@ class Patter:
         # As the official SDKs do: an argument not given is read from the
         # environment; an explicit argument always wins.
         environ = os.environ if env is None else env
-        twilio_sid = from_env(twilio_sid, environ, "TWILIO_ACCOUNT_SID")
-        twilio_token = from_env(twilio_token, environ, "TWILIO_AUTH_TOKEN")
-        telnyx_key = from_env(telnyx_key, environ, "TELNYX_API_KEY")
-        telnyx_public_key = from_env(telnyx_public_key, environ, "TELNYX_PUBLIC_KEY")
-        openai_key = from_env(openai_key, environ, "OPENAI_API_KEY")
-        elevenlabs_key = from_env(elevenlabs_key, environ, "ELEVENLABS_API_KEY")
-        elevenlabs_agent_id = from_env(elevenlabs_agent_id, environ, "ELEVENLABS_AGENT_ID")
-        deepgram_key = from_env(deepgram_key, environ, "DEEPGRAM_API_KEY")
+        keys = {
+            "twilio_sid": twilio_sid,
+            "twilio_token": twilio_token,
+            "telnyx_key": telnyx_key,
+            "telnyx_public_key": telnyx_public_key,
+            "openai_key": openai_key,
+            "elevenlabs_key": elevenlabs_key,
+            "elevenlabs_agent_id": elevenlabs_agent_id,
+            "deepgram_key": deepgram_key,
+        }
+        settings = {
+            key: given(keys[key], key, environ, variable) for key, variable in KEY_VARIABLES.items()
+        }
+        twilio_sid, twilio_token = settings["twilio_sid"].value, settings["twilio_token"].value
         if bool(twilio_sid) != bool(twilio_token):
-            given, missing = (
+            present, missing = (
                 ("twilio_sid", "twilio_token (or TWILIO_AUTH_TOKEN)")
                 if twilio_sid
                 else ("twilio_token", "twilio_sid (or TWILIO_ACCOUNT_SID)")
             )
             raise InvalidOption(
-                f"twilio_sid and twilio_token go together: {given} is set, {missing} is not"
-            )
-        if phone_number is not None and e164_number(phone_number) is None:
-            raise InvalidOption(
-                f"phone_number must be an E.164 number such as +15550001111, not {phone_number!r}"
+                f"twilio_sid and twilio_token go together: {present} is set, {missing} is not"
             )
         if telnyx_codec not in ("PCMU", "L16"):
             raise InvalidOption(f"telnyx_codec must be 'PCMU' or 'L16', not {telnyx_codec!r}")
-        try:
-            host = normalise_webhook_host(webhook_url) if webhook_url else None
-        except ConfigError:
-            # The CLI's wording names its flag; the API names the argument.
-            raise InvalidOption(
-                f"webhook_url must be a public host such as abc.ngrok.app, not {webhook_url!r}"
-            ) from None
+        # The same model and checks as the command line's; errors name the argument.
+        self.carriers, self.providers = build_settings(
+            {
+                **settings,
+                "webhook_host": given(webhook_url or None, "webhook_url"),
+                "phone_number": given(phone_number, "phone_number"),
+                "openai_base_url": given(openai_base_url, "openai_base_url"),
+                "elevenlabs_base_url": given(elevenlabs_base_url, "elevenlabs_base_url"),
+                "deepgram_base_url": given(deepgram_base_url, "deepgram_base_url"),
+                "twilio_api_base_url": given(twilio_api_base_url, "twilio_api_base_url"),
+                "telnyx_api_base_url": given(telnyx_api_base_url, "telnyx_api_base_url"),
+            },
+            fail=InvalidOption,
+            telnyx_connection_id=telnyx_connection_id,
+            telnyx_codec=telnyx_codec,
+        )
+        host = self.carriers.webhook_host
         self._twilio_signing_keys = check_signing_keys(twilio_signing_keys, host)
         if stream_secret is not None and (
             not isinstance(stream_secret, str)
@@ -169,39 +178,6 @@ class Patter:
                 "stream_secret must be at least 16 characters "
                 "(several: comma-separated, newest first)"
             )
-        for name, url in (
-            ("openai_base_url", openai_base_url),
-            ("elevenlabs_base_url", elevenlabs_base_url),
-            ("twilio_api_base_url", twilio_api_base_url),
-            ("telnyx_api_base_url", telnyx_api_base_url),
-        ):
-            if not url.startswith(("http://", "https://")):
-                raise InvalidOption(f"{name} must start with http:// or https://: {url!r}")
-        if not deepgram_base_url.startswith(("http://", "https://", "ws://", "wss://")):
-            raise InvalidOption(
-                f"deepgram_base_url must be an http(s) or ws(s) URL: {deepgram_base_url!r}"
-            )
-        self.carriers = CarrierSettings(
-            webhook_host=host,
-            phone_number=phone_number,
-            twilio_sid=twilio_sid,
-            twilio_token=twilio_token,
-            telnyx_key=telnyx_key,
-            telnyx_public_key=telnyx_public_key,
-            telnyx_connection_id=telnyx_connection_id,
-            telnyx_codec=telnyx_codec,
-            twilio_api_base_url=twilio_api_base_url.rstrip("/"),
-            telnyx_api_base_url=telnyx_api_base_url.rstrip("/"),
-        )
-        self.providers = ProviderSettings(
-            openai_key=openai_key,
-            elevenlabs_key=elevenlabs_key,
-            elevenlabs_agent_id=elevenlabs_agent_id,
-            deepgram_key=deepgram_key,
-            openai_base_url=openai_base_url.rstrip("/"),
-            elevenlabs_base_url=elevenlabs_base_url.rstrip("/"),
-            deepgram_base_url=deepgram_base_url.rstrip("/"),
-        )
         if webhook_secret is not None and (not isinstance(webhook_secret, str) or not webhook_secret):
             raise InvalidOption("webhook_secret must be non-empty text")
         #: Signs webhook tools and an on_message URL (X-Patter-Signature).

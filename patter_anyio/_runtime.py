@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -55,6 +54,7 @@ from patter_core.webhooks._warm_transfer import warm_leg_caller
 from ._agent import Agent, per_call_options
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner, maybe_await
+from ._clock import SYSTEM_CLOCK, Clock
 from ._codecs import optional_decoders
 from ._controls import TelnyxControl, TwilioControl
 from ._httpclient import ClientError, request_with_retry
@@ -119,7 +119,7 @@ class LocalRuntime:
         voicemail_message: str | None = None,
         timeouts: StreamTimeouts | None = None,
         entropy: Entropy = secrets,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         on_call_status: Callable[[dict[str, Any]], Any] | None = None,
         on_machine_detection: Callable[[dict[str, Any]], Any] | None = None,
         webhook_secret: bytes | None = None,
@@ -190,12 +190,12 @@ class LocalRuntime:
         self.outcomes = OutboundCalls(
             on_call_status=on_call_status,
             on_machine_detection=on_machine_detection,
-            clock=clock,
+            clock=clock.wall,  # the times an outbound call's result reports
         )
         #: Sees every call event (the dashboard and /metrics), if set.
         self.monitor: Monitor | None = None
         #: Provider sessions opened at the webhook, until their stream starts.
-        self.prewarm = Prewarm(clock=clock)
+        self.prewarm = Prewarm(clock=clock.monotonic)  # the same clock as the call's
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -318,12 +318,12 @@ class LocalRuntime:
             stream=stream,
             carrier=req.carrier,
             session_factory=self.prewarm.factory(self._factory(agent), runner_of_call),
-            verify_token=self.admission.admit,
+            verify_token=self._admit_stream,
             config=config,
             control=control,
             stream_token=req.header("x-telnyx-streaming-auth-token"),
             expected_call_id=req.call_id,
-            opened_at=self._clock(),
+            opened_at=self._clock.monotonic(),
         )
         call_hooks = self.hooks
         if agent.tools:
@@ -367,7 +367,13 @@ class LocalRuntime:
                 self._outbound.pop(req.call_id, None)
                 if self.router is not None:
                     self.router.forget(req.call_id)
-                self.admission.release(req.call_id, self._clock())
+                self.admission.release(req.call_id, self._clock.wall())
+
+    def _admit_stream(self, token: str, call_id: str, now: float) -> None:
+        """The bridge's token check: ``now`` is its monotonic clock, a token's
+        expiry is wall-clock time (it was issued, maybe on another machine,
+        at the webhook), so the check reads the wall clock."""
+        self.admission.admit(token, call_id, self._clock.wall())
 
     def _observer(self, agent: Agent) -> Callable[[str, Mapping[str, object], float], None] | None:
         """What the runner hands each call event to: the monitor, told the agent."""
@@ -476,7 +482,7 @@ class LocalRuntime:
             follow_up = self.telnyx_flow.reject(call_id)  # route chose no agent
         else:
             variables = self._variables_for(call_id or "")
-            follow_up = self.telnyx_flow.on_event(event, self._clock(), variables=variables)
+            follow_up = self.telnyx_flow.on_event(event, self._clock.wall(), variables=variables)
         if follow_up.problem:
             log.error("%s", follow_up.problem)
         if follow_up.ignored:

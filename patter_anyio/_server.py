@@ -64,8 +64,11 @@ from patter_core.http import (
 )
 from patter_core.http._health import health_response
 from patter_core.http._router import check_body_size
+from patter_core.http._types import find_header
 from patter_core.monitor import MonitorAccess
 
+from ._clock import SYSTEM_CLOCK
+from ._errors import STREAM_ENDED, STREAM_LOST
 from ._loopstream import accept
 from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed
@@ -100,11 +103,7 @@ class ServerRequest:
     client_ip: str
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return find_header(self.headers, name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,11 +117,7 @@ class StreamRequest:
     client_ip: str
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        return find_header(self.headers, name)
 
 
 StreamHandler = Callable[[WebSocket, StreamRequest], Awaitable[None]]
@@ -282,15 +277,15 @@ class Server:
                 while self._live:
                     await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
-        self._log_suppressed(self._refusals.take(anyio.current_time(), all_=True))
+        self._log_suppressed(self._refusals.take(SYSTEM_CLOCK.monotonic(), all_=True))
         log.info("stopped")
 
     async def _report_refusals(self) -> None:
         """One line per reason and interval for refusals not logged in full."""
         while True:
             deadline = self._refusals.next_deadline()
-            await anyio.sleep(1.0 if deadline is None else max(0.0, deadline - anyio.current_time()))
-            self._log_suppressed(self._refusals.take(anyio.current_time()))
+            await anyio.sleep(1.0 if deadline is None else max(0.0, deadline - SYSTEM_CLOCK.monotonic()))
+            self._log_suppressed(self._refusals.take(SYSTEM_CLOCK.monotonic()))
 
     @staticmethod
     def _log_suppressed(counts: Iterable[Suppressed]) -> None:
@@ -343,7 +338,7 @@ class Server:
                 return event  # type: ignore[return-value]
             try:
                 data = await stream.receive(_READ_SIZE)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            except STREAM_ENDED:
                 data = b""
             if guard is not None:
                 guard.feed(data)
@@ -422,12 +417,7 @@ class Server:
                 await stream.send_eof()
                 while budget > 0:
                     budget -= len(await stream.receive(_READ_SIZE))
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
+            except STREAM_ENDED:
                 pass
 
     async def _send_response(
@@ -463,7 +453,7 @@ class Server:
         try:
             with anyio.fail_after(timeout if timeout is not None else self.limits.send_timeout):
                 await stream.send(data or b"")
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_LOST:  # TimeoutError is an OSError
             pass
 
     async def _handle_request(
@@ -487,7 +477,7 @@ class Server:
         if isinstance(decision, Reject):
             if decision.stream and self.monitor is not None:
                 self.monitor.refused(decision.reason)
-            if decision.status == 429 and self._refusals.admit("429", anyio.current_time()):
+            if decision.status == 429 and self._refusals.admit("429", SYSTEM_CLOCK.monotonic()):
                 log.warning(
                     "stream %s from %s refused (429): %s; the limit is per address, so "
                     "behind a proxy give --trusted-proxy so callers are counted, not the proxy",
@@ -585,7 +575,7 @@ class Server:
                     with anyio.fail_after(self.limits.send_timeout):
                         await stream.send(data)
                     data = conn.send(h11.Data(data=await subscription.next())) or b""
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_LOST:  # TimeoutError is an OSError
             return  # the client is gone
         finally:
             subscription.close()
@@ -594,7 +584,7 @@ class Server:
         with (
             anyio.CancelScope(shield=True),
             anyio.move_on_after(_ERROR_SEND_TIMEOUT),
-            contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError),
+            contextlib.suppress(*STREAM_LOST),
         ):
             await stream.send(conn.send(h11.EndOfMessage()) or b"")
 
@@ -642,7 +632,7 @@ class Server:
         if denied is not None:
             if self.monitor is not None:
                 self.monitor.refused(denied.reason)
-            if self._refusals.admit(denied.reason, anyio.current_time()):
+            if self._refusals.admit(denied.reason, SYSTEM_CLOCK.monotonic()):
                 log.warning("stream %s refused: %s", route.call_id, denied.reason)
             await self._send_error(conn, stream, denied.status, denied.reason, denied.headers)
             return
@@ -654,7 +644,7 @@ class Server:
             )
             with anyio.fail_after(self.limits.send_timeout):
                 await stream.send(data or b"")
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_LOST:  # TimeoutError is an OSError
             return
         trailing, _ = conn.trailing_data
         ws = WebSocket(

@@ -40,6 +40,7 @@ from patter_core.providers._models import (
 )
 
 from ._agent import Agent, with_call_settings
+from ._clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
     from ._settings import ProviderSettings
@@ -86,6 +87,8 @@ def make_session_factory(
                     noise_reduction=agent.noise_reduction,
                     reasoning_effort=agent.reasoning_effort,  # type: ignore[arg-type]
                     parallel_tool_calls=agent.parallel_tool_calls,
+                    # session.expires_at (Unix time) onto the call's monotonic clock.
+                    wall_offset=SYSTEM_CLOCK.wall_offset(),
                 )
             )
         if agent.provider == "elevenlabs":

@@ -42,6 +42,7 @@ from wsproto.events import CloseConnection, Event, Ping
 from patter_core import PatterError
 from patter_core.http._wsframes import ControlFrame, FrameReader, frame
 
+from ._errors import STREAM_ENDED, STREAM_LOST
 from ._lock import FastLock
 from ._loopstream import LoopStream
 
@@ -58,7 +59,7 @@ _READ_SIZE = 65536
 # The states in which wsproto reads frames (a Close ends them).
 _READING = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
-_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_IO_ERRORS = STREAM_LOST
 
 
 #: What we say when closing for the peer's malformed frames (RFC 6455 7.4.1),
@@ -218,7 +219,7 @@ class WebSocket:
         except TimeoutError:
             await self._fail(1001, "idle timeout")
             return
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except STREAM_ENDED:
             data = None
         if self._conn.state is ConnectionState.CLOSED:
             # We already sent and got Close; any more bytes are ignored.
@@ -374,12 +375,7 @@ class WebSocket:
             while self._conn.state is ConnectionState.LOCAL_CLOSING:
                 try:
                     data: bytes | None = await self._stream.receive(_READ_SIZE)
-                except (
-                    anyio.EndOfStream,
-                    anyio.BrokenResourceError,
-                    anyio.ClosedResourceError,
-                    OSError,
-                ):
+                except STREAM_ENDED:
                     data = None
                 if data is None:
                     self._conn.receive_data(None)

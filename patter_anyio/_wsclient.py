@@ -20,6 +20,7 @@ import wsproto.utilities
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 
+from ._errors import STREAM_LOST
 from ._httpclient import (
     ClientConnectionError,
     ClientProtocolError,
@@ -85,7 +86,7 @@ async def connect_websocket(
                 trailing = await _handshake(ws_conn, stream)
         except TimeoutError as exc:
             raise ClientTimeout(f"WebSocket handshake with {target.host} timed out") from exc
-        except (anyio.BrokenResourceError, OSError) as exc:
+        except STREAM_LOST as exc:
             raise ClientConnectionError(f"connection lost: {exc}") from exc
         assert ws_conn.connection is not None
         ws = WebSocket(

@@ -274,7 +274,8 @@ def carrier_frames(actions: list[Action]) -> list[dict[str, Any]]:
 
 
 def callbacks(actions: list[Action], name: str) -> list[Mapping[str, object]]:
-    return [a.payload for a in actions if isinstance(a, FireCallback) and a.name == name]
+    """The payloads of the callbacks ``name`` fired, as the user's dicts."""
+    return [a.payload.as_dict() for a in actions if isinstance(a, FireCallback) and a.name == name]
 
 
 def provider_io(actions: list[Action]) -> list[IoAction]:

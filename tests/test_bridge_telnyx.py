@@ -79,7 +79,7 @@ def test_telnyx_echo_call_with_token_in_connected() -> None:
     )
     out += bridge.carrier_message(_start(), 0.0)
     (started,) = [
-        a.payload for a in out if isinstance(a, FireCallback) and a.name == "on_call_start"
+        a.payload.as_dict() for a in out if isinstance(a, FireCallback) and a.name == "on_call_start"
     ]
     assert started["caller"] == "+13122010094" and started["callee"] == "+13122123456"
     pcm_le = tone(300, 600) + bytes(32 * 800)

@@ -58,7 +58,7 @@ def _block(config: ServerConfig) -> list[tuple[int, str]]:
     from patter_anyio._console import describe_agent, startup_lines
 
     agent = describe_agent(
-        runtime_from_config(config).agent, elevenlabs_agent_id=config.elevenlabs_agent_id
+        runtime_from_config(config).agent, elevenlabs_agent_id=config.providers.elevenlabs_agent_id
     )
     return startup_lines(config.startup_info(port=config.port, agent=agent))
 
@@ -76,16 +76,16 @@ def test_flags_and_environment() -> None:
             "OPENAI_BASE_URL": "http://127.0.0.1:9/",
         },
     )  # fmt: skip
-    assert config.webhook_host == "abc.ngrok.app"
+    assert config.carriers.webhook_host == "abc.ngrok.app"
     assert config.port == 9000 and config.workers == 3 and config.reuse_port
     assert config.provider == "openai"  # default when its key is set
     assert config.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
     assert config.stream_secret == "0123456789abcdef0123" and not config.stream_secret_generated
-    assert config.openai_base_url == "http://127.0.0.1:9"
+    assert config.providers.openai_base_url == "http://127.0.0.1:9"
     assert config.log_level == "DEBUG" and config.recording
     assert "sk-x" not in repr(config) and "tok" not in repr(config)
     _, config = parse(env={"PATTER_WEBHOOK_URL": "example.com:8443"})
-    assert config.webhook_host == "example.com:8443"
+    assert config.carriers.webhook_host == "example.com:8443"
 
 
 @pytest.mark.parametrize(

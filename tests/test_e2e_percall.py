@@ -141,6 +141,10 @@ async def test_max_duration_says_a_closing_line_and_hangs_up() -> None:
     assert call.played_at_close == len(call.audio) == 1600
     assert end["reason"] == "max_duration"
     assert 1.0 <= end["ended_at"] - end["started_at"] < 3.0
+    # The deadlines ran on the monotonic clock; the times the user sees are
+    # wall-clock seconds, as the transcript's are.
+    assert abs(end["ended_at"] - time.time()) < 10.0
+    assert all(abs(line["time"] - time.time()) < 10.0 for line in end["transcript"])
     assert hangups(rest) == [{"Status": "completed"}]
 
 

@@ -3,6 +3,7 @@ environment, bind errors and the validation messages."""
 
 from __future__ import annotations
 
+import base64
 import errno
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+from nacl.signing import SigningKey
 
 from patter_anyio import InvalidOption, Patter, config_from_args
 from patter_anyio._console import (
@@ -67,7 +69,7 @@ def _block(argv: list[str], env: dict[str, str]) -> list[tuple[int, str]]:
 
     _, config = config_from_args(["serve", *argv], env, entropy=CountingEntropy())
     agent = describe_agent(
-        runtime_from_config(config).agent, elevenlabs_agent_id=config.elevenlabs_agent_id
+        runtime_from_config(config).agent, elevenlabs_agent_id=config.providers.elevenlabs_agent_id
     )
     return startup_lines(config.startup_info(port=config.port, agent=agent))
 
@@ -250,11 +252,13 @@ def _wait_for(path: pathlib.Path, needle: str, proc: subprocess.Popen[Any]) -> N
 
 # ----------------------------------------------------------- the environment
 def test_patter_reads_credentials_from_the_environment_arguments_first() -> None:
+    # A well-formed key: the settings model checks it as the command line does.
+    public_key = base64.b64encode(bytes(SigningKey(b"\x05" * 32).verify_key)).decode()
     env = {
         "TWILIO_ACCOUNT_SID": "ACenv",
         "TWILIO_AUTH_TOKEN": "tok-env",
         "TELNYX_API_KEY": "KEYenv",
-        "TELNYX_PUBLIC_KEY": "pub-env",
+        "TELNYX_PUBLIC_KEY": public_key,
         "OPENAI_API_KEY": "sk-env",
         "ELEVENLABS_API_KEY": "el-env",
         "ELEVENLABS_AGENT_ID": "agent-env",
@@ -262,7 +266,7 @@ def test_patter_reads_credentials_from_the_environment_arguments_first() -> None
     }
     phone = Patter(env=env, openai_key="sk-arg", twilio_sid="ACarg", twilio_token="tok-arg")
     assert (phone.carriers.twilio_sid, phone.carriers.twilio_token) == ("ACarg", "tok-arg")
-    assert (phone.carriers.telnyx_key, phone.carriers.telnyx_public_key) == ("KEYenv", "pub-env")
+    assert (phone.carriers.telnyx_key, phone.carriers.telnyx_public_key) == ("KEYenv", public_key)
     assert phone.providers.openai_key == "sk-arg"
     assert phone.providers.elevenlabs_key == "el-env"
     assert phone.providers.elevenlabs_agent_id == "agent-env"
@@ -389,7 +393,7 @@ def test_cli_accepts_an_e164_phone_number() -> None:
     _, config = config_from_args(
         ["serve", "--phone-number", "+15550001111"], {}, entropy=CountingEntropy()
     )
-    assert config.phone_number == "+15550001111"
+    assert config.carriers.phone_number == "+15550001111"
 
 
 def test_version() -> None:

@@ -147,6 +147,20 @@ def test_session_created_announces_the_session_cap() -> None:
         assert not [e for e in events if isinstance(e, SessionLimit | ProviderError)]
 
 
+def test_the_session_cap_is_put_on_the_clock_now_runs_on() -> None:
+    # The runtime's now is monotonic; expires_at is Unix time: wall_offset
+    # (wall minus monotonic) turns one into the other, for both deadlines.
+    offset = 1_800_000_000.0
+    config = OpenAIRealtimeConfig(api_key="sk-test", renew_before_expiry=None, wall_offset=offset)
+    fake = FakeOpenAIRealtime()
+    fake.session["expires_at"] = 1_800_003_600
+    capped = OpenAIRealtimeSession(config)
+    assert SessionLimit(expires_at=3600.0) in Loopback(capped, fake).start()
+    renewing = OpenAIRealtimeSession(OpenAIRealtimeConfig(api_key="sk-test", wall_offset=offset))
+    Loopback(renewing, fake).start()
+    assert renewing.next_deadline() == 3600.0 - 120.0
+
+
 # -- renewal before the session expires ------------------------------------------------------
 
 

@@ -194,3 +194,13 @@ def test_limits_are_finite_and_validated() -> None:
 def test_fuzz_harness_runs() -> None:
     fuzz_router.run(60)
     assert fuzz_router.main(["--examples", "20"]) == 0
+
+
+def test_header_lookup_is_case_blind_and_ordered() -> None:
+    from patter_core.http._types import find_header, header_values
+
+    headers = (("Host", "a"), ("x-forwarded-for", "1.1.1.1, 2.2.2.2"), ("X-Forwarded-For", "3.3.3.3"))
+    assert header_values(headers, "X-FORWARDED-FOR") == ["1.1.1.1, 2.2.2.2", "3.3.3.3"]
+    assert find_header(headers, "x-forwarded-for") == "1.1.1.1, 2.2.2.2"
+    assert find_header(headers, "HOST") == "a"
+    assert find_header(headers, "cookie") is None and header_values(headers, "cookie") == []

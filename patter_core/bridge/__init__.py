@@ -116,6 +116,7 @@ from ._config import (
     TranscoderFactory,
     Transcoding,
 )
+from ._payloads import CallbackPayload, CallEnded, CallStarted, EndReason, TranscriptLine
 from ._tools import END_CALL, TRANSFER_CALL
 
 __all__ = [
@@ -124,10 +125,14 @@ __all__ = [
     "Action",
     "BridgeConfig",
     "CallBridge",
+    "CallEnded",
     "CallInfo",
+    "CallStarted",
     "CallbackName",
+    "CallbackPayload",
     "CarrierControl",
     "CloseCarrier",
+    "EndReason",
     "FireCallback",
     "HttpCall",
     "LogProblem",
@@ -142,4 +147,5 @@ __all__ = [
     "ToolSpec",
     "TranscoderFactory",
     "Transcoding",
+    "TranscriptLine",
 ]

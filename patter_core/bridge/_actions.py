@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..http._types import HttpRequest
 from ..providers._session import IoAction
+from ._payloads import CallbackPayload
 
 __all__ = [
     "Action",
@@ -52,10 +53,12 @@ class ProviderIo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FireCallback:
-    """Await a user callback with this payload (a plain dict of JSON-like values)."""
+    """Await a user callback with this payload: a :class:`CallStarted`,
+    :class:`TranscriptLine` or :class:`CallEnded`; the runtime hands the user
+    its documented dict (``payload.as_dict(to_wall)``)."""
 
     name: CallbackName
-    payload: Mapping[str, object] = field(default_factory=dict)
+    payload: CallbackPayload
     #: The bridge waits for the callback's answer: report it with
     #: ``CallBridge.call_start_result`` (``on_call_start``'s overrides).
     awaits_answer: bool = False

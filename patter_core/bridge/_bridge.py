@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from dataclasses import replace
 
 from .._deadlines import earliest
 from .._errors import RemoteProtocolError
@@ -70,6 +71,7 @@ from ._limits import ProviderCap
 from ._metrics import CallMetricsRecorder
 from ._outbound import AgentAudio
 from ._overrides import per_call
+from ._payloads import EndReason, TranscriptLine
 from ._problems import ProblemLog
 from ._silence import Pace, SilenceWatch
 from ._start import admitted, call_start_payload
@@ -177,7 +179,7 @@ class CallBridge:
             events = self._stream.receive(message)
         except RemoteProtocolError as exc:
             self._hangup_detail = str(exc)
-            self._end("carrier_protocol_error", now, close_code=exc.close_code)
+            self._end(EndReason.CARRIER_PROTOCOL_ERROR, now, close_code=exc.close_code)
             return self._finish(now)
         for event in events:
             if self.ended:
@@ -198,7 +200,7 @@ class CallBridge:
                 if event.auth_token and self._token is None:
                     self._token = event.auth_token
             elif isinstance(event, Stop):
-                self._end("carrier_stop", now)
+                self._end(EndReason.CARRIER_STOP, now)
             elif isinstance(event, StreamError):
                 # Telnyx reports e.g. a rate limit; the stream goes on, and
                 # on_call_end says how many came.
@@ -208,7 +210,7 @@ class CallBridge:
     def carrier_closed(self, now: float) -> list[Action]:
         """The carrier's socket is gone (closed or lost): nothing more goes on it."""
         self._carrier_open = False
-        return self._end_now("carrier_disconnected", now)
+        return self._end_now(EndReason.CARRIER_DISCONNECTED, now)
 
     def amd_result(self, answered_by: str, now: float) -> list[Action]:
         """Answering-machine detection (Twilio ``AnsweredBy``) for this call."""
@@ -218,14 +220,14 @@ class CallBridge:
         action = amd_action(answered_by)
         message = self._config.voicemail_message
         if action is AmdAction.HANG_UP:
-            self._end("fax", now)
+            self._end(EndReason.FAX, now)
         elif action is AmdAction.LEAVE_MESSAGE and message:
             self._leave_message(message, now)
         self._drain_session(now)
         return self._finish(now)
 
     def _leave_message(self, message: str, now: float) -> None:
-        if not self._ending.plan("voicemail", now + self._config.voicemail_max_seconds):
+        if not self._ending.plan(EndReason.VOICEMAIL, now + self._config.voicemail_max_seconds):
             return
         if not self._ready and self._carrier_says(message, now):
             return
@@ -240,19 +242,19 @@ class CallBridge:
         request = control.leave_message(info.call_id, message) if control and info else None
         if request is not None:
             self._out.append(HttpCall(request=request, purpose="voicemail"))
-            self._end("voicemail", now, by_carrier=True)
+            self._end(EndReason.VOICEMAIL, now, by_carrier=True)
         return request is not None
 
     def hangup(self, reason: str, now: float) -> list[Action]:
         """The application ends the call."""
-        return self._end_now("hangup", now, detail=reason)
+        return self._end_now(EndReason.HANGUP, now, detail=reason)
 
     def shutdown(self, now: float) -> list[Action]:
         """The server is going away and the call's grace time is over."""
-        return self._end_now("server_shutdown", now, close_code=1001)
+        return self._end_now(EndReason.SERVER_SHUTDOWN, now, close_code=1001)
 
     def _end_now(
-        self, reason: str, now: float, *, detail: str = "", close_code: int = 1000
+        self, reason: EndReason, now: float, *, detail: str = "", close_code: int = 1000
     ) -> list[Action]:
         if self._state is _State.ENDED:
             return []
@@ -288,7 +290,7 @@ class CallBridge:
             self._begin()
             if opened:
                 self._cap.close = (code, reason)
-            self._end(self._cap.closed_reason() if opened else "provider_error", now)
+            self._end(self._cap.closed_reason() if opened else EndReason.PROVIDER_ERROR, now)
             actions += self._finish(now)
         return actions
 
@@ -338,7 +340,7 @@ class CallBridge:
                 self._error_detail = f"the provider was not ready within {timeout:g} s"
             self._end(fired.value, now)
         elif self._ending.overdue(now):
-            self._end(self._ending.reason or "hangup", now)
+            self._end(self._ending.reason or EndReason.HANGUP, now)
         elif self._start_wait is not None and now >= self._start_wait:
             self._out.append(LogProblem(message="on_call_start did not answer in time"))
             self._open_session(None, now)
@@ -418,7 +420,7 @@ class CallBridge:
         if not admitted(start, self._verify, self._token, self._expected_call_id, now):
             # Who it claims to be, for on_call_end; nothing is filled in.
             self._info = call_info(start, self._carrier, BridgeConfig(), ())
-            self._end("token_rejected", now, close_code=1008)
+            self._end(EndReason.TOKEN_REJECTED, now, close_code=1008)
             return
         info = call_info(start, self._carrier, self._config, offered_tools(self._config))
         self._info, self._start = info, start
@@ -558,13 +560,13 @@ class CallBridge:
             self._cap.playing_out = True
             self._ending.plan(self._cap.closed_reason(), now + self._config.end_call_grace_seconds)
             return self._on_response_done(now)
-        self._end(self._cap.closed_reason() if self._socket_closing else "provider_error", now)
+        self._end(self._cap.closed_reason() if self._socket_closing else EndReason.PROVIDER_ERROR, now)
 
     def _on_cap(self, now: float) -> None:  # near the cap: a closing line, then provider_limit
         self._cap.announced = True
         self._command(Say(text=self._config.provider_limit_message), now)
         # Ends after the closing line's own answer, not whichever ends first.
-        self._ending.plan("provider_limit", max(now, self._cap.at or now), needs_done=True, own_answer=True)
+        self._ending.plan(EndReason.PROVIDER_LIMIT, max(now, self._cap.at or now), needs_done=True, own_answer=True)
 
     def _on_pace(self, now: float) -> None:
         """Silence, the call's cap (``_silence``), a barge-in that lasted (``_bargein``)."""
@@ -576,7 +578,7 @@ class CallBridge:
             if self._agent.unplayed:
                 self._cut_agent(now)  # the closing line plays now, not after the answer
             grace = now + self._config.end_call_grace_seconds
-            self._ending.plan(pace.value, grace, needs_done=bool(text), own_answer=True)
+            self._ending.plan(EndReason(pace.value), grace, needs_done=bool(text), own_answer=True)
         if text:
             self._command(Say(text=text), now)
 
@@ -594,7 +596,7 @@ class CallBridge:
 
     def _on_speech_started(self, now: float) -> None:
         self._silence.caller_speech(True, now)
-        if self._ending.reason == "voicemail":
+        if self._ending.reason is EndReason.VOICEMAIL:
             return
         if not self._agent.unplayed:
             return  # nothing unplayed: no barge-in
@@ -622,7 +624,7 @@ class CallBridge:
             )
         elif decision.kind == "end_call":
             grace = now + self._config.end_call_grace_seconds
-            if self._ending.plan("end_call", grace, goodbye=True):
+            if self._ending.plan(EndReason.END_CALL, grace, goodbye=True):
                 # The output lets the model say goodbye if it has not yet.
                 self._command(ToolResult(call_id=call.call_id, output=END_CALL_OUTPUT), now)
         elif decision.kind == "transfer":
@@ -641,9 +643,9 @@ class CallBridge:
                 ToolResult(call_id=call.call_id, output=decision.output, is_error=True), now
             )
 
-    def _fire_transcript(self, entry: dict[str, object]) -> None:
-        call_id = self._info.call_id if self._info is not None else ""
-        self._out.append(FireCallback(name="on_transcript", payload={"call_id": call_id, **entry}))
+    def _fire_transcript(self, line: TranscriptLine) -> None:
+        line = replace(line, call_id=self._info.call_id if self._info is not None else "")
+        self._out.append(FireCallback(name="on_transcript", payload=line))
 
     # -- the end ---------------------------------------------------------------
 
@@ -652,13 +654,13 @@ class CallBridge:
             if self._voicemail.stalled(now):  # the session is not saying it
                 self._carrier_says(self._config.voicemail_message, now)
             elif self._voicemail.over(not self._agent.unplayed, now):
-                self._end("voicemail", now)
+                self._end(EndReason.VOICEMAIL, now)
             return
         if self._ending.ready(unplayed=self._agent.unplayed):
-            self._end(self._ending.reason or "hangup", now)
+            self._end(self._ending.reason or EndReason.HANGUP, now)
 
     def _end(
-        self, reason: str, now: float, *, close_code: int = 1000, by_carrier: bool = False
+        self, reason: EndReason, now: float, *, close_code: int = 1000, by_carrier: bool = False
     ) -> None:
         # by_carrier: the carrier ends the call itself (new TwiML); our hangup
         # or closing the media socket first would cut it short.
@@ -679,7 +681,8 @@ class CallBridge:
                 self._out.append(HttpCall(request=request, purpose="hangup"))
         if self._carrier_open and not by_carrier:
             self._carrier_open = False
-            self._out.append(CloseCarrier(code=close_code, reason=reason))
+            self._out.append(CloseCarrier(code=close_code, reason=reason.value))
+        self._metrics.frames_out = self._agent.frames_out
         payload = call_end_payload(
             info,
             carrier=self._carrier,
@@ -693,8 +696,6 @@ class CallBridge:
             carrier_errors=self._carrier_errors,
             provider_close=self._cap.close,
             transferred_to=self._transferred_to,
+            metrics=self._metrics.report(started_at=self._started_at, now=now, inbound=self._inbound),
         )
-        self._metrics.frames_out = self._agent.frames_out
-        report = self._metrics.report(started_at=self._started_at, now=now, inbound=self._inbound)
-        payload["metrics"] = report.as_dict()
         self._out.append(FireCallback(name="on_call_end", payload=payload))

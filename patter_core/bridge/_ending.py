@@ -8,44 +8,47 @@ module holds its two decisions:
   would go on to the next TwiML verb), and whether the caller first hears
   ``error_message`` (:data:`PROVIDER_FAILURES`, through the carrier's own
   voice: Twilio ``<Say>`` then ``<Hangup/>``, Telnyx ``speak`` then ``hangup``);
-* the ``on_call_end`` payload: who, when, why, the transcript, the caller
-  audio counted by the hold (``frames_in``, ``frames_buffered``,
-  ``frames_dropped``), and, where they apply, ``detail``, ``carrier_errors``,
-  ``provider_close_code``/``provider_close_reason`` and ``transferred_to``.
+* the ``on_call_end`` payload (:class:`~patter_core.bridge.CallEnded`): who,
+  when, why, the transcript, the caller audio counted by the hold
+  (``frames_in``, ``frames_buffered``, ``frames_dropped``), and, where they
+  apply, ``detail``, ``carrier_errors``, the provider's close code and reason,
+  and ``transferred_to``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..http._types import HttpRequest
 from ._config import CallInfo, CarrierControl
 from ._inbound import CallerAudio
+from ._metrics import CallMetrics
+from ._payloads import CallEnded, EndReason, TranscriptLine
 
 __all__ = ["HANGUP_REASONS", "PROVIDER_FAILURES", "call_end_payload", "carrier_request"]
 
 HANGUP_REASONS = frozenset(
     {
-        "end_call",
-        "hangup",
-        "voicemail",
-        "fax",
-        "provider_error",
-        "provider_closed",
-        "provider_limit",
-        "media_timeout",
-        "server_shutdown",
-        "silence",
-        "max_duration",
+        EndReason.END_CALL,
+        EndReason.HANGUP,
+        EndReason.VOICEMAIL,
+        EndReason.FAX,
+        EndReason.PROVIDER_ERROR,
+        EndReason.PROVIDER_CLOSED,
+        EndReason.PROVIDER_LIMIT,
+        EndReason.MEDIA_TIMEOUT,
+        EndReason.SERVER_SHUTDOWN,
+        EndReason.SILENCE,
+        EndReason.MAX_DURATION,
     }
 )
-PROVIDER_FAILURES = frozenset({"provider_error", "provider_closed"})
+PROVIDER_FAILURES = frozenset({EndReason.PROVIDER_ERROR, EndReason.PROVIDER_CLOSED})
 #: Endings whose ``detail`` is the application's or the carrier's words.
-_CARRIER_DETAIL = frozenset({"hangup", "carrier_protocol_error"})
+_CARRIER_DETAIL = frozenset({EndReason.HANGUP, EndReason.CARRIER_PROTOCOL_ERROR})
 
 
 def carrier_request(
-    control: CarrierControl, call_id: str, reason: str, error_message: str
+    control: CarrierControl, call_id: str, reason: EndReason, error_message: str
 ) -> HttpRequest | None:
     """The REST request an ending needs (None: the carrier is left alone)."""
     if reason not in HANGUP_REASONS:
@@ -62,38 +65,38 @@ def call_end_payload(
     carrier: str,
     started_at: float | None,
     now: float,
-    reason: str,
-    transcript: Sequence[Mapping[str, object]],
+    reason: EndReason,
+    transcript: Sequence[TranscriptLine],
     inbound: CallerAudio,
     carrier_detail: str,
     provider_detail: str,
     carrier_errors: int,
     provider_close: tuple[int, str] | None,
     transferred_to: str | None,
-) -> dict[str, object]:
+    metrics: CallMetrics | None = None,
+) -> CallEnded:
     """``on_call_end``'s payload (empty ids for a stream never accepted)."""
-    payload: dict[str, object] = {
-        "call_id": info.call_id if info is not None else "",
-        "stream_id": info.stream_id if info is not None else "",
-        "caller": info.caller if info is not None else "",
-        "callee": info.callee if info is not None else "",
-        "carrier": carrier,
-        "started_at": started_at,
-        "ended_at": now,
-        "reason": reason,
-        "transcript": [dict(entry) for entry in transcript],
-        "frames_in": inbound.frames_in,
-        "frames_buffered": inbound.frames_held,
-        "frames_dropped": inbound.frames_dropped,
-    }
+    detail = None
     if reason in _CARRIER_DETAIL:
-        payload["detail"] = carrier_detail
+        detail = carrier_detail
     elif reason in PROVIDER_FAILURES:
-        payload["detail"] = provider_detail
-    if carrier_errors:
-        payload["carrier_errors"] = carrier_errors
-    if provider_close is not None:
-        payload["provider_close_code"], payload["provider_close_reason"] = provider_close
-    if transferred_to is not None:
-        payload["transferred_to"] = transferred_to
-    return payload
+        detail = provider_detail
+    return CallEnded(
+        call_id=info.call_id if info is not None else "",
+        stream_id=info.stream_id if info is not None else "",
+        caller=info.caller if info is not None else "",
+        callee=info.callee if info is not None else "",
+        carrier=carrier,
+        started_at=started_at,
+        ended_at=now,
+        reason=reason,
+        transcript=tuple(transcript),
+        frames_in=inbound.frames_in,
+        frames_buffered=inbound.frames_held,
+        frames_dropped=inbound.frames_dropped,
+        detail=detail,
+        carrier_errors=carrier_errors,
+        provider_close=provider_close,
+        transferred_to=transferred_to,
+        metrics=metrics,
+    )

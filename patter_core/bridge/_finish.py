@@ -16,6 +16,8 @@ it (OpenAI reports the cancelled response) says nothing about the line.
 
 from __future__ import annotations
 
+from ._payloads import EndReason
+
 __all__ = ["PlannedEnding"]
 
 
@@ -26,7 +28,7 @@ class PlannedEnding:
 
     def __init__(self) -> None:
         #: The end reason once planned (None: no ending planned).
-        self.reason: str | None = None
+        self.reason: EndReason | None = None
         #: Past this, the call ends whatever is still playing.
         self.deadline: float | None = None
         self._needs_done = False
@@ -36,7 +38,7 @@ class PlannedEnding:
 
     def plan(
         self,
-        reason: str,
+        reason: EndReason,
         deadline: float,
         *,
         needs_done: bool = False,

@@ -10,6 +10,7 @@ the cap and ends the call as ``provider_limit`` once it has played.
 from __future__ import annotations
 
 from ..providers._io import ChannelId
+from ._payloads import EndReason
 
 __all__ = ["ProviderCap"]
 
@@ -52,8 +53,8 @@ class ProviderCap:
     def normal_close(self) -> bool:
         return self.close is not None and self.close[0] == 1000
 
-    def closed_reason(self) -> str:
+    def closed_reason(self) -> EndReason:
         """The end reason when the provider closed the session."""
         # [R] PROTOCOLS.md §6: ElevenLabs closes 1000 "max_duration_exceeded" at its cap.
         capped = self.close is not None and "max_duration" in self.close[1]
-        return "provider_limit" if capped or self.announced else "provider_closed"
+        return EndReason.PROVIDER_LIMIT if capped or self.announced else EndReason.PROVIDER_CLOSED

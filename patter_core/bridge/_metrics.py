@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .._deadlines import ToWall, same_time
 from ._inbound import CallerAudio
 
 __all__ = ["BargeIn", "CallMetrics", "CallMetricsRecorder", "LatencySummary", "Turn"]
@@ -46,10 +47,10 @@ class Turn:
     def latency_ms(self) -> float:
         return round((self.first_audio_at - self.speech_stopped_at) * 1000.0, 1)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, to_wall: ToWall = same_time) -> dict[str, object]:
         out: dict[str, object] = {
-            "speech_stopped_at": self.speech_stopped_at,
-            "first_audio_at": self.first_audio_at,
+            "speech_stopped_at": to_wall(self.speech_stopped_at),
+            "first_audio_at": to_wall(self.first_audio_at),
             "latency_ms": self.latency_ms,
         }
         if self.stages:
@@ -71,8 +72,8 @@ class BargeIn:
     at: float
     quiet_ms: float | None = None
 
-    def as_dict(self) -> dict[str, object]:
-        return {"at": self.at, "quiet_ms": self.quiet_ms}
+    def as_dict(self, to_wall: ToWall = same_time) -> dict[str, object]:
+        return {"at": to_wall(self.at), "quiet_ms": self.quiet_ms}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,13 +113,14 @@ class CallMetrics:
     frames_dropped: int
     usage: Mapping[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, to_wall: ToWall = same_time) -> dict[str, object]:
+        """The documented dict; ``to_wall`` turns its timestamps into wall time."""
         return {
             "duration_s": self.duration_s,
-            "turns": [turn.as_dict() for turn in self.turns],
+            "turns": [turn.as_dict(to_wall) for turn in self.turns],
             "latency_ms": self.latency_ms.as_dict(),
             "barge_ins": len(self.barge_ins),
-            "barge_in_details": [b.as_dict() for b in self.barge_ins],
+            "barge_in_details": [b.as_dict(to_wall) for b in self.barge_ins],
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "frames_buffered": self.frames_buffered,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from .._errors import RemoteProtocolError
 from ..media._events import Start
 from ._config import STREAM_TOKEN_PARAMETER, CallInfo, TokenVerifier
+from ._payloads import CallStarted
 
 __all__ = ["admitted", "call_start_payload"]
 
@@ -41,13 +42,13 @@ def admitted(
     return True
 
 
-def call_start_payload(info: CallInfo, carrier: str) -> dict[str, object]:
+def call_start_payload(info: CallInfo, carrier: str) -> CallStarted:
     """``on_call_start``'s payload (the custom parameters without our token)."""
-    return {
-        "call_id": info.call_id,
-        "stream_id": info.stream_id,
-        "caller": info.caller,
-        "callee": info.callee,
-        "carrier": carrier,
-        "custom_parameters": dict(info.custom_parameters),
-    }
+    return CallStarted(
+        call_id=info.call_id,
+        stream_id=info.stream_id,
+        caller=info.caller,
+        callee=info.callee,
+        carrier=carrier,
+        custom_parameters=dict(info.custom_parameters),
+    )

@@ -15,9 +15,11 @@ the last ``MAX_CUTS`` interrupted items.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 from ..providers._events import Transcript
+from ._payloads import TranscriptLine
 
 __all__ = ["TranscriptLog", "cut_text"]
 
@@ -42,44 +44,45 @@ def cut_text(text: str, fraction: float) -> str:
 class TranscriptLog:
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
-        #: The segments, in order: ``{"role", "text", "time"}``.
-        self.entries: list[dict[str, object]] = []
-        self._by_item: dict[str, dict[str, object]] = {}
+        #: The segments, in order (a cut or a correction replaces one in place).
+        self.entries: list[TranscriptLine] = []
+        #: An assistant item's segment: its index in ``entries``.
+        self._by_item: dict[str, int] = {}
         self._cuts: OrderedDict[str, float] = OrderedDict()
 
     def heard(self, item_id: str, fraction: float) -> None:
         """Only ``fraction`` of item ``item_id``'s audio was heard (a barge-in)."""
-        entry = self._by_item.get(item_id)
-        if entry is not None:
-            entry["text"] = cut_text(str(entry["text"]), fraction)
+        index = self._by_item.get(item_id)
+        if index is not None:
+            line = self.entries[index]
+            self.entries[index] = dataclasses.replace(line, text=cut_text(line.text, fraction))
             return
         self._cuts[item_id] = fraction
         while len(self._cuts) > MAX_CUTS:
             self._cuts.popitem(last=False)
 
-    def add(
-        self, role: str, text: str, now: float, item_id: str | None = None
-    ) -> dict[str, object]:
+    def add(self, role: str, text: str, now: float, item_id: str | None = None) -> TranscriptLine:
         """Record a final segment (cut if its item was interrupted); returns it."""
         if item_id is not None and item_id in self._cuts:
             text = cut_text(text, self._cuts.pop(item_id))
-        entry: dict[str, object] = {"role": role, "text": text, "time": now}
+        line = TranscriptLine(role=role, text=text, time=now)
         if len(self.entries) < self._max:
-            self.entries.append(entry)
             if item_id is not None and role == "assistant":
-                self._by_item[item_id] = entry
-        return entry
+                self._by_item[item_id] = len(self.entries)
+            self.entries.append(line)
+        return line
 
-    def record(self, t: Transcript, now: float) -> dict[str, object]:
+    def record(self, t: Transcript, now: float) -> TranscriptLine:
         """A provider's final :class:`Transcript` (a correction replaces)."""
         if t.correction:
             return self.correct(t.text, now)
         return self.add(t.role, t.text, now, t.item_id)
 
-    def correct(self, text: str, now: float) -> dict[str, object]:
+    def correct(self, text: str, now: float) -> TranscriptLine:
         """The agent's last answer, corrected: it replaces that segment."""
-        for entry in reversed(self.entries):
-            if entry["role"] == "assistant":
-                entry["text"] = text
-                return entry
+        for index in range(len(self.entries) - 1, -1, -1):
+            line = self.entries[index]
+            if line.role == "assistant":
+                self.entries[index] = line = dataclasses.replace(line, text=text)
+                return line
         return self.add("assistant", text, now)

@@ -21,6 +21,7 @@ import enum
 
 from .._deadlines import earliest
 from ._config import BridgeConfig
+from ._payloads import EndReason
 
 __all__ = ["Watchdog", "Watchdogs"]
 
@@ -28,9 +29,9 @@ __all__ = ["Watchdog", "Watchdogs"]
 class Watchdog(enum.Enum):
     """Which watchdog fired; the value is the call's end reason."""
 
-    START = "start_timeout"
-    MEDIA = "media_timeout"
-    SETUP = "provider_error"
+    START = EndReason.START_TIMEOUT
+    MEDIA = EndReason.MEDIA_TIMEOUT
+    SETUP = EndReason.PROVIDER_ERROR
 
 
 class Watchdogs:

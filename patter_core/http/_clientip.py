@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from .._errors import LocalProtocolError
+from ._types import header_values
 
 __all__ = ["TrustedProxies", "client_ip"]
 
@@ -87,10 +88,7 @@ def client_ip(
     canonical_peer = str(peer_ip) if peer_ip is not None else peer
     if not trusted or canonical_peer not in trusted:
         return canonical_peer
-    hops: list[str] = []
-    for name, value in headers:
-        if name.lower() == "x-forwarded-for":
-            hops.extend(part for part in value.split(","))
+    hops = [hop for value in header_values(headers, "x-forwarded-for") for hop in value.split(",")]
     client = canonical_peer
     for hop in reversed(hops[-_MAX_FORWARDED_HOPS:]):
         ip = _parse_ip(hop)

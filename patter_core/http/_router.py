@@ -32,6 +32,7 @@ from ._clientip import TrustedProxies, client_ip
 from ._framing import check_head
 from ._limits import ServerLimits
 from ._ratelimit import ConnectionLimiter
+from ._types import header_values
 
 __all__ = [
     "Endpoint",
@@ -179,15 +180,13 @@ def check_body_size(received: int, limits: ServerLimits) -> None:
 
 
 def _tokens(headers: Sequence[tuple[str, str]], name: str) -> set[str]:
-    out: set[str] = set()
-    for key, value in headers:
-        if key.lower() == name:
-            out.update(part.strip().lower() for part in value.split(","))
-    return out
+    return {
+        part.strip().lower() for value in header_values(headers, name) for part in value.split(",")
+    }
 
 
 def _single(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    values = [value for key, value in headers if key.lower() == name]
+    values = header_values(headers, name)
     if len(values) != 1:
         return None
     return values[0].strip()

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["HttpRequest", "HttpResponse"]
+__all__ = ["HttpRequest", "HttpResponse", "find_header", "header_values"]
+
+
+def header_values(headers: Iterable[tuple[str, str]], name: str) -> list[str]:
+    """Every value of header ``name``, in order (names match in any case,
+    RFC 9110 §5.1): the one scan of a header list for a name."""
+    name = name.lower()
+    return [value for key, value in headers if key.lower() == name]
+
+
+def find_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name``, or None.
+
+    Every request and response object answers ``header(name)`` with this;
+    a security check that must refuse a repeated header uses
+    :func:`patter_core.webhooks.header_value` instead.
+    """
+    values = header_values(headers, name)
+    return values[0] if values else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,8 +47,4 @@ class HttpResponse:
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        return find_header(self.headers, name)

@@ -109,6 +109,10 @@ class OpenAIRealtimeConfig:
     # the bridge end the call with a closing line instead. Two minutes leave
     # room to set it up and to wait for a quiet moment to switch.
     renew_before_expiry: float | None = 120.0
+    # session.expires_at is Unix time, and ``now`` the runtime's monotonic
+    # clock: wall-clock seconds minus that clock's reading puts the expiry
+    # on the clock ``now`` runs on (0.0: ``now`` is wall time already).
+    wall_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.api_key, str) or not self.api_key:

@@ -359,7 +359,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                 r.session_id = opt_str(session, "id")
                 expires = session.get("expires_at")
                 if isinstance(expires, int | float) and not isinstance(expires, bool):
-                    r.expires_at = float(expires)
+                    r.expires_at = float(expires) - self._config.wall_offset
             elif kind == "session.updated" and not r.ready:
                 r.ready = True
                 for text in history_items(self._history):
@@ -593,8 +593,9 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self.session_id = opt_str(session, "id")
         expires = session.get("expires_at")
         # Unix seconds; the server closes the session then (60 minutes, 1001).
+        # Kept on the clock ``now`` runs on (config.wall_offset).
         if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0:
-            self.expires_at = float(expires)
+            self.expires_at = float(expires) - self._config.wall_offset
             lead = self._config.renew_before_expiry
             if lead is None:
                 return [SessionLimit(expires_at=self.expires_at)]
