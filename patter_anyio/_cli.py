@@ -239,7 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("workers share this process's generated stream secret")
         return _run_workers(config, args)
     try:
-        anyio.run(run_server, config, backend=config.backend)
+        anyio.run(
+            run_server,
+            config,
+            backend=config.backend,
+            backend_options={"use_uvloop": True} if config.loop == "uvloop" else {},
+        )
     except BindError as exc:
         # Port in use, an address not of this machine: one line, exit 2.
         print(f"patter-local: error: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ else (no ``os.environ``, no files), so tests call it directly.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import re
 import secrets
@@ -132,6 +133,9 @@ class ServerConfig:
     reuse_port: bool = False
     #: The anyio backend to run on.
     backend: Literal["asyncio", "trio"] = "asyncio"
+    #: The asyncio event loop: uvloop when installed, unless asked otherwise
+    #: (``event_loop()``); None on trio.
+    loop: Literal["asyncio", "uvloop"] | None = "asyncio"
     #: HMAC-SHA256 signing keys, ``(key id, secret)`` pairs.
     twilio_signing_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     limits: ServerLimits = field(default_factory=ServerLimits)
@@ -153,6 +157,7 @@ class ServerConfig:
             twilio_configured=bool(carriers.twilio_sid or carriers.twilio_token),
             telnyx_configured=bool(carriers.telnyx_key),
             stream_secret_generated=self.stream_secret_generated,
+            event_loop="uvloop" if self.loop == "uvloop" else "",
         )
 
 
@@ -333,7 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=("asyncio", "trio"),
         default="asyncio",
-        help="event loop (default asyncio)",
+        help="async library (default asyncio)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="asyncio's event loop: auto (default) takes uvloop when it is installed "
+        "(pip install 'patter-local[fast]')",
     )
     # Internal: set by the parent of --workers on its children.
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
@@ -364,6 +376,20 @@ def _timeout_setting(
     if not (math.isfinite(value) and value > 0):
         raise ConfigError(f"{source} must be a positive number of seconds, not {text!r}")
     return value
+
+
+def event_loop(choice: str, backend: str) -> Literal["asyncio", "uvloop"] | None:
+    """The asyncio event loop ``--loop`` asks for on ``backend`` (None on trio)."""
+    installed = importlib.util.find_spec("uvloop") is not None
+    if backend != "asyncio":
+        if choice == "uvloop":
+            raise ConfigError("--loop uvloop needs --backend asyncio")
+        return None
+    if choice == "uvloop" and not installed:
+        raise ConfigError("--loop uvloop: uvloop is not installed (pip install 'patter-local[fast]')")
+    if choice == "uvloop" or (choice == "auto" and installed):
+        return "uvloop"
+    return "asyncio"
 
 
 def signing_keys(items: Sequence[str], source: str) -> tuple[tuple[str, str], ...]:
@@ -514,6 +540,7 @@ def config_from_args(
         quiet_transcripts=args.quiet_transcripts,
         reuse_port=args.reuse_port or args.workers > 1,
         backend=args.backend,
+        loop=event_loop(args.loop, args.backend),
         twilio_signing_keys=twilio_keys,
     )
     return str(args.command), config

@@ -105,6 +105,8 @@ class StartupInfo:
     #: A Telnyx API key is configured.
     telnyx_configured: bool
     stream_secret_generated: bool = False
+    #: The event loop, when it is worth saying (uvloop).
+    event_loop: str = ""
     stop_hint: str = "Ctrl-C to stop (twice to end live calls at once)"
     #: How the user sets the public host: the flag, or the API's argument.
     webhook_setting: str = "--webhook-url (PATTER_WEBHOOK_URL)"
@@ -114,6 +116,8 @@ def startup_lines(info: StartupInfo) -> list[tuple[int, str]]:
     """The block, as ``(level, text)`` pairs: INFO unless something needs acting on."""
     shown = f"[{info.host}]" if ":" in info.host else info.host
     lines = [(logging.INFO, f"patter-local {__version__} listening on http://{shown}:{info.port}")]
+    if info.event_loop:
+        lines.append((logging.INFO, f"event loop: {info.event_loop}"))
     lines.append((logging.INFO, f"agent: {info.agent}"))
     if info.webhook_host:
         base = f"https://{info.webhook_host}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import pathlib
@@ -18,6 +19,8 @@ import pytest
 from patter_anyio import ConfigError, ServerConfig, config_from_args
 from patter_core import CountingEntropy
 
+# The test extra installs uvloop where it builds; `serve` then runs on it.
+UVLOOP = importlib.util.find_spec("uvloop") is not None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -37,6 +40,7 @@ def test_defaults() -> None:
     assert config.stream_secret_generated and len(config.stream_secret) == 64
     assert _block(config) == [
         (logging.INFO, "patter-local 0.1.0 listening on http://127.0.0.1:8000"),
+        *([(logging.INFO, "event loop: uvloop")] if UVLOOP else []),
         (logging.INFO, "agent: the echo agent: no provider key set (it repeats what the caller says)"),
         (
             logging.INFO,
@@ -51,6 +55,29 @@ def test_defaults() -> None:
         ),
         (logging.INFO, "Ctrl-C to stop (twice to end live calls at once)"),
     ]
+
+
+def test_the_event_loop_is_uvloop_when_installed_unless_asked_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert parse()[1].loop == ("uvloop" if UVLOOP else "asyncio")
+    assert parse("--loop", "asyncio")[1].loop == "asyncio"
+    assert parse("--backend", "trio")[1].loop is None
+    with pytest.raises(ConfigError, match=r"^--loop uvloop needs --backend asyncio$"):
+        parse("--loop", "uvloop", "--backend", "trio")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a)
+    )
+    assert parse()[1].loop == "asyncio"
+    with pytest.raises(ConfigError, match=r"pip install 'patter-local\[fast\]'"):
+        parse("--loop", "uvloop")
+
+
+def test_a_loop_that_cannot_run_exits_2_with_one_line() -> None:
+    result = _run("serve", "--loop", "uvloop", "--backend", "trio")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "patter-local: error: --loop uvloop needs --backend asyncio"
 
 
 def _block(config: ServerConfig) -> list[tuple[int, str]]:
@@ -233,6 +260,7 @@ def test_serve_health_then_sigterm(workers: str, tmp_path: pathlib.Path) -> None
     assert proc.returncode == 0, err
     assert "signatures: Twilio and Telnyx off" in err and "WARNING" not in err
     assert err.count("listening on") == int(workers)
+    assert err.count("event loop: uvloop") == (int(workers) if UVLOOP else 0)
     assert err.count(": stopped") == int(workers)
 
 
