@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
 from patter_core import Entropy, PatterError
+from patter_core._base_urls import BASE_URL_VARIABLES
 from patter_core.http import ServerLimits, TrustedProxies
 from patter_core.monitor._access import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
@@ -27,8 +28,8 @@ from ._agent import PROVIDER_NAMES, ProviderName
 from ._console import StartupInfo
 from ._errors import ConfigError
 from ._settings import (
-    BASE_URL_VARIABLES,
     KEY_VARIABLES,
+    URL_VARIABLES,
     CarrierSettings,
     ProviderSettings,
     build_settings,
@@ -436,7 +437,7 @@ def config_from_args(
             "phone_number": given(args.phone_number or None, "--phone-number"),
             **{
                 key: given(None, variable, env, variable)
-                for key, variable in (KEY_VARIABLES | BASE_URL_VARIABLES).items()
+                for key, variable in (KEY_VARIABLES | URL_VARIABLES).items()
             },
         }
     )

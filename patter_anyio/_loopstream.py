@@ -33,6 +33,7 @@ import asyncio
 import socket
 import ssl
 from collections import deque
+from typing import cast
 
 import anyio
 import anyio.abc
@@ -87,9 +88,9 @@ class _Protocol(asyncio.Protocol):
 
     # -- asyncio's callbacks ---------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=_WRITE_HIGH)
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=_WRITE_HIGH)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -250,7 +251,6 @@ async def accept(
     except BaseException:
         sock.close()
         raise
-    assert isinstance(transport, asyncio.Transport)
     return LoopStream(transport, protocol)
 
 
@@ -279,5 +279,4 @@ async def connect(
         server_hostname=(tls_hostname or host) if ssl_context is not None else None,
         happy_eyeballs_delay=0.25,
     )
-    assert isinstance(transport, asyncio.Transport)
     return LoopStream(transport, protocol)

@@ -32,8 +32,8 @@ from patter_core.webhooks import RetryPolicy
 from ._errors import ConfigError
 
 __all__ = [
-    "BASE_URL_VARIABLES",
     "KEY_VARIABLES",
+    "URL_VARIABLES",
     "CarrierSettings",
     "Given",
     "ProviderSettings",
@@ -121,7 +121,7 @@ KEY_VARIABLES = {
     "deepgram_key": "DEEPGRAM_API_KEY",
 }
 #: Endpoints the command line reads from the environment (the API takes arguments).
-BASE_URL_VARIABLES = {
+URL_VARIABLES = {
     "openai_base_url": "OPENAI_BASE_URL",
     "elevenlabs_base_url": "ELEVENLABS_BASE_URL",
     "deepgram_base_url": "DEEPGRAM_BASE_URL",

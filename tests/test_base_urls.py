@@ -57,7 +57,10 @@ def test_every_entry_point_has_the_same_defaults() -> None:
     }
     assert settings == PUBLIC
     _, cli = config_from_args(["serve"], {}, entropy=CountingEntropy())
-    assert {name: getattr(cli, name.lower()) for name in PUBLIC} == PUBLIC
+    assert {
+        name: getattr(cli.providers, name.lower(), None) or getattr(cli.carriers, name.lower())
+        for name in PUBLIC
+    } == PUBLIC
     parameters = inspect.signature(Patter).parameters
     assert {name: parameters[name.lower()].default for name in PUBLIC} == PUBLIC
     help_text = dict(ENVIRONMENT)
