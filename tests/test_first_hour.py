@@ -67,7 +67,10 @@ def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def _block(argv: list[str], env: dict[str, str]) -> list[tuple[int, str]]:
     from patter_anyio._cli import runtime_from_config
 
-    _, config = config_from_args(["serve", *argv], env, entropy=CountingEntropy())
+    # The event loop's line (with uvloop installed) is test_cli_serve's.
+    _, config = config_from_args(
+        ["serve", "--loop", "asyncio", *argv], env, entropy=CountingEntropy()
+    )
     agent = describe_agent(
         runtime_from_config(config).agent, elevenlabs_agent_id=config.providers.elevenlabs_agent_id
     )
