@@ -15,7 +15,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY patter_core ./patter_core
 COPY patter_anyio ./patter_anyio
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[fast]' \
     && useradd --system --uid 10001 --no-create-home patter
 
 USER patter
