@@ -28,18 +28,17 @@ import anyio
 from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
 from patter_core.webhooks import (
-    AMD_DIAL_MODE,
     AmdCallback,
     CallStatusCallback,
     CarrierApiError,
     OutboundCallState,
     OutcomeUpdate,
     StreamTokens,
+    TelnyxCallFlow,
     TelnyxEvent,
     TelnyxRest,
     TwilioCallFlow,
     TwilioRest,
-    leg_client_state,
     parse_telnyx_response,
     parse_twilio_call,
 )
@@ -310,21 +309,13 @@ async def place_call(
         if not carriers.telnyx_connection_id:
             raise InvalidOption("Telnyx outbound calls need telnyx_connection_id")
         rest_t = TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
-        req = rest_t.dial(
+        req = TelnyxCallFlow(rest_t, tokens, webhook_host=host).dial(
             to=to,
             from_=number,
             connection_id=carriers.telnyx_connection_id,
-            stream_url=None,
-            stream_codec=None,
-            stream_bidirectional_mode=None,
-            stream_bidirectional_codec=None,
-            stream_bidirectional_sampling_rate=None,
-            answering_machine_detection=AMD_DIAL_MODE if machine_detection else None,
-            webhook_url=f"https://{host}/webhooks/telnyx/voice",
-            # Marks the leg as ours (only our legs are streamed); the
-            # nonce keeps two dials to one number apart (command_id).
-            client_state=leg_client_state(secrets.token_hex(8)),
-            timeout_secs=ring_timeout,
+            machine_detection=machine_detection,
+            ring_timeout=ring_timeout,
+            nonce=secrets.token_hex(8),
         )
         response = await _send(req)
         telnyx_id = parse_telnyx_response(response).call_control_id

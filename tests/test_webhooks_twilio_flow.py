@@ -119,6 +119,49 @@ def test_create_call_carries_the_detection_timeout() -> None:
         FLOW.create_call(to="+1", from_="+2", machine_detection=True, machine_detection_timeout=60)
 
 
+def test_create_call_is_the_exact_form_twilio_documents() -> None:
+    request = FLOW.create_call(
+        to="+14155550100", from_="+18005550199", machine_detection=True, ring_timeout=30
+    )
+    assert (request.method, request.url) == (
+        "POST",
+        f"https://api.test/2010-04-01/Accounts/AC{'2' * 32}/Calls.json",
+    )
+    assert parse_qsl(request.body.decode()) == [
+        ("To", "+14155550100"),
+        ("From", "+18005550199"),
+        ("Url", f"https://{HOST}/webhooks/twilio/voice"),
+        ("StatusCallback", f"https://{HOST}/webhooks/twilio/status"),
+        ("StatusCallbackMethod", "POST"),
+        ("StatusCallbackEvent", "initiated"),
+        ("StatusCallbackEvent", "ringing"),
+        ("StatusCallbackEvent", "answered"),
+        ("StatusCallbackEvent", "completed"),
+        ("MachineDetection", "DetectMessageEnd"),
+        ("MachineDetectionTimeout", "45"),
+        ("AsyncAmd", "true"),
+        ("AsyncAmdStatusCallback", f"https://{HOST}/webhooks/twilio/amd"),
+        ("AsyncAmdStatusCallbackMethod", "POST"),
+        ("Timeout", "30"),
+    ]
+
+
+def test_start_recording_reports_to_the_recording_webhook() -> None:
+    request = FLOW.start_recording(SID)
+    assert request is not None
+    assert request.url == (
+        f"https://api.test/2010-04-01/Accounts/AC{'2' * 32}/Calls/{SID}/Recordings.json"
+    )
+    assert parse_qsl(request.body.decode()) == [
+        ("RecordingStatusCallback", f"https://{HOST}/webhooks/twilio/recording"),
+        ("RecordingStatusCallbackMethod", "POST"),
+        ("RecordingStatusCallbackEvent", "completed"),
+    ]
+    hostless = TwilioCallFlow(TOKENS, webhook_host=None, rest=REST).start_recording(SID)
+    assert hostless is not None and hostless.body == b""
+    assert TwilioCallFlow(TOKENS, webhook_host=HOST, rest=None).start_recording(SID) is None
+
+
 def test_amd_without_a_stream() -> None:
     assert FLOW.amd_without_stream(SID, "human", "Call back") is None
     assert FLOW.amd_without_stream(SID, "machine_end_beep", None) is None

@@ -31,6 +31,26 @@ from ..monitor._access import MonitorAccess
 from ._clientip import TrustedProxies, client_ip
 from ._framing import check_head
 from ._limits import ServerLimits
+from ._paths import (
+    API_CALL_PREFIX,
+    API_CALLS_PATH,
+    API_EVENTS_PATH,
+    API_RECORDING_PREFIX,
+    DASHBOARD_PATH,
+    HEALTH_PATH,
+    METRICS_PATH,
+    READY_PATH,
+    TELNYX_STREAM_PREFIX,
+    TELNYX_VOICE_PATH,
+    TWILIO_AMD_PATH,
+    TWILIO_CONFERENCE_STATUS_PATH,
+    TWILIO_RECORDING_PATH,
+    TWILIO_STATUS_PATH,
+    TWILIO_STREAM_PREFIX,
+    TWILIO_STREAM_STATUS_PATH,
+    TWILIO_TRANSFER_STATUS_PATH,
+    TWILIO_VOICE_PATH,
+)
 from ._ratelimit import ConnectionLimiter
 
 __all__ = [
@@ -104,26 +124,26 @@ _MONITOR = frozenset(
 )
 
 _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
-    "/health": (Endpoint.HEALTH, ("GET", "HEAD")),
-    "/ready": (Endpoint.READY, ("GET", "HEAD")),
-    "/webhooks/twilio/voice": (Endpoint.TWILIO_VOICE, ("POST",)),
-    "/webhooks/twilio/recording": (Endpoint.TWILIO_RECORDING, ("POST",)),
-    "/webhooks/twilio/amd": (Endpoint.TWILIO_AMD, ("POST",)),
-    "/webhooks/twilio/status": (Endpoint.TWILIO_STATUS, ("POST",)),
-    "/webhooks/twilio/stream-status": (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
-    "/webhooks/twilio/transfer-status": (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
-    "/webhooks/twilio/conference-status": (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
-    "/webhooks/telnyx/voice": (Endpoint.TELNYX_VOICE, ("POST",)),
-    "/metrics": (Endpoint.METRICS, ("GET", "HEAD")),
-    "/dashboard": (Endpoint.DASHBOARD, ("GET", "HEAD")),
-    "/api/calls": (Endpoint.API_CALLS, ("GET", "HEAD")),
-    "/api/calls/events": (Endpoint.API_EVENTS, ("GET",)),
+    HEALTH_PATH: (Endpoint.HEALTH, ("GET", "HEAD")),
+    READY_PATH: (Endpoint.READY, ("GET", "HEAD")),
+    TWILIO_VOICE_PATH: (Endpoint.TWILIO_VOICE, ("POST",)),
+    TWILIO_RECORDING_PATH: (Endpoint.TWILIO_RECORDING, ("POST",)),
+    TWILIO_AMD_PATH: (Endpoint.TWILIO_AMD, ("POST",)),
+    TWILIO_STATUS_PATH: (Endpoint.TWILIO_STATUS, ("POST",)),
+    TWILIO_STREAM_STATUS_PATH: (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
+    TWILIO_TRANSFER_STATUS_PATH: (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
+    TWILIO_CONFERENCE_STATUS_PATH: (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
+    TELNYX_VOICE_PATH: (Endpoint.TELNYX_VOICE, ("POST",)),
+    METRICS_PATH: (Endpoint.METRICS, ("GET", "HEAD")),
+    DASHBOARD_PATH: (Endpoint.DASHBOARD, ("GET", "HEAD")),
+    API_CALLS_PATH: (Endpoint.API_CALLS, ("GET", "HEAD")),
+    API_EVENTS_PATH: (Endpoint.API_EVENTS, ("GET",)),
 }
 _PREFIXES: tuple[tuple[str, Endpoint], ...] = (
-    ("/ws/stream/", Endpoint.TWILIO_STREAM),
-    ("/ws/telnyx/stream/", Endpoint.TELNYX_STREAM),
-    ("/api/calls/", Endpoint.API_CALL),
-    ("/api/recordings/", Endpoint.API_RECORDING),
+    (TWILIO_STREAM_PREFIX, Endpoint.TWILIO_STREAM),
+    (TELNYX_STREAM_PREFIX, Endpoint.TELNYX_STREAM),
+    (API_CALL_PREFIX, Endpoint.API_CALL),
+    (API_RECORDING_PREFIX, Endpoint.API_RECORDING),
 )
 
 
@@ -264,7 +284,10 @@ class Router:
         stream_paths = tuple(prefix for prefix, e in _PREFIXES if e.is_websocket)
         if isinstance(decision, Reject) and target.startswith(stream_paths):
             return Reject(
-                status=decision.status, reason=decision.reason, headers=decision.headers, stream=True
+                status=decision.status,
+                reason=decision.reason,
+                headers=decision.headers,
+                stream=True,
             )
         return decision
 

@@ -34,6 +34,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import LocalProtocolError
+from ..http._paths import (
+    TWILIO_AMD_PATH,
+    TWILIO_RECORDING_PATH,
+    TWILIO_STATUS_PATH,
+    TWILIO_STREAM_STATUS_PATH,
+    TWILIO_VOICE_PATH,
+)
 from ..http._types import HttpRequest
 from ._tokens import StreamTokens
 from ._twilio_events import IncomingCall, StreamStatusCallback
@@ -72,7 +79,7 @@ RING_TIMEOUT_RANGE = (5, 600)
 RESERVED_PARAMETERS = frozenset({"caller", "callee", "stream_token"})
 _VARIABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 #: Where ``<Stream statusCallback>`` posts (signed like every webhook).
-STREAM_STATUS_PATH = "/webhooks/twilio/stream-status"
+STREAM_STATUS_PATH = TWILIO_STREAM_STATUS_PATH
 
 # The characters a <Say><Hangup /> document adds around its text.
 _SAY_HANGUP_OVERHEAD = len(say_hangup_twiml("a")) - 1
@@ -244,12 +251,12 @@ class TwilioCallFlow:
         return rest.create_call(
             to=to,
             from_=from_,
-            url=f"https://{host}/webhooks/twilio/voice",
-            status_callback=f"https://{host}/webhooks/twilio/status",
+            url=f"https://{host}{TWILIO_VOICE_PATH}",
+            status_callback=f"https://{host}{TWILIO_STATUS_PATH}",
             machine_detection="DetectMessageEnd" if amd else None,
             machine_detection_timeout=machine_detection_timeout if amd else None,
             async_amd=True if amd else None,
-            async_amd_status_callback=f"https://{host}/webhooks/twilio/amd" if amd else None,
+            async_amd_status_callback=f"https://{host}{TWILIO_AMD_PATH}" if amd else None,
             timeout=ring_timeout,
         )
 
@@ -269,6 +276,14 @@ class TwilioCallFlow:
         if action is AmdAction.LEAVE_MESSAGE and message:
             return "voicemail", self._rest.update_call_twiml(call_sid, say_hangup_twiml(message))
         return None
+
+    def start_recording(self, call_sid: str) -> HttpRequest | None:
+        """``Recordings.json`` for a live call; its status callback comes to
+        :data:`~patter_core.http.TWILIO_RECORDING_PATH` when there is a public host."""
+        if self._rest is None:
+            return None
+        callback = f"https://{self._host}{TWILIO_RECORDING_PATH}" if self._host else None
+        return self._rest.start_recording(call_sid, recording_status_callback=callback)
 
     def leave_message(self, call_sid: str, message: str) -> HttpRequest | None:
         """Twilio says ``message`` and hangs up, ending the call's stream."""

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 from .._errors import LocalProtocolError
+from ..http._paths import TWILIO_STREAM_PREFIX
 from ._twilio_signature import _host_only
 
 __all__ = [
@@ -93,7 +94,9 @@ def _element(name: str, attributes: Mapping[str, str | None], inner: str = "") -
     return f"<{name}{attrs} />"
 
 
-def twilio_stream_url(webhook_host: str, call_sid: str, *, path_prefix: str = "/ws/stream/") -> str:
+def twilio_stream_url(
+    webhook_host: str, call_sid: str, *, path_prefix: str = TWILIO_STREAM_PREFIX
+) -> str:
     """``wss://{webhook_host}/ws/stream/{CallSid}`` for ``<Stream url>``.
 
     The call id is percent-encoded as one path segment (a real CallSid is

@@ -36,8 +36,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from ..http._paths import TWILIO_CONFERENCE_STATUS_PATH, TWILIO_TRANSFER_STATUS_PATH
 from ..http._types import HttpRequest
 from ._telnyx_events import TelnyxCallAnswered, TelnyxCallHangup, TelnyxEvent
+from ._telnyx_flow import dial_leg
 from ._telnyx_rest import TelnyxRest
 from ._twilio_events import CallStatusCallback
 from ._twilio_rest import TwilioRest
@@ -58,9 +60,9 @@ __all__ = [
 ]
 
 #: The person's call progress (``?call=`` names the caller's call).
-TRANSFER_STATUS_PATH = "/webhooks/twilio/transfer-status"
+TRANSFER_STATUS_PATH = TWILIO_TRANSFER_STATUS_PATH
 #: The conference's start, end, join and leave events.
-CONFERENCE_STATUS_PATH = "/webhooks/twilio/conference-status"
+CONFERENCE_STATUS_PATH = TWILIO_CONFERENCE_STATUS_PATH
 #: Seconds the person's phone may ring: about five rings, before most
 #: voicemail systems pick up (which would take the transfer instead).
 WARM_TRANSFER_RING_SECONDS = 20
@@ -226,18 +228,14 @@ class TelnyxWarmTransfer:
         if len(self._pending) >= _MAX_PENDING:
             self._pending.popitem(last=False)
         self._pending[caller_id] = (target, summary)
-        return self._rest.dial(
+        return dial_leg(
+            self._rest,
             to=target,
             from_=from_,
             connection_id=self._connection_id,
-            stream_url=None,
-            stream_codec=None,
-            stream_bidirectional_mode=None,
-            stream_bidirectional_codec=None,
-            stream_bidirectional_sampling_rate=None,
-            webhook_url=f"https://{self._host}/webhooks/telnyx/voice",
+            webhook_host=self._host,
             client_state=warm_leg_state(caller_id),
-            timeout_secs=ring_timeout,
+            ring_timeout=ring_timeout,
         )
 
     def on_event(self, event: TelnyxEvent) -> TransferFollowUp:
