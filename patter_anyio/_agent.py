@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from patter_core.bridge import CallInfo, ToolSpec, e164_number
+from patter_core.bridge import ToolSpec, e164_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
 from patter_core.webhooks import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
@@ -258,18 +257,6 @@ def per_call_options(agent: Agent, *, awaits_overrides: bool) -> dict[str, Any]:
         # waits for them, bounded (the caller's audio is held meanwhile).
         "call_start_wait_seconds": CALL_START_WAIT if awaits_overrides else None,
     }
-
-
-def with_call_settings(agent: Agent, info: CallInfo) -> Agent:
-    """``agent`` with this call's voice, model and language (on_call_start's overrides)."""
-    if info.voice is None and info.model is None and info.language is None:
-        return agent
-    return dataclasses.replace(
-        agent,
-        voice=info.voice or agent.voice,
-        model=info.model or agent.model,
-        language=info.language or agent.language,
-    )
 
 
 def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:

@@ -27,6 +27,15 @@ from ._events import (
 )
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
 from ._refusal import describe_refusal
+from ._selection import (
+    AgentChoice,
+    ProviderKeys,
+    pipeline_parts,
+    select_session,
+    selected_models,
+    selection_problem,
+    session_config,
+)
 from ._session import (
     CallHandler,
     CloseSocket,
@@ -107,3 +116,14 @@ __all__ += [
 
 # The echo agent (no network): repeats the caller, for trying a line out.
 __all__ += ["EchoConfig", "EchoSession"]
+
+# Which session a call of an agent talks to (the product's defaults).
+__all__ += [
+    "AgentChoice",
+    "ProviderKeys",
+    "pipeline_parts",
+    "select_session",
+    "selected_models",
+    "selection_problem",
+    "session_config",
+]
