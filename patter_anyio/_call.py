@@ -45,7 +45,6 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from patter_core import PatterError
 from patter_core.bridge import (
     Action,
     CallBridge,
@@ -76,11 +75,11 @@ from ._httpclient import (
     ClientError,
     ClientProtocolError,
     HttpPool,
-    request_with_retry,
     stream_request,
 )
 from ._recording import RecordingWriter
 from ._remote import ToolFailed
+from ._rest import send_rest
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -102,8 +101,6 @@ MessageHandler = Callable[[dict[str, Any]], Any]
 # Provider responses (LLM streams, TTS audio) are bounded: 64 MiB is minutes
 # of 24 kHz audio, far beyond a sentence.
 _MAX_PROVIDER_HTTP_BYTES = 64 * 1024 * 1024
-# Carrier REST answers are small JSON documents.
-_MAX_REST_BYTES = 1024 * 1024
 
 
 def _swap(fn: Callable[[Any, float], list[Action]], arg: Any, now: float) -> list[Action]:
@@ -585,23 +582,6 @@ class CallRunner:
         await self._input(lambda now: self._bridge.handler_result(io.request_id, text, now))
 
     async def _rest(self, req: HttpRequest, purpose: str) -> None:
-        try:
-            response = await request_with_retry(
-                req,
-                self._retry,
-                timeout=self._hooks.http_timeout,
-                max_response_bytes=_MAX_REST_BYTES,
-                pool=self._http_pool,
-            )
-        except (ClientError, PatterError) as exc:
-            log.warning("carrier %s request failed: %s", purpose, exc)
-            return
-        if response.status >= 300:
-            log.warning(
-                "carrier %s request answered %d: %s",
-                purpose,
-                response.status,
-                response.body[:200].decode("utf-8", "replace"),
-            )
-        else:
-            log.info("carrier %s request done (%d)", purpose, response.status)
+        await send_rest(
+            req, purpose, retry=self._retry, timeout=self._hooks.http_timeout, pool=self._http_pool
+        )

@@ -26,7 +26,6 @@ from typing import Any
 import anyio
 
 from patter_core import PatterError
-from patter_core.http import HttpRequest, HttpResponse
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
@@ -45,7 +44,7 @@ from patter_core.webhooks import (
 
 from ._agent import InvalidOption
 from ._call import maybe_await
-from ._httpclient import request
+from ._rest import carrier_request
 from ._settings import CarrierSettings
 
 __all__ = ["CallResult", "OutboundCalls", "ServerStopped"]
@@ -55,8 +54,6 @@ log = logging.getLogger("patter_anyio.outbound")
 # Calls whose outcome is still open; a dialler whose calls never end (no
 # status callbacks reach us) must not grow this without bound.
 _MAX_TRACKED = 10_000
-# Carrier REST answers are small JSON documents.
-_MAX_REST_BYTES = 1024 * 1024
 # Webhooks of unknown calls kept for a call whose create answer is still on
 # its way: a few per call, for the calls being placed at one moment.
 _MAX_EARLY = 1_000
@@ -303,7 +300,7 @@ async def place_call(
             machine_detection_timeout=machine_detection_timeout,
             ring_timeout=ring_timeout,
         )
-        response = await _send(req)
+        response = await carrier_request(req)
         call_id = parse_twilio_call(response).sid
     elif carriers.telnyx_key:
         if not carriers.telnyx_connection_id:
@@ -317,7 +314,7 @@ async def place_call(
             ring_timeout=ring_timeout,
             nonce=secrets.token_hex(8),
         )
-        response = await _send(req)
+        response = await carrier_request(req)
         telnyx_id = parse_telnyx_response(response).call_control_id
         if not telnyx_id:
             raise CarrierApiError(
@@ -330,7 +327,3 @@ async def place_call(
             "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or Telnyx (telnyx_key or TELNYX_API_KEY)"
         )
     return call_id
-
-
-async def _send(req: HttpRequest) -> HttpResponse:
-    return await request(req, timeout=15.0, max_response_bytes=_MAX_REST_BYTES)

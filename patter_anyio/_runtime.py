@@ -26,7 +26,6 @@ import anyio.abc
 
 from patter_core import Entropy
 from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
-from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers import ProviderSession
 from patter_core.recording import StereoRecorder
@@ -35,7 +34,6 @@ from patter_core.webhooks import (
     CallStatusCallback,
     IncomingCall,
     RecordingStatusCallback,
-    RetryPolicy,
     StreamAdmission,
     StreamTokens,
     TelnyxCallFlow,
@@ -57,7 +55,6 @@ from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
 from ._controls import TelnyxControl, TwilioControl
-from ._httpclient import ClientError, request_with_retry
 from ._monitor import Monitor
 from ._outbound import OutboundCalls
 from ._prewarm import Prewarm
@@ -69,6 +66,7 @@ from ._providers import (
 )
 from ._recording import RecordingWriter
 from ._remote import tool_handlers
+from ._rest import send_rest
 from ._routing import Router
 from ._server import StreamRequest
 from ._sessions import make_session_factory
@@ -89,8 +87,6 @@ __all__ = [
 
 log = logging.getLogger("patter_anyio.runtime")
 
-# Carrier REST answers are small JSON documents.
-_MAX_REST_BYTES = 1024 * 1024
 # Outbound-call overrides waiting for their stream; a dialler that never gets
 # its calls answered must not grow this without bound.
 _MAX_PENDING_OUTBOUND = 10_000
@@ -226,7 +222,9 @@ class LocalRuntime:
 
     def _factory(self, agent: Agent) -> Callable[[CallInfo], ProviderSession]:
         handler = self.hooks.on_message is not None
-        return make_session_factory(agent, self.providers, use_handler=handler, entropy=self._entropy)
+        return make_session_factory(
+            agent, self.providers, use_handler=handler, entropy=self._entropy
+        )
 
     def expect_outbound(
         self,
@@ -404,7 +402,7 @@ class LocalRuntime:
         """Carry out a warm transfer's next step (the flows decide it)."""
         retry = self.carriers.telnyx_retry if self.telnyx_warm is not None else None
         for purpose, request in follow_up.requests:
-            await self.send_rest(request, purpose, retry=retry)
+            await send_rest(request, purpose, retry=retry)
         if follow_up.step is TransferStep.TELL_AGENT:
             started = [r for r in self.live.get(caller_id, ()) if r.started]
             if started:
@@ -447,11 +445,11 @@ class LocalRuntime:
         if carrier == "twilio":
             follow_up = self.twilio_flow.amd_without_stream(call_id, answered_by, message)
             if follow_up is not None:
-                await self.send_rest(follow_up[1], follow_up[0])
+                await send_rest(follow_up[1], follow_up[0])
         elif message and is_machine_end(answered_by) and self.telnyx_flow is not None:
             # speak, then hang up on its call.speak.ended (the flow decides).
             for purpose, req in self.telnyx_flow.voicemail_drop(call_id, message).requests:
-                await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
+                await send_rest(req, purpose, retry=self.carriers.telnyx_retry)
 
     async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
         # Answer the webhook at once and send the REST commands it calls for
@@ -482,34 +480,11 @@ class LocalRuntime:
         if follow_up.ignored:
             log.info("Telnyx webhook ignored: %s", follow_up.ignored)
         for purpose, req in follow_up.requests:
-            await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
+            await send_rest(req, purpose, retry=self.carriers.telnyx_retry)
         if follow_up.answered_by and event.call_control_id:
             await self._machine_answered(
                 event.call_control_id, follow_up.answered_by, carrier="telnyx"
             )
-
-    async def send_rest(
-        self, req: HttpRequest, purpose: str, *, retry: RetryPolicy | None = None
-    ) -> tuple[int, bytes] | None:
-        """Send a carrier command; ``retry`` for commands that are safe to repeat."""
-        try:
-            response = await request_with_retry(
-                req,
-                retry or RetryPolicy(max_attempts=1),
-                timeout=15.0,
-                max_response_bytes=_MAX_REST_BYTES,
-            )
-        except ClientError as exc:
-            log.warning("carrier %s request failed: %s", purpose, exc)
-            return None
-        if response.status >= 300:
-            log.warning(
-                "carrier %s request answered %d: %s",
-                purpose,
-                response.status,
-                response.body[:200].decode("utf-8", "replace"),
-            )
-        return response.status, response.body
 
 
 async def _record_call_end(
