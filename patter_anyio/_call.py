@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import json
 import logging
 import math
 import time
@@ -58,6 +57,7 @@ from patter_core.bridge import (
     SendToCarrier,
     SetTimer,
     error_output,
+    tool_output,
 )
 from patter_core.http import HttpRequest
 from patter_core.providers import (
@@ -546,7 +546,7 @@ class CallRunner:
             try:
                 with anyio.fail_after(self._hooks.tool_timeout):
                     result = await maybe_await(handler(dict(action.arguments), call))
-                output = result if isinstance(result, str) else json.dumps(result, default=str)
+                output = tool_output(result)
                 failed = False
             except TimeoutError:
                 output = error_output(f"tool {action.name} timed out")

@@ -121,7 +121,7 @@ from ._config import (
     normalize_number,
 )
 from ._overrides import OVERRIDE_KEYS, per_call
-from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools
+from ._tools import END_CALL, TRANSFER_CALL, error_output, offered_tools, tool_output
 
 __all__ = [
     "END_CALL",
@@ -155,4 +155,5 @@ __all__ = [
     "normalize_number",
     "offered_tools",
     "per_call",
+    "tool_output",
 ]
