@@ -78,6 +78,34 @@ def test_answer_is_the_sdks_twiml_with_a_stream_status_callback() -> None:
     assert twiml == str(response)
 
 
+def test_voice_answer_is_the_whole_http_answer() -> None:
+    call = _call("inbound", "+14155550100", "+18005550199")
+    answered = FLOW.voice_answer(call, 1000.0, host_header="ignored.example")
+    assert (answered.status, answered.headers) == (
+        200,
+        (("content-type", "text/xml; charset=utf-8"),),
+    )
+    assert answered.body == FLOW.answer(call, 1000.0).encode()
+    assert f"wss://{HOST}/ws/stream/{SID}".encode() in answered.body
+    refused = FLOW.voice_answer(call, 1000.0, admitted=False)
+    assert (refused.status, refused.body) == (
+        200,
+        b'<?xml version="1.0" encoding="UTF-8"?><Response><Reject /></Response>',
+    )
+    # No configured host: the request's Host, else a 400 that says why.
+    hostless = TwilioCallFlow(TOKENS, webhook_host=None, rest=None)
+    via_header = hostless.voice_answer(call, 1000.0, host_header="h.example")
+    assert b'url="wss://h.example/ws/stream/' in via_header.body
+    nowhere = hostless.voice_answer(call, 1000.0)
+    assert (nowhere.status, nowhere.body) == (
+        400,
+        b"no webhook host configured and no Host header\n",
+    )
+    assert nowhere.headers == (("content-type", "text/plain; charset=utf-8"),)
+    too_long = FLOW.voice_answer(_call("inbound", "x" * 600, "+1"), 1000.0)
+    assert too_long.status == 400 and b"'caller'" in too_long.body
+
+
 def test_outbound_parties_are_from_the_callers_and_callees_point_of_view() -> None:
     """Outbound: we placed the call (caller, From) to the person we dialled (callee, To)."""
     twiml = FLOW.answer(_call("outbound-api", "+18005550199", "+14155550100"), 1000.0)

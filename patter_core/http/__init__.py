@@ -27,7 +27,7 @@ from ._paths import (
 )
 from ._ratelimit import ConnectionLimiter
 from ._router import Endpoint, Reject, Route, Router, check_body_size, websocket_accept
-from ._types import HttpRequest, HttpResponse
+from ._types import HttpRequest, HttpResponse, text_response
 
 __all__ = [
     "API_CALLS_PATH",
@@ -65,5 +65,6 @@ __all__ = [
     "check_head",
     "client_ip",
     "health_response",
+    "text_response",
     "websocket_accept",
 ]

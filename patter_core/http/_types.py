@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HttpRequest", "HttpResponse"]
+__all__ = ["HttpRequest", "HttpResponse", "text_response"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,3 +33,12 @@ class HttpResponse:
             if key.lower() == name:
                 return value
         return None
+
+
+def text_response(status: int, message: str) -> HttpResponse:
+    """``message`` as one line of UTF-8 text: what a refused request is told."""
+    return HttpResponse(
+        status=status,
+        headers=(("content-type", "text/plain; charset=utf-8"),),
+        body=(message + "\n").encode("utf-8"),
+    )

@@ -41,7 +41,7 @@ from ..http._paths import (
     TWILIO_STREAM_STATUS_PATH,
     TWILIO_VOICE_PATH,
 )
-from ..http._types import HttpRequest
+from ..http._types import HttpRequest, HttpResponse, text_response
 from ._tokens import StreamTokens
 from ._twilio_events import IncomingCall, StreamStatusCallback
 from ._twilio_rest import TwilioRest
@@ -49,8 +49,10 @@ from ._twiml import (
     INLINE_TWIML_MAX_CHARS,
     PARAMETER_MAX_CHARS,
     connect_stream_twiml,
+    reject_twiml,
     say_hangup_twiml,
     twilio_stream_url,
+    twiml_response,
 )
 from ._variables import VARIABLE_PARAMETER_PREFIX, variable_parameters
 
@@ -224,6 +226,35 @@ class TwilioCallFlow:
             status_callback=f"https://{host}{STREAM_STATUS_PATH}",
             status_callback_method="POST",
         )
+
+    def voice_answer(
+        self,
+        call: IncomingCall,
+        now: float,
+        *,
+        admitted: bool = True,
+        host_header: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """The voice webhook's whole answer.
+
+        ``<Reject />`` when the application's ``route`` refused the call
+        (``admitted`` False); else :meth:`answer`, streaming to the
+        configured public host or, without one, to the request's ``Host``.
+        400 when there is no host at all, or for a ``From``/``To`` past
+        Twilio's parameter limit (only Twilio's own fields go in, so that is
+        a malformed request).
+        """
+        if not admitted:
+            return twiml_response(reject_twiml())
+        host = self._host or host_header
+        if not host:
+            return text_response(400, "no webhook host configured and no Host header")
+        try:
+            twiml = self.answer(call, now, host=host, variables=variables)
+        except LocalProtocolError as exc:
+            return text_response(400, str(exc))
+        return twiml_response(twiml)
 
     def create_call(
         self,
