@@ -45,7 +45,6 @@ from patter_core.webhooks import (
     TwilioCallFlow,
     TwilioRest,
     TwilioWarmTransfer,
-    is_machine_end,
     routed_call,
     warm_leg_caller,
 )
@@ -253,11 +252,7 @@ class LocalRuntime:
         if agent is None:  # the calls we place are not routed
             agent = self.router.agent_for(req.call_id) if self.router and not outbound else None
         agent = agent or self.agent
-        voicemail = (
-            outbound.voicemail_message
-            if outbound and outbound.voicemail_message is not None
-            else self.voicemail_message
-        )
+        voicemail = self._voicemail_for(req.call_id)
         stream: TwilioMediaStream | TelnyxMediaStream
         control: TwilioControl | TelnyxControl | None
         if req.carrier == "twilio":
@@ -435,21 +430,26 @@ class LocalRuntime:
             await started[-1].amd_result(answered_by)
             return
         # The stream lives in another process (or never started): the drop
-        # needs no state, so say it with TwiML through the REST API. An
-        # outbound call placed here with its own message still waits in
-        # _outbound: that message wins over the default.
-        pending = self._outbound.get(call_id)
-        message = self.voicemail_message
-        if pending is not None and pending.voicemail_message is not None:
-            message = pending.voicemail_message
+        # needs no state, so the carrier says it (the flows decide how).
+        message = self._voicemail_for(call_id)
+        retry = None
         if carrier == "twilio":
-            follow_up = self.twilio_flow.amd_without_stream(call_id, answered_by, message)
-            if follow_up is not None:
-                await send_rest(follow_up[1], follow_up[0])
-        elif message and is_machine_end(answered_by) and self.telnyx_flow is not None:
-            # speak, then hang up on its call.speak.ended (the flow decides).
-            for purpose, req in self.telnyx_flow.voicemail_drop(call_id, message).requests:
-                await send_rest(req, purpose, retry=self.carriers.telnyx_retry)
+            requests = self.twilio_flow.amd_without_stream(call_id, answered_by, message)
+        elif self.telnyx_flow is not None:
+            requests = self.telnyx_flow.amd_without_stream(call_id, answered_by, message)
+            retry = self.carriers.telnyx_retry
+        else:
+            return
+        for purpose, req in requests:
+            await send_rest(req, purpose, retry=retry)
+
+    def _voicemail_for(self, call_id: str) -> str | None:
+        """The message for ``call_id``'s answering machine: an outbound call
+        placed here with its own message (still in ``_outbound``) over the default."""
+        pending = self._outbound.get(call_id)
+        if pending is not None and pending.voicemail_message is not None:
+            return pending.voicemail_message
+        return self.voicemail_message
 
     async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
         # Answer the webhook at once and send the REST commands it calls for

@@ -265,3 +265,19 @@ def test_outbound_dial_is_a_leg_of_ours_without_stream_fields() -> None:
             ring_timeout=None,
             nonce="n",
         )
+
+
+def test_amd_without_a_stream_speaks_the_message_after_the_greeting() -> None:
+    flow = TelnyxCallFlow(
+        TelnyxRest("KEY", base_url="https://api.test/v2"),
+        StreamTokens(SECRET),
+        webhook_host="abc.ngrok.app",
+    )
+    assert flow.amd_without_stream("v3:call-1", "human", "Call back") == ()
+    assert flow.amd_without_stream("v3:call-1", "unknown", "Call back") == ()
+    assert flow.amd_without_stream("v3:call-1", "machine_end_beep", None) == ()
+    ((purpose, request),) = flow.amd_without_stream("v3:call-1", "machine_end_beep", "Call back")
+    assert purpose == "voicemail"
+    # The drop test above follows this request to its hang-up.
+    assert request == flow.voicemail_drop("v3:call-1", "Call back").requests[0][1]
+    assert request.url == "https://api.test/v2/calls/v3%3Acall-1/actions/speak"

@@ -191,14 +191,18 @@ def test_start_recording_reports_to_the_recording_webhook() -> None:
 
 
 def test_amd_without_a_stream() -> None:
-    assert FLOW.amd_without_stream(SID, "human", "Call back") is None
-    assert FLOW.amd_without_stream(SID, "machine_end_beep", None) is None
-    purpose, request = FLOW.amd_without_stream(SID, "unknown", "Call back") or ("", None)
-    assert purpose == "voicemail" and request is not None
+    assert FLOW.amd_without_stream(SID, "human", "Call back") == ()
+    assert FLOW.amd_without_stream(SID, "machine_end_beep", None) == ()
+    ((purpose, request),) = FLOW.amd_without_stream(SID, "unknown", "Call back")
+    assert purpose == "voicemail"
     assert dict(parse_qsl(request.body.decode())) == {"Twiml": say_hangup_twiml("Call back")}
-    purpose, request = FLOW.amd_without_stream(SID, "fax", "Call back") or ("", None)
-    assert purpose == "hangup" and request is not None
+    ((purpose, request),) = FLOW.amd_without_stream(SID, "fax", "Call back")
+    assert purpose == "hangup"
     assert dict(parse_qsl(request.body.decode())) == {"Status": "completed"}
+    assert (
+        TwilioCallFlow(TOKENS, webhook_host=HOST, rest=None).amd_without_stream(SID, "fax", "x")
+        == ()
+    )
 
 
 def test_upgrade_signed_over_either_url_form_and_nothing_else() -> None:

@@ -60,6 +60,7 @@ from ._telnyx_events import (
 )
 from ._telnyx_rest import TelnyxRest
 from ._tokens import StreamTokens
+from ._twilio_events import is_machine_end
 from ._variables import variable_parameters
 
 __all__ = [
@@ -274,6 +275,19 @@ class TelnyxCallFlow:
         """Refuse an incoming call instead of answering it (the application's
         ``route`` chose no agent)."""
         return TelnyxFollowUp(requests=(("reject", self._rest.reject(call_id)),))
+
+    def amd_without_stream(
+        self, call_id: str, answered_by: str, message: str | None
+    ) -> tuple[tuple[str, HttpRequest], ...]:
+        """An AMD result (in Twilio's words, see :class:`TelnyxFollowUp`) for a
+        call whose stream is not live here: the ``(purpose, request)`` pairs.
+
+        At the end of a greeting, :meth:`voicemail_drop` says ``message``;
+        anything else, or no message, needs nothing.
+        """
+        if not message or not is_machine_end(answered_by):
+            return ()
+        return self.voicemail_drop(call_id, message).requests
 
     def voicemail_drop(self, call_id: str, message: str) -> TelnyxFollowUp:
         """Leave ``message`` on a machine when no stream of ours carries the call.

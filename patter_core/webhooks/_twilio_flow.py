@@ -293,20 +293,22 @@ class TwilioCallFlow:
 
     def amd_without_stream(
         self, call_sid: str, answered_by: str, message: str | None
-    ) -> tuple[str, HttpRequest] | None:
-        """An AMD result for a call whose stream is not live here: ``(purpose, request)``.
+    ) -> tuple[tuple[str, HttpRequest], ...]:
+        """An AMD result for a call whose stream is not live here: the
+        ``(purpose, request)`` pairs to send, in order (none: nothing to do).
 
         The drop needs no state, so Twilio says it (``<Say>``, ``<Hangup>``);
         a fax is hung up.
         """
         if self._rest is None:
-            return None
+            return ()
         action = amd_action(answered_by)
         if action is AmdAction.HANG_UP:
-            return "hangup", self._rest.hang_up(call_sid)
+            return (("hangup", self._rest.hang_up(call_sid)),)
         if action is AmdAction.LEAVE_MESSAGE and message:
-            return "voicemail", self._rest.update_call_twiml(call_sid, say_hangup_twiml(message))
-        return None
+            twiml = say_hangup_twiml(message)
+            return (("voicemail", self._rest.update_call_twiml(call_sid, twiml)),)
+        return ()
 
     def start_recording(self, call_sid: str) -> HttpRequest | None:
         """``Recordings.json`` for a live call; its status callback comes to
