@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from patter_core.bridge import ToolSpec, e164_number
+from patter_core.providers import SttName, TtsName
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
 from patter_core.webhooks import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
@@ -129,11 +130,11 @@ class Agent:
     #: ElevenLabs Conversational AI agent id (provider "elevenlabs").
     agent_id: str | None = None
     #: Pipeline: "deepgram" or "openai" speech-to-text; None picks by key.
-    stt: Literal["deepgram", "openai"] | None = None
+    stt: SttName | None = None
     #: Pipeline text-to-speech: "elevenlabs" (HTTP streaming, a request per
     #: sentence), "elevenlabs-ws" (one stream-input WebSocket per answer: the
     #: lowest latency) or "openai"; None picks by key.
-    tts: Literal["elevenlabs", "elevenlabs-ws", "openai"] | None = None
+    tts: TtsName | None = None
     #: The provider must be connected and its session confirmed within this
     #: many seconds of the stream's start, or the call ends as provider_error.
     provider_timeout: float = 5.0

@@ -30,6 +30,7 @@ import anyio.abc
 from patter_core.bridge import e164_number
 from patter_core.http import ServerLimits
 from patter_core.monitor import token_problem
+from patter_core.providers import pipeline_parts_problem
 from patter_core.webhooks import (
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
     StreamTokens,
@@ -195,7 +196,9 @@ class Patter:
             elevenlabs_base_url=elevenlabs_base_url.rstrip("/"),
             deepgram_base_url=deepgram_base_url.rstrip("/"),
         )
-        if webhook_secret is not None and (not isinstance(webhook_secret, str) or not webhook_secret):
+        if webhook_secret is not None and (
+            not isinstance(webhook_secret, str) or not webhook_secret
+        ):
             raise InvalidOption("webhook_secret must be non-empty text")
         #: Signs webhook tools and an on_message URL (X-Patter-Signature).
         self._webhook_secret = webhook_secret.encode("utf-8") if webhook_secret else None
@@ -245,12 +248,8 @@ class Patter:
             raise InvalidOption(
                 f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}"
             )
-        if stt not in (None, "deepgram", "openai"):
-            raise InvalidOption(f"stt must be 'deepgram' or 'openai', not {stt!r}")
-        if tts not in (None, "elevenlabs", "elevenlabs-ws", "openai"):
-            raise InvalidOption(
-                f"tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai', not {tts!r}"
-            )
+        if problem := pipeline_parts_problem(stt, tts):
+            raise InvalidOption(problem)
         check_agent_text(
             system_prompt=system_prompt,
             first_message=first_message,
@@ -672,4 +671,3 @@ class Patter:
         if not wait:
             return call_id
         return await runtime.outcomes.wait(tracked)
-

@@ -28,9 +28,14 @@ from ._events import (
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
 from ._refusal import describe_refusal
 from ._selection import (
+    STT_NAMES,
+    TTS_NAMES,
     AgentChoice,
     ProviderKeys,
+    SttName,
+    TtsName,
     pipeline_parts,
+    pipeline_parts_problem,
     select_session,
     selected_models,
     selection_problem,
@@ -119,9 +124,14 @@ __all__ += ["EchoConfig", "EchoSession"]
 
 # Which session a call of an agent talks to (the product's defaults).
 __all__ += [
+    "STT_NAMES",
+    "TTS_NAMES",
     "AgentChoice",
     "ProviderKeys",
+    "SttName",
+    "TtsName",
     "pipeline_parts",
+    "pipeline_parts_problem",
     "select_session",
     "selected_models",
     "selection_problem",

@@ -20,7 +20,7 @@ that are not a model's name are the constants below.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol, get_args
 
 from .._entropy import Entropy
 from ._echo import EchoSession
@@ -55,12 +55,15 @@ if TYPE_CHECKING:
 __all__ = [
     "DEEPGRAM_DEFAULT_LANGUAGE",
     "REALTIME_AUDIO_FORMAT",
+    "STT_NAMES",
+    "TTS_NAMES",
     "AgentChoice",
     "ProviderKeys",
     "SessionConfig",
     "SttName",
     "TtsName",
     "pipeline_parts",
+    "pipeline_parts_problem",
     "select_session",
     "selected_models",
     "selection_problem",
@@ -69,6 +72,9 @@ __all__ = [
 
 SttName = Literal["deepgram", "openai"]
 TtsName = Literal["elevenlabs", "elevenlabs-ws", "openai"]
+#: The pipeline's speech-to-text and text-to-speech an agent may name.
+STT_NAMES: tuple[SttName, ...] = get_args(SttName)
+TTS_NAMES: tuple[TtsName, ...] = get_args(TtsName)
 
 #: OpenAI Realtime speaks G.711 μ-law with Twilio: no transcoding at all.
 REALTIME_AUDIO_FORMAT: Final = "pcmu"
@@ -122,6 +128,15 @@ class ProviderKeys(Protocol):
     def elevenlabs_base_url(self) -> str: ...
     @property
     def deepgram_base_url(self) -> str: ...
+
+
+def pipeline_parts_problem(stt: object, tts: object) -> str | None:
+    """Why ``stt``/``tts`` are not pipeline parts (None, or a name each), or None."""
+    for role, value, names in (("stt", stt, STT_NAMES), ("tts", tts, TTS_NAMES)):
+        if value is not None and value not in names:
+            quoted = [repr(name) for name in names]
+            return f"{role} must be {', '.join(quoted[:-1])} or {quoted[-1]}, not {value!r}"
+    return None
 
 
 def pipeline_parts(agent: AgentChoice, keys: ProviderKeys) -> tuple[SttName, TtsName]:
