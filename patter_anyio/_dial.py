@@ -39,7 +39,7 @@ from typing import IO, NoReturn, TextIO
 
 import anyio
 
-from patter_core.http import HttpRequest
+from patter_core.http import HEALTH_PATH, HttpRequest
 
 from ._agent import PROVIDER_NAMES as PROVIDERS
 from ._dial_audio import HangUp
@@ -370,7 +370,7 @@ def _tail(log: IO[bytes]) -> str:
 
 
 async def _healthy(base: str) -> bool:
-    probe = HttpRequest(method="GET", url=base + "/health")
+    probe = HttpRequest(method="GET", url=base + HEALTH_PATH)
     try:
         response = await request(probe, timeout=1.0, max_response_bytes=4096)
     except ClientError:

@@ -36,7 +36,7 @@ import anyio
 import anyio.abc
 
 from patter_core import Entropy, LocalProtocolError, PatterError
-from patter_core.http import HttpRequest
+from patter_core.http import TWILIO_VOICE_PATH, HttpRequest
 from patter_core.webhooks import TwilioSignatureValidator, public_url
 
 from ._codecs import g722_encoder
@@ -80,7 +80,7 @@ MAX_WEBHOOK_ANSWER_BYTES = 64 * 1024
 # How much of a failed answer's body an error line shows.
 _SNIPPET_CHARS = 200
 _API_VERSION = "2010-04-01"
-TWILIO_WEBHOOK_PATH = "/webhooks/twilio/voice"
+TWILIO_WEBHOOK_PATH = TWILIO_VOICE_PATH
 # Twilio's geographic fields are sent even when empty, and empty fields are
 # still signed (§2.1): sending them exercises that part of the check.
 _GEO_FIELDS = ("City", "State", "Zip", "Country")
