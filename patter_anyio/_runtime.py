@@ -27,7 +27,7 @@ import anyio.abc
 from patter_core import Entropy
 from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
-from patter_core.providers import ProviderSession
+from patter_core.providers import ProviderSession, can_prewarm, greets_natively
 from patter_core.recording import StereoRecorder
 from patter_core.webhooks import (
     AmdCallback,
@@ -213,7 +213,7 @@ class LocalRuntime:
             return False
         call, hooks = routed_call(event), self.hooks
         agent = self.router.agent_for(str(call["call_id"])) if call and self.router else self.agent
-        if call and agent.prewarm and agent.provider == "openai" and not hooks.on_call_start:
+        if call and agent.prewarm and can_prewarm(agent.provider) and not hooks.on_call_start:
             factory = self._factory(agent)
             if self.background is not None:
                 self.prewarm.begin(self.background, call, agent, factory)
@@ -289,9 +289,7 @@ class LocalRuntime:
         config = BridgeConfig(
             instructions=agent.system_prompt,
             first_message=agent.first_message,
-            # Realtime sessions and the pipeline greet by themselves; the echo
-            # agent is handed a Say by the bridge.
-            first_message_native=agent.provider != "echo",
+            first_message_native=greets_natively(agent.provider),
             tools=tuple(tool.spec for tool in agent.tools),
             end_call_tool=agent.end_call_tool,
             transfer_allowlist=frozenset(agent.transfer_allowlist),

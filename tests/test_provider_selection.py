@@ -21,7 +21,10 @@ from patter_core.providers import (
     OpenAITtsConfig,
     PipelineConfig,
     PipelineSession,
+    can_prewarm,
+    greets_natively,
     pipeline_parts,
+    pipeline_parts_problem,
     select_session,
     selected_models,
     selection_problem,
@@ -187,3 +190,20 @@ def test_selected_models_follow_the_same_choice() -> None:
         ("pipeline llm", LLM_MODEL),
     ]
     assert selected_models(Agent(provider="elevenlabs"), ALL_KEYS, handler=False) == []
+
+
+def test_what_each_provider_does_by_itself() -> None:
+    providers = ("openai", "elevenlabs", "pipeline", "echo")
+    assert [greets_natively(p) for p in providers] == [True, True, True, False]
+    assert [can_prewarm(p) for p in providers] == [True, False, False, False]
+
+
+def test_pipeline_part_names() -> None:
+    assert pipeline_parts_problem(None, None) is None
+    assert pipeline_parts_problem("deepgram", "elevenlabs-ws") is None
+    assert pipeline_parts_problem("whisper", "openai") == (
+        "stt must be 'deepgram' or 'openai', not 'whisper'"
+    )
+    assert pipeline_parts_problem(None, 7) == (
+        "tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai', not 7"
+    )

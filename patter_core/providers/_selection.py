@@ -11,7 +11,9 @@ turns them into a decision, pure:
 * :func:`selected_models` names every model a call will put on the wire;
 * :func:`session_config` says how one call's session is configured, with
   the call's own voice, model and language (``on_call_start``) over the
-  agent's, and :func:`select_session` builds it.
+  agent's, and :func:`select_session` builds it;
+* :func:`greets_natively` and :func:`can_prewarm` say what a provider's
+  session does by itself (the first message) and before its stream.
 
 The defaults of models and voices live in :mod:`._models`; the choices
 that are not a model's name are the constants below.
@@ -62,6 +64,8 @@ __all__ = [
     "SessionConfig",
     "SttName",
     "TtsName",
+    "can_prewarm",
+    "greets_natively",
     "pipeline_parts",
     "pipeline_parts_problem",
     "select_session",
@@ -128,6 +132,20 @@ class ProviderKeys(Protocol):
     def elevenlabs_base_url(self) -> str: ...
     @property
     def deepgram_base_url(self) -> str: ...
+
+
+def greets_natively(provider: str) -> bool:
+    """Does this provider's session say the first message itself? The
+    realtime sessions and the pipeline do; the echo agent is handed a
+    ``Say`` by the bridge."""
+    return provider != "echo"
+
+
+def can_prewarm(provider: str) -> bool:
+    """Can this provider's session be opened at the voice webhook, before
+    the call's stream? OpenAI Realtime's can (its setup takes 300 to
+    1,000 ms); the others open with the stream."""
+    return provider == "openai"
 
 
 def pipeline_parts_problem(stt: object, tts: object) -> str | None:
