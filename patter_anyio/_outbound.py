@@ -276,8 +276,8 @@ async def place_call(
     machine_detection: bool,
     machine_detection_timeout: int,
     ring_timeout: int | None,
-) -> str:
-    """Ask the configured carrier to place the call; its call id.
+) -> tuple[str, str]:
+    """Ask the configured carrier to place the call: ``(call id, carrier)``.
 
     Twilio fetches our TwiML when the call is answered (the status callback,
     the AMD callback and the ring timeout ride on the create request);
@@ -301,8 +301,8 @@ async def place_call(
             ring_timeout=ring_timeout,
         )
         response = await carrier_request(req)
-        call_id = parse_twilio_call(response).sid
-    elif carriers.telnyx_key:
+        return parse_twilio_call(response).sid, "twilio"
+    if carriers.telnyx_key:
         if not carriers.telnyx_connection_id:
             raise InvalidOption("Telnyx outbound calls need telnyx_connection_id")
         rest_t = TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
@@ -320,10 +320,8 @@ async def place_call(
             raise CarrierApiError(
                 "Telnyx answered the dial without a call_control_id", api_status=response.status
             )
-        call_id = telnyx_id
-    else:
-        raise InvalidOption(
-            "an outbound call needs Twilio (twilio_sid and twilio_token, or "
-            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or Telnyx (telnyx_key or TELNYX_API_KEY)"
-        )
-    return call_id
+        return telnyx_id, "telnyx"
+    raise InvalidOption(
+        "an outbound call needs Twilio (twilio_sid and twilio_token, or "
+        "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or Telnyx (telnyx_key or TELNYX_API_KEY)"
+    )

@@ -649,7 +649,7 @@ class Patter:
                 "call's progress to its webhooks"
             )
 
-        call_id = await place_call(
+        call_id, carrier = await place_call(
             self.carriers,
             StreamTokens.from_list(self._secret),
             to=to,
@@ -664,9 +664,7 @@ class Patter:
         # No await between the carrier's answer and these: its first status
         # webhook finds the call known.
         runtime.expect_outbound(call_id, agent, voicemail_message, variables)
-        tracked = runtime.outcomes.placed(
-            call_id, "twilio" if self.carriers.twilio_sid else "telnyx"
-        )
+        tracked = runtime.outcomes.placed(call_id, carrier)
         await runtime.outcomes.catch_up(tracked)
         if not wait:
             return call_id
