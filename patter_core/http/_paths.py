@@ -1,4 +1,4 @@
-"""The paths the server answers, one constant each.
+"""The paths the server answers: :class:`Paths`, one constant each.
 
 The router (:mod:`._router`) maps them to endpoints; the TwiML, the carrier
 REST requests and the start-up lines build their URLs from the same names,
@@ -8,50 +8,39 @@ the number, so changing one of these breaks every number set up with it.
 
 from __future__ import annotations
 
-__all__ = [
-    "API_CALLS_PATH",
-    "API_CALL_PREFIX",
-    "API_EVENTS_PATH",
-    "API_RECORDING_PREFIX",
-    "DASHBOARD_PATH",
-    "HEALTH_PATH",
-    "METRICS_PATH",
-    "READY_PATH",
-    "TELNYX_STREAM_PREFIX",
-    "TELNYX_VOICE_PATH",
-    "TWILIO_AMD_PATH",
-    "TWILIO_CONFERENCE_STATUS_PATH",
-    "TWILIO_RECORDING_PATH",
-    "TWILIO_STATUS_PATH",
-    "TWILIO_STREAM_PREFIX",
-    "TWILIO_STREAM_STATUS_PATH",
-    "TWILIO_TRANSFER_STATUS_PATH",
-    "TWILIO_VOICE_PATH",
-]
+from typing import Final
 
-HEALTH_PATH = "/health"
-READY_PATH = "/ready"
-#: Twilio's voice webhook: answered with ``<Connect><Stream>``.
-TWILIO_VOICE_PATH = "/webhooks/twilio/voice"
-#: ``<Start><Recording>`` / ``Recordings.json`` status callbacks.
-TWILIO_RECORDING_PATH = "/webhooks/twilio/recording"
-#: Asynchronous answering-machine detection results.
-TWILIO_AMD_PATH = "/webhooks/twilio/amd"
-#: Call progress of the calls we place (``StatusCallback``).
-TWILIO_STATUS_PATH = "/webhooks/twilio/status"
-#: ``<Stream statusCallback>``: stream started, stopped, failed.
-TWILIO_STREAM_STATUS_PATH = "/webhooks/twilio/stream-status"
-#: A warm transfer: the person's call progress, and the conference's events.
-TWILIO_TRANSFER_STATUS_PATH = "/webhooks/twilio/transfer-status"
-TWILIO_CONFERENCE_STATUS_PATH = "/webhooks/twilio/conference-status"
-#: Every Telnyx Call Control webhook.
-TELNYX_VOICE_PATH = "/webhooks/telnyx/voice"
-#: Media streams: the prefix, then the carrier's call id as one segment.
-TWILIO_STREAM_PREFIX = "/ws/stream/"
-TELNYX_STREAM_PREFIX = "/ws/telnyx/stream/"
-METRICS_PATH = "/metrics"
-DASHBOARD_PATH = "/dashboard"
-API_CALLS_PATH = "/api/calls"
-API_EVENTS_PATH = "/api/calls/events"
-API_CALL_PREFIX = "/api/calls/"
-API_RECORDING_PREFIX = "/api/recordings/"
+__all__ = ["Paths"]
+
+
+class Paths:
+    """Every path the server answers. A name ending in a ``/`` is a prefix:
+    one path segment (a call id, a recording id) follows it."""
+
+    HEALTH: Final = "/health"
+    READY: Final = "/ready"
+    #: Twilio's voice webhook: answered with ``<Connect><Stream>``.
+    TWILIO_VOICE: Final = "/webhooks/twilio/voice"
+    #: ``Recordings.json`` status callbacks.
+    TWILIO_RECORDING: Final = "/webhooks/twilio/recording"
+    #: Asynchronous answering-machine detection results.
+    TWILIO_AMD: Final = "/webhooks/twilio/amd"
+    #: Call progress of the calls we place (``StatusCallback``).
+    TWILIO_STATUS: Final = "/webhooks/twilio/status"
+    #: ``<Stream statusCallback>``: stream started, stopped, failed.
+    TWILIO_STREAM_STATUS: Final = "/webhooks/twilio/stream-status"
+    #: A warm transfer: the person's call progress, and the conference's events.
+    TWILIO_TRANSFER_STATUS: Final = "/webhooks/twilio/transfer-status"
+    TWILIO_CONFERENCE_STATUS: Final = "/webhooks/twilio/conference-status"
+    #: Every Telnyx Call Control webhook.
+    TELNYX_VOICE: Final = "/webhooks/telnyx/voice"
+    #: Media streams (prefixes): the carrier's call id follows.
+    TWILIO_STREAM: Final = "/ws/stream/"
+    TELNYX_STREAM: Final = "/ws/telnyx/stream/"
+    METRICS: Final = "/metrics"
+    DASHBOARD: Final = "/dashboard"
+    API_CALLS: Final = "/api/calls"
+    API_EVENTS: Final = "/api/calls/events"
+    #: Prefixes: a call's id, a recording's id.
+    API_CALL: Final = "/api/calls/"
+    API_RECORDING: Final = "/api/recordings/"

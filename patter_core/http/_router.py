@@ -31,26 +31,7 @@ from ..monitor._access import MonitorAccess
 from ._clientip import TrustedProxies, client_ip
 from ._framing import check_head
 from ._limits import ServerLimits
-from ._paths import (
-    API_CALL_PREFIX,
-    API_CALLS_PATH,
-    API_EVENTS_PATH,
-    API_RECORDING_PREFIX,
-    DASHBOARD_PATH,
-    HEALTH_PATH,
-    METRICS_PATH,
-    READY_PATH,
-    TELNYX_STREAM_PREFIX,
-    TELNYX_VOICE_PATH,
-    TWILIO_AMD_PATH,
-    TWILIO_CONFERENCE_STATUS_PATH,
-    TWILIO_RECORDING_PATH,
-    TWILIO_STATUS_PATH,
-    TWILIO_STREAM_PREFIX,
-    TWILIO_STREAM_STATUS_PATH,
-    TWILIO_TRANSFER_STATUS_PATH,
-    TWILIO_VOICE_PATH,
-)
+from ._paths import Paths
 from ._ratelimit import ConnectionLimiter
 
 __all__ = [
@@ -124,26 +105,26 @@ _MONITOR = frozenset(
 )
 
 _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
-    HEALTH_PATH: (Endpoint.HEALTH, ("GET", "HEAD")),
-    READY_PATH: (Endpoint.READY, ("GET", "HEAD")),
-    TWILIO_VOICE_PATH: (Endpoint.TWILIO_VOICE, ("POST",)),
-    TWILIO_RECORDING_PATH: (Endpoint.TWILIO_RECORDING, ("POST",)),
-    TWILIO_AMD_PATH: (Endpoint.TWILIO_AMD, ("POST",)),
-    TWILIO_STATUS_PATH: (Endpoint.TWILIO_STATUS, ("POST",)),
-    TWILIO_STREAM_STATUS_PATH: (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
-    TWILIO_TRANSFER_STATUS_PATH: (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
-    TWILIO_CONFERENCE_STATUS_PATH: (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
-    TELNYX_VOICE_PATH: (Endpoint.TELNYX_VOICE, ("POST",)),
-    METRICS_PATH: (Endpoint.METRICS, ("GET", "HEAD")),
-    DASHBOARD_PATH: (Endpoint.DASHBOARD, ("GET", "HEAD")),
-    API_CALLS_PATH: (Endpoint.API_CALLS, ("GET", "HEAD")),
-    API_EVENTS_PATH: (Endpoint.API_EVENTS, ("GET",)),
+    Paths.HEALTH: (Endpoint.HEALTH, ("GET", "HEAD")),
+    Paths.READY: (Endpoint.READY, ("GET", "HEAD")),
+    Paths.TWILIO_VOICE: (Endpoint.TWILIO_VOICE, ("POST",)),
+    Paths.TWILIO_RECORDING: (Endpoint.TWILIO_RECORDING, ("POST",)),
+    Paths.TWILIO_AMD: (Endpoint.TWILIO_AMD, ("POST",)),
+    Paths.TWILIO_STATUS: (Endpoint.TWILIO_STATUS, ("POST",)),
+    Paths.TWILIO_STREAM_STATUS: (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
+    Paths.TWILIO_TRANSFER_STATUS: (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
+    Paths.TWILIO_CONFERENCE_STATUS: (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
+    Paths.TELNYX_VOICE: (Endpoint.TELNYX_VOICE, ("POST",)),
+    Paths.METRICS: (Endpoint.METRICS, ("GET", "HEAD")),
+    Paths.DASHBOARD: (Endpoint.DASHBOARD, ("GET", "HEAD")),
+    Paths.API_CALLS: (Endpoint.API_CALLS, ("GET", "HEAD")),
+    Paths.API_EVENTS: (Endpoint.API_EVENTS, ("GET",)),
 }
 _PREFIXES: tuple[tuple[str, Endpoint], ...] = (
-    (TWILIO_STREAM_PREFIX, Endpoint.TWILIO_STREAM),
-    (TELNYX_STREAM_PREFIX, Endpoint.TELNYX_STREAM),
-    (API_CALL_PREFIX, Endpoint.API_CALL),
-    (API_RECORDING_PREFIX, Endpoint.API_RECORDING),
+    (Paths.TWILIO_STREAM, Endpoint.TWILIO_STREAM),
+    (Paths.TELNYX_STREAM, Endpoint.TELNYX_STREAM),
+    (Paths.API_CALL, Endpoint.API_CALL),
+    (Paths.API_RECORDING, Endpoint.API_RECORDING),
 )
 
 

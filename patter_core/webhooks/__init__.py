@@ -103,7 +103,6 @@ from ._twilio_events import (
 )
 from ._twilio_flow import (
     DEFAULT_MACHINE_DETECTION_TIMEOUT,
-    STREAM_STATUS_PATH,
     AmdAction,
     StreamStatusLog,
     TwilioCallFlow,
@@ -142,9 +141,7 @@ from ._twiml import (
 )
 from ._variables import VARIABLE_PARAMETER_PREFIX, parameter_variables, variable_parameters
 from ._warm_transfer import (
-    CONFERENCE_STATUS_PATH,
     HOLD_MUSIC_URL,
-    TRANSFER_STATUS_PATH,
     WARM_TRANSFER_RING_SECONDS,
     TelnyxWarmTransfer,
     TransferFollowUp,
@@ -158,7 +155,6 @@ from ._warm_transfer import (
 __all__ = [
     "AMD_ANSWERED_BY",
     "AMD_DIAL_MODE",
-    "CONFERENCE_STATUS_PATH",
     "DEFAULT_MACHINE_DETECTION_TIMEOUT",
     "DEFAULT_MAX_FORM_BYTES",
     "DEFAULT_MAX_FORM_FIELDS",
@@ -175,8 +171,6 @@ __all__ = [
     "INLINE_TWIML_MAX_CHARS",
     "PARAMETER_MAX_CHARS",
     "SIGNATURE_HEADER",
-    "STREAM_STATUS_PATH",
-    "TRANSFER_STATUS_PATH",
     "TWIML_CONTENT_TYPE",
     "VARIABLE_PARAMETER_PREFIX",
     "WARM_TRANSFER_RING_SECONDS",

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import LocalProtocolError
-from ..http._paths import TELNYX_STREAM_PREFIX, TELNYX_VOICE_PATH
+from ..http._paths import Paths
 from ..http._types import HttpRequest
 from ._telnyx_events import (
     TelnyxCallAnswered,
@@ -112,7 +112,7 @@ def dial_leg(
 ) -> HttpRequest:
     """``dial`` for a leg of ours: no stream fields (the stream starts on its
     ``call.answered``, see the module doc), webhooks to
-    :data:`~patter_core.http.TELNYX_VOICE_PATH`, ``client_state`` marking it."""
+    :data:`~patter_core.http.Paths.TELNYX_VOICE`, ``client_state`` marking it."""
     return rest.dial(
         to=to,
         from_=from_,
@@ -123,7 +123,7 @@ def dial_leg(
         stream_bidirectional_codec=None,
         stream_bidirectional_sampling_rate=None,
         answering_machine_detection=AMD_DIAL_MODE if machine_detection else None,
-        webhook_url=f"https://{webhook_host}{TELNYX_VOICE_PATH}",
+        webhook_url=f"https://{webhook_host}{Paths.TELNYX_VOICE}",
         client_state=client_state,
         timeout_secs=ring_timeout,
     )
@@ -212,7 +212,7 @@ class TelnyxCallFlow:
     def stream_url(self, call_control_id: str) -> str | None:
         if not self._host:
             return None
-        return f"wss://{self._host}{TELNYX_STREAM_PREFIX}{call_control_id}"
+        return f"wss://{self._host}{Paths.TELNYX_STREAM}{call_control_id}"
 
     def on_event(
         self, event: TelnyxEvent, now: float, *, variables: Mapping[str, str] | None = None

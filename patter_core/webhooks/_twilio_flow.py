@@ -34,13 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import LocalProtocolError
-from ..http._paths import (
-    TWILIO_AMD_PATH,
-    TWILIO_RECORDING_PATH,
-    TWILIO_STATUS_PATH,
-    TWILIO_STREAM_STATUS_PATH,
-    TWILIO_VOICE_PATH,
-)
+from ..http._paths import Paths
 from ..http._types import HttpRequest, HttpResponse, text_response
 from ._tokens import StreamTokens
 from ._twilio_events import IncomingCall, StreamStatusCallback
@@ -58,7 +52,6 @@ from ._variables import VARIABLE_PARAMETER_PREFIX, variable_parameters
 
 __all__ = [
     "DEFAULT_MACHINE_DETECTION_TIMEOUT",
-    "STREAM_STATUS_PATH",
     "AmdAction",
     "StreamStatusLog",
     "TwilioCallFlow",
@@ -80,8 +73,6 @@ RING_TIMEOUT_RANGE = (5, 600)
 #: ``<Parameter>`` names the call itself fills.
 RESERVED_PARAMETERS = frozenset({"caller", "callee", "stream_token"})
 _VARIABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-#: Where ``<Stream statusCallback>`` posts (signed like every webhook).
-STREAM_STATUS_PATH = TWILIO_STREAM_STATUS_PATH
 
 # The characters a <Say><Hangup /> document adds around its text.
 _SAY_HANGUP_OVERHEAD = len(say_hangup_twiml("a")) - 1
@@ -223,7 +214,7 @@ class TwilioCallFlow:
                 *variable_parameters(variables or {}),
                 ("stream_token", token),
             ],
-            status_callback=f"https://{host}{STREAM_STATUS_PATH}",
+            status_callback=f"https://{host}{Paths.TWILIO_STREAM_STATUS}",
             status_callback_method="POST",
         )
 
@@ -282,12 +273,12 @@ class TwilioCallFlow:
         return rest.create_call(
             to=to,
             from_=from_,
-            url=f"https://{host}{TWILIO_VOICE_PATH}",
-            status_callback=f"https://{host}{TWILIO_STATUS_PATH}",
+            url=f"https://{host}{Paths.TWILIO_VOICE}",
+            status_callback=f"https://{host}{Paths.TWILIO_STATUS}",
             machine_detection="DetectMessageEnd" if amd else None,
             machine_detection_timeout=machine_detection_timeout if amd else None,
             async_amd=True if amd else None,
-            async_amd_status_callback=f"https://{host}{TWILIO_AMD_PATH}" if amd else None,
+            async_amd_status_callback=f"https://{host}{Paths.TWILIO_AMD}" if amd else None,
             timeout=ring_timeout,
         )
 
@@ -312,10 +303,10 @@ class TwilioCallFlow:
 
     def start_recording(self, call_sid: str) -> HttpRequest | None:
         """``Recordings.json`` for a live call; its status callback comes to
-        :data:`~patter_core.http.TWILIO_RECORDING_PATH` when there is a public host."""
+        :data:`~patter_core.http.Paths.TWILIO_RECORDING` when there is a public host."""
         if self._rest is None:
             return None
-        callback = f"https://{self._host}{TWILIO_RECORDING_PATH}" if self._host else None
+        callback = f"https://{self._host}{Paths.TWILIO_RECORDING}" if self._host else None
         return self._rest.start_recording(call_sid, recording_status_callback=callback)
 
     def leave_message(self, call_sid: str, message: str) -> HttpRequest | None:

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 from .._errors import LocalProtocolError
-from ..http._paths import TWILIO_STREAM_PREFIX
+from ..http._paths import Paths
 from ..http._types import HttpResponse
 from ._twilio_signature import _host_only
 
@@ -98,7 +98,7 @@ def _element(name: str, attributes: Mapping[str, str | None], inner: str = "") -
 
 
 def twilio_stream_url(
-    webhook_host: str, call_sid: str, *, path_prefix: str = TWILIO_STREAM_PREFIX
+    webhook_host: str, call_sid: str, *, path_prefix: str = Paths.TWILIO_STREAM
 ) -> str:
     """``wss://{webhook_host}/ws/stream/{CallSid}`` for ``<Stream url>``.
 
