@@ -28,10 +28,6 @@ from ._events import (
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
 from ._refusal import describe_refusal
 from ._selection import (
-    STT_NAMES,
-    TTS_NAMES,
-    AgentChoice,
-    ProviderKeys,
     SttName,
     TtsName,
     can_prewarm,
@@ -126,10 +122,6 @@ __all__ += ["EchoConfig", "EchoSession"]
 
 # Which session a call of an agent talks to (the product's defaults).
 __all__ += [
-    "STT_NAMES",
-    "TTS_NAMES",
-    "AgentChoice",
-    "ProviderKeys",
     "SttName",
     "TtsName",
     "can_prewarm",
