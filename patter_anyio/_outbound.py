@@ -267,6 +267,23 @@ class OutboundCalls:
             log.exception("outbound call callback failed")
 
 
+def carrier_rest(carriers: CarrierSettings) -> tuple[TwilioRest | None, TelnyxRest | None]:
+    """The REST clients of the configured carrier accounts (None: not configured)."""
+    twilio = (
+        TwilioRest(
+            carriers.twilio_sid, carriers.twilio_token, base_url=carriers.twilio_api_base_url
+        )
+        if carriers.twilio_sid and carriers.twilio_token
+        else None
+    )
+    telnyx = (
+        TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
+        if carriers.telnyx_key
+        else None
+    )
+    return twilio, telnyx
+
+
 async def place_call(
     carriers: CarrierSettings,
     tokens: StreamTokens,
@@ -286,13 +303,9 @@ async def place_call(
     """
     host = carriers.webhook_host
     number = from_
-    if carriers.twilio_sid and carriers.twilio_token:
-        rest = TwilioRest(
-            carriers.twilio_sid,
-            carriers.twilio_token,
-            base_url=carriers.twilio_api_base_url,
-        )
-        flow = TwilioCallFlow(tokens, webhook_host=host, rest=rest)
+    twilio, telnyx = carrier_rest(carriers)
+    if twilio is not None:
+        flow = TwilioCallFlow(tokens, webhook_host=host, rest=twilio)
         req = flow.create_call(
             to=to,
             from_=number,
@@ -302,11 +315,10 @@ async def place_call(
         )
         response = await carrier_request(req)
         return parse_twilio_call(response).sid, "twilio"
-    if carriers.telnyx_key:
+    if telnyx is not None:
         if not carriers.telnyx_connection_id:
             raise InvalidOption("Telnyx outbound calls need telnyx_connection_id")
-        rest_t = TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
-        req = TelnyxCallFlow(rest_t, tokens, webhook_host=host).dial(
+        req = TelnyxCallFlow(telnyx, tokens, webhook_host=host).dial(
             to=to,
             from_=number,
             connection_id=carriers.telnyx_connection_id,

@@ -38,12 +38,10 @@ from patter_core.webhooks import (
     StreamTokens,
     TelnyxCallFlow,
     TelnyxEvent,
-    TelnyxRest,
     TelnyxWarmTransfer,
     TransferFollowUp,
     TransferStep,
     TwilioCallFlow,
-    TwilioRest,
     TwilioWarmTransfer,
     routed_call,
     warm_leg_caller,
@@ -55,7 +53,7 @@ from ._call import CallHooks, CallRunner, maybe_await
 from ._codecs import optional_decoders
 from ._controls import TelnyxControl, TwilioControl
 from ._monitor import Monitor
-from ._outbound import OutboundCalls
+from ._outbound import OutboundCalls, carrier_rest
 from ._prewarm import Prewarm
 from ._providers import (
     configured_models,
@@ -139,20 +137,9 @@ class LocalRuntime:
         self.voicemail_message = voicemail_message
         self._entropy = entropy
         self._clock = clock
-        self.twilio = (
-            TwilioRest(
-                carriers.twilio_sid, carriers.twilio_token, base_url=carriers.twilio_api_base_url
-            )
-            if carriers.twilio_sid and carriers.twilio_token
-            else None
-        )
+        self.twilio, self.telnyx = carrier_rest(carriers)
         self.twilio_flow = TwilioCallFlow(
             self.tokens, webhook_host=carriers.webhook_host, rest=self.twilio
-        )
-        self.telnyx = (
-            TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
-            if carriers.telnyx_key
-            else None
         )
         self.telnyx_flow = (
             TelnyxCallFlow(
