@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from patter_core.bridge import CallInfo, ToolSpec
+from patter_core.bridge import ToolSpec
 from patter_core.bridge._config import e164_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
+from patter_core.providers._selection import SttName, TtsName
 from patter_core.webhooks._outgoing import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
 from ._errors import InvalidOption
@@ -131,11 +131,11 @@ class Agent:
     #: ElevenLabs Conversational AI agent id (provider "elevenlabs").
     agent_id: str | None = None
     #: Pipeline: "deepgram" or "openai" speech-to-text; None picks by key.
-    stt: Literal["deepgram", "openai"] | None = None
+    stt: SttName | None = None
     #: Pipeline text-to-speech: "elevenlabs" (HTTP streaming, a request per
     #: sentence), "elevenlabs-ws" (one stream-input WebSocket per answer: the
     #: lowest latency) or "openai"; None picks by key.
-    tts: Literal["elevenlabs", "elevenlabs-ws", "openai"] | None = None
+    tts: TtsName | None = None
     #: The provider must be connected and its session confirmed within this
     #: many seconds of the stream's start, or the call ends as provider_error.
     provider_timeout: float = 5.0
@@ -259,18 +259,6 @@ def per_call_options(agent: Agent, *, awaits_overrides: bool) -> dict[str, Any]:
         # waits for them, bounded (the caller's audio is held meanwhile).
         "call_start_wait_seconds": CALL_START_WAIT if awaits_overrides else None,
     }
-
-
-def with_call_settings(agent: Agent, info: CallInfo) -> Agent:
-    """``agent`` with this call's voice, model and language (on_call_start's overrides)."""
-    if info.voice is None and info.model is None and info.language is None:
-        return agent
-    return dataclasses.replace(
-        agent,
-        voice=info.voice or agent.voice,
-        model=info.model or agent.model,
-        language=info.language or agent.language,
-    )
 
 
 def as_tools(tools: Sequence[Tool | Mapping[str, Any]] | None) -> tuple[Tool, ...]:

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from patter_core import LocalProtocolError, PatterError, RemoteProtocolError, SignatureError
+from patter_core import PatterError, RemoteProtocolError, SignatureError
 from patter_core.http import Endpoint, HttpResponse, Reject, Route
+from patter_core.http._types import text_response
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
@@ -52,7 +53,7 @@ from patter_core.webhooks import (
 )
 from patter_core.webhooks._twilio_flow import stream_status_log
 from patter_core.webhooks._twilio_signature import media_stream_urls, public_url
-from patter_core.webhooks._twiml import TWIML_CONTENT_TYPE, reject_twiml
+from patter_core.webhooks._twiml import empty_twiml, twiml_response
 
 from ._server import ServerRequest, StreamHandler, StreamRequest
 from ._websocket import WebSocket
@@ -60,8 +61,6 @@ from ._websocket import WebSocket
 __all__ = ["WebhookApp", "WebhookHooks", "read_until_close"]
 
 log = logging.getLogger("patter_anyio.app")
-
-_EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,19 +176,15 @@ class WebhookApp:
                 line = stream_status_log(parse_stream_status(form))
                 log.log(logging.WARNING if line.warning else logging.INFO, "%s", line.text)
             else:
-                return _text(404, "not found")
-            return HttpResponse(
-                status=200,
-                headers=(("content-type", TWIML_CONTENT_TYPE),),
-                body=_EMPTY_TWIML.encode(),
-            )
+                return text_response(404, "not found")
+            return twiml_response(empty_twiml())
         except SignatureError as exc:
             # 403 with no detail to the peer; the detail, and what to do, in the log.
             log.warning("%s", self._refusal_line(route, request, exc))
-            return _text(403, "forbidden")
+            return text_response(403, "forbidden")
         except RemoteProtocolError as exc:
             log.warning("%s refused: %s (%d)", route.path, exc, exc.http_status)
-            return _text(exc.http_status, str(exc))
+            return text_response(exc.http_status, str(exc))
 
     def _refusal_line(self, route: Route, request: ServerRequest, exc: SignatureError) -> str:
         """One line a user can act on for a webhook refused with 403."""
@@ -232,28 +227,14 @@ class WebhookApp:
         call = parse_incoming_call(form)
         log.info("incoming call call=%s direction=%s", call.call_sid, call.direction)
         await self._run_hook(self.hooks.on_incoming_call, call)
-        if self.hooks.route_call is not None and not await self.hooks.route_call(call):
-            return HttpResponse(
-                status=200,
-                headers=(("content-type", TWIML_CONTENT_TYPE),),
-                body=reject_twiml().encode(),
-            )
-        host = self.webhook_host or request.header("host")
-        if not host:
-            return _text(400, "no webhook host configured and no Host header")
-        try:
-            variables = (
-                self.hooks.variables_for(call.call_sid) if self.hooks.variables_for else None
-            )
-            twiml = self.twilio_flow.answer(call, self.clock(), host=host, variables=variables)
-        except LocalProtocolError as exc:
-            # Only Twilio's own fields go in: a From or To past Twilio's
-            # parameter limit is a malformed request.
-            return _text(400, str(exc))
-        return HttpResponse(
-            status=200,
-            headers=(("content-type", TWIML_CONTENT_TYPE),),
-            body=twiml.encode("utf-8"),
+        admitted = self.hooks.route_call is None or await self.hooks.route_call(call)
+        variables = self.hooks.variables_for(call.call_sid) if self.hooks.variables_for else None
+        return self.twilio_flow.voice_answer(
+            call,
+            self.clock(),
+            admitted=admitted,
+            host_header=request.header("host"),
+            variables=variables,
         )
 
     async def _telnyx_voice(self, request: ServerRequest) -> HttpResponse:
@@ -301,11 +282,3 @@ class WebhookApp:
 def _query(target: str) -> dict[str, str]:
     _, _, query = target.partition("?")
     return dict(parse_qsl(query))
-
-
-def _text(status: int, message: str) -> HttpResponse:
-    return HttpResponse(
-        status=status,
-        headers=(("content-type", "text/plain; charset=utf-8"),),
-        body=(message + "\n").encode("utf-8"),
-    )

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import json
 import logging
 import math
 from collections.abc import Callable, Coroutine, Mapping
@@ -43,7 +42,6 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 
-from patter_core import PatterError
 from patter_core.bridge import (
     Action,
     CallbackPayload,
@@ -61,7 +59,7 @@ from patter_core.bridge import (
     SendToCarrier,
     SetTimer,
 )
-from patter_core.bridge._tools import error_output
+from patter_core.bridge._tools import error_output, tool_output
 from patter_core.http import HttpRequest
 from patter_core.providers import (
     CallHandler,
@@ -89,12 +87,12 @@ from ._httpclient import (
     ClientError,
     ClientProtocolError,
     HttpPool,
-    request_with_retry,
     stream_request,
 )
 from ._lock import FastLock
 from ._recording import RecordingWriter
 from ._remote import ToolFailed
+from ._rest import send_rest
 from ._websocket import WebSocket, WebSocketClosed
 from ._wsclient import connect_websocket
 
@@ -116,8 +114,6 @@ MessageHandler = Callable[[dict[str, Any]], Any]
 # Provider responses (LLM streams, TTS audio) are bounded: 64 MiB is minutes
 # of 24 kHz audio, far beyond a sentence.
 _MAX_PROVIDER_HTTP_BYTES = 64 * 1024 * 1024
-# Carrier REST answers are small JSON documents.
-_MAX_REST_BYTES = 1024 * 1024
 
 
 _T = TypeVar("_T")
@@ -536,7 +532,7 @@ class CallRunner:
             try:
                 with anyio.fail_after(self._hooks.tool_timeout):
                     result = await maybe_await(handler(dict(action.arguments), call))
-                output = result if isinstance(result, str) else json.dumps(result, default=str)
+                output = tool_output(result)
                 failed = False
             except TimeoutError:
                 output = error_output(f"tool {action.name} timed out")
@@ -574,23 +570,6 @@ class CallRunner:
         await self._input(self._bridge.provider_result, replied)
 
     async def _rest(self, req: HttpRequest, purpose: str) -> None:
-        try:
-            response = await request_with_retry(
-                req,
-                self._retry,
-                timeout=self._hooks.http_timeout,
-                max_response_bytes=_MAX_REST_BYTES,
-                pool=self._http_pool,
-            )
-        except (ClientError, PatterError) as exc:
-            log.warning("carrier %s request failed: %s", purpose, exc)
-            return
-        if response.status >= 300:
-            log.warning(
-                "carrier %s request answered %d: %s",
-                purpose,
-                response.status,
-                response.body[:200].decode("utf-8", "replace"),
-            )
-        else:
-            log.info("carrier %s request done (%d)", purpose, response.status)
+        await send_rest(
+            req, purpose, retry=self._retry, timeout=self._hooks.http_timeout, pool=self._http_pool
+        )

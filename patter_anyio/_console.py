@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from patter_core import PatterError, __version__
+from patter_core.http import Paths
 from patter_core.providers._models import REALTIME_MODEL, REALTIME_VOICE
 
 from ._agent import Agent
@@ -121,8 +122,8 @@ def startup_lines(info: StartupInfo) -> list[tuple[int, str]]:
     lines.append((logging.INFO, f"agent: {info.agent}"))
     if info.webhook_host:
         base = f"https://{info.webhook_host}"
-        lines.append((logging.INFO, f"Twilio voice webhook (POST): {base}/webhooks/twilio/voice"))
-        lines.append((logging.INFO, f"Telnyx voice webhook: {base}/webhooks/telnyx/voice"))
+        lines.append((logging.INFO, f"Twilio voice webhook (POST): {base}{Paths.TWILIO_VOICE}"))
+        lines.append((logging.INFO, f"Telnyx voice webhook: {base}{Paths.TELNYX_VOICE}"))
     else:
         lines.append(
             (

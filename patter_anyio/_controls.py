@@ -60,8 +60,7 @@ class TwilioControl:
         return self._rest.update_call_twiml(call_id, dial_twiml(target))
 
     def start_recording(self, call_id: str) -> HttpRequest | None:
-        callback = f"https://{self._host}/webhooks/twilio/recording" if self._host else None
-        return self._rest.start_recording(call_id, recording_status_callback=callback)
+        return self._flow.start_recording(call_id)
 
 
 class TelnyxControl:

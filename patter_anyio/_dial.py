@@ -39,7 +39,7 @@ from typing import IO, NoReturn, TextIO
 
 import anyio
 
-from patter_core.http import HttpRequest
+from patter_core.http import HttpRequest, Paths
 
 from ._agent import PROVIDER_NAMES as PROVIDERS
 from ._dial_audio import HangUp
@@ -370,7 +370,7 @@ def _tail(log: IO[bytes]) -> str:
 
 
 async def _healthy(base: str) -> bool:
-    probe = HttpRequest(method="GET", url=base + "/health")
+    probe = HttpRequest(method="GET", url=base + Paths.HEALTH)
     try:
         response = await request(probe, timeout=1.0, max_response_bytes=4096)
     except ClientError:
@@ -600,6 +600,7 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         except SetupFailed as exc:
             _error(str(exc))
             return exc.exit_code
+
     # The first Ctrl-C hangs up (the summary and the recording follow); a
     # second one stops at once.
     def first_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -36,7 +36,7 @@ import anyio
 import anyio.abc
 
 from patter_core import Entropy, LocalProtocolError, PatterError
-from patter_core.http import HttpRequest
+from patter_core.http import HttpRequest, Paths
 from patter_core.webhooks import TwilioSignatureValidator
 from patter_core.webhooks._twilio_signature import public_url
 
@@ -81,7 +81,7 @@ MAX_WEBHOOK_ANSWER_BYTES = 64 * 1024
 # How much of a failed answer's body an error line shows.
 _SNIPPET_CHARS = 200
 _API_VERSION = "2010-04-01"
-TWILIO_WEBHOOK_PATH = "/webhooks/twilio/voice"
+TWILIO_WEBHOOK_PATH = Paths.TWILIO_VOICE
 # Twilio's geographic fields are sent even when empty, and empty fields are
 # still signed (§2.1): sending them exercises that part of the check.
 _GEO_FIELDS = ("City", "State", "Zip", "Country")
@@ -273,9 +273,7 @@ async def _answer_webhook(
                 " (the server checks the signature over its own --webhook-url: give dial "
                 "the same --webhook-url, and --auth-token its TWILIO_AUTH_TOKEN)"
             )
-        raise DialError(
-            f"the webhook answered {response.status}: {_snippet(response.body)}{hint}"
-        )
+        raise DialError(f"the webhook answered {response.status}: {_snippet(response.body)}{hint}")
     return _twiml_stream(response.body)
 
 
@@ -327,8 +325,7 @@ def _check_schedule(options: DialOptions, duration: float) -> None:
         late.append(f"--telnyx-error-at {options.telnyx_error_at:g}")
     if late:
         raise DialError(
-            f"{', '.join(late)}: after the call ends at {duration:g} s "
-            "(give a longer --duration)",
+            f"{', '.join(late)}: after the call ends at {duration:g} s (give a longer --duration)",
             exit_code=2,
         )
 

@@ -46,7 +46,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey
 
 from patter_core import Entropy, PatterError
-from patter_core.http import HttpRequest
+from patter_core.http import HttpRequest, Paths
 
 from ._dial_frames import iso_time
 from ._errors import STREAM_ENDED
@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 DEFAULT_TELNYX_API_PORT = 8766
-TELNYX_WEBHOOK_PATH = "/webhooks/telnyx/voice"
+TELNYX_WEBHOOK_PATH = Paths.TELNYX_VOICE
 # A Call Control command is a small JSON object (streaming_start with a
 # token and a few custom parameters is well under 8 KiB); 64 KiB is generous
 # and bounds what a runaway client can make us buffer.

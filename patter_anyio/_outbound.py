@@ -26,7 +26,6 @@ from typing import Any
 import anyio
 
 from patter_core import PatterError
-from patter_core.http import HttpRequest, HttpResponse
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
@@ -34,6 +33,7 @@ from patter_core.webhooks import (
     OutboundCallState,
     OutcomeUpdate,
     StreamTokens,
+    TelnyxCallFlow,
     TelnyxEvent,
     TelnyxRest,
     TwilioCallFlow,
@@ -41,11 +41,10 @@ from patter_core.webhooks import (
     parse_telnyx_response,
     parse_twilio_call,
 )
-from patter_core.webhooks._telnyx_flow import AMD_DIAL_MODE, leg_client_state
 
 from ._agent import InvalidOption
 from ._call import maybe_await
-from ._httpclient import request
+from ._rest import carrier_request
 from ._settings import CarrierSettings
 
 __all__ = ["CallResult", "OutboundCalls", "ServerStopped"]
@@ -55,8 +54,6 @@ log = logging.getLogger("patter_anyio.outbound")
 # Calls whose outcome is still open; a dialler whose calls never end (no
 # status callbacks reach us) must not grow this without bound.
 _MAX_TRACKED = 10_000
-# Carrier REST answers are small JSON documents.
-_MAX_REST_BYTES = 1024 * 1024
 # Webhooks of unknown calls kept for a call whose create answer is still on
 # its way: a few per call, for the calls being placed at one moment.
 _MAX_EARLY = 1_000
@@ -270,6 +267,23 @@ class OutboundCalls:
             log.exception("outbound call callback failed")
 
 
+def carrier_rest(carriers: CarrierSettings) -> tuple[TwilioRest | None, TelnyxRest | None]:
+    """The REST clients of the configured carrier accounts (None: not configured)."""
+    twilio = (
+        TwilioRest(
+            carriers.twilio_sid, carriers.twilio_token, base_url=carriers.twilio_api_base_url
+        )
+        if carriers.twilio_sid and carriers.twilio_token
+        else None
+    )
+    telnyx = (
+        TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
+        if carriers.telnyx_key
+        else None
+    )
+    return twilio, telnyx
+
+
 async def place_call(
     carriers: CarrierSettings,
     tokens: StreamTokens,
@@ -279,8 +293,8 @@ async def place_call(
     machine_detection: bool,
     machine_detection_timeout: int,
     ring_timeout: int | None,
-) -> str:
-    """Ask the configured carrier to place the call; its call id.
+) -> tuple[str, str]:
+    """Ask the configured carrier to place the call: ``(call id, carrier)``.
 
     Twilio fetches our TwiML when the call is answered (the status callback,
     the AMD callback and the ring timeout ride on the create request);
@@ -289,13 +303,9 @@ async def place_call(
     """
     host = carriers.webhook_host
     number = from_
-    if carriers.twilio_sid and carriers.twilio_token:
-        rest = TwilioRest(
-            carriers.twilio_sid,
-            carriers.twilio_token,
-            base_url=carriers.twilio_api_base_url,
-        )
-        flow = TwilioCallFlow(tokens, webhook_host=host, rest=rest)
+    twilio, telnyx = carrier_rest(carriers)
+    if twilio is not None:
+        flow = TwilioCallFlow(tokens, webhook_host=host, rest=twilio)
         req = flow.create_call(
             to=to,
             from_=number,
@@ -303,42 +313,27 @@ async def place_call(
             machine_detection_timeout=machine_detection_timeout,
             ring_timeout=ring_timeout,
         )
-        response = await _send(req)
-        call_id = parse_twilio_call(response).sid
-    elif carriers.telnyx_key:
+        response = await carrier_request(req)
+        return parse_twilio_call(response).sid, "twilio"
+    if telnyx is not None:
         if not carriers.telnyx_connection_id:
             raise InvalidOption("Telnyx outbound calls need telnyx_connection_id")
-        rest_t = TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
-        req = rest_t.dial(
+        req = TelnyxCallFlow(telnyx, tokens, webhook_host=host).dial(
             to=to,
             from_=number,
             connection_id=carriers.telnyx_connection_id,
-            stream_url=None,
-            stream_codec=None,
-            stream_bidirectional_mode=None,
-            stream_bidirectional_codec=None,
-            stream_bidirectional_sampling_rate=None,
-            answering_machine_detection=AMD_DIAL_MODE if machine_detection else None,
-            webhook_url=f"https://{host}/webhooks/telnyx/voice",
-            # Marks the leg as ours (only our legs are streamed); the
-            # nonce keeps two dials to one number apart (command_id).
-            client_state=leg_client_state(secrets.token_hex(8)),
-            timeout_secs=ring_timeout,
+            machine_detection=machine_detection,
+            ring_timeout=ring_timeout,
+            nonce=secrets.token_hex(8),
         )
-        response = await _send(req)
+        response = await carrier_request(req)
         telnyx_id = parse_telnyx_response(response).call_control_id
         if not telnyx_id:
             raise CarrierApiError(
                 "Telnyx answered the dial without a call_control_id", api_status=response.status
             )
-        call_id = telnyx_id
-    else:
-        raise InvalidOption(
-            "an outbound call needs Twilio (twilio_sid and twilio_token, or "
-            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or Telnyx (telnyx_key or TELNYX_API_KEY)"
-        )
-    return call_id
-
-
-async def _send(req: HttpRequest) -> HttpResponse:
-    return await request(req, timeout=15.0, max_response_bytes=_MAX_REST_BYTES)
+        return telnyx_id, "telnyx"
+    raise InvalidOption(
+        "an outbound call needs Twilio (twilio_sid and twilio_token, or "
+        "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN) or Telnyx (telnyx_key or TELNYX_API_KEY)"
+    )

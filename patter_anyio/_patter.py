@@ -36,6 +36,7 @@ from patter_core._base_urls import (
 )
 from patter_core.http import ServerLimits
 from patter_core.monitor._access import token_problem
+from patter_core.providers._selection import pipeline_parts_problem
 from patter_core.webhooks import StreamTokens
 from patter_core.webhooks._outgoing import webhook_url_problem
 from patter_core.webhooks._twilio_flow import (
@@ -228,12 +229,8 @@ class Patter:
             raise InvalidOption(
                 f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}"
             )
-        if stt not in (None, "deepgram", "openai"):
-            raise InvalidOption(f"stt must be 'deepgram' or 'openai', not {stt!r}")
-        if tts not in (None, "elevenlabs", "elevenlabs-ws", "openai"):
-            raise InvalidOption(
-                f"tts must be 'elevenlabs', 'elevenlabs-ws' or 'openai', not {tts!r}"
-            )
+        if problem := pipeline_parts_problem(stt, tts):
+            raise InvalidOption(problem)
         check_agent_text(
             system_prompt=system_prompt,
             first_message=first_message,
@@ -633,7 +630,7 @@ class Patter:
                 "call's progress to its webhooks"
             )
 
-        call_id = await place_call(
+        call_id, carrier = await place_call(
             self.carriers,
             StreamTokens.from_list(self._secret),
             to=to,
@@ -648,11 +645,8 @@ class Patter:
         # No await between the carrier's answer and these: its first status
         # webhook finds the call known.
         runtime.expect_outbound(call_id, agent, voicemail_message, variables)
-        tracked = runtime.outcomes.placed(
-            call_id, "twilio" if self.carriers.twilio_sid else "telnyx"
-        )
+        tracked = runtime.outcomes.placed(call_id, carrier)
         await runtime.outcomes.catch_up(tracked)
         if not wait:
             return call_id
         return await runtime.outcomes.wait(tracked)
-

@@ -1,8 +1,9 @@
-"""Which provider session each call of an agent talks to, and what to say about it.
+"""What to say about an agent's providers before its calls.
 
-:func:`missing_settings` says why an agent cannot run with the keys given;
-:func:`start_notices` is what the server says at start about the models and
-tools in use.
+:func:`missing_settings` says why an agent cannot run with the keys given
+and :func:`configured_models` which models it uses (both decided by
+:mod:`patter_core.providers`' selection); :func:`start_notices` is what the
+server says at start about the models and tools in use.
 """
 
 from __future__ import annotations
@@ -12,16 +13,8 @@ import logging
 
 from patter_core.bridge import BridgeConfig
 from patter_core.bridge._tools import offered_tools
-from patter_core.providers._models import (
-    DEEPGRAM_STT_MODEL,
-    ELEVENLABS_TTS_MODEL,
-    LLM_MODEL,
-    OPENAI_STT_MODEL,
-    OPENAI_TTS_MODEL,
-    REALTIME_MODEL,
-    REALTIME_TRANSCRIPTION_MODEL,
-    model_warnings,
-)
+from patter_core.providers._models import model_warnings
+from patter_core.providers._selection import selected_models, selection_problem
 
 from ._agent import Agent
 from ._settings import ProviderSettings
@@ -36,52 +29,14 @@ __all__ = [
 
 def missing_settings(agent: Agent, providers: ProviderSettings, *, handler: bool) -> str | None:
     """Why ``agent`` cannot run with these keys, or None when it can."""
-    if agent.provider == "openai" and not providers.openai_key:
-        return "provider openai needs an OpenAI key: openai_key= or OPENAI_API_KEY"
-    if agent.provider == "elevenlabs" and not (agent.agent_id or providers.elevenlabs_agent_id):
-        return (
-            "provider elevenlabs needs an agent id: agent_id= (or elevenlabs_agent_id=) "
-            "or ELEVENLABS_AGENT_ID"
-        )
-    if agent.provider == "pipeline":
-        stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
-        tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
-        if stt == "deepgram" and not providers.deepgram_key:
-            return "pipeline speech-to-text with Deepgram needs deepgram_key= or DEEPGRAM_API_KEY"
-        if tts in ("elevenlabs", "elevenlabs-ws") and not providers.elevenlabs_key:
-            return (
-                "pipeline text-to-speech with ElevenLabs needs elevenlabs_key= "
-                "or ELEVENLABS_API_KEY"
-            )
-        needs_openai = stt == "openai" or tts == "openai" or not handler
-        if needs_openai and not providers.openai_key:
-            return (
-                "pipeline needs openai_key= or OPENAI_API_KEY "
-                "(speech or the LLM; give on_message to skip the LLM)"
-            )
-    return None
+    return selection_problem(agent, providers, handler=handler)
 
 
 def configured_models(
     agent: Agent, providers: ProviderSettings, *, handler: bool
 ) -> list[tuple[str, str]]:
     """``(role, model)`` for every model a call of ``agent`` will name on the wire."""
-    if agent.provider == "openai":
-        return [
-            ("openai realtime", agent.model or REALTIME_MODEL),
-            ("openai realtime transcription", REALTIME_TRANSCRIPTION_MODEL),
-        ]
-    if agent.provider != "pipeline":
-        return []  # ElevenLabs: the agent's models are set in its dashboard
-    stt = agent.stt or ("deepgram" if providers.deepgram_key else "openai")
-    tts = agent.tts or ("elevenlabs" if providers.elevenlabs_key else "openai")
-    models = [
-        ("pipeline speech-to-text", DEEPGRAM_STT_MODEL if stt == "deepgram" else OPENAI_STT_MODEL),
-        ("pipeline text-to-speech", OPENAI_TTS_MODEL if tts == "openai" else ELEVENLABS_TTS_MODEL),
-    ]
-    if not handler:
-        models.append(("pipeline llm", agent.model or LLM_MODEL))
-    return models
+    return selected_models(agent, providers, handler=handler)
 
 
 def elevenlabs_tools_notice(agent: Agent) -> str | None:

@@ -25,30 +25,26 @@ import anyio.abc
 
 from patter_core import Entropy
 from patter_core.bridge import BridgeConfig, CallBridge, CallInfo
-from patter_core.http import HttpRequest
 from patter_core.media import TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers import ProviderSession
+from patter_core.providers._selection import can_prewarm, greets_natively
 from patter_core.recording import StereoRecorder
 from patter_core.webhooks import (
     AmdCallback,
     CallStatusCallback,
     IncomingCall,
     RecordingStatusCallback,
-    RetryPolicy,
     StreamAdmission,
     StreamTokens,
     TelnyxCallFlow,
     TelnyxEvent,
-    TelnyxRest,
     TelnyxWarmTransfer,
     TransferFollowUp,
     TransferStep,
     TwilioCallFlow,
-    TwilioRest,
     TwilioWarmTransfer,
 )
 from patter_core.webhooks._routing import routed_call
-from patter_core.webhooks._twilio_events import is_machine_end
 from patter_core.webhooks._warm_transfer import warm_leg_caller
 
 from ._agent import Agent, per_call_options
@@ -57,9 +53,8 @@ from ._call import CallHooks, CallRunner, maybe_await
 from ._clock import SYSTEM_CLOCK, Clock
 from ._codecs import optional_decoders
 from ._controls import TelnyxControl, TwilioControl
-from ._httpclient import ClientError, request_with_retry
 from ._monitor import Monitor
-from ._outbound import OutboundCalls
+from ._outbound import OutboundCalls, carrier_rest
 from ._prewarm import Prewarm
 from ._providers import (
     configured_models,
@@ -69,6 +64,7 @@ from ._providers import (
 )
 from ._recording import RecordingWriter
 from ._remote import tool_handlers
+from ._rest import send_rest
 from ._routing import Router
 from ._server import StreamRequest
 from ._sessions import make_session_factory
@@ -89,8 +85,6 @@ __all__ = [
 
 log = logging.getLogger("patter_anyio.runtime")
 
-# Carrier REST answers are small JSON documents.
-_MAX_REST_BYTES = 1024 * 1024
 # Outbound-call overrides waiting for their stream; a dialler that never gets
 # its calls answered must not grow this without bound.
 _MAX_PENDING_OUTBOUND = 10_000
@@ -144,20 +138,9 @@ class LocalRuntime:
         self.voicemail_message = voicemail_message
         self._entropy = entropy
         self._clock = clock
-        self.twilio = (
-            TwilioRest(
-                carriers.twilio_sid, carriers.twilio_token, base_url=carriers.twilio_api_base_url
-            )
-            if carriers.twilio_sid and carriers.twilio_token
-            else None
-        )
+        self.twilio, self.telnyx = carrier_rest(carriers)
         self.twilio_flow = TwilioCallFlow(
             self.tokens, webhook_host=carriers.webhook_host, rest=self.twilio
-        )
-        self.telnyx = (
-            TelnyxRest(carriers.telnyx_key, base_url=carriers.telnyx_api_base_url)
-            if carriers.telnyx_key
-            else None
         )
         self.telnyx_flow = (
             TelnyxCallFlow(
@@ -218,7 +201,7 @@ class LocalRuntime:
             return False
         call, hooks = routed_call(event), self.hooks
         agent = self.router.agent_for(str(call["call_id"])) if call and self.router else self.agent
-        if call and agent.prewarm and agent.provider == "openai" and not hooks.on_call_start:
+        if call and agent.prewarm and can_prewarm(agent.provider) and not hooks.on_call_start:
             factory = self._factory(agent)
             if self.background is not None:
                 self.prewarm.begin(self.background, call, agent, factory)
@@ -226,7 +209,9 @@ class LocalRuntime:
 
     def _factory(self, agent: Agent) -> Callable[[CallInfo], ProviderSession]:
         handler = self.hooks.on_message is not None
-        return make_session_factory(agent, self.providers, use_handler=handler, entropy=self._entropy)
+        return make_session_factory(
+            agent, self.providers, use_handler=handler, entropy=self._entropy
+        )
 
     def expect_outbound(
         self,
@@ -255,11 +240,7 @@ class LocalRuntime:
         if agent is None:  # the calls we place are not routed
             agent = self.router.agent_for(req.call_id) if self.router and not outbound else None
         agent = agent or self.agent
-        voicemail = (
-            outbound.voicemail_message
-            if outbound and outbound.voicemail_message is not None
-            else self.voicemail_message
-        )
+        voicemail = self._voicemail_for(req.call_id)
         stream: TwilioMediaStream | TelnyxMediaStream
         control: TwilioControl | TelnyxControl | None
         if req.carrier == "twilio":
@@ -296,9 +277,7 @@ class LocalRuntime:
         config = BridgeConfig(
             instructions=agent.system_prompt,
             first_message=agent.first_message,
-            # Realtime sessions and the pipeline greet by themselves; the echo
-            # agent is handed a Say by the bridge.
-            first_message_native=agent.provider != "echo",
+            first_message_native=greets_natively(agent.provider),
             tools=tuple(tool.spec for tool in agent.tools),
             end_call_tool=agent.end_call_tool,
             transfer_allowlist=frozenset(agent.transfer_allowlist),
@@ -410,7 +389,7 @@ class LocalRuntime:
         """Carry out a warm transfer's next step (the flows decide it)."""
         retry = self.carriers.telnyx_retry if self.telnyx_warm is not None else None
         for purpose, request in follow_up.requests:
-            await self.send_rest(request, purpose, retry=retry)
+            await send_rest(request, purpose, retry=retry)
         if follow_up.step is TransferStep.TELL_AGENT:
             started = [r for r in self.live.get(caller_id, ()) if r.started]
             if started:
@@ -443,21 +422,26 @@ class LocalRuntime:
             await started[-1].amd_result(answered_by)
             return
         # The stream lives in another process (or never started): the drop
-        # needs no state, so say it with TwiML through the REST API. An
-        # outbound call placed here with its own message still waits in
-        # _outbound: that message wins over the default.
-        pending = self._outbound.get(call_id)
-        message = self.voicemail_message
-        if pending is not None and pending.voicemail_message is not None:
-            message = pending.voicemail_message
+        # needs no state, so the carrier says it (the flows decide how).
+        message = self._voicemail_for(call_id)
+        retry = None
         if carrier == "twilio":
-            follow_up = self.twilio_flow.amd_without_stream(call_id, answered_by, message)
-            if follow_up is not None:
-                await self.send_rest(follow_up[1], follow_up[0])
-        elif message and is_machine_end(answered_by) and self.telnyx_flow is not None:
-            # speak, then hang up on its call.speak.ended (the flow decides).
-            for purpose, req in self.telnyx_flow.voicemail_drop(call_id, message).requests:
-                await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
+            requests = self.twilio_flow.amd_without_stream(call_id, answered_by, message)
+        elif self.telnyx_flow is not None:
+            requests = self.telnyx_flow.amd_without_stream(call_id, answered_by, message)
+            retry = self.carriers.telnyx_retry
+        else:
+            return
+        for purpose, req in requests:
+            await send_rest(req, purpose, retry=retry)
+
+    def _voicemail_for(self, call_id: str) -> str | None:
+        """The message for ``call_id``'s answering machine: an outbound call
+        placed here with its own message (still in ``_outbound``) over the default."""
+        pending = self._outbound.get(call_id)
+        if pending is not None and pending.voicemail_message is not None:
+            return pending.voicemail_message
+        return self.voicemail_message
 
     async def _on_telnyx_event(self, event: TelnyxEvent) -> None:
         # Answer the webhook at once and send the REST commands it calls for
@@ -488,34 +472,11 @@ class LocalRuntime:
         if follow_up.ignored:
             log.info("Telnyx webhook ignored: %s", follow_up.ignored)
         for purpose, req in follow_up.requests:
-            await self.send_rest(req, purpose, retry=self.carriers.telnyx_retry)
+            await send_rest(req, purpose, retry=self.carriers.telnyx_retry)
         if follow_up.answered_by and event.call_control_id:
             await self._machine_answered(
                 event.call_control_id, follow_up.answered_by, carrier="telnyx"
             )
-
-    async def send_rest(
-        self, req: HttpRequest, purpose: str, *, retry: RetryPolicy | None = None
-    ) -> tuple[int, bytes] | None:
-        """Send a carrier command; ``retry`` for commands that are safe to repeat."""
-        try:
-            response = await request_with_retry(
-                req,
-                retry or RetryPolicy(max_attempts=1),
-                timeout=15.0,
-                max_response_bytes=_MAX_REST_BYTES,
-            )
-        except ClientError as exc:
-            log.warning("carrier %s request failed: %s", purpose, exc)
-            return None
-        if response.status >= 300:
-            log.warning(
-                "carrier %s request answered %d: %s",
-                purpose,
-                response.status,
-                response.body[:200].decode("utf-8", "replace"),
-            )
-        return response.status, response.body
 
 
 async def _record_call_end(

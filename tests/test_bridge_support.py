@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,8 @@ from patter_core.bridge import (
     HttpCall,
     ProviderIo,
     SendToCarrier,
+    error_output,
+    tool_output,
 )
 from patter_core.http import HttpRequest
 from patter_core.media import TwilioMediaStream
@@ -293,3 +296,13 @@ def test_ulaw_oracle_round_trip() -> None:
     assert np.max(np.abs(back - original)) < 300  # mu-law step at 8000 amplitude
     assert ulaw_decode(b"\xff") == b"\x00\x00"
     assert PCM16_16K.encoding is Encoding.PCM16LE
+
+
+def test_tool_results_as_the_model_reads_them() -> None:
+    """Text goes as it is; anything else as JSON, with what JSON cannot carry as text."""
+    assert tool_output("Order 42 ships today.") == "Order 42 ships today."
+    assert tool_output({"status": "shipped", "eta": datetime.date(2026, 1, 2)}) == (
+        '{"status": "shipped", "eta": "2026-01-02"}'
+    )
+    assert tool_output(None) == "null"
+    assert error_output('no handler for tool "x"') == '{"error": "no handler for tool \\"x\\""}'

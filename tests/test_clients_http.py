@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,8 +21,9 @@ from patter_anyio import (
     stream_request,
 )
 from patter_anyio._httpclient import request_with_retry
+from patter_anyio._rest import carrier_request, send_rest
 from patter_core.http import HttpRequest
-from patter_core.webhooks import RetryPolicy
+from patter_core.webhooks import DEFAULT_MAX_RESPONSE_BYTES, RetryPolicy
 
 pytestmark = pytest.mark.anyio
 
@@ -272,3 +274,42 @@ async def test_retry_after_a_dropped_connection_and_a_5xx_not_a_4xx() -> None:
                 max_response_bytes=1,
             )
         assert len(seen) == 2
+
+
+async def test_carrier_commands_share_one_size_limit_and_log_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """send_rest: the core's 1 MiB limit on every carrier answer; a refusal,
+    an error status or a lost connection is one WARNING naming the command."""
+    limit = DEFAULT_MAX_RESPONSE_BYTES
+    answers = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % limit + b"x" * limit,
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (limit + 1) + b"x" * (limit + 1),
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone",
+    ]
+
+    async def script(stream: anyio.abc.SocketStream, req: bytes) -> None:
+        await stream.send(answers.pop(0))
+
+    caplog.set_level(logging.INFO, logger="patter_anyio.rest")
+    async with raw_server(script) as (port, seen):
+        req = HttpRequest(method="POST", url=f"http://127.0.0.1:{port}/c", body=b"{}")
+        full = await send_rest(req, "hangup")
+        assert full is not None and len(full.body) == limit
+        with pytest.raises(ResponseTooLarge):
+            await carrier_request(req)
+        gone = await send_rest(req, "hangup")
+        assert gone is not None and gone.status == 404
+        assert len(seen) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "carrier hangup request done (200)",
+        "carrier hangup request answered 404: gone",
+    ]
+    caplog.clear()
+    async with raw_server(reply(b"")) as (port, seen):
+        req = HttpRequest(method="POST", url=f"http://127.0.0.1:{port}/c", body=b"{}")
+        assert await send_rest(req, "speak", retry=RetryPolicy(first_delay_s=0.01)) is None
+        assert len(seen) == 4  # Telnyx's policy: four attempts in all
+    (line,) = caplog.records
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith("carrier speak request failed: ")

@@ -7,7 +7,7 @@ import json
 import pytest
 from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
 
-from patter_core import SignatureError
+from patter_core import LocalProtocolError, SignatureError
 from patter_core.webhooks import StreamTokens, TelnyxCallFlow, TelnyxRest, parse_telnyx_webhook
 from patter_core.webhooks._telnyx_flow import is_our_leg, leg_client_state
 from patter_core.webhooks._twiml import dial_twiml
@@ -206,3 +206,72 @@ def test_voicemail_drop_without_a_stream_speaks_then_hangs_up() -> None:
     # Any other speak ending on our leg hangs nothing up.
     other = f.on_event(parse_telnyx_webhook(event("call.speak.ended", event_id="s2")), NOW)
     assert other.requests == ()
+
+
+def test_outbound_dial_is_a_leg_of_ours_without_stream_fields() -> None:
+    flow = TelnyxCallFlow(
+        TelnyxRest("KEY", base_url="https://api.test/v2"),
+        StreamTokens(SECRET),
+        webhook_host="abc.ngrok.app",
+    )
+
+    def dial(nonce: str, *, amd: bool, ring: int | None) -> dict[str, object]:
+        request = flow.dial(
+            to="+14155550100",
+            from_="+18005550199",
+            connection_id="conn-1",
+            machine_detection=amd,
+            ring_timeout=ring,
+            nonce=nonce,
+        )
+        assert (request.method, request.url) == ("POST", "https://api.test/v2/calls")
+        body = json.loads(request.body)
+        assert isinstance(body, dict)
+        return body
+
+    body = dial("n1", amd=True, ring=30)
+    command_id = body.pop("command_id")
+    # No stream_* fields: the stream starts on call.answered with its token.
+    assert body == {
+        "to": "+14155550100",
+        "from": "+18005550199",
+        "connection_id": "conn-1",
+        "answering_machine_detection": "greeting_end",
+        "webhook_url": "https://abc.ngrok.app/webhooks/telnyx/voice",
+        "client_state": leg_client_state("n1"),
+        "timeout_secs": 30,
+    }
+    assert is_our_leg(leg_client_state("n1"))
+    # The nonce keeps two dials to one number apart; the same dial repeats its id.
+    assert dial("n1", amd=True, ring=30)["command_id"] == command_id
+    assert dial("n2", amd=True, ring=30)["command_id"] != command_id
+    plain = dial("n1", amd=False, ring=None)
+    assert "answering_machine_detection" not in plain and "timeout_secs" not in plain
+    hostless = TelnyxCallFlow(
+        TelnyxRest("KEY", base_url="https://api.test/v2"), StreamTokens(SECRET), webhook_host=None
+    )
+    with pytest.raises(LocalProtocolError, match="public host"):
+        hostless.dial(
+            to="+1",
+            from_="+2",
+            connection_id="c",
+            machine_detection=False,
+            ring_timeout=None,
+            nonce="n",
+        )
+
+
+def test_amd_without_a_stream_speaks_the_message_after_the_greeting() -> None:
+    flow = TelnyxCallFlow(
+        TelnyxRest("KEY", base_url="https://api.test/v2"),
+        StreamTokens(SECRET),
+        webhook_host="abc.ngrok.app",
+    )
+    assert flow.amd_without_stream("v3:call-1", "human", "Call back") == ()
+    assert flow.amd_without_stream("v3:call-1", "unknown", "Call back") == ()
+    assert flow.amd_without_stream("v3:call-1", "machine_end_beep", None) == ()
+    ((purpose, request),) = flow.amd_without_stream("v3:call-1", "machine_end_beep", "Call back")
+    assert purpose == "voicemail"
+    # The drop test above follows this request to its hang-up.
+    assert request == flow.voicemail_drop("v3:call-1", "Call back").requests[0][1]
+    assert request.url == "https://api.test/v2/calls/v3%3Acall-1/actions/speak"

@@ -75,6 +75,34 @@ def test_answer_is_the_sdks_twiml_with_a_stream_status_callback() -> None:
     assert twiml == str(response)
 
 
+def test_voice_answer_is_the_whole_http_answer() -> None:
+    call = _call("inbound", "+14155550100", "+18005550199")
+    answered = FLOW.voice_answer(call, 1000.0, host_header="ignored.example")
+    assert (answered.status, answered.headers) == (
+        200,
+        (("content-type", "text/xml; charset=utf-8"),),
+    )
+    assert answered.body == FLOW.answer(call, 1000.0).encode()
+    assert f"wss://{HOST}/ws/stream/{SID}".encode() in answered.body
+    refused = FLOW.voice_answer(call, 1000.0, admitted=False)
+    assert (refused.status, refused.body) == (
+        200,
+        b'<?xml version="1.0" encoding="UTF-8"?><Response><Reject /></Response>',
+    )
+    # No configured host: the request's Host, else a 400 that says why.
+    hostless = TwilioCallFlow(TOKENS, webhook_host=None, rest=None)
+    via_header = hostless.voice_answer(call, 1000.0, host_header="h.example")
+    assert b'url="wss://h.example/ws/stream/' in via_header.body
+    nowhere = hostless.voice_answer(call, 1000.0)
+    assert (nowhere.status, nowhere.body) == (
+        400,
+        b"no webhook host configured and no Host header\n",
+    )
+    assert nowhere.headers == (("content-type", "text/plain; charset=utf-8"),)
+    too_long = FLOW.voice_answer(_call("inbound", "x" * 600, "+1"), 1000.0)
+    assert too_long.status == 400 and b"'caller'" in too_long.body
+
+
 def test_outbound_parties_are_from_the_callers_and_callees_point_of_view() -> None:
     """Outbound: we placed the call (caller, From) to the person we dialled (callee, To)."""
     twiml = FLOW.answer(_call("outbound-api", "+18005550199", "+14155550100"), 1000.0)
@@ -116,15 +144,62 @@ def test_create_call_carries_the_detection_timeout() -> None:
         FLOW.create_call(to="+1", from_="+2", machine_detection=True, machine_detection_timeout=60)
 
 
+def test_create_call_is_the_exact_form_twilio_documents() -> None:
+    request = FLOW.create_call(
+        to="+14155550100", from_="+18005550199", machine_detection=True, ring_timeout=30
+    )
+    assert (request.method, request.url) == (
+        "POST",
+        f"https://api.test/2010-04-01/Accounts/AC{'2' * 32}/Calls.json",
+    )
+    assert parse_qsl(request.body.decode()) == [
+        ("To", "+14155550100"),
+        ("From", "+18005550199"),
+        ("Url", f"https://{HOST}/webhooks/twilio/voice"),
+        ("StatusCallback", f"https://{HOST}/webhooks/twilio/status"),
+        ("StatusCallbackMethod", "POST"),
+        ("StatusCallbackEvent", "initiated"),
+        ("StatusCallbackEvent", "ringing"),
+        ("StatusCallbackEvent", "answered"),
+        ("StatusCallbackEvent", "completed"),
+        ("MachineDetection", "DetectMessageEnd"),
+        ("MachineDetectionTimeout", "45"),
+        ("AsyncAmd", "true"),
+        ("AsyncAmdStatusCallback", f"https://{HOST}/webhooks/twilio/amd"),
+        ("AsyncAmdStatusCallbackMethod", "POST"),
+        ("Timeout", "30"),
+    ]
+
+
+def test_start_recording_reports_to_the_recording_webhook() -> None:
+    request = FLOW.start_recording(SID)
+    assert request is not None
+    assert request.url == (
+        f"https://api.test/2010-04-01/Accounts/AC{'2' * 32}/Calls/{SID}/Recordings.json"
+    )
+    assert parse_qsl(request.body.decode()) == [
+        ("RecordingStatusCallback", f"https://{HOST}/webhooks/twilio/recording"),
+        ("RecordingStatusCallbackMethod", "POST"),
+        ("RecordingStatusCallbackEvent", "completed"),
+    ]
+    hostless = TwilioCallFlow(TOKENS, webhook_host=None, rest=REST).start_recording(SID)
+    assert hostless is not None and hostless.body == b""
+    assert TwilioCallFlow(TOKENS, webhook_host=HOST, rest=None).start_recording(SID) is None
+
+
 def test_amd_without_a_stream() -> None:
-    assert FLOW.amd_without_stream(SID, "human", "Call back") is None
-    assert FLOW.amd_without_stream(SID, "machine_end_beep", None) is None
-    purpose, request = FLOW.amd_without_stream(SID, "unknown", "Call back") or ("", None)
-    assert purpose == "voicemail" and request is not None
+    assert FLOW.amd_without_stream(SID, "human", "Call back") == ()
+    assert FLOW.amd_without_stream(SID, "machine_end_beep", None) == ()
+    ((purpose, request),) = FLOW.amd_without_stream(SID, "unknown", "Call back")
+    assert purpose == "voicemail"
     assert dict(parse_qsl(request.body.decode())) == {"Twiml": say_hangup_twiml("Call back")}
-    purpose, request = FLOW.amd_without_stream(SID, "fax", "Call back") or ("", None)
-    assert purpose == "hangup" and request is not None
+    ((purpose, request),) = FLOW.amd_without_stream(SID, "fax", "Call back")
+    assert purpose == "hangup"
     assert dict(parse_qsl(request.body.decode())) == {"Status": "completed"}
+    assert (
+        TwilioCallFlow(TOKENS, webhook_host=HOST, rest=None).amd_without_stream(SID, "fax", "x")
+        == ()
+    )
 
 
 def test_upgrade_signed_over_either_url_form_and_nothing_else() -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "offered_tools",
     "parse_arguments",
     "start_transfer",
+    "tool_output",
 ]
 
 END_CALL = ToolSpec(
@@ -90,6 +91,12 @@ def offered_tools(config: BridgeConfig) -> tuple[ToolSpec, ...]:
 def error_output(message: str) -> str:
     """A tool result telling the model what went wrong (JSON, as tools return)."""
     return json.dumps({"error": message})
+
+
+def tool_output(result: object) -> str:
+    """What a user tool returned, as the text the model gets: text as it is,
+    anything else as JSON (values JSON cannot carry, such as a date, as text)."""
+    return result if isinstance(result, str) else json.dumps(result, default=str)
 
 
 def parse_arguments(text: str) -> Mapping[str, object] | str:

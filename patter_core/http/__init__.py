@@ -4,6 +4,7 @@ from ._clientip import TrustedProxies
 from ._framing import ChunkGuard, HeadGuard
 from ._limits import ServerLimits
 from ._logthrottle import LogThrottle, Suppressed
+from ._paths import Paths
 from ._ratelimit import ConnectionLimiter
 from ._router import Endpoint, Reject, Route, Router
 from ._types import HttpRequest, HttpResponse
@@ -16,6 +17,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "LogThrottle",
+    "Paths",
     "Reject",
     "Route",
     "Router",

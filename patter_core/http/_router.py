@@ -31,6 +31,7 @@ from ..monitor._access import MonitorAccess
 from ._clientip import TrustedProxies, client_ip
 from ._framing import check_head
 from ._limits import ServerLimits
+from ._paths import Paths
 from ._ratelimit import ConnectionLimiter
 from ._types import header_values
 
@@ -105,26 +106,26 @@ _MONITOR = frozenset(
 )
 
 _EXACT: dict[str, tuple[Endpoint, tuple[str, ...]]] = {
-    "/health": (Endpoint.HEALTH, ("GET", "HEAD")),
-    "/ready": (Endpoint.READY, ("GET", "HEAD")),
-    "/webhooks/twilio/voice": (Endpoint.TWILIO_VOICE, ("POST",)),
-    "/webhooks/twilio/recording": (Endpoint.TWILIO_RECORDING, ("POST",)),
-    "/webhooks/twilio/amd": (Endpoint.TWILIO_AMD, ("POST",)),
-    "/webhooks/twilio/status": (Endpoint.TWILIO_STATUS, ("POST",)),
-    "/webhooks/twilio/stream-status": (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
-    "/webhooks/twilio/transfer-status": (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
-    "/webhooks/twilio/conference-status": (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
-    "/webhooks/telnyx/voice": (Endpoint.TELNYX_VOICE, ("POST",)),
-    "/metrics": (Endpoint.METRICS, ("GET", "HEAD")),
-    "/dashboard": (Endpoint.DASHBOARD, ("GET", "HEAD")),
-    "/api/calls": (Endpoint.API_CALLS, ("GET", "HEAD")),
-    "/api/calls/events": (Endpoint.API_EVENTS, ("GET",)),
+    Paths.HEALTH: (Endpoint.HEALTH, ("GET", "HEAD")),
+    Paths.READY: (Endpoint.READY, ("GET", "HEAD")),
+    Paths.TWILIO_VOICE: (Endpoint.TWILIO_VOICE, ("POST",)),
+    Paths.TWILIO_RECORDING: (Endpoint.TWILIO_RECORDING, ("POST",)),
+    Paths.TWILIO_AMD: (Endpoint.TWILIO_AMD, ("POST",)),
+    Paths.TWILIO_STATUS: (Endpoint.TWILIO_STATUS, ("POST",)),
+    Paths.TWILIO_STREAM_STATUS: (Endpoint.TWILIO_STREAM_STATUS, ("POST",)),
+    Paths.TWILIO_TRANSFER_STATUS: (Endpoint.TWILIO_TRANSFER_STATUS, ("POST",)),
+    Paths.TWILIO_CONFERENCE_STATUS: (Endpoint.TWILIO_CONFERENCE_STATUS, ("POST",)),
+    Paths.TELNYX_VOICE: (Endpoint.TELNYX_VOICE, ("POST",)),
+    Paths.METRICS: (Endpoint.METRICS, ("GET", "HEAD")),
+    Paths.DASHBOARD: (Endpoint.DASHBOARD, ("GET", "HEAD")),
+    Paths.API_CALLS: (Endpoint.API_CALLS, ("GET", "HEAD")),
+    Paths.API_EVENTS: (Endpoint.API_EVENTS, ("GET",)),
 }
 _PREFIXES: tuple[tuple[str, Endpoint], ...] = (
-    ("/ws/stream/", Endpoint.TWILIO_STREAM),
-    ("/ws/telnyx/stream/", Endpoint.TELNYX_STREAM),
-    ("/api/calls/", Endpoint.API_CALL),
-    ("/api/recordings/", Endpoint.API_RECORDING),
+    (Paths.TWILIO_STREAM, Endpoint.TWILIO_STREAM),
+    (Paths.TELNYX_STREAM, Endpoint.TELNYX_STREAM),
+    (Paths.API_CALL, Endpoint.API_CALL),
+    (Paths.API_RECORDING, Endpoint.API_RECORDING),
 )
 
 
@@ -263,7 +264,10 @@ class Router:
         stream_paths = tuple(prefix for prefix, e in _PREFIXES if e.is_websocket)
         if isinstance(decision, Reject) and target.startswith(stream_paths):
             return Reject(
-                status=decision.status, reason=decision.reason, headers=decision.headers, stream=True
+                status=decision.status,
+                reason=decision.reason,
+                headers=decision.headers,
+                stream=True,
             )
         return decision
 

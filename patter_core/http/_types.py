@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["HttpRequest", "HttpResponse", "find_header", "header_values"]
+__all__ = ["HttpRequest", "HttpResponse", "find_header", "header_values", "text_response"]
 
 
 def header_values(headers: Iterable[tuple[str, str]], name: str) -> list[str]:
@@ -48,3 +48,12 @@ class HttpResponse:
 
     def header(self, name: str) -> str | None:
         return find_header(self.headers, name)
+
+
+def text_response(status: int, message: str) -> HttpResponse:
+    """``message`` as one line of UTF-8 text: what a refused request is told."""
+    return HttpResponse(
+        status=status,
+        headers=(("content-type", "text/plain; charset=utf-8"),),
+        body=(message + "\n").encode("utf-8"),
+    )

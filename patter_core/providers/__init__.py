@@ -130,3 +130,17 @@ __all__ += [
 
 # The echo agent (no network): repeats the caller, for trying a line out.
 __all__ += ["EchoConfig", "EchoSession"]
+
+# Which session a call of an agent talks to (the product's defaults).
+__all__ += [
+    "SttName",
+    "TtsName",
+    "can_prewarm",
+    "greets_natively",
+    "pipeline_parts",
+    "pipeline_parts_problem",
+    "select_session",
+    "selected_models",
+    "selection_problem",
+    "session_config",
+]

@@ -48,6 +48,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from .._errors import LocalProtocolError
+from ..http._paths import Paths
 from ..http._types import HttpRequest
 from ._telnyx_events import (
     TelnyxCallAnswered,
@@ -58,6 +60,7 @@ from ._telnyx_events import (
 )
 from ._telnyx_rest import TelnyxRest
 from ._tokens import StreamTokens
+from ._twilio_events import is_machine_end
 from ._variables import variable_parameters
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "MAX_REMEMBERED_EVENTS",
     "TelnyxCallFlow",
     "TelnyxFollowUp",
+    "dial_leg",
     "is_our_leg",
     "leg_client_state",
 ]
@@ -93,6 +97,36 @@ def leg_client_state(nonce: str = "") -> str:
 
 
 _VOICEMAIL_STATE = leg_client_state(_VOICEMAIL)
+
+
+def dial_leg(
+    rest: TelnyxRest,
+    *,
+    to: str,
+    from_: str,
+    connection_id: str,
+    webhook_host: str,
+    client_state: str,
+    ring_timeout: int | None,
+    machine_detection: bool = False,
+) -> HttpRequest:
+    """``dial`` for a leg of ours: no stream fields (the stream starts on its
+    ``call.answered``, see the module doc), webhooks to
+    :data:`~patter_core.http.Paths.TELNYX_VOICE`, ``client_state`` marking it."""
+    return rest.dial(
+        to=to,
+        from_=from_,
+        connection_id=connection_id,
+        stream_url=None,
+        stream_codec=None,
+        stream_bidirectional_mode=None,
+        stream_bidirectional_codec=None,
+        stream_bidirectional_sampling_rate=None,
+        answering_machine_detection=AMD_DIAL_MODE if machine_detection else None,
+        webhook_url=f"https://{webhook_host}{Paths.TELNYX_VOICE}",
+        client_state=client_state,
+        timeout_secs=ring_timeout,
+    )
 
 
 def is_our_leg(client_state: str | None) -> bool:
@@ -178,7 +212,7 @@ class TelnyxCallFlow:
     def stream_url(self, call_control_id: str) -> str | None:
         if not self._host:
             return None
-        return f"wss://{self._host}/ws/telnyx/stream/{call_control_id}"
+        return f"wss://{self._host}{Paths.TELNYX_STREAM}{call_control_id}"
 
     def on_event(
         self, event: TelnyxEvent, now: float, *, variables: Mapping[str, str] | None = None
@@ -209,10 +243,51 @@ class TelnyxCallFlow:
             return TelnyxFollowUp(requests=(("hangup", self._rest.hangup(call_id)),))
         return TelnyxFollowUp()
 
+    def dial(
+        self,
+        *,
+        to: str,
+        from_: str,
+        connection_id: str,
+        machine_detection: bool,
+        ring_timeout: int | None,
+        nonce: str,
+    ) -> HttpRequest:
+        """``dial`` for an outbound call (:func:`dial_leg`); ``nonce`` keeps two
+        dials to one number apart (Telnyx derives ``command_id`` from the state).
+
+        Raises LocalProtocolError without a public host: Telnyx must reach us.
+        """
+        if not self._host:
+            raise LocalProtocolError("outbound Telnyx calls need a public host")
+        return dial_leg(
+            self._rest,
+            to=to,
+            from_=from_,
+            connection_id=connection_id,
+            webhook_host=self._host,
+            client_state=leg_client_state(nonce),
+            ring_timeout=ring_timeout,
+            machine_detection=machine_detection,
+        )
+
     def reject(self, call_id: str) -> TelnyxFollowUp:
         """Refuse an incoming call instead of answering it (the application's
         ``route`` chose no agent)."""
         return TelnyxFollowUp(requests=(("reject", self._rest.reject(call_id)),))
+
+    def amd_without_stream(
+        self, call_id: str, answered_by: str, message: str | None
+    ) -> tuple[tuple[str, HttpRequest], ...]:
+        """An AMD result (in Twilio's words, see :class:`TelnyxFollowUp`) for a
+        call whose stream is not live here: the ``(purpose, request)`` pairs.
+
+        At the end of a greeting, :meth:`voicemail_drop` says ``message``;
+        anything else, or no message, needs nothing.
+        """
+        if not message or not is_machine_end(answered_by):
+            return ()
+        return self.voicemail_drop(call_id, message).requests
 
     def voicemail_drop(self, call_id: str, message: str) -> TelnyxFollowUp:
         """Leave ``message`` on a machine when no stream of ours carries the call.

@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._errors import LocalProtocolError
-from ..http._types import HttpRequest
+from ..http._paths import Paths
+from ..http._types import HttpRequest, HttpResponse, text_response
 from ._tokens import StreamTokens
 from ._twilio_events import IncomingCall, StreamStatusCallback
 from ._twilio_rest import TwilioRest
@@ -42,14 +43,15 @@ from ._twiml import (
     INLINE_TWIML_MAX_CHARS,
     PARAMETER_MAX_CHARS,
     connect_stream_twiml,
+    reject_twiml,
     say_hangup_twiml,
     twilio_stream_url,
+    twiml_response,
 )
 from ._variables import VARIABLE_PARAMETER_PREFIX, variable_parameters
 
 __all__ = [
     "DEFAULT_MACHINE_DETECTION_TIMEOUT",
-    "STREAM_STATUS_PATH",
     "AmdAction",
     "StreamStatusLog",
     "TwilioCallFlow",
@@ -71,8 +73,6 @@ RING_TIMEOUT_RANGE = (5, 600)
 #: ``<Parameter>`` names the call itself fills.
 RESERVED_PARAMETERS = frozenset({"caller", "callee", "stream_token"})
 _VARIABLE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-#: Where ``<Stream statusCallback>`` posts (signed like every webhook).
-STREAM_STATUS_PATH = "/webhooks/twilio/stream-status"
 
 # The characters a <Say><Hangup /> document adds around its text.
 _SAY_HANGUP_OVERHEAD = len(say_hangup_twiml("a")) - 1
@@ -214,9 +214,38 @@ class TwilioCallFlow:
                 *variable_parameters(variables or {}),
                 ("stream_token", token),
             ],
-            status_callback=f"https://{host}{STREAM_STATUS_PATH}",
+            status_callback=f"https://{host}{Paths.TWILIO_STREAM_STATUS}",
             status_callback_method="POST",
         )
+
+    def voice_answer(
+        self,
+        call: IncomingCall,
+        now: float,
+        *,
+        admitted: bool = True,
+        host_header: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """The voice webhook's whole answer.
+
+        ``<Reject />`` when the application's ``route`` refused the call
+        (``admitted`` False); else :meth:`answer`, streaming to the
+        configured public host or, without one, to the request's ``Host``.
+        400 when there is no host at all, or for a ``From``/``To`` past
+        Twilio's parameter limit (only Twilio's own fields go in, so that is
+        a malformed request).
+        """
+        if not admitted:
+            return twiml_response(reject_twiml())
+        host = self._host or host_header
+        if not host:
+            return text_response(400, "no webhook host configured and no Host header")
+        try:
+            twiml = self.answer(call, now, host=host, variables=variables)
+        except LocalProtocolError as exc:
+            return text_response(400, str(exc))
+        return twiml_response(twiml)
 
     def create_call(
         self,
@@ -244,31 +273,41 @@ class TwilioCallFlow:
         return rest.create_call(
             to=to,
             from_=from_,
-            url=f"https://{host}/webhooks/twilio/voice",
-            status_callback=f"https://{host}/webhooks/twilio/status",
+            url=f"https://{host}{Paths.TWILIO_VOICE}",
+            status_callback=f"https://{host}{Paths.TWILIO_STATUS}",
             machine_detection="DetectMessageEnd" if amd else None,
             machine_detection_timeout=machine_detection_timeout if amd else None,
             async_amd=True if amd else None,
-            async_amd_status_callback=f"https://{host}/webhooks/twilio/amd" if amd else None,
+            async_amd_status_callback=f"https://{host}{Paths.TWILIO_AMD}" if amd else None,
             timeout=ring_timeout,
         )
 
     def amd_without_stream(
         self, call_sid: str, answered_by: str, message: str | None
-    ) -> tuple[str, HttpRequest] | None:
-        """An AMD result for a call whose stream is not live here: ``(purpose, request)``.
+    ) -> tuple[tuple[str, HttpRequest], ...]:
+        """An AMD result for a call whose stream is not live here: the
+        ``(purpose, request)`` pairs to send, in order (none: nothing to do).
 
         The drop needs no state, so Twilio says it (``<Say>``, ``<Hangup>``);
         a fax is hung up.
         """
         if self._rest is None:
-            return None
+            return ()
         action = amd_action(answered_by)
         if action is AmdAction.HANG_UP:
-            return "hangup", self._rest.hang_up(call_sid)
+            return (("hangup", self._rest.hang_up(call_sid)),)
         if action is AmdAction.LEAVE_MESSAGE and message:
-            return "voicemail", self._rest.update_call_twiml(call_sid, say_hangup_twiml(message))
-        return None
+            twiml = say_hangup_twiml(message)
+            return (("voicemail", self._rest.update_call_twiml(call_sid, twiml)),)
+        return ()
+
+    def start_recording(self, call_sid: str) -> HttpRequest | None:
+        """``Recordings.json`` for a live call; its status callback comes to
+        :data:`~patter_core.http.Paths.TWILIO_RECORDING` when there is a public host."""
+        if self._rest is None:
+            return None
+        callback = f"https://{self._host}{Paths.TWILIO_RECORDING}" if self._host else None
+        return self._rest.start_recording(call_sid, recording_status_callback=callback)
 
     def leave_message(self, call_sid: str, message: str) -> HttpRequest | None:
         """Twilio says ``message`` and hangs up, ending the call's stream."""

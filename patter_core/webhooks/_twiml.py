@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 from .._errors import LocalProtocolError
+from ..http._paths import Paths
+from ..http._types import HttpResponse
 from ._twilio_signature import _host_only
 
 __all__ = [
@@ -37,10 +39,12 @@ __all__ = [
     "conference_twiml",
     "connect_stream_twiml",
     "dial_twiml",
+    "empty_twiml",
     "hangup_twiml",
     "reject_twiml",
     "say_hangup_twiml",
     "twilio_stream_url",
+    "twiml_response",
     "xml_attribute",
     "xml_text",
 ]
@@ -93,7 +97,9 @@ def _element(name: str, attributes: Mapping[str, str | None], inner: str = "") -
     return f"<{name}{attrs} />"
 
 
-def twilio_stream_url(webhook_host: str, call_sid: str, *, path_prefix: str = "/ws/stream/") -> str:
+def twilio_stream_url(
+    webhook_host: str, call_sid: str, *, path_prefix: str = Paths.TWILIO_STREAM
+) -> str:
     """``wss://{webhook_host}/ws/stream/{CallSid}`` for ``<Stream url>``.
 
     The call id is percent-encoded as one path segment (a real CallSid is
@@ -170,6 +176,18 @@ def conference_twiml(
     spoken = _element("Say", {}, xml_text(say)) if say else ""
     room = _element("Conference", dict(attributes or {}), xml_text(name))
     return f"{_DECLARATION}<Response>{spoken}{_element('Dial', {}, room)}</Response>"
+
+
+def empty_twiml() -> str:
+    """``<Response />``: nothing to do (the answer to a status callback)."""
+    return f"{_DECLARATION}<Response />"
+
+
+def twiml_response(twiml: str) -> HttpResponse:
+    """A webhook's 200 answer carrying ``twiml``."""
+    return HttpResponse(
+        status=200, headers=(("content-type", TWIML_CONTENT_TYPE),), body=twiml.encode("utf-8")
+    )
 
 
 def reject_twiml() -> str:

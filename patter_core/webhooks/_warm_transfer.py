@@ -7,15 +7,15 @@ answers, then moves; the order that never leaves the caller alone):
    creates a call to the person whose TwiML says the agent's summary first
    (``<Say>``) and then joins the conference named after the caller's call
    (:func:`conference_name`). Its ``Timeout`` is the ring time; its status
-   callback goes to :data:`TRANSFER_STATUS_PATH` with the caller's call sid
-   in the query (signed with the rest of the URL).
+   callback goes to ``Paths.TWILIO_TRANSFER_STATUS`` with the caller's call
+   sid in the query (signed with the rest of the URL).
 2. The person's status webhooks (:meth:`TwilioWarmTransfer.on_person_status`):
    ``in-progress`` (answered) -> move the caller into the conference
    (:meth:`TwilioWarmTransfer.move_caller`: new TwiML for the caller's call,
    which ends the agent's stream; the caller hears hold music until the
    person, briefed, joins); ``busy``, ``no-answer``, ``failed``,
    ``canceled`` -> tell the agent, which is still with the caller.
-3. The conference's own events (:data:`CONFERENCE_STATUS_PATH`) are logged.
+3. The conference's own events (``Paths.TWILIO_CONFERENCE_STATUS``) are logged.
 
 On Telnyx (:class:`TelnyxWarmTransfer`), the same order with Call Control:
 ``dial`` the person (``timeout_secs`` the ring time), their leg marked with
@@ -36,17 +36,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from ..http._paths import Paths
 from ..http._types import HttpRequest
 from ._telnyx_events import TelnyxCallAnswered, TelnyxCallHangup, TelnyxEvent
+from ._telnyx_flow import dial_leg
 from ._telnyx_rest import TelnyxRest
 from ._twilio_events import CallStatusCallback
 from ._twilio_rest import TwilioRest
 from ._twiml import conference_twiml
 
 __all__ = [
-    "CONFERENCE_STATUS_PATH",
     "HOLD_MUSIC_URL",
-    "TRANSFER_STATUS_PATH",
     "WARM_TRANSFER_RING_SECONDS",
     "TelnyxWarmTransfer",
     "TransferFollowUp",
@@ -57,10 +57,6 @@ __all__ = [
     "warm_leg_state",
 ]
 
-#: The person's call progress (``?call=`` names the caller's call).
-TRANSFER_STATUS_PATH = "/webhooks/twilio/transfer-status"
-#: The conference's start, end, join and leave events.
-CONFERENCE_STATUS_PATH = "/webhooks/twilio/conference-status"
 #: Seconds the person's phone may ring: about five rings, before most
 #: voicemail systems pick up (which would take the transfer instead).
 WARM_TRANSFER_RING_SECONDS = 20
@@ -133,7 +129,7 @@ class TwilioWarmTransfer:
             from_=from_,
             twiml=twiml,
             status_callback=(
-                f"https://{self._host}{TRANSFER_STATUS_PATH}?call={quote(caller_sid, safe='')}"
+                f"https://{self._host}{Paths.TWILIO_TRANSFER_STATUS}?call={quote(caller_sid, safe='')}"
             ),
             status_callback_events=("initiated", "ringing", "answered", "completed"),
             timeout=ring_timeout,
@@ -149,7 +145,7 @@ class TwilioWarmTransfer:
                 "startConferenceOnEnter": "false",
                 "endConferenceOnExit": "true",
                 "waitUrl": HOLD_MUSIC_URL,
-                "statusCallback": f"https://{self._host}{CONFERENCE_STATUS_PATH}",
+                "statusCallback": f"https://{self._host}{Paths.TWILIO_CONFERENCE_STATUS}",
                 "statusCallbackEvent": "start end join leave",
                 "statusCallbackMethod": "POST",
             },
@@ -226,18 +222,14 @@ class TelnyxWarmTransfer:
         if len(self._pending) >= _MAX_PENDING:
             self._pending.popitem(last=False)
         self._pending[caller_id] = (target, summary)
-        return self._rest.dial(
+        return dial_leg(
+            self._rest,
             to=target,
             from_=from_,
             connection_id=self._connection_id,
-            stream_url=None,
-            stream_codec=None,
-            stream_bidirectional_mode=None,
-            stream_bidirectional_codec=None,
-            stream_bidirectional_sampling_rate=None,
-            webhook_url=f"https://{self._host}/webhooks/telnyx/voice",
+            webhook_host=self._host,
             client_state=warm_leg_state(caller_id),
-            timeout_secs=ring_timeout,
+            ring_timeout=ring_timeout,
         )
 
     def on_event(self, event: TelnyxEvent) -> TransferFollowUp:
