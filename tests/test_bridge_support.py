@@ -23,9 +23,8 @@ from patter_core.bridge import (
     HttpCall,
     ProviderIo,
     SendToCarrier,
-    error_output,
-    tool_output,
 )
+from patter_core.bridge._tools import error_output, tool_output
 from patter_core.http import HttpRequest
 from patter_core.media import TwilioMediaStream
 from patter_core.providers import (

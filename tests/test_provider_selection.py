@@ -8,6 +8,7 @@ import pytest
 
 from patter_anyio import Agent
 from patter_anyio._settings import ProviderSettings
+from patter_core._base_urls import DEFAULT_DEEPGRAM_BASE_URL
 from patter_core.bridge import CallInfo, ToolSpec
 from patter_core.providers import (
     DeepgramConfig,
@@ -21,6 +22,14 @@ from patter_core.providers import (
     OpenAITtsConfig,
     PipelineConfig,
     PipelineSession,
+)
+from patter_core.providers._models import (
+    LLM_MODEL,
+    OPENAI_TTS_VOICE,
+    REALTIME_MODEL,
+    REALTIME_VOICE,
+)
+from patter_core.providers._selection import (
     can_prewarm,
     greets_natively,
     pipeline_parts,
@@ -29,12 +38,6 @@ from patter_core.providers import (
     selected_models,
     selection_problem,
     session_config,
-)
-from patter_core.providers._models import (
-    LLM_MODEL,
-    OPENAI_TTS_VOICE,
-    REALTIME_MODEL,
-    REALTIME_VOICE,
 )
 
 ALL_KEYS = ProviderSettings(openai_key="sk-o", elevenlabs_key="el", deepgram_key="dg")
@@ -79,7 +82,7 @@ def test_pipeline_settings_with_the_chosen_parts() -> None:
     config = session_config(Agent(provider="pipeline"), ALL_KEYS, info(), use_handler=False)
     assert isinstance(config, PipelineConfig)
     assert config.stt == DeepgramConfig(
-        api_key="dg", base_url="wss://api.deepgram.com", language="en"
+        api_key="dg", base_url=DEFAULT_DEEPGRAM_BASE_URL, language="en"
     )
     assert config.tts == ElevenLabsTtsConfig(api_key="el", base_url="https://api.elevenlabs.io")
     assert config.llm is not None and config.llm.model == LLM_MODEL

@@ -39,6 +39,18 @@ from ._io import (
     SocketOpened,
 )
 from ._openai_realtime import OpenAIRealtimeConfig, OpenAIRealtimeSession, OpenAITurnDetection
+from ._selection import (
+    SttName,
+    TtsName,
+    can_prewarm,
+    greets_natively,
+    pipeline_parts,
+    pipeline_parts_problem,
+    select_session,
+    selected_models,
+    selection_problem,
+    session_config,
+)
 from ._session import (
     CallHandler,
     CloseSocket,
