@@ -10,7 +10,12 @@ from typing import Any, Literal
 from patter_core.bridge import ToolSpec
 from patter_core.bridge._config import e164_number
 from patter_core.providers._openai_realtime import REASONING_EFFORTS
-from patter_core.providers._selection import SttName, TtsName
+from patter_core.providers._selection import (
+    PROVIDER_AUDIO_DEFAULT,
+    REALTIME_AUDIO_FORMATS,
+    SttName,
+    TtsName,
+)
 from patter_core.webhooks._outgoing import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
 from ._errors import InvalidOption
@@ -145,6 +150,9 @@ class Agent:
     #: OpenAI Realtime turn detection: "server_vad" (volume; robust on phone
     #: lines) or "semantic_vad" (waits for the caller to finish the thought).
     turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
+    #: OpenAI Realtime's audio: "pcmu" (G.711 μ-law both ways, no transcoding)
+    #: or "pcm24k" (16-bit PCM at 24 kHz, transcoded here both ways).
+    provider_audio: Literal["pcmu", "pcm24k"] = "pcmu"
     #: OpenAI Realtime input noise reduction; "near_field" suits a handset.
     noise_reduction: Literal["near_field", "far_field"] | None = "near_field"
     #: Reasoning models (gpt-realtime-2 and later, gpt-5 family): "minimal" ..
@@ -184,6 +192,10 @@ class Agent:
             )
         if self.turn_detection not in ("server_vad", "semantic_vad"):
             raise InvalidOption("turn_detection must be 'server_vad' or 'semantic_vad'")
+        if self.provider_audio not in REALTIME_AUDIO_FORMATS:
+            raise InvalidOption("provider_audio must be 'pcmu' or 'pcm24k'")
+        if self.provider_audio != PROVIDER_AUDIO_DEFAULT and self.provider != "openai":
+            raise InvalidOption("provider_audio applies to provider='openai' only")
         if self.noise_reduction not in (None, "near_field", "far_field"):
             raise InvalidOption("noise_reduction must be 'near_field', 'far_field' or None")
         if self.reasoning_effort not in (None, *REASONING_EFFORTS):

@@ -132,6 +132,7 @@ def runtime_from_config(config: ServerConfig) -> LocalRuntime:
         error_message=config.error_message or "",
         turn_detection=config.turn_detection,
         noise_reduction=None if config.noise_reduction == "off" else config.noise_reduction,
+        provider_audio=config.provider_audio,
         reasoning_effort=config.reasoning_effort,
         provider_max_duration=config.provider_max_duration,
         silence_timeout=config.silence_timeout,

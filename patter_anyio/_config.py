@@ -110,6 +110,8 @@ class ServerConfig:
     #: OpenAI agent options (see ``Agent``): phone defaults.
     turn_detection: Literal["server_vad", "semantic_vad"] = "server_vad"
     noise_reduction: Literal["near_field", "far_field", "off"] = "near_field"
+    #: OpenAI Realtime's audio: "pcmu" (passthrough) or "pcm24k" (transcoded).
+    provider_audio: Literal["pcmu", "pcm24k"] = "pcmu"
     reasoning_effort: str | None = None
     #: The provider's session cap in seconds (an ElevenLabs agent's maximum duration).
     provider_max_duration: float | None = None
@@ -268,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("near_field", "far_field", "off"),
         default="near_field",
         help="OpenAI input noise reduction (default near_field: a handset)",
+    )
+    serve.add_argument(
+        "--provider-audio",
+        choices=("pcmu", "pcm24k"),
+        default="pcmu",
+        help="OpenAI's audio: pcmu (default: G.711 both ways, no transcoding) or "
+        "pcm24k (16-bit 24 kHz, transcoded here)",
     )
     serve.add_argument(
         "--reasoning-effort",
@@ -460,6 +469,8 @@ def config_from_args(
         raise ConfigError("--provider openai needs OPENAI_API_KEY")
     if provider == "elevenlabs" and not providers.elevenlabs_agent_id:
         raise ConfigError("--provider elevenlabs needs ELEVENLABS_AGENT_ID")
+    if args.provider_audio != "pcmu" and provider != "openai":
+        raise ConfigError(f"--provider-audio applies to --provider openai, not {provider}")
     # The CLI has no on_message handler: the pipeline's replies come from the LLM.
     if provider == "pipeline" and not providers.openai_key:
         raise ConfigError("--provider pipeline needs OPENAI_API_KEY (its LLM)")
@@ -522,6 +533,7 @@ def config_from_args(
         model=args.model,
         turn_detection=args.turn_detection,
         noise_reduction=args.noise_reduction,
+        provider_audio=args.provider_audio,
         reasoning_effort=args.reasoning_effort,
         provider_max_duration=args.provider_max_duration,
         silence_timeout=args.silence_timeout,

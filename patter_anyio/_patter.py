@@ -211,6 +211,7 @@ class Patter:
         error_message: str = "",
         turn_detection: str = "server_vad",
         noise_reduction: str | None = "near_field",
+        provider_audio: str = "pcmu",
         reasoning_effort: str | None = None,
         parallel_tool_calls: bool | None = None,
         provider_max_duration: float | None = None,
@@ -266,6 +267,7 @@ class Patter:
             error_message=error_message,
             turn_detection=turn_detection,  # type: ignore[arg-type]
             noise_reduction=noise_reduction,  # type: ignore[arg-type]
+            provider_audio=provider_audio,  # type: ignore[arg-type]
             reasoning_effort=reasoning_effort,
             parallel_tool_calls=parallel_tool_calls,
             provider_max_duration=provider_max_duration,

@@ -74,6 +74,21 @@ def test_the_event_loop_is_uvloop_when_installed_unless_asked_otherwise(
         parse("--loop", "uvloop")
 
 
+def test_provider_audio_flag() -> None:
+    env = {"OPENAI_API_KEY": "sk-x"}
+    assert parse(env=env)[1].provider_audio == "pcmu"
+    _, config = parse("--provider-audio", "pcm24k", env=env)
+    assert config.provider_audio == "pcm24k"
+    from patter_anyio._cli import runtime_from_config
+
+    assert runtime_from_config(config).agent.provider_audio == "pcm24k"
+    result = _run("serve", "--provider-audio", "pcm24k")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "patter-local: error: --provider-audio applies to --provider openai, not echo"
+    )
+
+
 def test_a_loop_that_cannot_run_exits_2_with_one_line() -> None:
     result = _run("serve", "--loop", "uvloop", "--backend", "trio")
     assert result.returncode == 2

@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEEPGRAM_DEFAULT_LANGUAGE",
-    "REALTIME_AUDIO_FORMAT",
+    "PROVIDER_AUDIO_DEFAULT",
+    "REALTIME_AUDIO_FORMATS",
     "STT_NAMES",
     "TTS_NAMES",
     "AgentChoice",
@@ -80,8 +81,11 @@ TtsName = Literal["elevenlabs", "elevenlabs-ws", "openai"]
 STT_NAMES: tuple[SttName, ...] = get_args(SttName)
 TTS_NAMES: tuple[TtsName, ...] = get_args(TtsName)
 
-#: OpenAI Realtime speaks G.711 μ-law with Twilio: no transcoding at all.
-REALTIME_AUDIO_FORMAT: Final = "pcmu"
+#: How OpenAI Realtime hears and speaks, by the agent's ``provider_audio``:
+#: G.711 μ-law both ways (the default: the phone's own codec, no transcoding
+#: at all), or 16-bit PCM at 24 kHz (the bridge transcodes both ways).
+REALTIME_AUDIO_FORMATS: Final = {"pcmu": "pcmu", "pcm24k": "pcm24"}
+PROVIDER_AUDIO_DEFAULT: Final = "pcmu"
 #: Deepgram needs a language for its streaming model; the agent's, else English.
 DEEPGRAM_DEFAULT_LANGUAGE = "en"
 
@@ -113,6 +117,8 @@ class AgentChoice(Protocol):
     def parallel_tool_calls(self) -> bool | None: ...
     @property
     def barge_in_min_ms(self) -> int: ...
+    @property
+    def provider_audio(self) -> str: ...
 
 
 class ProviderKeys(Protocol):
@@ -279,7 +285,7 @@ def session_config(
             instructions=info.instructions,
             first_message=info.first_message or None,
             tools=tools,
-            audio_format=REALTIME_AUDIO_FORMAT,
+            audio_format=REALTIME_AUDIO_FORMATS[agent.provider_audio],  # type: ignore[arg-type]
             base_url=keys.openai_base_url,
             # With barge_in_min_ms the bridge decides when speech
             # interrupts: the server must not cancel on its own.
