@@ -20,11 +20,29 @@ RUNTIME = pathlib.Path(__file__).resolve().parent.parent / "patter_anyio"
 LOST_NAMES = {"BrokenResourceError", "ClosedResourceError"}
 
 
+def _caught(tree: ast.AST) -> list[ast.AST]:
+    """What ``except`` clauses and ``contextlib.suppress(...)`` name: where a
+    module decides what counts as a lost peer. (The asyncio stream of our
+    own raises these exceptions: that is the contract it keeps, not a
+    second list of them.)"""
+    found: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            found.append(node.type)
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "suppress"
+        ):
+            found.extend(node.args)
+    return found
+
+
 def _mentions(path: pathlib.Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     return [
         f"{path.name}:{node.lineno} names anyio.{node.attr}"
-        for node in ast.walk(tree)
+        for caught in _caught(tree)
+        for node in ast.walk(caught)
         if isinstance(node, ast.Attribute) and node.attr in LOST_NAMES
     ]
 

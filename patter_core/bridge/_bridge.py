@@ -1,8 +1,6 @@
 """The call bridge: one pure object per phone call, between carrier and agent.
-
-Its theory of operation is the package's (:mod:`patter_core.bridge`); each
-piece it is built from has a module of its own (audio in and out, endings,
-watchdogs, silence, barge-in, voicemail, the provider's cap, tools, transcript).
+Its theory of operation is the package's (:mod:`patter_core.bridge`); each of
+its pieces has a module of its own (audio in and out, endings, watchdogs, ...).
 """
 
 from __future__ import annotations
