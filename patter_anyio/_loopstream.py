@@ -271,12 +271,16 @@ async def connect(
         return await anyio.connect_tcp(
             host, port, ssl_context=ssl_context, tls_hostname=tls_hostname
         )
-    transport, protocol = await loop.create_connection(
-        _Protocol,
-        host,
-        port,
-        ssl=ssl_context,
-        server_hostname=(tls_hostname or host) if ssl_context is not None else None,
-        happy_eyeballs_delay=0.25,
-    )
+    # Happy eyeballs (RFC 8305) where the loop has it: uvloop's
+    # create_connection takes no such argument and tries addresses in turn.
+    hostname = (tls_hostname or host) if ssl_context is not None else None
+    if isinstance(loop, asyncio.BaseEventLoop):
+        transport, protocol = await loop.create_connection(
+            _Protocol, host, port, ssl=ssl_context, server_hostname=hostname,
+            happy_eyeballs_delay=0.25,
+        )  # fmt: skip
+    else:
+        transport, protocol = await loop.create_connection(
+            _Protocol, host, port, ssl=ssl_context, server_hostname=hostname
+        )
     return LoopStream(transport, protocol)
