@@ -160,6 +160,12 @@ class Prewarm:
         except ClientError as exc:
             reason = f"could not connect: {exc}"
             log.warning("prewarm for call %s failed: %s", warm.call_id, exc)
+        except Exception:
+            # A fault of ours: it runs in the server's task group, so it must
+            # cost this warm start (the call opens its session itself), never
+            # the server and its other calls.
+            reason = "warm start failed"
+            log.exception("prewarm for call %s failed", warm.call_id)
         finally:
             if self._warm.get(warm.call_id) is warm:
                 del self._warm[warm.call_id]

@@ -9,9 +9,11 @@ client: each call blocks, so tests run it in a worker thread).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -112,12 +114,18 @@ def launch(timeout: float = 30.0) -> Iterator[Browser]:
     binary = chromium_path()
     if binary is None:
         raise RuntimeError("chromium is not installed")
-    with tempfile.TemporaryDirectory(prefix="patter-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile as the main
+    # one exits: they are killed with it (a session of their own), and a file
+    # they leave behind does not fail the test.
+    with tempfile.TemporaryDirectory(
+        prefix="patter-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "HOME": profile},
+            start_new_session=True,
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -142,3 +150,5 @@ def launch(timeout: float = 30.0) -> Iterator[Browser]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
