@@ -10,6 +10,7 @@ Twilio's end of the media stream (:mod:`tests.fakes.carrier`).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -521,3 +522,41 @@ async def test_speech_shorter_than_barge_in_min_ms_does_not_interrupt() -> None:
     assert [d["interrupt_response"] for d in _detections(fake)] == [False]
     kinds = [m["type"] for m in fake.received]
     assert kinds.count("response.cancel") == 1
+
+
+async def test_a_fault_in_a_warm_start_costs_only_the_warm_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug of ours while prewarming (here: the connect raises TypeError, as
+    uvloop's did for an argument it lacks) is logged once; the server keeps
+    serving and the call opens its own session."""
+    import patter_anyio._prewarm as prewarm_module
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("create_connection() got an unexpected keyword argument")
+
+    monkeypatch.setattr(prewarm_module, "connect_websocket", broken)
+    caplog.set_level(logging.ERROR, logger="patter_anyio")
+    fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
+    fake.answer = lambda _: fake.respond(ulaw_tone(600, 200), "Hello!")
+    seen = Recorded()
+    with provider_server(fake) as provider, twilio_rest() as rest:
+        phone = twilio_phone(rest, openai_key=OPENAI_KEY, openai_base_url=provider.base_url + "/v1")
+        agent = phone.agent(provider="openai", first_message="Hello!")
+        async with _serving(phone, agent, seen, None) as port:
+            stream_url, params = await answer_call(port)
+            await anyio.sleep(0.3)
+
+            async def carrier() -> None:
+                headers = {"X-Twilio-Signature": stream_signature(stream_url, AUTH_TOKEN)}
+                async with carrier_stream(local_ws_url(port, stream_url), headers=headers) as call:
+                    await call.start(call_id=CALL_SID, custom_parameters=params)
+                    await call.wait_played_out(200)
+                    await call.stop()
+
+            await run_in_asyncio_thread(carrier)
+            end = await seen.wait_ended()
+    assert end["reason"] == "carrier_stop"
+    assert provider.connections == 1  # the call's own, after the warm start failed
+    faults = [r for r in caplog.records if "prewarm for call" in r.getMessage()]
+    assert len(faults) == 1 and faults[0].exc_info is not None
