@@ -1,0 +1,224 @@
+"""The carrier role of a media stream, paired in memory with the agent role.
+
+As h11 tests its client against its server: the carrier side builds the
+frames, the agent role (what the server runs) reads them, the agent's
+frames go back through the carrier side into its playback model, and the
+mark echoes come out when the audio before them has played.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from patter_core import RemoteProtocolError
+from patter_core.audio import ulaw_decode
+from patter_core.media import (
+    CarrierPlayback,
+    Clear,
+    Connected,
+    Dtmf,
+    Ignored,
+    Mark,
+    Media,
+    Start,
+    Stop,
+    StreamError,
+    TelnyxCarrierSide,
+    TelnyxMediaStream,
+    TwilioCarrierSide,
+    TwilioMediaStream,
+)
+
+SID = "MZ" + "3" * 32
+
+
+def _twilio() -> tuple[TwilioCarrierSide, TwilioMediaStream]:
+    carrier = TwilioCarrierSide(
+        account_sid="AC" + "1" * 32, call_sid="CA" + "2" * 32, stream_sid=SID
+    )
+    return carrier, TwilioMediaStream()
+
+
+def test_twilio_frames_are_what_the_agent_role_reads() -> None:
+    carrier, agent = _twilio()
+    events = agent.receive(carrier.connected())
+    events += agent.receive(carrier.start({"stream_token": "t"}))
+    events += agent.receive(carrier.media(b"\x01" * 160))
+    events += agent.receive(carrier.media(b"\x02" * 160))
+    events += agent.receive(carrier.dtmf("7"))
+    events += agent.receive(carrier.stop())
+    assert [type(e) for e in events] == [Connected, Start, Media, Media, Dtmf, Stop]
+    start = events[1]
+    assert isinstance(start, Start)
+    assert start.call_id == "CA" + "2" * 32 and start.stream_id == SID
+    assert start.custom_parameters == {"stream_token": "t"}
+    first, second = events[2], events[3]
+    assert isinstance(first, Media) and isinstance(second, Media)
+    assert (first.payload, first.chunk, first.timestamp) == (b"\x01" * 160, 1, 0)
+    assert (second.payload, second.chunk, second.timestamp) == (b"\x02" * 160, 2, 20)
+    assert events[4] == Dtmf(digit="7")
+
+
+def test_twilio_media_frame_bytes() -> None:
+    carrier, _ = _twilio()
+    carrier.start()
+    frame = carrier.media(b"\xff\x00", timestamp_ms=40)
+    # Field order and spelling as PROTOCOLS.md section 3 shows them, no spaces.
+    assert frame == (
+        '{"event":"media","sequenceNumber":"2","media":{"track":"inbound","chunk":"1",'
+        '"timestamp":"40","payload":"/wA="},"streamSid":"' + SID + '"}'
+    )
+    assert frame == json.dumps(json.loads(frame), separators=(",", ":"))
+    assert carrier.media_b64("AAAA").startswith('{"event":"media","sequenceNumber":"3"')
+    assert carrier.media_frames == 2
+    assert json.loads(carrier.mark("m")) == {
+        "event": "mark",
+        "sequenceNumber": "4",
+        "streamSid": SID,
+        "mark": {"name": "m"},
+    }
+    assert carrier.error() is None  # Twilio streams have no error frame
+
+
+def test_marks_echo_when_their_audio_has_played_and_clear_flushes() -> None:
+    """carrier frames -> agent role -> agent frames -> carrier playback -> echoes -> agent."""
+    carrier, agent = _twilio()
+    playback = CarrierPlayback(jitter_buffer=0.0)
+    agent.receive(carrier.connected())
+    agent.receive(carrier.start())
+
+    def deliver(messages: list[str], now: float) -> list[str]:
+        """The agent's frames reach the carrier at ``now``; return its echoes."""
+        echoes: list[str] = []
+        for message in messages:
+            event = carrier.receive(message)
+            if isinstance(event, Media):
+                playback.add_audio(event.payload, now)
+            elif isinstance(event, Mark):
+                echoes += playback.add_mark(event.name, now)
+            elif isinstance(event, Clear):
+                echoes += playback.clear(now)
+        return [carrier.mark(name) for name in echoes]
+
+    # 200 ms of audio, a mark, 100 ms more, a second mark: all at t=0.
+    out = [*agent.send_media(b"\x10" * 1600), agent.send_mark("a")]
+    out += [*agent.send_media(b"\x20" * 800), agent.send_mark("b")]
+    assert deliver(out, 0.0) == []
+    assert playback.next_deadline() == pytest.approx(0.2)
+    assert playback.due_marks(0.199) == [] and playback.played(0.1) == 800
+    (echo,) = [carrier.mark(n) for n in playback.due_marks(0.2)]
+    assert agent.receive(echo) == [Mark(name="a")]
+    assert agent.played_ms == 200 and agent.sent_ms == 300
+    # A clear at 0.25: "b" comes back at once though its audio never played.
+    echoes = deliver([agent.send_clear()], 0.25)
+    assert [json.loads(e)["mark"]["name"] for e in echoes] == ["b"]
+    for e in echoes:
+        assert agent.receive(e) == [Mark(name="b")]
+    assert agent.played_ms == 200  # a cleared mark proves nothing about playback
+    assert playback.received == playback.played(0.25) == 2000
+    heard = np.frombuffer(playback.heard(0.3), dtype="<i2")
+    assert np.array_equal(heard[:1600], np.frombuffer(ulaw_decode(b"\x10" * 1600), "<i2"))
+    assert np.all(heard[2000:] == 0) and playback.dropped_samples == 400
+
+
+def test_twilio_carrier_refuses_agent_frames_for_another_stream() -> None:
+    carrier, agent = _twilio()
+    agent.receive(carrier.start())
+    assert carrier.receive(agent.send_clear()) == Clear()
+    for frame in (
+        '{"event":"clear"}',
+        '{"event":"mark","streamSid":"MZ2","mark":{"name":"a"}}',
+    ):
+        with pytest.raises(RemoteProtocolError, match="streamSid") as info:
+            carrier.receive(frame)
+        assert info.value.close_code == 1007
+
+
+def test_telnyx_frames_are_what_the_agent_role_reads() -> None:
+    carrier = TelnyxCarrierSide(
+        call_control_id="v3:abc",
+        stream_id="STREAM-1",
+        call_session_id="sess",
+        user_id="user",
+        from_number="+15550001",
+        to_number="+15550002",
+        auth_token="tok",
+        client_state="c3Q=",
+    )
+    agent = TelnyxMediaStream()
+    events = agent.receive(carrier.connected())
+    assert events == [Connected(version="1.0.0", auth_token="tok")]
+    (start,) = agent.receive(carrier.start({"a": "b"}))
+    assert isinstance(start, Start)
+    assert (start.call_id, start.stream_id, start.caller, start.callee) == (
+        "v3:abc",
+        "STREAM-1",
+        "+15550001",
+        "+15550002",
+    )
+    assert start.client_state == "c3Q=" and start.custom_parameters == {"a": "b"}
+    agent.receive(carrier.media(b"\x05" * 160))
+    assert agent.receive(carrier.error() or "") == [
+        StreamError(
+            title="unknown_error", code="100002", detail="An unknown error occurred (simulated)"
+        )
+    ]
+    dtmf = json.loads(carrier.dtmf("5", now=0.0))
+    assert dtmf["occurred_at"] == "1970-01-01T00:00:00.000000Z" and dtmf["sequence_number"] == "3"
+    # The agent's Telnyx frames carry no stream id; the carrier reads them as they come.
+    out = [*agent.send_media(b"\x07" * 160), agent.send_mark("m"), agent.send_clear()]
+    assert [carrier.receive(m) for m in out] == [
+        Media(payload=b"\x07" * 160),
+        Mark(name="m"),
+        Clear(),
+    ]
+    assert carrier.agent_stream is None
+    top = TelnyxCarrierSide(call_control_id="c", stream_id="s", auth_token="t", nested_token=False)
+    assert json.loads(top.connected())["x-telnyx-streaming-auth-token"] == "t"
+
+
+def test_telnyx_out_of_turn_dtmf_is_put_back_in_order() -> None:
+    carrier = TelnyxCarrierSide(call_control_id="v3:x", stream_id="S")
+    agent = TelnyxMediaStream()
+    agent.receive(carrier.start())
+    first, second = carrier.take_sequence(), carrier.take_sequence()
+    events = agent.receive(carrier.dtmf("2", sequence=second))
+    assert events == []  # held for its predecessor
+    events += agent.receive(carrier.dtmf("1", sequence=first))
+    events += agent.receive(carrier.media(b"\xff" * 160)) + agent.receive(carrier.stop())
+    assert [e for e in events if isinstance(e, Dtmf)] == [Dtmf(digit="1"), Dtmf(digit="2")]
+
+
+def test_agent_messages_the_carrier_reads() -> None:
+    carrier = TelnyxCarrierSide(call_control_id="v3:x", stream_id="S")
+    payload = base64.b64encode(b"\x01\x02").decode()
+    assert carrier.receive(json.dumps({"event": "media", "media": {"payload": payload}})) == Media(
+        payload=b"\x01\x02"
+    )
+    assert carrier.receive('{"event":"whatever"}') == Ignored(event="whatever")
+    for bad in (
+        b"\x00",
+        "nope",
+        "[]",
+        '{"event":1}',
+        '{"event":"media"}',
+        '{"event":"media","media":{"payload":"!!"}}',
+        '{"event":"mark","mark":{}}',
+        "[" * 100_000,
+    ):
+        with pytest.raises(RemoteProtocolError) as info:
+            carrier.receive(bad)
+        assert info.value.close_code == 1007
+
+
+def test_playback_positions_across_talk_spurts() -> None:
+    pb = CarrierPlayback(jitter_buffer=0.05, record=False)
+    pb.add_audio(b"\x00" * 800, now=1.0)  # plays 1.05 .. 1.15
+    assert pb.played(1.0) == 0 and pb.played(1.1) == 400 and pb.played(1.2) == 800
+    pb.add_audio(b"\x00" * 160, now=2.0)  # a new spurt: 2.05 .. 2.07
+    assert pb.played(2.0) == 800 and pb.played(2.06) == 880 and pb.played(3.0) == 960
+    assert pb.heard(1.0) == b"\x00" * 16000  # nothing recorded without ``record``
