@@ -20,8 +20,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patter_anyio._dial_audio import PlaybackModel
-from patter_anyio._dial_frames import parse_agent_message
+from patter_anyio.dial._audio import PlaybackModel
+from patter_anyio.dial._frames import parse_agent_message
 from patter_core import RemoteProtocolError
 
 _KEYS = st.sampled_from(["event", "media", "mark", "payload", "name", "streamSid"])

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter_anyio._dial_audio import PlaybackModel, percentiles, tone_ulaw
-from patter_anyio._dial_frames import (
+from patter_anyio._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
+from patter_anyio.dial._audio import PlaybackModel, percentiles, tone_ulaw
+from patter_anyio.dial._frames import (
     AgentClear,
     AgentMark,
     AgentMedia,
@@ -23,7 +24,6 @@ from patter_anyio._dial_frames import (
     TwilioCarrierFrames,
     parse_agent_message,
 )
-from patter_anyio._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 from patter_core import RemoteProtocolError
 from patter_core.audio import ulaw_decode
 from patter_core.media import Media, Start, TwilioMediaStream
@@ -272,7 +272,7 @@ def test_wav_errors(tmp_path: Path) -> None:
 def test_transcript_lines_from_a_server_log() -> None:
     import io
 
-    from patter_anyio._dial import transcript_lines
+    from patter_anyio.dial import transcript_lines
 
     log = io.BytesIO(
         b"2026-11-25 16:01:57,841 INFO [1] patter_anyio.call: call started call=CA1 caller=+1 callee=+2\n"

@@ -302,7 +302,7 @@ class TelnyxCarrierFrames:
             l16 = AudioFormat(encoding=order, sample_rate=self.sample_rate)
             self._to_carrier = Transcoder(ULAW_8K, l16)
         elif codec == "G722":
-            from ._codecs import g722_encoder
+            from .._codecs import g722_encoder
 
             self._encode = g722_encoder()
             if self._encode is None:

@@ -8,7 +8,7 @@ at once (PROTOCOLS.md §3). It is pure -- every call takes ``now``, seconds
 since the stream started -- so the runtime drives it from a clock and the
 tests from plain numbers. :class:`CallStream` is that runtime: the
 real-time loop that sends the caller's audio and plays the agent's, for
-either carrier (the frames come from a ``_dial_frames`` builder).
+either carrier (the frames come from a ``_frames`` builder).
 
 Theory of operation. ``play_end`` is the moment the queued audio runs out.
 Audio arriving while something is queued plays right after it; audio
@@ -38,8 +38,8 @@ import numpy.typing as npt
 from patter_core import RemoteProtocolError
 from patter_core.audio import ulaw_decode, ulaw_encode
 
-from ._dial_frames import AgentClear, AgentMark, AgentMedia, CarrierFrames, parse_agent_message
-from ._websocket import WebSocket, WebSocketClosed
+from .._websocket import WebSocket, WebSocketClosed
+from ._frames import AgentClear, AgentMark, AgentMedia, CarrierFrames, parse_agent_message
 
 __all__ = [
     "CallStream",

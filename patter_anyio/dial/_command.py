@@ -1,6 +1,6 @@
 """``python -m patter_anyio dial``: a carrier in a box, on the command line.
 
-The call itself is :func:`dial` (in ``_dial_call``, re-exported here with
+The call itself is :func:`dial` (in ``_call``, re-exported here with
 its options and report); this module is its command line, and
 :func:`spawned_server`: with ``--spawn-server`` the tool starts ``python -m
 patter_anyio serve`` itself on a free port, configured to trust it (a
@@ -41,13 +41,13 @@ import anyio
 
 from patter_core.http import HttpRequest
 
-from ._agent import PROVIDER_NAMES as PROVIDERS
-from ._dial_audio import HangUp
-from ._dial_call import DialError, DialOptions, DialProgress, DialReport, dial
-from ._dial_telnyx import DEFAULT_TELNYX_API_PORT, SetupFailed, load_signing_key, public_key_b64
-from ._errors import ConfigError
-from ._httpclient import ClientError, request
-from ._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
+from .._agent import PROVIDER_NAMES as PROVIDERS
+from .._errors import ConfigError
+from .._httpclient import ClientError, request
+from .._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
+from ._audio import HangUp
+from ._call import DialError, DialOptions, DialProgress, DialReport, dial
+from ._telnyx import DEFAULT_TELNYX_API_PORT, SetupFailed, load_signing_key, public_key_b64
 
 __all__ = [
     "DialError",
@@ -600,6 +600,7 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
         except SetupFailed as exc:
             _error(str(exc))
             return exc.exit_code
+
     # The first Ctrl-C hangs up (the summary and the recording follow); a
     # second one stops at once.
     def first_interrupt(signum: int, frame: FrameType | None) -> None:

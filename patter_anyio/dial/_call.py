@@ -1,7 +1,7 @@
 """A carrier in a box: place a Twilio or Telnyx call against a running server.
 
 :func:`dial` does what Twilio does when a caller rings a number whose voice
-webhook points at the server under test (Telnyx: see ``_dial_telnyx``, the
+webhook points at the server under test (Telnyx: see ``_telnyx``, the
 webhooks and the fake Call Control API replace steps 1 and 2):
 
 1. POST the incoming-call webhook (form fields as Twilio sends them, signed
@@ -39,8 +39,18 @@ from patter_core import Entropy, LocalProtocolError, PatterError
 from patter_core.http import HttpRequest
 from patter_core.webhooks import TwilioSignatureValidator, public_url
 
-from ._codecs import g722_encoder
-from ._dial_audio import (
+from .._codecs import g722_encoder
+from .._httpclient import (
+    ClientConnectionError,
+    ClientError,
+    ClientProtocolError,
+    ClientTimeout,
+    RedirectRefused,
+    request,
+)
+from .._websocket import WebSocketClosed
+from .._wsclient import connect_websocket
+from ._audio import (
     DEFAULT_JITTER_BUFFER_S,
     CallStream,
     DialProgress,
@@ -48,8 +58,8 @@ from ._dial_audio import (
     percentiles,
     tone_ulaw,
 )
-from ._dial_frames import CarrierFrames, TelnyxCarrierFrames, TwilioCarrierFrames
-from ._dial_telnyx import (
+from ._frames import CarrierFrames, TelnyxCarrierFrames, TwilioCarrierFrames
+from ._telnyx import (
     DEFAULT_TELNYX_API_PORT,
     TELNYX_WEBHOOK_PATH,
     SetupFailed,
@@ -61,16 +71,6 @@ from ._dial_telnyx import (
     run_fake_telnyx_api,
     set_up_telnyx_call,
 )
-from ._httpclient import (
-    ClientConnectionError,
-    ClientError,
-    ClientProtocolError,
-    ClientTimeout,
-    RedirectRefused,
-    request,
-)
-from ._websocket import WebSocketClosed
-from ._wsclient import connect_websocket
 
 __all__ = ["DialError", "DialOptions", "DialProgress", "DialReport", "dial"]
 
@@ -272,9 +272,7 @@ async def _answer_webhook(
                 " (the server checks the signature over its own --webhook-url: give dial "
                 "the same --webhook-url, and --auth-token its TWILIO_AUTH_TOKEN)"
             )
-        raise DialError(
-            f"the webhook answered {response.status}: {_snippet(response.body)}{hint}"
-        )
+        raise DialError(f"the webhook answered {response.status}: {_snippet(response.body)}{hint}")
     return _twiml_stream(response.body)
 
 
@@ -326,8 +324,7 @@ def _check_schedule(options: DialOptions, duration: float) -> None:
         late.append(f"--telnyx-error-at {options.telnyx_error_at:g}")
     if late:
         raise DialError(
-            f"{', '.join(late)}: after the call ends at {duration:g} s "
-            "(give a longer --duration)",
+            f"{', '.join(late)}: after the call ends at {duration:g} s (give a longer --duration)",
             exit_code=2,
         )
 

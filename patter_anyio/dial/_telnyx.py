@@ -48,14 +48,14 @@ from nacl.signing import SigningKey
 from patter_core import Entropy, PatterError
 from patter_core.http import HttpRequest
 
-from ._dial_frames import iso_time
-from ._httpclient import (
+from .._httpclient import (
     ClientConnectionError,
     ClientError,
     ClientTimeout,
     RedirectRefused,
     request,
 )
+from ._frames import iso_time
 
 __all__ = [
     "DEFAULT_TELNYX_API_PORT",
