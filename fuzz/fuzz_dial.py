@@ -3,7 +3,7 @@
 Arbitrary text, bytes and JSON shaped like agent frames go to
 ``parse_agent_message``: it must return a message or raise
 :class:`RemoteProtocolError` with close code 1007, nothing else. Random
-sequences of audio, marks, clears and clock ticks go to ``PlaybackModel``:
+sequences of audio, marks, clears and clock ticks go to ``CarrierPlayback``:
 every mark must come back exactly once and in order, and the heard timeline
 must be exactly as long as the time that passed.
 
@@ -20,9 +20,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patter_anyio.dial._audio import PlaybackModel
-from patter_anyio.dial._frames import parse_agent_message
 from patter_core import RemoteProtocolError
+from patter_core.media import CarrierPlayback, parse_agent_message
 
 _KEYS = st.sampled_from(["event", "media", "mark", "payload", "name", "streamSid"])
 _JSON: st.SearchStrategy[Any] = st.recursive(
@@ -53,7 +52,7 @@ def check_message(message: str | bytes) -> None:
 
 
 def check_playback(ops: list[tuple[str, int, float]], jitter: float) -> None:
-    pb = PlaybackModel(jitter_buffer=jitter)
+    pb = CarrierPlayback(jitter_buffer=jitter)
     now = 0.0
     sent: list[str] = []
     back: list[str] = []

@@ -15,7 +15,7 @@ webhooks and the fake Call Control API replace steps 1 and 2):
    ``customParameters``), then 20 ms μ-law frames in real time -- a WAV
    file or a test tone, then silence -- with DTMF and a barge-in burst at
    the requested moments, until the call's duration has passed; ``stop``;
-4. meanwhile play the agent's audio into a :class:`PlaybackModel` (marks are
+4. meanwhile play the agent's audio into a ``CarrierPlayback`` (marks are
    echoed when the audio before them has played, a ``clear`` flushes and
    echoes them at once) and measure what a caller would notice.
 
@@ -37,6 +37,7 @@ import anyio.abc
 
 from patter_core import Entropy, LocalProtocolError, PatterError
 from patter_core.http import HttpRequest
+from patter_core.media._playback import DEFAULT_JITTER_BUFFER_S
 from patter_core.webhooks import TwilioSignatureValidator, public_url
 
 from .._codecs import g722_encoder
@@ -51,7 +52,6 @@ from .._httpclient import (
 from .._websocket import WebSocketClosed
 from .._wsclient import connect_websocket
 from ._audio import (
-    DEFAULT_JITTER_BUFFER_S,
     CallStream,
     DialProgress,
     HangUp,

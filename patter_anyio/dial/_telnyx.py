@@ -47,6 +47,7 @@ from nacl.signing import SigningKey
 
 from patter_core import Entropy, PatterError
 from patter_core.http import HttpRequest
+from patter_core.media._carrier import iso_time
 
 from .._httpclient import (
     ClientConnectionError,
@@ -55,7 +56,6 @@ from .._httpclient import (
     RedirectRefused,
     request,
 )
-from ._frames import iso_time
 
 __all__ = [
     "DEFAULT_TELNYX_API_PORT",
