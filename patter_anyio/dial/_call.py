@@ -26,7 +26,6 @@ since ``start`` was sent.
 from __future__ import annotations
 
 import secrets
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,10 +34,10 @@ from urllib.parse import urlencode, urlsplit
 import anyio
 import anyio.abc
 
-from patter_core import Entropy, LocalProtocolError, PatterError
+from patter_core import Entropy, LocalProtocolError, PatterError, RemoteProtocolError
 from patter_core.http import HttpRequest
 from patter_core.media._playback import DEFAULT_JITTER_BUFFER_S
-from patter_core.webhooks import TwilioSignatureValidator, public_url
+from patter_core.webhooks import TwilioSignatureValidator, public_url, read_stream_twiml
 
 from .._codecs import g722_encoder
 from .._httpclient import (
@@ -190,25 +189,10 @@ def _snippet(body: bytes) -> str:
 def _twiml_stream(body: bytes) -> tuple[str, dict[str, str]]:
     """``<Response><Connect><Stream url>`` -> (url, parameters)."""
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
-        raise DialError(f"the webhook answer is not TwiML ({exc}): {_snippet(body)}") from None
-    if root.tag != "Response":
-        raise DialError(f"the webhook answer is not TwiML (root <{root.tag}>): {_snippet(body)}")
-    stream = root.find("./Connect/Stream")
-    if stream is None:
-        forked = root.find("./Start/Stream") is not None
-        why = "only <Start><Stream>, which cannot carry audio back" if forked else "no <Stream>"
-        raise DialError(f"the TwiML has {why}: {_snippet(body)}")
-    url = stream.get("url", "")
-    if not url.startswith("wss://"):
-        raise DialError(f"<Stream url={url!r}>: Twilio only connects to wss:// URLs")
-    params: dict[str, str] = {}
-    for param in stream.findall("Parameter"):
-        name = param.get("name")
-        if name is not None:
-            params[name] = param.get("value", "")
-    return url, params
+        stream = read_stream_twiml(body)
+    except RemoteProtocolError as exc:
+        raise DialError(f"{exc}: {_snippet(body)}") from None
+    return stream.url, stream.parameters
 
 
 def _incoming_call_form(

@@ -172,6 +172,10 @@ class CarrierSide:
         self._sequence += 1
         return str(self._sequence)
 
+    def take_sequence(self) -> int:
+        """Reserve the next sequence number (to send a frame out of order)."""
+        return int(self._next())
+
     def media(self, payload: bytes, timestamp_ms: int | None = None) -> str:
         """One media frame of caller audio in the stream's codec.
 
@@ -360,10 +364,6 @@ class TelnyxCarrierSide(CarrierSide):
                 "dtmf": {"digit": digit},
             }
         )
-
-    def take_sequence(self) -> int:
-        """Reserve the next ``sequence_number`` (to send a frame out of order)."""
-        return int(self._next())
 
     def error(self) -> str | None:
         """The guide's error frame: body under ``payload``, an integer code."""

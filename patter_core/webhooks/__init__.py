@@ -138,6 +138,7 @@ from ._twiml import (
     xml_attribute,
     xml_text,
 )
+from ._twiml_read import StreamTwiml, read_stream_twiml
 from ._variables import VARIABLE_PARAMETER_PREFIX, parameter_variables, variable_parameters
 from ._warm_transfer import (
     CONFERENCE_STATUS_PATH,
@@ -196,6 +197,7 @@ __all__ = [
     "StreamStatusCallback",
     "StreamStatusLog",
     "StreamTokens",
+    "StreamTwiml",
     "TelnyxCall",
     "TelnyxCallAnswered",
     "TelnyxCallFlow",
@@ -252,6 +254,7 @@ __all__ = [
     "parse_telnyx_webhook",
     "parse_twilio_call",
     "public_url",
+    "read_stream_twiml",
     "reject_twiml",
     "ring_timeout_problem",
     "routed_call",
