@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from patter_core import RemoteProtocolError
 from patter_core.audio import ulaw_decode
 from patter_core.media import (
+    AgentMedia,
     CarrierPlayback,
     Clear,
     Connected,
@@ -100,7 +101,7 @@ def test_marks_echo_when_their_audio_has_played_and_clear_flushes() -> None:
         echoes: list[str] = []
         for message in messages:
             event = carrier.receive(message)
-            if isinstance(event, Media):
+            if isinstance(event, AgentMedia):
                 playback.add_audio(event.payload, now)
             elif isinstance(event, Mark):
                 echoes += playback.add_mark(event.name, now)
@@ -176,7 +177,7 @@ def test_telnyx_frames_are_what_the_agent_role_reads() -> None:
     # The agent's Telnyx frames carry no stream id; the carrier reads them as they come.
     out = [*agent.send_media(b"\x07" * 160), agent.send_mark("m"), agent.send_clear()]
     assert [carrier.receive(m) for m in out] == [
-        Media(payload=b"\x07" * 160),
+        AgentMedia(payload=b"\x07" * 160),
         Mark(name="m"),
         Clear(),
     ]
@@ -200,9 +201,9 @@ def test_telnyx_out_of_turn_dtmf_is_put_back_in_order() -> None:
 def test_agent_messages_the_carrier_reads() -> None:
     carrier = TelnyxCarrierSide(call_control_id="v3:x", stream_id="S")
     payload = base64.b64encode(b"\x01\x02").decode()
-    assert carrier.receive(json.dumps({"event": "media", "media": {"payload": payload}})) == Media(
-        payload=b"\x01\x02"
-    )
+    assert carrier.receive(
+        json.dumps({"event": "media", "media": {"payload": payload}})
+    ) == AgentMedia(payload=b"\x01\x02")
     assert carrier.receive('{"event":"whatever"}') == Ignored(event="whatever")
     for bad in (
         b"\x00",
@@ -319,7 +320,7 @@ def test_parse_agent_messages() -> None:
     payload = base64.b64encode(b"\x01\x02").decode()
     assert parse_agent_message(
         json.dumps({"event": "media", "media": {"payload": payload}})
-    ) == Media(payload=b"\x01\x02")
+    ) == AgentMedia(payload=b"\x01\x02")
     assert parse_agent_message('{"event":"mark","mark":{"name":"a"}}') == Mark(name="a")
     assert parse_agent_message('{"event":"clear","streamSid":"MZ"}') == Clear()
     assert parse_agent_message('{"event":"whatever"}') == Ignored(event="whatever")
@@ -342,7 +343,9 @@ def test_twilio_agent_frames_must_carry_this_streams_sid() -> None:
     payload = base64.b64encode(b"\x01").decode()
     ok = {"streamSid": "MZ1"}
     media = {"event": "media", "media": {"payload": payload}}
-    assert parse_agent_message(json.dumps({**media, **ok}), stream=stream) == Media(payload=b"\x01")
+    assert parse_agent_message(json.dumps({**media, **ok}), stream=stream) == AgentMedia(
+        payload=b"\x01"
+    )
     assert parse_agent_message('{"event":"clear","streamSid":"MZ1"}', stream=stream) == Clear()
     for frame in (
         media,

@@ -22,7 +22,7 @@ import numpy as np
 
 from patter_core import RemoteProtocolError
 from patter_core.audio import ulaw_encode
-from patter_core.media import CarrierPlayback, Clear, Mark, Media
+from patter_core.media import AgentMedia, CarrierPlayback, Clear, Mark
 
 from .._websocket import WebSocket, WebSocketClosed
 from ._frames import CarrierFrames
@@ -268,7 +268,7 @@ class CallStream:
                     await self.ws.close(exc.close_code or 1007)
                     tg.cancel_scope.cancel()
                     return
-                if isinstance(event, Media):
+                if isinstance(event, AgentMedia):
                     self.playback.add_audio(self.frames.agent_audio(event.payload), now)
                 elif isinstance(event, Mark):
                     self.marks_received += 1

@@ -8,6 +8,7 @@ the dial tool, the test carriers and the call benchmark run.
 
 from ._carrier import (
     AgentEvent,
+    AgentMedia,
     CarrierSide,
     Clear,
     Ignored,
@@ -23,6 +24,7 @@ from ._twilio import TwilioMediaStream
 
 __all__ = [
     "AgentEvent",
+    "AgentMedia",
     "CarrierPlayback",
     "CarrierSide",
     "Clear",

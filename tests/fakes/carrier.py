@@ -44,10 +44,10 @@ from websockets.exceptions import ConnectionClosed
 from patter_core import RemoteProtocolError
 from patter_core.audio import ulaw_decode_array, ulaw_encode_array
 from patter_core.media import (
+    AgentMedia,
     CarrierPlayback,
     Clear,
     Mark,
-    Media,
     TelnyxCarrierSide,
     TwilioCarrierSide,
 )
@@ -264,7 +264,7 @@ class CarrierStream:
                     self.bad_frames.append(self.received[-1])
                     continue
                 await self._advance()
-                if isinstance(event, Media):
+                if isinstance(event, AgentMedia):
                     self.media_messages += 1
                     self.audio += event.payload
                     self.playback.add_audio(event.payload, self._clock)
