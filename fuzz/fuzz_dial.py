@@ -67,6 +67,7 @@ def check_playback(ops: list[tuple[str, int, float]], jitter: float) -> None:
         elif op == "clear":
             back += pb.clear(now)
             assert pb.buffered_seconds(now) == 0.0
+        assert 0 <= pb.played(now) <= pb.received
     back += pb.due_marks(pb.play_end + 1.0)
     assert back == sent, (back, sent)
     assert len(pb.heard(now)) == 2 * round(now * 8000)

@@ -130,50 +130,18 @@ def test_marks_echo_when_their_audio_has_played_and_clear_flushes() -> None:
     assert np.all(heard[2000:] == 0) and playback.dropped_samples == 400
 
 
-def test_twilio_carrier_refuses_agent_frames_for_another_stream() -> None:
-    carrier, agent = _twilio()
-    agent.receive(carrier.start())
-    assert carrier.receive(agent.send_clear()) == Clear()
-    for frame in (
-        '{"event":"clear"}',
-        '{"event":"mark","streamSid":"MZ2","mark":{"name":"a"}}',
-    ):
-        with pytest.raises(RemoteProtocolError, match="streamSid") as info:
-            carrier.receive(frame)
-        assert info.value.close_code == 1007
-
-
 def test_telnyx_frames_are_what_the_agent_role_reads() -> None:
-    carrier = TelnyxCarrierSide(
-        call_control_id="v3:abc",
-        stream_id="STREAM-1",
-        call_session_id="sess",
-        user_id="user",
-        from_number="+15550001",
-        to_number="+15550002",
-        auth_token="tok",
-        client_state="c3Q=",
-    )
+    """The frame shapes are in tests/test_dial_telnyx.py; here what only the role adds."""
+    carrier = TelnyxCarrierSide(call_control_id="v3:abc", stream_id="S", client_state="c3Q=")
     agent = TelnyxMediaStream()
-    events = agent.receive(carrier.connected())
-    assert events == [Connected(version="1.0.0", auth_token="tok")]
-    (start,) = agent.receive(carrier.start({"a": "b"}))
-    assert isinstance(start, Start)
-    assert (start.call_id, start.stream_id, start.caller, start.callee) == (
-        "v3:abc",
-        "STREAM-1",
-        "+15550001",
-        "+15550002",
-    )
-    assert start.client_state == "c3Q=" and start.custom_parameters == {"a": "b"}
-    agent.receive(carrier.media(b"\x05" * 160))
+    (start,) = agent.receive(carrier.start())
+    assert isinstance(start, Start) and start.client_state == "c3Q="
+    detail = "An unknown error occurred (simulated)"
     assert agent.receive(carrier.error() or "") == [
-        StreamError(
-            title="unknown_error", code="100002", detail="An unknown error occurred (simulated)"
-        )
+        StreamError(title="unknown_error", code="100002", detail=detail)
     ]
     dtmf = json.loads(carrier.dtmf("5", now=0.0))
-    assert dtmf["occurred_at"] == "1970-01-01T00:00:00.000000Z" and dtmf["sequence_number"] == "3"
+    assert dtmf["occurred_at"] == "1970-01-01T00:00:00.000000Z" and dtmf["sequence_number"] == "2"
     # The agent's Telnyx frames carry no stream id; the carrier reads them as they come.
     out = [*agent.send_media(b"\x07" * 160), agent.send_mark("m"), agent.send_clear()]
     assert [carrier.receive(m) for m in out] == [
@@ -181,9 +149,10 @@ def test_telnyx_frames_are_what_the_agent_role_reads() -> None:
         Mark(name="m"),
         Clear(),
     ]
-    assert carrier.agent_stream is None
     top = TelnyxCarrierSide(call_control_id="c", stream_id="s", auth_token="t", nested_token=False)
-    assert json.loads(top.connected())["x-telnyx-streaming-auth-token"] == "t"
+    assert TelnyxMediaStream().receive(top.connected()) == [
+        Connected(version="1.0.0", auth_token="t")
+    ]
 
 
 def test_telnyx_out_of_turn_dtmf_is_put_back_in_order() -> None:
@@ -196,28 +165,6 @@ def test_telnyx_out_of_turn_dtmf_is_put_back_in_order() -> None:
     events += agent.receive(carrier.dtmf("1", sequence=first))
     events += agent.receive(carrier.media(b"\xff" * 160)) + agent.receive(carrier.stop())
     assert [e for e in events if isinstance(e, Dtmf)] == [Dtmf(digit="1"), Dtmf(digit="2")]
-
-
-def test_agent_messages_the_carrier_reads() -> None:
-    carrier = TelnyxCarrierSide(call_control_id="v3:x", stream_id="S")
-    payload = base64.b64encode(b"\x01\x02").decode()
-    assert carrier.receive(
-        json.dumps({"event": "media", "media": {"payload": payload}})
-    ) == AgentMedia(payload=b"\x01\x02")
-    assert carrier.receive('{"event":"whatever"}') == Ignored(event="whatever")
-    for bad in (
-        b"\x00",
-        "nope",
-        "[]",
-        '{"event":1}',
-        '{"event":"media"}',
-        '{"event":"media","media":{"payload":"!!"}}',
-        '{"event":"mark","mark":{}}',
-        "[" * 100_000,
-    ):
-        with pytest.raises(RemoteProtocolError) as info:
-            carrier.receive(bad)
-        assert info.value.close_code == 1007
 
 
 def test_playback_positions_across_talk_spurts() -> None:
@@ -284,35 +231,6 @@ def test_timeline_limit() -> None:
     assert pb.dropped_samples == 4000 and len(pb.heard(2.0)) == 32000
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["audio", "mark", "clear", "tick"]),
-            st.integers(0, 2000),
-            st.floats(0, 0.2),
-        ),
-        max_size=40,
-    )
-)
-def test_every_mark_comes_back_exactly_once(ops: list[tuple[str, int, float]]) -> None:
-    pb = CarrierPlayback(jitter_buffer=0.03)
-    now, sent, back = 0.0, [], []
-    for i, (op, size, step) in enumerate(ops):
-        now += step
-        back += pb.due_marks(now)
-        if op == "audio":
-            pb.add_audio(b"\x7f" * size, now)
-        elif op == "mark":
-            sent.append(f"m{i}")
-            back += pb.add_mark(f"m{i}", now)
-        elif op == "clear":
-            back += pb.clear(now)
-    back += pb.due_marks(now + 1000.0)
-    assert back == sent  # in order, each once
-    assert len(pb.heard(now)) == 2 * round(now * 8000)
-
-
 # ------------------------------------------------------------ agent frames alone
 
 
@@ -332,6 +250,7 @@ def test_parse_agent_messages() -> None:
         '{"event":"media"}',
         '{"event":"media","media":{"payload":"!!"}}',
         '{"event":"mark","mark":{}}',
+        "[" * 100_000,  # nested past the decoder's recursion guard
     ):
         with pytest.raises(RemoteProtocolError) as info:
             parse_agent_message(bad)

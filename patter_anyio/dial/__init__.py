@@ -9,32 +9,5 @@ running server, playing the carrier with :mod:`patter_core.media`'s carrier role
 * ``_telnyx``: Telnyx's webhooks and a fake Call Control API.
 """
 
-from ._command import (
-    DialError,
-    DialOptions,
-    DialProgress,
-    DialReport,
-    build_dial_parser,
-    dial,
-    dial_main,
-    format_summary,
-    register_dial,
-    run_dial_args,
-    spawned_server,
-    transcript_lines,
-)
-
-__all__ = [
-    "DialError",
-    "DialOptions",
-    "DialProgress",
-    "DialReport",
-    "build_dial_parser",
-    "dial",
-    "dial_main",
-    "format_summary",
-    "register_dial",
-    "run_dial_args",
-    "spawned_server",
-    "transcript_lines",
-]
+from ._command import *  # noqa: F403  (the sub-command's public names)
+from ._command import __all__ as __all__

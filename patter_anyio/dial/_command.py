@@ -61,6 +61,7 @@ __all__ = [
     "register_dial",
     "run_dial_args",
     "spawned_server",
+    "transcript_lines",
 ]
 
 _PROG = "patter-local"
