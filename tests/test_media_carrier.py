@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter_core import RemoteProtocolError
+from patter_core import LocalProtocolError, RemoteProtocolError
 from patter_core.audio import ulaw_decode
 from patter_core.media import (
     AgentMedia,
@@ -87,6 +87,8 @@ def test_twilio_media_frame_bytes() -> None:
         "mark": {"name": "m"},
     }
     assert carrier.error() is None  # Twilio streams have no error frame
+    with pytest.raises(LocalProtocolError):
+        TwilioCarrierSide(account_sid="AC", call_sid="CA", stream_sid="")
 
 
 def test_marks_echo_when_their_audio_has_played_and_clear_flushes() -> None:
