@@ -1,11 +1,12 @@
-"""Fuzz the dial tool's carrier side: the agent-message parser and the playback model.
+"""Fuzz the carrier role (dial, test carriers, benchmark): the agent-message parser and playback.
 
 Arbitrary text, bytes and JSON shaped like agent frames go to
 ``parse_agent_message``: it must return a message or raise
 :class:`RemoteProtocolError` with close code 1007, nothing else. Random
 sequences of audio, marks, clears and clock ticks go to ``CarrierPlayback``:
 every mark must come back exactly once and in order, and the heard timeline
-must be exactly as long as the time that passed.
+must be exactly as long as the time that passed, and what played never
+exceeds what was received.
 
     python -m fuzz.fuzz_dial --examples 5000
 """
