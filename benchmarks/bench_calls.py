@@ -178,6 +178,7 @@ class SimCall:
 
     def __init__(self, index: int, plan: Plan, start_at: float) -> None:
         self.plan = plan
+        self.stamped = plan.stamped  # read per frame
         self.index = index
         self.source = f"127.0.0.{2 + index // PER_SOURCE_IP}"
         call_sid = f"CA{index:08d}{os.getpid():08x}{time.monotonic_ns() & 0xFFFFFFFFFFFF:016x}"
@@ -261,38 +262,47 @@ class SimCall:
     async def _read(self, ws: ClientConnection) -> None:
         with suppress(ConnectionClosed):
             async for raw in ws:
-                now = time.monotonic()
-                event = self.side.receive(raw)
-                if isinstance(event, AgentMedia):
-                    self._audio(event.payload, now)
-                elif isinstance(event, Mark):
-                    self.echoes += self.playback.add_mark(event.name, now - self.t0)
-                elif isinstance(event, Clear):
-                    # Twilio empties its buffer and returns every pending mark.
-                    self.echoes += self.playback.clear(now - self.t0)
+                self.on_message(raw, time.monotonic())
 
-    def _audio(self, data: bytes, now: float) -> None:
-        self.playback.add_audio(data, now - self.t0)
-        if not self.rx and len(data) == FRAME_BYTES:
-            self._frame(data, now)  # the server sends whole 20 ms frames: no copying
-            return
+    def on_message(self, raw: str | bytes, now: float) -> None:
+        """One frame from the server, read by the carrier role."""
+        event = self.side.receive(raw)
+        if type(event) is AgentMedia:
+            data = event.payload
+            self.playback.add_audio(data, now - self.t0)
+            if self.rx or len(data) != FRAME_BYTES:
+                self._reframe(data, now)
+            elif self.stamped:  # the server sends whole 20 ms frames: the common case
+                self._stamped(data, now)
+            else:
+                self.result.frames += 1
+                self.result.lateness.append(now - self.echo_due)
+        elif type(event) is Mark:
+            self.echoes += self.playback.add_mark(event.name, now - self.t0)
+        elif type(event) is Clear:
+            # Twilio empties its buffer and returns every pending mark.
+            self.echoes += self.playback.clear(now - self.t0)
+
+    def _stamped(self, frame: bytes, now: float) -> None:
+        result = self.result
+        result.frames += 1
+        stamp = read_stamp(frame)
+        if stamp is None:
+            result.unstamped += 1
+        else:
+            result.lateness.append(now - stamp[1])
+
+    def _reframe(self, data: bytes, now: float) -> None:
+        """Audio not in whole frames: count the frames it completes."""
         self.rx += data
         whole = len(self.rx) - len(self.rx) % FRAME_BYTES
         for offset in range(0, whole, FRAME_BYTES):
-            self._frame(bytes(self.rx[offset : offset + FRAME_BYTES]), now)
-        del self.rx[:whole]
-
-    def _frame(self, frame: bytes, now: float) -> None:
-        result = self.result
-        result.frames += 1
-        if self.plan.stamped:
-            stamp = read_stamp(frame)
-            if stamp is None:
-                result.unstamped += 1
+            if self.stamped:
+                self._stamped(bytes(self.rx[offset : offset + FRAME_BYTES]), now)
             else:
-                result.lateness.append(now - stamp[1])
-        else:
-            result.lateness.append(now - self.echo_due)
+                self.result.frames += 1
+                self.result.lateness.append(now - self.echo_due)
+        del self.rx[:whole]
 
     async def tick(self, now: float) -> None:
         """Send what is due: media frames in real time, then echoed marks."""
