@@ -34,7 +34,7 @@ from urllib.parse import urlencode, urlsplit
 import anyio
 import anyio.abc
 
-from patter_core import Entropy, LocalProtocolError, PatterError, RemoteProtocolError
+from patter_core import Entropy, LocalProtocolError, RemoteProtocolError
 from patter_core.http import HttpRequest
 from patter_core.media._playback import DEFAULT_JITTER_BUFFER_S
 from patter_core.webhooks import TwilioSignatureValidator, public_url, read_stream_twiml
@@ -57,11 +57,11 @@ from ._audio import (
     percentiles,
     tone_ulaw,
 )
+from ._errors import DialError
 from ._frames import CarrierFrames, TelnyxCarrierFrames, TwilioCarrierFrames
 from ._telnyx import (
     DEFAULT_TELNYX_API_PORT,
     TELNYX_WEBHOOK_PATH,
-    SetupFailed,
     TelnyxCommand,
     TelnyxWebhooks,
     load_signing_key,
@@ -83,14 +83,6 @@ TWILIO_WEBHOOK_PATH = "/webhooks/twilio/voice"
 # Twilio's geographic fields are sent even when empty, and empty fields are
 # still signed (§2.1): sending them exercises that part of the check.
 _GEO_FIELDS = ("City", "State", "Zip", "Country")
-
-
-class DialError(PatterError):
-    """The call could not be made or failed; ``exit_code`` is 1, or 2 for bad options."""
-
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -431,61 +423,58 @@ async def _dial_telnyx(
 ) -> DialReport:
     webhook_host = options.webhook_host or netloc
     path = options.webhook_path or TELNYX_WEBHOOK_PATH
-    try:
-        key = load_signing_key(options.telnyx_signing_key) if options.telnyx_signing_key else None
-        async with run_fake_telnyx_api(
-            port=options.telnyx_api_port, api_key=options.telnyx_api_key
-        ) as api:
-            webhooks = TelnyxWebhooks(
-                server=base,
-                path=path,
-                delivered_to=f"https://{webhook_host}{path}",
-                key=key,
-                from_number=options.from_number,
-                to_number=options.to_number,
-                timeout=options.timeout,
-                entropy=options.entropy,
-                duplicates=options.telnyx_duplicate_webhooks,
+    key = load_signing_key(options.telnyx_signing_key) if options.telnyx_signing_key else None
+    async with run_fake_telnyx_api(
+        port=options.telnyx_api_port, api_key=options.telnyx_api_key
+    ) as api:
+        webhooks = TelnyxWebhooks(
+            server=base,
+            path=path,
+            delivered_to=f"https://{webhook_host}{path}",
+            key=key,
+            from_number=options.from_number,
+            to_number=options.to_number,
+            timeout=options.timeout,
+            entropy=options.entropy,
+            duplicates=options.telnyx_duplicate_webhooks,
+        )
+        plan = await set_up_telnyx_call(webhooks, api, fallback=options.telnyx_fallback_codec)
+        target = urlsplit(plan.stream_url)
+        # Telnyx connects to the stream_url as given; we reach the same
+        # path at the server's real address.
+        query = f"?{target.query}" if target.query else ""
+        headers: list[tuple[str, str]] = []
+        if plan.auth_token is not None:
+            headers.append(("x-telnyx-streaming-auth-token", plan.auth_token))
+        frames = TelnyxCarrierFrames(
+            call_control_id=plan.call_control_id,
+            call_session_id=plan.call_session_id,
+            user_id=plan.user_id,
+            stream_id=plan.stream_id,
+            from_number=options.from_number,
+            to_number=options.to_number,
+            auth_token=plan.auth_token,
+            codec=plan.codec,
+            sample_rate=plan.sample_rate,
+            l16_byte_order=options.telnyx_l16_byte_order,
+            back_codec=plan.back_codec,
+            back_rate=plan.back_rate,
+            client_state=plan.client_state,
+        )
+        await post_streaming(webhooks, plan, "streaming.started")
+        try:
+            call = await _run_stream(
+                options,
+                f"{ws_scheme}://{netloc}{target.path or '/'}{query}",
+                headers,
+                frames,
+                plan.custom_parameters,
+                audio,
             )
-            plan = await set_up_telnyx_call(webhooks, api, fallback=options.telnyx_fallback_codec)
-            target = urlsplit(plan.stream_url)
-            # Telnyx connects to the stream_url as given; we reach the same
-            # path at the server's real address.
-            query = f"?{target.query}" if target.query else ""
-            headers: list[tuple[str, str]] = []
-            if plan.auth_token is not None:
-                headers.append(("x-telnyx-streaming-auth-token", plan.auth_token))
-            frames = TelnyxCarrierFrames(
-                call_control_id=plan.call_control_id,
-                call_session_id=plan.call_session_id,
-                user_id=plan.user_id,
-                stream_id=plan.stream_id,
-                from_number=options.from_number,
-                to_number=options.to_number,
-                auth_token=plan.auth_token,
-                codec=plan.codec,
-                sample_rate=plan.sample_rate,
-                l16_byte_order=options.telnyx_l16_byte_order,
-                back_codec=plan.back_codec,
-                back_rate=plan.back_rate,
-                client_state=plan.client_state,
-            )
-            await post_streaming(webhooks, plan, "streaming.started")
-            try:
-                call = await _run_stream(
-                    options,
-                    f"{ws_scheme}://{netloc}{target.path or '/'}{query}",
-                    headers,
-                    frames,
-                    plan.custom_parameters,
-                    audio,
-                )
-            finally:
-                await post_streaming(webhooks, plan, "streaming.stopped")
-                await post_hangup(webhooks)
-            commands = tuple(api.commands)
-    except SetupFailed as exc:
-        raise DialError(str(exc), exit_code=exc.exit_code) from None
+        finally:
+            await post_streaming(webhooks, plan, "streaming.stopped")
+            await post_hangup(webhooks)
+        commands = tuple(api.commands)
     return _report(
         options,
         call,

@@ -47,7 +47,7 @@ from .._httpclient import ClientError, request
 from .._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 from ._audio import HangUp
 from ._call import DialError, DialOptions, DialProgress, DialReport, dial
-from ._telnyx import DEFAULT_TELNYX_API_PORT, SetupFailed, load_signing_key, public_key_b64
+from ._telnyx import DEFAULT_TELNYX_API_PORT, load_signing_key, public_key_b64
 
 __all__ = [
     "DialError",
@@ -415,10 +415,7 @@ async def spawned_server(
         seed = options.telnyx_signing_key or base64.b64encode(
             options.entropy.token_bytes(32)
         ).decode("ascii")
-        try:
-            public_key = public_key_b64(load_signing_key(seed))
-        except SetupFailed as exc:
-            raise DialError(str(exc), exit_code=exc.exit_code) from None
+        public_key = public_key_b64(load_signing_key(seed))
         child_env["TELNYX_API_KEY"] = options.telnyx_api_key or "test"
         child_env["TELNYX_API_BASE_URL"] = f"http://127.0.0.1:{api_port}"
         child_env["TELNYX_PUBLIC_KEY"] = public_key
@@ -598,7 +595,7 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
     if options.carrier == "telnyx" and not args.spawn_server and not args.quiet:
         try:
             _print_telnyx_setup(options)
-        except SetupFailed as exc:
+        except DialError as exc:
             _error(str(exc))
             return exc.exit_code
 
