@@ -41,12 +41,9 @@ from patter_core.webhooks import TwilioSignatureValidator, public_url, read_stre
 
 from .._codecs import g722_encoder
 from .._httpclient import (
-    ClientConnectionError,
     ClientError,
     ClientProtocolError,
     ClientTimeout,
-    RedirectRefused,
-    request,
 )
 from .._websocket import WebSocketClosed
 from .._wsclient import connect_websocket
@@ -57,7 +54,7 @@ from ._audio import (
     percentiles,
     tone_ulaw,
 )
-from ._errors import DialError
+from ._errors import DialError, post_webhook
 from ._frames import CarrierFrames, TelnyxCarrierFrames, TwilioCarrierFrames
 from ._telnyx import (
     DEFAULT_TELNYX_API_PORT,
@@ -225,22 +222,14 @@ async def _answer_webhook(
         headers=tuple(headers),
         body=urlencode(form).encode("ascii"),
     )
-    try:
-        response = await request(
-            req, timeout=options.timeout, max_response_bytes=MAX_WEBHOOK_ANSWER_BYTES
-        )
-    except ClientConnectionError as exc:
-        raise DialError(f"cannot reach the server at {server}: {exc}") from None
-    except ClientTimeout:
-        raise DialError(
-            f"the server at {server} did not answer within {options.timeout:g} s"
-        ) from None
-    except RedirectRefused as exc:
-        raise DialError(
-            f"the webhook answered {exc.status} (redirect to {exc.location}); Twilio would not follow it"
-        ) from None
-    except ClientError as exc:
-        raise DialError(f"the webhook request failed: {exc}") from None
+    response = await post_webhook(
+        req,
+        server=server,
+        name="webhook",
+        carrier="Twilio",
+        timeout=options.timeout,
+        max_bytes=MAX_WEBHOOK_ANSWER_BYTES,
+    )
     if response.status != 200:
         hint = ""
         if response.status == 403:

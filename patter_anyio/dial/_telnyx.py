@@ -48,14 +48,7 @@ from patter_core import Entropy
 from patter_core.http import HttpRequest
 from patter_core.media._carrier import iso_time
 
-from .._httpclient import (
-    ClientConnectionError,
-    ClientError,
-    ClientTimeout,
-    RedirectRefused,
-    request,
-)
-from ._errors import DialError
+from ._errors import DialError, post_webhook
 
 __all__ = [
     "DEFAULT_TELNYX_API_PORT",
@@ -444,24 +437,14 @@ class TelnyxWebhooks:
             await self._deliver(req, event_type)
 
     async def _deliver(self, req: HttpRequest, event_type: str) -> None:
-        try:
-            response = await request(
-                req, timeout=self.timeout, max_response_bytes=_MAX_WEBHOOK_ANSWER_BYTES
-            )
-        except ClientConnectionError as exc:
-            raise DialError(f"cannot reach the server at {self.server}: {exc}") from None
-        except ClientTimeout:
-            raise DialError(
-                f"the server at {self.server} did not answer the {event_type} webhook "
-                f"within {self.timeout:g} s"
-            ) from None
-        except RedirectRefused as exc:
-            raise DialError(
-                f"the {event_type} webhook answered {exc.status} (redirect to {exc.location}); "
-                "Telnyx would not follow it"
-            ) from None
-        except ClientError as exc:
-            raise DialError(f"the {event_type} webhook failed: {exc}") from None
+        response = await post_webhook(
+            req,
+            server=self.server,
+            name=f"{event_type} webhook",
+            carrier="Telnyx",
+            timeout=self.timeout,
+            max_bytes=_MAX_WEBHOOK_ANSWER_BYTES,
+        )
         if response.status >= 300:
             hint = ""
             if response.status == 403:
