@@ -86,31 +86,29 @@ _SPAWN_DROP_ENV = (
 )
 
 
-def _positive(text: str) -> float:
+def _float(text: str, expected: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}") from None
+
+
+def _positive(text: str) -> float:
+    value = _float(text, "seconds")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
     return value
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    value = _float(text, "seconds")
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
     return value
 
 
 def _hertz(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frequency in Hz, not {text!r}") from None
+    value = _float(text, "a frequency in Hz")
     # 8 kHz audio carries frequencies below 4 kHz only (Nyquist).
     if not math.isfinite(value) or not 0 < value < 4000:
         raise argparse.ArgumentTypeError(f"frequency must be between 0 and 4000 Hz, not {text!r}")
