@@ -3,8 +3,9 @@
     python -m benchmarks._load_helpers fake  [--audio-seconds S] [--turn-seconds T] ...
     python -m benchmarks._load_helpers relay --provider-url ws://127.0.0.1:P/v1/realtime?...
 
-``fake`` is a minimal OpenAI Realtime server (PROTOCOLS.md section 5, GA
-names): ``session.created`` on open, ``session.updated`` for
+``fake`` is the tests' fake OpenAI Realtime server
+(:class:`tests.fakes.fake_openai_realtime.FakeOpenAIRealtime`, PROTOCOLS.md
+section 5, GA names) on a ``websockets`` server: ``session.created`` on open, ``session.updated`` for
 ``session.update``, every ``input_audio_buffer.append`` swallowed unparsed
 (the real server sends no ack), and, once the session is updated, spoken
 answers of ``--turn-seconds`` each, paced in real time as deltas of
@@ -50,6 +51,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from tests.fakes.fake_openai_realtime import FakeOpenAIRealtime
 
 __all__ = [
     "FRAME_BYTES",
@@ -265,8 +268,20 @@ def wait_http(child: Child, path: str, timeout: float = 20.0) -> None:
 # -- the fake OpenAI Realtime server ------------------------------------------------------
 
 
+async def _send_all(ws: ServerConnection, messages: list[str]) -> None:
+    for message in messages:
+        await ws.send(message)
+
+
 class FakeRealtime:
-    """Per-process counters and the per-connection handler."""
+    """Per-process counters and the per-connection handler.
+
+    What it says is the tests' :class:`FakeOpenAIRealtime` (one per
+    connection): ``session.created``, ``session.updated``, and each answer's
+    ``response.created`` ... ``response.done``. Only the hot messages are
+    handled here without JSON: appends are counted unparsed, and the audio
+    deltas are cut from that fake's template around their stamped payload.
+    """
 
     def __init__(self, *, audio_seconds: float, turn_seconds: float, delta_ms: int, lead: float):
         self.audio_seconds = audio_seconds
@@ -280,11 +295,6 @@ class FakeRealtime:
             "frames_sent": 0,
             "open": 0,
         }
-        self._ids = 0
-
-    def _id(self, prefix: str) -> str:
-        self._ids += 1
-        return f"{prefix}_{self._ids}"
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path == "/stats":
@@ -296,17 +306,10 @@ class FakeRealtime:
     async def handle(self, ws: ServerConnection) -> None:
         self.stats["connections"] += 1
         self.stats["open"] += 1
+        fake = FakeOpenAIRealtime()
         audio: asyncio.Task[None] | None = None
         try:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "session.created",
-                        "event_id": self._id("event"),
-                        "session": {"id": self._id("sess"), "type": "realtime"},
-                    }
-                )
-            )
+            await _send_all(ws, fake.on_connect())
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 # The hot message is not parsed: the fake's CPU shares the cores.
@@ -314,19 +317,10 @@ class FakeRealtime:
                     self.stats["appends"] += 1
                     self.stats["audio_bytes_in"] += appended_bytes(text)
                     continue
-                kind = json.loads(text).get("type")
-                if kind == "session.update":
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "type": "session.updated",
-                                "event_id": self._id("event"),
-                                "session": {},
-                            }
-                        )
-                    )
+                if json.loads(text).get("type") == "session.update":
+                    await _send_all(ws, fake.on_message(text))
                     if audio is None:
-                        audio = asyncio.create_task(self._speak(ws))
+                        audio = asyncio.create_task(self._speak(ws, fake))
         except ConnectionClosed:
             pass
         finally:
@@ -334,7 +328,7 @@ class FakeRealtime:
             if audio is not None:
                 audio.cancel()
 
-    async def _speak(self, ws: ServerConnection) -> None:
+    async def _speak(self, ws: ServerConnection, fake: FakeOpenAIRealtime) -> None:
         """Answers of ``turn_seconds``, as real-time deltas, ``audio_seconds`` in all."""
         total = round(self.audio_seconds * 50)
         per_turn = max(1, round(self.turn_seconds * 50))
@@ -343,20 +337,8 @@ class FakeRealtime:
         seq = 0
         try:
             while seq < total:
-                response, item = self._id("resp"), self._id("item")
-                head = (
-                    f'"response_id":"{response}","item_id":"{item}",'
-                    '"output_index":0,"content_index":0'
-                )
-                await ws.send(
-                    json.dumps(
-                        {
-                            "type": "response.created",
-                            "event_id": self._id("event"),
-                            "response": {"id": response, "status": "in_progress"},
-                        }
-                    )
-                )
+                await _send_all(ws, fake.begin_response())
+                head, tail = fake.audio_template()
                 turn_end = min(total, seq + per_turn)
                 while seq < turn_end:
                     delay = due - time.monotonic()
@@ -369,27 +351,9 @@ class FakeRealtime:
                         STAMP.pack(MAGIC, seq + i, now) + _FILLER for i in range(count)
                     )
                     seq += count
-                    delta = base64.b64encode(chunk).decode("ascii")
-                    await ws.send(
-                        f'{{"type":"response.output_audio.delta","event_id":"{self._id("event")}",'
-                        f'{head},"delta":"{delta}"}}'
-                    )
+                    await ws.send(head + base64.b64encode(chunk).decode("ascii") + tail)
                     self.stats["frames_sent"] += count
-                await ws.send(f'{{"type":"response.output_audio.done","event_id":"e",{head}}}')
-                await ws.send(
-                    json.dumps(
-                        {
-                            "type": "response.done",
-                            "event_id": self._id("event"),
-                            "response": {
-                                "id": response,
-                                "status": "completed",
-                                "status_details": None,
-                                "output": [],
-                            },
-                        }
-                    )
-                )
+                await _send_all(ws, fake.end_response())
         except ConnectionClosed:
             pass
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import math
 import os
 import pstats
@@ -69,19 +68,19 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlencode, urlsplit
-from xml.etree import ElementTree
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from patter_core.audio._g711 import ulaw_encode
+from patter_core.media import AgentMedia, CarrierPlayback, Clear, Mark, TwilioCarrierSide
+from patter_core.webhooks import read_stream_twiml
 
 from ._load_helpers import (
     FRAME_BYTES,
@@ -169,35 +168,40 @@ class CallResult:
 
 
 class SimCall:
-    """One Twilio call: the webhook, then the media stream."""
+    """One Twilio call: the webhook, then the media stream.
+
+    Twilio's frames and the reading of the server's are the core's carrier
+    role (:class:`TwilioCarrierSide`, media from prebuilt base64); playback
+    is the core's :class:`CarrierPlayback` on this call's clock (seconds
+    since ``start``), without recording what it heard.
+    """
 
     def __init__(self, index: int, plan: Plan, start_at: float) -> None:
         self.plan = plan
+        self.stamped = plan.stamped  # read per frame
         self.index = index
         self.source = f"127.0.0.{2 + index // PER_SOURCE_IP}"
-        self.call_sid = f"CA{index:08d}{os.getpid():08x}{time.monotonic_ns() & 0xFFFFFFFFFFFF:016x}"
-        self.stream_sid = "MZ" + self.call_sid[2:]
+        call_sid = f"CA{index:08d}{os.getpid():08x}{time.monotonic_ns() & 0xFFFFFFFFFFFF:016x}"
+        self.side = TwilioCarrierSide(
+            account_sid="AC" + "0" * 32, call_sid=call_sid, stream_sid="MZ" + call_sid[2:]
+        )
         self.start_at = start_at
         self.ws: ClientConnection | None = None
         self.result = CallResult()
         self.sent = 0  # media frames sent
-        self.sequence = 0
         self.next_frame = math.inf
         self.drain_until = math.inf
         self.finished = asyncio.Event()
         self.echo_due = math.inf
-        self.play_end = 0.0  # when the audio received so far will have played
-        self.marks: deque[tuple[float, str]] = deque()
+        self.t0 = 0.0  # when start went out: the playback clock's zero
+        self.playback = CarrierPlayback(jitter_buffer=0.0, record=False)
+        self.echoes: list[str] = []  # marks to echo at the next tick
         self.rx = bytearray()
-
-    def _next_seq(self) -> int:
-        self.sequence += 1
-        return self.sequence
 
     async def _webhook(self) -> tuple[str, dict[str, str]]:
         form = {
-            "AccountSid": "AC" + "0" * 32,
-            "CallSid": self.call_sid,
+            "AccountSid": self.side.account_sid,
+            "CallSid": self.side.call_sid,
             "From": "+14155550100",
             "To": "+18005550199",
             "Direction": "inbound",
@@ -218,13 +222,8 @@ class SimCall:
         status, _, twiml = answer.partition(b"\r\n\r\n")
         if not status.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"webhook answered {status[:40]!r}")
-        # Read as XML, as Twilio does: attribute order and escaping are free.
-        stream = ElementTree.fromstring(twiml).find("./Connect/Stream")
-        url = stream.get("url") if stream is not None else None
-        if stream is None or url is None:
-            raise RuntimeError(f"no <Stream url> in {twiml[:200]!r}")
-        params = {p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")}
-        return urlsplit(url).path, params
+        stream = read_stream_twiml(twiml)  # as Twilio reads it
+        return urlsplit(stream.url).path, stream.parameters
 
     async def run(self) -> None:
         try:
@@ -232,7 +231,7 @@ class SimCall:
             if self.plan.target == "patter":
                 path, params = await self._webhook()
             else:
-                path, params = f"/ws/stream/{self.call_sid}", {}
+                path, params = f"/ws/stream/{self.side.call_sid}", {}
             self.ws = await connect(
                 f"ws://127.0.0.1:{self.plan.port}{path}",
                 compression=None,
@@ -241,36 +240,13 @@ class SimCall:
                 max_size=1 << 20,
                 local_addr=(self.source, 0),
             )
-            await self.ws.send(
-                json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-            )
-            start = {
-                "event": "start",
-                "sequenceNumber": str(self._next_seq()),
-                "start": {
-                    "accountSid": "AC" + "0" * 32,
-                    "streamSid": self.stream_sid,
-                    "callSid": self.call_sid,
-                    "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                    "customParameters": params,
-                },
-                "streamSid": self.stream_sid,
-            }
-            await self.ws.send(json.dumps(start))
+            await self.ws.send(self.side.connected())
+            await self.ws.send(self.side.start(params))
+            self.t0 = time.monotonic()
             reader = asyncio.create_task(self._read(self.ws))
-            self.next_frame = time.monotonic()  # the ticker takes over
+            self.next_frame = self.t0  # the ticker takes over
             await self.finished.wait()
-            await self.ws.send(
-                json.dumps(
-                    {
-                        "event": "stop",
-                        "sequenceNumber": str(self._next_seq()),
-                        "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid},
-                        "streamSid": self.stream_sid,
-                    }
-                )
-            )
+            await self.ws.send(self.side.stop())
             await self.ws.close()
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(reader, 10)
@@ -286,34 +262,47 @@ class SimCall:
     async def _read(self, ws: ClientConnection) -> None:
         with suppress(ConnectionClosed):
             async for raw in ws:
-                now = time.monotonic()
-                message = json.loads(raw)
-                event = message.get("event")
-                if event == "media":
-                    self._audio(base64.b64decode(message["media"]["payload"]), now)
-                elif event == "mark":
-                    self.marks.append((max(self.play_end, now), message["mark"]["name"]))
-                elif event == "clear":
-                    # Twilio empties its buffer and returns every pending mark.
-                    self.play_end = now
-                    self.marks = deque((now, name) for _, name in self.marks)
+                self.on_message(raw, time.monotonic())
 
-    def _audio(self, data: bytes, now: float) -> None:
+    def on_message(self, raw: str | bytes, now: float) -> None:
+        """One frame from the server, read by the carrier role."""
+        event = self.side.receive(raw)
+        if type(event) is AgentMedia:
+            data = event.payload
+            self.playback.add_audio(data, now - self.t0)
+            if self.rx or len(data) != FRAME_BYTES:
+                self._reframe(data, now)
+            elif self.stamped:  # the server sends whole 20 ms frames: the common case
+                self._stamped(data, now)
+            else:
+                self.result.frames += 1
+                self.result.lateness.append(now - self.echo_due)
+        elif type(event) is Mark:
+            self.echoes += self.playback.add_mark(event.name, now - self.t0)
+        elif type(event) is Clear:
+            # Twilio empties its buffer and returns every pending mark.
+            self.echoes += self.playback.clear(now - self.t0)
+
+    def _stamped(self, frame: bytes, now: float) -> None:
+        result = self.result
+        result.frames += 1
+        stamp = read_stamp(frame)
+        if stamp is None:
+            result.unstamped += 1
+        else:
+            result.lateness.append(now - stamp[1])
+
+    def _reframe(self, data: bytes, now: float) -> None:
+        """Audio not in whole frames: count the frames it completes."""
         self.rx += data
         whole = len(self.rx) - len(self.rx) % FRAME_BYTES
-        result = self.result
         for offset in range(0, whole, FRAME_BYTES):
-            result.frames += 1
-            if self.plan.stamped:
-                stamp = read_stamp(bytes(self.rx[offset : offset + FRAME_BYTES]))
-                if stamp is None:
-                    result.unstamped += 1
-                else:
-                    result.lateness.append(now - stamp[1])
+            if self.stamped:
+                self._stamped(bytes(self.rx[offset : offset + FRAME_BYTES]), now)
             else:
-                result.lateness.append(now - self.echo_due)
+                self.result.frames += 1
+                self.result.lateness.append(now - self.echo_due)
         del self.rx[:whole]
-        self.play_end = max(self.play_end, now) + FRAME_S * (whole // FRAME_BYTES)
 
     async def tick(self, now: float) -> None:
         """Send what is due: media frames in real time, then echoed marks."""
@@ -326,20 +315,14 @@ class SimCall:
             if k == TONE_FRAMES + ECHO_TAIL_FRAMES + round(ECHO_SILENCE_S / FRAME_S) - 1:
                 self.echo_due = now  # this frame completes the end-of-turn silence
             self.sent += 1
-            await ws.send(
-                f'{{"event":"media","sequenceNumber":"{self._next_seq()}","media":'
-                f'{{"track":"inbound","chunk":"{self.sent}","timestamp":"{self.sent * 20}",'
-                f'"payload":"{payload}"}},"streamSid":"{self.stream_sid}"}}'
-            )
+            await ws.send(self.side.media_b64(payload))
             self.next_frame += FRAME_S
             if self.sent == self.plan.frames:
                 self.drain_until = self.next_frame + self.plan.drain
-        while self.marks and self.marks[0][0] <= now:
-            _, name = self.marks.popleft()
-            await ws.send(
-                f'{{"event":"mark","sequenceNumber":"{self._next_seq()}",'
-                f'"streamSid":"{self.stream_sid}","mark":{{"name":{json.dumps(name)}}}}}'
-            )
+        names, self.echoes = self.echoes, []
+        names += self.playback.due_marks(now - self.t0)
+        for name in names:
+            await ws.send(self.side.mark(name))
         if now >= self.drain_until:
             self.drain_until = math.inf
             self.finished.set()

@@ -1,11 +1,12 @@
-"""Fuzz the dial tool's carrier side: the agent-message parser and the playback model.
+"""Fuzz the carrier role (dial, test carriers, benchmark): the agent-message parser and playback.
 
 Arbitrary text, bytes and JSON shaped like agent frames go to
 ``parse_agent_message``: it must return a message or raise
 :class:`RemoteProtocolError` with close code 1007, nothing else. Random
-sequences of audio, marks, clears and clock ticks go to ``PlaybackModel``:
+sequences of audio, marks, clears and clock ticks go to ``CarrierPlayback``:
 every mark must come back exactly once and in order, and the heard timeline
-must be exactly as long as the time that passed.
+must be exactly as long as the time that passed, and what played never
+exceeds what was received.
 
     python -m fuzz.fuzz_dial --examples 5000
 """
@@ -20,9 +21,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patter_anyio._dial_audio import PlaybackModel
-from patter_anyio._dial_frames import parse_agent_message
 from patter_core import RemoteProtocolError
+from patter_core.media import CarrierPlayback, parse_agent_message
 
 _KEYS = st.sampled_from(["event", "media", "mark", "payload", "name", "streamSid"])
 _JSON: st.SearchStrategy[Any] = st.recursive(
@@ -53,7 +53,7 @@ def check_message(message: str | bytes) -> None:
 
 
 def check_playback(ops: list[tuple[str, int, float]], jitter: float) -> None:
-    pb = PlaybackModel(jitter_buffer=jitter)
+    pb = CarrierPlayback(jitter_buffer=jitter)
     now = 0.0
     sent: list[str] = []
     back: list[str] = []
@@ -68,6 +68,7 @@ def check_playback(ops: list[tuple[str, int, float]], jitter: float) -> None:
         elif op == "clear":
             back += pb.clear(now)
             assert pb.buffered_seconds(now) == 0.0
+        assert 0 <= pb.played(now) <= pb.received
     back += pb.due_marks(pb.play_end + 1.0)
     assert back == sent, (back, sent)
     assert len(pb.heard(now)) == 2 * round(now * 8000)

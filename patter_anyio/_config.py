@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Internal: set by the parent of --workers on its children.
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    from ._dial import register_dial  # the carrier in a box
+    from .dial import register_dial  # the carrier in a box
 
     register_dial(commands)
     return parser

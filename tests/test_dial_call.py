@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from patter_anyio._dial import DialError, DialOptions, dial, format_summary
+from patter_anyio.dial import DialError, DialOptions, dial, format_summary
 from patter_core import CountingEntropy
 
 from .fakes.fake_agent import fake_agent

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patter_anyio._dial import build_dial_parser, dial_main, register_dial
+from patter_anyio.dial import build_dial_parser, dial_main, register_dial
 
 from .fakes.fake_agent import fake_agent
 

@@ -14,7 +14,7 @@ import anyio
 import numpy as np
 import pytest
 
-from patter_anyio._dial import DialError, DialOptions, dial
+from patter_anyio.dial import DialError, DialOptions, dial
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "dial-test-token"

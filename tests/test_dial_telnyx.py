@@ -22,15 +22,15 @@ import pytest
 from nacl.signing import SigningKey
 
 from patter_anyio import Patter
-from patter_anyio._dial import dial_main
-from patter_anyio._dial_call import DialOptions, DialReport, dial
-from patter_anyio._dial_frames import TelnyxCarrierFrames
-from patter_anyio._dial_telnyx import (
+from patter_anyio._httpclient import request
+from patter_anyio.dial import dial_main
+from patter_anyio.dial._call import DialOptions, DialReport, dial
+from patter_anyio.dial._frames import TelnyxCarrierFrames
+from patter_anyio.dial._telnyx import (
     TelnyxWebhooks,
     load_signing_key,
     run_fake_telnyx_api,
 )
-from patter_anyio._httpclient import request
 from patter_core import CountingEntropy, RemoteProtocolError
 from patter_core.audio._g711 import ulaw_decode, ulaw_encode
 from patter_core.http import HttpRequest

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from patter_anyio._dial_call import DialOptions
+from patter_anyio.dial._call import DialOptions
 from tests.test_dial_telnyx import PUBLIC, SEED, _serve_and_dial, free_port, tone_in
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]

@@ -61,6 +61,7 @@ from ._twilio_events import (
 from ._twilio_flow import AmdAction, StreamStatusLog, TwilioCallFlow
 from ._twilio_rest import TwilioCall, TwilioRest, parse_twilio_call
 from ._twilio_signature import TwilioSignatureValidator
+from ._twiml_read import StreamTwiml, read_stream_twiml
 from ._warm_transfer import TelnyxWarmTransfer, TransferFollowUp, TransferStep, TwilioWarmTransfer
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "StreamStatusCallback",
     "StreamStatusLog",
     "StreamTokens",
+    "StreamTwiml",
     "TelnyxCall",
     "TelnyxCallAnswered",
     "TelnyxCallFlow",
@@ -115,4 +117,5 @@ __all__ = [
     "parse_telnyx_response",
     "parse_telnyx_webhook",
     "parse_twilio_call",
+    "read_stream_twiml",
 ]

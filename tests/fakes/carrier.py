@@ -3,14 +3,14 @@
 * :class:`CarrierStream` is Twilio's or Telnyx's end of a media stream, a
   ``websockets`` client on an asyncio loop (run it in a worker thread with
   :func:`run_in_asyncio_thread`, as a real carrier is off our machine and the
-  test's own loop may be trio). It sends ``connected``/``start``/``media``/
-  ``stop`` in each carrier's wire shape (PROTOCOLS.md sections 3 and 4.4) and
-  plays what comes back in real time: a mark is echoed once the audio before
-  it has played; a ``clear`` drops the unplayed audio and echoes every
-  pending mark at once, as both carriers document. Twilio routes what the
-  agent sends by its ``streamSid``: a frame without this stream's id is not
-  played, it is kept in ``bad_frames`` and fails the test when the stream
-  closes.
+  test's own loop may be trio), built on the core's carrier role. It sends
+  ``connected``/``start``/``media``/``stop`` in each carrier's wire shape
+  (PROTOCOLS.md sections 3 and 4.4) and plays what comes back in real time:
+  a mark is echoed once the audio before it has played; a ``clear`` drops
+  the unplayed audio and echoes every pending mark at once, as both
+  carriers document. Twilio routes what the agent sends by its
+  ``streamSid``: a frame without this stream's id is not played, it is kept
+  in ``bad_frames`` and fails the test when the stream closes.
 * Webhooks as the carriers send them: :func:`twilio_voice_webhook` signed
   with the official ``twilio`` package, :func:`telnyx_webhook` signed with a
   PyNaCl Ed25519 key; the stdlib HTTP client runs in a worker thread.
@@ -26,7 +26,6 @@ import contextlib
 import http.client
 import json
 import time
-import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -42,7 +41,17 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from patter_core import RemoteProtocolError
 from patter_core.audio._g711 import ulaw_decode_array, ulaw_encode_array
+from patter_core.media import (
+    AgentMedia,
+    CarrierPlayback,
+    Clear,
+    Mark,
+    TelnyxCarrierSide,
+    TwilioCarrierSide,
+)
+from patter_core.webhooks import read_stream_twiml
 
 __all__ = [
     "CarrierStream",
@@ -90,10 +99,13 @@ class EchoedMark:
 class CarrierStream:
     """Twilio's or Telnyx's end of one media stream (PCMU 8 kHz), on an asyncio loop.
 
+    The frames and the reading of the agent's are the core's carrier role
+    (:class:`TwilioCarrierSide`, :class:`TelnyxCarrierSide`); playback is the
+    core's :class:`CarrierPlayback` on this stream's own clock, which runs at
+    ``play_speed`` times real time (1.0 is real time) and stops while frozen.
     ``audio`` holds the agent's audio as received, less what a ``clear``
     dropped before it played, so positions in it are the bridge's "sent"
-    positions; ``heard`` is what was played out. ``play_speed`` scales the
-    playback clock (1.0 is real time).
+    positions; ``heard`` is what was played out.
     """
 
     def __init__(
@@ -111,26 +123,51 @@ class CarrierStream:
         self.media_messages = 0
         self.close_code: int | None = None
         self.closed = asyncio.Event()
-        #: Agent frames Twilio would not route (no or another ``streamSid``).
+        #: Agent frames the carrier would not play (Twilio: no or another ``streamSid``).
         self.bad_frames: list[dict[str, Any]] = []
         #: Bytes of agent audio played when the server closed the stream.
         self.played_at_close: int | None = None
         self.call_id = ""
-        self._pending: deque[tuple[str, int]] = deque()
+        self.side: TwilioCarrierSide | TelnyxCarrierSide = self._side("")
+        self.playback = CarrierPlayback(jitter_buffer=0.0, record=False)
+        self._positions: dict[str, deque[int]] = {}  # audio position of each pending mark
+        self._clock = 0.0  # the playback clock, seconds
         self._played = 0
         self._frozen = False
-        self._seq = 0
-        self._chunk = 0
+
+    def _side(
+        self,
+        call_id: str,
+        *,
+        caller: str = "",
+        callee: str = "",
+        token: str | None = None,
+        nested_token: bool = False,
+        client_state: str | None = None,
+    ) -> TwilioCarrierSide | TelnyxCarrierSide:
+        if self.carrier == "twilio":
+            return TwilioCarrierSide(
+                account_sid="AC" + "0" * 32, call_sid=call_id, stream_sid=self.stream_id
+            )
+        return TelnyxCarrierSide(
+            call_control_id=call_id,
+            stream_id=self.stream_id,
+            call_session_id="session-e2e",
+            user_id="user-e2e",
+            from_number=caller,
+            to_number=callee,
+            auth_token=token,
+            nested_token=nested_token,
+            client_state=client_state,
+        )
 
     # -- what we send ----------------------------------------------------------
 
-    def _next_seq(self) -> str:
-        self._seq += 1
-        return str(self._seq)
-
-    async def _send(self, obj: dict[str, Any]) -> None:
+    async def _send(self, frame: str | None) -> None:
+        if frame is None:
+            return
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(json.dumps(obj))
+            await self.ws.send(frame)
 
     async def start(
         self,
@@ -148,84 +185,24 @@ class CarrierStream:
         Telnyx: ``connected_token`` goes at the top level of ``connected``, or
         with ``nested_token`` under ``connected`` as two implementations send it.
         """
-        params = dict(custom_parameters or {})
         self.call_id = call_id
-        if self.carrier == "twilio":
-            await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-            start = {
-                "accountSid": "AC" + "0" * 32,
-                "streamSid": self.stream_id,
-                "callSid": call_id,
-                "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": params,
-            }
-            await self._send(
-                {
-                    "event": "start",
-                    "sequenceNumber": self._next_seq(),
-                    "start": start,
-                    "streamSid": self.stream_id,
-                }
-            )
-            return
-        connected: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
-        if connected_token is not None and nested_token:
-            connected["connected"] = {"x-telnyx-streaming-auth-token": connected_token}
-        elif connected_token is not None:
-            connected["x-telnyx-streaming-auth-token"] = connected_token
-        await self._send(connected)
-        await self._send(
-            {
-                "event": "start",
-                "sequence_number": self._next_seq(),
-                "stream_id": self.stream_id,
-                "start": {
-                    "user_id": "user-e2e",
-                    "call_control_id": call_id,
-                    "call_session_id": "session-e2e",
-                    "from": caller,
-                    "to": callee,
-                    "client_state": client_state,
-                    "custom_parameters": params,
-                    "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
-                },
-            }
+        self.side = self._side(
+            call_id,
+            caller=caller,
+            callee=callee,
+            token=connected_token,
+            nested_token=nested_token,
+            client_state=client_state,
         )
+        await self._send(self.side.connected())
+        await self._send(self.side.start(custom_parameters))
 
     async def send_audio(self, ulaw: bytes, *, speed: float = 1.0) -> None:
         """Caller audio as 20 ms media frames, paced at ``speed`` times real time."""
         loop = asyncio.get_running_loop()
         begin = loop.time()
         for index, offset in enumerate(range(0, len(ulaw), FRAME_BYTES)):
-            self._chunk += 1
-            payload = base64.b64encode(ulaw[offset : offset + FRAME_BYTES]).decode()
-            timestamp = str((self._chunk - 1) * 20)
-            if self.carrier == "twilio":
-                frame = {
-                    "event": "media",
-                    "sequenceNumber": self._next_seq(),
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": timestamp,
-                        "payload": payload,
-                    },
-                    "streamSid": self.stream_id,
-                }
-            else:
-                frame = {
-                    "event": "media",
-                    "sequence_number": self._next_seq(),
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": timestamp,
-                        "payload": payload,
-                    },
-                    "stream_id": self.stream_id,
-                }
-            await self._send(frame)
+            await self._send(self.side.media(ulaw[offset : offset + FRAME_BYTES]))
             due = begin + (index + 1) * 0.020 / speed
             delay = due - loop.time()
             if delay > 0:
@@ -233,69 +210,25 @@ class CarrierStream:
 
     def take_sequence(self) -> int:
         """Reserve the next ``sequence_number`` (to send frames out of order)."""
-        return int(self._next_seq())
+        return self.side.take_sequence()
 
     async def telnyx_dtmf(self, digit: str, sequence: int) -> None:
         """A Telnyx ``dtmf`` frame as the guide shows it, numbered ``sequence``."""
-        await self._send(
-            {
-                "event": "dtmf",
-                "stream_id": self.stream_id,
-                "occurred_at": f"2026-12-06T03:00:{sequence % 60:02d}.000000Z",
-                "sequence_number": str(sequence),
-                "dtmf": {"digit": digit},
-            }
-        )
+        assert isinstance(self.side, TelnyxCarrierSide)
+        await self._send(self.side.dtmf(digit, time.time(), sequence=sequence))
 
     async def telnyx_error(self) -> None:
         """The guide's error frame: the body under ``payload``, an integer code."""
-        await self._send(
-            {
-                "event": "error",
-                "payload": {"code": 100002, "title": "unknown_error", "detail": "simulated"},
-                "stream_id": self.stream_id,
-            }
-        )
+        await self._send(self.side.error())
 
     async def stop(self) -> None:
-        if self.carrier == "twilio":
-            await self._send(
-                {
-                    "event": "stop",
-                    "sequenceNumber": self._next_seq(),
-                    "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_id},
-                    "streamSid": self.stream_id,
-                }
-            )
-        else:
-            await self._send(
-                {
-                    "event": "stop",
-                    "sequence_number": self._next_seq(),
-                    "stop": {"user_id": "user-e2e", "call_control_id": "v3:e2e"},
-                    "stream_id": self.stream_id,
-                }
-            )
+        await self._send(self.side.stop())
 
-    async def _echo_mark(self, name: str) -> None:
-        if self.carrier == "twilio":
-            await self._send(
-                {
-                    "event": "mark",
-                    "sequenceNumber": self._next_seq(),
-                    "streamSid": self.stream_id,
-                    "mark": {"name": name},
-                }
-            )
-        else:
-            await self._send(
-                {
-                    "event": "mark",
-                    "sequence_number": self._next_seq(),
-                    "stream_id": self.stream_id,
-                    "mark": {"name": name},
-                }
-            )
+    async def _echo(self, names: list[str], *, cleared: bool) -> None:
+        for name in names:
+            position = self._positions[name].popleft()
+            self.marks.append(EchoedMark(name, position, cleared=cleared))
+            await self._send(self.side.mark(name))
 
     # -- playback ------------------------------------------------------------------
 
@@ -316,7 +249,7 @@ class CarrierStream:
 
     @property
     def pending_marks(self) -> int:
-        return len(self._pending)
+        return self.playback.pending_marks
 
     def played_marks(self) -> list[EchoedMark]:
         return [m for m in self.marks if not m.cleared]
@@ -324,24 +257,24 @@ class CarrierStream:
     async def _read(self) -> None:
         try:
             async for data in self.ws:
-                msg = json.loads(data)
-                self.received.append(msg)
-                event = msg.get("event")
-                if self.carrier == "twilio" and msg.get("streamSid") != self.stream_id:
-                    self.bad_frames.append(msg)
+                self.received.append(json.loads(data))
+                try:
+                    event = self.side.receive(data)
+                except RemoteProtocolError:
+                    self.bad_frames.append(self.received[-1])
                     continue
-                if event == "media":
+                await self._advance()
+                if isinstance(event, AgentMedia):
                     self.media_messages += 1
-                    self.audio += base64.b64decode(msg["media"]["payload"])
-                elif event == "mark":
-                    self._pending.append((msg["mark"]["name"], len(self.audio)))
-                elif event == "clear":
+                    self.audio += event.payload
+                    self.playback.add_audio(event.payload, self._clock)
+                elif isinstance(event, Mark):
+                    self._positions.setdefault(event.name, deque()).append(len(self.audio))
+                    await self._echo(self.playback.add_mark(event.name, self._clock), cleared=False)
+                elif isinstance(event, Clear):
                     self.clears.append(self._played)
                     del self.audio[self._played :]
-                    while self._pending:
-                        name, position = self._pending.popleft()
-                        self.marks.append(EchoedMark(name, position, cleared=True))
-                        await self._echo_mark(name)
+                    await self._echo(self.playback.clear(self._clock), cleared=True)
         except ConnectionClosed:
             pass
         finally:
@@ -349,6 +282,14 @@ class CarrierStream:
             self.close_code = rcvd.code if rcvd is not None else None
             self.played_at_close = self._played
             self.closed.set()
+
+    async def _advance(self) -> None:
+        """Play what the clock says has played by now; echo the marks that fell due."""
+        new = self.playback.played(self._clock)
+        if new > self._played:
+            self.heard += self.audio[self._played : new]
+            self._played = new
+        await self._echo(self.playback.due_marks(self._clock), cleared=False)
 
     async def _play(self) -> None:
         loop = asyncio.get_running_loop()
@@ -359,15 +300,9 @@ class CarrierStream:
             elapsed, last = now - last, now
             if self._frozen:
                 continue
-            target = self._played + elapsed * 1000 * ULAW_BYTES_PER_MS * self.play_speed
-            new = min(len(self.audio), int(target))
-            if new > self._played:
-                self.heard += self.audio[self._played : new]
-                self._played = new
-            while self._pending and self._pending[0][1] <= self._played:
-                name, position = self._pending.popleft()
-                self.marks.append(EchoedMark(name, position, cleared=False))
-                await self._echo_mark(name)
+            self._clock += elapsed * self.play_speed
+            await self._advance()
+
 
     # -- waiting -------------------------------------------------------------------
 
@@ -387,7 +322,7 @@ class CarrierStream:
             lambda: (
                 self.audio_ms >= min_audio_ms
                 and self._played >= len(self.audio)
-                and not self._pending
+                and not self.pending_marks
             ),
             timeout,
             f"{min_audio_ms} ms of agent audio played out",
@@ -473,12 +408,9 @@ async def twilio_voice_webhook(
 
 
 def parse_stream_twiml(body: bytes) -> tuple[str, dict[str, str]]:
-    """``<Connect><Stream url>`` and its ``<Parameter>`` pairs."""
-    root = ET.fromstring(body)
-    stream = root.find("./Connect/Stream")
-    assert stream is not None, body
-    params = {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
-    return stream.attrib["url"], params
+    """``<Connect><Stream url>`` and its ``<Parameter>`` pairs, read as Twilio reads them."""
+    stream = read_stream_twiml(body)
+    return stream.url, stream.parameters
 
 
 def stream_signature(stream_url: str, auth_token: str) -> str:

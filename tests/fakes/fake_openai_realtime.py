@@ -229,6 +229,15 @@ class FakeOpenAIRealtime:
             ),
         ]
 
+    def audio_template(self) -> tuple[str, str]:
+        """``response.output_audio.delta`` of the active response, cut around its
+        base64 ``delta``: for a sender of many deltas that does not encode JSON
+        per delta (the call benchmark's fake shares the machine's cores)."""
+        head, _, tail = self._part("response.output_audio.delta", delta="\0").partition(
+            '"\\u0000"'
+        )
+        return head + '"', '"' + tail
+
     def audio(self, audio: bytes, chunk_bytes: int = 800) -> list[str]:
         return [
             self._part(

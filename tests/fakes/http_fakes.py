@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import http.client
 import json
 import threading
@@ -38,7 +37,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from patter_core import RemoteProtocolError
 from patter_core.audio._g711 import ulaw_decode, ulaw_encode
+from patter_core.media import AgentMedia, Mark, TwilioCarrierSide
+from patter_core.webhooks import read_stream_twiml
 
 from .fake_deepgram import results
 from .fake_openai_http import chunk, content_chunks
@@ -366,12 +368,7 @@ async def post_twilio_form(
 
 def stream_parameters(twiml: str) -> dict[str, str]:
     """The ``<Parameter>`` pairs of a ``<Connect><Stream>`` answer."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(twiml)
-    stream = root.find("./Connect/Stream")
-    assert stream is not None, twiml
-    return {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
+    return read_stream_twiml(twiml).parameters
 
 
 async def incoming_call(
@@ -423,7 +420,8 @@ class MediaLog:
 class TwilioCarrier:
     """One Twilio media stream: the ``websockets`` client on a thread of its own.
 
-    The reader echoes every mark at once (the audio "played" instantly) and
+    Frames are the core's carrier role (:class:`TwilioCarrierSide`). The
+    reader echoes every mark at once (the audio "played" instantly) and
     files the audio by item id. Methods are awaited from the test's event
     loop (asyncio or trio); they hand the work to the carrier's loop.
     """
@@ -454,8 +452,9 @@ class TwilioCarrier:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
-        self._seq = 0
-        self._chunk = 0
+        self.side = TwilioCarrierSide(
+            account_sid=TWILIO_SID, call_sid=call_sid, stream_sid=stream_sid
+        )
 
     # -- lifecycle (blocking; run through anyio.to_thread) --------------------------
 
@@ -498,24 +497,27 @@ class TwilioCarrier:
         try:
             async for raw in ws:
                 message = json.loads(raw)
-                kind = message.get("event")
+                echo: str | None = None
                 with self._cond:
-                    if message.get("streamSid") != self.stream_sid:
+                    try:
+                        event = self.side.receive(raw)
+                    except RemoteProtocolError:  # Twilio would not route it
                         self.log.bad_frames.append(message)
                         continue
                     self.log.messages.append(message)
-                    if kind == "media":
-                        self.log.unmarked += base64.b64decode(message["media"]["payload"])
-                    elif kind == "mark":
-                        name = message["mark"]["name"]
-                        item = ":".join(name.split(":")[1:-1]) or name
+                    if isinstance(event, AgentMedia):
+                        self.log.unmarked += event.payload
+                    elif isinstance(event, Mark):
+                        item = ":".join(event.name.split(":")[1:-1]) or event.name
                         self.log.audio_by_item.setdefault(item, bytearray()).extend(
                             self.log.unmarked
                         )
                         self.log.unmarked.clear()
+                        if self.echo_marks:
+                            echo = self.side.mark(event.name)
                     self._cond.notify_all()
-                if kind == "mark" and self.echo_marks:
-                    await self._send({"event": "mark", "mark": {"name": message["mark"]["name"]}})
+                if echo is not None:
+                    await self._send(echo)
         except ConnectionClosed:
             pass
         finally:
@@ -532,43 +534,18 @@ class TwilioCarrier:
 
     # -- frames ------------------------------------------------------------------------
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, frame: str) -> None:
         assert self._ws is not None
-        self._seq += 1
-        frame = {**message, "sequenceNumber": str(self._seq), "streamSid": self.stream_sid}
         with suppress(ConnectionClosed):  # the reader reports the close
-            await self._ws.send(json.dumps(frame))
+            await self._ws.send(frame)
 
     async def _send_start(self) -> None:
-        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self._send(
-            {
-                "event": "start",
-                "start": {
-                    "accountSid": TWILIO_SID,
-                    "streamSid": self.stream_sid,
-                    "callSid": self.call_sid,
-                    "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                    "customParameters": self.parameters,
-                },
-            }
-        )
+        await self._send(self.side.connected())
+        await self._send(self.side.start(self.parameters))
 
     async def _send_media(self, frames: list[bytes], pace: float) -> None:
         for frame in frames:
-            self._chunk += 1
-            await self._send(
-                {
-                    "event": "media",
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(self._chunk),
-                        "timestamp": str(self._chunk * 20),
-                        "payload": base64.b64encode(frame).decode(),
-                    },
-                }
-            )
+            await self._send(self.side.media(frame))
             if pace:
                 await asyncio.sleep(pace)
 
@@ -583,12 +560,10 @@ class TwilioCarrier:
         await anyio.to_thread.run_sync(self._run, self._send_media(frames, pace))
 
     async def dtmf(self, digit: str) -> None:
-        message = {"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": digit}}
-        await anyio.to_thread.run_sync(self._run, self._send(message))
+        await anyio.to_thread.run_sync(self._run, self._send(self.side.dtmf(digit)))
 
     async def stop(self) -> None:
-        message = {"event": "stop", "stop": {"accountSid": TWILIO_SID, "callSid": self.call_sid}}
-        await anyio.to_thread.run_sync(self._run, self._send(message))
+        await anyio.to_thread.run_sync(self._run, self._send(self.side.stop()))
 
     async def wait_for(
         self, predicate: Callable[[MediaLog], bool], timeout: float = 10.0, what: str = ""

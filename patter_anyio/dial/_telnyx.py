@@ -22,8 +22,7 @@ sides:
 Telnyx may deliver a webhook twice (§4.4, "Duplicates"): with
 ``duplicates`` every webhook is posted twice, byte for byte.
 
-Errors here are :class:`SetupFailed` with an exit code; the caller turns
-them into its own error type.
+Errors here are :class:`DialError` with an exit code, as everywhere in dial.
 """
 
 from __future__ import annotations
@@ -45,24 +44,17 @@ import h11
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey
 
-from patter_core import Entropy, PatterError
+from patter_core import Entropy
 from patter_core.http import HttpRequest, Paths
+from patter_core.media._carrier import iso_time
 
-from ._dial_frames import iso_time
-from ._errors import STREAM_ENDED
-from ._httpclient import (
-    ClientConnectionError,
-    ClientError,
-    ClientTimeout,
-    RedirectRefused,
-    request,
-)
+from .._errors import STREAM_ENDED
+from ._errors import DialError, post_webhook
 
 __all__ = [
     "DEFAULT_TELNYX_API_PORT",
     "TELNYX_WEBHOOK_PATH",
     "FakeTelnyxApi",
-    "SetupFailed",
     "TelnyxCommand",
     "TelnyxStreamPlan",
     "TelnyxWebhooks",
@@ -94,14 +86,6 @@ _SNIPPET_CHARS = 200
 # Rates the streaming_start docs list for stream_bidirectional_sampling_rate (§4.3).
 _L16_RATES = (8000, 16000, 22050, 24000, 48000)
 _ACTION_PATH = re.compile(r"(?:/.*)?/calls/([^/]+)/actions/([A-Za-z_]+)")
-
-
-class SetupFailed(PatterError):
-    """The call could not be set up; ``exit_code`` 1, or 2 for bad options."""
-
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,7 +259,7 @@ async def run_fake_telnyx_api(
     try:
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
     except OSError as exc:
-        raise SetupFailed(
+        raise DialError(
             f"cannot listen on {host}:{port} for the fake Telnyx API: {exc.strerror or exc}"
         ) from None
     failure: Exception | None = None
@@ -302,16 +286,16 @@ def load_signing_key(text: str) -> SigningKey:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise SetupFailed("--telnyx-signing-key is not base64", exit_code=2) from None
+        raise DialError("--telnyx-signing-key is not base64", exit_code=2) from None
     if len(raw) not in (32, 64):
-        raise SetupFailed(
+        raise DialError(
             f"--telnyx-signing-key must be a 32-byte Ed25519 seed, not {len(raw)} bytes",
             exit_code=2,
         )
     try:
         return SigningKey(raw[:32])
     except CryptoError:  # pragma: no cover - every 32-byte seed is a key
-        raise SetupFailed("--telnyx-signing-key is not an Ed25519 key", exit_code=2) from None
+        raise DialError("--telnyx-signing-key is not an Ed25519 key", exit_code=2) from None
 
 
 def public_key_b64(key: SigningKey) -> str:
@@ -449,24 +433,14 @@ class TelnyxWebhooks:
             await self._deliver(req, event_type)
 
     async def _deliver(self, req: HttpRequest, event_type: str) -> None:
-        try:
-            response = await request(
-                req, timeout=self.timeout, max_response_bytes=_MAX_WEBHOOK_ANSWER_BYTES
-            )
-        except ClientConnectionError as exc:
-            raise SetupFailed(f"cannot reach the server at {self.server}: {exc}") from None
-        except ClientTimeout:
-            raise SetupFailed(
-                f"the server at {self.server} did not answer the {event_type} webhook "
-                f"within {self.timeout:g} s"
-            ) from None
-        except RedirectRefused as exc:
-            raise SetupFailed(
-                f"the {event_type} webhook answered {exc.status} (redirect to {exc.location}); "
-                "Telnyx would not follow it"
-            ) from None
-        except ClientError as exc:
-            raise SetupFailed(f"the {event_type} webhook failed: {exc}") from None
+        response = await post_webhook(
+            req,
+            server=self.server,
+            name=f"{event_type} webhook",
+            carrier="Telnyx",
+            timeout=self.timeout,
+            max_bytes=_MAX_WEBHOOK_ANSWER_BYTES,
+        )
         if response.status >= 300:
             hint = ""
             if response.status == 403:
@@ -475,7 +449,7 @@ class TelnyxWebhooks:
                     if self.key is not None
                     else " (the server checks signatures: give --telnyx-signing-key)"
                 )
-            raise SetupFailed(
+            raise DialError(
                 f"the {event_type} webhook answered {response.status}: "
                 f"{_snippet(response.body)}{hint}".rstrip()
             )
@@ -490,19 +464,17 @@ def _wall_clock() -> float:
 async def _command(api: FakeTelnyxApi, action: str, call_id: str, timeout: float) -> TelnyxCommand:
     command = await api.wait_for(action, timeout)
     if command is None:
-        raise SetupFailed(
+        raise DialError(
             f"no {action} command reached the fake Telnyx API within {timeout:g} s: start the "
             f"server with TELNYX_API_KEY set and TELNYX_API_BASE_URL={api.base_url}"
         )
     if not command.accepted:
-        raise SetupFailed(
+        raise DialError(
             f"the server's {action} command had no valid Bearer key "
             f"(Authorization: {command.authorization or 'missing'})"
         )
     if command.call_control_id != call_id:
-        raise SetupFailed(
-            f"the server sent {action} for call {command.call_control_id!r}, not ours"
-        )
+        raise DialError(f"the server sent {action} for call {command.call_control_id!r}, not ours")
     return command
 
 
@@ -512,26 +484,24 @@ def _plan(
     body = command.body
     url = body.get("stream_url")
     if not isinstance(url, str) or not url.startswith(("wss://", "ws://")):
-        raise SetupFailed(
-            f"streaming_start has no wss:// stream_url: {json.dumps(dict(body))[:200]}"
-        )
+        raise DialError(f"streaming_start has no wss:// stream_url: {json.dumps(dict(body))[:200]}")
     codec = body.get("stream_codec", "PCMU")
     codec = "PCMU" if codec == "default" else codec
     back = body.get("stream_bidirectional_codec", codec)
     if body.get("stream_bidirectional_mode") != "rtp":
-        raise SetupFailed(
+        raise DialError(
             "streaming_start without stream_bidirectional_mode 'rtp': Telnyx would not "
             "play the agent's audio to the caller"
         )
     if codec not in ("PCMU", "L16") or back not in ("PCMU", "L16"):
-        raise SetupFailed(
+        raise DialError(
             f"streaming_start asks for {codec!r} in and {back!r} back; dial carries PCMU or L16"
         )
     rate = 8000
     if "L16" in (codec, back):
         rate = body.get("stream_bidirectional_sampling_rate", 8000)
         if rate not in _L16_RATES:
-            raise SetupFailed(f"streaming_start asks for L16 at {rate!r} Hz")
+            raise DialError(f"streaming_start asks for L16 at {rate!r} Hz")
     # "When transcoding is not possible, the codec from the call will be
     # used" (§4.4): a fallback streams in the call's codec whatever was asked.
     codec_in = fallback or codec
@@ -589,7 +559,7 @@ async def post_streaming(webhooks: TelnyxWebhooks, plan: TelnyxStreamPlan, event
     try:
         with anyio.move_on_after(min(webhooks.timeout, 2.0)):
             await webhooks.post(event, stream_url=plan.stream_url, stream_id=plan.stream_id)
-    except SetupFailed:
+    except DialError:
         pass
 
 
@@ -607,5 +577,5 @@ async def post_hangup(webhooks: TelnyxWebhooks) -> None:
                 hangup_source="caller",
                 sip_hangup_cause="unspecified",
             )
-    except SetupFailed:
+    except DialError:
         pass

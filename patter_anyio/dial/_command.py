@@ -1,6 +1,6 @@
 """``python -m patter_anyio dial``: a carrier in a box, on the command line.
 
-The call itself is :func:`dial` (in ``_dial_call``, re-exported here with
+The call itself is :func:`dial` (in ``_call``, re-exported here with
 its options and report); this module is its command line, and
 :func:`spawned_server`: with ``--spawn-server`` the tool starts ``python -m
 patter_anyio serve`` itself on a free port, configured to trust it (a
@@ -41,13 +41,13 @@ import anyio
 
 from patter_core.http import HttpRequest, Paths
 
-from ._agent import PROVIDER_NAMES as PROVIDERS
-from ._dial_audio import HangUp
-from ._dial_call import DialError, DialOptions, DialProgress, DialReport, dial
-from ._dial_telnyx import DEFAULT_TELNYX_API_PORT, SetupFailed, load_signing_key, public_key_b64
-from ._errors import ConfigError
-from ._httpclient import ClientError, request
-from ._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
+from .._agent import PROVIDER_NAMES as PROVIDERS
+from .._errors import ConfigError
+from .._httpclient import ClientError, request
+from .._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
+from ._audio import HangUp
+from ._call import DialError, DialOptions, DialProgress, DialReport, dial
+from ._telnyx import DEFAULT_TELNYX_API_PORT, load_signing_key, public_key_b64
 
 __all__ = [
     "DialError",
@@ -61,6 +61,7 @@ __all__ = [
     "register_dial",
     "run_dial_args",
     "spawned_server",
+    "transcript_lines",
 ]
 
 _PROG = "patter-local"
@@ -85,31 +86,29 @@ _SPAWN_DROP_ENV = (
 )
 
 
-def _positive(text: str) -> float:
+def _float(text: str, expected: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}") from None
+
+
+def _positive(text: str) -> float:
+    value = _float(text, "seconds")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
     return value
 
 
 def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    value = _float(text, "seconds")
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
     return value
 
 
 def _hertz(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frequency in Hz, not {text!r}") from None
+    value = _float(text, "a frequency in Hz")
     # 8 kHz audio carries frequencies below 4 kHz only (Nyquist).
     if not math.isfinite(value) or not 0 < value < 4000:
         raise argparse.ArgumentTypeError(f"frequency must be between 0 and 4000 Hz, not {text!r}")
@@ -414,10 +413,7 @@ async def spawned_server(
         seed = options.telnyx_signing_key or base64.b64encode(
             options.entropy.token_bytes(32)
         ).decode("ascii")
-        try:
-            public_key = public_key_b64(load_signing_key(seed))
-        except SetupFailed as exc:
-            raise DialError(str(exc), exit_code=exc.exit_code) from None
+        public_key = public_key_b64(load_signing_key(seed))
         child_env["TELNYX_API_KEY"] = options.telnyx_api_key or "test"
         child_env["TELNYX_API_BASE_URL"] = f"http://127.0.0.1:{api_port}"
         child_env["TELNYX_PUBLIC_KEY"] = public_key
@@ -597,7 +593,7 @@ def run_dial_args(args: argparse.Namespace, env: Mapping[str, str] | None = None
     if options.carrier == "telnyx" and not args.spawn_server and not args.quiet:
         try:
             _print_telnyx_setup(options)
-        except SetupFailed as exc:
+        except DialError as exc:
             _error(str(exc))
             return exc.exit_code
 

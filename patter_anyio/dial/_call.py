@@ -1,7 +1,7 @@
 """A carrier in a box: place a Twilio or Telnyx call against a running server.
 
 :func:`dial` does what Twilio does when a caller rings a number whose voice
-webhook points at the server under test (Telnyx: see ``_dial_telnyx``, the
+webhook points at the server under test (Telnyx: see ``_telnyx``, the
 webhooks and the fake Call Control API replace steps 1 and 2):
 
 1. POST the incoming-call webhook (form fields as Twilio sends them, signed
@@ -15,7 +15,7 @@ webhooks and the fake Call Control API replace steps 1 and 2):
    ``customParameters``), then 20 ms μ-law frames in real time -- a WAV
    file or a test tone, then silence -- with DTMF and a barge-in burst at
    the requested moments, until the call's duration has passed; ``stop``;
-4. meanwhile play the agent's audio into a :class:`PlaybackModel` (marks are
+4. meanwhile play the agent's audio into a ``CarrierPlayback`` (marks are
    echoed when the audio before them has played, a ``clear`` flushes and
    echoes them at once) and measure what a caller would notice.
 
@@ -26,7 +26,6 @@ since ``start`` was sent.
 from __future__ import annotations
 
 import secrets
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,25 +34,32 @@ from urllib.parse import urlencode, urlsplit
 import anyio
 import anyio.abc
 
-from patter_core import Entropy, LocalProtocolError, PatterError
+from patter_core import Entropy, LocalProtocolError, RemoteProtocolError
 from patter_core.http import HttpRequest, Paths
-from patter_core.webhooks import TwilioSignatureValidator
+from patter_core.media._playback import DEFAULT_JITTER_BUFFER_S
+from patter_core.webhooks import TwilioSignatureValidator, read_stream_twiml
 from patter_core.webhooks._twilio_signature import public_url
 
-from ._codecs import g722_encoder
-from ._dial_audio import (
-    DEFAULT_JITTER_BUFFER_S,
+from .._codecs import g722_encoder
+from .._httpclient import (
+    ClientError,
+    ClientProtocolError,
+    ClientTimeout,
+)
+from .._websocket import WebSocketClosed
+from .._wsclient import connect_websocket
+from ._audio import (
     CallStream,
     DialProgress,
     HangUp,
     percentiles,
     tone_ulaw,
 )
-from ._dial_frames import CarrierFrames, TelnyxCarrierFrames, TwilioCarrierFrames
-from ._dial_telnyx import (
+from ._errors import DialError, post_webhook
+from ._frames import CarrierFrames, TelnyxCarrierFrames, TwilioCarrierFrames
+from ._telnyx import (
     DEFAULT_TELNYX_API_PORT,
     TELNYX_WEBHOOK_PATH,
-    SetupFailed,
     TelnyxCommand,
     TelnyxWebhooks,
     load_signing_key,
@@ -62,16 +68,6 @@ from ._dial_telnyx import (
     run_fake_telnyx_api,
     set_up_telnyx_call,
 )
-from ._httpclient import (
-    ClientConnectionError,
-    ClientError,
-    ClientProtocolError,
-    ClientTimeout,
-    RedirectRefused,
-    request,
-)
-from ._websocket import WebSocketClosed
-from ._wsclient import connect_websocket
 
 __all__ = ["DialError", "DialOptions", "DialProgress", "DialReport", "dial"]
 
@@ -85,14 +81,6 @@ TWILIO_WEBHOOK_PATH = Paths.TWILIO_VOICE
 # Twilio's geographic fields are sent even when empty, and empty fields are
 # still signed (§2.1): sending them exercises that part of the check.
 _GEO_FIELDS = ("City", "State", "Zip", "Country")
-
-
-class DialError(PatterError):
-    """The call could not be made or failed; ``exit_code`` is 1, or 2 for bad options."""
-
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,25 +179,10 @@ def _snippet(body: bytes) -> str:
 def _twiml_stream(body: bytes) -> tuple[str, dict[str, str]]:
     """``<Response><Connect><Stream url>`` -> (url, parameters)."""
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
-        raise DialError(f"the webhook answer is not TwiML ({exc}): {_snippet(body)}") from None
-    if root.tag != "Response":
-        raise DialError(f"the webhook answer is not TwiML (root <{root.tag}>): {_snippet(body)}")
-    stream = root.find("./Connect/Stream")
-    if stream is None:
-        forked = root.find("./Start/Stream") is not None
-        why = "only <Start><Stream>, which cannot carry audio back" if forked else "no <Stream>"
-        raise DialError(f"the TwiML has {why}: {_snippet(body)}")
-    url = stream.get("url", "")
-    if not url.startswith("wss://"):
-        raise DialError(f"<Stream url={url!r}>: Twilio only connects to wss:// URLs")
-    params: dict[str, str] = {}
-    for param in stream.findall("Parameter"):
-        name = param.get("name")
-        if name is not None:
-            params[name] = param.get("value", "")
-    return url, params
+        stream = read_stream_twiml(body)
+    except RemoteProtocolError as exc:
+        raise DialError(f"{exc}: {_snippet(body)}") from None
+    return stream.url, stream.parameters
 
 
 def _incoming_call_form(
@@ -250,22 +223,14 @@ async def _answer_webhook(
         headers=tuple(headers),
         body=urlencode(form).encode("ascii"),
     )
-    try:
-        response = await request(
-            req, timeout=options.timeout, max_response_bytes=MAX_WEBHOOK_ANSWER_BYTES
-        )
-    except ClientConnectionError as exc:
-        raise DialError(f"cannot reach the server at {server}: {exc}") from None
-    except ClientTimeout:
-        raise DialError(
-            f"the server at {server} did not answer within {options.timeout:g} s"
-        ) from None
-    except RedirectRefused as exc:
-        raise DialError(
-            f"the webhook answered {exc.status} (redirect to {exc.location}); Twilio would not follow it"
-        ) from None
-    except ClientError as exc:
-        raise DialError(f"the webhook request failed: {exc}") from None
+    response = await post_webhook(
+        req,
+        server=server,
+        name="webhook",
+        carrier="Twilio",
+        timeout=options.timeout,
+        max_bytes=MAX_WEBHOOK_ANSWER_BYTES,
+    )
     if response.status != 200:
         hint = ""
         if response.status == 403:
@@ -448,61 +413,58 @@ async def _dial_telnyx(
 ) -> DialReport:
     webhook_host = options.webhook_host or netloc
     path = options.webhook_path or TELNYX_WEBHOOK_PATH
-    try:
-        key = load_signing_key(options.telnyx_signing_key) if options.telnyx_signing_key else None
-        async with run_fake_telnyx_api(
-            port=options.telnyx_api_port, api_key=options.telnyx_api_key
-        ) as api:
-            webhooks = TelnyxWebhooks(
-                server=base,
-                path=path,
-                delivered_to=f"https://{webhook_host}{path}",
-                key=key,
-                from_number=options.from_number,
-                to_number=options.to_number,
-                timeout=options.timeout,
-                entropy=options.entropy,
-                duplicates=options.telnyx_duplicate_webhooks,
+    key = load_signing_key(options.telnyx_signing_key) if options.telnyx_signing_key else None
+    async with run_fake_telnyx_api(
+        port=options.telnyx_api_port, api_key=options.telnyx_api_key
+    ) as api:
+        webhooks = TelnyxWebhooks(
+            server=base,
+            path=path,
+            delivered_to=f"https://{webhook_host}{path}",
+            key=key,
+            from_number=options.from_number,
+            to_number=options.to_number,
+            timeout=options.timeout,
+            entropy=options.entropy,
+            duplicates=options.telnyx_duplicate_webhooks,
+        )
+        plan = await set_up_telnyx_call(webhooks, api, fallback=options.telnyx_fallback_codec)
+        target = urlsplit(plan.stream_url)
+        # Telnyx connects to the stream_url as given; we reach the same
+        # path at the server's real address.
+        query = f"?{target.query}" if target.query else ""
+        headers: list[tuple[str, str]] = []
+        if plan.auth_token is not None:
+            headers.append(("x-telnyx-streaming-auth-token", plan.auth_token))
+        frames = TelnyxCarrierFrames(
+            call_control_id=plan.call_control_id,
+            call_session_id=plan.call_session_id,
+            user_id=plan.user_id,
+            stream_id=plan.stream_id,
+            from_number=options.from_number,
+            to_number=options.to_number,
+            auth_token=plan.auth_token,
+            codec=plan.codec,
+            sample_rate=plan.sample_rate,
+            l16_byte_order=options.telnyx_l16_byte_order,
+            back_codec=plan.back_codec,
+            back_rate=plan.back_rate,
+            client_state=plan.client_state,
+        )
+        await post_streaming(webhooks, plan, "streaming.started")
+        try:
+            call = await _run_stream(
+                options,
+                f"{ws_scheme}://{netloc}{target.path or '/'}{query}",
+                headers,
+                frames,
+                plan.custom_parameters,
+                audio,
             )
-            plan = await set_up_telnyx_call(webhooks, api, fallback=options.telnyx_fallback_codec)
-            target = urlsplit(plan.stream_url)
-            # Telnyx connects to the stream_url as given; we reach the same
-            # path at the server's real address.
-            query = f"?{target.query}" if target.query else ""
-            headers: list[tuple[str, str]] = []
-            if plan.auth_token is not None:
-                headers.append(("x-telnyx-streaming-auth-token", plan.auth_token))
-            frames = TelnyxCarrierFrames(
-                call_control_id=plan.call_control_id,
-                call_session_id=plan.call_session_id,
-                user_id=plan.user_id,
-                stream_id=plan.stream_id,
-                from_number=options.from_number,
-                to_number=options.to_number,
-                auth_token=plan.auth_token,
-                codec=plan.codec,
-                sample_rate=plan.sample_rate,
-                l16_byte_order=options.telnyx_l16_byte_order,
-                back_codec=plan.back_codec,
-                back_rate=plan.back_rate,
-                client_state=plan.client_state,
-            )
-            await post_streaming(webhooks, plan, "streaming.started")
-            try:
-                call = await _run_stream(
-                    options,
-                    f"{ws_scheme}://{netloc}{target.path or '/'}{query}",
-                    headers,
-                    frames,
-                    plan.custom_parameters,
-                    audio,
-                )
-            finally:
-                await post_streaming(webhooks, plan, "streaming.stopped")
-                await post_hangup(webhooks)
-            commands = tuple(api.commands)
-    except SetupFailed as exc:
-        raise DialError(str(exc), exit_code=exc.exit_code) from None
+        finally:
+            await post_streaming(webhooks, plan, "streaming.stopped")
+            await post_hangup(webhooks)
+        commands = tuple(api.commands)
     return _report(
         options,
         call,

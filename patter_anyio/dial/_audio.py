@@ -1,31 +1,17 @@
-"""The dial tool's audio: test signals, a model of the caller's earpiece, and the call loop.
+"""The dial tool's audio: test signals and the call loop.
 
-:class:`PlaybackModel` is what a carrier does with the audio an agent sends
-on a bidirectional stream: it queues it and plays it out in real time, so
-a ``mark`` comes back only when the audio sent before it has played, and a
-``clear`` throws away what is still queued and returns every pending mark
-at once (PROTOCOLS.md §3). It is pure -- every call takes ``now``, seconds
-since the stream started -- so the runtime drives it from a clock and the
-tests from plain numbers. :class:`CallStream` is that runtime: the
-real-time loop that sends the caller's audio and plays the agent's, for
-either carrier (the frames come from a ``_dial_frames`` builder).
-
-Theory of operation. ``play_end`` is the moment the queued audio runs out.
-Audio arriving while something is queued plays right after it; audio
-arriving to an empty queue starts a new talk spurt ``jitter_buffer`` seconds
-later, as a real jitter buffer would, so frames that arrive with less
-jitter than that still play back to back. The heard audio is written into a
-PCM16 8 kHz timeline at the position it plays; a ``clear`` cuts the
-timeline at ``now`` (what was queued was never heard). A chunk that arrives
-after the queue ran dry, less than ``spurt_gap`` after it did, is a late
-frame in the middle of speech: how late it was is the latency figure the
-report gives percentiles of.
+:class:`CallStream` is the real-time loop that sends the caller's audio and
+plays the agent's, for either carrier: the frames are the core's carrier
+role (through a ``_frames`` builder), and what a carrier does with the
+agent's audio -- queue it, play it out, echo a ``mark`` when the audio
+before it has played, flush on ``clear`` -- is the core's
+:class:`patter_core.media.CarrierPlayback`, driven from the event loop's
+clock in seconds since ``start`` went out.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,35 +19,23 @@ from typing import Protocol
 import anyio
 import anyio.abc
 import numpy as np
-import numpy.typing as npt
 
 from patter_core import RemoteProtocolError
-from patter_core.audio._g711 import ulaw_decode, ulaw_encode
+from patter_core.audio._g711 import ulaw_encode
+from patter_core.media import AgentMedia, CarrierPlayback, Clear, Mark
 
-from ._dial_frames import AgentClear, AgentMark, AgentMedia, CarrierFrames, parse_agent_message
-from ._websocket import WebSocket, WebSocketClosed
+from .._websocket import WebSocket, WebSocketClosed
+from ._frames import CarrierFrames
 
 __all__ = [
     "CallStream",
     "DialProgress",
-    "PlaybackModel",
     "StreamSettings",
     "percentiles",
     "tone_ulaw",
 ]
 
 RATE = 8000
-# Audio the carrier will hold for one call beyond its planned length; an
-# agent streaming far ahead of real time is cut off here rather than
-# growing memory without bound (10 minutes of PCM16 8 kHz is 9.6 MB).
-DEFAULT_MAX_TIMELINE_SECONDS = 600.0
-# A talk spurt starts this long after its first audio arrives. 60 ms is a
-# typical adaptive jitter-buffer depth for a well-behaved network path; the
-# exact figure a carrier uses is not published.
-DEFAULT_JITTER_BUFFER_S = 0.06
-# A queue that ran dry for longer than this was a pause between utterances,
-# not a late frame.
-DEFAULT_SPURT_GAP_S = 0.5
 FRAME_SECONDS = 0.02  # both carriers send 20 ms frames (PROTOCOLS.md §3, §4.4)
 FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
 SILENCE = b"\xff"  # μ-law silence (§3)
@@ -117,126 +91,6 @@ def percentiles(values: list[float], qs: tuple[float, ...] = (50, 95, 99)) -> tu
     return tuple(float(np.percentile(arr, q)) for q in qs)
 
 
-class PlaybackModel:
-    """A carrier's playback queue for one stream; see the module docstring."""
-
-    def __init__(
-        self,
-        *,
-        jitter_buffer: float = DEFAULT_JITTER_BUFFER_S,
-        spurt_gap: float = DEFAULT_SPURT_GAP_S,
-        max_seconds: float = DEFAULT_MAX_TIMELINE_SECONDS,
-    ) -> None:
-        self._jitter = jitter_buffer
-        self._spurt_gap = spurt_gap
-        self._max_samples = round(max_seconds * RATE)
-        self._timeline = np.zeros(0, dtype=np.int16)
-        self._written = 0  # samples of the timeline in use
-        self._end_sample = 0
-        self._marks: deque[tuple[float, str]] = deque()
-        self._last_arrival: float | None = None
-        # The first audio, and the first after a clear, begins a talk spurt:
-        # it cannot be late for a slot.
-        self._new_spurt = True
-        self.first_audio_at: float | None = None
-        self.frames_received = 0
-        self.bytes_received = 0
-        self.dropped_samples = 0  # over the timeline limit, or cleared unheard
-        self.gaps_ms: list[float] = []  # inter-arrival gaps of agent media
-        self.late_ms: list[float] = []  # lateness against the playback slot
-
-    # ----------------------------------------------------------------- audio
-    def add_audio(self, ulaw: bytes, now: float) -> None:
-        """Queue agent audio (μ-law 8 kHz) that arrived at ``now``."""
-        self.frames_received += 1
-        self.bytes_received += len(ulaw)
-        if self.first_audio_at is None:
-            self.first_audio_at = now
-        if self._last_arrival is not None:
-            self.gaps_ms.append((now - self._last_arrival) * 1000.0)
-        self._last_arrival = now
-        if now < self.play_end:
-            first = self._end_sample  # queued right behind what is playing
-            self.late_ms.append(0.0)
-        else:
-            dry_for = now - self.play_end
-            if not self._new_spurt and dry_for < self._spurt_gap:
-                self.late_ms.append(dry_for * 1000.0)
-            first = max(self._end_sample, round((now + self._jitter) * RATE))
-        self._new_spurt = False
-        if not ulaw:
-            return
-        pcm = np.frombuffer(ulaw_decode(ulaw), dtype="<i2")
-        room = max(0, self._max_samples - first)
-        if len(pcm) > room:
-            self.dropped_samples += len(pcm) - room
-            pcm = pcm[:room]
-        self._write(first, pcm)
-        # Whole samples throughout, so back-to-back chunks neither overlap
-        # nor leave a one-sample hole to float rounding.
-        self._end_sample = first + len(pcm)
-
-    @property
-    def play_end(self) -> float:
-        """When the queued audio runs out (seconds since the stream started)."""
-        return self._end_sample / RATE
-
-    def _write(self, first: int, pcm: npt.NDArray[np.int16]) -> None:
-        end = first + len(pcm)
-        if end > len(self._timeline):
-            grown = np.zeros(max(end, 2 * len(self._timeline), RATE), dtype=np.int16)
-            grown[: self._written] = self._timeline[: self._written]
-            self._timeline = grown
-        if first > self._written:
-            self._timeline[self._written : first] = 0
-        self._timeline[first:end] = pcm
-        self._written = max(self._written, end)
-
-    def buffered_seconds(self, now: float) -> float:
-        return max(0.0, self.play_end - now)
-
-    # ----------------------------------------------------------------- marks
-    def add_mark(self, name: str, now: float) -> list[str]:
-        """Queue a mark; returns it at once if nothing is left to play."""
-        if self.play_end <= now and not self._marks:
-            return [name]
-        self._marks.append((max(self.play_end, now), name))
-        return []
-
-    def due_marks(self, now: float) -> list[str]:
-        """Marks whose audio has finished playing by ``now``, in order."""
-        out: list[str] = []
-        while self._marks and self._marks[0][0] <= now:
-            out.append(self._marks.popleft()[1])
-        return out
-
-    @property
-    def pending_marks(self) -> int:
-        return len(self._marks)
-
-    def clear(self, now: float) -> list[str]:
-        """Drop what is still queued; return every pending mark (Twilio's ``clear``)."""
-        cut = max(0, math.floor(now * RATE))  # what has played by now, whole samples
-        if self._written > cut:
-            self.dropped_samples += self._written - cut
-            self._timeline[cut : self._written] = 0
-            self._written = cut
-        self._end_sample = min(self._end_sample, cut)
-        self._new_spurt = True
-        marks = [name for _, name in self._marks]
-        self._marks.clear()
-        return marks
-
-    # ---------------------------------------------------------------- result
-    def heard(self, until: float) -> bytes:
-        """PCM16 8 kHz of what played from 0 to ``until`` (silence elsewhere)."""
-        total = max(0, round(until * RATE))
-        out = np.zeros(total, dtype="<i2")
-        n = min(total, self._written)
-        out[:n] = self._timeline[:n]
-        return out.tobytes()
-
-
 # ------------------------------------------------------------------ the call
 
 
@@ -283,7 +137,7 @@ class CallStream:
 
     ``run_sender`` writes the caller's frames on the 20 ms grid of the
     event loop's clock (``t0`` is when ``start`` went out); ``run_receiver``
-    plays the agent's audio into a :class:`PlaybackModel`, echoes marks when
+    plays the agent's audio into a :class:`~patter_core.media.CarrierPlayback`, echoes marks when
     their audio has played and answers ``clear``. Either ending cancels the
     other through the task group they share.
     """
@@ -292,7 +146,7 @@ class CallStream:
         self.options = options
         self.ws = ws
         self.frames = frames
-        self.playback = PlaybackModel(jitter_buffer=options.jitter_buffer_s)
+        self.playback = CarrierPlayback(jitter_buffer=options.jitter_buffer_s)
         self.send_lock = anyio.Lock()
         self.t0 = 0.0
         self.frames_sent = 0
@@ -408,7 +262,7 @@ class CallStream:
                 message = await self.ws.receive()
                 now = self.now()
                 try:
-                    event = parse_agent_message(message, stream=self.frames.agent_stream)
+                    event = self.frames.receive(message)
                 except RemoteProtocolError as exc:
                     self.failure = f"the agent sent a bad frame: {exc}"
                     await self.ws.close(exc.close_code or 1007)
@@ -416,10 +270,10 @@ class CallStream:
                     return
                 if isinstance(event, AgentMedia):
                     self.playback.add_audio(self.frames.agent_audio(event.payload), now)
-                elif isinstance(event, AgentMark):
+                elif isinstance(event, Mark):
                     self.marks_received += 1
                     await self.send_echoes(self.playback.add_mark(event.name, now))
-                elif isinstance(event, AgentClear):
+                elif isinstance(event, Clear):
                     self.clears += 1
                     barge_at = self.options.barge_in_at
                     if barge_at is not None and now >= barge_at and self.barge_reaction is None:
