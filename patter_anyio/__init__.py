@@ -1,12 +1,15 @@
 """patter_anyio: the thin anyio runtime (sockets, timers, tasks) around patter_core."""
 
 from ._agent import Agent, InvalidOption, Tool
-from ._app import WebhookApp, WebhookHooks, read_until_close
-from ._call import CallHooks, CallRunner
 from ._cli import build_app, main, run_server
 from ._config import ConfigError, ServerConfig, config_from_args
 from ._console import BindError
-from ._httpclient import (
+from ._patter import Patter
+from .calls._app import WebhookApp, WebhookHooks, read_until_close
+from .calls._call import CallHooks, CallRunner
+from .calls._outbound import CallResult, ServerStopped
+from .calls._runtime import CarrierSettings, LocalRuntime, ProviderSettings
+from .net._httpclient import (
     ClientConnectionError,
     ClientError,
     ClientProtocolError,
@@ -18,12 +21,9 @@ from ._httpclient import (
     request,
     stream_request,
 )
-from ._outbound import CallResult, ServerStopped
-from ._patter import Patter
-from ._runtime import CarrierSettings, LocalRuntime, ProviderSettings
-from ._server import Application, Server, ServerRequest, StreamHandler, StreamRequest
-from ._websocket import WebSocket, WebSocketClosed
-from ._wsclient import connect_websocket
+from .net._server import Application, Server, ServerRequest, StreamHandler, StreamRequest
+from .net._websocket import WebSocket, WebSocketClosed
+from .net._wsclient import connect_websocket
 
 __all__ = [
     "Agent",

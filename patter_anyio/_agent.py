@@ -19,7 +19,7 @@ from patter_core.providers._selection import (
 from patter_core.webhooks._outgoing import DEFAULT_WEBHOOK_TIMEOUT, webhook_url_problem
 
 from ._errors import InvalidOption
-from ._remote import RemoteTool
+from .calls._remote import RemoteTool
 
 __all__ = ["PROVIDER_NAMES", "Agent", "InvalidOption", "Tool", "check_seconds"]
 

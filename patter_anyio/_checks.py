@@ -13,7 +13,7 @@ from patter_core.webhooks import (
 )
 
 from ._agent import InvalidOption
-from ._recording import recording_dir_problem
+from .calls._recording import recording_dir_problem
 
 __all__ = [
     "article",

@@ -25,14 +25,14 @@ import anyio
 import anyio.abc
 
 from ._agent import Agent
-from ._app import WebhookApp, WebhookHooks
-from ._call import TRANSCRIPT_LOGGER, CallHooks
 from ._config import ConfigError, ServerConfig, build_parser, config_from_args
 from ._console import BindError, bind_problem, describe_agent, log_startup, watch_signals
-from ._monitor import Monitor
-from ._recording import recording_dir_problem
-from ._runtime import LocalRuntime, StreamTimeouts, start_notices
-from ._server import Server, StreamHandler
+from .calls._app import WebhookApp, WebhookHooks
+from .calls._call import TRANSCRIPT_LOGGER, CallHooks
+from .calls._recording import recording_dir_problem
+from .calls._runtime import LocalRuntime, StreamTimeouts, start_notices
+from .net._monitor import Monitor
+from .net._server import Server, StreamHandler
 
 __all__ = ["build_app", "main", "run_server"]
 

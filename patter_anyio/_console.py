@@ -26,7 +26,7 @@ from patter_core.providers._models import REALTIME_MODEL, REALTIME_VOICE
 from ._agent import Agent
 
 if TYPE_CHECKING:
-    from ._server import Server
+    from .net._server import Server
 
 __all__ = [
     "BindError",

@@ -48,8 +48,6 @@ from patter_core.webhooks._twilio_flow import (
 )
 
 from ._agent import PROVIDER_NAMES, Agent, InvalidOption, Tool, as_tools, check_seconds
-from ._app import WebhookApp
-from ._call import CallHooks
 from ._checks import (
     article,
     check_agent_text,
@@ -68,18 +66,20 @@ from ._console import (
     log_startup,
     watch_signals,
 )
-from ._monitor import Monitor
-from ._outbound import CallResult, place_call
-from ._remote import RemoteMessageHandler, tool_handlers
-from ._routing import ROUTE_TIMEOUT, Router
-from ._runtime import (
+from ._settings import KEY_VARIABLES, build_settings, given
+from .calls._app import WebhookApp
+from .calls._call import CallHooks
+from .calls._outbound import CallResult, place_call
+from .calls._remote import RemoteMessageHandler, tool_handlers
+from .calls._routing import ROUTE_TIMEOUT, Router
+from .calls._runtime import (
     LocalRuntime,
     StreamTimeouts,
     missing_settings,
     start_notices,
 )
-from ._server import Server
-from ._settings import KEY_VARIABLES, build_settings, given
+from .net._monitor import Monitor
+from .net._server import Server
 
 __all__ = ["Patter"]
 

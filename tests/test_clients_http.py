@@ -20,8 +20,8 @@ from patter_anyio import (
     request,
     stream_request,
 )
-from patter_anyio._httpclient import request_with_retry
-from patter_anyio._rest import carrier_request, send_rest
+from patter_anyio.net._httpclient import request_with_retry
+from patter_anyio.net._rest import carrier_request, send_rest
 from patter_core.http import HttpRequest
 from patter_core.webhooks import RetryPolicy
 from patter_core.webhooks._outgoing import DEFAULT_MAX_RESPONSE_BYTES

@@ -15,7 +15,7 @@ import anyio.abc
 import pytest
 from anyio.streams.tls import TLSListener
 
-from patter_anyio._httpclient import (
+from patter_anyio.net._httpclient import (
     ClientProtocolError,
     HttpPool,
     RedirectRefused,

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patter_anyio._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 from patter_anyio.dial._audio import percentiles, tone_ulaw
 from patter_anyio.dial._frames import TwilioCarrierFrames
+from patter_anyio.dial._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 from patter_core.audio._g711 import ulaw_decode
 from patter_core.media import Media, Start, TwilioMediaStream
 

@@ -22,7 +22,6 @@ import pytest
 from nacl.signing import SigningKey
 
 from patter_anyio import Patter
-from patter_anyio._httpclient import request
 from patter_anyio.dial import dial_main
 from patter_anyio.dial._call import DialOptions, DialReport, dial
 from patter_anyio.dial._frames import TelnyxCarrierFrames
@@ -31,6 +30,7 @@ from patter_anyio.dial._telnyx import (
     load_signing_key,
     run_fake_telnyx_api,
 )
+from patter_anyio.net._httpclient import request
 from patter_core import CountingEntropy, RemoteProtocolError
 from patter_core.audio._g711 import ulaw_decode, ulaw_encode
 from patter_core.http import HttpRequest

@@ -434,7 +434,7 @@ async def test_prewarm_opens_at_the_webhook_and_greets_sooner() -> None:
 
 
 async def test_an_unused_prewarmed_session_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("patter_anyio._prewarm.WARM_TTL", 0.5)
+    monkeypatch.setattr("patter_anyio.calls._prewarm.WARM_TTL", 0.5)
     fake = FakeOpenAIRealtime(api_key=OPENAI_KEY)
     seen = Recorded()
     with provider_server(fake) as provider, twilio_rest() as rest:
@@ -530,7 +530,7 @@ async def test_a_fault_in_a_warm_start_costs_only_the_warm_start(
     """A bug of ours while prewarming (here: the connect raises TypeError, as
     uvloop's did for an argument it lacks) is logged once; the server keeps
     serving and the call opens its own session."""
-    import patter_anyio._prewarm as prewarm_module
+    import patter_anyio.calls._prewarm as prewarm_module
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise TypeError("create_connection() got an unexpected keyword argument")

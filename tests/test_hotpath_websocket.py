@@ -20,9 +20,9 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 
 from patter_anyio import WebSocket
-from patter_anyio._loopstream import LoopStream, running_asyncio
-from patter_anyio._loopstream import accept as loop_accept
-from patter_anyio._websocket import WebSocketClosed
+from patter_anyio.net._loopstream import LoopStream, running_asyncio
+from patter_anyio.net._loopstream import accept as loop_accept
+from patter_anyio.net._websocket import WebSocketClosed
 
 
 class _Sink:
@@ -249,7 +249,7 @@ async def test_loop_stream_flushes_on_close_and_reports_a_dead_peer() -> None:
 
 @pytest.mark.anyio
 async def test_fast_lock_hands_over_in_order_and_survives_cancellation() -> None:
-    from patter_anyio._lock import FastLock
+    from patter_anyio.net._lock import FastLock
 
     lock = FastLock()
     order: list[str] = []

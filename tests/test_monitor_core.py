@@ -266,7 +266,7 @@ def test_latency_summary_matches_numpy_percentiles() -> None:
 
 
 def test_a_slow_subscriber_misses_events_and_they_are_counted() -> None:
-    from patter_anyio._monitor import _QUEUE_SIZE, Monitor
+    from patter_anyio.net._monitor import _QUEUE_SIZE, Monitor
 
     monitor = Monitor(clock=lambda: 0.0)
     subscription = monitor.subscribe()

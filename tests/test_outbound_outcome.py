@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter_anyio._controls import TwilioControl
+from patter_anyio.calls._controls import TwilioControl
 from patter_core.audio import ULAW_8K
 from patter_core.bridge import BridgeConfig
 from patter_core.bridge._config import call_info

@@ -20,7 +20,7 @@ import anyio
 import pytest
 
 from patter_anyio import InvalidOption, Tool
-from patter_anyio._remote import RemoteMessageHandler, ToolFailed
+from patter_anyio.calls._remote import RemoteMessageHandler, ToolFailed
 from patter_core.webhooks._outgoing import address_problem, webhook_url_problem
 from tests.fakes.carrier import (
     carrier_stream,

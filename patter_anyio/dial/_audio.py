@@ -24,7 +24,7 @@ from patter_core import RemoteProtocolError
 from patter_core.audio._g711 import ulaw_encode
 from patter_core.media import AgentMedia, CarrierPlayback, Clear, Mark
 
-from .._websocket import WebSocket, WebSocketClosed
+from ..net._websocket import WebSocket, WebSocketClosed
 from ._frames import CarrierFrames
 
 __all__ = [

@@ -40,14 +40,14 @@ from patter_core.media._playback import DEFAULT_JITTER_BUFFER_S
 from patter_core.webhooks import TwilioSignatureValidator, read_stream_twiml
 from patter_core.webhooks._twilio_signature import public_url
 
-from .._codecs import g722_encoder
-from .._httpclient import (
+from ..calls._codecs import g722_encoder
+from ..net._httpclient import (
     ClientError,
     ClientProtocolError,
     ClientTimeout,
 )
-from .._websocket import WebSocketClosed
-from .._wsclient import connect_websocket
+from ..net._websocket import WebSocketClosed
+from ..net._wsclient import connect_websocket
 from ._audio import (
     CallStream,
     DialProgress,

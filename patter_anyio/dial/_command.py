@@ -43,11 +43,11 @@ from patter_core.http import HttpRequest, Paths
 
 from .._agent import PROVIDER_NAMES as PROVIDERS
 from .._errors import ConfigError
-from .._httpclient import ClientError, request
-from .._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
+from ..net._httpclient import ClientError, request
 from ._audio import HangUp
 from ._call import DialError, DialOptions, DialProgress, DialReport, dial
 from ._telnyx import DEFAULT_TELNYX_API_PORT, load_signing_key, public_key_b64
+from ._wavfile import WavError, read_wav_as_ulaw, write_wav_pcm16
 
 __all__ = [
     "DialError",

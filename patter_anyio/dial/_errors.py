@@ -5,7 +5,7 @@ from __future__ import annotations
 from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
 
-from .._httpclient import (
+from ..net._httpclient import (
     ClientConnectionError,
     ClientError,
     ClientTimeout,

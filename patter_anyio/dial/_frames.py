@@ -92,7 +92,7 @@ class TelnyxCarrierFrames(TelnyxCarrierSide):
         if codec == "L16":
             self._to_carrier = Transcoder(ULAW_8K, AudioFormat(encoding=order, sample_rate=rate))
         elif codec == "G722":
-            from .._codecs import g722_encoder
+            from ..calls._codecs import g722_encoder
 
             self._encode = g722_encoder()
             if self._encode is None:

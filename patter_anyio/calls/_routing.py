@@ -24,7 +24,7 @@ import anyio.to_thread
 from patter_core.webhooks import IncomingCall, TelnyxEvent
 from patter_core.webhooks._routing import routed_call
 
-from ._agent import Agent
+from .._agent import Agent
 
 __all__ = ["ROUTE_TIMEOUT", "Router", "choose_agent"]
 

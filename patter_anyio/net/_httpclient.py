@@ -51,7 +51,7 @@ from patter_core.http import HttpRequest, HttpResponse
 from patter_core.http._types import find_header
 from patter_core.webhooks import RetryPolicy
 
-from ._errors import STREAM_LOST
+from .._errors import STREAM_LOST
 from ._loopstream import LoopStream, connect
 
 __all__ = [

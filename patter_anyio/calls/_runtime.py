@@ -47,13 +47,17 @@ from patter_core.webhooks import (
 from patter_core.webhooks._routing import routed_call
 from patter_core.webhooks._warm_transfer import warm_leg_caller
 
-from ._agent import Agent, per_call_options
+from .._agent import Agent, per_call_options
+from .._clock import SYSTEM_CLOCK, Clock
+from .._settings import CarrierSettings, ProviderSettings, StreamTimeouts
+from ..net._monitor import Monitor
+from ..net._rest import send_rest
+from ..net._server import StreamRequest
+from ..net._websocket import WebSocket
 from ._app import WebhookHooks
 from ._call import CallHooks, CallRunner, maybe_await
-from ._clock import SYSTEM_CLOCK, Clock
 from ._codecs import optional_decoders
 from ._controls import TelnyxControl, TwilioControl
-from ._monitor import Monitor
 from ._outbound import OutboundCalls, carrier_rest
 from ._prewarm import Prewarm
 from ._providers import (
@@ -64,12 +68,8 @@ from ._providers import (
 )
 from ._recording import RecordingWriter
 from ._remote import tool_handlers
-from ._rest import send_rest
 from ._routing import Router
-from ._server import StreamRequest
 from ._sessions import make_session_factory
-from ._settings import CarrierSettings, ProviderSettings, StreamTimeouts
-from ._websocket import WebSocket
 
 __all__ = [
     "CarrierSettings",

@@ -81,20 +81,20 @@ from patter_core.providers import (
 from patter_core.providers._refusal import describe_refusal
 from patter_core.webhooks import RetryPolicy
 
-from ._agent import InvalidOption, as_tools
-from ._clock import SYSTEM_CLOCK, Clock
-from ._httpclient import (
+from .._agent import InvalidOption, as_tools
+from .._clock import SYSTEM_CLOCK, Clock
+from ..net._httpclient import (
     ClientError,
     ClientProtocolError,
     HttpPool,
     stream_request,
 )
-from ._lock import FastLock
+from ..net._lock import FastLock
+from ..net._rest import send_rest
+from ..net._websocket import WebSocket, WebSocketClosed
+from ..net._wsclient import connect_websocket
 from ._recording import RecordingWriter
 from ._remote import ToolFailed
-from ._rest import send_rest
-from ._websocket import WebSocket, WebSocketClosed
-from ._wsclient import connect_websocket
 
 __all__ = ["TRANSCRIPT_LOGGER", "CallHooks", "CallRunner", "maybe_await"]
 

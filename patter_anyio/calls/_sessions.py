@@ -16,11 +16,11 @@ from patter_core.bridge import CallInfo
 from patter_core.providers import ProviderSession
 from patter_core.providers._selection import select_session
 
-from ._agent import Agent
-from ._clock import SYSTEM_CLOCK
+from .._agent import Agent
+from .._clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
-    from ._settings import ProviderSettings
+    from .._settings import ProviderSettings
 
 __all__ = ["make_session_factory"]
 

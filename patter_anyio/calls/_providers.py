@@ -16,8 +16,8 @@ from patter_core.bridge._tools import offered_tools
 from patter_core.providers._models import model_warnings
 from patter_core.providers._selection import selected_models, selection_problem
 
-from ._agent import Agent
-from ._settings import ProviderSettings
+from .._agent import Agent
+from .._settings import ProviderSettings
 
 __all__ = [
     "configured_models",

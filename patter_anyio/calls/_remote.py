@@ -33,7 +33,7 @@ from patter_core.webhooks._outgoing import (
     tool_webhook_request,
 )
 
-from ._httpclient import (
+from ..net._httpclient import (
     ClientConnectionError,
     ClientError,
     ClientProtocolError,

@@ -42,10 +42,10 @@ from patter_core.webhooks import (
     parse_twilio_call,
 )
 
-from ._agent import InvalidOption
+from .._agent import InvalidOption
+from .._settings import CarrierSettings
+from ..net._rest import carrier_request
 from ._call import maybe_await
-from ._rest import carrier_request
-from ._settings import CarrierSettings
 
 __all__ = ["CallResult", "OutboundCalls", "ServerStopped"]
 

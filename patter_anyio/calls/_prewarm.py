@@ -45,11 +45,11 @@ from patter_core.providers import (
     WarmSession,
 )
 
-from ._agent import Agent
+from .._agent import Agent
+from ..net._httpclient import ClientError
+from ..net._websocket import WebSocket, WebSocketClosed
+from ..net._wsclient import connect_websocket
 from ._call import CallRunner
-from ._httpclient import ClientError
-from ._websocket import WebSocket, WebSocketClosed
-from ._wsclient import connect_websocket
 
 __all__ = ["MAX_WARM", "WARM_TTL", "Prewarm"]
 

@@ -23,7 +23,7 @@ from patter_core.http import Endpoint, HttpResponse, Route
 from patter_core.monitor import CallBoard
 from patter_core.monitor._board import sse_comment
 
-from ._errors import STREAM_LOST
+from .._errors import STREAM_LOST
 
 __all__ = ["Monitor", "Subscription"]
 

@@ -20,7 +20,7 @@ import wsproto.utilities
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
 
-from ._errors import STREAM_LOST
+from .._errors import STREAM_LOST
 from ._httpclient import (
     ClientConnectionError,
     ClientProtocolError,

@@ -67,8 +67,8 @@ from patter_core.http._router import check_body_size
 from patter_core.http._types import find_header
 from patter_core.monitor import MonitorAccess
 
-from ._clock import SYSTEM_CLOCK
-from ._errors import STREAM_ENDED, STREAM_LOST
+from .._clock import SYSTEM_CLOCK
+from .._errors import STREAM_ENDED, STREAM_LOST
 from ._loopstream import accept
 from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed

@@ -42,7 +42,7 @@ from wsproto.events import CloseConnection, Event, Ping
 from patter_core import PatterError
 from patter_core.http._wsframes import ControlFrame, FrameReader, frame
 
-from ._errors import STREAM_ENDED, STREAM_LOST
+from .._errors import STREAM_ENDED, STREAM_LOST
 from ._lock import FastLock
 from ._loopstream import LoopStream
 

@@ -55,8 +55,8 @@ from patter_core.webhooks._twilio_flow import stream_status_log
 from patter_core.webhooks._twilio_signature import media_stream_urls, public_url
 from patter_core.webhooks._twiml import empty_twiml, twiml_response
 
-from ._server import ServerRequest, StreamHandler, StreamRequest
-from ._websocket import WebSocket
+from ..net._server import ServerRequest, StreamHandler, StreamRequest
+from ..net._websocket import WebSocket
 
 __all__ = ["WebhookApp", "WebhookHooks", "read_until_close"]
 
