@@ -16,7 +16,8 @@ import urllib.request
 
 import pytest
 
-from patter_anyio import ConfigError, ServerConfig, config_from_args
+from patter_anyio import ConfigError
+from patter_anyio._config import ServerConfig, config_from_args
 from patter_core import CountingEntropy
 
 # The test extra installs uvloop where it builds; `serve` then runs on it.

@@ -11,16 +11,16 @@ import anyio
 import anyio.abc
 import pytest
 
-from patter_anyio import (
+from patter_anyio.net._httpclient import (
     ClientConnectionError,
     ClientProtocolError,
     ClientTimeout,
     RedirectRefused,
     ResponseTooLarge,
     request,
+    request_with_retry,
     stream_request,
 )
-from patter_anyio.net._httpclient import request_with_retry
 from patter_anyio.net._rest import carrier_request, send_rest
 from patter_core.http import HttpRequest
 from patter_core.webhooks import RetryPolicy

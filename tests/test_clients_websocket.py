@@ -13,7 +13,9 @@ import pytest
 from websockets.http11 import Response
 from websockets.sync.server import ServerConnection, serve
 
-from patter_anyio import ClientProtocolError, ClientTimeout, WebSocketClosed, connect_websocket
+from patter_anyio.net._httpclient import ClientProtocolError, ClientTimeout
+from patter_anyio.net._websocket import WebSocketClosed
+from patter_anyio.net._wsclient import connect_websocket
 
 pytestmark = pytest.mark.anyio
 

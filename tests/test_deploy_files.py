@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from patter_anyio import ConfigError, config_from_args
+from patter_anyio import ConfigError
+from patter_anyio._config import config_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,8 @@ import anyio
 import pytest
 from nacl.signing import SigningKey
 
-from patter_anyio import InvalidOption, Patter, config_from_args
+from patter_anyio import InvalidOption, Patter
+from patter_anyio._config import config_from_args
 from patter_anyio._console import (
     BindError,
     StartupInfo,

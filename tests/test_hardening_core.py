@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from patter_anyio import ConfigError, config_from_args
+from patter_anyio import ConfigError
+from patter_anyio._config import config_from_args
 from patter_core import SignatureError
 from patter_core.bridge._watchdog import Watchdog, Watchdogs
 from patter_core.http import LogThrottle

@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 
-from patter_anyio import WebSocket
 from patter_anyio.net._loopstream import LoopStream, running_asyncio
 from patter_anyio.net._loopstream import accept as loop_accept
-from patter_anyio.net._websocket import WebSocketClosed
+from patter_anyio.net._websocket import WebSocket, WebSocketClosed
 
 
 class _Sink:

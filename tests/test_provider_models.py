@@ -249,8 +249,8 @@ async def test_server_start_names_the_client_tools_an_elevenlabs_agent_needs(
 
 
 def test_cli_flags_reach_the_agent() -> None:
-    from patter_anyio import config_from_args
     from patter_anyio._cli import runtime_from_config
+    from patter_anyio._config import config_from_args
     from patter_core import CountingEntropy
 
     argv = [
@@ -297,7 +297,8 @@ def test_cli_flags_reach_the_agent() -> None:
     ],
 )
 def test_bad_cli_flags_are_one_line_errors(flag: str, value: str) -> None:
-    from patter_anyio import ConfigError, config_from_args
+    from patter_anyio import ConfigError
+    from patter_anyio._config import config_from_args
     from patter_core import CountingEntropy
 
     with pytest.raises(ConfigError) as info:

@@ -188,7 +188,7 @@ async def test_full_disk_stops_the_recording_not_the_call(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from patter_anyio import _recording
+    from patter_anyio.calls import _recording
 
     writes = {"n": 0}
     real_write = _recording.RecordingWriter._write

@@ -19,7 +19,8 @@ import pytest
 from nacl.signing import SigningKey
 from twilio.request_validator import RequestValidator
 
-from patter_anyio import Server, WebhookApp, WebhookHooks
+from patter_anyio.calls._app import WebhookApp, WebhookHooks
+from patter_anyio.net._server import Server
 from patter_core.http import ServerLimits
 from patter_core.webhooks import StreamTokens
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patter_anyio import Server, WebhookApp
+from patter_anyio.calls._app import WebhookApp
+from patter_anyio.net._server import Server
 from patter_core import RemoteProtocolError
 from patter_core.http import ChunkGuard, HeadGuard, Reject, Router, ServerLimits
 from patter_core.http._framing import check_head

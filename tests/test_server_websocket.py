@@ -19,7 +19,9 @@ from twilio.request_validator import RequestValidator
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from patter_anyio import Server, StreamRequest, WebhookApp, WebSocket
+from patter_anyio.calls._app import WebhookApp
+from patter_anyio.net._server import Server, StreamRequest
+from patter_anyio.net._websocket import WebSocket
 from patter_core.http import ServerLimits
 
 pytestmark = [

@@ -13,7 +13,8 @@ import base64
 import pytest
 from nacl.signing import SigningKey
 
-from patter_anyio import ConfigError, InvalidOption, Patter, config_from_args
+from patter_anyio import ConfigError, InvalidOption, Patter
+from patter_anyio._config import config_from_args
 from patter_anyio._settings import CarrierSettings, ProviderSettings, build_settings
 
 PUBLIC_KEY = base64.b64encode(bytes(SigningKey(b"\x07" * 32).verify_key)).decode()

@@ -14,8 +14,10 @@ import anyio
 import pytest
 from twilio.request_validator import RequestValidator
 
-from patter_anyio import ConfigError, InvalidOption, Patter, Server, config_from_args
+from patter_anyio import ConfigError, InvalidOption, Patter
 from patter_anyio._cli import build_app
+from patter_anyio._config import config_from_args
+from patter_anyio.net._server import Server
 from patter_core import CountingEntropy, LocalProtocolError, SignatureError
 from patter_core.webhooks import TwilioSignatureValidator
 
