@@ -178,7 +178,13 @@ class FrameReader:
             end = pos + head + size
             if len(buf) < end:
                 return None
-            self._pos = end
+            if end == len(buf):
+                # All read: drop the chunk (it can be large after a burst),
+                # not keep it alive until the next one arrives.
+                self._buf = b""
+                self._pos = 0
+            else:
+                self._pos = end
             if opcode in _CONTROL:
                 return ControlFrame(bytes(buf[pos:end]))
             payload = buf[pos + head : end]
