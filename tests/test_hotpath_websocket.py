@@ -292,3 +292,56 @@ async def test_fast_lock_hands_over_in_order_and_survives_cancellation() -> None
             lock.release()
             scope.cancel()
     assert not lock.locked()
+
+
+@pytest.mark.anyio
+async def test_send_nowait_writes_at_once_or_hands_over_to_send() -> None:
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+        client = Connection(ConnectionType.CLIENT)
+        if running_asyncio() is None:
+            # trio: anyio's stream; the runner always awaits send().
+            assert not ws.send_nowait("x") and not ws.send_many_nowait(["x"])
+            return
+        assert ws.send_nowait("hello")
+        assert ws.send_many_nowait(["a", b"\x01"])
+        got = bytearray()
+        with anyio.fail_after(2):
+            while len(got) < 7 + 3 + 3:
+                got += await peer.receive()
+        client.receive_data(bytes(got))
+        events = list(client.events())
+        assert [e.data for e in events] == ["hello", "a", b"\x01"]  # type: ignore[attr-defined]
+        # Another writer holds the socket: nothing is written, send() must.
+        assert ws._send_lock.acquire_nowait()
+        assert not ws.send_nowait("later")
+        ws._send_lock.release()
+        # A peer that stops reading: once the buffer passes its mark,
+        # send_nowait declines and send() waits (and times out).
+        chunk = b"\x00" * (1 << 16)
+        with anyio.fail_after(10):
+            while ws.send_nowait(chunk):
+                pass
+        with anyio.fail_after(5), pytest.raises(WebSocketClosed):
+            await ws.send(chunk)
+        # Closed: declined, and send() says why.
+        assert not ws.send_nowait("closed")
+        with pytest.raises(WebSocketClosed):
+            await ws.send("closed")
+
+
+@pytest.mark.anyio
+async def test_close_sees_an_answer_already_read_with_an_earlier_message() -> None:
+    """The peer's Close arrived in the same read as a message the server
+    took: close() finds it in what was read instead of waiting 2 s for it."""
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+        client = Connection(ConnectionType.CLIENT)
+        await peer.send(
+            client.send(TextMessage(data="last words"))
+            + client.send(CloseConnection(code=1000, reason="bye"))
+        )
+        with anyio.fail_after(2):
+            assert await ws.receive() == "last words"
+        began = anyio.current_time()
+        await ws.close(1000)
+        assert anyio.current_time() - began < 0.5
+        assert ws.closed is not None and ws.closed.code == 1000

@@ -270,7 +270,8 @@ class CallRunner:
             # call's end is declared only once the ending's own actions ran.
             ended = self._bridge.ended
             for action in actions:
-                await self._do(action)
+                if not self._do_now(action):
+                    await self._do(action)
         finally:
             lock.release()
         if ended:
@@ -404,6 +405,22 @@ class CallRunner:
                 self._scopes.pop(channel, None)
 
     # -- actions ------------------------------------------------------------------------
+
+    def _do_now(self, action: Action) -> bool:
+        """The hot path: a frame for the carrier or a message for the
+        provider, written at once when its socket can take it without
+        waiting (no coroutine, no await). False: :meth:`_do` does it."""
+        try:
+            if isinstance(action, SendToCarrier):
+                return self._carrier.send_many_nowait(action.messages)
+            if isinstance(action, ProviderIo):
+                io = action.action
+                if isinstance(io, SendMessage):
+                    ws = self._sockets.get(io.channel)
+                    return ws is not None and ws.send_nowait(io.data)
+        except WebSocketClosed:
+            return True  # a lost socket is its reader's to report
+        return False
 
     async def _do(self, action: Action) -> None:
         if isinstance(action, SendToCarrier):

@@ -181,6 +181,12 @@ class LoopStream(anyio.abc.SocketStream):
         return chunk
 
     # -- writing -----------------------------------------------------------
+    def writable(self) -> bool:
+        """A write now goes straight to the transport: open, and its buffer
+        below the high-water mark."""
+        p = self._protocol
+        return not (p.closed or p.lost or p.write_paused)
+
     def write_nowait(self, item: bytes) -> bool:
         """Hand ``item`` to the transport; True when that is all, False when
         its buffer is past the high-water mark and the writer should

@@ -56,6 +56,9 @@ log = logging.getLogger("patter_anyio.websocket")
 _CLOSE_WAIT = 2.0
 # One socket read; media frames are a few hundred bytes.
 _READ_SIZE = 65536
+# A whole data message, as the frame reader gives it (a tuple: ``str | bytes``
+# would build a union object on every message).
+_MESSAGE = (str, bytes)
 # The states in which wsproto reads frames (a Close ends them).
 _READING = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
@@ -168,6 +171,26 @@ class WebSocket:
     async def send(self, data: str | bytes) -> None:
         await self._send_raw(self._frame(data))
 
+    def send_nowait(self, data: str | bytes) -> bool:
+        """Send ``data`` now, without awaiting, when nothing could make the
+        write wait (our asyncio stream, no other writer, the transport's
+        buffer below its mark); False (nothing sent) when :meth:`send` must,
+        which also reports a socket that is gone."""
+        stream = self._loop_stream
+        if stream is None or self._send_lock.locked() or not stream.writable():
+            return False
+        stream.write_nowait(self._frame(data))
+        return True
+
+    def send_many_nowait(self, messages: Sequence[str | bytes]) -> bool:
+        """:meth:`send_many` without awaiting, as :meth:`send_nowait`."""
+        stream = self._loop_stream
+        if stream is None or self._send_lock.locked() or not stream.writable():
+            return False
+        if messages:
+            stream.write_nowait(b"".join([self._frame(m) for m in messages]))
+        return True
+
     async def send_many(self, messages: Sequence[str | bytes]) -> None:
         """Send several messages in one socket write."""
         if messages:
@@ -248,7 +271,7 @@ class WebSocket:
             item = self._reader.next_event()
             if item is None:
                 return None
-            if isinstance(item, str | bytes):
+            if isinstance(item, _MESSAGE):
                 return item
             if isinstance(item, ControlFrame):
                 if self._conn.state in _READING:
@@ -372,6 +395,9 @@ class WebSocket:
         if self._receiving:
             return
         with anyio.move_on_after(_CLOSE_WAIT):
+            # The answer may be read already: a reader that took the frame
+            # before it leaves the rest in the frame reader's buffer.
+            self._drop_until_close()
             while self._conn.state is ConnectionState.LOCAL_CLOSING:
                 try:
                     data: bytes | None = await self._stream.receive(_READ_SIZE)
@@ -380,17 +406,21 @@ class WebSocket:
                 if data is None:
                     self._conn.receive_data(None)
                     break
-                # Messages after our Close are dropped (section 5.5.1); only
-                # control frames (the answering Close) matter now.
                 self._reader.receive_data(data)
-                while (item := self._reader.next_event()) is not None:
-                    if isinstance(item, ControlFrame) and self._conn.state in _READING:
-                        self._conn.receive_data(item.raw)
-                        for _ in self._conn.events():
-                            pass
-                    elif not isinstance(item, str | bytes):
-                        break
+                self._drop_until_close()
         await self._finish(self._closed)
+
+    def _drop_until_close(self) -> None:
+        """After our Close, messages are dropped (RFC 6455 section 5.5.1):
+        only the control frames (the answering Close) go to wsproto."""
+        while (item := self._reader.next_event()) is not None:
+            if isinstance(item, ControlFrame):
+                if self._conn.state in _READING:
+                    self._conn.receive_data(item.raw)
+                    for _ in self._conn.events():
+                        pass
+            elif not isinstance(item, _MESSAGE):
+                return  # broken framing: nothing more will be read
 
     async def aclose(self) -> None:
         """Drop the connection without a closing handshake."""

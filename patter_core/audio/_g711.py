@@ -106,7 +106,7 @@ for _table32 in (ULAW_DECODE_F32, ALAW_DECODE_F32):
 
 def require_bytes(data: Any, what: str = "audio") -> None:
     """Raise :class:`LocalProtocolError` unless ``data`` is a bytes-like buffer."""
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         raise LocalProtocolError(f"{what} must be bytes, not {type(data).__name__}")
 
 

@@ -107,7 +107,7 @@ class Transcoder:
 
     def convert(self, data: bytes) -> bytes:
         """Convert one chunk; returns the audio ready so far in ``dst`` format."""
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
             raise LocalProtocolError(f"audio must be bytes, not {type(data).__name__}")
         if self._carry_odd:
             data = self._take_carry(data)

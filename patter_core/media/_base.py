@@ -249,7 +249,7 @@ class CarrierStream:
     def send_media(self, payload: bytes | bytearray | memoryview) -> list[str]:
         """Queue audio (in ``send_format``'s encoding); return one message per whole 20 ms frame."""
         self._require_streaming()
-        if not isinstance(payload, bytes | bytearray | memoryview):
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise LocalProtocolError("media payload must be bytes-like")
         size = self._frame_bytes
         if self._remainder:

@@ -243,7 +243,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
                 },
             }
             return [(dumps(item), False), (_RESPONSE_CREATE, False)]
-        if isinstance(command, HoldBargeIn | ResumeBargeIn):
+        if isinstance(command, (HoldBargeIn, ResumeBargeIn)):
             # The server cancels its own answer on speech (interrupt_response)
             # and answers the speech (create_response): both off while held,
             # the configured detection again once resumed.
