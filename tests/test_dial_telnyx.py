@@ -178,6 +178,15 @@ async def test_fake_api_answers_and_records_commands() -> None:
         assert (await post("/calls/x/actions/hangup", "Bearer wrong"))[0] == 401
         assert (await post("/calls/x/actions/hangup", "Bearer k", b"[1]"))[0] == 422
         assert (await post("/elsewhere", "Bearer k"))[0] == 404
+        status, answer = await post("/calls/x/actions/speak", "Bearer k", b" " * (65 * 1024))
+        assert status == 413 and answer["errors"][0]["code"] == "10011"
+        # It runs on our own server: its /health is the server's.
+        health = await request(
+            HttpRequest(method="GET", url=base + "/health", headers=(), body=b""),
+            timeout=5,
+            max_response_bytes=4096,
+        )
+        assert health.status == 200 and json.loads(health.body)["mode"] == "local"
         cmds = api.commands
         assert [(c.action, c.call_control_id, c.accepted) for c in cmds] == [
             ("answer", "v3:ab", True),

@@ -204,3 +204,22 @@ def test_header_lookup_is_case_blind_and_ordered() -> None:
     assert find_header(headers, "x-forwarded-for") == "1.1.1.1, 2.2.2.2"
     assert find_header(headers, "HOST") == "a"
     assert find_header(headers, "cookie") is None and header_values(headers, "cookie") == []
+
+
+def test_mounted_prefixes_take_every_other_path_and_method() -> None:
+    """A router built with ``mounts`` (the dial tool's fake carrier API)
+    hands paths under them to the application, any method; the product's
+    own paths still win, and a router without mounts still answers 404."""
+    mounted = Router(mounts=("/v2/", "/calls/"))
+    for method, target in (("POST", "/v2/calls/x/actions/answer"), ("DELETE", "/calls/y")):
+        route = mounted.route(method, target, [], "127.0.0.1")
+        assert isinstance(route, Route) and route.endpoint is Endpoint.MOUNTED, route
+        assert route.target == target
+    health = mounted.route("GET", "/health", [], "127.0.0.1")
+    assert isinstance(health, Route) and health.endpoint is Endpoint.HEALTH
+    elsewhere = mounted.route("POST", "/elsewhere", [], "127.0.0.1")
+    assert isinstance(elsewhere, Reject) and elsewhere.status == 404
+    plain = Router().route("POST", "/v2/calls/x/actions/answer", [], "127.0.0.1")
+    assert isinstance(plain, Reject) and plain.status == 404
+    big = mounted.route("POST", "/v2/x", [("content-length", str(2 << 20))], "127.0.0.1")
+    assert isinstance(big, Reject) and big.status == 413  # the server's limits still hold

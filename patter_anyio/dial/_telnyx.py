@@ -40,15 +40,15 @@ from urllib.parse import unquote
 
 import anyio
 import anyio.abc
-import h11
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey
 
 from patter_core import Entropy
-from patter_core.http import HttpRequest, Paths
+from patter_core.http import HttpRequest, HttpResponse, Paths, Reject, Route
 from patter_core.media._carrier import iso_time
 
-from .._errors import STREAM_ENDED
+from ..net._server import Server, ServerRequest, StreamRequest
+from ..net._websocket import WebSocket
 from ._errors import DialError, post_webhook
 
 __all__ = [
@@ -71,12 +71,9 @@ DEFAULT_TELNYX_API_PORT = 8766
 TELNYX_WEBHOOK_PATH = Paths.TELNYX_VOICE
 # A Call Control command is a small JSON object (streaming_start with a
 # token and a few custom parameters is well under 8 KiB); 64 KiB is generous
-# and bounds what a runaway client can make us buffer.
+# and gets a Telnyx-shaped 413. (Heads, bodies and slow clients are bounded
+# by the server it runs on, ``net/_server.py``.)
 MAX_COMMAND_BYTES = 64 * 1024
-# A request head (line and headers) larger than this is not an API client.
-_MAX_HEAD_BYTES = 16 * 1024
-# A client that has not finished its request in this long never will.
-_REQUEST_TIMEOUT_S = 10.0
 # One call makes two or three commands; keeping more than this would only
 # record a loop.
 MAX_COMMANDS = 256
@@ -183,66 +180,26 @@ class FakeTelnyxApi:
             return 422, _api_error("10002", "Invalid parameter", "the body is not a JSON object")
         return 200, {"data": {"result": "ok"}}
 
-    async def handle(self, stream: anyio.abc.ByteStream) -> None:
-        """One connection: one request, one answer, close."""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD_BYTES)
-        async with stream:
-            try:
-                with anyio.fail_after(_REQUEST_TIMEOUT_S):
-                    status, answer = await self._serve_one(conn, stream)
-                    payload = json.dumps(answer, separators=(",", ":")).encode("utf-8")
-                    out = conn.send(
-                        h11.Response(
-                            status_code=status,
-                            headers=[
-                                ("content-type", "application/json"),
-                                ("content-length", str(len(payload))),
-                                ("connection", "close"),
-                            ],
-                        )
-                    )
-                    out = (out or b"") + (conn.send(h11.Data(data=payload)) or b"")
-                    out += conn.send(h11.EndOfMessage()) or b""
-                    await stream.send(out)
-            except h11.ProtocolError:
-                return  # a client that spoke no HTTP: nothing to answer
-            except STREAM_ENDED:
-                return  # a client that went away
+    # -- served by our own server (``net/_server.py``), every path mounted ----
 
-    async def _serve_one(
-        self, conn: h11.Connection, stream: anyio.abc.ByteStream
-    ) -> tuple[int, dict[str, Any]]:
-        head: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    data = await stream.receive(65536)
-                except anyio.EndOfStream:
-                    data = b""
-                conn.receive_data(data)
-                continue
-            if isinstance(event, h11.Request):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_COMMAND_BYTES:
-                    return 413, _api_error("10011", "Request too large", "body over 64 KiB")
-            elif isinstance(event, h11.EndOfMessage):
-                assert head is not None
-                headers = {
-                    name.decode("latin-1").lower(): value.decode("latin-1")
-                    for name, value in head.headers
-                }
-                return self._answer(
-                    head.method.decode("ascii", "replace"),
-                    head.target.decode("latin-1"),
-                    headers,
-                    bytes(body),
-                )
-            elif isinstance(event, h11.ConnectionClosed):
-                raise anyio.EndOfStream
+    async def handle_http(self, route: Route, request: ServerRequest) -> HttpResponse:
+        """One Call Control request: recorded, and answered as Telnyx does."""
+        if len(request.body) > MAX_COMMAND_BYTES:
+            status, answer = 413, _api_error("10011", "Request too large", "body over 64 KiB")
+        else:
+            headers = {name.lower(): value for name, value in request.headers}
+            status, answer = self._answer(request.method, request.target, headers, request.body)
+        return HttpResponse(
+            status=status,
+            headers=(("content-type", "application/json"),),
+            body=json.dumps(answer, separators=(",", ":")).encode("utf-8"),
+        )
+
+    async def authorize_stream(self, request: StreamRequest) -> Reject | None:
+        return Reject(status=404, reason="not found")  # the API has no streams
+
+    async def handle_stream(self, ws: WebSocket, request: StreamRequest) -> None:
+        raise AssertionError("authorize_stream refuses every stream")
 
 
 def _api_error(code: str, title: str, detail: str) -> dict[str, Any]:
@@ -256,26 +213,36 @@ async def run_fake_telnyx_api(
 ) -> AsyncIterator[FakeTelnyxApi]:
     """Serve a :class:`FakeTelnyxApi` on ``host:port`` (0: any free port) while inside."""
     api = FakeTelnyxApi(api_key=api_key, host=host)
-    try:
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    except OSError as exc:
-        raise DialError(
-            f"cannot listen on {host}:{port} for the fake Telnyx API: {exc.strerror or exc}"
-        ) from None
+    # Our own server, every path mounted on the fake (its /health stays ours).
+    server = Server(api, host=host, port=port, mounts=("/",))
     failure: Exception | None = None
-    async with listener, anyio.create_task_group() as tg:
-        api.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-        tg.start_soon(listener.serve, api.handle, tg)
-        try:
-            yield api
-        except Exception as exc:
-            # Raised again below, outside the task group, so the caller
-            # sees the error itself rather than an exception group.
-            failure = exc
-        finally:
-            tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            api.port = await tg.start(server.serve)
+            try:
+                yield api
+            except Exception as exc:
+                # Raised again below, outside the task group, so the caller
+                # sees the error itself rather than an exception group.
+                failure = exc
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        bind, rest = group.split(OSError)
+        if bind is None or rest is not None or api.port:
+            raise
+        cause = _first(bind)
+        raise DialError(
+            f"cannot listen on {host}:{port} for the fake Telnyx API: {cause.strerror or cause}"
+        ) from None
     if failure is not None:
         raise failure
+
+
+def _first(group: BaseExceptionGroup[OSError]) -> OSError:
+    """The first OSError in a (nested) group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 # ------------------------------------------------------------------- webhooks

@@ -173,12 +173,15 @@ class Server:
         limits: ServerLimits | None = None,
         trusted_proxies: Iterable[str] = (),
         reuse_port: bool = False,
+        mounts: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.limits = limits if limits is not None else ServerLimits()
-        self.router = Router(self.limits, trusted_proxies)
+        # mounts: path prefixes served by ``app`` whole (the dial tool's fake
+        # carrier API); the product's server has none.
+        self.router = Router(self.limits, trusted_proxies, mounts=mounts)
         self.reuse_port = reuse_port
         self._stop = anyio.Event()
         self._hurry = anyio.Event()

@@ -72,6 +72,10 @@ class Endpoint(enum.Enum):
     API_CALL = "api_call"
     API_EVENTS = "api_events"
     API_RECORDING = "api_recording"
+    #: A path under one of the prefixes a router was built with (``mounts``):
+    #: another application served by the same server, such as the fake
+    #: Telnyx Call Control API of ``patter dial``. The product has none.
+    MOUNTED = "mounted"
 
     @property
     def is_websocket(self) -> bool:
@@ -227,16 +231,20 @@ def _check_upgrade(headers: Sequence[tuple[str, str]]) -> str | Reject:
 class Router:
     """Decides each request; owns the per-IP WebSocket limiter."""
 
-    __slots__ = ("_limiter", "_trusted", "access", "draining", "limits")
+    __slots__ = ("_limiter", "_mounts", "_trusted", "access", "draining", "limits")
 
     def __init__(
         self,
         limits: ServerLimits | None = None,
         trusted_proxies: Iterable[str] = (),
         access: MonitorAccess | None = None,
+        mounts: Iterable[str] = (),
     ) -> None:
         #: Who may read the dashboard, its API and /metrics; None: nobody.
         self.access = access
+        #: Path prefixes handed whole to the application, any method
+        #: (:attr:`Endpoint.MOUNTED`), after the product's own paths.
+        self._mounts = tuple(mounts)
         self.limits = limits if limits is not None else ServerLimits()
         self._trusted = TrustedProxies(trusted_proxies)
         self._limiter = ConnectionLimiter(self.limits.max_ws_per_ip)
@@ -312,6 +320,8 @@ class Router:
                     methods = ("GET",) if candidate.is_websocket else ("GET", "HEAD")
                     endpoint, allowed, call_id = candidate, methods, segment
                     break
+        if endpoint is None and path.startswith(self._mounts):
+            endpoint, allowed = Endpoint.MOUNTED, (method,)
         if endpoint is None:
             return Reject(status=404, reason="not found")
         if method not in allowed:
