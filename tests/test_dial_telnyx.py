@@ -401,3 +401,18 @@ def test_spawn_server_twilio_one_command(
         pcm = wav.readframes(wav.getnframes())
     hz, snr = tone_in(pcm)
     assert abs(hz - 500) < 5 and snr >= 30, (hz, snr)
+
+
+@pytest.mark.anyio
+async def test_fake_api_on_a_busy_port_is_one_dial_error() -> None:
+    import socket
+
+    from patter_anyio.dial._errors import DialError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(DialError, match=rf"^cannot listen on 127.0.0.1:{port} for the fake"):
+            async with run_fake_telnyx_api(port=port):
+                pass  # pragma: no cover - never entered
