@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -345,3 +346,26 @@ async def test_close_sees_an_answer_already_read_with_an_earlier_message() -> No
         await ws.close(1000)
         assert anyio.current_time() - began < 0.5
         assert ws.closed is not None and ws.closed.code == 1000
+
+
+@pytest.mark.anyio
+async def test_our_sockets_send_small_frames_at_once() -> None:
+    """TCP_NODELAY on both kinds of socket our asyncio stream makes: an
+    accepted one (asyncio's transport leaves Nagle on for proto 0) and a
+    connected one. With Nagle, a frame waits for the peer's ACK."""
+    import socket
+
+    from patter_anyio.net._loopstream import connect
+
+    def nodelay(stream: Any) -> int:
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        return int(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, _peer):
+        assert nodelay(ws._stream) == 1
+        port = ws._stream.extra(anyio.abc.SocketAttribute.local_port)
+        client = await connect("127.0.0.1", port)
+        try:
+            assert nodelay(client) == 1
+        finally:
+            await client.aclose()

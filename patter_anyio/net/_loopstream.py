@@ -30,10 +30,11 @@ use anyio's own streams (:func:`accept`, :func:`connect`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -48,6 +49,11 @@ _READ_HIGH = 256 * 1024
 _WRITE_HIGH = 256 * 1024
 # How long aclose() lets buffered bytes drain before it drops the connection.
 _CLOSE_FLUSH = 2.0
+
+
+def _no_delay(sock: Any) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def running_asyncio() -> asyncio.AbstractEventLoop | None:
@@ -250,8 +256,12 @@ async def accept(
     if loop is None:
         return await listener.accept()
     raw: socket.socket = listener.extra(SocketAttribute.raw_socket)
-    # asyncio's socket transports set TCP_NODELAY themselves.
     sock, _address = await loop.sock_accept(raw)
+    # Small frames go out at once (no Nagle). asyncio's transport sets this
+    # only on sockets created with proto IPPROTO_TCP, and an accepted one
+    # has proto 0: left on, a write waits for the peer's ACK, which its next
+    # frame carries 20 ms later.
+    _no_delay(sock)
     try:
         transport, protocol = await loop.connect_accepted_socket(_Protocol, sock)
     except BaseException:
@@ -289,4 +299,7 @@ async def connect(
         transport, protocol = await loop.create_connection(
             _Protocol, host, port, ssl=ssl_context, server_hostname=hostname
         )
+    sock = transport.get_extra_info("socket")  # asyncio's TransportSocket, or uvloop's
+    if sock is not None:
+        _no_delay(sock)
     return LoopStream(transport, protocol)
