@@ -176,20 +176,27 @@ class WebSocket:
         write wait (our asyncio stream, no other writer, the transport's
         buffer below its mark); False (nothing sent) when :meth:`send` must,
         which also reports a socket that is gone."""
-        stream = self._loop_stream
-        if stream is None or self._send_lock.locked() or not stream.writable():
+        stream = self._writable_now()
+        if stream is None:
             return False
         stream.write_nowait(self._frame(data))
         return True
 
     def send_many_nowait(self, messages: Sequence[str | bytes]) -> bool:
         """:meth:`send_many` without awaiting, as :meth:`send_nowait`."""
-        stream = self._loop_stream
-        if stream is None or self._send_lock.locked() or not stream.writable():
+        stream = self._writable_now()
+        if stream is None:
             return False
         if messages:
             stream.write_nowait(b"".join([self._frame(m) for m in messages]))
         return True
+
+    def _writable_now(self) -> LoopStream | None:
+        """Our asyncio stream when a write can go out at once, else None."""
+        stream = self._loop_stream
+        if stream is None or self._send_lock.locked() or not stream.writable():
+            return None
+        return stream
 
     async def send_many(self, messages: Sequence[str | bytes]) -> None:
         """Send several messages in one socket write."""
