@@ -47,6 +47,7 @@ import anyio
 import anyio.abc
 import h11
 from anyio.abc import SocketAttribute
+from anyio.streams.stapled import MultiListener
 from wsproto.connection import Connection, ConnectionType
 
 from patter_core import RemoteProtocolError, __version__
@@ -69,6 +70,7 @@ from patter_core.monitor import MonitorAccess
 
 from .._clock import SYSTEM_CLOCK
 from .._errors import STREAM_ENDED, STREAM_LOST
+from ._gc import startup_heap_frozen
 from ._loopstream import accept
 from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed
@@ -237,6 +239,10 @@ class Server:
         self.port = listener.listeners[0].extra(SocketAttribute.local_port)
         log.debug("bound %s:%d", self.host, self.port)
         task_status.started(self.port)
+        with startup_heap_frozen():
+            await self._serve(listener)
+
+    async def _serve(self, listener: MultiListener[anyio.abc.SocketStream]) -> None:
         async with anyio.create_task_group() as tg:
             accept_scope = anyio.CancelScope()
 
