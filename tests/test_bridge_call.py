@@ -219,6 +219,54 @@ def test_response_done_flushes_the_last_partial_frame_and_marks_it() -> None:
     assert frames[1]["mark"]["name"] == "2:i:30"
 
 
+def test_small_chunks_are_marked_every_100_ms_and_at_the_answer_end() -> None:
+    # A provider sending 20 ms deltas: a mark per chunk would double the
+    # carrier's messages; one per 100 ms of audio is sent instead.
+    rig = Rig(session=FakeSession(ULAW_8K))  # passthrough: bytes as sent
+    rig.connect()
+    sent: list[dict[str, Any]] = []
+    for i in range(12):
+        chunk = bytes([i]) * 160  # 20 ms, tagged
+        sent += carrier_frames(rig.provider([AudioOut(audio=chunk, item_id="i")], 1.0 + i / 50))
+    sent += carrier_frames(rig.provider([ResponseDone(item_id="i")], 1.3))
+    media_frames = [f for f in sent if f["event"] == "media"]
+    assert [base64.b64decode(f["media"]["payload"]) for f in media_frames] == [
+        bytes([i]) * 160 for i in range(12)
+    ]
+    names = marks_sent(sent)
+    assert names == ["1:i:20", "2:i:120", "3:i:220", "4:i:240"]  # the last: the answer's end
+    # Each mark follows the frame it names (frames 1, 6, 11 and 12).
+    events = [f["event"] for f in sent]
+    assert [k for k, event in enumerate(events) if event == "mark"] == [1, 7, 13, 15]
+    # A barge-in between marks truncates at the last echoed one (120 ms),
+    # under 100 ms short of what was sent then (220 ms).
+    rig.carrier(mark(names[0]), 1.31)
+    rig.carrier(mark(names[1]), 1.4)
+    assert (rig.stream.played_ms, rig.stream.sent_ms) == (120, 240)
+    rig.session.commands.clear()
+    out = rig.provider([UserSpeechStarted(item_id="u1")], 1.45)
+    assert [f["event"] for f in carrier_frames(out)] == ["clear"]
+    assert rig.session.commands == [Cancel(), Truncate(item_id="i", played_ms=120)]
+
+
+def test_every_mark_echoed_means_everything_played() -> None:
+    rig = Rig(session=FakeSession(ULAW_8K))
+    rig.connect()
+    names: list[str] = []
+    for i in range(7):  # 140 ms in 20 ms chunks, then the answer's end
+        names += marks_sent(
+            carrier_frames(rig.provider([AudioOut(audio=b"\xff" * 160, item_id="i")], 1.0))
+        )
+    names += marks_sent(carrier_frames(rig.provider([ResponseDone(item_id="i")], 1.2)))
+    assert names == ["1:i:20", "2:i:120", "3:i:140"]
+    for name in names:
+        rig.carrier(mark(name), 1.5)
+    assert rig.stream.played_ms == rig.stream.sent_ms == 140
+    rig.session.commands.clear()
+    out = rig.provider([UserSpeechStarted()], 1.6)
+    assert carrier_frames(out) == [] and rig.session.commands == []  # nothing left to cut
+
+
 def test_transcripts_fire_for_final_segments() -> None:
     rig = Rig()
     rig.connect()

@@ -10,9 +10,11 @@ from patter_core.bridge._playback import Playback
 
 def test_truncate_position_is_played_minus_item_start() -> None:
     playback = Playback()
-    assert playback.chunk_sent("a", 0, 300) == "1:a:300"
-    assert playback.chunk_sent("b", 300, 500) == "2:b:500"
-    assert playback.chunk_sent("b", 500, 900) == "3:b:900"
+    playback.chunk_sent("a", 0, 300)
+    assert playback.mark_name("a", 300) == "1:a:300"
+    playback.chunk_sent("b", 300, 500)
+    playback.chunk_sent("b", 500, 900)
+    assert playback.mark_name("b", 900) == "2:b:900"
     assert playback.interrupt(650) == [("b", 350)]  # "a" was heard whole
     assert not playback.accepts("a") and not playback.accepts("b")
     assert playback.accepts(None)  # named items only were cut

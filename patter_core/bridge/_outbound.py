@@ -2,14 +2,19 @@
 
 :class:`AgentAudio` turns each chunk of provider audio into the carrier's
 format (a :class:`Transcoder` rebuilt if the session's output format
-changes) and into 20 ms media messages of the stream object, followed by one
-mark per chunk named ``"<seq>:<item id>:<end ms>"`` (:class:`Playback`): a
-mark per chunk, not per frame (DESIGN.md, the hot path). At the end of an
-answer the partial last frame and the resampler's tail are flushed and
-marked, so that ``played_ms`` can reach ``sent_ms``. On a barge-in it gives
-the ``clear`` message and, for every item with unplayed audio, how much of it
-the caller heard; the resampler's tail then belongs to the cut audio and is
-dropped. A local recording, when there is one, gets the audio exactly as the
+changes) and into 20 ms media messages of the stream object, followed by a
+mark named ``"<seq>:<item id>:<end ms>"`` (:class:`Playback`): a mark per
+chunk, not per frame (DESIGN.md, the hot path), and no closer than
+:data:`MARK_SPACING_MS` of audio to the one before. A provider that sends
+20 ms deltas would otherwise double the carrier's traffic (a mark out and its
+echo back per frame, a third of the messages the call handles); a mark
+every 100 ms bounds how far ``played_ms`` trails the caller's ear, which is
+what a barge-in's truncation is measured with. At the end of an answer the
+partial last frame and the resampler's tail are flushed and the audio not
+yet marked is marked, so that ``played_ms`` can reach ``sent_ms``. On a
+barge-in it gives the ``clear`` message and, for every item with unplayed
+audio, how much of it the caller heard; the resampler's tail then belongs to
+the cut audio and is dropped. A local recording, when there is one, gets the audio exactly as the
 carrier does, and hears of every ``clear``.
 """
 
@@ -20,13 +25,26 @@ from ..recording._stereo import StereoRecorder
 from ._config import MediaStream, TranscoderFactory, Transcoding
 from ._playback import Playback
 
-__all__ = ["AgentAudio"]
+__all__ = ["MARK_SPACING_MS", "AgentAudio"]
+
+#: Least audio (ms) between two marks within an answer; the answer's end is
+#: always marked. Chunks at least this long get a mark each, as before.
+MARK_SPACING_MS = 100
 
 
 class AgentAudio:
     """The provider-to-caller direction of one call."""
 
-    __slots__ = ("_converter", "_make", "_recorder", "_src", "_stream", "frames_out", "playback")
+    __slots__ = (
+        "_converter",
+        "_make",
+        "_marked_ms",
+        "_recorder",
+        "_src",
+        "_stream",
+        "frames_out",
+        "playback",
+    )
 
     def __init__(
         self,
@@ -44,6 +62,8 @@ class AgentAudio:
         self._src: AudioFormat | None = None
         #: Which item's audio sits where on the carrier's playback clock.
         self.playback = Playback()
+        #: ``sent_ms`` at the last mark (the audio after it is not marked yet).
+        self._marked_ms = -MARK_SPACING_MS
 
     @property
     def unplayed(self) -> bool:
@@ -72,8 +92,8 @@ class AgentAudio:
         flushed = self._stream.flush_media()
         self.frames_out += len(flushed)
         frames += flushed
-        if not frames:
-            return []
+        if not frames and int(self._stream.sent_ms) <= self._marked_ms:
+            return []  # every frame sent is marked already
         return frames + self._frames(self.playback.current, b"")
 
     def cut(self) -> tuple[str, list[tuple[str, int]]]:
@@ -83,16 +103,23 @@ class AgentAudio:
         if self._recorder is not None:
             self._recorder.cleared()
         cut = self.playback.interrupt(played)
+        self._marked_ms = int(self._stream.sent_ms)  # the clear took the clock back to played
         if self._converter is not None:
             self._converter.flush()  # the resampler's tail belongs to the cut audio
         return clear, cut
 
     def _frames(self, item: str | None, audio: bytes) -> list[str]:
+        """Media for ``audio`` and, when due, a mark; empty ``audio``: the
+        answer's end, always marked."""
         stream = self._stream
         start = int(stream.sent_ms)
         frames = self._media(audio)
-        name = self.playback.chunk_sent(item, start, int(stream.sent_ms))
-        frames.append(stream.send_mark(name))
+        end = int(stream.sent_ms)
+        self.playback.chunk_sent(item, start, end)
+        if audio and end - self._marked_ms < MARK_SPACING_MS:
+            return frames
+        self._marked_ms = end
+        frames.append(stream.send_mark(self.playback.mark_name(item, end)))
         return frames
 
     def _media(self, audio: bytes) -> list[str]:

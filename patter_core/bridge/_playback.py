@@ -51,18 +51,19 @@ class Playback:
     def has_current_audio(self) -> bool:
         return self.current in self._items
 
-    def chunk_sent(self, item: str | None, start_ms: int, end_ms: int) -> str:
-        """Record a chunk of ``item`` from ``start_ms`` to ``end_ms``; name its mark.
-
-        The name is ``"<seq>:<item>:<end ms>"``: unique (the sequence number)
-        and readable in a packet capture (whose audio, up to where).
-        """
+    def chunk_sent(self, item: str | None, start_ms: int, end_ms: int) -> None:
+        """Record a chunk of ``item`` from ``start_ms`` to ``end_ms``."""
         record = self._items.get(item)
         if record is None:
             self._items[item] = [start_ms, end_ms]
         else:
             record[1] = end_ms
         self.current = item
+
+    def mark_name(self, item: str | None, end_ms: int) -> str:
+        """The next mark's name, ``"<seq>:<item>:<end ms>"``: unique (the
+        sequence number) and readable in a packet capture (whose audio, up to
+        where)."""
         self._mark_seq += 1
         return f"{self._mark_seq}:{item or '-'}:{end_ms}"
 
