@@ -81,10 +81,11 @@ _TRANSITION = 0.15
 # rates (e.g. 44101 Hz) would need gigabytes and are refused.
 _MAX_MATRIX = 1 << 20
 # Input samples handled per internal step. Larger chunks are cut into steps of
-# this size, which bounds each resampler's scratch memory to a few tens of KiB
-# (a server holds two or three per call), while a 20 ms frame at any rate up to
-# 96 kHz is still a single step and a 100 ms provider chunk only a few.
-_MAX_STEP = 2048
+# this size, which bounds each resampler's scratch memory (a server holds two
+# or three per call: at 2048 the 8 <-> 24 kHz pair took 47 KB of a call's
+# ~100 KB, at 1024 it takes 24 KB), while a 20 ms frame at any rate up to
+# 48 kHz is still a single step and a 100 ms provider chunk only a few.
+_MAX_STEP = 1024
 # Distinct rate pairs whose designs are kept; a deployment uses a handful.
 _PLAN_CACHE = 32
 _RATE_MIN, _RATE_MAX = 1000, 192000
