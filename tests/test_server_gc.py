@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import anyio
 import pytest
 
-from patter_anyio.calls._app import WebhookApp
-from patter_anyio.net._server import Server
-
-from .test_server_http import SECRET, Events, exchange
+from .test_server_http import exchange, running
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def serving() -> AsyncIterator[int]:
-    server = Server(WebhookApp(stream_secret=SECRET, hooks=Events().hooks()), port=0)
-    async with anyio.create_task_group() as tg:
-        port = await tg.start(server.serve)
-        try:
-            yield port
-        finally:
-            server.stop()
 
 
 class Node:
@@ -42,7 +25,7 @@ def tracked(obj: object) -> bool:
 async def test_the_heap_before_start_is_frozen_while_serving_and_thawed_after() -> None:
     assert gc.get_freeze_count() == 0
     before = [object()]
-    async with serving() as port:
+    async with running() as port:
         assert gc.get_freeze_count() > 0
         assert not tracked(before)
         # What the server makes while it runs (a call's state) is collected as usual.
@@ -59,8 +42,8 @@ async def test_the_heap_before_start_is_frozen_while_serving_and_thawed_after() 
 
 
 async def test_the_heap_stays_frozen_until_the_last_of_two_servers_stops() -> None:
-    async with serving():
-        async with serving():
+    async with running():
+        async with running():
             assert gc.get_freeze_count() > 0
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
