@@ -253,7 +253,7 @@ def test_every_mark_echoed_means_everything_played() -> None:
     rig = Rig(session=FakeSession(ULAW_8K))
     rig.connect()
     names: list[str] = []
-    for i in range(7):  # 140 ms in 20 ms chunks, then the answer's end
+    for _ in range(7):  # 140 ms in 20 ms chunks, then the answer's end
         names += marks_sent(
             carrier_frames(rig.provider([AudioOut(audio=b"\xff" * 160, item_id="i")], 1.0))
         )
