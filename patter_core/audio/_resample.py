@@ -83,7 +83,7 @@ _MAX_MATRIX = 1 << 20
 # Input samples handled per internal step. Larger chunks are cut into steps of
 # this size, which bounds each resampler's scratch memory (a server holds two
 # or three per call: at 2048 the 8 <-> 24 kHz pair took 47 KB of a call's
-# ~100 KB, at 1024 it takes 24 KB), while a 20 ms frame at any rate up to
+# ~100 KB, at 1024 it takes 26 KB), while a 20 ms frame at any rate up to
 # 48 kHz is still a single step and a 100 ms provider chunk only a few.
 _MAX_STEP = 1024
 # Distinct rate pairs whose designs are kept; a deployment uses a handful.

@@ -14,8 +14,8 @@ partial last frame and the resampler's tail are flushed and the audio not
 yet marked is marked, so that ``played_ms`` can reach ``sent_ms``. On a
 barge-in it gives the ``clear`` message and, for every item with unplayed
 audio, how much of it the caller heard; the resampler's tail then belongs to
-the cut audio and is dropped. A local recording, when there is one, gets the audio exactly as the
-carrier does, and hears of every ``clear``.
+the cut audio and is dropped. A local recording, when there is one, gets the
+audio exactly as the carrier does, and hears of every ``clear``.
 """
 
 from __future__ import annotations
