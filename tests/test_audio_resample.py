@@ -239,3 +239,33 @@ def test_resample_buffer_whole_conversion() -> None:
         resample_buffer(b"\x00", 22050, 16000)
     with pytest.raises(LocalProtocolError):
         resample_buffer("ab", 22050, 16000)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("src", "dst"), FIXED_PAIRS)
+def test_a_bias_passes_through_the_filter(src: int, dst: int) -> None:
+    # The float interface with a bias: silence is the bias, every output
+    # carries it (unit DC gain per branch), and the int16 interface of a
+    # biased resampler gives the same samples as an unbiased one.
+    x = tone(700, src, 0.2)
+    plain, biased = StreamingResampler(src, dst), StreamingResampler(src, dst, bias=32768.5)
+    frame = src // 50
+    for i in range(0, len(x), frame):
+        want = plain.process_float(x[i : i + frame]).copy()
+        got = biased.process_float(x[i : i + frame])
+        assert len(got) == len(want)
+        assert np.max(np.abs(got - 32768.5 - want)) < 0.1
+    assert np.max(np.abs(biased.flush_float() - 32768.5 - plain.flush_float())) < 0.1
+    y = np.concatenate(run(StreamingResampler(src, dst, bias=1000.0), x, frame))
+    ref = np.concatenate(run(StreamingResampler(src, dst), x, frame))
+    assert len(y) == len(ref)
+    assert np.max(np.abs(y.astype(np.int32) - ref)) <= 1
+
+
+def test_odd_chunking_keeps_a_bounded_number_of_views() -> None:
+    # Views of the scratch buffers are kept per frame size; a stream cut in
+    # ever-changing sizes must not grow a call's memory.
+    r = StreamingResampler(8000, 24000)
+    rng = np.random.default_rng(5)
+    for size in rng.integers(1, 1000, 200):
+        r.process(np.zeros(int(size), np.int16))
+    assert 1 <= len(r._views) <= 4

@@ -19,6 +19,7 @@ from patter_core.audio import (
     AudioFormat,
     Encoding,
     Framer,
+    StreamingResampler,
     Transcoder,
 )
 from patter_core.audio._g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
@@ -214,3 +215,51 @@ def test_framer_rejects_bad_input() -> None:
             Framer(bad)  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError):
         Framer(160).push("text")  # type: ignore[arg-type]
+
+
+RESAMPLING_PATHS = [
+    (ULAW_8K, PCM16_24K),
+    (PCM16_24K, ULAW_8K),
+    (ULAW_8K, PCM16_16K),
+    (PCM16_16K, ALAW_8K),
+    (L16_16K_BE, PCM16_24K),
+    (PCM16_24K, L16_16K_BE),
+]
+
+
+def full_scale_square(rate: int) -> np.ndarray:
+    half = rate // 1000  # 500 Hz
+    return np.tile(np.array([32767] * half + [-32768] * half, np.int16), 150)
+
+
+@pytest.mark.parametrize("signal", ["tone", "square"])
+@pytest.mark.parametrize(("src", "dst"), RESAMPLING_PATHS)
+def test_resampling_paths_round_and_saturate_as_the_resampler_does(
+    src: AudioFormat, dst: AudioFormat, signal: str
+) -> None:
+    # The transcoder rounds and saturates by one table lookup on biased
+    # samples, the resampler's int16 interface by rint and clamps: every
+    # sample agrees within 1 LSB, a full-scale square wave (which overshoots
+    # in the filter) clips at the rails instead of wrapping, and the encoded
+    # path is exactly that audio in the destination's encoding.
+    rate = src.sample_rate
+    x = tone(700, rate, 0.3, amp=20000) if signal == "tone" else full_scale_square(rate)
+    x = decode(encode(x, src.encoding), src.encoding)
+    data = encode(x, src.encoding)
+    frame = src.bytes_for_ms(20)
+    chunks = [data[i : i + frame] for i in range(0, len(data), frame)]
+
+    def run(tc: Transcoder) -> bytes:
+        return b"".join(tc.convert(c) for c in chunks) + tc.flush()
+
+    rs = StreamingResampler(rate, dst.sample_rate)
+    n = frame // src.encoding.bytes_per_sample
+    ref = np.concatenate([*(rs.process(x[i : i + n]) for i in range(0, len(x), n)), rs.flush()])
+    pcm = AudioFormat(encoding=Encoding.PCM16LE, sample_rate=dst.sample_rate)
+    got = np.frombuffer(run(Transcoder(src, pcm)), "<i2").astype(np.int32)
+    assert len(got) == len(ref)
+    assert np.max(np.abs(got - ref)) <= 1
+    assert abs(float(np.mean(got - ref))) < 0.05  # rounded, not truncated
+    if signal == "square" and src.encoding is not Encoding.ULAW:
+        assert got.max() == 32767 and got.min() == -32768
+    assert run(Transcoder(src, dst)) == encode(got, dst.encoding)

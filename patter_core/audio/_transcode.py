@@ -62,8 +62,28 @@ def _encoder(encoding: Encoding) -> _Encoder:
     return lambda s: table.take(s, mode="wrap").tobytes()
 
 
+# Resampling paths to G.711 run on samples offset by _BIAS (the resampler's
+# ``bias``): a filtered sample y then leaves as the integer part of
+# y + _BIAS, which is y rounded, plus 32768, and one lookup in "clip" mode
+# saturates and encodes it. Three numpy calls per frame instead of six
+# (round, two clamps, cast, encode, bytes). A PCM destination keeps the
+# arithmetic: its table would be 128 KB, read at random, which on a busy
+# server costs more in cache misses than the calls it saves.
+_BIAS = 32768.5
+_BIASED_DECODE_F32 = {enc: table + np.float32(_BIAS) for enc, table in _DECODE_F32.items()}
+# Index v is the sample v - 32768; the G.711 tables are indexed by its
+# 16-bit pattern, so their halves swap.
+_BIASED_ENCODE = {enc: np.roll(table, 32768) for enc, table in _ENCODE.items()}
+for _table in (*_BIASED_DECODE_F32.values(), *_BIASED_ENCODE.values()):
+    _table.setflags(write=False)
+
+
 def _float_encoder(encoding: Encoding) -> Callable[[npt.NDArray[np.float32]], bytes]:
-    """Filtered float samples -> rounded, saturated int16 -> bytes in ``encoding``."""
+    """Filtered float samples -> rounded, saturated -> bytes in ``encoding``
+    (biased by _BIAS when ``encoding`` is G.711, see above)."""
+    if encoding in _BIASED_ENCODE:
+        table = _BIASED_ENCODE[encoding]
+        return lambda y: table.take(y.astype(np.int32), mode="clip").tobytes()
     if encoding is Encoding.PCM16LE and np.dtype(np.int16) == _LE:
         return lambda y: to_int16(y).tobytes()  # native order already: one call fewer
     encode = _encoder(encoding)
@@ -94,7 +114,8 @@ class Transcoder:
         self._carry = b""
         self._resampler: StreamingResampler | None = None
         if src.sample_rate != dst.sample_rate:
-            self._resampler = StreamingResampler(src.sample_rate, dst.sample_rate)
+            bias = _BIAS if dst.encoding in _BIASED_ENCODE else 0.0
+            self._resampler = StreamingResampler(src.sample_rate, dst.sample_rate, bias=bias)
         self._encode_float: Callable[[npt.NDArray[np.float32]], bytes] = _float_encoder(
             dst.encoding
         )
@@ -144,7 +165,7 @@ class Transcoder:
         if src in _PCM_DTYPE:
             dtype = _PCM_DTYPE[src]
             return lambda data: enc_float(process(np.frombuffer(data, dtype)))
-        table = _DECODE_F32[src]
+        table = (_BIASED_DECODE_F32 if resampler.bias else _DECODE_F32)[src]
         return lambda data: enc_float(process(np.frombuffer(data, np.uint8), table))
 
     def _take_carry(self, data: Any) -> Any:
