@@ -23,6 +23,7 @@ from patter_core._base_urls import BASE_URL_VARIABLES
 from patter_core.http import ServerLimits, TrustedProxies
 from patter_core.monitor._access import token_problem
 from patter_core.providers._openai_config import REASONING_EFFORTS
+from patter_core.providers._selection import default_provider
 
 from ._agent import PROVIDER_NAMES, ProviderName
 from ._console import StartupInfo
@@ -456,15 +457,10 @@ def config_from_args(
     except PatterError as exc:
         raise ConfigError(f"--trusted-proxy: {exc}") from None
 
-    provider: Provider
-    if args.provider is not None:
-        provider = args.provider
-    elif providers.openai_key:
-        provider = "openai"
-    elif providers.elevenlabs_agent_id:
-        provider = "elevenlabs"
-    else:
-        provider = "echo"
+    provider: Provider = args.provider or default_provider(
+        openai_key=bool(providers.openai_key),
+        elevenlabs_agent=bool(providers.elevenlabs_agent_id),
+    )
     if provider == "openai" and not providers.openai_key:
         raise ConfigError("--provider openai needs OPENAI_API_KEY")
     if provider == "elevenlabs" and not providers.elevenlabs_agent_id:

@@ -36,7 +36,7 @@ from patter_core._base_urls import (
 )
 from patter_core.http import ServerLimits
 from patter_core.monitor._access import token_problem
-from patter_core.providers._selection import pipeline_parts_problem
+from patter_core.providers._selection import default_provider, pipeline_parts_problem
 from patter_core.webhooks import StreamTokens
 from patter_core.webhooks._outgoing import webhook_url_problem
 from patter_core.webhooks._twilio_flow import (
@@ -223,9 +223,13 @@ class Patter:
         barge_in_min_ms: int = 0,
         prewarm: bool = True,
     ) -> Agent:
-        """Describe the agent; ``provider`` defaults to openai with an OpenAI key, else echo."""
+        """Describe the agent; ``provider`` defaults to openai with an OpenAI
+        key, else elevenlabs with an ElevenLabs agent id, else echo."""
         if provider is None:
-            provider = "openai" if self.providers.openai_key else "echo"
+            provider = default_provider(
+                openai_key=bool(self.providers.openai_key),
+                elevenlabs_agent=bool(agent_id or self.providers.elevenlabs_agent_id),
+            )
         if provider not in PROVIDER_NAMES:
             raise InvalidOption(
                 f"provider must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}"

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from patter_anyio import ConfigError
+from patter_anyio import ConfigError, Patter
 from patter_anyio._config import ServerConfig, config_from_args
 from patter_core import CountingEntropy
 
@@ -331,3 +331,21 @@ def test_sigterm_with_a_live_call_drains_then_ends_it_as_server_shutdown(
                 p.wait()
     log = log_path.read_text()
     assert log.count("call ended") == 1 and "reason=server_shutdown" in log, log
+
+
+@pytest.mark.parametrize(
+    ("env", "want"),
+    [
+        ({}, "echo"),
+        ({"OPENAI_API_KEY": "sk-x"}, "openai"),
+        ({"ELEVENLABS_AGENT_ID": "agent_1"}, "elevenlabs"),
+        ({"OPENAI_API_KEY": "sk-x", "ELEVENLABS_AGENT_ID": "agent_1"}, "openai"),
+    ],
+)
+def test_cli_and_library_pick_the_same_default_provider(env: dict[str, str], want: str) -> None:
+    _, config = parse(env=env)
+    assert config.provider == want
+    library = Patter(
+        openai_key=env.get("OPENAI_API_KEY"), elevenlabs_agent_id=env.get("ELEVENLABS_AGENT_ID")
+    )
+    assert library.agent().provider == want

@@ -24,7 +24,7 @@ from patter_anyio.net._httpclient import (
 from patter_anyio.net._rest import carrier_request, send_rest
 from patter_core.http import HttpRequest
 from patter_core.webhooks import RetryPolicy
-from patter_core.webhooks._outgoing import DEFAULT_MAX_RESPONSE_BYTES
+from patter_core.webhooks._outgoing import DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES
 
 pytestmark = pytest.mark.anyio
 
@@ -282,7 +282,7 @@ async def test_carrier_commands_share_one_size_limit_and_log_failures(
 ) -> None:
     """send_rest: the core's 1 MiB limit on every carrier answer; a refusal,
     an error status or a lost connection is one WARNING naming the command."""
-    limit = DEFAULT_MAX_RESPONSE_BYTES
+    limit = DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES
     answers = [
         b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % limit + b"x" * limit,
         b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (limit + 1) + b"x" * (limit + 1),

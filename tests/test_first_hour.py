@@ -136,7 +136,9 @@ def test_block_for_other_agents_and_hosts() -> None:
         describe_agent(phone.agent(provider="elevenlabs"), elevenlabs_agent_id="agent_1")
         == "ElevenLabs Conversational AI (agent agent_1)"
     )
-    assert describe_agent(phone.agent()) == (
+    # No provider named: the ElevenLabs agent, as the command line picks it.
+    assert phone.agent().provider == "elevenlabs"
+    assert describe_agent(Patter(env={}).agent()) == (
         "the echo agent: no provider key set (it repeats what the caller says)"
     )
 

@@ -23,7 +23,7 @@ from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
 from patter_core.webhooks import RetryPolicy
 from patter_core.webhooks._outgoing import (
-    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES,
     DEFAULT_WEBHOOK_TIMEOUT,
     WEBHOOK_RETRY,
     address_problem,
@@ -109,7 +109,7 @@ class RemoteTool:
     allow_private: bool = False
     timeout: float = DEFAULT_WEBHOOK_TIMEOUT
     retry: RetryPolicy = WEBHOOK_RETRY
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_response_bytes: int = DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES
 
     async def __call__(self, arguments: dict[str, Any], call: dict[str, Any]) -> str:
         response = await _send(
@@ -152,7 +152,7 @@ class RemoteMessageHandler:
             allow_private=self.allow_private,
             timeout=self.timeout,
             policy=self.retry,
-            max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+            max_response_bytes=DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES,
         )
         reply = message_reply(response)
         if reply is None:

@@ -2,7 +2,8 @@
 
 Every carrier request (answer, stream, hang up, record, dial, say) is built
 by ``patter_core.webhooks``; this sends it with one timeout and the core's
-one response size limit (:data:`~patter_core.webhooks.DEFAULT_MAX_RESPONSE_BYTES`),
+one response size limit for carrier APIs
+(:data:`~patter_core.webhooks._rest.DEFAULT_MAX_CARRIER_RESPONSE_BYTES`),
 again as a :class:`~patter_core.webhooks.RetryPolicy` allows (Telnyx
 commands carry a ``command_id`` and may be repeated; Twilio's are sent once).
 """
@@ -14,7 +15,7 @@ import logging
 from patter_core import PatterError
 from patter_core.http import HttpRequest, HttpResponse
 from patter_core.webhooks import RetryPolicy
-from patter_core.webhooks._rest import DEFAULT_MAX_RESPONSE_BYTES
+from patter_core.webhooks._rest import DEFAULT_MAX_CARRIER_RESPONSE_BYTES
 
 from ._httpclient import ClientError, HttpPool, request_with_retry
 
@@ -41,7 +42,7 @@ async def carrier_request(
         req,
         retry or _ONCE,
         timeout=timeout,
-        max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+        max_response_bytes=DEFAULT_MAX_CARRIER_RESPONSE_BYTES,
         pool=pool,
     )
 

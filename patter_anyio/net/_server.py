@@ -293,7 +293,9 @@ class Server:
         """One line per reason and interval for refusals not logged in full."""
         while True:
             deadline = self._refusals.next_deadline()
-            await anyio.sleep(1.0 if deadline is None else max(0.0, deadline - SYSTEM_CLOCK.monotonic()))
+            await anyio.sleep(
+                1.0 if deadline is None else max(0.0, deadline - SYSTEM_CLOCK.monotonic())
+            )
             self._log_suppressed(self._refusals.take(SYSTEM_CLOCK.monotonic()))
 
     @staticmethod

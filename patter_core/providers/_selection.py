@@ -66,6 +66,7 @@ __all__ = [
     "SttName",
     "TtsName",
     "can_prewarm",
+    "default_provider",
     "greets_natively",
     "pipeline_parts",
     "pipeline_parts_problem",
@@ -145,6 +146,20 @@ def greets_natively(provider: str) -> bool:
     realtime sessions and the pipeline do; the echo agent is handed a
     ``Say`` by the bridge."""
     return provider != "echo"
+
+
+def default_provider(
+    *, openai_key: bool, elevenlabs_agent: bool
+) -> Literal["openai", "elevenlabs", "echo"]:
+    """The provider an agent gets when it names none, for the command line
+    and the library alike: OpenAI Realtime with an OpenAI key, else the
+    ElevenLabs agent when one is configured, else the echo agent (which
+    needs no key, so a first call works before any is set)."""
+    if openai_key:
+        return "openai"
+    if elevenlabs_agent:
+        return "elevenlabs"
+    return "echo"
 
 
 def can_prewarm(provider: str) -> bool:

@@ -6,7 +6,7 @@ A tool with a ``webhook_url`` is called with one ``POST`` of JSON::
      "callee": ..., "attempt": 1}
 
 and its answer (a 2xx) is what the model gets: the body as text, up to
-:data:`DEFAULT_MAX_RESPONSE_BYTES`. An ``on_message`` URL gets
+:data:`DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES`. An ``on_message`` URL gets
 ``{"text", "call_id", "caller", "callee", "attempt"}`` and answers with the
 reply: ``{"text": reply}`` as JSON, or the body as plain text.
 
@@ -43,7 +43,7 @@ from ..http._types import HttpRequest, HttpResponse
 from ._rest import RetryPolicy
 
 __all__ = [
-    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES",
     "DEFAULT_WEBHOOK_TIMEOUT",
     "SIGNATURE_HEADER",
     "WEBHOOK_RETRY",
@@ -60,7 +60,7 @@ __all__ = [
 #: Seconds one attempt may take: a tool the caller waits on in silence.
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 #: A tool result is read to the model; a megabyte is far past any useful one.
-DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+DEFAULT_MAX_WEBHOOK_RESPONSE_BYTES = 1024 * 1024
 #: Three attempts in all, 0.5 s then 1 s apart (module doc).
 WEBHOOK_RETRY = RetryPolicy(max_attempts=3, first_delay_s=0.5, max_delay_s=1.0)
 SIGNATURE_HEADER = "x-patter-signature"

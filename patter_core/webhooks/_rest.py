@@ -9,11 +9,11 @@ from .._errors import LocalProtocolError, MalformedMessage, RemoteProtocolError
 from .._json import load_message
 from ..http import HttpResponse
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "CarrierApiError", "RetryPolicy", "json_object"]
+__all__ = ["DEFAULT_MAX_CARRIER_RESPONSE_BYTES", "CarrierApiError", "RetryPolicy", "json_object"]
 
 # Call resources are a few KB; a megabyte is generous and still bounds what
 # a misbehaving endpoint can make us parse.
-DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+DEFAULT_MAX_CARRIER_RESPONSE_BYTES = 1024 * 1024
 
 
 class CarrierApiError(RemoteProtocolError):
@@ -40,7 +40,7 @@ class CarrierApiError(RemoteProtocolError):
 
 
 def json_object(
-    response: HttpResponse, *, max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    response: HttpResponse, *, max_bytes: int = DEFAULT_MAX_CARRIER_RESPONSE_BYTES
 ) -> dict[str, Any]:
     """The response body as a JSON object, or :class:`CarrierApiError`."""
     try:
