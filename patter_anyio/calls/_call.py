@@ -261,19 +261,55 @@ class CallRunner:
     async def _input(self, feed: Callable[[_T, float], list[Action]], arg: _T) -> None:
         """Feed ``arg`` to the bridge (``feed(arg, now)``) and run what it asks
         for, in order. Two arguments, not a closure: no object per message."""
+        rest = self._input_now(feed, arg)
+        if rest is not None:
+            await rest
+
+    def _input_now(
+        self, feed: Callable[[_T, float], list[Action]], arg: _T
+    ) -> Coroutine[Any, Any, None] | None:
+        """:meth:`_input` without a coroutine when it can: with the lock free
+        and every action one of :meth:`_do_now`'s, all is done on return
+        (None). Otherwise the work left, to be awaited at once: the whole
+        input when the lock is taken, else the actions from the first that
+        must wait (the lock stays held until they ran)."""
         lock = self._lock
         if not lock.acquire_nowait():  # uncontended: no checkpoint
-            await lock.acquire()
+            return self._input_locked(feed, arg)
         try:
             actions = feed(arg, self._clock.monotonic())
             # Read before running the batch: an action may yield, and the
             # call's end is declared only once the ending's own actions ran.
             ended = self._bridge.ended
-            for action in actions:
+            for i, action in enumerate(actions):
+                if not self._do_now(action):
+                    return self._run_locked(actions, i, ended)
+        except BaseException:
+            lock.release()
+            raise
+        lock.release()
+        if ended:
+            self._finished.set()
+        return None
+
+    async def _input_locked(self, feed: Callable[[_T, float], list[Action]], arg: _T) -> None:
+        await self._lock.acquire()
+        try:
+            actions = feed(arg, self._clock.monotonic())
+            ended = self._bridge.ended
+        except BaseException:
+            self._lock.release()
+            raise
+        await self._run_locked(actions, 0, ended)
+
+    async def _run_locked(self, actions: list[Action], start: int, ended: bool) -> None:
+        """Run ``actions[start:]`` in order, then release the lock the caller took."""
+        try:
+            for action in actions[start:]:
                 if not self._do_now(action):
                     await self._do(action)
         finally:
-            lock.release()
+            self._lock.release()
         if ended:
             self._finished.set()
 
@@ -308,9 +344,16 @@ class CallRunner:
         self._spawn(self._input(self._bridge.provider_result, opened), must_finish=False)
 
     async def provider_result(self, result: IoResult) -> None:
+        rest = self.provider_result_now(result)
+        if rest is not None:
+            await rest
+
+    def provider_result_now(self, result: IoResult) -> Coroutine[Any, Any, None] | None:
+        """:meth:`provider_result` as :meth:`_input_now`: None when all is
+        done, else the work left, to be awaited at once."""
         if isinstance(result, SocketClosed):
             self._sockets.pop(result.channel, None)
-        await self._input(self._bridge.provider_result, result)
+        return self._input_now(self._bridge.provider_result, result)
 
     # -- readers -------------------------------------------------------------------
 
@@ -322,7 +365,9 @@ class CallRunner:
             except WebSocketClosed:
                 await self._input(_now_only, bridge.carrier_closed)
                 return
-            await self._input(bridge.carrier_message, message)
+            rest = self._input_now(bridge.carrier_message, message)
+            if rest is not None:
+                await rest
             if bridge.ended:
                 return
 
@@ -360,7 +405,9 @@ class CallRunner:
                     except WebSocketClosed as closed:
                         code, reason = closed.code, closed.reason
                         break
-                    await self._input(result, SocketMessage(channel=channel, data=data))
+                    rest = self._input_now(result, SocketMessage(channel=channel, data=data))
+                    if rest is not None:
+                        await rest
         except ClientProtocolError as exc:
             # The provider's own words (e.g. OpenAI's "Incorrect API key").
             code, reason = 1006, describe_refusal(exc.status, exc.body)

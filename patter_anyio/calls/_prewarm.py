@@ -149,7 +149,9 @@ class Prewarm:
                         while True:
                             message = SocketMessage(channel=MAIN, data=await ws.receive())
                             if warm.runner is not None:  # adopted: the call's now
-                                await warm.runner.provider_result(message)
+                                rest = warm.runner.provider_result_now(message)
+                                if rest is not None:
+                                    await rest
                                 continue
                             now = self._clock()
                             warm.events += warm.session.receive_io(message, now)

@@ -40,7 +40,7 @@ from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Event, Ping
 
 from patter_core import PatterError
-from patter_core.http._wsframes import ControlFrame, FrameReader, frame
+from patter_core.http._wsframes import ControlFrame, FrameError, FrameReader, frame
 
 from .._errors import STREAM_ENDED, STREAM_LOST
 from ._lock import FastLock
@@ -59,6 +59,8 @@ _READ_SIZE = 65536
 # A whole data message, as the frame reader gives it (a tuple: ``str | bytes``
 # would build a union object on every message).
 _MESSAGE = (str, bytes)
+# What the frame reader gives: a whole message, a control frame, a framing error.
+ReaderItem = str | bytes | ControlFrame | FrameError
 # The states in which wsproto reads frames (a Close ends them).
 _READING = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
@@ -224,9 +226,15 @@ class WebSocket:
         self._receiving = True
         try:
             while True:
-                message = await self._process_events()
-                if message is not None:
-                    return message
+                # The common case needs no coroutine: nothing for wsproto,
+                # and a whole message in the frame reader.
+                item = None if self._events else self._reader.next_event()
+                if isinstance(item, _MESSAGE):
+                    return item
+                if item is not None or self._events:
+                    message = await self._process_events(item)
+                    if message is not None:
+                        return message
                 if self._closed is not None:
                     raise self._closed
                 await self._read()
@@ -263,27 +271,32 @@ class WebSocket:
         else:
             self._reader.receive_data(data)
 
-    async def _process_events(self) -> str | bytes | None:
+    async def _process_events(self, item: ReaderItem | None) -> str | bytes | None:
+        """Handle ``item`` (what the frame reader just gave, if anything),
+        then wsproto's events and the reader's next items, until a message
+        (returned) or nothing more to do without reading (None)."""
         events = self._events
         while True:
-            while events:
-                event = events.popleft()
-                if isinstance(event, Ping):
-                    # RFC 6455 section 5.5.2: answer with the same payload.
-                    await self._send_control(event.response())
-                elif isinstance(event, CloseConnection):
-                    await self._on_close(event)
-                    return None
-                # A Pong needs nothing; wsproto gives us no data messages.
-            item = self._reader.next_event()
             if item is None:
-                return None
+                while events:
+                    event = events.popleft()
+                    if isinstance(event, Ping):
+                        # RFC 6455 section 5.5.2: answer with the same payload.
+                        await self._send_control(event.response())
+                    elif isinstance(event, CloseConnection):
+                        await self._on_close(event)
+                        return None
+                    # A Pong needs nothing; wsproto gives us no data messages.
+                item = self._reader.next_event()
+                if item is None:
+                    return None
             if isinstance(item, _MESSAGE):
                 return item
             if isinstance(item, ControlFrame):
                 if self._conn.state in _READING:
                     self._conn.receive_data(item.raw)
                     events.extend(self._conn.events())
+                item = None
                 continue
             await self._fail(item.code, _CLOSE_WORDS.get(item.code, "protocol error"))
             return None
