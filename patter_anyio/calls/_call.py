@@ -275,7 +275,20 @@ class CallRunner:
         must wait (the lock stays held until they ran)."""
         lock = self._lock
         if not lock.acquire_nowait():  # uncontended: no checkpoint
-            return self._input_locked(feed, arg)
+            return self._input_after_lock(feed, arg)
+        return self._input_locked(feed, arg)
+
+    async def _input_after_lock(self, feed: Callable[[_T, float], list[Action]], arg: _T) -> None:
+        await self._lock.acquire()
+        rest = self._input_locked(feed, arg)
+        if rest is not None:
+            await rest
+
+    def _input_locked(
+        self, feed: Callable[[_T, float], list[Action]], arg: _T
+    ) -> Coroutine[Any, Any, None] | None:
+        """:meth:`_input_now` with the lock taken."""
+        lock = self._lock
         try:
             actions = feed(arg, self._clock.monotonic())
             # Read before running the batch: an action may yield, and the
@@ -291,16 +304,6 @@ class CallRunner:
         if ended:
             self._finished.set()
         return None
-
-    async def _input_locked(self, feed: Callable[[_T, float], list[Action]], arg: _T) -> None:
-        await self._lock.acquire()
-        try:
-            actions = feed(arg, self._clock.monotonic())
-            ended = self._bridge.ended
-        except BaseException:
-            self._lock.release()
-            raise
-        await self._run_locked(actions, 0, ended)
 
     async def _run_locked(self, actions: list[Action], start: int, ended: bool) -> None:
         """Run ``actions[start:]`` in order, then release the lock the caller took."""

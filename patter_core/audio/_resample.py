@@ -222,11 +222,6 @@ class StreamingResampler:
             self._flat = self._out.reshape(-1)
 
     @property
-    def bias(self) -> float:
-        """The offset the float interface's samples carry (0 by default)."""
-        return float(self._bias)
-
-    @property
     def delay_seconds(self) -> float:
         """Algorithmic delay: how late an impulse comes out (0 for equal rates)."""
         return 0.0 if self._plan is None else self._plan.delay_seconds

@@ -78,10 +78,10 @@ for _table in (*_BIASED_DECODE_F32.values(), *_BIASED_ENCODE.values()):
     _table.setflags(write=False)
 
 
-def _float_encoder(encoding: Encoding) -> Callable[[npt.NDArray[np.float32]], bytes]:
-    """Filtered float samples -> rounded, saturated -> bytes in ``encoding``
-    (biased by _BIAS when ``encoding`` is G.711, see above)."""
-    if encoding in _BIASED_ENCODE:
+def _float_encoder(encoding: Encoding, biased: bool) -> Callable[[npt.NDArray[np.float32]], bytes]:
+    """Filtered float samples (carrying _BIAS when ``biased``: G.711 only,
+    see above) -> rounded, saturated -> bytes in ``encoding``."""
+    if biased:
         table = _BIASED_ENCODE[encoding]
         return lambda y: table.take(y.astype(np.int32), mode="clip").tobytes()
     if encoding is Encoding.PCM16LE and np.dtype(np.int16) == _LE:
@@ -94,6 +94,7 @@ class Transcoder:
     """Convert a stream of audio from ``src`` to ``dst`` format, frame by frame."""
 
     __slots__ = (
+        "_biased",
         "_carry",
         "_carry_odd",
         "_encode_float",
@@ -113,11 +114,12 @@ class Transcoder:
         self._carry_odd = bool(carry_odd_byte) and src.encoding.bytes_per_sample == 2
         self._carry = b""
         self._resampler: StreamingResampler | None = None
+        self._biased = dst.encoding in _BIASED_ENCODE  # the resampling path's, see above
         if src.sample_rate != dst.sample_rate:
-            bias = _BIAS if dst.encoding in _BIASED_ENCODE else 0.0
+            bias = _BIAS if self._biased else 0.0
             self._resampler = StreamingResampler(src.sample_rate, dst.sample_rate, bias=bias)
         self._encode_float: Callable[[npt.NDArray[np.float32]], bytes] = _float_encoder(
-            dst.encoding
+            dst.encoding, self._biased
         )
         self._impl = self._build()
 
@@ -165,7 +167,7 @@ class Transcoder:
         if src in _PCM_DTYPE:
             dtype = _PCM_DTYPE[src]
             return lambda data: enc_float(process(np.frombuffer(data, dtype)))
-        table = (_BIASED_DECODE_F32 if resampler.bias else _DECODE_F32)[src]
+        table = (_BIASED_DECODE_F32 if self._biased else _DECODE_F32)[src]
         return lambda data: enc_float(process(np.frombuffer(data, np.uint8), table))
 
     def _take_carry(self, data: Any) -> Any:
