@@ -139,6 +139,9 @@ def peak_hz(pcm: bytes, rate: int) -> float:
 class FakeSession:
     """A scripted provider session: events come from ``inbox``."""
 
+    #: Every command, caller audio included, goes through send() (``commands``).
+    audio_now = False
+
     def __init__(self, fmt: AudioFormat = PCM16_16K) -> None:
         self.fmt = fmt
         self.commands: list[ProviderCommand] = []

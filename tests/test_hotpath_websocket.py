@@ -23,6 +23,7 @@ from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from patter_anyio.net._loopstream import LoopStream, running_asyncio
 from patter_anyio.net._loopstream import accept as loop_accept
 from patter_anyio.net._websocket import WebSocket, WebSocketClosed
+from patter_core._entropy import MaskKeys
 
 
 class _Sink:
@@ -94,6 +95,49 @@ def test_client_frames_stay_masked() -> None:
     server = Connection(ConnectionType.SERVER)
     server.receive_data(bytes(sink.sent))
     assert [e.data for e in server.events()] == ["hello"]  # type: ignore[attr-defined]
+
+
+def _mask_keys(wire: bytes) -> list[bytes]:
+    """The masking key of every (short, masked) frame on ``wire``."""
+    keys, at = [], 0
+    while at < len(wire):
+        size = wire[at + 1] & 0x7F
+        assert wire[at + 1] & 0x80 and size < 126
+        keys.append(wire[at + 2 : at + 6])
+        at += 6 + size
+    return keys
+
+
+def test_every_client_frame_has_a_fresh_key() -> None:
+    # Keys come from secrets a block at a time (MaskKeys); over a block
+    # boundary and beyond, no key repeats and every frame reads back.
+    sink = _Sink()
+    ws = WebSocket(sink, Connection(ConnectionType.CLIENT), max_message_bytes=1 << 20)  # type: ignore[arg-type]
+    messages = [f"m{i}" for i in range(600)]
+    for message in messages:
+        anyio.run(ws.send, message)
+    keys = _mask_keys(bytes(sink.sent))
+    assert len(keys) == 600 and len(set(keys)) == 600
+    server = Connection(ConnectionType.SERVER)
+    server.receive_data(bytes(sink.sent))
+    assert [e.data for e in server.events()] == messages  # type: ignore[attr-defined]
+
+
+def test_mask_keys_are_the_entropy_bytes_in_order() -> None:
+    drawn: list[int] = []
+
+    class Source:
+        def token_bytes(self, n: int) -> bytes:
+            drawn.append(n)
+            return bytes((len(drawn) * 16 + i) % 256 for i in range(n))
+
+    keys = MaskKeys(Source(), block_bytes=8)
+    got = [keys.next() for _ in range(5)]
+    assert got == [bytes([16, 17, 18, 19]), bytes([20, 21, 22, 23]),
+                   bytes([32, 33, 34, 35]), bytes([36, 37, 38, 39]), bytes([48, 49, 50, 51])]
+    assert drawn == [8, 8, 8]  # one draw per block, not per key
+    with pytest.raises(ValueError):
+        MaskKeys(Source(), block_bytes=6)
 
 
 # -- timeouts over real loopback sockets ----------------------------------------------

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
+import secrets
 from collections import deque
 from collections.abc import Sequence
 from time import monotonic
@@ -40,6 +40,7 @@ from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Event, Ping
 
 from patter_core import PatterError
+from patter_core._entropy import MaskKeys
 from patter_core.http._wsframes import ControlFrame, FrameError, FrameReader, frame
 
 from .._errors import STREAM_ENDED, STREAM_LOST
@@ -104,7 +105,9 @@ class WebSocket:
         # the control frames only. Data frames are read and built by
         # patter_core's frame module (no extension is ever negotiated).
         self._conn = connection
-        self._client = connection.client
+        # A client masks its frames with unpredictable keys (RFC 6455
+        # section 5.3); a server never masks.
+        self._masks = MaskKeys(secrets) if connection.client else None
         self._events: deque[Event] = deque(connection.events())
         self._reader = FrameReader(client=connection.client, max_message_bytes=max_message_bytes)
         if trailing:
@@ -166,9 +169,8 @@ class WebSocket:
             raise self._closed
         if self._conn.state is not ConnectionState.OPEN:
             raise WebSocketClosed(1006, "closing")
-        # A client masks its frames with an unpredictable key (RFC 6455
-        # section 5.3); a server never masks.
-        return frame(data, os.urandom(4)) if self._client else frame(data)
+        masks = self._masks
+        return frame(data) if masks is None else frame(data, masks.next())
 
     async def send(self, data: str | bytes) -> None:
         await self._send_raw(self._frame(data))

@@ -6,11 +6,13 @@ its pieces has a module of its own (audio in and out, endings, watchdogs, ...).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable
 from dataclasses import replace
 
 from .._deadlines import earliest
 from .._errors import RemoteProtocolError
+from ..audio._format import AudioFormat
 from ..media._events import Connected, Dtmf, Mark, Media, Start, Stop, StreamError
 from ..providers._events import (
     AnswerStage,
@@ -134,6 +136,9 @@ class CallBridge:
         self._hangup_detail = ""
         self._carrier_errors = 0  # carrier error reports (Telnyx ``error`` frames)
         self._timer: float | None = None
+        # Until when the steady state's two inputs take the quick way (_hot);
+        # -inf: not steady. Set by every input's _finish.
+        self._steady_until = -math.inf
         self._socket_closing: tuple[int, str] | None = None  # while a SocketClosed is handled
         self._opened_channels: set[ChannelId] = set()
         self._error_detail = ""
@@ -179,6 +184,15 @@ class CallBridge:
             self._hangup_detail = str(exc)
             self._end(EndReason.CARRIER_PROTOCOL_ERROR, now, close_code=exc.close_code)
             return self._finish(now)
+        session = self._session
+        if (
+            now < self._steady_until
+            and len(events) == 1
+            and type(events[0]) is Media
+            and session is not None
+            and session.audio_now
+        ):
+            return self._hot_media(events[0].payload, session, now)
         for event in events:
             if self.ended:
                 break
@@ -358,13 +372,75 @@ class CallBridge:
 
     def _finish(self, now: float) -> list[Action]:
         if self._state is _State.ACTIVE:
-            unplayed = self._agent.unplayed
-            self._silence.observe(unplayed, now)
-            self._barge.played(unplayed)
+            self._observe_line(now)
+        self._settle()
+        return self._out.take()
+
+    def _observe_line(self, now: float) -> None:
+        """After every input: is the agent's audio still playing (silence, greeting hold)."""
+        unplayed = self._agent.unplayed
+        self._silence.observe(unplayed, now)
+        self._barge.played(unplayed)
+
+    def _settle(self) -> None:
+        """The timer follows the next deadline; the steady state (``_hot``) is re-decided."""
         deadline = self.next_deadline()
         if deadline != self._timer:
             self._timer = deadline
             self._out.append(SetTimer(deadline=deadline))
+        steady = (
+            self._state is _State.ACTIVE
+            and self._ready
+            and not self._later
+            and self._start_wait is None
+            and self._ending.reason is None
+            and self._voicemail is None
+            and self._carrier_open
+            and self._stream.media_format is not None
+        )
+        self._steady_until = (math.inf if deadline is None else deadline) if steady else -math.inf
+
+    # -- the steady state's quick way ---------------------------------------------
+    #
+    # In a call's steady state (live, ready, no ending planned, no voicemail
+    # drop, nothing queued) nearly every input is one of two: a media frame
+    # from the carrier or a chunk of agent audio from the provider. Each is
+    # handled as the general path would, without its dispatch and bookkeeping:
+    # no command object, no draining of events that cannot exist, and no new
+    # deadline, since neither moves one before ``_steady_until`` (the timer's
+    # own deadline) except the quiet clock, which is checked. Anything else,
+    # and these two at or after the deadline, goes the general way.
+
+    def _caller_frame(self, payload: bytes, now: float) -> AudioFormat | None:
+        """Count a media frame; its format when its audio goes on (recorded)."""
+        self._inbound.frames_in += 1
+        self._watchdogs.last_media = now
+        fmt = self._stream.media_format
+        if fmt is None or not payload:
+            return None
+        if self._recorder is not None:
+            self._recorder.caller(payload, fmt)
+        return fmt
+
+    def _hot_media(self, payload: bytes, session: ProviderSession, now: float) -> list[Action]:
+        fmt = self._caller_frame(payload, now)
+        if fmt is not None:
+            audio = self._inbound.to_session(payload, fmt, session)
+            if audio:
+                self._collect_io()
+                self._out.append(ProviderIo(action=session.audio_message(audio)))
+        # No _observe_line: a frame moves neither the agent's audio nor the
+        # caller's speech, and while they are as they were it changes nothing.
+        return self._out.take()
+
+    def _hot_audio(self, event: AudioOut, now: float) -> list[Action]:
+        self._on_audio(event)
+        self._metrics.agent_audio(now)
+        self._collect_io()
+        busy = self._silence.busy
+        self._observe_line(now)
+        if self._silence.busy is not busy:  # the quiet clock stopped or started
+            self._settle()
         return self._out.take()
 
     def _to_carrier(self, messages: Iterable[str]) -> None:
@@ -376,7 +452,10 @@ class CallBridge:
         if self._state is not _State.ACTIVE or session is None:
             return []
         self._begin()
-        self._handle_events(session.receive_io(result, now), now)
+        events = session.receive_io(result, now)
+        if now < self._steady_until and len(events) == 1 and type(events[0]) is AudioOut:
+            return self._hot_audio(events[0], now)
+        self._handle_events(events, now)
         self._drain_session(now)
         return self._finish(now)
 
@@ -462,13 +541,9 @@ class CallBridge:
     def _on_media(self, media: Media, now: float) -> None:
         if self._state is not _State.ACTIVE:
             return
-        self._inbound.frames_in += 1
-        self._watchdogs.last_media = now
-        fmt = self._stream.media_format
-        if fmt is None or not media.payload:
+        fmt = self._caller_frame(media.payload, now)
+        if fmt is None:
             return
-        if self._recorder is not None:
-            self._recorder.caller(media.payload, fmt)
         if not self._ready:
             self._inbound.hold(media.payload, fmt)
         elif self._inbound.send([media.payload], fmt, self._session, now, self._later):

@@ -87,12 +87,18 @@ class CallerAudio:
         if session is None:
             return sent
         for payload in payloads:
-            audio = self.convert(payload, src, session.input_format)
+            audio = self.to_session(payload, src, session)
             if audio:
-                self.ms_sent += src.ms_for_bytes(len(payload))
                 events += session.send(SendAudio(audio=audio), now)
                 sent = True
         return sent
+
+    def to_session(self, payload: bytes, src: AudioFormat, session: ProviderSession) -> bytes:
+        """``payload`` in the session's format, counted as sent unless empty."""
+        audio = self.convert(payload, src, session.input_format)
+        if audio:
+            self.ms_sent += src.ms_for_bytes(len(payload))
+        return audio
 
     def convert(self, payload: bytes, src: AudioFormat, dst: AudioFormat) -> bytes:
         """``payload`` in ``dst``; the converter is rebuilt when ``dst`` changes."""

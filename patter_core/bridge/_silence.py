@@ -105,6 +105,11 @@ class SilenceWatch:
             self._quiet_since = now
         self._busy = busy
 
+    @property
+    def busy(self) -> bool:
+        """The line was busy at the last :meth:`observe`: the quiet clock stands."""
+        return self._busy
+
     def deadline(self) -> float | None:
         quiet = self._quiet_since
         silence = None

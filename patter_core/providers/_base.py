@@ -129,6 +129,17 @@ class RealtimeSessionBase:
             self._send_text(text, is_audio)
         return []
 
+    @property
+    def audio_now(self) -> bool:
+        """True when ``send(SendAudio(audio))`` would send one message at once
+        and make no event: :meth:`audio_message` is that message."""
+        return self._live and self._state is not SessionState.CLOSED
+
+    def audio_message(self, audio: bytes) -> SendMessage:
+        """The message ``SendAudio(audio)`` sends (``audio`` not empty), for
+        the bridge's steady state; only while :attr:`audio_now`."""
+        return SendMessage(channel=self._channel, data=self._audio_text(audio))
+
     def close(self, now: float) -> None:
         self._shut(1000)
 
@@ -221,6 +232,10 @@ class RealtimeSessionBase:
         return []
 
     def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
+        raise NotImplementedError
+
+    def _audio_text(self, audio: bytes) -> str:
+        """The wire message for a chunk of caller audio (``SendAudio``)."""
         raise NotImplementedError
 
     def _on_open(self, now: float) -> list[ProviderEvent]:

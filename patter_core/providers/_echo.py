@@ -56,7 +56,7 @@ from ._events import (
     UserSpeechStopped,
 )
 from ._io import IoResult
-from ._session import IoAction
+from ._session import AudioThroughSend, IoAction
 
 __all__ = ["EchoConfig", "EchoSession"]
 
@@ -89,7 +89,7 @@ class EchoConfig:
             raise LocalProtocolError("speech_rms and beep_amplitude must be positive")
 
 
-class EchoSession:
+class EchoSession(AudioThroughSend):
     """A :class:`~patter_core.providers.ProviderSession` that repeats the caller."""
 
     def __init__(self, config: EchoConfig | None = None) -> None:

@@ -312,11 +312,14 @@ class ElevenLabsSession(RealtimeSessionBase):
 
     # -- commands -> wire -------------------------------------------------------
 
+    def _audio_text(self, audio: bytes) -> str:
+        return _AUDIO_PREFIX + b64encode(audio) + _AUDIO_SUFFIX
+
     def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
         if isinstance(command, SendAudio):
             if not command.audio:
                 return []
-            return [(_AUDIO_PREFIX + b64encode(command.audio) + _AUDIO_SUFFIX, True)]
+            return [(self._audio_text(command.audio), True)]
         if isinstance(command, Cancel | Truncate):
             return []  # handled server side; see the module doc
         if isinstance(command, ToolResult):

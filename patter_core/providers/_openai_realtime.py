@@ -204,11 +204,14 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
 
     # -- commands -> wire -------------------------------------------------------
 
+    def _audio_text(self, audio: bytes) -> str:
+        return _APPEND_PREFIX + b64encode(audio) + _APPEND_SUFFIX
+
     def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
         if isinstance(command, SendAudio):
             if not command.audio:
                 return []
-            return [(_APPEND_PREFIX + b64encode(command.audio) + _APPEND_SUFFIX, True)]
+            return [(self._audio_text(command.audio), True)]
         if isinstance(command, Cancel):
             return [(_RESPONSE_CANCEL, False)]
         if isinstance(command, Truncate):

@@ -34,12 +34,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .._errors import LocalProtocolError
 from ..audio._format import AudioFormat
 from ..http._types import HttpRequest
 from ._events import ProviderCommand, ProviderEvent
 from ._io import ChannelId, IoResult
 
 __all__ = [
+    "AudioThroughSend",
     "CallHandler",
     "CloseSocket",
     "IoAction",
@@ -109,6 +111,18 @@ class ProviderSession(Protocol):
         """The format :class:`AudioOut` carries (may change until SessionReady)."""
         ...
 
+    @property
+    def audio_now(self) -> bool:
+        """True when ``send(SendAudio(audio))`` would only send one message at
+        once and make no event (a realtime session, live): the bridge then
+        takes :meth:`audio_message` instead, its steady state's quick way."""
+        ...
+
+    def audio_message(self, audio: bytes) -> IoAction:
+        """The message ``send(SendAudio(audio))`` would send; only while
+        :attr:`audio_now`, for audio that is not empty."""
+        ...
+
     def start(self, now: float) -> list[ProviderEvent]: ...
 
     def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]: ...
@@ -124,3 +138,13 @@ class ProviderSession(Protocol):
     def next_deadline(self) -> float | None: ...
 
     def handle_timer(self, now: float) -> list[ProviderEvent]: ...
+
+
+class AudioThroughSend:
+    """For a session whose caller audio can make events (a VAD listens to
+    it): ``audio_now`` is never true, so every chunk goes through ``send``."""
+
+    audio_now = False
+
+    def audio_message(self, audio: bytes) -> IoAction:
+        raise LocalProtocolError("this session takes caller audio through send()")

@@ -48,6 +48,13 @@ class WarmSession:
     def output_format(self) -> AudioFormat:
         return self.session.output_format
 
+    @property
+    def audio_now(self) -> bool:
+        return self.session.audio_now
+
+    def audio_message(self, audio: bytes) -> IoAction:
+        return self.session.audio_message(audio)
+
     def start(self, now: float) -> list[ProviderEvent]:
         """Already started, at the webhook: what it said since."""
         events, self._events = self._events, []

@@ -60,7 +60,7 @@ from .._events import (
     Truncate,
     UpdateInstructions,
 )
-from .._session import IoAction
+from .._session import AudioThroughSend, IoAction
 from ._answer import Answer
 from ._config import PipelineConfig
 from ._conversation import Conversation
@@ -73,7 +73,7 @@ __all__ = ["PipelineSession"]
 MAX_ERROR_BODY_BYTES = 4096
 
 
-class PipelineSession:
+class PipelineSession(AudioThroughSend):
     """Implements :class:`~patter_core.providers.ProviderSession`."""
 
     def __init__(self, config: PipelineConfig, *, entropy: Entropy) -> None:
