@@ -45,6 +45,17 @@ to the carrier as 20 ms frames with a mark per chunk (:mod:`._outbound`).
 Formats that match pass through untouched (Twilio mu-law and an OpenAI
 session in ``audio/pcmu``).
 
+The steady state. Once a call is live and ready, with no ending planned, no
+voicemail drop and nothing queued, nearly every input is a media frame or a
+chunk of agent audio, 50 a second each way. These take a quick way
+(``CallBridge._hot_media``, ``_hot_audio``): the same counting, conversion,
+framing and marks, without the general path's dispatch and bookkeeping, and
+without recomputing the next deadline, which neither input moves before the
+timer's own deadline (the quiet clock excepted, which is checked). A
+realtime session renders the caller's audio message itself when it goes out
+at once (``audio_now``, ``audio_message``). A differential test holds the
+two ways to the same actions on every input.
+
 Barge-in (PROTOCOLS.md section 3, after OpenAI's own Twilio adapter). On
 ``UserSpeechStarted`` while agent audio is unplayed (``played_ms <
 sent_ms``): the carrier gets ``clear``, the session ``Cancel``, and every
