@@ -15,29 +15,32 @@ from __future__ import annotations
 
 import json
 import math
+from base64 import b64encode
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from patter_core import LocalProtocolError
 from patter_core.bridge import Action, BridgeConfig, CallBridge, CallInfo
 from patter_core.media import TwilioMediaStream
 from patter_core.providers import (
+    EchoSession,
     ElevenLabsConfig,
     ElevenLabsSession,
     OpenAIRealtimeConfig,
     OpenAIRealtimeSession,
     ProviderSession,
+    SendAudio,
     SocketClosed,
     SocketMessage,
     SocketOpened,
 )
 
 from .test_bridge_support import connected, dtmf, mark, media, start, stop, verify
-
-_B64 = __import__("base64").b64encode
 
 
 class _General(CallBridge):
@@ -97,61 +100,113 @@ def _openai_message(kind: str, arg: int) -> dict[str, Any]:
         return {"type": "response.created", "response": {"id": f"resp_{arg}"}}
     if kind == "audio":  # 0 to 70 ms at 24 kHz PCM16 or 8 kHz mu-law: both even
         size = (arg % 8) * 160
-        return {"type": "response.output_audio.delta", "item_id": item,
-                "delta": _B64(_tone(size, arg)).decode()}
+        return {
+            "type": "response.output_audio.delta",
+            "item_id": item,
+            "delta": b64encode(_tone(size, arg)).decode(),
+        }
     if kind == "speech":
         return {"type": "input_audio_buffer.speech_started", "item_id": item}
     if kind == "quiet":
         return {"type": "input_audio_buffer.speech_stopped", "item_id": item}
     if kind == "said":
-        return {"type": "response.output_audio_transcript.done", "item_id": item,
-                "transcript": f"answer {arg}"}
+        return {
+            "type": "response.output_audio_transcript.done",
+            "item_id": item,
+            "transcript": f"answer {arg}",
+        }
     if kind == "heard":
-        return {"type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item, "transcript": f"question {arg}"}
+        return {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": item,
+            "transcript": f"question {arg}",
+        }
     if kind == "done":
-        return {"type": "response.done",
-                "response": {"id": f"resp_{arg}", "status": "completed", "output": []}}
+        return {
+            "type": "response.done",
+            "response": {"id": f"resp_{arg}", "status": "completed", "output": []},
+        }
     if kind == "tool":
         name = "end_call" if arg % 4 == 0 else "lookup"
-        return {"type": "response.output_item.done",
-                "item": {"type": "function_call", "id": item, "call_id": f"call_{arg}",
-                         "name": name, "arguments": "{}", "status": "completed"}}
+        return {
+            "type": "response.output_item.done",
+            "item": {
+                "type": "function_call",
+                "id": item,
+                "call_id": f"call_{arg}",
+                "name": name,
+                "arguments": "{}",
+                "status": "completed",
+            },
+        }
     if kind == "error":
-        return {"type": "error", "error": {"type": "invalid_request_error",
-                                           "code": "bad", "message": "no"}}
+        return {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "code": "bad", "message": "no"},
+        }
     return {"type": "rate_limits.updated", "rate_limits": []}
 
 
 def _elevenlabs_message(kind: str, arg: int) -> dict[str, Any]:
     if kind == "ready":
-        return {"type": "conversation_initiation_metadata",
-                "conversation_initiation_metadata_event": {
-                    "conversation_id": "conv_1", "user_input_audio_format": "ulaw_8000",
-                    "agent_output_audio_format": "pcm_16000" if arg % 2 else "ulaw_8000"}}
+        return {
+            "type": "conversation_initiation_metadata",
+            "conversation_initiation_metadata_event": {
+                "conversation_id": "conv_1",
+                "user_input_audio_format": "ulaw_8000",
+                "agent_output_audio_format": "pcm_16000" if arg % 2 else "ulaw_8000",
+            },
+        }
     if kind == "audio":
-        return {"type": "audio", "audio_event": {
-            "audio_base_64": _B64(_tone((arg % 8) * 160, arg)).decode(),
-            "event_id": 10 + arg % 3}}
+        return {
+            "type": "audio",
+            "audio_event": {
+                "audio_base_64": b64encode(_tone((arg % 8) * 160, arg)).decode(),
+                "event_id": 10 + arg % 3,
+            },
+        }
     if kind == "speech":
         return {"type": "interruption", "interruption_event": {"event_id": 10 + arg % 4}}
     if kind == "heard":
-        return {"type": "user_transcript",
-                "user_transcription_event": {"user_transcript": f"question {arg}"}}
+        return {
+            "type": "user_transcript",
+            "user_transcription_event": {"user_transcript": f"question {arg}"},
+        }
     if kind == "said":
-        return {"type": "agent_response",
-                "agent_response_event": {"agent_response": f"answer {arg}"}}
+        return {
+            "type": "agent_response",
+            "agent_response_event": {"agent_response": f"answer {arg}"},
+        }
     if kind == "tool":
-        return {"type": "client_tool_call", "client_tool_call": {
-            "tool_name": "end_call" if arg % 4 == 0 else "lookup",
-            "tool_call_id": f"call_{arg}", "parameters": {}}}
+        return {
+            "type": "client_tool_call",
+            "client_tool_call": {
+                "tool_name": "end_call" if arg % 4 == 0 else "lookup",
+                "tool_call_id": f"call_{arg}",
+                "parameters": {},
+            },
+        }
     if kind == "error":
         return {"type": "error", "error_event": {"code": 1008, "message": "no"}}
     return {"type": "ping", "ping_event": {"event_id": arg}}
 
 
-_KINDS = ["ready", "created", "audio", "audio", "audio", "audio", "speech", "quiet", "said",
-          "heard", "done", "tool", "error", "other"]
+_KINDS = [
+    "ready",
+    "created",
+    "audio",
+    "audio",
+    "audio",
+    "audio",
+    "speech",
+    "quiet",
+    "said",
+    "heard",
+    "done",
+    "tool",
+    "error",
+    "other",
+]
 
 _step = st.one_of(
     st.tuples(st.just("media"), st.sampled_from([160, 160, 160, 80, 320, 0, 1])),
@@ -190,10 +245,20 @@ class _Pair:
         factory = _PROVIDERS[provider]
         self.eleven = provider == "elevenlabs"
         self.now = 0.0
-        self.hot = _Counted(stream=TwilioMediaStream(), carrier="twilio",
-                            session_factory=factory, verify_token=verify, config=config)
-        self.ref = _General(stream=TwilioMediaStream(), carrier="twilio",
-                            session_factory=factory, verify_token=verify, config=config)
+        self.hot = _Counted(
+            stream=TwilioMediaStream(),
+            carrier="twilio",
+            session_factory=factory,
+            verify_token=verify,
+            config=config,
+        )
+        self.ref = _General(
+            stream=TwilioMediaStream(),
+            carrier="twilio",
+            session_factory=factory,
+            verify_token=verify,
+            config=config,
+        )
         self.inputs = 0
         self.feed(lambda b, now: b.carrier_message(connected(), now))
         self.feed(lambda b, now: b.carrier_message(start(), now))
@@ -278,10 +343,38 @@ def _conversation(pair: _Pair) -> None:
 
 def test_a_steady_call_takes_the_quick_way_and_ends_alike() -> None:
     for provider in _PROVIDERS:
-        for config in (BridgeConfig(), BridgeConfig(silence_timeout_seconds=1.0, first_message="Hi")):
+        for config in (
+            BridgeConfig(),
+            BridgeConfig(silence_timeout_seconds=1.0, first_message="Hi"),
+        ):
             pair = _Pair(provider, config)
             _conversation(pair)
             assert pair.hot.ended and pair.ref.ended
             # Most of the 400 audio inputs went the quick way (not the ones
             # before readiness, around the barge-in or at a timer's deadline).
             assert pair.hot.quick >= 300, (provider, pair.hot.quick)
+
+
+def test_the_quick_message_is_the_one_send_would_send() -> None:
+    for make in _PROVIDERS.values():
+        pair = _Pair("pcmu", BridgeConfig())  # only for a CallInfo
+        session = make(pair.hot.call_info)  # type: ignore[arg-type]
+        session.start(0.0)
+        assert not session.audio_now  # no socket yet: audio is held in the session
+        session.receive_io(SocketOpened(channel="main"), 0.0)
+        session.io_to_send()
+        ready = (
+            _elevenlabs_message("ready", 0) if make is _elevenlabs else _openai_message("ready", 0)
+        )
+        session.receive_io(SocketMessage(channel="main", data=json.dumps(ready)), 0.0)
+        session.io_to_send()
+        assert session.audio_now
+        quick = session.audio_message(b"\x01\x02\x03\x04")
+        assert session.send(SendAudio(audio=b"\x01\x02\x03\x04"), 0.0) == []
+        assert session.io_to_send() == [quick]
+        session.close(0.0)
+        assert not session.audio_now
+    echo = EchoSession()
+    assert not echo.audio_now  # its VAD makes events from caller audio
+    with pytest.raises(LocalProtocolError):
+        echo.audio_message(b"\x00\x00")

@@ -133,8 +133,13 @@ def test_mask_keys_are_the_entropy_bytes_in_order() -> None:
 
     keys = MaskKeys(Source(), block_bytes=8)
     got = [keys.next() for _ in range(5)]
-    assert got == [bytes([16, 17, 18, 19]), bytes([20, 21, 22, 23]),
-                   bytes([32, 33, 34, 35]), bytes([36, 37, 38, 39]), bytes([48, 49, 50, 51])]
+    assert got == [
+        bytes([16, 17, 18, 19]),
+        bytes([20, 21, 22, 23]),
+        bytes([32, 33, 34, 35]),
+        bytes([36, 37, 38, 39]),
+        bytes([48, 49, 50, 51]),
+    ]
     assert drawn == [8, 8, 8]  # one draw per block, not per key
     with pytest.raises(ValueError):
         MaskKeys(Source(), block_bytes=6)

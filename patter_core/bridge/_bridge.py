@@ -298,7 +298,11 @@ class CallBridge:
             actions = self._provider_input(result, now)
         finally:
             self._socket_closing = None
-        if channel == MAIN_CHANNEL and self._state is _State.ACTIVE and not self._cap.expected_close(channel):
+        if (
+            channel == MAIN_CHANNEL
+            and self._state is _State.ACTIVE
+            and not self._cap.expected_close(channel)
+        ):
             self._begin()
             if opened:
                 self._cap.close = (code, reason)
@@ -333,7 +337,9 @@ class CallBridge:
             return None
         best = earliest(self._ending.deadline, self._watchdogs.next_deadline(), self._start_wait)
         if self._ending.reason is None:
-            best = earliest(best, self._cap.warn_at(), self._silence.deadline(), self._barge.pending_at)
+            best = earliest(
+                best, self._cap.warn_at(), self._silence.deadline(), self._barge.pending_at
+            )
         if self._voicemail is not None:
             best = earliest(best, self._voicemail.deadline())
         session = self._session
@@ -598,7 +604,9 @@ class CallBridge:
         self._watchdogs.ready()
         self._silence.ready(now)
         fmt = self._stream.media_format  # the caller's first words, in order
-        if fmt is not None and self._inbound.send(self._inbound.release(), fmt, self._session, now, self._later):
+        if fmt is not None and self._inbound.send(
+            self._inbound.release(), fmt, self._session, now, self._later
+        ):
             self._collect_io()
         pending, self._pending = self._pending, []
         info = self._info
@@ -633,13 +641,20 @@ class CallBridge:
             self._cap.playing_out = True
             self._ending.plan(self._cap.closed_reason(), now + self._config.end_call_grace_seconds)
             return self._on_response_done(now)
-        self._end(self._cap.closed_reason() if self._socket_closing else EndReason.PROVIDER_ERROR, now)
+        self._end(
+            self._cap.closed_reason() if self._socket_closing else EndReason.PROVIDER_ERROR, now
+        )
 
     def _on_cap(self, now: float) -> None:  # near the cap: a closing line, then provider_limit
         self._cap.announced = True
         self._command(Say(text=self._config.provider_limit_message), now)
         # Ends after the closing line's own answer, not whichever ends first.
-        self._ending.plan(EndReason.PROVIDER_LIMIT, max(now, self._cap.at or now), needs_done=True, own_answer=True)
+        self._ending.plan(
+            EndReason.PROVIDER_LIMIT,
+            max(now, self._cap.at or now),
+            needs_done=True,
+            own_answer=True,
+        )
 
     def _on_pace(self, now: float) -> None:
         """Silence, the call's cap (``_silence``), a barge-in that lasted (``_bargein``)."""
@@ -769,6 +784,8 @@ class CallBridge:
             carrier_errors=self._carrier_errors,
             provider_close=self._cap.close,
             transferred_to=self._transferred_to,
-            metrics=self._metrics.report(started_at=self._started_at, now=now, inbound=self._inbound),
+            metrics=self._metrics.report(
+                started_at=self._started_at, now=now, inbound=self._inbound
+            ),
         )
         self._out.append(FireCallback(name="on_call_end", payload=payload))
