@@ -91,15 +91,20 @@ def measure(audio_format: _Format, quick: bool, pairs: int, repeats: int) -> flo
     agent = ulaw
     if audio_format == "pcm24":
         agent = (np.sin(np.arange(480) * 0.1) * 8000).astype("<i2").tobytes()
-    caller = _twilio(
-        "media",
-        sequenceNumber="3",
-        media={
-            "track": "inbound",
-            "chunk": "1",
-            "timestamp": "20",
-            "payload": base64.b64encode(ulaw).decode(),
+    # Both as their senders write them: compact, in the documented key order.
+    caller = json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": "3",
+            "media": {
+                "track": "inbound",
+                "chunk": "1",
+                "timestamp": "20",
+                "payload": base64.b64encode(ulaw).decode(),
+            },
+            "streamSid": _SID,
         },
+        separators=(",", ":"),
     )
     delta = json.dumps(
         {
@@ -110,7 +115,8 @@ def measure(audio_format: _Format, quick: bool, pairs: int, repeats: int) -> flo
             "output_index": 0,
             "content_index": 0,
             "delta": base64.b64encode(agent).decode(),
-        }
+        },
+        separators=(",", ":"),
     )
     reply = SocketMessage(channel=MAIN_CHANNEL, data=delta)
     now = 1.0

@@ -25,6 +25,8 @@ from typing import Any
 from ._errors import CLOSE_TOO_BIG, MalformedMessage
 
 __all__ = [
+    "JSON_PLAIN_STR",
+    "JSON_UINT",
     "JsonObject",
     "b64decode",
     "get_counter",
@@ -41,6 +43,17 @@ JsonObject = dict[str, Any]
 # hold any realistic count and keep int() far from Python's 4300-digit guard.
 _MAX_COUNTER_DIGITS = 18
 
+
+# Pieces of the exact-shape readers: a media message in the shape its sender
+# documents (compact, key order and all) is read by one regular expression up
+# to its audio, and the audio sliced out, instead of being parsed into a dict
+# field by field. A reader returns what the general path would, or None,
+# and then the general path reads the message (and says what is wrong with
+# it, if anything). JSON_PLAIN_STR is a string's content without escapes or
+# control characters (decoding it gives the same characters); JSON_UINT a
+# JSON integer short of Python's digit limit.
+JSON_PLAIN_STR = r'[^"\\\x00-\x1f]*'
+JSON_UINT = r"(?:0|[1-9][0-9]{0,17})"
 
 # The decoder's scanner, called directly: ``json.loads`` wraps it in two
 # Python frames and two whitespace regex matches per call, which on a

@@ -15,8 +15,11 @@ and ``clear``, each carrying the ``streamSid`` (only on a bidirectional
 from __future__ import annotations
 
 import json
+import re
 from typing import ClassVar
 
+from .._errors import RemoteProtocolError
+from .._json import JSON_PLAIN_STR
 from ..audio._format import ULAW_8K, AudioFormat
 from ._base import CarrierStream
 from ._events import Connected, Dtmf, Mark, Media, MediaEvent, Start, Stop
@@ -26,6 +29,7 @@ from ._wire import (
     CLOSE_UNSUPPORTED,
     JsonObject,
     bad,
+    decode_audio,
     decode_payload,
     get_counter,
     get_object,
@@ -33,6 +37,23 @@ from ._wire import (
 )
 
 __all__ = ["TwilioMediaStream"]
+
+# A media message exactly as Twilio documents it (PROTOCOLS.md section 3),
+# compact and in its key order, is read without a dict
+# (``CarrierStream._media_shape``): this expression takes it up to the
+# payload (groups: track, chunk, timestamp), the stream's own tail closes it.
+_COUNTER = "[0-9]{1,18}"  # what get_counter takes: 1 to 18 ASCII digits
+_MEDIA_HEAD = re.compile(
+    '{"event":"media","sequenceNumber":"'
+    + _COUNTER
+    + '","media":{"track":"('
+    + JSON_PLAIN_STR
+    + ')","chunk":"('
+    + _COUNTER
+    + ')","timestamp":"('
+    + _COUNTER
+    + ')","payload":"'
+)
 
 # DTMF digits are one character (0-9, *, #, A-D); a few more are tolerated in
 # case a carrier reports a named tone, but not an arbitrary blob.
@@ -96,6 +117,7 @@ class TwilioMediaStream(CarrierStream):
     def __init__(self, *, limits: MediaLimits = MediaLimits()) -> None:  # noqa: B008
         super().__init__(limits=limits)
         self._sid_json = ""
+        self._media_tail = "\x00"  # what ends our media messages, once started
 
     def _dispatch(self, event: str, obj: JsonObject) -> list[MediaEvent]:
         if event == "mark":
@@ -129,6 +151,7 @@ class TwilioMediaStream(CarrierStream):
             custom_parameters=parse_custom_parameters(body.get("customParameters")),
         )
         self._sid_json = json.dumps(stream_id)
+        self._media_tail = '"},"streamSid":' + self._sid_json + "}"
         self._begin(start)
         return start
 
@@ -145,6 +168,27 @@ class TwilioMediaStream(CarrierStream):
                 chunk=get_counter(media, "chunk"),
                 timestamp=get_counter(media, "timestamp"),
             )
+        ]
+
+    def _media_shape(self, message: str) -> list[MediaEvent] | None:
+        # Short enough that load_message could not refuse its size; ending in
+        # this stream's tail (else _on_media refuses the streamSid); a payload
+        # without quotes or escapes, so that it is the JSON string's value.
+        tail = self._media_tail
+        if len(message) > self._limits.max_message_bytes // 4 or not message.endswith(tail):
+            return None
+        match = _MEDIA_HEAD.match(message)
+        if match is None:
+            return None
+        text = message[match.end() : len(message) - len(tail)]
+        if '"' in text or "\\" in text:
+            return None
+        try:
+            payload = decode_audio(text, self._limits.max_payload_bytes, 1)
+        except RemoteProtocolError:
+            return None  # the general path says why, in its own words
+        return [
+            Media(payload=payload, track=match[1], chunk=int(match[2]), timestamp=int(match[3]))
         ]
 
     # -- outgoing: templates with the streamSid baked in (PROTOCOLS.md section 3)

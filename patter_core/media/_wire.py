@@ -34,6 +34,7 @@ __all__ = [
     "CLOSE_UNSUPPORTED",
     "JsonObject",
     "bad",
+    "decode_audio",
     "decode_payload",
     "get_counter",
     "get_object",
@@ -57,6 +58,11 @@ def decode_payload(media: JsonObject, max_bytes: int, sample_bytes: int) -> byte
     text = media.get("payload")
     if not isinstance(text, str):
         raise bad("'payload' must be a base64 string")
+    return decode_audio(text, max_bytes, sample_bytes)
+
+
+def decode_audio(text: str, max_bytes: int, sample_bytes: int) -> bytes:
+    """A payload's base64 text as raw audio bytes, with the same limits."""
     # Refuse before allocating: 4 base64 characters carry 3 bytes, less up
     # to 2 for the padding.
     if len(text) // 4 * 3 - 2 > max_bytes:

@@ -148,7 +148,6 @@ class EchoSession(AudioThroughSend):
 
     # -- internals -------------------------------------------------------------
 
-
     def _listen(self, audio: bytes) -> list[ProviderEvent]:
         events: list[ProviderEvent] = []
         for event in self._vad.feed(audio):

@@ -62,6 +62,7 @@ conversation carried over; see :mod:`._openai_renewal`.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -69,7 +70,15 @@ from typing import Any
 
 from .._deadlines import earliest
 from .._errors import LocalProtocolError, MalformedMessage
-from .._json import b64decode, get_object, get_str, load_message, opt_str
+from .._json import (
+    JSON_PLAIN_STR,
+    JSON_UINT,
+    b64decode,
+    get_object,
+    get_str,
+    load_message,
+    opt_str,
+)
 from ..audio._format import PCM16_24K, AudioFormat
 from ._base import RealtimeSessionBase, SessionState, b64encode, dumps
 from ._events import (
@@ -122,6 +131,22 @@ SAY_EXACTLY_PREFIX = "Say exactly this to the caller, word for word, and nothing
 
 # The hot path: one append per 20 ms frame in each call. Base64 needs no JSON
 # escaping, so the message is two constant strings around the payload.
+# An audio delta exactly as the API reference shows it, compact and in its
+# key order, is read without a dict (``_message_shape``): this expression
+# takes it up to the audio (group: item_id), '"}' closes it.
+_DELTA_HEAD = re.compile(
+    '{"type":"response\\.output_audio\\.delta","event_id":"'
+    + JSON_PLAIN_STR
+    + '","response_id":"'
+    + JSON_PLAIN_STR
+    + '","item_id":"('
+    + JSON_PLAIN_STR
+    + ')","output_index":'
+    + JSON_UINT
+    + ',"content_index":'
+    + JSON_UINT
+    + ',"delta":"'
+)
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 _APPEND_SUFFIX = '"}'
 _RESPONSE_CREATE = '{"type":"response.create"}'
@@ -449,13 +474,30 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return []  # unknown or uninteresting (rate_limits.updated, ...)
         return handler(self, message)
 
+    def _message_shape(self, data: str) -> list[ProviderEvent] | None:
+        if not data.endswith('"}'):
+            return None
+        match = _DELTA_HEAD.match(data)
+        if match is None:
+            return None
+        delta = data[match.end() : -2]
+        if '"' in delta or "\\" in delta:
+            return None  # not the plain base64 string of the documented shape
+        try:
+            return self._audio(delta, match[1])
+        except MalformedMessage:
+            return None  # the general path says why, in its own words
+
     def _audio_delta(self, m: dict[str, Any]) -> list[ProviderEvent]:
-        audio = b64decode(get_str(m, "delta"))
+        return self._audio(get_str(m, "delta"), opt_str(m, "item_id"))
+
+    def _audio(self, delta: str, item_id: str | None) -> list[ProviderEvent]:
+        audio = b64decode(delta)
         if not audio:
             return []
         if self._format is PCM16_24K and len(audio) % 2:
             raise MalformedMessage("PCM16 delta with an odd byte count")
-        return [AudioOut(audio=audio, item_id=opt_str(m, "item_id"))]
+        return [AudioOut(audio=audio, item_id=item_id)]
 
     def _assistant_delta(self, m: dict[str, Any]) -> list[ProviderEvent]:
         text = get_str(m, "delta")

@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TelnyxCall:
     """What a Telnyx command answers: ``data.call_control_id`` etc., when present."""
