@@ -245,19 +245,15 @@ class _Pair:
         factory = _PROVIDERS[provider]
         self.eleven = provider == "elevenlabs"
         self.now = 0.0
-        self.hot = _Counted(
-            stream=TwilioMediaStream(),
-            carrier="twilio",
-            session_factory=factory,
-            verify_token=verify,
-            config=config,
-        )
-        self.ref = _General(
-            stream=TwilioMediaStream(),
-            carrier="twilio",
-            session_factory=factory,
-            verify_token=verify,
-            config=config,
+        self.hot, self.ref = (
+            kind(
+                stream=TwilioMediaStream(),
+                carrier="twilio",
+                session_factory=factory,
+                verify_token=verify,
+                config=config,
+            )
+            for kind in (_Counted, _General)
         )
         self.inputs = 0
         self.feed(lambda b, now: b.carrier_message(connected(), now))
