@@ -207,8 +207,9 @@ class CarrierStream:
     def _media_shape(self, message: str) -> list[MediaEvent] | None:
         """A media message in exactly the shape the carrier documents, read
         without parsing it into a dict (``_json``'s exact-shape readers): the
-        events :meth:`_on_media` would give, or the error it would raise;
-        None for any other message, which takes the general path."""
+        events :meth:`_on_media` would give. None for any other message, and
+        for one it cannot vouch for: the general path reads those (and
+        refuses them in its own words)."""
         return None
 
     def _begin(self, start: Start) -> None:

@@ -251,9 +251,10 @@ class RealtimeSessionBase:
     def _message_shape(self, data: str) -> list[ProviderEvent] | None:
         """An audio message in exactly the shape the provider documents, read
         without parsing it into a dict (``_json``'s exact-shape readers): the
-        events :meth:`_on_message` would give, or the error it would raise;
-        None for any other message (``data`` is short enough that its size
-        is never what refuses it)."""
+        events :meth:`_on_message` would give. None for any other message,
+        and for one it cannot vouch for: the general path reads those (and
+        reports them in its own words). ``data`` is short enough that its
+        size is never what refuses it."""
         return None
 
     def _begin(self, now: float) -> None:

@@ -129,8 +129,6 @@ __all__ = [
 #: to repeat the text verbatim.
 SAY_EXACTLY_PREFIX = "Say exactly this to the caller, word for word, and nothing else: "
 
-# The hot path: one append per 20 ms frame in each call. Base64 needs no JSON
-# escaping, so the message is two constant strings around the payload.
 # An audio delta exactly as the API reference shows it, compact and in its
 # key order, is read without a dict (``_message_shape``): this expression
 # takes it up to the audio (group: item_id), '"}' closes it.
@@ -147,6 +145,9 @@ _DELTA_HEAD = re.compile(
     + JSON_UINT
     + ',"delta":"'
 )
+
+# The hot path: one append per 20 ms frame in each call. Base64 needs no JSON
+# escaping, so the message is two constant strings around the payload.
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 _APPEND_SUFFIX = '"}'
 _RESPONSE_CREATE = '{"type":"response.create"}'
