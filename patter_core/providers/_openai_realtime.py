@@ -57,22 +57,20 @@ barge-in, and "nothing to cancel" is the expected answer when the agent was
 silent.
 
 Before ``session.expires_at`` the session is replaced by a new one with the
-conversation carried over; see :mod:`._openai_renewal`.
+conversation carried over; see :mod:`._openai_renewal`. The client events
+themselves, and the audio delta read without a dict, are
+:mod:`._openai_wire`'s.
 """
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from .._deadlines import earliest
 from .._errors import LocalProtocolError, MalformedMessage
 from .._json import (
-    JSON_PLAIN_STR,
-    JSON_UINT,
     b64decode,
     get_object,
     get_str,
@@ -80,25 +78,19 @@ from .._json import (
     opt_str,
 )
 from ..audio._format import PCM16_24K, AudioFormat
-from ._base import RealtimeSessionBase, SessionState, b64encode, dumps
+from . import _openai_wire as wire
+from ._base import RealtimeSessionBase, SessionState, dumps
 from ._events import (
     AnswerStage,
     AudioOut,
-    Cancel,
-    HoldBargeIn,
     ProviderCommand,
     ProviderError,
     ProviderEvent,
     ResponseDone,
-    ResumeBargeIn,
-    Say,
-    SendAudio,
-    SendText,
     SessionLimit,
     ToolCall,
     ToolResult,
     Transcript,
-    Truncate,
     UpdateInstructions,
     UserSpeechStarted,
     UserSpeechStopped,
@@ -112,6 +104,7 @@ from ._openai_config import (
     session_update,
 )
 from ._openai_renewal import MAX_HISTORY_ITEMS, SWITCH_BY_SECONDS, Renewal, history_items
+from ._openai_wire import SAY_EXACTLY_PREFIX
 from ._session import CloseSocket, OpenSocket, SendMessage
 from ._urls import openai_realtime_url
 
@@ -123,35 +116,6 @@ __all__ = [
     "OpenAITurnDetection",
     "session_update",
 ]
-
-#: How a greeting or ``Say`` is worded: the Realtime API has no "speak this
-#: text" event, so we ask for a response whose per-response instructions are
-#: to repeat the text verbatim.
-SAY_EXACTLY_PREFIX = "Say exactly this to the caller, word for word, and nothing else: "
-
-# An audio delta exactly as the API reference shows it, compact and in its
-# key order, is read without a dict (``_message_shape``): this expression
-# takes it up to the audio (group: item_id), '"}' closes it.
-_DELTA_HEAD = re.compile(
-    '{"type":"response\\.output_audio\\.delta","event_id":"'
-    + JSON_PLAIN_STR
-    + '","response_id":"'
-    + JSON_PLAIN_STR
-    + '","item_id":"('
-    + JSON_PLAIN_STR
-    + ')","output_index":'
-    + JSON_UINT
-    + ',"content_index":'
-    + JSON_UINT
-    + ',"delta":"'
-)
-
-# The hot path: one append per 20 ms frame in each call. Base64 needs no JSON
-# escaping, so the message is two constant strings around the payload.
-_APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
-_APPEND_SUFFIX = '"}'
-_RESPONSE_CREATE = '{"type":"response.create"}'
-_RESPONSE_CANCEL = '{"type":"response.cancel"}'
 
 # Server errors that are the expected answer to something we did on purpose.
 _EXPECTED_ERROR_CODES = frozenset({"response_cancel_not_active"})
@@ -231,73 +195,13 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
     # -- commands -> wire -------------------------------------------------------
 
     def _audio_text(self, audio: bytes) -> str:
-        return _APPEND_PREFIX + b64encode(audio) + _APPEND_SUFFIX
+        return wire.append(audio)
 
     def _encode(self, command: ProviderCommand) -> list[tuple[str, bool]]:
-        if isinstance(command, SendAudio):
-            if not command.audio:
-                return []
-            return [(self._audio_text(command.audio), True)]
-        if isinstance(command, Cancel):
-            return [(_RESPONSE_CANCEL, False)]
-        if isinstance(command, Truncate):
-            if command.played_ms < 0:
-                raise LocalProtocolError(f"played_ms must be >= 0, not {command.played_ms}")
-            item = {
-                "type": "conversation.item.truncate",
-                "item_id": command.item_id,
-                "content_index": 0,
-                "audio_end_ms": command.played_ms,
-            }
-            return [(dumps(item), False)]
-        if isinstance(command, ToolResult):
-            output = {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "function_call_output",
-                    "call_id": command.call_id,
-                    "output": command.output,
-                },
-            }
-            return [(dumps(output), False)]  # send() asks for the response
-        if isinstance(command, Say):
-            return [(_say(command.text), False)]
-        if isinstance(command, SendText):
-            item = {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": command.text}],
-                },
-            }
-            return [(dumps(item), False), (_RESPONSE_CREATE, False)]
-        if isinstance(command, (HoldBargeIn, ResumeBargeIn)):
-            # The server cancels its own answer on speech (interrupt_response)
-            # and answers the speech (create_response): both off while held,
-            # the configured detection again once resumed.
-            detection = self._config.turn_detection
-            if detection is None:
-                return []
-            held = detection
-            if isinstance(command, HoldBargeIn):
-                held = replace(detection, interrupt_response=False, create_response=False)
-            update = {
-                "type": "session.update",
-                "session": {
-                    "type": "realtime",
-                    "audio": {"input": {"turn_detection": held.to_json()}},
-                },
-            }
-            return [(dumps(update), False)]
+        messages = wire.encode(command, self._config.turn_detection)
         if isinstance(command, UpdateInstructions):
-            update = {
-                "type": "session.update",
-                "session": {"type": "realtime", "instructions": command.instructions},
-            }
-            self._instructions_update = dumps(update)
-            return [(self._instructions_update, False)]
-        raise LocalProtocolError(f"not a provider command: {command!r}")
+            self._instructions_update = messages[0][0]  # a renewed session gets it too
+        return messages
 
     def send(self, command: ProviderCommand, now: float) -> list[ProviderEvent]:
         events = super().send(command, now)
@@ -308,7 +212,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         return events
 
     def _send_text(self, text: str, is_audio: bool) -> None:
-        if text.startswith(_CREATE_PREFIX):
+        if text.startswith(wire.CREATE_PREFIX):
             self._creates.append(text)
             self._flush_responses()
             return
@@ -320,7 +224,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             return
         if self._outputs_sent and not self._open_calls:
             self._outputs_sent = False
-            self._creates.insert(0, _RESPONSE_CREATE)
+            self._creates.insert(0, wire.RESPONSE_CREATE)
         if not self._creates:
             return
         text = self._creates.pop(0)
@@ -478,7 +382,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
     def _message_shape(self, data: str) -> list[ProviderEvent] | None:
         if not data.endswith('"}'):
             return None
-        match = _DELTA_HEAD.match(data)
+        match = wire.DELTA_HEAD.match(data)
         if match is None:
             return None
         delta = data[match.end() : -2]
@@ -654,7 +558,7 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
         self._got_session_updated = True
         events: list[ProviderEvent] = [self._ready()]
         if self._config.first_message:
-            self._send_text(_say(self._config.first_message), False)
+            self._send_text(wire.say(self._config.first_message), False)
         return events
 
     def _error(self, m: dict[str, Any]) -> list[ProviderEvent]:
@@ -678,15 +582,6 @@ class OpenAIRealtimeSession(RealtimeSessionBase):
             self._flush_responses()
         message = opt_str(error, "message") or "unspecified error"
         return [ProviderError(message=message, fatal=False, code=code)]
-
-
-_CREATE_PREFIX = '{"type":"response.create"'
-
-
-def _say(text: str) -> str:
-    return dumps(
-        {"type": "response.create", "response": {"instructions": SAY_EXACTLY_PREFIX + text}}
-    )
 
 
 _Handler = Callable[[OpenAIRealtimeSession, dict[str, Any]], list[ProviderEvent]]
