@@ -95,7 +95,11 @@ audio play), as "provider_error" otherwise; the close code and reason go to
 too: "provider_closed" if it had opened, "provider_error" if connecting
 failed (refused, DNS, a refused handshake). Non-fatal errors become
 ``LogProblem``, rate-limited. Other channels (the pipeline's "stt", "tts")
-are the session's to reopen or report.
+are the session's to reopen or report. How a close or a fatal error ends the
+call is :mod:`._limits`' to say; the bridge's end of the session (commands
+held until it is ready, its I/O passed on, its events queued, the sockets it
+opened) is :mod:`._link`'s, and what a model's tool call does is
+:mod:`._tools`'.
 
 Sessions without sockets (the echo agent) speak through their timers: after
 every input the bridge runs the session's ``handle_timer`` while its

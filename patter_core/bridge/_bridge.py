@@ -25,7 +25,6 @@ from ..providers._events import (
     ResponseDone,
     ResumeBargeIn,
     Say,
-    SendAudio,
     SendText,
     SessionLimit,
     SessionReady,
@@ -36,8 +35,8 @@ from ..providers._events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from ..providers._io import MAIN_CHANNEL, ChannelId, IoResult, SocketClosed, SocketOpened
-from ..providers._session import CloseSocket, ProviderSession
+from ..providers._io import IoResult, SocketClosed, SocketOpened
+from ..providers._session import ProviderSession
 from ..recording._stereo import StereoRecorder
 from ..webhooks._twilio_flow import AmdAction, amd_action
 from ._actions import (
@@ -48,8 +47,6 @@ from ._actions import (
     LogProblem,
     Notify,
     Outbox,
-    ProviderIo,
-    RunTool,
     SetTimer,
 )
 from ._bargein import BargeIn
@@ -64,18 +61,19 @@ from ._config import (
     call_info,
     default_transcoder,
 )
-from ._ending import call_end_payload, carrier_request
+from ._ending import EndNotes, call_end_payload, carrier_request
 from ._finish import PlannedEnding
 from ._inbound import CallerAudio
 from ._limits import ProviderCap
+from ._link import SessionLink
 from ._metrics import CallMetricsRecorder
 from ._outbound import AgentAudio
 from ._overrides import per_call
 from ._payloads import EndReason, TranscriptLine
 from ._problems import ProblemLog
 from ._silence import Pace, SilenceWatch
-from ._start import admitted, call_start_payload
-from ._tools import DTMF_DIGITS, END_CALL_OUTPUT, decide, offered_tools, start_transfer
+from ._start import Admission, call_start_payload
+from ._tools import DTMF_DIGITS, answer_tool_call, offered_tools
 from ._transcript import TranscriptLog
 from ._voicemail import VoicemailDrop
 from ._watchdog import Watchdog, Watchdogs
@@ -111,46 +109,34 @@ class CallBridge:
         self._stream = stream
         self._carrier = carrier
         self._factory = session_factory
-        self._verify = verify_token
+        self._admission = Admission(verify_token, stream_token, expected_call_id)
         make = make_transcoder if make_transcoder is not None else default_transcoder
         self._config = config = config if config is not None else BridgeConfig()
         self._control = control
-        self._token = stream_token  # Telnyx: the upgrade's auth-token header
-        # The call id of the stream's URL path: ``start`` must name the same.
-        self._expected_call_id = expected_call_id
         self._state = _State.WAITING
         self._carrier_open = True
-        self._session: ProviderSession | None = None
         self._info: CallInfo | None = None
         self._start: Start | None = None
         self._start_wait: float | None = None  # until on_call_start's overrides
         self._started_at: float | None = None
-        self._ready = False
-        self._pending: list[ProviderCommand] = []
-        self._later: list[ProviderEvent] = []  # made by commands and audio: _drain_session
         self._agent = AgentAudio(stream, make, recorder=recorder)
         self._transcript = TranscriptLog(self._config.max_transcript_entries)
         self._ending = PlannedEnding()
-        self._transferred_to: str | None = None
         self._voicemail: VoicemailDrop | None = None
-        self._hangup_detail = ""
-        self._carrier_errors = 0  # carrier error reports (Telnyx ``error`` frames)
+        self._notes = EndNotes()  # on_call_end's details
         self._timer: float | None = None
         # Until when the steady state's two inputs take the quick way (_hot);
         # -inf: not steady. Set by every input's _finish.
         self._steady_until = -math.inf
-        self._socket_closing: tuple[int, str] | None = None  # while a SocketClosed is handled
-        self._opened_channels: set[ChannelId] = set()
-        self._error_detail = ""
         self._problems = ProblemLog()
         self._cap = ProviderCap(self._config.provider_limit_margin_seconds)
         # Caller audio, held until the session is ready (module doc, "Audio").
-        self._inbound = CallerAudio(make, max_held_ms=config.max_held_audio_ms)
+        self._inbound = CallerAudio(make, max_held_ms=config.max_held_audio_ms, recorder=recorder)
         self._watchdogs = Watchdogs.for_config(config, opened_at=opened_at)
         self._silence, self._barge = SilenceWatch.for_config(config), BargeIn.for_config(config)
         self._out = Outbox()  # per input: the actions being built
+        self._link = SessionLink(self._out, self._cap, self._handle_events)
         self._metrics = CallMetricsRecorder()  # for on_call_end, fed at the events below
-        self._recorder = recorder  # a local stereo recording: the audio as the carrier has it
 
     # -- properties ----------------------------------------------------------
 
@@ -169,7 +155,7 @@ class CallBridge:
 
     @property
     def session(self) -> ProviderSession | None:
-        return self._session
+        return self._link.session
 
     # -- carrier side --------------------------------------------------------
 
@@ -181,10 +167,10 @@ class CallBridge:
         try:
             events = self._stream.receive(message)
         except RemoteProtocolError as exc:
-            self._hangup_detail = str(exc)
+            self._notes.carrier_detail = str(exc)
             self._end(EndReason.CARRIER_PROTOCOL_ERROR, now, close_code=exc.close_code)
             return self._finish(now)
-        session = self._session
+        session = self._link.session
         if (
             now < self._steady_until
             and len(events) == 1
@@ -192,15 +178,14 @@ class CallBridge:
             and session is not None
             and session.audio_now
         ):
-            return self._hot_media(events[0].payload, session, now)
+            return self._hot_media(events[0].payload, now)
         for event in events:
             if self.ended:
                 break
             if isinstance(event, Media):
                 self._on_media(event, now)
             elif isinstance(event, Mark):  # the audio before it has played
-                if self._recorder is not None:
-                    self._recorder.played(self._stream.played_ms)
+                self._agent.mark_echoed()
                 if not self._agent.unplayed:
                     self._metrics.cut_confirmed(now)
                 self._maybe_finish(now)
@@ -209,14 +194,13 @@ class CallBridge:
             elif isinstance(event, Start):
                 self._on_start(event, now)
             elif isinstance(event, Connected):
-                if event.auth_token and self._token is None:
-                    self._token = event.auth_token
+                self._admission.connected(event.auth_token)
             elif isinstance(event, Stop):
                 self._end(EndReason.CARRIER_STOP, now)
             elif isinstance(event, StreamError):
                 # Telnyx reports e.g. a rate limit; the stream goes on, and
                 # on_call_end says how many came.
-                self._carrier_errors += 1
+                self._notes.carrier_errors += 1
         return self._finish(now)
 
     def carrier_closed(self, now: float) -> list[Action]:
@@ -241,12 +225,12 @@ class CallBridge:
     def _leave_message(self, message: str, now: float) -> None:
         if not self._ending.plan(EndReason.VOICEMAIL, now + self._config.voicemail_max_seconds):
             return
-        if not self._ready and self._carrier_says(message, now):
+        if not self._link.ready and self._carrier_says(message, now):
             return
         self._cut_agent(now)
         self._voicemail = VoicemailDrop(now)
-        self._command(HoldBargeIn(), now)  # the machine's noise must not cut the message
-        self._command(Say(text=message), now)
+        self._link.command(HoldBargeIn(), now)  # the machine's noise must not cut the message
+        self._link.command(Say(text=message), now)
 
     def _carrier_says(self, message: str, now: float) -> bool:
         """The carrier speaks the message and hangs up, if it can (see ``_voicemail``)."""
@@ -271,7 +255,7 @@ class CallBridge:
         if self._state is _State.ENDED:
             return []
         self._begin()
-        self._hangup_detail = detail or self._hangup_detail
+        self._notes.carrier_detail = detail or self._notes.carrier_detail
         self._end(reason, now, close_code=close_code)
         return self._finish(now)
 
@@ -282,32 +266,25 @@ class CallBridge:
         if isinstance(result, SocketClosed):
             return self._provider_closed(result, now)
         if isinstance(result, SocketOpened):
-            self._opened_channels.add(result.channel)
+            self._link.socket_opened(result.channel)
         return self._provider_input(result, now)
 
     def _provider_closed(self, result: SocketClosed, now: float) -> list[Action]:
-        # A socket that never opened did not close on us: connecting failed
-        # (refused, DNS, a refused handshake), which is a provider error.
         channel, code, reason = result.channel, result.code, result.reason
-        opened, active = channel in self._opened_channels, self._state is _State.ACTIVE
-        self._opened_channels.discard(channel)
-        if not opened and active and not self._error_detail:
-            self._error_detail = reason  # our words for why connecting failed
-        self._socket_closing = (code, reason) if opened else None
+        opened = self._link.socket_closed(channel)
+        if not opened and self._state is _State.ACTIVE:
+            self._notes.provider_failed(reason)  # our words for why connecting failed
+        self._cap.closing = (code, reason) if opened else None
         try:
             actions = self._provider_input(result, now)
         finally:
-            self._socket_closing = None
-        if (
-            channel == MAIN_CHANNEL
-            and self._state is _State.ACTIVE
-            and not self._cap.expected_close(channel)
-        ):
-            self._begin()
-            if opened:
-                self._cap.close = (code, reason)
-            self._end(self._cap.closed_reason() if opened else EndReason.PROVIDER_ERROR, now)
-            actions += self._finish(now)
+            self._cap.closing = None
+        if self._state is _State.ACTIVE:
+            ending = self._cap.socket_closed(channel, opened, code, reason)
+            if ending is not None:
+                self._begin()
+                self._end(ending, now)
+                actions += self._finish(now)
         return actions
 
     def tool_result(
@@ -326,7 +303,7 @@ class CallBridge:
         if self._state is not _State.ACTIVE:
             return []
         self._begin()
-        self._command(command, now)
+        self._link.command(command, now)
         self._drain_session(now)
         return self._finish(now)
 
@@ -342,7 +319,7 @@ class CallBridge:
             )
         if self._voicemail is not None:
             best = earliest(best, self._voicemail.deadline())
-        session = self._session
+        session = self._link.session
         return best if session is None else earliest(best, session.next_deadline())
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -355,7 +332,7 @@ class CallBridge:
         elif fired is not None:
             if fired is Watchdog.SETUP:
                 timeout = self._watchdogs.setup_timeout
-                self._error_detail = f"the provider was not ready within {timeout:g} s"
+                self._notes.provider_detail = f"the provider was not ready within {timeout:g} s"
             self._end(fired.value, now)
         elif self._ending.overdue(now):
             self._end(self._ending.reason or EndReason.HANGUP, now)
@@ -396,8 +373,8 @@ class CallBridge:
             self._out.append(SetTimer(deadline=deadline))
         steady = (
             self._state is _State.ACTIVE
-            and self._ready
-            and not self._later
+            and self._link.ready
+            and not self._link.later
             and self._start_wait is None
             and self._ending.reason is None
             and self._voicemail is None
@@ -406,35 +383,18 @@ class CallBridge:
         )
         self._steady_until = (math.inf if deadline is None else deadline) if steady else -math.inf
 
-    # -- the steady state's quick way ---------------------------------------------
-    #
-    # In a call's steady state (live, ready, no ending planned, no voicemail
-    # drop, nothing queued) nearly every input is one of two: a media frame
-    # from the carrier or a chunk of agent audio from the provider. Each is
-    # handled as the general path would, without its dispatch and bookkeeping:
-    # no command object, no draining of events that cannot exist, and no new
-    # deadline, since neither moves one before ``_steady_until`` (the timer's
-    # own deadline) except the quiet clock, which is checked. Anything else,
-    # and these two at or after the deadline, goes the general way.
+    # -- the steady state's quick way (the package doc, "The steady state") -------
 
     def _caller_frame(self, payload: bytes, now: float) -> AudioFormat | None:
-        """Count a media frame; its format when its audio goes on (recorded)."""
-        self._inbound.frames_in += 1
+        """Count a media frame; its format when its audio goes on."""
         self._watchdogs.last_media = now
         fmt = self._stream.media_format
-        if fmt is None or not payload:
-            return None
-        if self._recorder is not None:
-            self._recorder.caller(payload, fmt)
-        return fmt
+        return fmt if self._inbound.frame(payload, fmt) else None
 
-    def _hot_media(self, payload: bytes, session: ProviderSession, now: float) -> list[Action]:
+    def _hot_media(self, payload: bytes, now: float) -> list[Action]:
         fmt = self._caller_frame(payload, now)
         if fmt is not None:
-            audio = self._inbound.to_session(payload, fmt, session)
-            if audio:
-                self._collect_io()
-                self._out.append(ProviderIo(action=session.audio_message(audio)))
+            self._inbound.send([payload], fmt, self._link, now)
         # No _observe_line: a frame moves neither the agent's audio nor the
         # caller's speech, and while they are as they were it changes nothing.
         return self._out.take()
@@ -442,7 +402,7 @@ class CallBridge:
     def _hot_audio(self, event: AudioOut, now: float) -> list[Action]:
         self._on_audio(event)
         self._metrics.agent_audio(now)
-        self._collect_io()
+        self._link.collect_io()
         busy = self._silence.busy
         self._observe_line(now)
         if self._silence.busy is not busy:  # the quiet clock stopped or started
@@ -454,53 +414,26 @@ class CallBridge:
             self._out.to_carrier(messages)
 
     def _provider_input(self, result: IoResult, now: float) -> list[Action]:
-        session = self._session
-        if self._state is not _State.ACTIVE or session is None:
+        if self._state is not _State.ACTIVE or self._link.session is None:
             return []
         self._begin()
-        events = session.receive_io(result, now)
+        events = self._link.receive(result, now)
         if now < self._steady_until and len(events) == 1 and type(events[0]) is AudioOut:
             return self._hot_audio(events[0], now)
         self._handle_events(events, now)
         self._drain_session(now)
         return self._finish(now)
 
-    def _collect_io(self) -> None:
-        if self._session is not None:
-            for io in self._session.io_to_send():
-                self._out.append(ProviderIo(action=io))
-                if isinstance(io, CloseSocket):  # e.g. an OpenAI session renewed
-                    self._cap.retired.add(io.channel)
-
-    def _command(self, command: ProviderCommand, now: float) -> None:
-        if self._session is None:
-            return
-        if not self._ready and not isinstance(command, SendAudio):
-            if len(self._pending) < self._config.max_pending_commands:
-                self._pending.append(command)
-            return
-        self._later += self._session.send(command, now)
-        self._collect_io()
-
     def _drain_session(self, now: float) -> None:
-        """Pass on the session's I/O; handle its commands' and due timer's events."""
-        session = self._session
-        if self._state is _State.ACTIVE and session is not None:
-            deadline = session.next_deadline()
-            if deadline is not None and deadline <= now:
-                self._later += session.handle_timer(now)
-        self._collect_io()
-        while self._later:
-            events, self._later = self._later, []
-            self._handle_events(events, now)  # stops at the call's end
-            self._collect_io()
+        """The session's I/O passed on, its waiting events handled (``SessionLink``)."""
+        self._link.drain(now, timers=self._state is _State.ACTIVE)
 
     # -- carrier events --------------------------------------------------------
 
     def _on_start(self, start: Start, now: float) -> None:
         if self._state is not _State.WAITING:
             return  # a second start is the stream object's to reject; ignore
-        if not admitted(start, self._verify, self._token, self._expected_call_id, now):
+        if not self._admission.admits(start, now):
             # Who it claims to be, for on_call_end; nothing is filled in.
             self._info = call_info(start, self._carrier, BridgeConfig(), ())
             self._end(EndReason.TOKEN_REJECTED, now, close_code=1008)
@@ -536,12 +469,12 @@ class CallBridge:
         self._start_wait = None
         self._config, info, problems = per_call(self._start, self._carrier, self._config, overrides)
         self._out.extend(LogProblem(message=problem) for problem in problems)
-        self._info, self._session = info, (session := self._factory(info))
+        self._info, session = info, self._factory(info)
         if self._config.record and self._control is not None:
             request = self._control.start_recording(info.call_id)
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="recording"))
-        self._later += session.start(now)
+        self._link.open(session, now, max_pending=self._config.max_pending_commands)
         self._drain_session(now)
 
     def _on_media(self, media: Media, now: float) -> None:
@@ -550,15 +483,18 @@ class CallBridge:
         fmt = self._caller_frame(media.payload, now)
         if fmt is None:
             return
-        if not self._ready:
+        link = self._link
+        if not link.ready:
             self._inbound.hold(media.payload, fmt)
-        elif self._inbound.send([media.payload], fmt, self._session, now, self._later):
+        elif self._inbound.send([media.payload], fmt, link, now):
             self._drain_session(now)
 
     def _on_dtmf(self, dtmf: Dtmf, now: float) -> None:
         if self._state is not _State.ACTIVE or dtmf.digit not in DTMF_DIGITS:
             return  # the digit goes into the prompt: only keypad characters pass
-        self._command(SendText(text=self._config.dtmf_text.replace("{digit}", dtmf.digit)), now)
+        self._link.command(
+            SendText(text=self._config.dtmf_text.replace("{digit}", dtmf.digit)), now
+        )
         self._silence.caller_speech(False, now)  # a key pressed is the caller answering
         self._fire_transcript(self._transcript.add("user", f"[DTMF {dtmf.digit}]", now))
         self._drain_session(now)
@@ -598,27 +534,26 @@ class CallBridge:
                 self._cap.limit(event.expires_at)
 
     def _on_ready(self, now: float) -> None:
-        if self._ready:
+        link = self._link
+        if link.ready:
             return
-        self._ready = True
+        link.ready = True
         self._watchdogs.ready()
         self._silence.ready(now)
         fmt = self._stream.media_format  # the caller's first words, in order
-        if fmt is not None and self._inbound.send(
-            self._inbound.release(), fmt, self._session, now, self._later
-        ):
-            self._collect_io()
-        pending, self._pending = self._pending, []
+        if fmt is not None and self._inbound.send(self._inbound.release(), fmt, link, now):
+            link.collect_io()
+        pending = link.take_held()
         info = self._info
         if info is not None and info.first_message and not self._config.first_message_native:
             pending.insert(0, Say(text=info.first_message))
         if self._barge.hold_provider(info is not None and bool(info.first_message)):
             pending.insert(0, HoldBargeIn())  # the greeting must play in full
         for command in pending:
-            self._command(command, now)
+            link.command(command, now)
 
     def _on_audio(self, event: AudioOut) -> None:
-        session = self._session
+        session = self._link.session
         if session is None:
             return
         frames = self._agent.send(event.item_id, event.audio, session.output_format)
@@ -632,22 +567,17 @@ class CallBridge:
     def _on_provider_error(self, error: ProviderError, now: float) -> None:
         if not error.fatal:
             return self._out.extend(self._problems.report(error.code, error.message, now))
-        if error.message and not self._error_detail:
-            self._error_detail = error.message
-        busy = self._agent.playback.has_current_audio() or self._agent.unplayed
-        self._cap.close = self._socket_closing or self._cap.close  # the session's own socket
-        if self._socket_closing and self._cap.normal_close and busy:
-            # A normal close (ElevenLabs' end_call, its cap) with our audio queued: play it.
-            self._cap.playing_out = True
-            self._ending.plan(self._cap.closed_reason(), now + self._config.end_call_grace_seconds)
-            return self._on_response_done(now)
-        self._end(
-            self._cap.closed_reason() if self._socket_closing else EndReason.PROVIDER_ERROR, now
-        )
+        self._notes.provider_failed(error.message)
+        ending = self._cap.fatal(self._agent.playback.has_current_audio() or self._agent.unplayed)
+        if ending is not None:
+            return self._end(ending, now)
+        grace = now + self._config.end_call_grace_seconds  # our queued audio plays first
+        self._ending.plan(self._cap.closed_reason(), grace)
+        self._on_response_done(now)
 
     def _on_cap(self, now: float) -> None:  # near the cap: a closing line, then provider_limit
         self._cap.announced = True
-        self._command(Say(text=self._config.provider_limit_message), now)
+        self._link.command(Say(text=self._config.provider_limit_message), now)
         # Ends after the closing line's own answer, not whichever ends first.
         self._ending.plan(
             EndReason.PROVIDER_LIMIT,
@@ -668,13 +598,13 @@ class CallBridge:
             grace = now + self._config.end_call_grace_seconds
             self._ending.plan(EndReason(pace.value), grace, needs_done=bool(text), own_answer=True)
         if text:
-            self._command(Say(text=text), now)
+            self._link.command(Say(text=text), now)
 
     def _on_response_done(
         self, now: float, item_id: str | None = None, tool_calls: int = 0
     ) -> None:
         if self._barge.response_done() and self._voicemail is None:  # the drop holds it
-            self._command(ResumeBargeIn(), now)
+            self._link.command(ResumeBargeIn(), now)
         self._to_carrier(self._agent.response_done())
         if self._voicemail is not None:
             self._voicemail.response_done(item_id)
@@ -698,38 +628,23 @@ class CallBridge:
         """Drop the agent's unplayed audio and cancel its answer (barge-in, voicemail)."""
         clear, cut = self._agent.cut()
         self._to_carrier([clear])
-        self._command(Cancel(), now)
+        self._link.command(Cancel(), now)
         sent_of = self._agent.playback.sent_of
         for item, heard in cut:
-            self._command(Truncate(item_id=item, played_ms=heard), now)
+            self._link.command(Truncate(item_id=item, played_ms=heard), now)
             self._transcript.heard(item, heard / max(sent_of[item], 1))
 
     def _on_tool_call(self, call: ToolCall, now: float) -> None:
-        decision = decide(self._config, call.name, call.arguments)
-        if decision.kind == "user":
-            self._out.append(
-                RunTool(call_id=call.call_id, name=call.name, arguments=decision.arguments)
-            )
-        elif decision.kind == "end_call":
-            grace = now + self._config.end_call_grace_seconds
-            if self._ending.plan(EndReason.END_CALL, grace, goodbye=True):
-                # The output lets the model say goodbye if it has not yet.
-                self._command(ToolResult(call_id=call.call_id, output=END_CALL_OUTPUT), now)
-        elif decision.kind == "transfer":
-            info = self._info
-            start = start_transfer(self._control, info.call_id if info else None, decision)
-            if start.request is not None:
-                self._out.append(HttpCall(request=start.request, purpose=start.purpose))
-                if start.purpose == "transfer":
-                    self._transferred_to = decision.target
-            result = ToolResult(
-                call_id=call.call_id, output=start.output, is_error=start.request is None
-            )
-            self._command(result, now)
-        else:
-            self._command(
-                ToolResult(call_id=call.call_id, output=decision.output, is_error=True), now
-            )
+        info = self._info
+        answer = answer_tool_call(self._config, self._control, info.call_id if info else None, call)
+        grace = now + self._config.end_call_grace_seconds
+        if answer.end_call and not self._ending.plan(EndReason.END_CALL, grace, goodbye=True):
+            return
+        self._out.extend(answer.actions)
+        if answer.transferred_to is not None:
+            self._notes.transferred_to = answer.transferred_to
+        if answer.result is not None:
+            self._link.command(answer.result, now)
 
     def _fire_transcript(self, line: TranscriptLine) -> None:
         line = replace(line, call_id=self._info.call_id if self._info is not None else "")
@@ -755,15 +670,12 @@ class CallBridge:
         if self._state is _State.ENDED:
             return
         self._state = _State.ENDED
-        session = self._session
-        if session is not None:
-            session.close(now)
-            self._out.extend(ProviderIo(action=io) for io in session.io_to_send())
-        info = self._info
-        control = self._control
+        self._link.close(now)
+        info, control = self._info, self._control
         # After a transfer request no ending hangs up: it would cut the
         # caller off mid-transfer.
-        if not (by_carrier or self._transferred_to) and control is not None and info is not None:
+        hang_up = not (by_carrier or self._notes.transferred_to)
+        if hang_up and control is not None and info is not None:
             request = carrier_request(control, info.call_id, reason, self._config.error_message)
             if request is not None:
                 self._out.append(HttpCall(request=request, purpose="hangup"))
@@ -773,17 +685,14 @@ class CallBridge:
         self._metrics.frames_out = self._agent.frames_out
         payload = call_end_payload(
             info,
+            self._notes,
             carrier=self._carrier,
             started_at=self._started_at,
             now=now,
             reason=reason,
             transcript=self._transcript.entries,
             inbound=self._inbound,
-            carrier_detail=self._hangup_detail,
-            provider_detail=self._error_detail,
-            carrier_errors=self._carrier_errors,
             provider_close=self._cap.close,
-            transferred_to=self._transferred_to,
             metrics=self._metrics.report(
                 started_at=self._started_at, now=now, inbound=self._inbound
             ),

@@ -18,6 +18,7 @@ module holds its two decisions:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..http._types import HttpRequest
 from ._config import CallInfo, CarrierControl
@@ -25,7 +26,13 @@ from ._inbound import CallerAudio
 from ._metrics import CallMetrics
 from ._payloads import CallEnded, EndReason, TranscriptLine
 
-__all__ = ["HANGUP_REASONS", "PROVIDER_FAILURES", "call_end_payload", "carrier_request"]
+__all__ = [
+    "HANGUP_REASONS",
+    "PROVIDER_FAILURES",
+    "EndNotes",
+    "call_end_payload",
+    "carrier_request",
+]
 
 HANGUP_REASONS = frozenset(
     {
@@ -59,8 +66,28 @@ def carrier_request(
     return request if request is not None else control.hangup(call_id)
 
 
+@dataclass(slots=True)
+class EndNotes:
+    """What ``on_call_end`` says besides its reason, noted as the call goes."""
+
+    #: A carrier protocol error, or the application's reason for hanging up.
+    carrier_detail: str = ""
+    #: Why the provider failed, in our words or its own (the first one kept).
+    provider_detail: str = ""
+    #: Carrier error reports (Telnyx ``error`` frames).
+    carrier_errors: int = 0
+    #: The number a transfer was asked for: no ending hangs up after it.
+    transferred_to: str | None = None
+
+    def provider_failed(self, detail: str) -> None:
+        """Note why the provider failed, unless a reason is noted already."""
+        if detail and not self.provider_detail:
+            self.provider_detail = detail
+
+
 def call_end_payload(
     info: CallInfo | None,
+    notes: EndNotes,
     *,
     carrier: str,
     started_at: float | None,
@@ -68,19 +95,15 @@ def call_end_payload(
     reason: EndReason,
     transcript: Sequence[TranscriptLine],
     inbound: CallerAudio,
-    carrier_detail: str,
-    provider_detail: str,
-    carrier_errors: int,
     provider_close: tuple[int, str] | None,
-    transferred_to: str | None,
     metrics: CallMetrics | None = None,
 ) -> CallEnded:
     """``on_call_end``'s payload (empty ids for a stream never accepted)."""
     detail = None
     if reason in _CARRIER_DETAIL:
-        detail = carrier_detail
+        detail = notes.carrier_detail
     elif reason in PROVIDER_FAILURES:
-        detail = provider_detail
+        detail = notes.provider_detail
     return CallEnded(
         call_id=info.call_id if info is not None else "",
         stream_id=info.stream_id if info is not None else "",
@@ -95,8 +118,8 @@ def call_end_payload(
         frames_buffered=inbound.frames_held,
         frames_dropped=inbound.frames_dropped,
         detail=detail,
-        carrier_errors=carrier_errors,
+        carrier_errors=notes.carrier_errors,
         provider_close=provider_close,
-        transferred_to=transferred_to,
+        transferred_to=notes.transferred_to,
         metrics=metrics,
     )

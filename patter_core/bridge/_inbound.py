@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from ..audio._format import AudioFormat
-from ..providers._events import ProviderEvent, SendAudio
 from ..providers._session import ProviderSession
+from ..recording._stereo import StereoRecorder
 from ._config import TranscoderFactory, Transcoding
+
+if TYPE_CHECKING:  # _link imports _actions, which imports this module through _metrics
+    from ._link import SessionLink
 
 __all__ = ["CallerAudio"]
 
@@ -35,14 +39,22 @@ class CallerAudio:
         "_held_ms",
         "_make",
         "_max_held_ms",
+        "_recorder",
         "frames_dropped",
         "frames_held",
         "frames_in",
         "ms_sent",
     )
 
-    def __init__(self, make_transcoder: TranscoderFactory, *, max_held_ms: int) -> None:
+    def __init__(
+        self,
+        make_transcoder: TranscoderFactory,
+        *,
+        max_held_ms: int,
+        recorder: StereoRecorder | None = None,
+    ) -> None:
         self._make = make_transcoder
+        self._recorder = recorder
         self._max_held_ms = max_held_ms
         self._held: deque[bytes] = deque()
         self._held_ms = 0.0
@@ -56,6 +68,16 @@ class CallerAudio:
         self.frames_dropped = 0
         #: Milliseconds of caller audio sent to the session.
         self.ms_sent = 0.0
+
+    def frame(self, payload: bytes, src: AudioFormat | None) -> bool:
+        """Count a frame from the carrier; True when it has audio to pass on
+        (then a local recording, if any, gets it)."""
+        self.frames_in += 1
+        if src is None or not payload:
+            return False
+        if self._recorder is not None:
+            self._recorder.caller(payload, src)
+        return True
 
     def hold(self, payload: bytes, src: AudioFormat) -> None:
         """Keep a frame until :meth:`release`; the oldest go past the bound."""
@@ -74,22 +96,17 @@ class CallerAudio:
         return iter(held)
 
     def send(
-        self,
-        payloads: Iterable[bytes],
-        src: AudioFormat,
-        session: ProviderSession | None,
-        now: float,
-        events: list[ProviderEvent],
+        self, payloads: Iterable[bytes], src: AudioFormat, link: SessionLink, now: float
     ) -> bool:
-        """Convert and send to ``session``, in order; True when anything went.
-        The events the session made (a VAD's turn) go on ``events``."""
-        sent = False
+        """Convert and send through ``link``, in order; True when anything went."""
+        session = link.session
         if session is None:
-            return sent
+            return False
+        sent = False
         for payload in payloads:
             audio = self.to_session(payload, src, session)
             if audio:
-                events += session.send(SendAudio(audio=audio), now)
+                link.audio(audio, now)
                 sent = True
         return sent
 

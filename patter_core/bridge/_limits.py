@@ -9,7 +9,7 @@ the cap and ends the call as ``provider_limit`` once it has played.
 
 from __future__ import annotations
 
-from ..providers._io import ChannelId
+from ..providers._io import MAIN_CHANNEL, ChannelId
 from ._payloads import EndReason
 
 __all__ = ["ProviderCap"]
@@ -18,7 +18,7 @@ __all__ = ["ProviderCap"]
 class ProviderCap:
     """The earliest cap known, whether the closing line was said, how the provider closed."""
 
-    __slots__ = ("announced", "at", "close", "margin", "playing_out", "retired")
+    __slots__ = ("announced", "at", "close", "closing", "margin", "playing_out", "retired")
 
     def __init__(self, margin: float) -> None:
         self.margin = margin
@@ -26,6 +26,8 @@ class ProviderCap:
         self.announced = False
         #: The main socket's close code and reason, once the provider closed it.
         self.close: tuple[int, str] | None = None
+        #: A socket's close code and reason while the session's answer to it is handled.
+        self.closing: tuple[int, str] | None = None
         #: The provider closed normally and our queued audio is still playing.
         self.playing_out = False
         #: Channels the session closed itself (an OpenAI session renewed).
@@ -58,3 +60,26 @@ class ProviderCap:
         # [R] PROTOCOLS.md §6: ElevenLabs closes 1000 "max_duration_exceeded" at its cap.
         capped = self.close is not None and "max_duration" in self.close[1]
         return EndReason.PROVIDER_LIMIT if capped or self.announced else EndReason.PROVIDER_CLOSED
+
+    def socket_closed(
+        self, channel: ChannelId, opened: bool, code: int, reason: str
+    ) -> EndReason | None:
+        """How a close of ``channel`` ends the call, if it does. A socket that
+        never opened did not close on us: connecting failed (refused, DNS, a
+        refused handshake), which is a provider error."""
+        if channel != MAIN_CHANNEL or self.expected_close(channel):
+            return None
+        if not opened:
+            return EndReason.PROVIDER_ERROR
+        self.close = (code, reason)
+        return self.closed_reason()
+
+    def fatal(self, busy: bool) -> EndReason | None:
+        """How a fatal provider error ends the call; None when it waits for
+        our queued audio (``busy``) to play: a normal close of the session's
+        own socket (ElevenLabs' end_call, its cap)."""
+        self.close = self.closing or self.close
+        if self.closing and self.normal_close and busy:
+            self.playing_out = True
+            return None
+        return self.closed_reason() if self.closing else EndReason.PROVIDER_ERROR

@@ -70,6 +70,11 @@ class AgentAudio:
         """Audio sent to the carrier that it has not played yet."""
         return self._stream.played_ms < self._stream.sent_ms
 
+    def mark_echoed(self) -> None:
+        """A mark came back: a local recording, if any, learns what has played."""
+        if self._recorder is not None:
+            self._recorder.played(self._stream.played_ms)
+
     def send(self, item: str | None, audio: bytes, src: AudioFormat) -> list[str] | None:
         """The media messages and the mark for one chunk; None when it is not
         played (audio of a cancelled answer, or no stream format yet)."""

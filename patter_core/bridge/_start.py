@@ -17,29 +17,41 @@ from ..media._events import Start
 from ._config import STREAM_TOKEN_PARAMETER, CallInfo, TokenVerifier
 from ._payloads import CallStarted
 
-__all__ = ["admitted", "call_start_payload"]
+__all__ = ["Admission", "call_start_payload"]
 
 
-def admitted(
-    start: Start,
-    verify: TokenVerifier | None,
-    token: str | None,
-    expected_call_id: str | None,
-    now: float,
-) -> bool:
-    """True when the stream may reach an agent (``verify=None``: no check)."""
-    if verify is None:
+class Admission:
+    """Who may start this stream: ``verify`` (None: no check), and the token
+    and call id its ``start`` must carry."""
+
+    __slots__ = ("_call_id", "_token", "_verify")
+
+    def __init__(
+        self, verify: TokenVerifier | None, token: str | None, expected_call_id: str | None
+    ) -> None:
+        self._verify = verify
+        self._token = token  # Telnyx: the upgrade's auth-token header
+        self._call_id = expected_call_id  # the stream URL path's
+
+    def connected(self, auth_token: str | None) -> None:
+        """Telnyx's ``connected`` names the token, if the upgrade did not."""
+        if auth_token and self._token is None:
+            self._token = auth_token
+
+    def admits(self, start: Start, now: float) -> bool:
+        """True when the stream may reach an agent."""
+        if self._verify is None:
+            return True
+        token = start.custom_parameters.get(STREAM_TOKEN_PARAMETER) or self._token
+        try:
+            if not token:
+                raise RemoteProtocolError("no stream token", close_code=1008)
+            if self._call_id is not None and start.call_id != self._call_id:
+                raise RemoteProtocolError("start names another call", close_code=1008)
+            self._verify(token, start.call_id, now)
+        except RemoteProtocolError:
+            return False
         return True
-    token = start.custom_parameters.get(STREAM_TOKEN_PARAMETER) or token
-    try:
-        if not token:
-            raise RemoteProtocolError("no stream token", close_code=1008)
-        if expected_call_id is not None and start.call_id != expected_call_id:
-            raise RemoteProtocolError("start names another call", close_code=1008)
-        verify(token, start.call_id, now)
-    except RemoteProtocolError:
-        return False
-    return True
 
 
 def call_start_payload(info: CallInfo, carrier: str) -> CallStarted:

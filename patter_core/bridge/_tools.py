@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..http._types import HttpRequest
+from ..providers._events import ToolCall, ToolResult
+from ._actions import Action, HttpCall, RunTool
 from ._config import BridgeConfig, CarrierControl, ToolSpec, normalize_number
 
 __all__ = [
@@ -20,8 +22,10 @@ __all__ = [
     "END_CALL",
     "END_CALL_OUTPUT",
     "TRANSFER_CALL",
+    "ToolAnswer",
     "ToolDecision",
     "TransferStart",
+    "answer_tool_call",
     "decide",
     "error_output",
     "offered_tools",
@@ -210,3 +214,43 @@ def start_transfer(
         else error_output("this carrier cannot transfer calls")
     )
     return TransferStart(request=request, purpose="transfer", output=output)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolAnswer:
+    """What one tool call of the model's does: actions for the runtime, the
+    output the model gets at once (None: the user's tool answers later), the
+    number a transfer is asked for, and whether it is ``end_call`` (whose
+    output goes only if the ending it plans is the call's first)."""
+
+    actions: tuple[Action, ...] = ()
+    result: ToolResult | None = None
+    transferred_to: str | None = None
+    end_call: bool = False
+
+
+def answer_tool_call(
+    config: BridgeConfig, control: CarrierControl | None, call_id: str | None, call: ToolCall
+) -> ToolAnswer:
+    """Decide ``call`` (:func:`decide`) and say what it does, on this carrier."""
+    decision = decide(config, call.name, call.arguments)
+    if decision.kind == "user":
+        run = RunTool(call_id=call.call_id, name=call.name, arguments=decision.arguments)
+        return ToolAnswer(actions=(run,))
+    if decision.kind == "end_call":
+        # The output lets the model say goodbye if it has not yet.
+        output = ToolResult(call_id=call.call_id, output=END_CALL_OUTPUT)
+        return ToolAnswer(result=output, end_call=True)
+    if decision.kind == "transfer":
+        start = start_transfer(control, call_id, decision)
+        output = ToolResult(
+            call_id=call.call_id, output=start.output, is_error=start.request is None
+        )
+        if start.request is None:
+            return ToolAnswer(result=output)
+        moved = decision.target if start.purpose == "transfer" else None
+        request = HttpCall(request=start.request, purpose=start.purpose)
+        return ToolAnswer(actions=(request,), result=output, transferred_to=moved)
+    return ToolAnswer(
+        result=ToolResult(call_id=call.call_id, output=decision.output, is_error=True)
+    )
