@@ -21,12 +21,13 @@ from patter_core.providers import (
 from .test_bridge_support import callbacks, carrier_frames, connected, mark, start, verify
 
 
-def _factory(info: CallInfo) -> OpenAIRealtimeSession:
+def _factory(info: CallInfo, audio_format: Any = "pcmu") -> OpenAIRealtimeSession:
     return OpenAIRealtimeSession(
         OpenAIRealtimeConfig(
             api_key="sk-test",
             instructions=info.instructions,
             first_message=info.first_message or None,
+            audio_format=audio_format,
             tools=[
                 {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
                 for t in info.tools

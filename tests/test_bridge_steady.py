@@ -13,6 +13,7 @@ wires, callbacks, timers, the end), and the quick way must really have run.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from base64 import b64encode
@@ -31,8 +32,6 @@ from patter_core.providers import (
     EchoSession,
     ElevenLabsConfig,
     ElevenLabsSession,
-    OpenAIRealtimeConfig,
-    OpenAIRealtimeSession,
     ProviderSession,
     SendAudio,
     SocketClosed,
@@ -40,6 +39,7 @@ from patter_core.providers import (
     SocketOpened,
 )
 
+from .test_bridge_openai import _factory as openai_session
 from .test_bridge_support import connected, dtmf, mark, media, start, stop, verify
 
 
@@ -66,18 +66,7 @@ class _Counted(CallBridge):
 
 
 def _openai(fmt: str) -> Callable[[CallInfo], ProviderSession]:
-    def make(info: CallInfo) -> ProviderSession:
-        return OpenAIRealtimeSession(
-            OpenAIRealtimeConfig(
-                api_key="sk-test",
-                instructions=info.instructions,
-                first_message=info.first_message or None,
-                audio_format=fmt,
-                tools=[{"name": t.name, "description": "", "parameters": {}} for t in info.tools],
-            )
-        )
-
-    return make
+    return functools.partial(openai_session, audio_format=fmt)
 
 
 def _elevenlabs(info: CallInfo) -> ProviderSession:

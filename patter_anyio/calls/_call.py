@@ -260,8 +260,10 @@ class CallRunner:
 
     async def _input(self, feed: Callable[[_T, float], list[Action]], arg: _T) -> None:
         """Feed ``arg`` to the bridge (``feed(arg, now)``) and run what it asks
-        for, in order. Two arguments, not a closure: no object per message."""
-        rest = self._input_now(feed, arg)
+        for, in order. Two arguments, not a closure: no object per message.
+        A free lock is taken without a checkpoint (``FastLock``)."""
+        await self._lock.acquire()
+        rest = self._input_locked(feed, arg)
         if rest is not None:
             await rest
 
@@ -273,16 +275,9 @@ class CallRunner:
         (None). Otherwise the work left, to be awaited at once: the whole
         input when the lock is taken, else the actions from the first that
         must wait (the lock stays held until they ran)."""
-        lock = self._lock
-        if not lock.acquire_nowait():  # uncontended: no checkpoint
-            return self._input_after_lock(feed, arg)
+        if not self._lock.acquire_nowait():  # uncontended: no checkpoint
+            return self._input(feed, arg)
         return self._input_locked(feed, arg)
-
-    async def _input_after_lock(self, feed: Callable[[_T, float], list[Action]], arg: _T) -> None:
-        await self._lock.acquire()
-        rest = self._input_locked(feed, arg)
-        if rest is not None:
-            await rest
 
     def _input_locked(
         self, feed: Callable[[_T, float], list[Action]], arg: _T

@@ -176,7 +176,7 @@ class CallBridge:
             and len(events) == 1
             and type(events[0]) is Media
             and session is not None
-            and session.audio_now
+            and session.audio_now  # its audio makes no event to drain
         ):
             return self._hot_media(events[0].payload, now)
         for event in events:
