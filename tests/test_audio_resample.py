@@ -269,3 +269,30 @@ def test_odd_chunking_keeps_a_bounded_number_of_views() -> None:
     for size in rng.integers(1, 1000, 200):
         r.process(np.zeros(int(size), np.int16))
     assert 1 <= len(r._views) <= 4
+
+
+@pytest.mark.parametrize(("src", "dst"), ALL_PAIRS)
+def test_a_40ms_frame_is_one_step_at_every_rate(src: int, dst: int) -> None:
+    # One step returns a view of the scratch output (no copy, no concatenation);
+    # a chunk over the step is cut, and the pieces are the same samples.
+    x = noise(src, 0.04)
+    r = StreamingResampler(src, dst)
+    assert np.shares_memory(r.process_float(x), r._out)
+    long = noise(src, 0.1)
+    cut, whole = StreamingResampler(src, dst), StreamingResampler(src, dst)
+    assert not np.shares_memory(out := whole.process_float(long), whole._out)
+    halves = [
+        cut.process_float(long[: len(long) // 2]).copy(),
+        cut.process_float(long[len(long) // 2 :]),
+    ]
+    assert np.max(np.abs(out - np.concatenate(halves))) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"), [(8000, 24000), (24000, 8000), (8000, 16000), (16000, 8000)]
+)
+def test_phone_pairs_keep_little_scratch_memory(src: int, dst: int) -> None:
+    # A server keeps two resamplers per transcoded call; their scratch is
+    # most of what transcoding adds to a call's memory.
+    r = StreamingResampler(src, dst)
+    assert r._buf.nbytes + r._out.nbytes <= 8 * 1024

@@ -72,6 +72,9 @@ class _Warm:
     events: list[ProviderEvent] = field(default_factory=list)
     ws: WebSocket | None = None
     runner: CallRunner | None = None
+    # The wait for the stream; cancelled when the call adopts the session,
+    # so its task ends then instead of sleeping out the TTL.
+    expiry: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 class Prewarm:
@@ -127,6 +130,7 @@ class Prewarm:
             del self._warm[info.call_id]
             warm.runner = runner[0]
             warm.runner.adopt_socket(MAIN, warm.ws)
+            warm.expiry.cancel()
             log.info("call %s: adopted the prewarmed provider session", info.call_id)
             return WarmSession(warm.session, warm.events, frozenset({MAIN}))
 
@@ -178,9 +182,12 @@ class Prewarm:
             warm.session.close(self._clock())
 
     async def _expire(self, warm: _Warm, ws: WebSocket) -> None:
-        await anyio.sleep(self._ttl)
+        with warm.expiry:
+            await anyio.sleep(self._ttl)
         if warm.runner is None:
-            log.info("call %s: no stream within %g s, prewarmed session closed", warm.call_id, self._ttl)
+            log.info(
+                "call %s: no stream within %g s, prewarmed session closed", warm.call_id, self._ttl
+            )
             if self._warm.get(warm.call_id) is warm:
                 del self._warm[warm.call_id]
             await ws.close(1000)

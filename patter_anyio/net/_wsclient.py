@@ -89,6 +89,9 @@ async def connect_websocket(
         except STREAM_LOST as exc:
             raise ClientConnectionError(f"connection lost: {exc}") from exc
         assert ws_conn.connection is not None
+        # The handshake's parsers are done: this frame lives as long as the
+        # socket, and they need not.
+        del ws_conn
         ws = WebSocket(
             stream,
             # A fresh connection: the frames after the 101 (``trailing``) go

@@ -88,12 +88,13 @@ _TRANSITION = 0.15
 # 24, 32, 44.1 and 48 kHz needs well under a quarter of that; exotic coprime
 # rates (e.g. 44101 Hz) would need gigabytes and are refused.
 _MAX_MATRIX = 1 << 20
-# Input samples handled per internal step. Larger chunks are cut into steps of
-# this size, which bounds each resampler's scratch memory (a server holds two
-# or three per call: at 2048 the 8 <-> 24 kHz pair took 47 KB of a call's
-# ~100 KB, at 1024 it takes 26 KB), while a 20 ms frame at any rate up to
-# 48 kHz is still a single step and a 100 ms provider chunk only a few.
-_MAX_STEP = 1024
+# Input handled per internal step, in seconds of input (rounded up to 64
+# samples). Larger chunks are cut into steps of this size, which bounds each
+# resampler's scratch memory: a server holds two per transcoded call, and a
+# fixed 1024-sample step gave the 8 -> 24 kHz direction 17 KB of scratch
+# where 40 ms of 8 kHz input needs 6 KB. A 20 ms or 40 ms frame at any rate
+# is still a single step, and a 100 ms provider chunk only a few.
+_STEP_SECONDS = 0.04
 # Frame sizes (in blocks) whose views a resampler keeps: a stream repeats
 # one or two, and odd chunking must not grow a call's memory.
 _VIEWS_KEPT = 4
@@ -109,6 +110,7 @@ class _Plan:
     history: int  # H: inputs before a block that its outputs still depend on
     matrix: F32  # (H + G*M, G*L): column r computes output r of a block
     taps: int  # N, at the intermediate rate in*L
+    step: int  # largest input chunk handled at once (see _STEP_SECONDS)
     tail: int  # zero inputs that flush() feeds to push the filter delay out
     delay_seconds: float
 
@@ -153,13 +155,16 @@ def _plan(in_rate: int, out_rate: int) -> _Plan:
     matrix = np.where(inside, h[np.clip(j, 0, taps - 1)], 0.0).astype(np.float32)
     matrix.setflags(write=False)
     delay = (taps - 1) / 2.0  # intermediate samples
+    tail = math.ceil(delay / up)
+    step = -(-math.ceil(in_rate * _STEP_SECONDS) // 64) * 64
     return _Plan(
         up=group * up,
         down=group * down,
         history=history,
         matrix=matrix,
         taps=taps,
-        tail=math.ceil(delay / up),
+        step=max(step, tail),  # flush feeds the tail in one step
+        tail=tail,
         delay_seconds=delay / fs,
     )
 
@@ -210,7 +215,7 @@ class StreamingResampler:
             plan = self._plan
             window = plan.history + plan.down
             # history + an incomplete block + one step + room for the last window.
-            size = plan.history + 2 * plan.down + _MAX_STEP
+            size = plan.history + 2 * plan.down + plan.step
             rows = (size - window) // plan.down + 1
             self._buf = np.full(size, self._bias, np.float32)
             item = self._buf.itemsize
@@ -265,11 +270,12 @@ class StreamingResampler:
         plan = self._plan
         assert plan is not None, "equal rates never reach the filter"
         n = len(x)
-        if n <= _MAX_STEP:
+        step = plan.step
+        if n <= step:
             return self._step(x, table, n, plan)
         parts = [
-            self._step(x[i : i + _MAX_STEP], table, min(_MAX_STEP, n - i), plan).copy()
-            for i in range(0, n, _MAX_STEP)
+            self._step(x[i : i + step], table, min(step, n - i), plan).copy()
+            for i in range(0, n, step)
         ]
         return np.concatenate(parts)
 
