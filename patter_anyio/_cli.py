@@ -85,6 +85,7 @@ async def run_server(
     dashboard_off = server.attach_monitor(monitor, token=config.dashboard_token)
     if runtime is not None:
         runtime.monitor = monitor
+        runtime.guard = server.guard  # one task for every call's socket timeouts
     agent = describe_agent(
         runtime.agent if runtime is not None else None,
         elevenlabs_agent_id=config.providers.elevenlabs_agent_id,

@@ -480,6 +480,7 @@ class Patter:
         default_logging()
         monitor = Monitor()
         runtime.monitor = monitor
+        runtime.guard = server.guard  # one task for every call's socket timeouts
         dashboard_off = server.attach_monitor(monitor, token=dashboard_token)
         if dashboard_off:
             log.warning("%s", dashboard_off)

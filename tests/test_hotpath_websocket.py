@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -20,10 +20,13 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, TextMessage
 
+from patter_anyio.net._guard import SocketGuard
 from patter_anyio.net._loopstream import LoopStream, running_asyncio
 from patter_anyio.net._loopstream import accept as loop_accept
 from patter_anyio.net._websocket import WebSocket, WebSocketClosed
 from patter_core._entropy import MaskKeys
+
+Guarded = Literal["task", "shared"] | None
 
 
 class _Sink:
@@ -150,11 +153,18 @@ def test_mask_keys_are_the_entropy_bytes_in_order() -> None:
 
 @asynccontextmanager
 async def _pair(
-    *, idle_timeout: float | None, send_timeout: float, guarded: bool, ours: bool = True
+    *,
+    idle_timeout: float | None,
+    send_timeout: float,
+    guarded: Guarded,
+    ours: bool = True,
+    guard: SocketGuard | None = None,
 ) -> AsyncIterator[tuple[WebSocket, anyio.abc.SocketStream]]:
-    """A server WebSocket (guard running or not) and the raw peer socket.
-    ``ours``: the server side is the stream the server accepts with
-    (``LoopStream`` on asyncio); else anyio's own socket stream."""
+    """A server WebSocket and the raw peer socket. ``guarded``: its own guard
+    task ("task"), watched by a ``SocketGuard`` ("shared": ``guard``, else
+    a new one run here), or no guard (None). ``ours``: the server side is
+    the stream the server accepts with (``LoopStream`` on asyncio); else
+    anyio's own socket stream."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     async with listener, await anyio.connect_tcp("127.0.0.1", port) as peer:
@@ -180,9 +190,15 @@ async def _pair(
                 idle_timeout=idle_timeout,
                 send_timeout=send_timeout,
             )
-            if guarded:
+            if guarded == "task":
                 tg.start_soon(ws.guard)
                 await anyio.sleep(0.05)  # let it start, on either backend
+            elif guarded == "shared":
+                if guard is None:
+                    guard = SocketGuard()
+                    tg.start_soon(guard.run)
+                guard.watch(ws)
+                await anyio.sleep(0.05)
             yield ws, peer
             tg.cancel_scope.cancel()
 
@@ -200,8 +216,8 @@ async def _read_all(peer: anyio.abc.SocketStream) -> bytes:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("ours", [True, False])
-@pytest.mark.parametrize("guarded", [True, False])
-async def test_idle_timeout_closes_1001(guarded: bool, ours: bool) -> None:
+@pytest.mark.parametrize("guarded", ["task", "shared", None])
+async def test_idle_timeout_closes_1001(guarded: Guarded, ours: bool) -> None:
     async with _pair(idle_timeout=0.3, send_timeout=2.0, guarded=guarded, ours=ours) as (
         ws,
         peer,
@@ -227,8 +243,8 @@ async def test_idle_timeout_closes_1001(guarded: bool, ours: bool) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("ours", [True, False])
-@pytest.mark.parametrize("guarded", [True, False])
-async def test_send_to_a_peer_that_stops_reading_times_out(guarded: bool, ours: bool) -> None:
+@pytest.mark.parametrize("guarded", ["task", "shared", None])
+async def test_send_to_a_peer_that_stops_reading_times_out(guarded: Guarded, ours: bool) -> None:
     async with _pair(idle_timeout=None, send_timeout=0.3, guarded=guarded, ours=ours) as (
         ws,
         _peer,
@@ -243,13 +259,58 @@ async def test_send_to_a_peer_that_stops_reading_times_out(guarded: bool, ours: 
 
 @pytest.mark.anyio
 async def test_guard_runs_once_and_ends_with_the_connection() -> None:
-    async with _pair(idle_timeout=None, send_timeout=5.0, guarded=True) as (ws, peer):
-        with pytest.raises(Exception, match="already running"):
+    async with _pair(idle_timeout=None, send_timeout=5.0, guarded="task") as (ws, peer):
+        with pytest.raises(Exception, match="already guarded"):
             await ws.guard()
+        with pytest.raises(Exception, match="already guarded"):
+            SocketGuard().watch(ws)
         await peer.aclose()
         with anyio.fail_after(2), pytest.raises(WebSocketClosed) as closed:
             await ws.receive()
         assert closed.value.code == 1006
+
+
+@pytest.mark.anyio
+async def test_one_guard_keeps_each_socket_s_own_deadlines() -> None:
+    # Three sockets, one guard task. The guard first sleeps for the slow
+    # socket's 5 s period; the sockets that join later with 0.3 s deadlines
+    # must wake it: one idles out (1001) on time, one stalls a send (1006)
+    # on time, and the slow one, with traffic, stays open.
+    guard = SocketGuard()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(guard.run)
+        async with _pair(idle_timeout=5.0, send_timeout=5.0, guarded="shared", guard=guard) as (
+            slow,
+            slow_peer,
+        ):
+            await anyio.sleep(0.1)  # the guard is asleep until ~5 s from now
+            async with (
+                _pair(idle_timeout=0.3, send_timeout=5.0, guarded="shared", guard=guard) as (
+                    idle,
+                    _idle_peer,
+                ),
+                _pair(idle_timeout=None, send_timeout=0.3, guarded="shared", guard=guard) as (
+                    stalled,
+                    _stalled_peer,
+                ),
+            ):
+                assert len(guard) == 3
+                started = anyio.current_time()
+                with anyio.fail_after(3), pytest.raises(WebSocketClosed) as idled:
+                    await idle.receive()
+                assert idled.value.code == 1001
+                assert 0.2 <= anyio.current_time() - started < 1.5
+                with anyio.fail_after(10), pytest.raises(WebSocketClosed) as timed_out:
+                    while True:
+                        await stalled.send(b"\x00" * (1 << 20))
+                assert (timed_out.value.code, timed_out.value.reason) == (1006, "send timed out")
+                await slow_peer.send(Connection(ConnectionType.CLIENT).send(TextMessage(data="hi")))
+                with anyio.fail_after(1):
+                    assert await slow.receive() == "hi"
+                assert slow.is_open
+        tg.cancel_scope.cancel()
+    # The two it closed left the heap; the slow one leaves at its next look.
+    assert len(guard) == 1
 
 
 # -- the asyncio stream and the lock ---------------------------------------------
@@ -257,7 +318,7 @@ async def test_guard_runs_once_and_ends_with_the_connection() -> None:
 
 @pytest.mark.anyio
 async def test_the_server_stream_is_ours_on_asyncio_and_anyio_s_on_trio() -> None:
-    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=None) as (ws, peer):
         stream = ws._stream
         assert isinstance(stream, LoopStream) == (running_asyncio() is not None)
         # Bytes both ways, whole, in order; max_bytes splits without loss.
@@ -281,7 +342,7 @@ async def test_the_server_stream_is_ours_on_asyncio_and_anyio_s_on_trio() -> Non
 
 @pytest.mark.anyio
 async def test_loop_stream_flushes_on_close_and_reports_a_dead_peer() -> None:
-    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=None) as (ws, peer):
         stream = ws._stream
         # What was written before aclose() reaches the peer, then its EOF.
         await stream.send(b"x" * 200_000)
@@ -346,7 +407,7 @@ async def test_fast_lock_hands_over_in_order_and_survives_cancellation() -> None
 
 @pytest.mark.anyio
 async def test_send_nowait_writes_at_once_or_hands_over_to_send() -> None:
-    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=None) as (ws, peer):
         client = Connection(ConnectionType.CLIENT)
         if running_asyncio() is None:
             # trio: anyio's stream; the runner always awaits send().
@@ -383,7 +444,7 @@ async def test_send_nowait_writes_at_once_or_hands_over_to_send() -> None:
 async def test_close_sees_an_answer_already_read_with_an_earlier_message() -> None:
     """The peer's Close arrived in the same read as a message the server
     took: close() finds it in what was read instead of waiting 2 s for it."""
-    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, peer):
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=None) as (ws, peer):
         client = Connection(ConnectionType.CLIENT)
         await peer.send(
             client.send(TextMessage(data="last words"))
@@ -410,7 +471,7 @@ async def test_our_sockets_send_small_frames_at_once() -> None:
         raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
         return int(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
-    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=False) as (ws, _peer):
+    async with _pair(idle_timeout=None, send_timeout=1.0, guarded=None) as (ws, _peer):
         assert nodelay(ws._stream) == 1
         port = ws._stream.extra(anyio.abc.SocketAttribute.local_port)
         client = await connect("127.0.0.1", port)

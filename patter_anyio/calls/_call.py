@@ -83,6 +83,7 @@ from patter_core.webhooks import RetryPolicy
 
 from .._agent import InvalidOption, as_tools
 from .._clock import SYSTEM_CLOCK, Clock
+from ..net._guard import SocketGuard
 from ..net._httpclient import (
     ClientError,
     ClientProtocolError,
@@ -202,8 +203,12 @@ class CallRunner:
         carrier_retry: RetryPolicy | None = None,
         observer: Callable[[str, Mapping[str, object], float], None] | None = None,
         recording: RecordingWriter | None = None,
+        guard: SocketGuard | None = None,
     ) -> None:
         self._bridge = bridge
+        # Watches the provider sockets' timeouts (the server's, shared by
+        # every call); without one each socket gets a guard task.
+        self._socket_guard = guard
         # Sees every call event as it fires (the dashboard); never awaits.
         self._observer = observer
         # The local stereo recording, finished before on_call_end fires.
@@ -394,8 +399,11 @@ class CallRunner:
                 self._sockets[channel] = ws
                 # The send timeout, enforced from one task instead of a
                 # timeout scope around every write.
-                guard = anyio.CancelScope()
-                self._spawn(self._guard(ws, guard), must_finish=False)
+                if self._socket_guard is not None:
+                    self._socket_guard.watch(ws)
+                else:
+                    guard = anyio.CancelScope()
+                    self._spawn(self._guard(ws, guard), must_finish=False)
                 await self._input(result, SocketOpened(channel=channel))
                 while True:
                     try:

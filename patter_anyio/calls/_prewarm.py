@@ -46,6 +46,7 @@ from patter_core.providers import (
 )
 
 from .._agent import Agent
+from ..net._guard import SocketGuard
 from ..net._httpclient import ClientError
 from ..net._websocket import WebSocket, WebSocketClosed
 from ..net._wsclient import connect_websocket
@@ -103,8 +104,11 @@ class Prewarm:
         call: dict[str, object],
         agent: Agent,
         make_session: SessionFactory,
+        *,
+        guard: SocketGuard | None = None,
     ) -> bool:
-        """Open ``agent``'s session for ``call`` (``routed_call``'s dict) in ``tg``."""
+        """Open ``agent``'s session for ``call`` (``routed_call``'s dict) in
+        ``tg``; ``guard`` watches its socket's timeouts (else a task of its own)."""
         call_id = str(call["call_id"])
         if call_id in self._warm or len(self._warm) >= self._max:
             return False
@@ -117,7 +121,7 @@ class Prewarm:
             return False
         warm = _Warm(call_id=call_id, info=info, session=session, events=events)
         self._warm[call_id] = warm
-        tg.start_soon(self._run, warm, io[0])
+        tg.start_soon(self._run, warm, io[0], guard)
         return True
 
     def factory(self, make_session: SessionFactory, runner: list[CallRunner]) -> SessionFactory:
@@ -136,7 +140,7 @@ class Prewarm:
 
         return factory
 
-    async def _run(self, warm: _Warm, opening: OpenSocket) -> None:
+    async def _run(self, warm: _Warm, opening: OpenSocket, guard: SocketGuard | None) -> None:
         code, reason = 1006, "not connected"
         try:
             async with connect_websocket(
@@ -146,9 +150,12 @@ class Prewarm:
                 opened = SocketOpened(channel=MAIN)
                 warm.events += warm.session.receive_io(opened, self._clock())
                 await self._send_io(warm, ws)
+                if guard is not None:
+                    guard.watch(ws)  # the send timeout, adopted or not
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._expire, warm, ws)
-                    tg.start_soon(ws.guard)  # the send timeout, adopted or not
+                    if guard is None:
+                        tg.start_soon(ws.guard)
                     try:
                         while True:
                             message = SocketMessage(channel=MAIN, data=await ws.receive())

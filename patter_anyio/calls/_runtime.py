@@ -50,6 +50,7 @@ from patter_core.webhooks._warm_transfer import warm_leg_caller
 from .._agent import Agent, per_call_options
 from .._clock import SYSTEM_CLOCK, Clock
 from .._settings import CarrierSettings, ProviderSettings, StreamTimeouts
+from ..net._guard import SocketGuard
 from ..net._monitor import Monitor
 from ..net._rest import send_rest
 from ..net._server import StreamRequest
@@ -179,6 +180,9 @@ class LocalRuntime:
         self.monitor: Monitor | None = None
         #: Provider sessions opened at the webhook, until their stream starts.
         self.prewarm = Prewarm(clock=clock.monotonic)  # the same clock as the call's
+        #: Watches the provider WebSockets' timeouts (the server's guard, set
+        #: by the owner); without one each socket has a guard task.
+        self.guard: SocketGuard | None = None
         # Codecs beyond G.711/L16 a Telnyx fallback may stream (optional packages).
         self._decoders = optional_decoders()
 
@@ -204,7 +208,7 @@ class LocalRuntime:
         if call and agent.prewarm and can_prewarm(agent.provider) and not hooks.on_call_start:
             factory = self._factory(agent)
             if self.background is not None:
-                self.prewarm.begin(self.background, call, agent, factory)
+                self.prewarm.begin(self.background, call, agent, factory, guard=self.guard)
         return True
 
     def _factory(self, agent: Agent) -> Callable[[CallInfo], ProviderSession]:
@@ -327,6 +331,7 @@ class LocalRuntime:
             clock=self._clock,
             carrier_retry=self.carriers.telnyx_retry if req.carrier == "telnyx" else None,
             observer=self._observer(agent),
+            guard=self.guard,
             recording=RecordingWriter(self.local_recording, recorder, name=req.call_id)
             if self.local_recording is not None and recorder is not None
             else None,

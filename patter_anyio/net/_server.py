@@ -71,6 +71,7 @@ from patter_core.monitor import MonitorAccess
 from .._clock import SYSTEM_CLOCK
 from .._errors import STREAM_ENDED, STREAM_LOST
 from ._gc import startup_heap_frozen
+from ._guard import SocketGuard
 from ._loopstream import accept
 from ._monitor import Monitor
 from ._websocket import WebSocket, WebSocketClosed
@@ -196,6 +197,10 @@ class Server:
         self._live = 0
         self._waiting: set[anyio.CancelScope] = set()
         self._websockets: set[WebSocket] = set()
+        #: Enforces the idle and send timeouts of this server's WebSockets
+        #: from one task; the owner's runtime gives it the provider
+        #: sockets of the calls too.
+        self.guard = SocketGuard()
         #: The dashboard, its API and /metrics (see :meth:`attach_monitor`).
         self.monitor: Monitor | None = None
 
@@ -258,6 +263,7 @@ class Server:
 
             tg.start_soon(accept_all)
             tg.start_soon(self._report_refusals)
+            tg.start_soon(self.guard.run)
             await self._stop.wait()
             # Drain: still accepting, so health checks read 503 "draining"
             # and new calls are refused with a 503 a balancer retries
@@ -669,19 +675,14 @@ class Server:
         self._websockets.add(ws)
         log.info("stream open carrier=%s call=%s ip=%s", carrier, route.call_id, route.client_ip)
         code = 1000
+        self.guard.watch(ws)  # the idle and send timeouts
         try:
-            # The guard task enforces the idle and send timeouts (far cheaper
-            # than a timeout scope around every read and write).
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(ws.guard)
-                try:
-                    await self.app.handle_stream(ws, request)
-                except WebSocketClosed:
-                    pass
-                except Exception:
-                    log.exception("stream handler failed for call %s", route.call_id)
-                    code = 1011  # RFC 6455 section 7.4.1: unexpected condition
-                tg.cancel_scope.cancel()
+            await self.app.handle_stream(ws, request)
+        except WebSocketClosed:
+            pass
+        except Exception:
+            log.exception("stream handler failed for call %s", route.call_id)
+            code = 1011  # RFC 6455 section 7.4.1: unexpected condition
         finally:
             self._websockets.discard(ws)
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_WAIT):

@@ -16,8 +16,9 @@ fragments arrive and never hold more than the limit); no traffic for
 ``idle_timeout`` seconds closes with 1001; a peer that stops reading makes
 a send fail after ``send_timeout``.
 
-Timeouts are cheap when the owner runs :meth:`WebSocket.guard` in a task
-beside its reader: each read and write then only notes when it started,
+Timeouts are cheap when a guard watches the socket (:meth:`WebSocket.guard`
+in a task beside its reader, or one :class:`SocketGuard` task for every
+socket of a server): each read and write then only notes when it started,
 and the guard, asleep until the earliest deadline, closes the connection
 if one passes. Without a guard every read and write runs in a timeout
 scope of its own, which on a call's ~300 messages a second costs more
@@ -31,7 +32,7 @@ import logging
 import math
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import monotonic
 
 import anyio
@@ -347,37 +348,63 @@ class WebSocket:
         """Enforce the idle and send timeouts until the connection is closed.
 
         Run it in a task of its own beside the reader and cancel it when done
-        with the socket. It sleeps until the earliest deadline of the read or
-        write in progress, or, when none is, for the shortest timeout: an
-        operation that starts meanwhile cannot be due any sooner, so every
-        deadline is met to the loop's precision with one wake-up per timeout
-        period instead of a timer per message.
+        with the socket; a server watches all its sockets from one task
+        instead (:class:`SocketGuard`). Both sleep until :meth:`guard_check`
+        says, and act on what it finds due.
         """
+        self.start_guard()
+        try:
+            while True:
+                check = self.guard_check(monotonic())
+                if check is None:
+                    return
+                if not isinstance(check, float):
+                    await check()
+                    return
+                await anyio.sleep(check - monotonic())
+        finally:
+            self.end_guard()
+
+    def start_guard(self) -> None:
+        """A guard takes this socket: reads and writes note their start."""
         if self._guarded:
-            raise PatterError("guard() is already running for this WebSocket")
+            raise PatterError("this WebSocket is already guarded")
         self._guarded = True
+
+    def end_guard(self) -> None:
+        self._guarded = False
+
+    def guard_check(self, now: float) -> float | Callable[[], Awaitable[None]] | None:
+        """The guard's rule, at ``now``: when to look again (monotonic
+        seconds), the close that is due (to await), or None once the
+        connection is closed.
+
+        The next look is at the earliest deadline of the read or write in
+        progress or, when none is, one shortest timeout away: an operation
+        that starts meanwhile cannot be due any sooner, so every deadline is
+        met to the loop's precision with one look per timeout period
+        instead of a timer per message.
+        """
+        if self._stream_closed:
+            return None
         send_timeout = self._send_timeout
         idle_timeout = math.inf if self._idle_timeout is None else self._idle_timeout
-        try:
-            while not self._stream_closed:
-                now = monotonic()
-                wake = now + min(send_timeout, idle_timeout)
-                started = self._write_started
-                if started is not None:
-                    if now - started >= send_timeout:
-                        self._send_timed_out = True
-                        await self._finish(WebSocketClosed(1006, "send timed out"))
-                        return
-                    wake = min(wake, started + send_timeout)
-                started = self._read_started
-                if started is not None:
-                    if now - started >= idle_timeout:
-                        await self._idle_close()
-                        return
-                    wake = min(wake, started + idle_timeout)
-                await anyio.sleep(wake - now)
-        finally:
-            self._guarded = False
+        wake = now + min(send_timeout, idle_timeout)
+        started = self._write_started
+        if started is not None:
+            if now - started >= send_timeout:
+                self._send_timed_out = True
+                return self._send_expired
+            wake = min(wake, started + send_timeout)
+        started = self._read_started
+        if started is not None:
+            if now - started >= idle_timeout:
+                return self._idle_close
+            wake = min(wake, started + idle_timeout)
+        return wake
+
+    async def _send_expired(self) -> None:
+        await self._finish(WebSocketClosed(1006, "send timed out"))
 
     async def _idle_close(self) -> None:
         # The reader waits in receive(): closing the stream under it wakes
