@@ -25,6 +25,7 @@ from typing import Any
 from ._errors import CLOSE_TOO_BIG, MalformedMessage
 
 __all__ = [
+    "JSON_COUNTER",
     "JSON_PLAIN_STR",
     "JSON_UINT",
     "JsonObject",
@@ -51,9 +52,11 @@ _MAX_COUNTER_DIGITS = 18
 # and then the general path reads the message (and says what is wrong with
 # it, if anything). JSON_PLAIN_STR is a string's content without escapes or
 # control characters (decoding it gives the same characters); JSON_UINT a
-# JSON integer short of Python's digit limit.
+# JSON integer short of Python's digit limit; JSON_COUNTER the content of
+# a string that get_counter takes (1 to 18 ASCII digits).
 JSON_PLAIN_STR = r'[^"\\\x00-\x1f]*'
 JSON_UINT = r"(?:0|[1-9][0-9]{0,17})"
+JSON_COUNTER = f"[0-9]{{1,{_MAX_COUNTER_DIGITS}}}"
 
 # The decoder's scanner, called directly: ``json.loads`` wraps it in two
 # Python frames and two whitespace regex matches per call, which on a

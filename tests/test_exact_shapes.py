@@ -1,9 +1,10 @@
 """The exact-shape readers of the media hot path (``_json``) give what the
 general parser gives, for every message, or step aside.
 
-A Twilio media message and an OpenAI audio delta in their documented shape
-are read without a dict (``TwilioMediaStream._media_shape``,
-``OpenAIRealtimeSession._message_shape``). Hypothesis builds messages of
+A Twilio or Telnyx media message, an OpenAI audio delta and an ElevenLabs
+audio event in their documented shape are read without a dict
+(``TwilioMediaStream._media_shape``, ``TelnyxMediaStream._media_shape``,
+``OpenAIRealtimeSession._message_shape``, ``ElevenLabsSession._message_shape``). Hypothesis builds messages of
 that shape with every field varied (escapes, control characters, leading
 zeros, long counters, bad and oversized base64, another stream's id) and
 mangles them (spaces, reordered keys, missing fields); a stream and a
@@ -15,14 +16,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patter_core import RemoteProtocolError
-from patter_core.media import MediaLimits, TwilioMediaStream
+from patter_core.audio import AudioFormat, Encoding
+from patter_core.media import MediaLimits, PayloadDecoder, TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers import (
+    ElevenLabsConfig,
+    ElevenLabsSession,
     OpenAIRealtimeConfig,
     OpenAIRealtimeSession,
     SocketMessage,
@@ -34,6 +39,16 @@ SID = "MZ00000000000000000000000000000001"
 
 class _GeneralStream(TwilioMediaStream):
     def _media_shape(self, message: str) -> None:
+        return None
+
+
+class _GeneralTelnyx(TelnyxMediaStream):
+    def _media_shape(self, message: str) -> None:
+        return None
+
+
+class _GeneralElevenLabs(ElevenLabsSession):
+    def _message_shape(self, data: str) -> None:
         return None
 
 
@@ -252,3 +267,213 @@ def test_openai_edges_read_either_way_alike() -> None:
                 result = SocketMessage(channel="main", data=message)
                 assert quick.receive_io(result, 1.0) == general.receive_io(result, 1.0), message
                 assert quick.malformed_messages == general.malformed_messages
+
+
+# -- Telnyx: the same, over whole streams (reorder windows, held digits) ----------
+
+_TELNYX_START = {
+    "event": "start",
+    "sequence_number": "1",
+    "stream_id": "32DE0DEA-53CB",
+    "start": {
+        "call_control_id": "v2:abc",
+        "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1},
+    },
+}
+_L16_START = {
+    **_TELNYX_START,
+    "start": {
+        "call_control_id": "v2:abc",
+        "media_format": {"encoding": "L16", "sample_rate": 16000, "channels": 1},
+    },
+}
+
+
+def _counting_decoder() -> PayloadDecoder:
+    """A stand-in codec with state: each byte plus the frames decoded so far."""
+
+    def new() -> Callable[[bytes], bytes]:
+        count = [0]
+
+        def decode(payload: bytes) -> bytes:
+            count[0] += 1
+            return bytes((b + count[0]) % 256 for b in payload) * 2
+
+        return decode
+
+    return PayloadDecoder(output=AudioFormat(encoding=Encoding.PCM16LE, sample_rate=16000), new=new)
+
+
+def _telnyx(kind: type[TelnyxMediaStream], codec: str) -> TelnyxMediaStream:
+    """A stream after ``start`` in ``codec`` (PCMU, L16, or G722 through a stand-in decoder)."""
+    limits = MediaLimits(
+        max_payload_bytes=640, max_message_bytes=4096, reorder_window=3, dtmf_reorder_window=2
+    )
+    stream = kind(limits=limits, bidirectional_codec="PCMU", decoders={"G722": _counting_decoder()})
+    stream.receive('{"event":"connected","version":"1.0.0"}')
+    start = _L16_START if codec == "L16" else _TELNYX_START
+    if codec == "G722":
+        g722 = {"encoding": "G722", "sample_rate": 16000}
+        start = {**start, "start": {**start["start"], "media_format": g722}}
+    stream.receive(json.dumps(start))
+    return stream
+
+
+def _telnyx_media(
+    seq: str, track: str, chunk: str, ts: str, payload: str, sid: str, raw: bool
+) -> str:
+    if raw:
+        return (
+            '{"event":"media","sequence_number":"'
+            + seq
+            + '","media":{"track":"'
+            + track
+            + '","chunk":"'
+            + chunk
+            + '","timestamp":"'
+            + ts
+            + '","payload":"'
+            + payload
+            + '"},"stream_id":"'
+            + sid
+            + '"}'
+        )
+    media = {"track": track, "chunk": chunk, "timestamp": ts, "payload": payload}
+    message = {"event": "media", "sequence_number": seq, "media": media, "stream_id": sid}
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+_small = st.integers(1, 12).map(str)
+_telnyx_message = st.one_of(
+    # Mostly well-formed frames of two tracks, out of order, some repeated:
+    # the reorder windows and held digits must end up alike.
+    st.builds(
+        _telnyx_media,
+        _small,
+        st.sampled_from(["inbound", "inbound", "outbound", "t3", "t4", "t5"]),
+        _small,
+        _small,
+        st.binary(max_size=320).map(lambda b: base64.b64encode(b).decode()),
+        st.sampled_from(["32DE0DEA-53CB", "32de0dea-53cb", "", 'a"b']),
+        st.just(True),
+    ),
+    st.builds(_telnyx_media, _counter, _plain, _counter, _counter, _b64, _plain, st.booleans()),
+    st.builds(
+        lambda seq, digit: json.dumps(
+            {"event": "dtmf", "stream_id": "x", "sequence_number": seq, "dtmf": {"digit": digit}}
+        ),
+        _small,
+        st.sampled_from(["1", "2", "#"]),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_telnyx_message, _mangle), min_size=1, max_size=14),
+    st.sampled_from(["PCMU", "L16", "G722"]),
+)
+def test_telnyx_media_read_either_way_alike(messages: list[tuple[str, str]], codec: str) -> None:
+    quick, general = _telnyx(TelnyxMediaStream, codec), _telnyx(_GeneralTelnyx, codec)
+    for message, mangle in messages:
+        data = _mangled(message, mangle, '"sequence_number":')
+        assert _outcome(quick.receive, data) == _outcome(general.receive, data)
+    stop = '{"event":"stop","sequence_number":"99","stop":{},"stream_id":"x"}'
+    assert _outcome(quick.receive, stop) == _outcome(general.receive, stop)
+
+
+def test_the_documented_telnyx_media_message_is_read_the_quick_way() -> None:
+    payload = base64.b64encode(bytes(range(160))).decode()
+    message = _telnyx_media("4", "inbound", "1", "5", payload, "32DE0DEA-53CB", raw=True)
+    stream = _telnyx(TelnyxMediaStream, "PCMU")
+    [media] = stream._media_shape(message) or []
+    assert media.payload == bytes(range(160))
+    assert (media.track, media.chunk, media.timestamp) == ("inbound", 1, 5)
+    # Through the reorder window like any frame: chunk 3 waits for chunk 2.
+    later = _telnyx_media("6", "inbound", "3", "45", payload, "x", raw=True)
+    assert stream._media_shape(later) == []
+
+
+# -- ElevenLabs: audio events over a whole conversation (interruptions, turns) ------
+
+
+def _eleven(kind: type[ElevenLabsSession], output: str) -> ElevenLabsSession:
+    session = kind(ElevenLabsConfig(agent_id="agent_1"))
+    session.start(0.0)
+    session.receive_io(SocketOpened(channel="main"), 0.0)
+    metadata = {
+        "type": "conversation_initiation_metadata",
+        "conversation_initiation_metadata_event": {
+            "conversation_id": "conv_1",
+            "user_input_audio_format": "ulaw_8000",
+            "agent_output_audio_format": output,
+        },
+    }
+    session.receive_io(SocketMessage(channel="main", data=json.dumps(metadata)), 0.0)
+    session.io_to_send()
+    return session
+
+
+def _eleven_audio(audio: str, event_id: str, raw: bool) -> str:
+    if raw:
+        return (
+            '{"type":"audio","audio_event":{"audio_base_64":"'
+            + audio
+            + '","event_id":'
+            + event_id
+            + "}}"
+        )
+    event: dict[str, Any] = {"audio_base_64": audio}
+    if event_id.lstrip("-").isdigit():
+        event["event_id"] = int(event_id)
+    return json.dumps({"type": "audio", "audio_event": event}, separators=(",", ":"))
+
+
+_event_id = st.one_of(
+    st.integers(0, 14).map(str),
+    st.sampled_from(["01", "-1", "1.0", "true", '"3"', "9" * 18, "9" * 19]),
+)
+_eleven_message = st.one_of(
+    st.builds(_eleven_audio, _b64, _event_id, st.booleans()),
+    st.builds(
+        lambda event_id: json.dumps(
+            {"type": "interruption", "interruption_event": {"event_id": event_id}}
+        ),
+        st.integers(0, 14),
+    ),
+    st.builds(
+        lambda text: json.dumps(
+            {"type": "user_transcript", "user_transcription_event": {"user_transcript": text}}
+        ),
+        _plain,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_eleven_message, _mangle), min_size=1, max_size=12),
+    st.sampled_from(["ulaw_8000", "pcm_16000"]),
+)
+def test_elevenlabs_audio_read_either_way_alike(
+    messages: list[tuple[str, str]], output: str
+) -> None:
+    quick, general = _eleven(ElevenLabsSession, output), _eleven(_GeneralElevenLabs, output)
+    for message, mangle in messages:
+        data = _mangled(message, mangle, '"event_id":')
+        result = SocketMessage(channel="main", data=data)
+        assert quick.receive_io(result, 1.0) == general.receive_io(result, 1.0)
+        assert quick.malformed_messages == general.malformed_messages
+        assert quick.stale_audio_dropped == general.stale_audio_dropped
+        assert quick.io_to_send() == general.io_to_send()
+
+
+def test_the_documented_audio_event_is_read_the_quick_way() -> None:
+    audio = bytes(range(160))
+    message = _eleven_audio(base64.b64encode(audio).decode(), "5", raw=True)
+    session = _eleven(ElevenLabsSession, "ulaw_8000")
+    events = session._message_shape(message)
+    assert events is not None and len(events) == 1
+    assert (events[0].audio, events[0].item_id) == (audio, "5")  # type: ignore[union-attr]
+    with_alignment = message[:-2] + ',"alignment":{}}}'
+    assert session._message_shape(with_alignment) is None  # the general path reads that

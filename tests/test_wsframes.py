@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 
-from patter_core.http._wsframes import ControlFrame, FrameError, FrameReader, frame
+from patter_core.http._wsframes import (
+    _NUMPY_MASK_FROM,
+    ControlFrame,
+    FrameError,
+    FrameReader,
+    _unmask,
+    frame,
+)
 
 MASK = b"\x37\xfa\x21\x3d"
 
@@ -180,10 +187,22 @@ def test_a_close_frame_is_handed_on_whole() -> None:
 
 def test_unmasking_agrees_with_wsproto_on_every_length() -> None:
     # The reader's unmasking agrees with wsproto's on every payload length
-    # around the 4-byte mask period.
-    for size in range(0, 20):
-        payload = bytes(range(size))
+    # around the 4-byte mask period, on both ways of masking (Python's
+    # integers for short payloads, numpy's words from _NUMPY_MASK_FROM on).
+    edge = _NUMPY_MASK_FROM
+    for size in [*range(0, 20), *range(edge - 9, edge + 9), 1333, 4099, 70001]:
+        payload = bytes(i * 7 % 256 for i in range(size))
         sender = Connection(ConnectionType.CLIENT)
         wire = sender.send(BytesMessage(data=payload))
-        got = read_all(FrameReader(client=False, max_message_bytes=100), [wire])
+        got = read_all(FrameReader(client=False, max_message_bytes=1 << 17), [wire])
         assert got == [payload]
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=3000), key=st.binary(min_size=4, max_size=4))
+def test_masking_is_the_bytewise_xor_with_the_key(payload: bytes, key: bytes) -> None:
+    # RFC 6455 section 5.3: octet i XOR octet i mod 4 of the key.
+    want = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    assert _unmask(payload, key) == want
+    if payload:  # the masked frame carries the same bytes
+        assert frame(payload, key)[-len(payload) :] == want

@@ -25,6 +25,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["ControlFrame", "FrameError", "FrameReader", "frame"]
 
 _HEAD_7 = struct.Struct("!BB")
@@ -54,10 +56,23 @@ class FrameError:
     reason: str
 
 
+# From this many bytes on, numpy masks a payload four bytes at a time faster
+# than one XOR of Python integers (which costs ~2 ns a byte, numpy a fixed
+# ~1.7 us): a transcoded call's 1.3 KB provider messages take that way,
+# a carrier's 300-byte frames the other.
+_NUMPY_MASK_FROM = 768
+
+
 def _unmask(payload: bytes, key: bytes) -> bytes:
     size = len(payload)
     if not size:
         return b""
+    if size >= _NUMPY_MASK_FROM:
+        whole = size & ~3
+        body = np.frombuffer(payload, np.uint32, whole >> 2) ^ np.frombuffer(key, np.uint32)
+        if whole == size:
+            return body.tobytes()
+        return body.tobytes() + _unmask(payload[whole:], key)
     pad = (key * ((size >> 2) + 1))[:size]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(pad, "little")).to_bytes(
         size, "little"

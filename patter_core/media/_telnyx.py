@@ -38,11 +38,13 @@ L16 explicitly, so a leg arrives in another codec only on Telnyx's fallback.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._json import JSON_COUNTER, JSON_PLAIN_STR
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
 from ._base import FRAME_MS, CarrierStream
 from ._events import Connected, Mark, Media, MediaEvent, Start, Stop, StreamError
@@ -54,6 +56,7 @@ from ._wire import (
     CLOSE_UNSUPPORTED,
     JsonObject,
     bad,
+    decode_audio,
     decode_payload,
     get_counter,
     get_object,
@@ -77,6 +80,25 @@ _L16 = {"l16", "audio/l16"}
 # What ``streaming_start`` can ask for beyond these (PROTOCOLS.md section 4.3).
 _UNDECODABLE = {"g722": "G.722", "opus": "Opus", "amr-wb": "AMR-WB"}
 _TOKEN = "x-telnyx-streaming-auth-token"
+
+# A media message exactly as Telnyx documents it (PROTOCOLS.md section 4.4),
+# compact and in its key order, is read without a dict
+# (``CarrierStream._media_shape``): the head up to the payload (groups:
+# sequence_number, track, chunk, timestamp), then the payload up to its
+# closing quote, then the tail. The tail's stream_id may be any plain
+# string: it is not compared (the docs spell one id in two cases).
+_MEDIA_HEAD = re.compile(
+    '{"event":"media","sequence_number":"('
+    + JSON_COUNTER
+    + ')","media":{"track":"('
+    + JSON_PLAIN_STR
+    + ')","chunk":"('
+    + JSON_COUNTER
+    + ')","timestamp":"('
+    + JSON_COUNTER
+    + ')","payload":"'
+)
+_MEDIA_TAIL = re.compile('"},"stream_id":"' + JSON_PLAIN_STR + '"}')
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -344,10 +366,17 @@ class TelnyxMediaStream(CarrierStream):
             chunk=get_counter(media, "chunk"),
             timestamp=get_counter(media, "timestamp"),
         )
+        sequence = get_counter(obj, "sequence_number") if self._digits.holding else None
+        return self._arrived(frame, sequence, "chunk" in media)
+
+    def _arrived(self, frame: Media, sequence: int | None, ordered: bool) -> list[MediaEvent]:
+        """What a media frame read from the wire lets out: the digits held
+        before its ``sequence`` (when digits are held), then the frame
+        through its track's reorder window (``ordered``: it has a chunk)."""
         out: list[MediaEvent] = []
-        if self._digits.holding:
-            out += self._digits.seen(get_counter(obj, "sequence_number"))
-        if "chunk" not in media:
+        if sequence is not None:
+            out += self._digits.seen(sequence)
+        if not ordered:
             out.append(frame)  # nothing to order by: pass it on as it came
             return out
         track = self._tracks.get(frame.track)
@@ -359,6 +388,33 @@ class TelnyxMediaStream(CarrierStream):
             out += track.push(frame)
             return out
         return list(track.push(frame))
+
+    def _media_shape(self, message: str) -> list[MediaEvent] | None:
+        # Short enough that load_message could not refuse its size; the
+        # payload ends at the first quote and has no escape, so it is the
+        # JSON string's value; the tail closes the message. Nothing of the
+        # stream changes before the frame is known good.
+        if len(message) > self._limits.max_message_bytes // 4:
+            return None
+        match = _MEDIA_HEAD.match(message)
+        if match is None:
+            return None
+        end = message.find('"', match.end())
+        if end < 0 or _MEDIA_TAIL.fullmatch(message, end) is None:
+            return None
+        text = message[match.end() : end]
+        track = match[2]
+        if "\\" in text or (track not in self._tracks and len(self._tracks) >= MAX_TRACKS):
+            return None  # the general path refuses these in its own words
+        try:
+            payload = decode_audio(text, self._limits.max_payload_bytes, self._sample_bytes)
+        except RemoteProtocolError:
+            return None
+        frame = Media(payload=payload, track=track, chunk=int(match[3]), timestamp=int(match[4]))
+        sequence = int(match[1]) if self._digits.holding else None
+        events = self._arrived(frame, sequence, True)
+        # A handed-in codec's decoder may refuse a frame: as on the general path.
+        return events if self._decoder is None else self._decode(events)
 
     # -- outgoing (PROTOCOLS.md section 4.4: no stream_id on client frames) ----
 

@@ -19,7 +19,7 @@ import re
 from typing import ClassVar
 
 from .._errors import RemoteProtocolError
-from .._json import JSON_PLAIN_STR
+from .._json import JSON_COUNTER, JSON_PLAIN_STR
 from ..audio._format import ULAW_8K, AudioFormat
 from ._base import CarrierStream
 from ._events import Connected, Dtmf, Mark, Media, MediaEvent, Start, Stop
@@ -42,16 +42,15 @@ __all__ = ["TwilioMediaStream"]
 # compact and in its key order, is read without a dict
 # (``CarrierStream._media_shape``): this expression takes it up to the
 # payload (groups: track, chunk, timestamp), the stream's own tail closes it.
-_COUNTER = "[0-9]{1,18}"  # what get_counter takes: 1 to 18 ASCII digits
 _MEDIA_HEAD = re.compile(
     '{"event":"media","sequenceNumber":"'
-    + _COUNTER
+    + JSON_COUNTER
     + '","media":{"track":"('
     + JSON_PLAIN_STR
     + ')","chunk":"('
-    + _COUNTER
+    + JSON_COUNTER
     + ')","timestamp":"('
-    + _COUNTER
+    + JSON_COUNTER
     + ')","payload":"'
 )
 

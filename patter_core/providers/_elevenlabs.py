@@ -52,13 +52,22 @@ Limits of the protocol, by design of the service rather than of this code:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._base_urls import DEFAULT_ELEVENLABS_BASE_URL
 from .._errors import LocalProtocolError, MalformedMessage
-from .._json import b64decode, get_int, get_object, get_str, load_message, opt_str
+from .._json import (
+    JSON_UINT,
+    b64decode,
+    get_int,
+    get_object,
+    get_str,
+    load_message,
+    opt_str,
+)
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
 from ..http._types import HttpRequest
 from ._base import (
@@ -116,6 +125,12 @@ _PCM_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
 
 _AUDIO_PREFIX = '{"user_audio_chunk":"'  # no "type" field: PROTOCOLS.md §6
 _AUDIO_SUFFIX = '"}'
+# An audio event exactly as documented (PROTOCOLS.md section 6), compact and
+# in its key order, without alignment, is read without a dict
+# (``_message_shape``): the head, the base64 up to its closing quote, and
+# the event id closing the message.
+_EVENT_HEAD = '{"type":"audio","audio_event":{"audio_base_64":"'
+_EVENT_TAIL = re.compile('","event_id":(' + JSON_UINT + ")}}")
 
 
 def elevenlabs_audio_format(name: str) -> AudioFormat | None:
@@ -396,10 +411,29 @@ class ElevenLabsSession(RealtimeSessionBase):
             return [self._error(message)]
         return []  # vad_score, agent_response_metadata, newer events: nothing to do
 
+    def _message_shape(self, data: str) -> list[ProviderEvent] | None:
+        if not data.startswith(_EVENT_HEAD):
+            return None
+        end = data.find('"', len(_EVENT_HEAD))
+        tail = _EVENT_TAIL.fullmatch(data, end) if end >= 0 else None
+        if tail is None:
+            return None
+        text = data[len(_EVENT_HEAD) : end]
+        if "\\" in text:
+            return None  # not the plain base64 string of the documented shape
+        try:
+            # Nothing changes before the audio is known good.
+            return self._audio_out(b64decode(text), int(tail[1]))
+        except MalformedMessage:
+            return None  # the general path says why, in its own words
+
     def _audio(self, event: dict[str, Any]) -> list[ProviderEvent]:
         audio = b64decode(get_str(event, "audio_base_64"))
         raw_id = event.get("event_id")
         event_id = get_int(event, "event_id") if raw_id is not None else None
+        return self._audio_out(audio, event_id)
+
+    def _audio_out(self, audio: bytes, event_id: int | None) -> list[ProviderEvent]:
         # As the official SDK does: audio generated before the latest
         # interruption belongs to the answer the caller talked over.
         if event_id is not None and event_id <= self._last_interrupt_id:
