@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patter_core import RemoteProtocolError
-from patter_core.audio import AudioFormat, Encoding
-from patter_core.media import MediaLimits, PayloadDecoder, TelnyxMediaStream, TwilioMediaStream
+from patter_core.media import MediaLimits, TelnyxMediaStream, TwilioMediaStream
 from patter_core.providers import (
     ElevenLabsConfig,
     ElevenLabsSession,
@@ -33,6 +32,8 @@ from patter_core.providers import (
     SocketMessage,
     SocketOpened,
 )
+
+from .test_media_telnyx import _tagging_decoder
 
 SID = "MZ00000000000000000000000000000001"
 
@@ -85,12 +86,24 @@ _counter = st.one_of(
 )
 
 
-def _twilio_media(
-    seq: str, track: str, chunk: str, ts: str, payload: str, sid: str, raw: bool
+def _media(
+    seq_key: str,
+    id_key: str,
+    seq: str,
+    track: str,
+    chunk: str,
+    ts: str,
+    payload: str,
+    sid: str,
+    raw: bool,
 ) -> str:
-    if raw:  # the fields written as they are, JSON or not
+    """A carrier's media message in its documented key order: ``raw`` writes
+    the fields as they are, JSON or not; else ``json.dumps`` escapes them."""
+    if raw:
         return (
-            '{"event":"media","sequenceNumber":"'
+            '{"event":"media","'
+            + seq_key
+            + '":"'
             + seq
             + '","media":{"track":"'
             + track
@@ -100,13 +113,19 @@ def _twilio_media(
             + ts
             + '","payload":"'
             + payload
-            + '"},"streamSid":"'
+            + '"},"'
+            + id_key
+            + '":"'
             + sid
             + '"}'
         )
     media = {"track": track, "chunk": chunk, "timestamp": ts, "payload": payload}
-    message = {"event": "media", "sequenceNumber": seq, "media": media, "streamSid": sid}
+    message = {"event": "media", seq_key: seq, "media": media, id_key: sid}
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+_twilio_media = partial(_media, "sequenceNumber", "streamSid")
+_telnyx_media = partial(_media, "sequence_number", "stream_id")
 
 
 _mangle = st.sampled_from(["none", "none", "none", "spaces", "reorder", "drop", "bytes"])
@@ -289,27 +308,12 @@ _L16_START = {
 }
 
 
-def _counting_decoder() -> PayloadDecoder:
-    """A stand-in codec with state: each byte plus the frames decoded so far."""
-
-    def new() -> Callable[[bytes], bytes]:
-        count = [0]
-
-        def decode(payload: bytes) -> bytes:
-            count[0] += 1
-            return bytes((b + count[0]) % 256 for b in payload) * 2
-
-        return decode
-
-    return PayloadDecoder(output=AudioFormat(encoding=Encoding.PCM16LE, sample_rate=16000), new=new)
-
-
 def _telnyx(kind: type[TelnyxMediaStream], codec: str) -> TelnyxMediaStream:
     """A stream after ``start`` in ``codec`` (PCMU, L16, or G722 through a stand-in decoder)."""
     limits = MediaLimits(
         max_payload_bytes=640, max_message_bytes=4096, reorder_window=3, dtmf_reorder_window=2
     )
-    stream = kind(limits=limits, bidirectional_codec="PCMU", decoders={"G722": _counting_decoder()})
+    stream = kind(limits=limits, bidirectional_codec="PCMU", decoders={"G722": _tagging_decoder()})
     stream.receive('{"event":"connected","version":"1.0.0"}')
     start = _L16_START if codec == "L16" else _TELNYX_START
     if codec == "G722":
@@ -317,30 +321,6 @@ def _telnyx(kind: type[TelnyxMediaStream], codec: str) -> TelnyxMediaStream:
         start = {**start, "start": {**start["start"], "media_format": g722}}
     stream.receive(json.dumps(start))
     return stream
-
-
-def _telnyx_media(
-    seq: str, track: str, chunk: str, ts: str, payload: str, sid: str, raw: bool
-) -> str:
-    if raw:
-        return (
-            '{"event":"media","sequence_number":"'
-            + seq
-            + '","media":{"track":"'
-            + track
-            + '","chunk":"'
-            + chunk
-            + '","timestamp":"'
-            + ts
-            + '","payload":"'
-            + payload
-            + '"},"stream_id":"'
-            + sid
-            + '"}'
-        )
-    media = {"track": track, "chunk": chunk, "timestamp": ts, "payload": payload}
-    message = {"event": "media", "sequence_number": seq, "media": media, "stream_id": sid}
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 _small = st.integers(1, 12).map(str)

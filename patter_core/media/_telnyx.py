@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from .._errors import LocalProtocolError, RemoteProtocolError
-from .._json import JSON_COUNTER, JSON_PLAIN_STR
+from .._json import JSON_PLAIN_STR
 from ..audio._format import ALAW_8K, ULAW_8K, AudioFormat, Encoding
 from ._base import FRAME_MS, CarrierStream
 from ._events import Connected, Mark, Media, MediaEvent, Start, Stop, StreamError
@@ -61,6 +61,7 @@ from ._wire import (
     get_counter,
     get_object,
     get_str,
+    media_head,
 )
 
 __all__ = ["PayloadDecoder", "TelnyxMediaStream"]
@@ -83,21 +84,10 @@ _TOKEN = "x-telnyx-streaming-auth-token"
 
 # A media message exactly as Telnyx documents it (PROTOCOLS.md section 4.4),
 # compact and in its key order, is read without a dict
-# (``CarrierStream._media_shape``): the head up to the payload (groups:
-# sequence_number, track, chunk, timestamp), then the payload up to its
-# closing quote, then the tail. The tail's stream_id may be any plain
+# (``CarrierStream._media_shape``): the head up to the payload, then the
+# payload up to its closing quote, then the tail. The tail's stream_id may be any plain
 # string: it is not compared (the docs spell one id in two cases).
-_MEDIA_HEAD = re.compile(
-    '{"event":"media","sequence_number":"('
-    + JSON_COUNTER
-    + ')","media":{"track":"('
-    + JSON_PLAIN_STR
-    + ')","chunk":"('
-    + JSON_COUNTER
-    + ')","timestamp":"('
-    + JSON_COUNTER
-    + ')","payload":"'
-)
+_MEDIA_HEAD = media_head("sequence_number")
 _MEDIA_TAIL = re.compile('"},"stream_id":"' + JSON_PLAIN_STR + '"}')
 
 
@@ -403,15 +393,17 @@ class TelnyxMediaStream(CarrierStream):
         if end < 0 or _MEDIA_TAIL.fullmatch(message, end) is None:
             return None
         text = message[match.end() : end]
-        track = match[2]
+        track = match["track"]
         if "\\" in text or (track not in self._tracks and len(self._tracks) >= MAX_TRACKS):
             return None  # the general path refuses these in its own words
         try:
             payload = decode_audio(text, self._limits.max_payload_bytes, self._sample_bytes)
         except RemoteProtocolError:
             return None
-        frame = Media(payload=payload, track=track, chunk=int(match[3]), timestamp=int(match[4]))
-        sequence = int(match[1]) if self._digits.holding else None
+        frame = Media(
+            payload=payload, track=track, chunk=int(match["chunk"]), timestamp=int(match["ts"])
+        )
+        sequence = int(match["seq"]) if self._digits.holding else None
         events = self._arrived(frame, sequence, True)
         # A handed-in codec's decoder may refuse a frame: as on the general path.
         return events if self._decoder is None else self._decode(events)

@@ -15,11 +15,9 @@ and ``clear``, each carrying the ``streamSid`` (only on a bidirectional
 from __future__ import annotations
 
 import json
-import re
 from typing import ClassVar
 
 from .._errors import RemoteProtocolError
-from .._json import JSON_COUNTER, JSON_PLAIN_STR
 from ..audio._format import ULAW_8K, AudioFormat
 from ._base import CarrierStream
 from ._events import Connected, Dtmf, Mark, Media, MediaEvent, Start, Stop
@@ -34,6 +32,7 @@ from ._wire import (
     get_counter,
     get_object,
     get_str,
+    media_head,
 )
 
 __all__ = ["TwilioMediaStream"]
@@ -41,18 +40,8 @@ __all__ = ["TwilioMediaStream"]
 # A media message exactly as Twilio documents it (PROTOCOLS.md section 3),
 # compact and in its key order, is read without a dict
 # (``CarrierStream._media_shape``): this expression takes it up to the
-# payload (groups: track, chunk, timestamp), the stream's own tail closes it.
-_MEDIA_HEAD = re.compile(
-    '{"event":"media","sequenceNumber":"'
-    + JSON_COUNTER
-    + '","media":{"track":"('
-    + JSON_PLAIN_STR
-    + ')","chunk":"('
-    + JSON_COUNTER
-    + ')","timestamp":"('
-    + JSON_COUNTER
-    + ')","payload":"'
-)
+# payload, the stream's own tail closes it.
+_MEDIA_HEAD = media_head("sequenceNumber")
 
 # DTMF digits are one character (0-9, *, #, A-D); a few more are tolerated in
 # case a carrier reports a named tone, but not an arbitrary blob.
@@ -187,7 +176,12 @@ class TwilioMediaStream(CarrierStream):
         except RemoteProtocolError:
             return None  # the general path says why, in its own words
         return [
-            Media(payload=payload, track=match[1], chunk=int(match[2]), timestamp=int(match[3]))
+            Media(
+                payload=payload,
+                track=match["track"],
+                chunk=int(match["chunk"]),
+                timestamp=int(match["ts"]),
+            )
         ]
 
     # -- outgoing: templates with the streamSid baked in (PROTOCOLS.md section 3)

@@ -16,9 +16,12 @@ WebSocket close code to answer with (RFC 6455 section 7.4.1), never as a
 from __future__ import annotations
 
 import binascii
+import re
 
 from .._errors import CLOSE_BAD_DATA, CLOSE_TOO_BIG, RemoteProtocolError
 from .._json import (
+    JSON_COUNTER,
+    JSON_PLAIN_STR,
     JsonObject,
     get_counter,
     get_object,
@@ -40,6 +43,7 @@ __all__ = [
     "get_object",
     "get_str",
     "load_message",
+    "media_head",
 ]
 
 # The JSON readers above are the core's own (patter_core/_json.py); the streams
@@ -77,3 +81,23 @@ def decode_audio(text: str, max_bytes: int, sample_bytes: int) -> bytes:
     if len(audio) % sample_bytes:
         raise bad("payload is not a whole number of samples")
     return audio
+
+
+def media_head(sequence_key: str) -> re.Pattern[str]:
+    """A media message as its carrier documents it, compact and in key order
+    (Twilio and Telnyx differ only in the sequence's name), up to its
+    payload: groups ``seq``, ``track``, ``chunk``, ``ts``. For the
+    exact-shape readers (``CarrierStream._media_shape``)."""
+    return re.compile(
+        '{"event":"media","'
+        + sequence_key
+        + '":"(?P<seq>'
+        + JSON_COUNTER
+        + ')","media":{"track":"(?P<track>'
+        + JSON_PLAIN_STR
+        + ')","chunk":"(?P<chunk>'
+        + JSON_COUNTER
+        + ')","timestamp":"(?P<ts>'
+        + JSON_COUNTER
+        + ')","payload":"'
+    )
