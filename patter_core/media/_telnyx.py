@@ -85,8 +85,8 @@ _TOKEN = "x-telnyx-streaming-auth-token"
 # A media message exactly as Telnyx documents it (PROTOCOLS.md section 4.4),
 # compact and in its key order, is read without a dict
 # (``CarrierStream._media_shape``): the head up to the payload, then the
-# payload up to its closing quote, then the tail. The tail's stream_id may be any plain
-# string: it is not compared (the docs spell one id in two cases).
+# payload up to its closing quote, then the tail, whose stream_id may be
+# any plain string: it is not compared (the docs spell one id in two cases).
 _MEDIA_HEAD = media_head("sequence_number")
 _MEDIA_TAIL = re.compile('"},"stream_id":"' + JSON_PLAIN_STR + '"}')
 

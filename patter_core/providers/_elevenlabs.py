@@ -422,7 +422,7 @@ class ElevenLabsSession(RealtimeSessionBase):
         if "\\" in text:
             return None  # not the plain base64 string of the documented shape
         try:
-            # Nothing changes before the audio is known good.
+            # _audio_out raises (odd PCM) only before it changes anything.
             return self._audio_out(b64decode(text), int(tail[1]))
         except MalformedMessage:
             return None  # the general path says why, in its own words
