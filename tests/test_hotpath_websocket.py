@@ -479,3 +479,39 @@ async def test_our_sockets_send_small_frames_at_once() -> None:
             assert nodelay(client) == 1
         finally:
             await client.aclose()
+
+
+class _LooksNow:
+    """Stands in for a WebSocket whose next look is always the present
+    instant (what float rounding could once make of a deadline)."""
+
+    def __init__(self) -> None:
+        self.nows: list[float] = []
+
+    def start_guard(self) -> None:
+        pass
+
+    def end_guard(self) -> None:
+        pass
+
+    def guard_check(self, now: float) -> float | None:
+        self.nows.append(now)
+        return now if len(self.nows) < 50 else None
+
+
+@pytest.mark.anyio
+async def test_a_look_at_the_present_instant_waits_for_the_next_pass() -> None:
+    # The guard takes the due sockets out before it looks at them: one put
+    # back for the same instant is looked at again on a later pass (after a
+    # yield to the loop), never again and again within one.
+    guard = SocketGuard()
+    fake = _LooksNow()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(guard.run)
+        guard.watch(fake)  # type: ignore[arg-type]
+        with anyio.fail_after(5):
+            while len(fake.nows) < 50:
+                await anyio.sleep(0.001)
+        tg.cancel_scope.cancel()
+    assert len(set(fake.nows)) == len(fake.nows) == 50
+    assert len(guard) == 0

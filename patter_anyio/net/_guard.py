@@ -4,8 +4,8 @@ A guard task per socket costs a call two tasks (the carrier's socket and
 the provider's), each with its task-group handle, events and cancel scope:
 ~4.4 KB apiece on asyncio, for a task that wakes once per timeout period.
 :class:`SocketGuard` keeps the sockets in a heap by when each must be
-looked at next (:meth:`WebSocket.guard_check` decides, as for a socket's
-own :meth:`WebSocket.guard`), sleeps until the first, and starts the close
+looked at next (:meth:`WebSocket.guard_check` decides by the core's
+``next_look``, as for a socket's own :meth:`WebSocket.guard`), sleeps until the first, and starts the close
 that is due in a task of its own, so a slow close never delays another
 socket's deadline. The heap holds weak references: a socket that is
 dropped leaves at its next look, without being told.
@@ -64,8 +64,13 @@ class SocketGuard:
         async with anyio.create_task_group() as closing:
             while True:
                 now = monotonic()
+                # Taken out first, then looked at: a socket put back for
+                # this very instant waits for the next pass, never loops here.
+                due = []
                 while heap and heap[0][0] <= now:
-                    ws = heapq.heappop(heap)[2]()
+                    due.append(heapq.heappop(heap)[2])
+                for ref in due:
+                    ws = ref()
                     if ws is not None and (close := self._schedule(ws, now)) is not None:
                         closing.start_soon(_close, ws, close)
                 self._due = heap[0][0] if heap else math.inf

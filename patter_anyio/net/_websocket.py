@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,6 +41,7 @@ from wsproto.events import CloseConnection, Event, Ping
 
 from patter_core import PatterError
 from patter_core._entropy import MaskKeys
+from patter_core.http._sockettime import next_look
 from patter_core.http._wsframes import ControlFrame, FrameError, FrameReader, frame
 
 from .._errors import STREAM_ENDED, STREAM_LOST
@@ -375,33 +375,25 @@ class WebSocket:
         self._guarded = False
 
     def guard_check(self, now: float) -> float | Callable[[], Awaitable[None]] | None:
-        """The guard's rule, at ``now``: when to look again (monotonic
-        seconds), the close that is due (to await), or None once the
-        connection is closed.
-
-        The next look is at the earliest deadline of the read or write in
-        progress or, when none is, one shortest timeout away: an operation
-        that starts meanwhile cannot be due any sooner, so every deadline is
-        met to the loop's precision with one look per timeout period
-        instead of a timer per message.
-        """
+        """What a guard does at ``now``: look again at the time returned,
+        await the close returned (a timeout has passed), or, with None,
+        stop watching (the connection is closed). The rule is the core's
+        (:func:`patter_core.http._sockettime.next_look`)."""
         if self._stream_closed:
             return None
-        send_timeout = self._send_timeout
-        idle_timeout = math.inf if self._idle_timeout is None else self._idle_timeout
-        wake = now + min(send_timeout, idle_timeout)
-        started = self._write_started
-        if started is not None:
-            if now - started >= send_timeout:
-                self._send_timed_out = True
-                return self._send_expired
-            wake = min(wake, started + send_timeout)
-        started = self._read_started
-        if started is not None:
-            if now - started >= idle_timeout:
-                return self._idle_close
-            wake = min(wake, started + idle_timeout)
-        return wake
+        look = next_look(
+            now,
+            read_started=self._read_started,
+            write_started=self._write_started,
+            send_timeout=self._send_timeout,
+            idle_timeout=self._idle_timeout,
+        )
+        if isinstance(look, float):
+            return look
+        if look == "send":
+            self._send_timed_out = True
+            return self._send_expired
+        return self._idle_close
 
     async def _send_expired(self) -> None:
         await self._finish(WebSocketClosed(1006, "send timed out"))
