@@ -38,24 +38,15 @@ from .test_media_telnyx import _tagging_decoder
 SID = "MZ00000000000000000000000000000001"
 
 
-class _GeneralStream(TwilioMediaStream):
-    def _media_shape(self, message: str) -> None:
-        return None
+def _general_only(kind: type[Any], reader: str) -> type[Any]:
+    """``kind`` with its exact-shape ``reader`` off: every message takes the general path."""
+    return type(f"General{kind.__name__}", (kind,), {reader: lambda self, message: None})
 
 
-class _GeneralTelnyx(TelnyxMediaStream):
-    def _media_shape(self, message: str) -> None:
-        return None
-
-
-class _GeneralElevenLabs(ElevenLabsSession):
-    def _message_shape(self, data: str) -> None:
-        return None
-
-
-class _GeneralSession(OpenAIRealtimeSession):
-    def _message_shape(self, data: str) -> None:
-        return None
+_GeneralStream = _general_only(TwilioMediaStream, "_media_shape")
+_GeneralTelnyx = _general_only(TelnyxMediaStream, "_media_shape")
+_GeneralElevenLabs = _general_only(ElevenLabsSession, "_message_shape")
+_GeneralSession = _general_only(OpenAIRealtimeSession, "_message_shape")
 
 
 def _started(kind: type[TwilioMediaStream]) -> TwilioMediaStream:

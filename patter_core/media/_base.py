@@ -175,7 +175,11 @@ class CarrierStream:
         Raises :class:`RemoteProtocolError` whose ``close_code`` is what to
         close the WebSocket with.
         """
-        if self._state is _STREAMING and type(message) is str:
+        if (
+            self._state is _STREAMING
+            and type(message) is str
+            and len(message) <= self._limits.max_message_bytes // 4  # never refused for size
+        ):
             media = self._media_shape(message)
             if media is not None:
                 return media
@@ -209,7 +213,8 @@ class CarrierStream:
         without parsing it into a dict (``_json``'s exact-shape readers): the
         events :meth:`_on_media` would give. None for any other message, and
         for one it cannot vouch for: the general path reads those (and
-        refuses them in its own words)."""
+        refuses them in its own words). ``message`` is short enough that its
+        size is never what refuses it."""
         return None
 
     def _begin(self, start: Start) -> None:

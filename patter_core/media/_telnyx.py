@@ -380,12 +380,9 @@ class TelnyxMediaStream(CarrierStream):
         return list(track.push(frame))
 
     def _media_shape(self, message: str) -> list[MediaEvent] | None:
-        # Short enough that load_message could not refuse its size; the
-        # payload ends at the first quote and has no escape, so it is the
+        # The payload ends at the first quote and has no escape, so it is the
         # JSON string's value; the tail closes the message. Nothing of the
         # stream changes before the frame is known good.
-        if len(message) > self._limits.max_message_bytes // 4:
-            return None
         match = _MEDIA_HEAD.match(message)
         if match is None:
             return None

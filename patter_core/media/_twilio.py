@@ -159,11 +159,11 @@ class TwilioMediaStream(CarrierStream):
         ]
 
     def _media_shape(self, message: str) -> list[MediaEvent] | None:
-        # Short enough that load_message could not refuse its size; ending in
-        # this stream's tail (else _on_media refuses the streamSid); a payload
-        # without quotes or escapes, so that it is the JSON string's value.
+        # Ending in this stream's tail (else _on_media refuses the streamSid);
+        # a payload without quotes or escapes, so that it is the JSON
+        # string's value.
         tail = self._media_tail
-        if len(message) > self._limits.max_message_bytes // 4 or not message.endswith(tail):
+        if not message.endswith(tail):
             return None
         match = _MEDIA_HEAD.match(message)
         if match is None:
