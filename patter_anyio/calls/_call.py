@@ -18,7 +18,10 @@ Everything a call decides lives in :class:`patter_core.bridge.CallBridge`.
   between: a hop through a task costs more than the message itself on a
   call's ~300 messages a second (DESIGN.md, "The hot path"); a reader
   whose write waits on a slow peer waits in turn, which is the back
-  pressure a bounded queue used to give;
+  pressure a bounded queue used to give. On asyncio a reader's messages
+  are even fed to the bridge in the socket's own callback while the
+  reader waits (:meth:`WebSocket.pump`), and its task wakes only for
+  what has to wait;
 * actions that wait on the outside world (user callbacks, tools, the
   ``on_message`` handler, carrier REST calls, opening a socket) run in tasks
   of their own, so a slow callback never stalls the audio.
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 import math
@@ -360,19 +364,24 @@ class CallRunner:
 
     # -- readers -------------------------------------------------------------------
 
+    def _socket_message(
+        self, channel: ChannelId
+    ) -> Callable[[str | bytes], Coroutine[Any, Any, None] | None]:
+        """What a provider socket's reader hands each message to."""
+        result = self._bridge.provider_result
+
+        def deliver(data: str | bytes) -> Coroutine[Any, Any, None] | None:
+            return self._input_now(result, SocketMessage(channel=channel, data=data))
+
+        return deliver
+
     async def _read_carrier(self) -> None:
         bridge = self._bridge
-        while True:
-            try:
-                message = await self._carrier.receive()
-            except WebSocketClosed:
-                await self._input(_now_only, bridge.carrier_closed)
-                return
-            rest = self._input_now(bridge.carrier_message, message)
-            if rest is not None:
-                await rest
-            if bridge.ended:
-                return
+        try:
+            deliver = functools.partial(self._input_now, bridge.carrier_message)
+            await self._carrier.pump(deliver, until=lambda: bridge.ended)
+        except WebSocketClosed:
+            await self._input(_now_only, bridge.carrier_closed)
 
     async def _timers(self) -> None:
         while True:
@@ -405,15 +414,10 @@ class CallRunner:
                     guard = anyio.CancelScope()
                     self._spawn(self._guard(ws, guard), must_finish=False)
                 await self._input(result, SocketOpened(channel=channel))
-                while True:
-                    try:
-                        data = await ws.receive()
-                    except WebSocketClosed as closed:
-                        code, reason = closed.code, closed.reason
-                        break
-                    rest = self._input_now(result, SocketMessage(channel=channel, data=data))
-                    if rest is not None:
-                        await rest
+                try:
+                    await ws.pump(self._socket_message(channel))
+                except WebSocketClosed as closed:
+                    code, reason = closed.code, closed.reason
         except ClientProtocolError as exc:
             # The provider's own words (e.g. OpenAI's "Incorrect API key").
             code, reason = 1006, describe_refusal(exc.status, exc.body)

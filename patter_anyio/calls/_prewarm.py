@@ -22,8 +22,9 @@ with the stream.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -157,16 +158,7 @@ class Prewarm:
                     if guard is None:
                         tg.start_soon(ws.guard)
                     try:
-                        while True:
-                            message = SocketMessage(channel=MAIN, data=await ws.receive())
-                            if warm.runner is not None:  # adopted: the call's now
-                                rest = warm.runner.provider_result_now(message)
-                                if rest is not None:
-                                    await rest
-                                continue
-                            now = self._clock()
-                            warm.events += warm.session.receive_io(message, now)
-                            await self._send_io(warm, ws)
+                        await ws.pump(self._deliver(warm, ws))
                     except WebSocketClosed as closed:
                         code, reason = closed.code, closed.reason
                     tg.cancel_scope.cancel()
@@ -187,6 +179,21 @@ class Prewarm:
             await warm.runner.provider_result(closed_result)
         else:
             warm.session.close(self._clock())
+
+    def _deliver(
+        self, warm: _Warm, ws: WebSocket
+    ) -> Callable[[str | bytes], Coroutine[Any, Any, None] | None]:
+        """What the warm socket's reader hands each message to: the session
+        until a call adopts it, then the call."""
+
+        def deliver(data: str | bytes) -> Coroutine[Any, Any, None] | None:
+            message = SocketMessage(channel=MAIN, data=data)
+            if warm.runner is not None:  # adopted: the call's now
+                return warm.runner.provider_result_now(message)
+            warm.events += warm.session.receive_io(message, self._clock())
+            return self._send_io(warm, ws)
+
+        return deliver
 
     async def _expire(self, warm: _Warm, ws: WebSocket) -> None:
         with warm.expiry:

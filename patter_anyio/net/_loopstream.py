@@ -1,5 +1,6 @@
 """A TCP byte stream for the asyncio backend that costs one event-loop
-wake-up per read and none per write.
+wake-up per read (none when its owner takes the bytes in the transport's
+callback, :meth:`LoopStream.receive_fed`) and none per write.
 
 anyio's asyncio ``SocketStream`` is correct and general, and per call it is
 the largest cost after the socket system calls themselves (DESIGN.md, "The
@@ -34,6 +35,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 import anyio
@@ -72,6 +74,8 @@ class _Protocol(asyncio.Protocol):
         "drain",
         "eof",
         "error",
+        "fed_wake",
+        "feed",
         "lost",
         "reading_paused",
         "transport",
@@ -89,6 +93,9 @@ class _Protocol(asyncio.Protocol):
         self.lost = False
         self.closed = False
         self.error: BaseException | None = None
+        # Set while the owner waits in receive_fed() (see there).
+        self.feed: Callable[[bytes], bool] | None = None
+        self.fed_wake = False
         self.reading_paused = False
         self.write_paused = False
 
@@ -99,6 +106,16 @@ class _Protocol(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=_WRITE_HIGH)
 
     def data_received(self, data: bytes) -> None:
+        feed = self.feed
+        if feed is not None:
+            # The owner waits in receive_fed() with nothing queued: the
+            # bytes are its own at once, in this callback.
+            if feed(data):
+                return
+            self.feed = None  # what comes next queues, until it reads again
+            self.fed_wake = True
+            self._wake_reader()
+            return
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered > _READ_HIGH and not self.reading_paused:
@@ -170,6 +187,11 @@ class LoopStream(anyio.abc.SocketStream):
                 finally:
                     p.waiter = None
                     self._receiving = False
+                if p.fed_wake:
+                    # receive_fed(): the feed kept bytes that come before
+                    # any queued since, and asks for this task first.
+                    p.fed_wake = False
+                    return b""
             if not p.chunks:
                 if p.closed:
                     raise anyio.ClosedResourceError
@@ -185,6 +207,23 @@ class LoopStream(anyio.abc.SocketStream):
             p.reading_paused = False
             self._transport.resume_reading()
         return chunk
+
+    async def receive_fed(self, feed: Callable[[bytes], bool], max_bytes: int = 65536) -> bytes:
+        """:meth:`receive`, except that while it waits, the bytes that arrive
+        go straight to ``feed``, in the transport's callback, and this task
+        is not woken: ``feed`` returns True when it has dealt with them, or
+        False when it has kept them but needs this task, and this then
+        returns ``b""``. A task switch per message is what a call's reader
+        costs most beyond its own work (DESIGN.md, "The hot path")."""
+        p = self._protocol
+        if p.chunks or p.eof or p.lost or p.closed or self._receiving:
+            return await self.receive(max_bytes)
+        p.feed = feed
+        try:
+            return await self.receive(max_bytes)
+        finally:
+            p.feed = None
+            p.fed_wake = False
 
     # -- writing -----------------------------------------------------------
     def writable(self) -> bool:

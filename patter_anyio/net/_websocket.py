@@ -2,10 +2,13 @@
 
 The same class serves both sides: the server wraps an accepted upgrade
 (wsproto ``Connection`` in SERVER mode, fed h11's trailing bytes) and the
-client wraps a finished handshake. The application sees four calls:
+client wraps a finished handshake. The application sees five calls:
 
 * ``await ws.receive()`` -> the next whole message (``str`` or ``bytes``);
   pings are answered on the way; a close raises :class:`WebSocketClosed`.
+* ``await ws.pump(deliver)``: the same messages, each handed to
+  ``deliver``; a call's readers use it, and on asyncio it delivers in the
+  transport's callback while it waits, without a task switch per message.
 * ``await ws.send(data)`` and ``await ws.send_many([...])`` -- the latter
   writes every frame a wake-up produced in one socket write.
 * ``await ws.close(code, reason)``.
@@ -33,6 +36,7 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from time import monotonic
+from typing import cast
 
 import anyio
 import anyio.abc
@@ -65,6 +69,9 @@ _MESSAGE = (str, bytes)
 ReaderItem = str | bytes | ControlFrame | FrameError
 # The states in which wsproto reads frames (a Close ends them).
 _READING = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
+# What pump()'s callback path hands its task besides work and errors.
+_ITEMS = (ControlFrame, FrameError)
+_STOP = object()
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
 _IO_ERRORS = STREAM_LOST
 
@@ -127,6 +134,12 @@ class WebSocket:
         self._write_started: float | None = None
         self._send_timed_out = False
         self._stream_closed = False
+        # pump()'s: what it hands messages to, when it stops, and what the
+        # transport's callback passed back to its task.
+        self._deliver: Callable[[str | bytes], Awaitable[None] | None] | None = None
+        self._until: Callable[[], bool] | None = None
+        self._handoff: object = None
+        self._work: Awaitable[None] | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -228,30 +241,142 @@ class WebSocket:
             raise PatterError("receive() is already running in another task")
         self._receiving = True
         try:
-            while True:
-                # The common case needs no coroutine: nothing for wsproto,
-                # and a whole message in the frame reader.
-                item = None if self._events else self._reader.next_event()
-                if isinstance(item, _MESSAGE):
-                    return item
-                if item is not None or self._events:
-                    message = await self._process_events(item)
-                    if message is not None:
-                        return message
-                if self._closed is not None:
-                    raise self._closed
-                await self._read()
+            message = await self._next(False)
+            assert message is not None  # only pump() asks its reads to be fed
+            return message
         finally:
             self._receiving = False
 
-    async def _read(self) -> None:
+    async def pump(
+        self,
+        deliver: Callable[[str | bytes], Awaitable[None] | None],
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Hand every message to ``deliver``, in order, until ``until()`` is
+        true after one (then return) or the socket closes (raises
+        :class:`WebSocketClosed`, as :meth:`receive`). ``deliver`` returns
+        None when it is done with the message, or an awaitable that finishes
+        it, awaited before the next message is delivered.
+
+        On our asyncio stream, with no timeout scope around the read, the
+        messages that arrive while this waits are delivered in the
+        transport's callback, without waking this task, as long as
+        ``deliver`` finishes each at once; the first that it cannot finish
+        (or a control frame, an error, ``until``) comes back to this task,
+        and what arrives meanwhile waits its turn."""
+        if self._receiving:
+            raise PatterError("receive() is already running in another task")
+        self._receiving = True
+        self._deliver = deliver
+        self._until = until
+        try:
+            while True:
+                message = await self._next(True)
+                if message is None:
+                    # What the transport's callback passed on, if anything.
+                    work, self._work = self._work, None
+                    if work is not None:
+                        await work  # the rest of a message delivered there
+                        if until is not None and until():
+                            return
+                        continue
+                    handoff, self._handoff = self._handoff, None
+                    if handoff is None:
+                        continue  # bytes for the general path: read them there
+                    if isinstance(handoff, BaseException):
+                        raise handoff
+                    if handoff is _STOP:
+                        return
+                    message = await self._process_events(cast(ReaderItem, handoff))
+                    if message is None:
+                        continue
+                work = deliver(message)
+                if work is not None:
+                    await work
+                if until is not None and until():
+                    return
+        finally:
+            self._receiving = False
+            self._deliver = self._until = self._handoff = None
+            work, self._work = self._work, None
+            if work is not None:
+                # Cancelled before the task took it: the message's work
+                # (which may hold its owner's lock) still runs.
+                with anyio.CancelScope(shield=True):
+                    await work
+
+    def _fed(self, data: bytes) -> bool:
+        """Bytes for :meth:`pump`, in the transport's callback (see
+        :meth:`LoopStream.receive_fed`): True when every message they
+        complete is delivered, False when the task must take over (what it
+        must do first is in ``_handoff``)."""
+        reader = self._reader
+        reader.receive_data(data)
+        if self._closed is not None or self._events or self._conn.state is not ConnectionState.OPEN:
+            return False  # the general path reads these
+        if self._read_started is not None:
+            self._read_started = monotonic()  # traffic: the idle clock restarts
+        deliver = self._deliver
+        until = self._until
+        assert deliver is not None
+        try:
+            while True:
+                item = reader.next_event()
+                if item is None:
+                    return True
+                if not isinstance(item, _MESSAGE):
+                    self._handoff = item
+                    return False
+                work = deliver(item)
+                if work is not None:
+                    self._work = work
+                    return False
+                if until is not None and until():
+                    self._handoff = _STOP
+                    return False
+        except BaseException as exc:  # raised by the task, as without this path
+            self._handoff = exc
+            return False
+
+    async def _next(self, fed: bool) -> str | bytes | None:
+        """The next message, or (``fed``, :meth:`pump`) None when the
+        transport's callback passed the bytes on and the task must look."""
+        while True:
+            # The common case needs no coroutine: nothing for wsproto,
+            # and a whole message in the frame reader.
+            item = None if self._events else self._reader.next_event()
+            if isinstance(item, _MESSAGE):
+                return item
+            if item is not None or self._events:
+                message = await self._process_events(item)
+                if message is not None:
+                    return message
+            if self._closed is not None:
+                raise self._closed
+            if await self._read(fed):
+                return None
+
+    async def _read(self, fed: bool = False) -> bool:
+        """Read once into the frame reader; True when, instead, the bytes
+        went to :meth:`_fed` and it asks the task to take over."""
+        stream = self._loop_stream if fed else None
         try:
             if self._idle_timeout is None:
-                data: bytes | None = await self._stream.receive(_READ_SIZE)
+                if stream is not None:
+                    data: bytes | None = await stream.receive_fed(self._fed, _READ_SIZE)
+                    if not data:
+                        return True
+                else:
+                    data = await self._stream.receive(_READ_SIZE)
             elif self._guarded:
                 self._read_started = monotonic()
                 try:
-                    data = await self._stream.receive(_READ_SIZE)
+                    if stream is not None:
+                        data = await stream.receive_fed(self._fed, _READ_SIZE)
+                        if not data:
+                            return True
+                    else:
+                        data = await self._stream.receive(_READ_SIZE)
                 finally:
                     self._read_started = None
             else:
@@ -259,13 +384,13 @@ class WebSocket:
                     data = await self._stream.receive(_READ_SIZE)
         except TimeoutError:
             await self._fail(1001, "idle timeout")
-            return
+            return False
         except STREAM_ENDED:
             data = None
         if self._conn.state is ConnectionState.CLOSED:
             # We already sent and got Close; any more bytes are ignored.
             await self._finish(self._closed or WebSocketClosed(1006))
-            return
+            return False
         if data is None:
             # The TCP connection ended: wsproto reports it (1006 unless a
             # Close came first).
@@ -273,6 +398,7 @@ class WebSocket:
             self._events.extend(self._conn.events())
         else:
             self._reader.receive_data(data)
+        return False
 
     async def _process_events(self, item: ReaderItem | None) -> str | bytes | None:
         """Handle ``item`` (what the frame reader just gave, if anything),
