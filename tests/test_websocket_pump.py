@@ -63,7 +63,9 @@ def _messages(n: int) -> list[str]:
 
 
 async def _pump_until(ws: WebSocket, log: _Log, count: int) -> None:
-    await ws.pump(log.deliver, until=lambda: sum(not e.startswith("done") for e in log.events) >= count)
+    await ws.pump(
+        log.deliver, until=lambda: sum(not e.startswith("done") for e in log.events) >= count
+    )
 
 
 @pytest.mark.anyio
@@ -154,31 +156,39 @@ async def test_an_error_in_delivery_is_raised_by_the_pump_once() -> None:
         assert await ws.receive() == "m3"  # the socket itself is still open
 
 
+async def _pump_until_closed(
+    ws: WebSocket, peer: anyio.abc.SocketStream, wire: bytes
+) -> tuple[_Log, WebSocketClosed, list[CloseConnection]]:
+    """Pump while ``wire`` arrives in one write, until the socket closes:
+    what was delivered, how it closed, and the Close frames the peer got."""
+    log = _Log()
+    closed: list[WebSocketClosed] = []
+    async with anyio.create_task_group() as tg:
+
+        async def pump() -> None:
+            with pytest.raises(WebSocketClosed) as raised:
+                await ws.pump(log.deliver)
+            closed.append(raised.value)
+
+        tg.start_soon(pump)
+        await anyio.sleep(0.01)
+        await peer.send(wire)
+    reply = Connection(ConnectionType.CLIENT)
+    reply.receive_data(await _read_all(peer))
+    return log, closed[0], [e for e in reply.events() if isinstance(e, CloseConnection)]
+
+
 @pytest.mark.anyio
 async def test_the_peer_s_close_after_messages_in_one_read() -> None:
     async with _pair(idle_timeout=None, send_timeout=2.0, guarded=None) as (ws, peer):
         client = Connection(ConnectionType.CLIENT)
-        log = _Log()
-        async with anyio.create_task_group() as tg:
-
-            async def pump() -> None:
-                with pytest.raises(WebSocketClosed) as closed:
-                    await ws.pump(log.deliver)
-                assert (closed.value.code, closed.value.reason) == (1000, "bye")
-
-            tg.start_soon(pump)
-            await anyio.sleep(0.01)
-            await peer.send(
-                b"".join(client.send(TextMessage(data=m)) for m in _messages(3))
-                + client.send(CloseConnection(code=1000, reason="bye"))
-            )
+        wire = b"".join(client.send(TextMessage(data=m)) for m in _messages(3))
+        wire += client.send(CloseConnection(code=1000, reason="bye"))
+        log, closed, frames = await _pump_until_closed(ws, peer, wire)
         assert log.events == _messages(3)
-        reply = Connection(ConnectionType.CLIENT)
-        reply.receive_data(await _read_all(peer))
+        assert (closed.code, closed.reason) == (1000, "bye")
         # The answering Close (RFC 6455 section 5.5.1).
-        assert [(e.code, e.reason) for e in reply.events() if isinstance(e, CloseConnection)] == [
-            (1000, "bye")
-        ]
+        assert [(e.code, e.reason) for e in frames] == [(1000, "bye")]
 
 
 @pytest.mark.anyio
@@ -186,21 +196,11 @@ async def test_a_message_too_big_in_the_callback_closes_1009() -> None:
     async with _pair(idle_timeout=None, send_timeout=2.0, guarded=None) as (ws, peer):
         ws._reader = type(ws._reader)(client=False, max_message_bytes=16)
         client = Connection(ConnectionType.CLIENT)
-        log = _Log()
-        async with anyio.create_task_group() as tg:
-
-            async def pump() -> None:
-                with pytest.raises(WebSocketClosed) as closed:
-                    await ws.pump(log.deliver)
-                assert closed.value.code == 1009
-
-            tg.start_soon(pump)
-            await anyio.sleep(0.01)
-            await peer.send(client.send(TextMessage(data="m0")) + client.send(TextMessage(data="x" * 17)))
+        wire = client.send(TextMessage(data="m0")) + client.send(TextMessage(data="x" * 17))
+        log, closed, frames = await _pump_until_closed(ws, peer, wire)
         assert log.events == ["m0"]
-        reply = Connection(ConnectionType.CLIENT)
-        reply.receive_data(await _read_all(peer))
-        assert [e.code for e in reply.events() if isinstance(e, CloseConnection)] == [1009]
+        assert closed.code == 1009
+        assert [e.code for e in frames] == [1009]
 
 
 @pytest.mark.anyio
