@@ -69,8 +69,7 @@ _MESSAGE = (str, bytes)
 ReaderItem = str | bytes | ControlFrame | FrameError
 # The states in which wsproto reads frames (a Close ends them).
 _READING = (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING)
-# What pump()'s callback path hands its task besides work and errors.
-_ITEMS = (ControlFrame, FrameError)
+# What pump()'s callback path hands its task when ``until`` is true.
 _STOP = object()
 # What a dead or stalled peer raises on a write (TimeoutError from fail_after).
 _IO_ERRORS = STREAM_LOST
@@ -361,27 +360,19 @@ class WebSocket:
         went to :meth:`_fed` and it asks the task to take over."""
         stream = self._loop_stream if fed else None
         try:
-            if self._idle_timeout is None:
-                if stream is not None:
-                    data: bytes | None = await stream.receive_fed(self._fed, _READ_SIZE)
-                    if not data:
-                        return True
-                else:
-                    data = await self._stream.receive(_READ_SIZE)
-            elif self._guarded:
-                self._read_started = monotonic()
+            if self._idle_timeout is not None and not self._guarded:
+                with anyio.fail_after(self._idle_timeout):
+                    data: bytes | None = await self._stream.receive(_READ_SIZE)
+            else:
+                if self._idle_timeout is not None:  # the guard watches it
+                    self._read_started = monotonic()
                 try:
-                    if stream is not None:
-                        data = await stream.receive_fed(self._fed, _READ_SIZE)
-                        if not data:
-                            return True
-                    else:
+                    if stream is None:
                         data = await self._stream.receive(_READ_SIZE)
+                    elif not (data := await stream.receive_fed(self._fed, _READ_SIZE)):
+                        return True
                 finally:
                     self._read_started = None
-            else:
-                with anyio.fail_after(self._idle_timeout):
-                    data = await self._stream.receive(_READ_SIZE)
         except TimeoutError:
             await self._fail(1001, "idle timeout")
             return False
